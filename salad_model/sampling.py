@@ -1,0 +1,108 @@
+"""Samplers: DDIM (the paper's exact mode) and DPM-Solver++ (fewer steps), with batched CFG.
+
+The scheduler math comes from diffusers; this module only runs the loop: one denoiser forward per step
+over ``[uncond; cond]``, guidance, scheduler step, length masking, progress callback. Text work is done
+before the loop (``Denoiser.encode_text``), never per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .denoiser import Denoiser, TextContext
+
+SCHEDULER_KINDS = ("ddim", "dpm++")
+
+
+@dataclass
+class DiffusionConfig:
+    """Training-time noise schedule (SALAD_SPEC §4); saved in model configs."""
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "scaled_linear"
+    prediction_type: str = "v_prediction"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def make_scheduler(kind: str = "ddim", diffusion: DiffusionConfig | None = None):
+    """A fresh diffusers scheduler (multistep solvers keep state, so never share one across runs)."""
+    d = diffusion or DiffusionConfig()
+    common = dict(num_train_timesteps=d.num_train_timesteps, beta_start=d.beta_start, beta_end=d.beta_end,
+                  beta_schedule=d.beta_schedule, prediction_type=d.prediction_type)
+    if kind == "ddim":
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler(clip_sample=False, set_alpha_to_one=True, steps_offset=0,
+                             timestep_spacing="leading", **common)
+    if kind == "dpm++":
+        from diffusers import DPMSolverMultistepScheduler
+
+        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
+                                           timestep_spacing="trailing", final_sigmas_type="zero",
+                                           lower_order_final=True, **common)
+    raise ValueError(f"unknown scheduler {kind!r}; choose one of {SCHEDULER_KINDS}")
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop sampling between steps."""
+
+
+StepCallback = Callable[[int, int], None]
+
+
+def initial_noise(seed: int, frames: int, batch: int = 1, parts: int = 7, dim: int = 32) -> torch.Tensor:
+    """Seeded z_T on the CPU (identical on every device), shape [batch, frames//4, parts, dim]."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(batch, frames // 4, parts, dim, generator=g)
+
+
+def latent_mask(lengths: list[int] | torch.Tensor, t_latent: int) -> torch.Tensor:
+    """[B, T'] validity of latent frames for motion lengths in frames (lengths // 4)."""
+    lat = torch.as_tensor(lengths) // 4
+    return torch.arange(t_latent)[None, :] < lat[:, None]
+
+
+@torch.no_grad()
+def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: TextContext | None,
+           guidance: float = 7.5, steps: int = 50, scheduler: str = "ddim",
+           len_mask: torch.Tensor | None = None, callback: StepCallback | None = None,
+           on_step: Callable[[int, int], None] | None = None,
+           diffusion: DiffusionConfig | None = None,
+           trajectory: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+    """Denoise ``z_T`` [B, T', 7, C] into z_0.
+
+    ``cond``/``uncond`` hold B rows each (``uncond`` may be None when guidance is 1). One forward over
+    ``[z; z]`` per step (unconditional half first, as the reference). ``on_step(i, n)`` runs before step
+    i (attention controllers use it); ``callback(i+1, n)`` after it (progress; may raise Cancelled).
+    """
+    sched = make_scheduler(scheduler, diffusion)
+    sched.set_timesteps(steps)
+    mask = None if len_mask is None else len_mask[:, :, None, None].to(z_T.dtype)
+    z = z_T if mask is None else z_T * mask
+    use_cfg = uncond is not None and guidance != 1.0
+    ctx = TextContext.cat([uncond, cond]) if use_cfg else cond
+    lm = None if len_mask is None else (torch.cat([len_mask, len_mask]) if use_cfg else len_mask)
+    n = len(sched.timesteps)
+    for i, t in enumerate(sched.timesteps):
+        if on_step is not None:
+            on_step(i, n)
+        x_in = torch.cat([z, z]) if use_cfg else z
+        v = denoiser(x_in, t, ctx, lm)
+        if use_cfg:
+            v_u, v_c = v.chunk(2)
+            v = v_u + guidance * (v_c - v_u)
+        z = sched.step(v, t, z).prev_sample
+        if mask is not None:
+            z = z * mask
+        if trajectory is not None:
+            trajectory[i] = z.clone()
+        if callback is not None:
+            callback(i + 1, n)
+    return z
