@@ -1,0 +1,349 @@
+"""SaladPipeline: load a model, turn prompts into motion, edit it, explain it.
+
+Networks (:mod:`vae`, :mod:`denoiser`), scheduler loop (:mod:`sampling`) and attention control
+(:mod:`editing`) are separate objects; this module wires them with the text encoder and the feature
+statistics, validates user input, and returns plain results (numpy joints, features, metadata).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import ModelBundle, load_any
+from .denoiser import TextContext
+from .editing import (AttentionRecorder, CrossAttentionEdit, Mirror, Refine, Reweight, SourceMaps,
+                      WordSwap, align_tokens, choose_mode, recording_forward, sample_edit)
+from .features import recover_from_ric
+from .sampling import SCHEDULER_KINDS, StepCallback, initial_noise, latent_mask, sample
+
+DEMO_MODEL_DIR = Path(__file__).parent / "assets" / "demo"
+EDIT_MODES = ("auto", "word_swap", "refine", "reweight", "mirror")
+
+
+class InputError(ValueError):
+    """User input the model cannot take (prompt, length, edit parameters); the message says what to do."""
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` → cuda, then mps, then cpu."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Motion:
+    """A generated or edited clip: joints [T, J, 3] (metres, Y up, model fps), features [T, D] de-normalised."""
+
+    joints: np.ndarray
+    features: np.ndarray
+    meta: dict
+    latent: torch.Tensor | None = None
+
+    @property
+    def contacts(self) -> np.ndarray:
+        """Foot contact flags [T, 4] (left ankle, left foot, right ankle, right foot)."""
+        return self.features[:, -4:] > 0.5
+
+
+@dataclass
+class AttentionMaps:
+    """Cross attention per prompt token, averaged over steps, layers and heads: maps [L, 7, T']."""
+
+    tokens: list[str]
+    maps: np.ndarray
+    motion: Motion
+    parts: tuple[str, ...] = field(default=())
+
+
+class SaladPipeline:
+    """Text → motion with one model; holds the last source's attention maps for fast re-edits."""
+
+    def __init__(self, bundle: ModelBundle, text_encoder=None, device: str = "auto"):
+        self.device = pick_device(device)
+        self.bundle = bundle
+        self.vae = bundle.vae.to(self.device).eval()
+        self.denoiser = bundle.denoiser.to(self.device).eval()
+        self.mean = bundle.mean.to(self.device)
+        self.std = bundle.std.to(self.device)
+        if text_encoder is None:
+            from .text import load_text_encoder
+
+            text_encoder = load_text_encoder(bundle.text_encoder)
+        self.text_encoder = text_encoder
+        self.info = bundle.info
+        self._maps_cache: SourceMaps | None = None
+
+    # -- construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path = "demo", device: str = "auto", text_encoder=None
+                        ) -> SaladPipeline:
+        """``demo`` (bundled), a folder in our format, or an official checkpoint folder."""
+        path = DEMO_MODEL_DIR if str(model) == "demo" else Path(model)
+        return cls(load_any(path), text_encoder=text_encoder, device=device)
+
+    # -- properties and validation ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name", "model"))
+
+    @property
+    def fps(self) -> float:
+        return float(self.info.get("fps", 20.0))
+
+    @property
+    def min_frames(self) -> int:
+        return int(self.info.get("min_frames", 40))
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.info.get("max_frames", 196))
+
+    @property
+    def default_guidance(self) -> float:
+        return float(self.info.get("guidance", 7.5))
+
+    def frames_for(self, seconds: float) -> int:
+        """Seconds → frames, rounded to the VAE's unit of 4 frames."""
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+            raise InputError(f"duration must be a positive number of seconds, got {seconds!r}")
+        return int(round(seconds * self.fps / 4.0)) * 4
+
+    def check_frames(self, frames: int) -> int:
+        lo, hi = self.min_frames, self.max_frames
+        if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool):
+            raise InputError(f"length must be a whole number of frames, got {frames!r}")
+        if frames % 4 != 0 or not lo <= frames <= hi:
+            raise InputError(
+                f"length {frames} frames ({frames / self.fps:.1f} s) is out of range: this model makes "
+                f"{lo}–{hi} frames ({lo / self.fps:.1f}–{hi / self.fps:.1f} s at {self.fps:g} fps) in steps of 4")
+        return int(frames)
+
+    def check_prompt(self, prompt: str) -> str:
+        from .text import validate_prompt
+
+        try:
+            return validate_prompt(prompt, self.text_encoder)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc)) from exc
+
+    @staticmethod
+    def check_sampling(guidance: float, steps: int, scheduler: str) -> None:
+        if scheduler not in SCHEDULER_KINDS:
+            raise InputError(f"unknown sampler {scheduler!r}; choose one of {', '.join(SCHEDULER_KINDS)}")
+        if not isinstance(steps, int) or not 1 <= steps <= 1000:
+            raise InputError(f"steps must be an integer in 1–1000, got {steps!r}")
+        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or not 0 <= guidance <= 30:
+            raise InputError(f"guidance must be a number in 0–30, got {guidance!r}")
+
+    def _resolve_length(self, frames: int | None, seconds: float | None) -> int:
+        if frames is None and seconds is None:
+            raise InputError("give the length in frames or seconds")
+        return self.check_frames(frames if frames is not None else self.frames_for(seconds))
+
+    # -- text ---------------------------------------------------------------------------------------
+
+    def text_context(self, prompts: list[str] | None = None,
+                     features: tuple[torch.Tensor, torch.Tensor] | None = None) -> TextContext:
+        """Project prompts (or raw text-encoder features [B, L, D] + mask [B, L]) once for all steps."""
+        if features is None:
+            feats, mask = self.text_encoder.encode_cached(list(prompts))
+        else:
+            feats, mask = features
+            if feats.dim() == 2:
+                feats, mask = feats[None], mask[None]
+            if feats.shape[-1] != self.denoiser.config.text_dim:
+                raise InputError(f"text features are {feats.shape[-1]}-dim; this model expects "
+                                 f"{self.denoiser.config.text_dim}")
+        with torch.inference_mode():
+            return self.denoiser.encode_text(feats.to(self.device, torch.float32), mask.to(self.device).bool())
+
+    def _null(self, batch: int) -> TextContext:
+        ctx = self.text_context([""])
+        return ctx.select([0] * batch)
+
+    # -- decoding -----------------------------------------------------------------------------------
+
+    def decode(self, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Latent [B, T', 7, C] → (de-normalised features [B, T, D], joints [B, T, J, 3]) as numpy."""
+        with torch.inference_mode():
+            feats = self.vae.decode(z.to(self.device)) * self.std + self.mean
+            joints = recover_from_ric(feats, self.vae.skeleton.num_joints)
+        return feats.float().cpu().numpy(), joints.float().cpu().numpy()
+
+    def _meta(self, prompt: str | None, seed: int, frames: int, guidance: float, steps: int,
+              scheduler: str) -> dict:
+        return {"prompt": prompt, "seed": int(seed), "frames": int(frames), "fps": self.fps,
+                "model": self.name, "guidance": float(guidance), "steps": int(steps),
+                "scheduler": scheduler, "edits": []}
+
+    # -- generation ---------------------------------------------------------------------------------
+
+    def generate(self, prompt: str | None = None, frames: int | None = None, seconds: float | None = None,
+                 seed: int = 0, guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
+                 callback: StepCallback | None = None,
+                 text_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> Motion:
+        """One clip from a prompt (or raw text-encoder features); same inputs ⇒ the same motion."""
+        return self.generate_batch([prompt], [frames] if frames is not None else None,
+                                   [seconds] if seconds is not None else None, [seed], guidance, steps,
+                                   scheduler, callback, text_features)[0]
+
+    def generate_batch(self, prompts: list[str | None], frames: list[int] | None = None,
+                       seconds: list[float] | None = None, seeds: list[int] | None = None,
+                       guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
+                       callback: StepCallback | None = None,
+                       text_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[Motion]:
+        """Several clips in one batched sampling run (lengths may differ: padded frames are masked)."""
+        n = len(prompts)
+        guidance = self.default_guidance if guidance is None else guidance
+        self.check_sampling(guidance, steps, scheduler)
+        lengths = [self._resolve_length(frames[i] if frames else None, seconds[i] if seconds else None)
+                   for i in range(n)]
+        seeds = seeds or [0] * n
+        if text_features is None:
+            prompts = [self.check_prompt(p) for p in prompts]
+        t_lat = max(lengths) // 4
+        z_T = torch.cat([initial_noise(s, max(lengths)) for s in seeds])
+        z_T = z_T.reshape(n, t_lat, 7, -1)[..., : self.denoiser.config.vae_dim].to(self.device)
+        mask = latent_mask(lengths, t_lat).to(self.device) if len(set(lengths)) > 1 else None
+        cond = self.text_context(prompts if text_features is None else None, text_features)
+        with torch.inference_mode():
+            z = sample(self.denoiser, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
+                       diffusion=self.bundle.diffusion)
+        feats, joints = self.decode(z)
+        return [Motion(joints[i, : lengths[i]], feats[i, : lengths[i]],
+                       self._meta(prompts[i], seeds[i], lengths[i], guidance, steps, scheduler), z[i : i + 1])
+                for i in range(n)]
+
+    # -- editing ------------------------------------------------------------------------------------
+
+    def edit_mode(self, source_prompt: str, edit_prompt: str, mode: str = "auto", word: str | None = None,
+                  scale: float | None = None, mirror: str | None = None,
+                  swap_src_proportion: float = 0.2) -> tuple[CrossAttentionEdit, str, str]:
+        """Build the cross-attention edit for a request; returns (mode object, edit prompt, explanation)."""
+        if mode not in EDIT_MODES:
+            raise InputError(f"unknown edit mode {mode!r}; choose one of {', '.join(EDIT_MODES)}")
+        te = self.text_encoder
+        if mode == "mirror" or (mode == "auto" and mirror):
+            which = mirror or "all"
+            try:
+                return Mirror(which), source_prompt, f"mirror left/right ({which})"
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+        if mode == "reweight" or (mode == "auto" and word is not None):
+            if not word:
+                raise InputError("re-weighting needs a word or phrase of the prompt")
+            if scale is None or not -5 <= float(scale) <= 5:
+                raise InputError(f"re-weight scale must be within −5…5 (useful range −2…3), got {scale!r}")
+            try:
+                idx = te.word_token_indices(source_prompt, word)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            return Reweight(idx, float(scale)), source_prompt, f"re-weight {word!r} ×{float(scale):g}"
+        if not edit_prompt:
+            raise InputError("give a new prompt, a word to re-weight, or a mirror mode")
+        edit_prompt = self.check_prompt(edit_prompt)
+        src_ids, edit_ids = te.token_ids(source_prompt), te.token_ids(edit_prompt)
+        why = ""
+        if mode == "auto":
+            mode, why = choose_mode(src_ids, edit_ids)
+        if mode == "word_swap":
+            return WordSwap(swap_src_proportion), edit_prompt, why or "word swap"
+        if mode == "refine":
+            return Refine(align_tokens(src_ids, edit_ids)), edit_prompt, why or "refinement"
+        raise InputError(f"mode {mode!r} needs a word (reweight) or a mirror side")
+
+    def edit(self, source_prompt: str, frames: int | None = None, seconds: float | None = None,
+             seed: int = 0, edit_prompt: str | None = None, mode: str = "auto", word: str | None = None,
+             scale: float | None = None, mirror: str | None = None, guidance: float | None = None,
+             steps: int = 50, scheduler: str = "ddim", src_proportion: float = 0.2,
+             swap_src_proportion: float = 0.2, inject_temporal: bool | None = None,
+             callback: StepCallback | None = None, return_source: bool = False
+             ) -> Motion | tuple[Motion, Motion | None]:
+        """Edit the generation (source prompt, seed, length) by attention control.
+
+        Stateless: the source is regenerated from the same noise (cached maps of the last source are
+        reused when the request matches). ``inject_temporal`` defaults to False for word swap (as the
+        paper's notebook) and True otherwise.
+        """
+        guidance = self.default_guidance if guidance is None else guidance
+        self.check_sampling(guidance, steps, scheduler)
+        frames = self._resolve_length(frames, seconds)
+        source_prompt = self.check_prompt(source_prompt)
+        if not 0 <= src_proportion <= 1 or not 0 <= swap_src_proportion <= 1:
+            raise InputError("injection proportions must be within 0…1")
+        edit_obj, edit_text, why = self.edit_mode(source_prompt, edit_prompt or "", mode, word, scale, mirror,
+                                                  swap_src_proportion)
+        if inject_temporal is None:
+            inject_temporal = not isinstance(edit_obj, WordSwap)
+        key = (self.name, source_prompt, int(seed), frames, float(guidance), steps, scheduler)
+        cached = self._maps_cache if self._maps_cache is not None and self._maps_cache.key == key else None
+        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
+        ctx = self.text_context([source_prompt, edit_text])
+        with torch.inference_mode():
+            res = sample_edit(self.denoiser, z_T, ctx.select([0]), ctx.select([1]), self._null(1), edit_obj,
+                              guidance, steps, scheduler, src_proportion, inject_temporal,
+                              source_maps=cached, record_key=None if cached else key, callback=callback,
+                              diffusion=self.bundle.diffusion)
+        if res.recorded is not None:
+            self._maps_cache = res.recorded
+        feats, joints = self.decode(res.z_edit)
+        meta = self._meta(source_prompt, seed, frames, guidance, steps, scheduler)
+        meta["edits"] = [{**edit_obj.describe(), "edit_prompt": edit_text, "why": why,
+                          "src_proportion": src_proportion, "inject_temporal": inject_temporal}]
+        meta["edit_prompt"] = edit_text
+        out = Motion(joints[0], feats[0], meta, res.z_edit)
+        if not return_source:
+            return out
+        src = None
+        if res.z_source is not None:
+            sf, sj = self.decode(res.z_source)
+            src = Motion(sj[0], sf[0], self._meta(source_prompt, seed, frames, guidance, steps, scheduler),
+                         res.z_source)
+        return out, src
+
+    def clear_cache(self) -> None:
+        self._maps_cache = None
+
+    # -- attention for people -----------------------------------------------------------------------
+
+    def attention(self, prompt: str, frames: int | None = None, seconds: float | None = None, seed: int = 0,
+                  guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
+                  callback: StepCallback | None = None) -> AttentionMaps:
+        """Generate and return each token's cross attention as a [7 parts × T/4] map."""
+        from .skeleton import PART7_NAMES
+
+        guidance = self.default_guidance if guidance is None else guidance
+        self.check_sampling(guidance, steps, scheduler)
+        frames = self._resolve_length(frames, seconds)
+        prompt = self.check_prompt(prompt)
+        cfg = guidance != 1.0
+        rec = AttentionRecorder(batch=2 if cfg else 1, cond_rows=slice(1, 2) if cfg else slice(0, 1),
+                                average_cross=True)
+        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
+        cond = self.text_context([prompt])
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return sample(self.denoiser, z_T, cond, self._null(1), guidance, steps, scheduler, None,
+                              callback, diffusion=self.bundle.diffusion)
+
+        z = recording_forward(self.denoiser, run, rec)
+        feats, joints = self.decode(z)
+        tokens = self.text_encoder.tokens(prompt)
+        t_lat = frames // 4
+        ca = rec.cross_mean()[0].reshape(t_lat, 7, -1)[..., : len(tokens)]
+        maps = ca.permute(2, 1, 0).float().cpu().numpy()
+        motion = Motion(joints[0], feats[0], self._meta(prompt, seed, frames, guidance, steps, scheduler), z)
+        return AttentionMaps(tokens, maps, motion, PART7_NAMES)
