@@ -96,10 +96,10 @@ _PLAIN_CONTENT: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] =
         [("leads someone with a guiding gesture", "leading someone with a guiding gesture")],
     ),
     "respond": (
-        [("responds with a gesture", "responding with a gesture"),
-         ("reacts to someone", "reacting to someone"),
-         ("answers with a gesture", "answering with a gesture")],
-        [("replies to someone with body language", "replying to someone with body language")],
+        [("raises a hand to respond", "raising a hand to respond"),
+         ("responds by raising a hand", "responding by raising a hand"),
+         ("answers with a raised hand", "answering with a raised hand")],
+        [("puts a hand up to answer", "putting a hand up to answer")],
     ),
     "call": (
         [("calls someone over", "calling someone over"), ("beckons someone", "beckoning someone"),
