@@ -30,9 +30,12 @@ def test_every_label_has_captions():
             assert len(caps) == 6 and len(set(caps)) == 6, (content, style)
             held = C.make_captions(content, style, 3, seed=1, heldout=True)
             assert len(held) == 3
+            for seed in range(2, 5):
+                caps += C.make_captions(content, style, 4, seed)
+                caps += C.make_captions(content, style, 2, seed, heldout=True)
             for c in caps + held:
                 assert c[0].isupper() and c.endswith(".")
-                assert "  " not in c and " ," not in c and ",," not in c
+                assert "  " not in c and " ," not in c and ",," not in c and ",." not in c
 
 
 def test_deterministic_given_seed():

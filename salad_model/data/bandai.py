@@ -327,6 +327,8 @@ def write_dataset(out: Path, results: list[dict], seed: int, t0: float, data_dir
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     (out / "LICENSE_NOTICE.txt").write_text(LICENCE_NOTE + "\n")
+    readme = "# Bandai-Namco → HumanML3D features (built)\n\n" + LICENCE_NOTE + "\n\n```\n"
+    (out / "README.md").write_text(readme + (write_dataset.__doc__ or "") + "```\n")
     print(json.dumps({k: meta[k] for k in ("clips", "clips_per_split", "frames_per_split", "build_seconds")}),
           flush=True)
     return meta
@@ -354,14 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, default=REPO_ROOT / "data_cache" / "bandai")
     b.add_argument("--data", type=Path, default=Path(os.environ.get("BANDAI_DATA", DEFAULT_DATA_DIR)))
     b.add_argument("--limit", type=int, default=None, help="only the first N clips (quick runs)")
-    b.add_argument("--workers", type=int, default=1, help="processes (max 2 on this machine)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="processes, at most 2 (default: 2 if the machine is idle, else 1)")
     b.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("captions", help="regenerate captions.json of a built dataset")
     c.add_argument("--out", type=Path, default=REPO_ROOT / "data_cache" / "bandai")
     c.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.cmd == "build":
-        build(args.out, args.data, args.limit, min(max(args.workers, 1), 2), args.seed)
+        workers = args.workers if args.workers is not None else (2 if os.getloadavg()[0] < 1.0 else 1)
+        build(args.out, args.data, args.limit, min(max(workers, 1), 2), args.seed)
     else:
         clips = json.loads((args.out / "clips.json").read_text())
         caps = {x["name"]: clip_captions(x["name"], x["content"], x["style"], seed=args.seed) for x in clips}

@@ -277,6 +277,7 @@ def _needs_manner(template: str) -> bool:
 def _sentence(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\s+([,.])", r"\1", text)
+    text = re.sub(r",+\.", ".", text).lstrip(", ")  # an empty manner leaves ", ." or a leading ", "
     return text[0].upper() + text[1:]
 
 
