@@ -1,0 +1,326 @@
+"""Write retargeted motion into Blender as a new Action per generation (Blender 4.2 LTS .. 5.0).
+
+Policy:
+
+- every call makes a **new** Action ("SALAD: <prompt>", Blender adds .001 suffixes); existing actions
+  are never modified, except that the action being replaced on the armature gets a **fake user**
+  so it survives saving, and every SALAD action gets one at creation. Nothing is pushed to the NLA
+  (NLA strips would blend into the evaluated pose);
+- keys are written in bulk (``keyframe_points.add`` + ``foreach_set``), linear interpolation,
+  one key per scene frame;
+- F-curves are found through feature detection: slotted actions (4.4+: layers -> strips ->
+  channelbag per slot; the only way in 5.0, where ``Action.fcurves`` is gone) or the legacy
+  ``Action.fcurves`` (4.2, 4.3);
+- metadata lives in custom properties (``salad_prompt``, ``salad_seed``, ``salad_frames``,
+  ``salad_model``, ``salad_guidance``, ``salad_steps``, ``salad_edits`` as a JSON list), plus
+  ``salad_source_fps``;
+- the motion (20 fps) is retargeted at its own rate and rotations are slerped to the scene's fps;
+- any failure before or while writing leaves the scene as it was (the half-written action is
+  removed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import bpy
+import numpy as np
+
+from . import retarget as rt
+from . import rigs, smpl22
+from .armature import rig_rest_from_object
+
+ACTION_PREFIX = "SALAD: "
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    """Frames per second of a scene (``fps / fps_base``, e.g. 29.97)."""
+    return float(scene.render.fps) / float(scene.render.fps_base)
+
+
+def action_name(prompt: str, max_chars: int = 50) -> str:
+    """Action name for a prompt, short enough that Blender's ".001" suffixes still fit."""
+    text = " ".join(str(prompt).split()) or "motion"
+    if len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    return ACTION_PREFIX + text
+
+
+# ----------------------------------------------------------------------------------------------------
+# Version-robust F-curve access
+# ----------------------------------------------------------------------------------------------------
+
+
+def is_slotted(action: bpy.types.Action) -> bool:
+    """True when this Blender stores F-curves in layers/strips/channelbags (4.4+).
+
+    Feature test on the API shape rather than the version: 4.4 introduced ``slots.new(id_type,
+    name)``; 4.3 had an experimental ``slots.new(for_id)`` that we must not use; 4.2 has no slots.
+    """
+    if not (hasattr(action, "layers") and hasattr(action, "slots")):
+        return False
+    fn = bpy.types.ActionSlots.bl_rna.functions.get("new")
+    return fn is not None and "id_type" in fn.parameters.keys()
+
+
+class FCurveSink:
+    """Where new F-curves go: a slotted action's channelbag for one slot, or a legacy action.
+
+    ``new(data_path, index, group)`` hides the difference (4.4/4.5 channelbags have no
+    ``group_name`` argument; legacy actions spell it ``action_group``).
+    """
+
+    def __init__(self, action: bpy.types.Action, id_name: str) -> None:
+        self.action = action
+        self.slot = None
+        self._groups: dict[str, Any] = {}
+        if is_slotted(action):
+            self.slot = action.slots.new(id_type="OBJECT", name=id_name)
+            layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+            strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+            self.fcurves = strip.channelbag(self.slot, ensure=True).fcurves
+            self._group_owner = strip.channelbag(self.slot)
+        else:
+            self.fcurves = action.fcurves
+            self._group_owner = action
+
+    def new(self, data_path: str, index: int, group: str) -> bpy.types.FCurve:
+        if self.slot is None:
+            return self.fcurves.new(data_path, index=index, action_group=group)
+        fc = self.fcurves.new(data_path, index=index)
+        grp = self._groups.get(group)
+        if grp is None:
+            grp = self._groups[group] = self._group_owner.groups.new(group)
+        fc.group = grp
+        return fc
+
+
+def action_fcurves(action: bpy.types.Action, slot: Any = None) -> list[bpy.types.FCurve]:
+    """All F-curves of an action (of one slot, if given), on any supported Blender version."""
+    if not is_slotted(action):
+        return list(action.fcurves)
+    out = []
+    for layer in action.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                if slot is None or bag.slot_handle == slot.handle:
+                    out.extend(bag.fcurves)
+    return out
+
+
+def _write_curve(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
+    """Bulk-write keys: one ``add`` and ``foreach_set`` calls, linear interpolation."""
+    n = len(frames)
+    kp = fc.keyframe_points
+    kp.add(n)
+    co = np.empty((n, 2), dtype=np.float32)
+    co[:, 0] = frames
+    co[:, 1] = values
+    kp.foreach_set("co", co.ravel())
+    # Interpolation is an enum; foreach_set takes its integer value (LINEAR == 1 since 2.5x).
+    kp.foreach_set("interpolation", np.ones(n, dtype=np.int32))
+    fc.update()
+
+
+def assign_action(obj: bpy.types.Object, action: bpy.types.Action, slot: Any = None) -> None:
+    """Make ``action`` (and its slot) the object's active action; protect the one it replaces."""
+    ad = obj.animation_data_create()
+    old = ad.action
+    if old is not None and old != action and not old.use_fake_user:
+        old.use_fake_user = True
+    ad.action = action
+    if slot is not None and hasattr(ad, "action_slot"):
+        ad.action_slot = slot
+
+
+def write_action(
+    obj: bpy.types.Object,
+    result: rt.RetargetResult,
+    *,
+    name: str,
+    start_frame: int = 1,
+    metadata: dict[str, Any] | None = None,
+    assign: bool = True,
+) -> bpy.types.Action:
+    """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
+
+    Writes ``rotation_quaternion`` of every mapped bone and ``location`` of the root bone. Does not
+    resample: ``result`` must already be at the scene's fps. On failure nothing is left behind.
+    """
+    action = bpy.data.actions.new(name)
+    try:
+        action.use_fake_user = True
+        if hasattr(action, "id_root") and not is_slotted(action):
+            action.id_root = "OBJECT"
+        sink = FCurveSink(action, obj.name)
+        frames = start_frame + np.arange(result.num_frames, dtype=np.float64)
+        esc = bpy.utils.escape_identifier
+        for k, bone in enumerate(result.bone_names):
+            path = f'pose.bones["{esc(bone)}"].rotation_quaternion'
+            for i in range(4):
+                _write_curve(sink.new(path, i, bone), frames, result.quats[:, k, i])
+        path = f'pose.bones["{esc(result.root_bone)}"].location'
+        for i in range(3):
+            _write_curve(sink.new(path, i, result.root_bone), frames, result.root_location[:, i])
+        for key, value in (metadata or {}).items():
+            action[key] = value
+        if assign:
+            assign_action(obj, action, sink.slot)
+    except BaseException:
+        bpy.data.actions.remove(action)
+        raise
+    return action
+
+
+# ----------------------------------------------------------------------------------------------------
+# Metadata
+# ----------------------------------------------------------------------------------------------------
+
+
+def make_metadata(
+    *,
+    prompt: str,
+    seed: int,
+    frames: int,
+    model: str = "",
+    guidance: float = 0.0,
+    steps: int = 0,
+    edits: Sequence[Any] = (),
+    source_fps: float = smpl22.FPS,
+) -> dict[str, Any]:
+    """Custom properties for a SALAD action. Seeds beyond int32 (ID property ints) are strings."""
+    seed = int(seed)
+    return {
+        "salad_prompt": str(prompt),
+        "salad_seed": seed if _INT32[0] <= seed <= _INT32[1] else str(seed),
+        "salad_frames": int(frames),
+        "salad_model": str(model),
+        "salad_guidance": float(guidance),
+        "salad_steps": int(steps),
+        "salad_edits": json.dumps(list(edits)),
+        "salad_source_fps": float(source_fps),
+    }
+
+
+def read_metadata(action: bpy.types.Action) -> dict[str, Any]:
+    """The SALAD metadata of an action as Python values (seed int, edits list); {} if none."""
+    out: dict[str, Any] = {}
+    for key in action.keys():
+        if key.startswith("salad_"):
+            out[key] = action[key]
+    if "salad_seed" in out:
+        out["salad_seed"] = int(out["salad_seed"])
+    if "salad_edits" in out:
+        out["salad_edits"] = json.loads(out["salad_edits"])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# End to end
+# ----------------------------------------------------------------------------------------------------
+
+
+def prepare_retarget(
+    arm_obj: bpy.types.Object,
+    joints: np.ndarray,
+    *,
+    bone_map: str | dict[str, str] | None = None,
+    fps: float | None = None,
+    contacts: np.ndarray | None = None,
+    placement: rt.Placement | None = None,
+) -> rt.RetargetResult:
+    """Validate the rig and compute the keyframe values, touching no Blender data.
+
+    ``bone_map``: preset name ("smpl22", "mixamo", "rigify"), a custom {joint: bone} dict, or
+    None to auto-detect. Raises :class:`~salad_blender.rigs.RigError` for a rig that cannot take the
+    motion (missing bones, mirrored sides) and ValueError for malformed joints.
+    """
+    if arm_obj is None or arm_obj.type != "ARMATURE":
+        raise rigs.RigError(f"not an armature object: {getattr(arm_obj, 'name', arm_obj)!r}")
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (smpl22.NUM_JOINTS, 3) or len(joints) < 2:
+        raise ValueError(f"expected joints of shape [T >= 2, 22, 3], got {list(joints.shape)}")
+    if not np.all(np.isfinite(joints)):
+        raise ValueError("joint positions contain NaN or infinity")
+    rig = rig_rest_from_object(arm_obj)
+    _, mapping = rigs.resolve_bone_map(rig.bone_names, bone_map)
+    rigs.check_sides(rig, mapping)
+    if contacts is not None:
+        joints = rt.pin_contacts(joints, contacts)
+    result = rt.retarget(joints, rig, mapping, placement=placement, fps=smpl22.FPS)
+    if fps is not None:
+        result = rt.resample(result, fps)
+    return result
+
+
+def _reset_chain_pose(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> None:
+    """Put keyed bones and their ancestors back to their rest basis.
+
+    The retargeter assumes unkeyed ancestors (a Rigify root, twist bones...) sit at rest; a stale
+    manual pose on them would otherwise offset the whole motion.
+    """
+    pbones = arm_obj.pose.bones
+    todo = set()
+    for name in result.bone_names:
+        b = arm_obj.data.bones[name]
+        while b is not None:
+            todo.add(b.name)
+            b = b.parent
+    for name in todo:
+        pb = pbones[name]
+        pb.location = (0.0, 0.0, 0.0)
+        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+        pb.rotation_euler = (0.0, 0.0, 0.0)
+        pb.rotation_axis_angle = (0.0, 0.0, 1.0, 0.0)
+        pb.scale = (1.0, 1.0, 1.0)
+    for name in result.bone_names:
+        pbones[name].rotation_mode = "QUATERNION"
+
+
+def apply_motion(
+    arm_obj: bpy.types.Object,
+    joints: np.ndarray,
+    *,
+    prompt: str,
+    seed: int = 0,
+    model: str = "",
+    guidance: float = 0.0,
+    steps: int = 0,
+    edits: Sequence[Any] = (),
+    bone_map: str | dict[str, str] | None = None,
+    scene: bpy.types.Scene | None = None,
+    start_frame: int | None = None,
+    frame_range: str = "set",
+    contacts: np.ndarray | None = None,
+    placement: rt.Placement | None = None,
+) -> bpy.types.Action:
+    """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
+
+    The result job of a generation calls this. Keys start at ``start_frame`` (default the scene's
+    start) at the scene's fps. ``frame_range``: "set" (scene range = the clip), "extend" (only grow
+    the end), or "keep". ``contacts`` [T, 4] (l_ankle, l_foot, r_ankle, r_foot) pins planted feet.
+    Everything is validated and computed before the first Blender datum is created, so an error
+    leaves the scene unchanged.
+    """
+    scene = scene or bpy.context.scene
+    if frame_range not in ("set", "extend", "keep"):
+        raise ValueError(f"frame_range must be 'set', 'extend' or 'keep', not {frame_range!r}")
+    ad = arm_obj.animation_data if arm_obj is not None else None
+    if ad is not None and ad.use_tweak_mode:
+        raise rigs.RigError(f"{arm_obj.name!r} is in NLA tweak mode; leave it before generating")
+    result = prepare_retarget(arm_obj, joints, bone_map=bone_map, fps=scene_fps(scene),
+                              contacts=contacts, placement=placement)
+    start = int(scene.frame_start if start_frame is None else start_frame)
+    meta = make_metadata(prompt=prompt, seed=seed, frames=len(joints), model=model, guidance=guidance,
+                         steps=steps, edits=edits)
+    action = write_action(arm_obj, result, name=action_name(prompt), start_frame=start, metadata=meta)
+    _reset_chain_pose(arm_obj, result)
+    end = start + result.num_frames - 1
+    if frame_range == "set":
+        scene.frame_start, scene.frame_end = start, end
+    elif frame_range == "extend":
+        scene.frame_end = max(scene.frame_end, end)
+    return action
