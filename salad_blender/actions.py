@@ -41,11 +41,16 @@ def scene_fps(scene: bpy.types.Scene) -> float:
     return float(scene.render.fps) / float(scene.render.fps_base)
 
 
-def action_name(prompt: str, max_chars: int = 50) -> str:
-    """Action name for a prompt, short enough that Blender's ".001" suffixes still fit."""
+def action_name(prompt: str, max_bytes: int = 52) -> str:
+    """Action name for a prompt, short enough that Blender's ".001" suffixes still fit.
+
+    Blender before 5.0 caps ID names at 63 UTF-8 bytes, so the cut counts bytes, not characters
+    (a 50-character Chinese prompt is 150 bytes), and never splits a character.
+    """
     text = " ".join(str(prompt).split()) or "motion"
-    if len(text) > max_chars:
-        text = text[: max_chars - 1].rstrip() + "…"
+    raw = text.encode("utf-8")
+    if len(raw) > max_bytes:
+        text = raw[: max_bytes - 3].decode("utf-8", errors="ignore").rstrip() + "..."
     return ACTION_PREFIX + text
 
 
@@ -153,7 +158,7 @@ def write_action(
     action = bpy.data.actions.new(name)
     try:
         action.use_fake_user = True
-        if hasattr(action, "id_root") and not is_slotted(action):
+        if "id_root" in action.bl_rna.properties and not is_slotted(action):
             action.id_root = "OBJECT"
         sink = FCurveSink(action, obj.name)
         frames = start_frame + np.arange(result.num_frames, dtype=np.float64)
@@ -240,6 +245,8 @@ def prepare_retarget(
     """
     if arm_obj is None or arm_obj.type != "ARMATURE":
         raise rigs.RigError(f"not an armature object: {getattr(arm_obj, 'name', arm_obj)!r}")
+    if arm_obj.mode == "EDIT":
+        raise rigs.RigError(f"{arm_obj.name!r} is in Edit Mode; leave it so its bones are up to date")
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (smpl22.NUM_JOINTS, 3) or len(joints) < 2:
         raise ValueError(f"expected joints of shape [T >= 2, 22, 3], got {list(joints.shape)}")

@@ -229,3 +229,25 @@ def build_body_mesh(
     mod = obj.modifiers.new("Armature", "ARMATURE")
     mod.object = arm_obj
     return obj
+
+
+# Constraint types that replace a bone's own rotation, so keyframes on it would have no visible effect.
+_OVERRIDING = {"COPY_TRANSFORMS", "COPY_ROTATION", "CHILD_OF", "ARMATURE", "DAMPED_TRACK", "TRACK_TO",
+               "LOCKED_TRACK", "IK", "SPLINE_IK", "TRANSFORM"}
+
+
+def overriding_constraints(obj: bpy.types.Object, bone_names: Sequence[str]) -> list[str]:
+    """"bone: constraint (TYPE)" for enabled constraints that would override keyed rotations.
+
+    A generated Rigify rig's DEF bones copy their ORG/MCH bones, for example. Not an error (the user
+    may mute them, or key the control rig through another path) but worth a warning in the UI.
+    """
+    out = []
+    for name in bone_names:
+        pb = obj.pose.bones.get(name)
+        if pb is None:
+            continue
+        for c in pb.constraints:
+            if c.enabled and c.influence > 0.0 and c.type in _OVERRIDING:
+                out.append(f"{name}: {c.name} ({c.type})")
+    return out

@@ -128,6 +128,23 @@ def test_each_generation_is_a_new_action_with_metadata(scene, walk):
     assert (scene.frame_start, scene.frame_end) == (1, 143)
 
 
+def test_actions_survive_save_and_reload(scene, walk, tmp_path):
+    """Fake users keep every generation (and the user's replaced action) in the saved file."""
+    arm = armature.create_smpl22_armature(joints=walk, with_mesh=False)
+    arm.pose.bones["head"].keyframe_insert("rotation_quaternion", frame=1)
+    user_action = arm.animation_data.action.name
+    actions.apply_motion(arm, walk, prompt="first", seed=1)
+    actions.apply_motion(arm, walk, prompt="second", seed=2)
+    path = str(tmp_path / "gen.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    assert {a.name for a in bpy.data.actions} == {user_action, "SALAD: first", "SALAD: second"}
+    arm = bpy.data.objects["SALAD Body"]
+    assert arm.animation_data.action.name == "SALAD: second"
+    assert actions.read_metadata(bpy.data.actions["SALAD: first"])["salad_seed"] == 1
+    assert len(actions.action_fcurves(bpy.data.actions["SALAD: first"])) == 91
+
+
 def test_scene_at_24_fps_resamples(scene, walk):
     scene.render.fps, scene.render.fps_base = 24, 1.0
     scene.frame_start = 10
@@ -150,7 +167,9 @@ def test_scene_at_24_fps_resamples(scene, walk):
 def test_slot_and_version_helpers(scene, walk):
     arm = armature.create_smpl22_armature(joints=walk, with_mesh=False)
     act = actions.apply_motion(arm, walk[:40], prompt="x" * 300, seed=0, frame_range="keep")
-    assert len(act.name) < 64 and act.name.startswith("SALAD: xxx")
+    assert len(act.name) < 64 and act.name.startswith("SALAD: xxx") and act.name.endswith("...")
+    long_cjk = actions.action_name("一个人向前走" * 20)
+    assert len(long_cjk.encode()) <= 59 and long_cjk.startswith("SALAD: 一个人")
     assert scene.frame_end == 250  # "keep"
     if actions.is_slotted(act):
         assert arm.animation_data.action_slot == act.slots[0]
@@ -200,6 +219,10 @@ def test_rigify_names_and_custom_map(scene, walk):
     arm = armature.create_smpl22_armature(joints=walk, with_mesh=False)
     for b in arm.data.bones:
         b.name = rigs.RIGIFY_MAP[b.name]
+    c = arm.pose.bones["DEF-spine.001"].constraints.new("COPY_ROTATION")
+    assert armature.overriding_constraints(arm, list(rigs.RIGIFY_MAP.values())) == [
+        f"DEF-spine.001: {c.name} (COPY_ROTATION)"]
+    arm.pose.bones["DEF-spine.001"].constraints.remove(c)
     scene.render.fps = 20
     actions.apply_motion(arm, walk, prompt="walk", seed=0, bone_map="rigify")
     jb = smpl22.model_to_blender(walk)
@@ -273,9 +296,9 @@ def test_real_walk_turn_left_on_our_armature(scene):
 
 
 def test_real_contacts_pinning_reduces_foot_slide(scene):
+    joints = bandai_clip("walk-turn-left_active_024")
     from salad_model.motion_process import foot_contacts
 
-    joints = bandai_clip("walk-turn-left_active_024")
     contacts = np.concatenate([foot_contacts(joints), np.zeros((1, 4))])  # [T-1, 4] -> [T, 4]
     scene.render.fps = 20
     arm = armature.create_smpl22_armature(joints=joints, with_mesh=False)
