@@ -38,6 +38,16 @@ class Attention(nn.Module):
         self.kind = kind  # "temp", "skel" or "cross"
         self.layer = layer
         self.processor: AttnProcessor = FUSED
+        self._qkv: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+
+    def fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[Wq; Wk; Wv] as one weight (one GEMM instead of three), cached until a parameter changes."""
+        params = (self.Wq.weight, self.Wk.weight, self.Wv.weight, self.Wq.bias, self.Wk.bias, self.Wv.bias)
+        key = tuple((t.data_ptr(), t._version) for t in params)
+        if self._qkv is None or self._qkv[0] != key:
+            with torch.no_grad():
+                self._qkv = (key, torch.cat(params[:3]), torch.cat(params[3:]))
+        return self._qkv[1], self._qkv[2]
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
         n, length, d = x.shape
@@ -54,19 +64,35 @@ class Attention(nn.Module):
 
         ``mask`` is additive, broadcastable to [N, H, Lq, Lk] (0 or −1e9).
         """
-        q = self.split(self.Wq(q_in))
-        k, v = kv if kv is not None else self.project_kv(q_in if kv_in is None else kv_in)
+        if kv is None and kv_in is None and not torch.is_grad_enabled():
+            q, k, v = F.linear(q_in, *self.fused_qkv()).chunk(3, dim=-1)
+            q, k, v = self.split(q), self.split(k), self.split(v)
+        else:
+            q = self.split(self.Wq(q_in))
+            k, v = kv if kv is not None else self.project_kv(q_in if kv_in is None else kv_in)
         out = self.processor(self, q, k, v, mask)
         n, h, length, dh = out.shape
         return self.Wo(out.transpose(1, 2).reshape(n, length, h * dh))
 
 
 class AttnProcessor:
-    """Fused attention; no probabilities are materialised."""
+    """Fastest exact path: fused SDPA for long key sequences, plain matmul-softmax for short ones.
+
+    On CPU the fused kernel's per-call overhead dominates when queries and keys are both short
+    (measured at 196 frames: skeletal 7×7 0.78 ms explicit vs 2.26 ms fused; temporal 49×49 0.51 vs
+    0.64 ms), while cross attention (343 queries) is faster fused.
+    """
+
+    short = 64
 
     def __call__(self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  mask: torch.Tensor | None) -> torch.Tensor:
         p = attn.dropout if attn.training else 0.0
+        if q.shape[-2] <= self.short and k.shape[-2] <= self.short:
+            probs = attention_probs(q, k, mask)
+            if p > 0:
+                probs = F.dropout(probs, p)
+            return torch.matmul(probs, v)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import Attention, AttnProcessor, padding_to_additive
+from .attention import MASK_VALUE, Attention, AttnProcessor, padding_to_additive
 
 
 @dataclass
@@ -172,9 +172,29 @@ class TextContext:
         return TextContext(self.memory[idx], None if self.mask is None else self.mask[idx],
                            [(k[idx], v[idx]) for k, v in self.kv])
 
+    @property
+    def length(self) -> int:
+        return self.memory.shape[1]
+
+    def padded(self, length: int) -> TextContext:
+        """Extend to ``length`` text positions with masked zeros (exactly neutral: probability 0)."""
+        extra = length - self.length
+        if extra <= 0:
+            return self
+        mask = self.mask
+        if mask is None:
+            mask = torch.zeros(self.memory.shape[0], 1, 1, self.length, dtype=self.memory.dtype,
+                               device=self.memory.device)
+        mask = F.pad(mask, (0, extra), value=MASK_VALUE)
+        kv = [(F.pad(k, (0, 0, 0, extra)), F.pad(v, (0, 0, 0, extra))) for k, v in self.kv]
+        return TextContext(F.pad(self.memory, (0, 0, 0, extra)), mask, kv)
+
     @staticmethod
     def cat(parts: list[TextContext]) -> TextContext:
-        mask = None if parts[0].mask is None else torch.cat([p.mask for p in parts])
+        """Stack contexts along the batch, padding them to a common text length."""
+        n = max(p.length for p in parts)
+        parts = [p.padded(n) for p in parts]
+        mask = None if any(p.mask is None for p in parts) else torch.cat([p.mask for p in parts])
         kv = [(torch.cat([p.kv[i][0] for p in parts]), torch.cat([p.kv[i][1] for p in parts]))
               for i in range(len(parts[0].kv))]
         return TextContext(torch.cat([p.memory for p in parts]), mask, kv)
@@ -201,8 +221,20 @@ class Denoiser(nn.Module):
             if isinstance(m, Attention):
                 m.processor = processor
 
-    def encode_text(self, word_emb: torch.Tensor, word_valid: torch.Tensor | None) -> TextContext:
-        """Project text-encoder features [B, L, text_dim] once; cache per-layer keys/values."""
+    def encode_text(self, word_emb: torch.Tensor, word_valid: torch.Tensor | None,
+                    trim: bool = True) -> TextContext:
+        """Project text-encoder features [B, L, text_dim] once; cache per-layer keys/values.
+
+        With ``trim``, padding beyond the longest valid prefix is dropped: masked keys get probability
+        exactly 0 (exp(−1e9) underflows), so the output is unchanged while cross attention reads ~12
+        keys instead of 77.
+        """
+        if trim and word_valid is not None:
+            count = word_valid.sum(-1)
+            n = int(count.max())
+            prefix = torch.arange(word_valid.shape[-1], device=word_valid.device) < count[:, None]
+            if n > 0 and torch.equal(prefix, word_valid.bool()):  # padding only at the end
+                word_emb, word_valid = word_emb[:, :n], word_valid[:, :n]
         memory = self.word_emb(word_emb)
         mask = padding_to_additive(word_valid, memory.dtype)
         kv = [layer.text_kv(memory) for layer in self.transformer.layers()]

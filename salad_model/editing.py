@@ -176,7 +176,7 @@ def choose_mode(src_ids: list[int], edit_ids: list[int]) -> tuple[str, str]:
     mapper = align_tokens(src_ids, edit_ids)
     kept = sum(1 for m in mapper if m >= 0)
     if len(src_ids) == len(edit_ids):
-        changed = sum(1 for a, b in zip(src_ids, edit_ids) if a != b)
+        changed = sum(1 for a, b in zip(src_ids, edit_ids, strict=True) if a != b)
         return "word_swap", (f"same number of tokens, {changed} replaced: word swap keeps the structure "
                              "and swaps the attention of the changed word(s)")
     added = len(edit_ids) - kept
@@ -260,6 +260,11 @@ class EditResult:
     recorded: SourceMaps | None
 
 
+def _guided(v: torch.Tensor, rows: dict[str, int], u: str, c: str, guidance: float) -> torch.Tensor:
+    vu, vc = v[rows[u]:rows[u] + 1], v[rows[c]:rows[c] + 1]
+    return vu + guidance * (vc - vu)
+
+
 @torch.no_grad()
 def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: TextContext,
                 null: TextContext, mode: CrossAttentionEdit, guidance: float = 7.5, steps: int = 50,
@@ -300,12 +305,9 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
             ctx = TextContext.cat([txt[r] for r in roles])
             v = denoiser(x, t, ctx, None)
 
-            def guided(u: str, c: str) -> torch.Tensor:
-                return v[rows[u]:rows[u] + 1] + guidance * (v[rows[c]:rows[c] + 1] - v[rows[u]:rows[u] + 1])
-
             if not cache_hit:
-                z_src = s_src.step(guided("src_u", "src_c"), t, z_src).prev_sample
-            z_edit = s_edit.step(guided("edit_u", "edit_c"), t, z_edit).prev_sample
+                z_src = s_src.step(_guided(v, rows, "src_u", "src_c", guidance), t, z_src).prev_sample
+            z_edit = s_edit.step(_guided(v, rows, "edit_u", "edit_c", guidance), t, z_edit).prev_sample
             if callback is not None:
                 callback(i + 1, n)
     finally:

@@ -16,8 +16,19 @@ import torch
 
 from .checkpoints import ModelBundle, load_any
 from .denoiser import TextContext
-from .editing import (AttentionRecorder, CrossAttentionEdit, Mirror, Refine, Reweight, SourceMaps,
-                      WordSwap, align_tokens, choose_mode, recording_forward, sample_edit)
+from .editing import (
+    AttentionRecorder,
+    CrossAttentionEdit,
+    Mirror,
+    Refine,
+    Reweight,
+    SourceMaps,
+    WordSwap,
+    align_tokens,
+    choose_mode,
+    recording_forward,
+    sample_edit,
+)
 from .features import recover_from_ric
 from .sampling import SCHEDULER_KINDS, StepCallback, initial_noise, latent_mask, sample
 

@@ -45,7 +45,7 @@ class JointMLPs(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.Sequential(nn.Linear(i, hidden), _act(act), nn.Linear(hidden, o))
-            for i, o in zip(in_sizes, out_sizes)
+            for i, o in zip(in_sizes, out_sizes, strict=True)
         )
         self.act = _act(act)
         self.pad_in = max(in_sizes)

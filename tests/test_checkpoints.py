@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model.checkpoints import (CheckpointError, ModelBundle, load_any, load_model, parse_opt,
-                                     random_bundle, save_model, write_opt)
+from salad_model.checkpoints import (
+    CheckpointError,
+    ModelBundle,
+    load_any,
+    load_model,
+    parse_opt,
+    random_bundle,
+    save_model,
+    write_opt,
+)
 from salad_model.denoiser import Denoiser
 from salad_model.sampling import DiffusionConfig
 from salad_model.vae import VAE
@@ -125,7 +133,7 @@ def test_our_format_round_trip_fp32_and_fp16(tmp_path):
     save_model(b, tmp_path / "m32")
     back = load_model(tmp_path / "m32")
     for a, c in ((b.vae, back.vae), (b.denoiser, back.denoiser)):
-        for (k, v), (_, w) in zip(a.state_dict().items(), c.state_dict().items()):
+        for (k, v), (_, w) in zip(a.state_dict().items(), c.state_dict().items(), strict=True):
             assert torch.equal(v, w), k
     save_model(b, tmp_path / "m16", dtype=torch.float16)
     half = load_model(tmp_path / "m16")

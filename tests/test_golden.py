@@ -8,8 +8,16 @@ import pytest
 import torch
 
 from salad_model.denoiser import Denoiser
-from salad_model.editing import (AttentionRecorder, Mirror, Refine, Reweight, WordSwap, align_tokens,
-                                 recording_forward, sample_edit)
+from salad_model.editing import (
+    AttentionRecorder,
+    Mirror,
+    Refine,
+    Reweight,
+    WordSwap,
+    align_tokens,
+    recording_forward,
+    sample_edit,
+)
 from salad_model.features import recover_from_ric
 from salad_model.sampling import make_scheduler, sample
 from salad_model.vae import VAE, kl_loss
@@ -95,7 +103,12 @@ def test_scheduler(golden):
 def test_denoiser_forward_and_attention_maps(golden, den, text):
     g = golden("denoiser_forward.pt")
     cond = den.encode_text(g["word_emb_cond"], g["word_mask_cond"])
-    close(cond.memory, g["word_proj"], FWD)
+    n = cond.length  # text padding beyond the longest prompt is trimmed (probability exactly 0)
+    assert n == int(g["word_mask_cond"].sum(-1).max()) < 77
+    close(cond.memory, g["word_proj"][:, :n], FWD)
+    full = den.encode_text(g["word_emb_cond"], g["word_mask_cond"], trim=False)
+    close(full.memory, g["word_proj"], FWD)
+    close(den(g["x_t"], g["timesteps"], full, g["len_mask"]), g["out_cond"], FWD)
     close(den.timestep_emb(g["timesteps"]), g["t_emb"], FWD)
     close(den.input_process(g["x_t"]), g["h_in"], FWD)
     close(den(g["x_t"], g["timesteps"], cond, g["len_mask"]), g["out_cond"], FWD)
@@ -108,6 +121,9 @@ def test_denoiser_forward_and_attention_maps(golden, den, text):
     close(out, g["out_cond"], FWD)
     for kind, key in (("skel", "attn_skel"), ("temp", "attn_temp"), ("cross", "attn_cross")):
         maps = torch.stack([rec.maps[(kind, layer)] for layer in range(5)], dim=1)
+        if kind == "cross":
+            assert g[key][..., n:].abs().max() == 0  # the reference gives padding exactly 0 too
+            maps = torch.nn.functional.pad(maps, (0, 77 - n))
         close(maps, g[key], FWD)
 
 
@@ -173,7 +189,7 @@ def test_edit_modes_batched_and_cached(key, edit_setup, den, vae, text):
     assert again.z_source is None  # the source rows were skipped
     close(vae.decode(again.z_edit), g[key], LOOP)
     if key == "edit_mirror_lower":
-        ca0 = first.recorded.get(0, "cross", 0, 77)[0].mean(0)
+        ca0 = first.recorded.get(0, "cross", 0, 77)[0].mean(0)  # stored trimmed, padded back
         close(ca0, g["ca_step0_layer0_mean_heads"], FWD)
 
 

@@ -1,0 +1,150 @@
+"""Command line: ``python -m salad_model generate|edit|attention ...``.
+
+Writes an .npz (joints [T,22,3] metres Y-up at the model's fps, features, metadata JSON) and optionally a
+BVH (SMPL-22 skeleton Blender imports) and a stick-figure preview (.gif/.mp4).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def _progress(label: str):
+    start = time.time()
+
+    tty = sys.stderr.isatty()
+
+    def cb(i: int, n: int) -> None:
+        if not tty:  # logs: a line at each quarter instead of a redrawn bar
+            if i == n or i % max(n // 4, 1) == 0:
+                sys.stderr.write(f"{label}: step {i}/{n} ({time.time() - start:.1f}s)\n")
+            return
+        width = 30
+        done = int(width * i / n)
+        sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {i}/{n} {time.time() - start:5.1f}s")
+        if i == n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return cb
+
+
+def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None) -> list[Path]:
+    """Write the npz (+ BVH, + preview) for one motion; returns the written paths."""
+    import numpy as np
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, joints=motion.joints.astype(np.float32), features=motion.features.astype(np.float32),
+             fps=np.float32(motion.meta["fps"]), meta=json.dumps(motion.meta))
+    written = [out]
+    if bvh:
+        from .bvh import write_joint_positions_bvh
+
+        p = out.with_suffix(".bvh")
+        write_joint_positions_bvh(p, motion.joints, fps=motion.meta["fps"])
+        written.append(p)
+    if preview:
+        from .plots import preview as draw
+
+        p = out.with_suffix("." + preview.lstrip("."))
+        title = motion.meta.get("edit_prompt") or motion.meta.get("prompt") or ""
+        draw(motion.joints, p, title=title, fps=motion.meta["fps"], stride=2)
+        written.append(p)
+    return written
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="demo", help="'demo' (bundled), our model folder, or an official "
+                   "checkpoint folder (checkpoints/t2m/<denoiser name>)")
+    p.add_argument("--seconds", type=float, default=None, help="duration (rounded to 4-frame units)")
+    p.add_argument("--frames", type=int, default=None, help="length in frames (multiple of 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: model's)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True, help="output .npz path")
+    p.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
+    p.add_argument("--preview", nargs="?", const="gif", default=None, choices=["gif", "mp4"],
+                   help="also write a stick-figure animation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m salad_model", description="SALAD text-to-motion.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="text → motion")
+    g.add_argument("prompt")
+    _common(g)
+    e = sub.add_parser("edit", help="edit a generation (source prompt + seed + length) by attention control")
+    e.add_argument("source_prompt")
+    e.add_argument("--to", dest="edit_prompt", default=None, help="new prompt (word swap or refinement)")
+    e.add_argument("--mode", default="auto", choices=["auto", "word_swap", "refine", "reweight", "mirror"])
+    e.add_argument("--word", default=None, help="word or phrase to re-weight")
+    e.add_argument("--scale", type=float, default=None, help="re-weight factor (about −2…3)")
+    e.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
+    e.add_argument("--source-out", type=Path, default=None, help="also write the source motion here")
+    _common(e)
+    a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")
+    a.add_argument("prompt")
+    _common(a)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.seconds is None and args.frames is None:
+        args.seconds = 4.0
+    import torch
+
+    from .checkpoints import CheckpointError
+    from .pipeline import InputError, SaladPipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
+        common = dict(frames=args.frames, seconds=args.seconds, seed=args.seed, guidance=args.guidance,
+                      steps=args.steps, scheduler=args.sampler)
+        if args.command == "generate":
+            motion = pipe.generate(args.prompt, callback=_progress("generating"), **common)
+            paths = save_motion(motion, args.out, args.bvh, args.preview)
+        elif args.command == "edit":
+            motion, source = pipe.edit(args.source_prompt, edit_prompt=args.edit_prompt, mode=args.mode,
+                                       word=args.word, scale=args.scale, mirror=args.mirror,
+                                       callback=_progress("editing"), return_source=True, **common)
+            print(f"edit: {motion.meta['edits'][0].get('why') or motion.meta['edits'][0]['mode']}")
+            paths = save_motion(motion, args.out, args.bvh, args.preview)
+            if args.source_out and source is not None:
+                paths += save_motion(source, args.source_out, args.bvh, args.preview)
+        else:
+            import numpy as np
+
+            from .plots import attention_heatmaps
+
+            att = pipe.attention(args.prompt, callback=_progress("generating"), **common)
+            paths = save_motion(att.motion, args.out, args.bvh, args.preview)
+            png = Path(args.out).with_suffix(".attention.png")
+            attention_heatmaps(att.tokens, att.maps, png, fps=pipe.fps, title=args.prompt)
+            np.savez(Path(args.out).with_suffix(".attention.npz"), maps=att.maps, tokens=np.array(att.tokens),
+                     parts=np.array(att.parts))
+            paths += [png, Path(args.out).with_suffix(".attention.npz")]
+    except (InputError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
