@@ -65,8 +65,9 @@ class Attention(nn.Module):
         ``mask`` is additive, broadcastable to [N, H, Lq, Lk] (0 or −1e9).
         """
         if kv is None and kv_in is None and not torch.is_grad_enabled():
-            q, k, v = F.linear(q_in, *self.fused_qkv()).chunk(3, dim=-1)
-            q, k, v = self.split(q), self.split(k), self.split(v)
+            n, length, d = q_in.shape
+            qkv = F.linear(q_in, *self.fused_qkv()).view(n, length, 3, self.heads, d // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous()  # one copy → three contiguous [N, H, L, d_h]
         else:
             q = self.split(self.Wq(q_in))
             k, v = kv if kv is not None else self.project_kv(q_in if kv_in is None else kv_in)

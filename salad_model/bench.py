@@ -109,21 +109,26 @@ def bench_generation(pipe, frames: int, steps: int, repeat: int) -> dict:
 
 
 def bench_edit(pipe, frames: int, steps: int, gen_s: float) -> dict:
+    """Edit latency as the product sees it (generation recorded its maps) and cold (source recomputed)."""
     src = "a person walks forward and waves with the right hand"
-    out = {}
     kw = dict(frames=frames, seed=0, steps=steps)
+    t0 = time.perf_counter()
+    pipe.generate(src, record_maps=True, **kw)
+    out = {"record_maps_generate": {"s": time.perf_counter() - t0, "ratio": (time.perf_counter() - t0) / gen_s}}
     cases = {"mirror": dict(mirror="all"), "reweight": dict(word="waves", scale=2.0),
              "word_swap": dict(edit_prompt="a person runs forward and waves with the right hand"),
              "refine": dict(edit_prompt="a person walks forward slowly and waves with the right hand")}
+    recorded = pipe._maps_cache
     for name, extra in cases.items():
+        pipe._maps_cache = recorded
+        t0 = time.perf_counter()
+        pipe.edit(src, **kw, **extra)
+        warm = time.perf_counter() - t0
         pipe.clear_cache()
         t0 = time.perf_counter()
         pipe.edit(src, **kw, **extra)
         cold = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pipe.edit(src, **kw, **extra)
-        warm = time.perf_counter() - t0
-        out[name] = {"first_s": cold, "cached_s": warm, "first_ratio": cold / gen_s, "cached_ratio": warm / gen_s}
+        out[name] = {"cached_s": warm, "cold_s": cold, "cached_ratio": warm / gen_s, "cold_ratio": cold / gen_s}
     return out
 
 
@@ -168,9 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generate (text→joints)       {g['generate_s']:.2f} s; floor {g['floor_s']:.2f} s; "
           f"ratio {g['ratio']:.2f}x")
     if "edit" not in a.skip:
-        for name, e in bench_edit(pipe, a.frames, a.steps, g["generate_s"]).items():
-            print(f"edit {name:10s}              first {e['first_s']:.2f} s ({e['first_ratio']:.2f}x), "
-                  f"re-edit {e['cached_s']:.2f} s ({e['cached_ratio']:.2f}x generation)")
+        edits = bench_edit(pipe, a.frames, a.steps, g["generate_s"])
+        rec = edits.pop("record_maps_generate")
+        print(f"generate + record maps       {rec['s']:.2f} s ({rec['ratio']:.2f}x plain generation)")
+        for name, e in edits.items():
+            print(f"edit {name:10s}              {e['cached_s']:.2f} s ({e['cached_ratio']:.2f}x generation) after a "
+                  f"recorded generation; {e['cold_s']:.2f} s ({e['cold_ratio']:.2f}x) cold")
     if "solvers" not in a.skip:
         s = bench_solvers(pipe, a.frames)
         print(f"solvers vs DDIM-50 (mean joint distance; different seed: {s.pop('seed_to_seed_m') * 100:.1f} cm)")

@@ -253,6 +253,25 @@ class EditController:
         return out.view(n, h, lq, lk)
 
 
+class MapRecorder:
+    """Records one conditional row's maps at every step, in :class:`SourceMaps` form, during generation.
+
+    Generating with it makes every later edit of that motion a cache hit (no source rows to recompute).
+    """
+
+    def __init__(self, n_rows: int, cond_row: int, record: SourceMaps):
+        self.n_rows, self.cond_row, self.record = n_rows, cond_row, record
+
+    def begin_step(self, i: int, n: int) -> None:
+        self.record.maps.append({})
+
+    def __call__(self, probs: torch.Tensor, kind: str, layer: int) -> torch.Tensor:
+        grid = probs.view(self.n_rows, probs.shape[0] // self.n_rows, *probs.shape[1:])
+        src = grid[self.cond_row]
+        self.record.maps[-1][(kind, layer)] = (src[..., : self.record.text_len] if kind == "cross" else src).clone()
+        return probs
+
+
 @dataclass
 class EditResult:
     z_source: torch.Tensor | None

@@ -19,6 +19,7 @@ from .denoiser import TextContext
 from .editing import (
     AttentionRecorder,
     CrossAttentionEdit,
+    MapRecorder,
     Mirror,
     Refine,
     Reweight,
@@ -204,11 +205,37 @@ class SaladPipeline:
     def generate(self, prompt: str | None = None, frames: int | None = None, seconds: float | None = None,
                  seed: int = 0, guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                  callback: StepCallback | None = None,
-                 text_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> Motion:
-        """One clip from a prompt (or raw text-encoder features); same inputs ⇒ the same motion."""
-        return self.generate_batch([prompt], [frames] if frames is not None else None,
-                                   [seconds] if seconds is not None else None, [seed], guidance, steps,
-                                   scheduler, callback, text_features)[0]
+                 text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 record_maps: bool = False) -> Motion:
+        """One clip from a prompt (or raw text-encoder features); same inputs ⇒ the same motion.
+
+        ``record_maps`` keeps this generation's attention maps so that the next edit of it skips the source
+        pass (edits then cost about one generation instead of two).
+        """
+        if not record_maps or text_features is not None:
+            return self.generate_batch([prompt], [frames] if frames is not None else None,
+                                       [seconds] if seconds is not None else None, [seed], guidance, steps,
+                                       scheduler, callback, text_features)[0]
+        guidance = self.default_guidance if guidance is None else guidance
+        self.check_sampling(guidance, steps, scheduler)
+        frames = self._resolve_length(frames, seconds)
+        prompt = self.check_prompt(prompt)
+        key = (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+        cond = self.text_context([prompt])
+        cfg = guidance != 1.0
+        record = SourceMaps(key, [], cond.length)
+        rec = MapRecorder(2 if cfg else 1, 1 if cfg else 0, record)
+        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return sample(self.denoiser, z_T, cond, self._null(1), guidance, steps, scheduler, None, callback,
+                              on_step=rec.begin_step, diffusion=self.bundle.diffusion)
+
+        z = recording_forward(self.denoiser, run, rec)
+        self._maps_cache = record
+        feats, joints = self.decode(z)
+        return Motion(joints[0], feats[0], self._meta(prompt, seed, frames, guidance, steps, scheduler), z)
 
     def generate_batch(self, prompts: list[str | None], frames: list[int] | None = None,
                        seconds: list[float] | None = None, seeds: list[int] | None = None,

@@ -121,6 +121,20 @@ def test_cached_source_maps_give_identical_edits(tiny_pipeline):
     assert dist(first, second) < 1e-5
 
 
+def test_generation_with_recorded_maps_makes_edits_cache_hits(tiny_pipeline):
+    tiny_pipeline.clear_cache()
+    plain = tiny_pipeline.generate("a person walks", frames=FRAMES, seed=8)
+    recorded = tiny_pipeline.generate("a person walks", frames=FRAMES, seed=8, record_maps=True)
+    assert dist(plain, recorded) < 1e-5  # recording does not change the motion
+    assert tiny_pipeline._maps_cache is not None and len(tiny_pipeline._maps_cache.maps) == 50
+    hit, src = tiny_pipeline.edit("a person walks", frames=FRAMES, seed=8, word="walks", scale=2.0,
+                                  return_source=True)
+    assert src is None  # the source pass was skipped
+    tiny_pipeline.clear_cache()
+    miss = tiny_pipeline.edit("a person walks", frames=FRAMES, seed=8, word="walks", scale=2.0)
+    assert dist(hit, miss) < 1e-5
+
+
 def test_edit_input_errors(tiny_pipeline):
     with pytest.raises(InputError, match="'jumps'"):
         tiny_pipeline.edit("a person walks", frames=40, word="jumps", scale=2.0)
