@@ -50,7 +50,7 @@ def encode_array(array: Any) -> dict:
     a = np.asarray(array)
     if a.dtype.name not in ARRAY_DTYPES:
         raise ProtocolError(INTERNAL, f"dtype {a.dtype} cannot travel; use one of {', '.join(ARRAY_DTYPES)}")
-    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    a = a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)  # (ascontiguousarray makes 0-d 1-d)
     data = base64.b64encode(a.tobytes()).decode("ascii")
     return {"dtype": a.dtype.name, "shape": list(a.shape), "data": data}
 

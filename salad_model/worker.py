@@ -313,11 +313,13 @@ class Worker:
     def run(self) -> int:
         """Execute queued model requests in order until stopped."""
         while True:
-            rid, op, params = self._queue.get()
-            if rid is _STOP:
-                if params is not None:
-                    self.emit({"id": params, "event": "result", "op": "shutdown", "data": {"bye": True}})
+            item = self._queue.get()
+            if item[0] is _STOP:
+                _, _reason, shutdown_id = item
+                if shutdown_id is not None:
+                    self.emit({"id": shutdown_id, "event": "result", "op": "shutdown", "data": {"bye": True}})
                 return 0
+            rid, op, params = item
             with self._lock:
                 self._queued.discard(rid)
                 self._current = rid

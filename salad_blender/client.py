@@ -1,0 +1,515 @@
+"""Client for the model worker (``python -m salad_model.worker``): spawn, submit, poll, cancel, close.
+
+Pure Python + numpy, so it imports inside Blender (no torch, no ``salad_model``). The worker runs in
+the model's own Python environment; requests and events are JSON lines (``docs/worker_protocol.md``).
+
+Threads read the worker's stdout (events, decoded there so polling stays cheap) and stderr (kept in a
+bounded ring buffer for diagnostics). Nothing happens to jobs until the owner polls: ``job.poll()`` /
+``client.poll()`` apply queued events and run callbacks **on the polling thread** (Blender's main
+thread when called from a timer or modal operator, so callbacks may touch ``bpy``). Headless callers
+(tests, ``tools/batch.py``) loop on ``poll()`` or block in ``job.wait()``.
+
+The worker never outlives the client: :meth:`WorkerClient.close` closes the worker's stdin, waits
+briefly, then kills its process group; a ``weakref.finalize`` does the same when the client is
+garbage-collected or the interpreter exits; if this process is killed outright, the worker sees EOF on
+stdin (and, on Linux, its parent-death signal) and exits by itself.
+
+Example::
+
+    client = WorkerClient(python="/path/to/model-env/bin/python")
+    client.start().wait(30)
+    client.submit({"op": "load", "model": "demo"}).wait(120)
+    job = client.submit({"op": "generate", "prompt": "a person walks", "seconds": 4, "seed": 1})
+    while not job.done:          # or: result = job.wait(60)
+        for event in job.poll():
+            ...
+        time.sleep(0.05)
+    joints = job.result["joints"]  # float32 [T, 22, 3]
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .protocol import CANCELLED, PROTOCOL_MISMATCH, PROTOCOL_VERSION, WORKER_EXITED, dumps, from_wire
+
+WORKER_MODULE = "salad_model.worker"
+PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
+CLIENT_NAME = "salad_blender.client"
+MAX_STDERR_LINE = 4000  # characters kept per stderr line (a runaway line must not eat memory)
+
+EventCallback = Callable[["Job", dict], None]
+JobCallback = Callable[["Job"], None]
+
+
+class WorkerError(Exception):
+    """A request failed: ``code`` is stable (see the protocol doc), ``message`` is for people."""
+
+    def __init__(self, code: str, message: str, event: dict | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.event = event or {}
+
+
+class Job:
+    """One request and everything the worker said about it; updated only by polling."""
+
+    def __init__(self, client: WorkerClient, request: dict, on_event: EventCallback | None = None,
+                 on_progress: JobCallback | None = None, on_done: JobCallback | None = None):
+        self.id: Any = request["id"]
+        self.op: str = request["op"]
+        self.request = request
+        self.state = "queued"  # queued → running → done | failed
+        self.progress = 0.0
+        self.step = 0
+        self.steps = 0
+        self.stage = ""
+        self.result: dict | None = None
+        self.error: WorkerError | None = None
+        self.submitted = time.monotonic()
+        self.finished: float | None = None
+        self._client = client
+        self._new: list[dict] = []
+        self._on_event, self._on_progress, self._on_done = on_event, on_progress, on_done
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, op={self.op!r}, state={self.state!r}, progress={self.progress:.2f})"
+
+    @property
+    def done(self) -> bool:
+        """True once a result or an error arrived (including cancelled and worker_exited)."""
+        return self.state in ("done", "failed")
+
+    @property
+    def cancelled(self) -> bool:
+        return self.error is not None and self.error.code == CANCELLED
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.submitted
+
+    def poll(self) -> list[dict]:
+        """Apply whatever the worker sent (never blocks); return this job's events since the last call."""
+        self._client._pump()
+        new, self._new = self._new, []
+        return new
+
+    def cancel(self) -> Job | None:
+        """Ask the worker to stop this request (it answers with a ``cancelled`` error); no-op if done."""
+        return self._client.cancel(self)
+
+    def wait(self, timeout: float | None = None, raise_error: bool = True) -> dict | None:
+        """Block until done; return the result, raise :class:`WorkerError` on failure (if asked).
+
+        ``TimeoutError`` if it is not done within ``timeout`` seconds (the job keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = self._client._arrivals()
+            self._client._pump()
+            if self.done:
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"{self.op} request {self.id!r} not done after {timeout} s")
+            self._client._wait_arrival(seen, 0.5 if remaining is None else min(remaining, 0.5))
+        if raise_error and self.error is not None:
+            raise self.error
+        return self.result
+
+    # -- called by the client's pump ---------------------------------------------------------------
+
+    def _deliver(self, event: dict) -> None:
+        kind = event.get("event")
+        if self.done:
+            return
+        if kind == "started":
+            self.state = "running"
+        elif kind == "progress":
+            self.state = "running"
+            self.step = int(event.get("step", 0))
+            self.steps = int(event.get("steps", 0))
+            self.stage = str(event.get("stage", ""))
+            self.progress = float(event.get("progress", 0.0))
+        elif kind == "result":
+            self.result = event.get("data") or {}
+            self.state = "done"
+            self.progress = 1.0
+        elif kind == "error":
+            self.error = WorkerError(str(event.get("code", "internal")), str(event.get("message", "")), event)
+            self.state = "failed"
+        if self.done:
+            self.finished = time.monotonic()
+        self._new.append(event)
+        if self._on_event is not None:
+            self._on_event(self, event)
+        if kind == "progress" and self._on_progress is not None:
+            self._on_progress(self)
+        if self.done and self._on_done is not None:
+            self._on_done(self)
+
+
+def _read_events(stream, events: queue.SimpleQueue, arrived: threading.Condition, counter: list[int],
+                 proc: subprocess.Popen) -> None:
+    """Reader thread: decode event lines (arrays included) and queue them; queue the exit at EOF."""
+
+    def put(item: Any) -> None:
+        events.put(item)
+        with arrived:
+            counter[0] += 1
+            arrived.notify_all()
+
+    try:
+        for line in stream:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+                if not isinstance(event, dict):
+                    raise ValueError("not an object")
+                if "data" in event:
+                    event["data"] = from_wire(event["data"])
+            except ValueError as exc:
+                event = {"id": None, "event": "error", "code": "bad_json",
+                         "message": f"the worker sent an unreadable line ({exc}): {line[:200]!r}"}
+            put(event)
+    except (OSError, ValueError):
+        pass
+    try:
+        code = proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # stdout closed but the process lingers: report it anyway
+        code = None
+    put(("exit", code))
+
+
+def _read_stderr(stream, lines: collections.deque, echo: Callable[[str], None] | None) -> None:
+    try:
+        for raw in stream:
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_STDERR_LINE]
+            lines.append(text)
+            if echo is not None:
+                try:
+                    echo(text)
+                except Exception:  # noqa: BLE001 - a broken log hook must not stop draining stderr
+                    pass
+    except (OSError, ValueError):
+        pass
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the worker's process group (it leads its own session), or the process on Windows."""
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, sig)
+        elif sig == signal.SIGTERM:
+            proc.terminate()
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _shutdown_process(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
+    """EOF on stdin (the worker cancels and exits), then SIGTERM, then SIGKILL; reap. Idempotent."""
+    was_running = proc.poll() is None
+    if was_running:
+        try:
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))
+                proc.wait(timeout=5.0)
+    if was_running and os.name == "posix":  # anything the worker spawned into its group goes too
+        _kill_group(proc, signal.SIGKILL)  # (only now: long after the exit, the pid may be reused)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except (OSError, ValueError):
+            pass
+    return proc.returncode
+
+
+class WorkerClient:
+    """One worker process and its jobs.
+
+    ``python``: interpreter of the model's environment (default: this one). ``env`` entries override
+    the inherited environment (``inherit_env=False`` starts from an empty one); ``cwd`` is the worker's
+    working directory; ``args`` go to the worker (``--device cpu``, ``--threads 4``).
+    """
+
+    def __init__(self, python: str | os.PathLike | None = None, *, args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None,
+                 inherit_env: bool = True, module: str = WORKER_MODULE, stderr_lines: int = 500,
+                 on_stderr: Callable[[str], None] | None = None):
+        self.python = os.fspath(python) if python is not None else sys.executable
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        self.inherit_env = inherit_env
+        self.module = module
+        self.info: dict | None = None  # the hello answer
+        self.returncode: int | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=stderr_lines)
+        self._on_stderr = on_stderr
+        self._proc: subprocess.Popen | None = None
+        self._threads: list[threading.Thread] = []
+        self._finalizer: weakref.finalize | None = None
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._arrived = threading.Condition()
+        self._counter = [0]
+        self._jobs: dict[Any, Job] = {}
+        self._ids = itertools.count(1)
+        self._pump_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._hello_job: Job | None = None
+        self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
+        self._closing = False
+
+    # -- process ------------------------------------------------------------------------------------
+
+    @property
+    def command(self) -> list[str]:
+        return [self.python, "-m", self.module, *self.args]
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ) if self.inherit_env else {}
+        env.pop("PYTHONHOME", None)  # Blender's would point another interpreter at the wrong stdlib
+        env.update({"OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8",
+                    PARENT_PID_ENV: str(os.getpid())})
+        if os.name == "nt" and "SYSTEMROOT" in os.environ:
+            env.setdefault("SYSTEMROOT", os.environ["SYSTEMROOT"])  # Python cannot start without it
+        env.update(self.env)
+        return env
+
+    def start(self) -> Job:
+        """Spawn the worker if it is not running and send ``hello``; returns the hello job."""
+        if self.running and self._hello_job is not None:
+            return self._hello_job
+        if self._proc is not None:
+            self.close()
+        kw: dict[str, Any] = {}
+        if os.name == "posix":
+            kw["start_new_session"] = True  # own process group: close() kills it whole, ^C spares it
+        else:
+            kw["creationflags"] = (getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+                                   | getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=self.cwd, env=self._child_env(), close_fds=True,
+                                **kw)
+        self._proc = proc
+        self.returncode = None
+        self.info = None
+        self._stderr.clear()
+        self._finalizer = weakref.finalize(self, _shutdown_process, proc, 0.5)
+        self._threads = [
+            threading.Thread(target=_read_events, name=f"salad-worker-{proc.pid}-out", daemon=True,
+                             args=(proc.stdout, self._events, self._arrived, self._counter, proc)),
+            threading.Thread(target=_read_stderr, name=f"salad-worker-{proc.pid}-err", daemon=True,
+                             args=(proc.stderr, self._stderr, self._on_stderr)),
+        ]
+        for t in self._threads:
+            t.start()
+        self._hello_job = self.submit({"op": "hello", "protocol": PROTOCOL_VERSION, "client": CLIENT_NAME})
+        return self._hello_job
+
+    def restart(self) -> Job:
+        """Close (if needed) and spawn a fresh worker; the model must be loaded again."""
+        self.close()
+        return self.start()
+
+    def close(self, timeout: float = 2.0) -> int | None:
+        """End the worker (EOF, then SIGTERM, then SIGKILL of its group) and finish all jobs."""
+        proc = self._proc
+        if proc is None:
+            return self.returncode
+        self._closing = True
+        try:
+            code = _shutdown_process(proc, timeout)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            for t in self._threads:
+                t.join(timeout=5.0)
+            self._pump()  # deliver the worker's last words (cancelled errors) and the exit event
+            for job in list(self._jobs.values()):
+                del self._jobs[job.id]
+                job._deliver(self._closed_event(job.id))
+        finally:
+            self._closing = False
+        self._proc = None
+        self._hello_job = None
+        self.returncode = code
+        return code
+
+    def __enter__(self) -> WorkerClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def stderr_tail(self, lines: int | None = None) -> str:
+        """The worker's last stderr lines (its log, warnings and tracebacks)."""
+        kept = list(self._stderr)
+        return "\n".join(kept if lines is None else kept[-lines:])
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    def submit(self, request: Mapping[str, Any], on_event: EventCallback | None = None,
+               on_progress: JobCallback | None = None, on_done: JobCallback | None = None) -> Job:
+        """Send one request (``{"op": ..., fields}``; an ``id`` is added if missing); returns its Job.
+
+        Starts the worker if it is not started (never, or closed). If it exited on its own, the job
+        fails at once with ``worker_exited``: call :meth:`restart` (and load the model again).
+        Callbacks run inside ``poll()`` / ``wait()``, on the thread that polls.
+        """
+        req = dict(request)
+        if not isinstance(req.get("op"), str):
+            raise ValueError("a request needs an 'op' string")
+        if "id" not in req:
+            req["id"] = f"r{next(self._ids)}"
+        if self._proc is None:
+            self.start()
+        with self._pump_lock:
+            if req["id"] in self._jobs:
+                raise ValueError(f"request id {req['id']!r} is already in flight")
+            job = Job(self, req, on_event, on_progress, on_done)
+            line = dumps(req)
+            if not self.running:
+                self._fail_exited(job)
+                return job
+            self._jobs[job.id] = job
+        try:
+            with self._write_lock:
+                self._proc.stdin.write(line)
+                self._proc.stdin.flush()
+        except (OSError, ValueError, AttributeError):
+            pass  # the worker died: its exit event is on the way and fails this job with the details
+        return job
+
+    def call(self, op: str, timeout: float | None = None, **fields: Any) -> dict:
+        """Blocking convenience: submit ``{"op": op, **fields}`` and wait for the result."""
+        return self.submit({"op": op, **fields}).wait(timeout)
+
+    def cancel(self, job: Job | Any) -> Job | None:
+        """Cancel a job (or request id); returns the cancel request's job, None if nothing to cancel."""
+        target = job.id if isinstance(job, Job) else job
+        live = self._jobs.get(target)
+        if live is None or live.done or not self.running:
+            return None
+        return self.submit({"op": "cancel", "target": target})
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def poll(self) -> list[dict]:
+        """Apply all received events to their jobs (callbacks run here); return events no job claims.
+
+        Never blocks. Unclaimed events: errors without a request id and the worker's exit
+        (``{"event": "exit", "code": "worker_exited", "returncode": ..., "stderr": ...}``).
+        """
+        with self._pump_lock:
+            self._pump()
+            out = list(self._unrouted)
+            self._unrouted.clear()
+            return out
+
+    def _pump(self) -> None:
+        """Apply received events (what Job.poll/wait use: unclaimed events stay for client.poll)."""
+        with self._pump_lock:
+            while True:
+                try:
+                    item = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                self._dispatch(item)  # one at a time: a callback that polls again keeps the order
+
+    def _dispatch(self, item: Any) -> None:
+        if isinstance(item, tuple) and item[0] == "exit":
+            self._on_exit(item[1])
+            return
+        job = self._jobs.get(item.get("id"))
+        if job is None:
+            self._unrouted.append(item)
+            return
+        if item.get("event") == "result" and job.op in ("hello", "version"):
+            item = self._check_hello(item)
+        if item.get("event") in ("result", "error"):
+            del self._jobs[job.id]
+        job._deliver(item)
+
+    def _check_hello(self, event: dict) -> dict:
+        data = event.get("data") or {}
+        if data.get("protocol") != PROTOCOL_VERSION:
+            return {"id": event.get("id"), "event": "error", "code": PROTOCOL_MISMATCH, "data": data,
+                    "message": f"the worker speaks protocol {data.get('protocol')!r}, this add-on "
+                               f"{PROTOCOL_VERSION}: install matching versions of the add-on and salad_model"}
+        self.info = data
+        return event
+
+    def _exit_event(self, returncode: int | None, job_id: Any = None) -> dict:
+        tail = self.stderr_tail(40)
+        how = (f"was killed by signal {-returncode}" if returncode is not None and returncode < 0
+               else f"exited with code {returncode}")
+        message = f"the model worker {how}"
+        last = [ln for ln in tail.splitlines() if ln.strip()]
+        if last:
+            message += f": {last[-1].strip()}"
+        return {"id": job_id, "event": "error", "code": WORKER_EXITED, "message": message,
+                "returncode": returncode, "stderr": tail}
+
+    def _on_exit(self, returncode: int | None) -> None:
+        if returncode is None and self._proc is not None:
+            returncode = self._proc.poll()
+        self.returncode = returncode
+        for t in self._threads:  # stderr may still hold the traceback that explains the exit
+            if t.name.endswith("-err"):
+                t.join(timeout=1.0)
+        for job in list(self._jobs.values()):
+            del self._jobs[job.id]
+            job._deliver(self._closed_event(job.id) if self._closing else self._exit_event(returncode, job.id))
+        self._unrouted.append({**self._exit_event(returncode), "event": "exit"})
+
+    @staticmethod
+    def _closed_event(job_id: Any) -> dict:
+        return {"id": job_id, "event": "error", "code": CANCELLED,
+                "message": "the worker was closed before the request finished"}
+
+    def _fail_exited(self, job: Job) -> None:
+        code = self.returncode if self._proc is None else self._proc.poll()
+        job._deliver(self._exit_event(code, job.id))
+
+    def _arrivals(self) -> int:
+        with self._arrived:
+            return self._counter[0]
+
+    def _wait_arrival(self, seen: int, timeout: float) -> None:
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._counter[0] != seen, timeout=timeout)

@@ -1,0 +1,84 @@
+"""Client side of the worker protocol: version, error codes and the array codec.
+
+A deliberate copy of the codec in ``salad_model/protocol.py``: the add-on runs in Blender's Python,
+which has numpy but neither torch nor ``salad_model``. ``tests/test_client.py`` checks that both
+copies read each other's output. Format reference: ``docs/worker_protocol.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+# Codes the worker sends (stable), plus the client's own.
+WORKER_CODES = ("bad_json", "bad_request", "unknown_op", "invalid_input", "model_error", "no_model",
+                "cancelled", "out_of_memory", "internal")
+WORKER_EXITED = "worker_exited"        # the process ended (crash, kill, close) before answering
+PROTOCOL_MISMATCH = "protocol_mismatch"  # hello answered with another protocol version
+CANCELLED = "cancelled"
+
+ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+ARRAY_KEYS = frozenset(("dtype", "shape", "data"))
+
+
+def encode_array(array: Any) -> dict:
+    """numpy array → ``{"dtype", "shape", "data": base64 of the little-endian bytes}``."""
+    a = np.asarray(array)
+    if a.dtype.name not in ARRAY_DTYPES:
+        raise ValueError(f"dtype {a.dtype} cannot travel; use one of {', '.join(ARRAY_DTYPES)}")
+    a = a.astype(a.dtype.newbyteorder("<"), order="C", copy=False)  # (ascontiguousarray makes 0-d 1-d)
+    return {"dtype": a.dtype.name, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def is_array(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.keys() == ARRAY_KEYS
+
+
+def decode_array(obj: dict) -> np.ndarray:
+    """Inverse of :func:`encode_array`: a writable native-endian array (dtype and size checked)."""
+    name, shape = obj.get("dtype"), obj.get("shape")
+    if name not in ARRAY_DTYPES:
+        raise ValueError(f"unsupported array dtype {name!r}")
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise ValueError(f"array shape must be a list of non-negative integers: {shape!r}")
+    raw = base64.b64decode(obj.get("data", ""), validate=True)
+    dt = np.dtype(name).newbyteorder("<")
+    if len(raw) != dt.itemsize * math.prod(shape):
+        raise ValueError(f"array data has {len(raw)} bytes, shape {shape} of {name} needs "
+                         f"{dt.itemsize * math.prod(shape)}")
+    return np.frombuffer(bytearray(raw), dtype=dt).reshape(shape).astype(np.dtype(name), copy=False)
+
+
+def to_wire(obj: Any) -> Any:
+    """Arrays → encoded dicts, numpy scalars → Python values, tuples → lists (for requests)."""
+    if isinstance(obj, np.ndarray):
+        return encode_array(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): to_wire(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_wire(v) for v in obj]
+    return obj
+
+
+def from_wire(obj: Any) -> Any:
+    """Every encoded array in decoded JSON → numpy array."""
+    if isinstance(obj, dict):
+        if is_array(obj):
+            return decode_array(obj)
+        return {k: from_wire(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_wire(v) for v in obj]
+    return obj
+
+
+def dumps(message: dict) -> bytes:
+    """One request line: compact ASCII JSON + newline."""
+    return json.dumps(to_wire(message), separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
