@@ -286,7 +286,7 @@ def _guided(v: torch.Tensor, rows: dict[str, int], u: str, c: str, guidance: flo
 
 @torch.no_grad()
 def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: TextContext,
-                null: TextContext, mode: CrossAttentionEdit, guidance: float = 7.5, steps: int = 50,
+                null: TextContext | list[TextContext], mode: CrossAttentionEdit, guidance: float = 7.5, steps: int = 50,
                 scheduler: str = "ddim", src_proportion: float = 0.2, inject_temporal: bool = True,
                 source_maps: SourceMaps | None = None, record_key: tuple | None = None,
                 callback: StepCallback | None = None, diffusion: DiffusionConfig | None = None,
@@ -294,7 +294,8 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
     """Edit the generation of ``src`` (from noise ``z_T`` [1, T', 7, C]) towards ``edit``.
 
     With ``source_maps`` (from an earlier edit of the same source) the source rows are skipped; with
-    ``record_key`` the source's maps are recorded for such reuse.
+    ``record_key`` the source's maps are recorded for such reuse. ``null`` may be one context per step
+    (null-text inversion of real motion).
     """
     cache_hit = source_maps is not None
     record = None
@@ -319,7 +320,8 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
             rows = {r: k for k, r in enumerate(roles)}
             ctrl.begin_step(i, n, rows, len(roles))
             lat = {"src_u": z_src, "src_c": z_src, "edit_u": z_edit, "edit_c": z_edit, "edit_free": z_edit}
-            txt = {"src_u": null, "src_c": src, "edit_u": null, "edit_c": edit, "edit_free": edit}
+            nul = null[i] if isinstance(null, list) else null  # per-step nulls from null-text inversion
+            txt = {"src_u": nul, "src_c": src, "edit_u": nul, "edit_c": edit, "edit_free": edit}
             x = torch.cat([lat[r] for r in roles])
             ctx = TextContext.cat([txt[r] for r in roles])
             v = denoiser(x, t, ctx, None)

@@ -70,7 +70,7 @@ def latent_mask(lengths: list[int] | torch.Tensor, t_latent: int) -> torch.Tenso
 
 
 @torch.no_grad()
-def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: TextContext | None,
+def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: TextContext | list[TextContext] | None,
            guidance: float = 7.5, steps: int = 50, scheduler: str = "ddim",
            len_mask: torch.Tensor | None = None, callback: StepCallback | None = None,
            on_step: Callable[[int, int], None] | None = None,
@@ -78,7 +78,8 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
            trajectory: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
     """Denoise ``z_T`` [B, T', 7, C] into z_0.
 
-    ``cond``/``uncond`` hold B rows each (``uncond`` may be None when guidance is 1). One forward over
+    ``cond``/``uncond`` hold B rows each (``uncond`` may be None when guidance is 1, or one context per step
+    after null-text inversion). One forward over
     ``[z; z]`` per step (unconditional half first, as the reference). ``on_step(i, n)`` runs before step
     i (attention controllers use it); ``callback(i+1, n)`` after it (progress; may raise Cancelled).
     """
@@ -87,13 +88,16 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     mask = None if len_mask is None else len_mask[:, :, None, None].to(z_T.dtype)
     z = z_T if mask is None else z_T * mask
     use_cfg = uncond is not None and guidance != 1.0
-    ctx = TextContext.cat([uncond, cond]) if use_cfg else cond
+    per_step = isinstance(uncond, list)
+    ctx = TextContext.cat([uncond, cond]) if use_cfg and not per_step else cond
     lm = None if len_mask is None else (torch.cat([len_mask, len_mask]) if use_cfg else len_mask)
     n = len(sched.timesteps)
     for i, t in enumerate(sched.timesteps):
         if on_step is not None:
             on_step(i, n)
         x_in = torch.cat([z, z]) if use_cfg else z
+        if use_cfg and per_step:
+            ctx = TextContext.cat([uncond[i], cond])
         v = denoiser(x_in, t, ctx, lm)
         if use_cfg:
             v_u, v_c = v.chunk(2)
