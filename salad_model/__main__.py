@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
     e.add_argument("--source-out", type=Path, default=None, help="also write the source motion here")
     _common(e)
+    r = sub.add_parser("edit-real", help="edit real motion (BVH/npz): invert it under a caption, then edit")
+    r.add_argument("motion", type=Path, help=".bvh (SMPL-22 or Bandai-Namco names) or .npz with 'joints'")
+    r.add_argument("--prompt", required=True, help="a caption describing the input motion")
+    r.add_argument("--to", dest="edit_prompt", default=None)
+    r.add_argument("--mode", default="auto", choices=["auto", "word_swap", "refine", "reweight", "mirror"])
+    r.add_argument("--word", default=None)
+    r.add_argument("--scale", type=float, default=None)
+    r.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
+    r.add_argument("--null-text-iters", type=int, default=10, help="0 = plain DDIM inversion (guidance 1)")
+    r.add_argument("--overlap", type=int, default=40, help="frames shared by windows of long clips")
+    _common(r)
     a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")
     a.add_argument("prompt")
     _common(a)
@@ -126,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             paths = save_motion(motion, args.out, args.bvh, args.preview)
             if args.source_out and source is not None:
                 paths += save_motion(source, args.source_out, args.bvh, args.preview)
+        elif args.command == "edit-real":
+            from .motion_io import load_motion
+
+            edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
+                                          mirror=args.mirror).items() if v is not None}
+            if edit:
+                edit["mode"] = args.mode
+            motion = pipe.edit_real(args.prompt, joints=load_motion(args.motion), overlap=args.overlap,
+                                    null_text_iters=args.null_text_iters, steps=args.steps, guidance=args.guidance,
+                                    callback=_progress("inverting + editing"), **edit)
+            paths = save_motion(motion, args.out, args.bvh, args.preview)
         else:
             import numpy as np
 
@@ -138,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             np.savez(Path(args.out).with_suffix(".attention.npz"), maps=att.maps, tokens=np.array(att.tokens),
                      parts=np.array(att.parts))
             paths += [png, Path(args.out).with_suffix(".attention.npz")]
-    except (InputError, CheckpointError) as exc:
+    except (InputError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for p in paths:

@@ -146,6 +146,9 @@ class SaladPipeline:
         """Seconds → frames, rounded to the VAE's unit of 4 frames."""
         if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
             raise InputError(f"duration must be a positive number of seconds, got {seconds!r}")
+        if seconds > 3600:
+            raise InputError(f"duration {seconds:g} s is out of range: this model makes at most "
+                             f"{self.max_frames / self.fps:.1f} s")
         return int(round(seconds * self.fps / 4.0)) * 4
 
     def check_frames(self, frames: int) -> int:

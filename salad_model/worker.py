@@ -44,7 +44,7 @@ STEP_DELAY_ENV = "SALAD_WORKER_DEBUG_STEP_DELAY"  # tests only: seconds slept af
 EXIT_GRACE = 5.0  # seconds the main thread gets to finish after EOF before the process is ended
 
 IMMEDIATE_OPS = ("hello", "version", "cancel", "shutdown")
-MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention")
+MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 _STOP = object()
@@ -80,6 +80,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "int": (_is_int, "an integer"),
     "num": (_is_num, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "array": (lambda v: isinstance(v, dict) and P.is_array(v), "an encoded array {dtype, shape, data}"),
 }
 
 _SAMPLING = {"frames": "int", "seconds": "num", "seed": "int", "guidance": "num", "steps": "int",
@@ -93,11 +94,14 @@ FIELDS: dict[str, dict[str, str]] = {
     "unload": {},
     "model_info": {},
     "prompt_tokens": {"prompt": "str"},
-    "generate": {"prompt": "str", **_SAMPLING},
+    "generate": {"prompt": "str", "record_maps": "bool", **_SAMPLING},
     "attention": {"prompt": "str", **_SAMPLING},
     "edit": {"source_prompt": "str", "edit_prompt": "str", "mode": "str", "word": "str", "scale": "num",
              "mirror": "str", "src_proportion": "num", "swap_src_proportion": "num",
              "inject_temporal": "bool", "return_source": "bool", **_SAMPLING},
+    "edit_real": {"prompt": "str", "joints": "array", "edit_prompt": "str", "mode": "str", "word": "str",
+                  "scale": "num", "mirror": "str", "overlap": "int", "null_text_iters": "int", "steps": "int",
+                  "guidance": "num"},
 }
 
 
@@ -518,7 +522,21 @@ class Worker:
         pipe = self._pipeline()
         if "prompt" not in params:
             raise RequestError(P.INVALID_INPUT, "generate needs a \"prompt\"")
-        m = pipe.generate(params["prompt"], callback=self._step_callback(rid), **self._sampling(params))
+        # Recording the attention maps costs ~nothing and makes the next edit of this motion skip its source pass.
+        m = pipe.generate(params["prompt"], callback=self._step_callback(rid),
+                          record_maps=params.get("record_maps", True), **self._sampling(params))
+        return self._motion(m)
+
+    def op_edit_real(self, rid: Any, params: dict) -> dict:
+        """Invert a real motion (joints [T, 22, 3], model space, 20 fps) under ``prompt`` and edit it."""
+        pipe = self._pipeline()
+        for key in ("prompt", "joints"):
+            if key not in params:
+                raise RequestError(P.INVALID_INPUT, f"edit_real needs {key!r}")
+        joints = P.decode_array(params["joints"])
+        edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror") if k in params}
+        kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
+        m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
         return self._motion(m)
 
     def op_attention(self, rid: Any, params: dict) -> dict:

@@ -53,3 +53,21 @@ def test_bad_input_exit_code_and_message(tiny_model_dir, tmp_path):
     r = run(["generate", "walk", "--model", str(tiny_model_dir), "--seconds", "60", "--out", "x.npz"], tmp_path)
     assert r.returncode == 2 and "out of range" in r.stderr
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_edit_real_from_bvh(tiny_model_dir, tmp_path):
+    from pathlib import Path
+
+    clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
+    r = run(["edit-real", str(clip), "--prompt", "a person raises the left hand", "--mirror", "all",
+             "--model", str(tiny_model_dir), "--steps", "5", "--null-text-iters", "2", "--out", "m.npz"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = np.load(tmp_path / "m.npz")
+    meta = json.loads(str(out["meta"]))
+    assert meta["edits"][0]["mode"] == "mirror" and meta["source"] == "inversion"
+    assert out["joints"].shape[1:] == (22, 3) and out["joints"].shape[0] % 4 == 0
+    bad = tmp_path / "bad.bvh"
+    bad.write_text("HIERARCHY\nROOT Hips\n{\n OFFSET 0 0 0\n CHANNELS 3 Xposition Yposition Zposition\n"
+                   " End Site\n {\n  OFFSET 0 1 0\n }\n}\nMOTION\nFrames: 1\nFrame Time: 0.05\n0 0 0\n")
+    r = run(["edit-real", str(bad), "--prompt", "walk", "--model", str(tiny_model_dir), "--out", "b.npz"], tmp_path)
+    assert r.returncode == 2 and "neither SMPL-22 nor Bandai" in r.stderr

@@ -419,3 +419,28 @@ def test_shutdown_mid_generation(tiny_model_dir):
     finally:
         w.close()
     assert pid_gone(w.proc.pid) and not w.bad_lines
+
+
+def test_generate_records_maps_so_the_edit_skips_the_source(worker):
+    """The worker's generate keeps the attention maps; the following edit of it is a cache hit."""
+    gen = worker.result("generate", prompt="a person waves", frames=40, seed=3, steps=4)
+    ed = worker.result("edit", source_prompt="a person waves", frames=40, seed=3, steps=4, mirror="all",
+                       return_source=True)
+    assert ed["source"] is None  # no source pass was needed
+    again = worker.result("generate", prompt="a person waves", frames=40, seed=3, steps=4, record_maps=False)
+    np.testing.assert_allclose(gen["joints"], again["joints"], atol=1e-5)
+
+
+def test_edit_real_motion(worker):
+    from pathlib import Path
+
+    from salad_model.data.bandai import bvh_to_smpl22
+
+    clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
+    joints = bvh_to_smpl22(clip.read_text()).astype(np.float32)
+    d = worker.result("edit_real", prompt="a person raises the left hand", joints=P.encode_array(joints),
+                      mirror="all", steps=4, null_text_iters=1)
+    assert d["meta"]["source"] == "inversion" and d["meta"]["edits"][0]["mode"] == "mirror"
+    assert d["joints"].shape[1:] == (22, 3) and d["joints"].shape[0] == (len(joints) - 1) // 4 * 4
+    err = error_of(worker, "edit_real", prompt="walk", joints=P.encode_array(np.zeros((30, 21, 3), np.float32)))
+    assert err["code"] == "invalid_input" and "[T, 22, 3]" in err["message"]
