@@ -1,0 +1,40 @@
+"""SALAD Motion for Blender: text to 3D human animation, edited by editing the text.
+
+The add-on is a thin client: the model runs in a separate worker process (its own Python with torch),
+and this package only needs bpy and numpy. bpy is imported inside :func:`register` so the pure-numpy
+modules (``smpl22``, ``retarget``, ``rigs``, ``heatmap``, ``client``, ``setup_env``) import without
+Blender, e.g. in the model environment's tests.
+
+Extension metadata: ``blender_manifest.toml`` next to this file (Blender 4.2+).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_registered: list = []
+
+
+def register() -> None:
+    """Register preferences, scene settings, operators and panels (the add-on system calls this)."""
+    import bpy
+
+    from . import operators, panels, preferences
+
+    for cls in (*preferences.classes, *operators.classes, *panels.classes):
+        bpy.utils.register_class(cls)
+        _registered.append(cls)
+    operators.register_props()
+    panels.register_status()
+
+
+def unregister() -> None:
+    """Stop jobs and the worker, then unregister everything in reverse order."""
+    import bpy
+
+    from . import operators, panels
+
+    panels.unregister_status()
+    operators.unregister_props()
+    while _registered:
+        bpy.utils.unregister_class(_registered.pop())

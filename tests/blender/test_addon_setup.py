@@ -1,0 +1,159 @@
+"""Environment set-up job (driven with harmless commands, never pip), heat-map drawing, bone-map parsing."""
+
+import os
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from salad_blender import heatmap, setup_env
+from salad_blender.setup_env import SetupError, Step
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+# ------------------------------------------------------------------------------- environment set-up
+
+
+def test_plan_runs_pip_only_inside_the_new_environment(tmp_path):
+    venv = tmp_path / "venv"
+    steps = setup_env.plan_steps(venv, base_python="/opt/blender/python/bin/python3.11", package="salad-blender",
+                                 torch_index="cpu")
+    vpy = str(setup_env.venv_python(venv))
+    assert steps[0].argv == ["/opt/blender/python/bin/python3.11", "-m", "venv", str(venv)]
+    pip_steps = [s for s in steps if "pip" in s.argv]
+    assert len(pip_steps) == 3 and all(s.argv[0] == vpy for s in pip_steps)
+    torch = next(s for s in steps if "torch" in s.argv)
+    assert torch.argv[-2:] == ["--index-url", "https://download.pytorch.org/whl/cpu"]
+    assert steps[-1].argv[0] == vpy and "salad_model.worker" in steps[-1].argv[-1]
+    with pytest.raises(SetupError, match="refusing to run pip outside"):
+        setup_env.check_plan([Step("bad", [sys.executable, "-m", "pip", "install", "torch"])], venv)
+    with pytest.raises(SetupError, match="refusing to run pip outside"):
+        setup_env.start_setup(venv, online_access=True, steps=[Step("bad", [sys.executable, "-m", "pip"])])
+
+
+def test_offline_is_refused_with_directions(tmp_path):
+    with pytest.raises(SetupError, match=r"Allow Online Access.*Preferences > System > Network"):
+        setup_env.start_setup(tmp_path / "venv", online_access=False)
+    with pytest.raises(SetupError, match="--offline-mode"):
+        setup_env.check_online(False, overridden=True)
+    assert not (tmp_path / "venv").exists()
+
+
+def test_setup_job_runs_steps_in_order_with_progress(tmp_path):
+    marker = tmp_path / "order.txt"
+    steps = [Step(f"step {i}", py(f"import time; print('working on {i}'); time.sleep(0.1); "
+                                  f"open({str(marker)!r}, 'a').write('{i}')")) for i in range(3)]
+    job = setup_env.start_setup(tmp_path / "venv", online_access=True, steps=steps)
+    statuses, progress = set(), []
+    while not job.poll():
+        statuses.add(job.status)
+        progress.append(job.progress)
+        time.sleep(0.02)
+    assert job.state == "done" and job.progress == 1.0 and "ready" in job.message
+    assert marker.read_text() == "012"
+    assert progress == sorted(progress)
+    assert any("working on 1" in s for s in statuses) or any("working on" in ln for ln in job.log)
+    assert str(setup_env.venv_python(tmp_path / "venv")) in job.message
+
+
+def test_failing_step_stops_and_explains(tmp_path):
+    marker = tmp_path / "later.txt"
+    steps = [Step("Installing torch", py("import sys; print('ERROR: No matching distribution found for "
+                                         "torch'); sys.exit(3)")),
+             Step("never", py(f"open({str(marker)!r}, 'w')"))]
+    job = setup_env.SetupJob(steps).wait(30)
+    assert job.state == "failed"
+    assert "Installing torch failed (exit code 3)" in job.message and "No matching distribution" in job.message
+    assert not marker.exists()
+    missing = setup_env.SetupJob([Step("Creating", ["/nonexistent/python", "-m", "venv", "x"])])
+    assert missing.state == "failed" and "could not start" in missing.message
+
+
+def test_cancel_kills_the_running_step(tmp_path):
+    job = setup_env.SetupJob([Step("slow", py("import time; print('start', flush=True); time.sleep(60)"))])
+    deadline = time.monotonic() + 20
+    while not any("start" in ln for ln in job.log):
+        job.poll()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc = job._proc
+    t0 = time.monotonic()
+    job.cancel()
+    assert job.state == "cancelled" and time.monotonic() - t0 < 5
+    assert proc.poll() is not None
+    assert job.poll() is True
+
+
+def test_child_env_drops_blenders_python_variables(monkeypatch):
+    monkeypatch.setenv("PYTHONHOME", "/blender/python")
+    monkeypatch.setenv("PYTHONPATH", "/blender/scripts")
+    env = setup_env._child_env()
+    assert "PYTHONHOME" not in env and "PYTHONPATH" not in env and env["PIP_DISABLE_PIP_VERSION_CHECK"] == "1"
+
+
+# ---------------------------------------------------------------------------------------- heat map
+
+
+def test_word_groups_for_bert_and_clip_tokens():
+    bert = ["[CLS]", "a", "person", "walk", "##s", "forward", ",", "then", "jumps", "[SEP]"]
+    assert heatmap.word_groups("A person walks forward, then jumps", bert) == [
+        ("A", [1]), ("person", [2]), ("walks", [3, 4]), ("forward", [5]), ("then", [7]), ("jumps", [8])]
+    clip = ["<|startoftext|>", "a</w>", "right</w>", "-</w>", "handed</w>", "wave</w>", "<|endoftext|>"]
+    assert heatmap.word_groups("a right-handed wave", clip) == [("a", [1]), ("right-handed", [2, 3, 4]),
+                                                                ("wave", [5])]
+    assert heatmap.split_words("walks, then jumps!") == ["walks", "then", "jumps"]
+
+
+def test_render_panels_layout_and_normalisation():
+    rng = np.random.default_rng(0)
+    maps = rng.random((5, 7, 20))
+    maps[3] *= 5.0  # one strong word
+    groups = [("a", [1]), ("person", [2]), ("jumps", [3, 4])]
+    wm = heatmap.word_maps(maps, groups)
+    assert wm.shape == (3, 7, 20) and np.allclose(wm[2], maps[3] + maps[4])
+    img = heatmap.render(wm, ["a", "person", "jumps"], row_px=8, gap=6)
+    assert img.dtype == np.float32 and img.shape[2] == 4 and np.all(img[..., 3] == 1.0)
+    assert img.shape[0] == 3 * 7 * 8 + 2 * 6 + 2 * 6
+    left = img.shape[1] - 6 - 20 * int(np.ceil(480 / 20))
+    bright = [img[6 + k * 62: 6 + k * 62 + 56, left:-6, :3].mean() for k in range(3)]
+    assert bright[2] > bright[0] and bright[2] > bright[1]  # shared scale: the strong word is brightest
+    per_word = heatmap.render(wm, ["a", "person", "jumps"], normalize="word")
+    b2 = [per_word[6 + k * 62: 6 + k * 62 + 56, left:-6, :3].mean() for k in range(3)]
+    assert max(b2) - min(b2) < 0.1  # each panel stretched to its own range
+    assert heatmap.text_mask("jumps", 2).shape == (10, 38) and heatmap.text_mask("jumps").any()
+    assert np.allclose(heatmap.colormap(np.array([0.0, 1.0])), heatmap._RAMP[[0, -1]])
+
+
+def test_blender_image_created_then_resized_in_place():
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    a = np.zeros((10, 20, 4), dtype=np.float32)
+    a[0, :, 0] = 1.0  # top row red
+    a[..., 3] = 1.0
+    img = heatmap.to_blender_image(a, "SALAD test image")
+    assert tuple(img.size) == (20, 10)
+    px = np.empty(20 * 10 * 4, dtype=np.float32)
+    img.pixels.foreach_get(px)
+    assert px.reshape(10, 20, 4)[-1, 0, 0] > 0.99  # Blender stores the bottom row first
+    img2 = heatmap.to_blender_image(np.ones((6, 8, 4), dtype=np.float32), "SALAD test image")
+    assert img2 == img and tuple(img.size) == (8, 6) and len(bpy.data.images) == 1
+
+
+# -------------------------------------------------------------------------------------- bone maps
+
+
+def test_bone_map_json_both_directions_and_errors():
+    pytest.importorskip("bpy")
+    from salad_blender import jobs
+
+    assert jobs.parse_bone_map('{"pelvis": "Hips", "spine1": "Spine"}') == {"pelvis": "Hips", "spine1": "Spine"}
+    assert jobs.parse_bone_map('{"Hips": "pelvis", "Spine": "spine1"}') == {"pelvis": "Hips", "spine1": "Spine"}
+    with pytest.raises(jobs.JobError, match="not valid JSON"):
+        jobs.parse_bone_map("{pelvis: Hips}")
+    with pytest.raises(jobs.JobError, match="JSON object of names"):
+        jobs.parse_bone_map('["pelvis"]')
+    assert os.path.basename(jobs.resolve_python(sys.executable)).startswith("python")

@@ -1,0 +1,74 @@
+"""tools/batch.py as users run it (`python tools/batch.py ...` with the bpy module), tiny model."""
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+BATCH = Path(__file__).resolve().parents[2] / "tools" / "batch.py"
+PROMPT = "a person walks forward and waves with the right hand"
+SLUG = "a_person_walks_forward_and_waves_with_the_right_hand"
+
+
+def run(*args, timeout=180):
+    return subprocess.run([sys.executable, str(BATCH), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_batch_one_prompt_all_outputs(tmp_path, tiny_model_dir):
+    out = tmp_path / "x"
+    p = run("--prompt", PROMPT, "--seconds", 4, "--out", out, "--model", tiny_model_dir, "--steps", 10,
+            "--threads", 1, "--bvh", "--fbx", "--render", "--resolution", "320x180")
+    assert p.returncode == 0, p.stderr
+    assert "1/1 prompt(s) written" in p.stderr
+    for ext in ("blend", "bvh", "fbx", "png"):
+        f = out / f"{SLUG}.{ext}"
+        assert f.is_file() and f.stat().st_size > 1000, ext
+    assert png_size(out / f"{SLUG}.png") == (320, 180)
+    bvh = (out / f"{SLUG}.bvh").read_text()
+    assert bvh.startswith("HIERARCHY") and "ROOT pelvis" in bvh and "Frames: 95" in bvh  # 4 s at 24 fps
+
+    bpy.ops.wm.open_mainfile(filepath=str(out / f"{SLUG}.blend"))
+    try:
+        arm = bpy.data.objects["SALAD Body"]
+        act = arm.animation_data.action
+        assert act["salad_prompt"] == PROMPT and act["salad_steps"] == 10 and act["salad_frames"] == 80
+        assert [c.type for c in arm.children] == ["MESH"]
+        scene = bpy.context.scene
+        assert (scene.frame_start, scene.frame_end) == (1, 95)
+        assert "SALAD Preview Camera" not in bpy.data.objects  # the .blend holds only the character
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_batch_reports_failed_prompt_and_continues(tmp_path, tiny_model_dir):
+    prompts = tmp_path / "prompts.txt"
+    long_prompt = "a person " + " ".join(["walks"] * 100)
+    prompts.write_text(f"# comment\na person jumps\n\n{long_prompt}\na person jumps\n", encoding="utf-8")
+    p = run("--prompts", prompts, "--seconds", 2, "--out", tmp_path / "o", "--model", tiny_model_dir,
+            "--steps", 2, "--threads", 1)
+    assert p.returncode == 1
+    assert "prompt is too long" in p.stderr and "2/3 prompt(s) written" in p.stderr
+    written = sorted(f.name for f in (tmp_path / "o").iterdir())
+    assert written == ["a_person_jumps.blend", "a_person_jumps_2.blend"]
+
+
+def test_batch_usage_errors_exit_2(tmp_path, tiny_model_dir):
+    p = run("--prompt", "a person jumps", "--out", tmp_path, "--python", "/nonexistent/python",
+            "--model", tiny_model_dir)
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    p = run("--prompt", "a person jumps", "--out", tmp_path, "--model", tmp_path / "missing")
+    assert p.returncode == 2 and "model folder" in p.stderr
+    p = run("--out", tmp_path)
+    assert p.returncode == 2 and "--prompt" in p.stderr
+    assert not list(tmp_path.glob("*.blend"))

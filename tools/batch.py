@@ -1,0 +1,354 @@
+"""Batch text-to-motion with Blender: one .blend (+ .bvh, .fbx, preview .png) per prompt.
+
+Runs the add-on's own job functions (``salad_blender.jobs``), the code behind the "Generate Motion"
+button — no second code path — driving ``poll()`` in a loop because headless Blender runs no timers.
+
+    blender -b --python-exit-code 1 --python tools/batch.py -- --prompt "a person jumps" --out out/
+    python tools/batch.py --prompts prompts.txt --seconds 4 --out out/ --bvh --fbx --render
+
+(the second form needs the ``bpy`` module, e.g. ``pip install bpy``). Blender exits 0 after a Python
+error in a ``--python`` script unless ``--python-exit-code 1`` is given; this script calls
+``sys.exit`` with its own code (0 all written, 1 a prompt failed, 2 bad arguments or set-up), which
+Blender passes on either way.
+
+Worker interpreter: ``--python``, else $SALAD_WORKER_PYTHON, else this interpreter if it can import
+salad_model and torch (``python tools/batch.py`` in the model's environment), else the installed
+add-on's preference / managed environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def script_args(argv: list[str] | None = None) -> list[str]:
+    """Our arguments: everything after "--" (Blender's convention), else all of them."""
+    argv = list(sys.argv if argv is None else argv)
+    return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+
+
+def parse_args(args: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="batch.py", description="Text to motion in Blender, in batch.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--prompt", help="one prompt")
+    src.add_argument("--prompts", type=Path, help="a text file, one prompt per line (# comments)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, help="'demo' or a model folder (default $SALAD_MODEL or demo)")
+    p.add_argument("--python", default=None, help="the worker's Python interpreter (model environment)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--threads", type=int, default=0, help="worker CPU threads (0: physical cores)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--sampler", default="ddim", choices=("ddim", "dpm++"))
+    p.add_argument("--fps", type=int, default=None, help="scene frame rate (default: Blender's, 24)")
+    p.add_argument("--no-pin-feet", action="store_true", help="keep the model's foot sliding")
+    p.add_argument("--bvh", action="store_true", help="also write <slug>.bvh (Blender's BVH exporter)")
+    p.add_argument("--fbx", action="store_true", help="also write <slug>.fbx (armature, body, animation)")
+    p.add_argument("--render", action="store_true", help="also render a mid-clip preview <slug>.png")
+    p.add_argument("--engine", default="workbench", choices=("workbench", "cycles"),
+                   help="preview renderer (Workbench is fast headless)")
+    p.add_argument("--resolution", default="960x540", help="preview size WxH")
+    a = p.parse_args(args)
+    if not re.fullmatch(r"\d+x\d+", a.resolution):
+        p.error("--resolution must look like 960x540")
+    return a
+
+
+def read_prompts(a: argparse.Namespace) -> list[str]:
+    if a.prompt is not None:
+        return [a.prompt]
+    lines = a.prompts.read_text(encoding="utf-8").splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def slugify(prompt: str, taken: set[str]) -> str:
+    """File-name stem for a prompt: lowercase words joined by "_", unique within this run."""
+    base = re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")[:60].rstrip("_") or "motion"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}_{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def worker_python(flag: str | None) -> str:
+    """See the module docstring for the order."""
+    if flag:
+        return flag
+    if os.environ.get("SALAD_WORKER_PYTHON"):
+        return os.environ["SALAD_WORKER_PYTHON"]
+    if (importlib.util.find_spec("salad_model") is not None and importlib.util.find_spec("torch") is not None
+            and os.path.basename(sys.executable).lower().startswith("python")):
+        return sys.executable
+    import bpy
+
+    for name, addon in bpy.context.preferences.addons.items():
+        if name == "salad_blender" or name.endswith(".salad_motion"):
+            prefs = addon.preferences
+            if prefs is not None and getattr(prefs, "python_path", ""):
+                return bpy.path.abspath(prefs.python_path)
+            from salad_blender import setup_env
+
+            managed = setup_env.managed_python(name)
+            if managed:
+                return managed
+    return ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def export_bvh(arm, path: Path, scene) -> None:  # noqa: ANN001 - bpy objects
+    import addon_utils
+    import bpy
+
+    try:
+        bpy.ops.export_anim.bvh.get_rna_type()
+    except KeyError:  # Blender's BVH add-on is off (ships with Blender, also in the bpy wheel)
+        addon_utils.enable("io_anim_bvh", default_set=False)
+    _activate(arm)
+    res = bpy.ops.export_anim.bvh(filepath=str(path), check_existing=False, frame_start=scene.frame_start,
+                                  frame_end=scene.frame_end, rotate_mode="NATIVE", root_transform_only=False)
+    if "FINISHED" not in res:
+        raise RuntimeError(f"BVH export failed: {res}")
+
+
+def export_fbx(arm, path: Path) -> None:  # noqa: ANN001
+    import bpy
+
+    _activate(arm, with_children=True)
+    res = bpy.ops.export_scene.fbx(filepath=str(path), check_existing=False, use_selection=True,
+                                   object_types={"ARMATURE", "MESH"}, add_leaf_bones=False, bake_anim=True,
+                                   bake_anim_use_all_actions=False, bake_anim_use_nla_strips=False)
+    if "FINISHED" not in res:
+        raise RuntimeError(f"FBX export failed: {res}")
+
+
+def _activate(obj, with_children: bool = False) -> None:  # noqa: ANN001
+    import bpy
+
+    vl = bpy.context.view_layer
+    for o in vl.objects:
+        o.select_set(False)
+    obj.select_set(True)
+    if with_children:
+        for c in obj.children:
+            c.select_set(True)
+    vl.objects.active = obj
+
+
+def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None:  # noqa: ANN001
+    """A mid-clip still: 3/4 front camera framing the body, floor, sun; Workbench or Cycles CPU."""
+    import bpy
+    import numpy as np
+    from mathutils import Vector
+
+    frame = (scene.frame_start + scene.frame_end) // 2
+    scene.frame_set(frame)
+    body = next((c for c in arm.children if c.type == "MESH"), None)
+    deps = bpy.context.evaluated_depsgraph_get()
+    if body is not None:
+        ev = body.evaluated_get(deps)
+        me = ev.to_mesh()
+        co = np.empty(len(me.vertices) * 3, dtype=np.float64)
+        me.vertices.foreach_get("co", co)
+        mw = np.array(ev.matrix_world)
+        pts = co.reshape(-1, 3) @ mw[:3, :3].T + mw[:3, 3]
+        ev.to_mesh_clear()
+    else:
+        ev = arm.evaluated_get(deps)
+        mw = np.array(ev.matrix_world)
+        pts = np.array([np.array(pb.head) for pb in ev.pose.bones]) @ mw[:3, :3].T + mw[:3, 3]
+    lo, hi = pts.min(0), pts.max(0)
+    centre = (lo + hi) / 2
+    radius = max(float(np.linalg.norm(hi - lo)) / 2, 0.6)
+
+    # Facing at this frame from the hips: forward = left x up (left = left hip minus right hip).
+    pose = arm.evaluated_get(deps).pose.bones
+    fwd = np.array([0.0, -1.0, 0.0])
+    if "left_hip" in pose and "right_hip" in pose:
+        left = (mw[:3, :3] @ (np.array(pose["left_hip"].head) - np.array(pose["right_hip"].head)))
+        f = np.cross(left, [0.0, 0.0, 1.0])
+        if np.linalg.norm(f[:2]) > 1e-6:
+            fwd = f / np.linalg.norm(f)
+    side = np.cross(fwd, [0.0, 0.0, 1.0])
+    view = fwd * 0.85 + side * 0.45 + np.array([0.0, 0.0, 0.12])
+    view /= np.linalg.norm(view)
+
+    cam_data = bpy.data.cameras.new("SALAD Preview Camera")
+    cam_data.lens = 50.0
+    cam = bpy.data.objects.new("SALAD Preview Camera", cam_data)
+    scene.collection.objects.link(cam)
+    w, h = (int(x) for x in resolution.split("x"))
+    fov = 2 * np.arctan(cam_data.sensor_width / 2 / cam_data.lens) * min(1.0, h / w)
+    dist = radius / np.sin(fov / 2) * 1.08
+    cam.location = Vector(centre + view * dist)
+    cam.rotation_euler = (Vector(centre) - cam.location).to_track_quat("-Z", "Y").to_euler()
+    cam_data.clip_end = max(100.0, dist * 4)
+    scene.camera = cam
+
+    floor_mesh = bpy.data.meshes.new("SALAD Floor")
+    s = max(60.0, radius * 30)
+    c = centre
+    floor_mesh.from_pydata([(c[0] - s, c[1] - s, 0), (c[0] + s, c[1] - s, 0), (c[0] + s, c[1] + s, 0),
+                            (c[0] - s, c[1] + s, 0)], [], [(0, 1, 2, 3)])
+    floor = bpy.data.objects.new("SALAD Floor", floor_mesh)
+    scene.collection.objects.link(floor)
+    floor_mat = bpy.data.materials.new("SALAD Floor")
+    floor_mat.diffuse_color = (0.62, 0.62, 0.64, 1.0)
+    floor_mesh.materials.append(floor_mat)
+    if body is not None and not body.data.materials:
+        mat = bpy.data.materials.new("SALAD Body")
+        mat.diffuse_color = (0.85, 0.45, 0.2, 1.0)
+        body.data.materials.append(mat)
+
+    sun_data = bpy.data.lights.new("SALAD Sun", "SUN")
+    sun_data.energy = 3.0
+    sun = bpy.data.objects.new("SALAD Sun", sun_data)
+    sun.rotation_euler = (0.7, 0.2, 0.6)
+    scene.collection.objects.link(sun)
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("SALAD World")
+    scene.world.color = (0.30, 0.34, 0.40)
+
+    r = scene.render
+    r.resolution_x, r.resolution_y, r.resolution_percentage = w, h, 100
+    r.image_settings.file_format = "PNG"
+    r.filepath = str(path)
+    if engine == "cycles":
+        r.engine = "CYCLES"
+        scene.cycles.device = "CPU"
+        scene.cycles.samples = 16
+        if scene.world.use_nodes is False:
+            scene.world.use_nodes = True
+        bg = scene.world.node_tree.nodes.get("Background")
+        if bg is not None:
+            bg.inputs[0].default_value = (0.8, 0.82, 0.86, 1.0)
+            bg.inputs[1].default_value = 0.6
+        for m in (floor_mat, *(body.data.materials if body is not None else [])):
+            m.use_nodes = True
+            bsdf = m.node_tree.nodes.get("Principled BSDF")
+            if bsdf is not None:
+                bsdf.inputs[0].default_value = m.diffuse_color
+    else:
+        r.engine = "BLENDER_WORKBENCH"
+        sh = scene.display.shading
+        sh.light = "STUDIO"
+        sh.color_type = "MATERIAL"
+        sh.show_shadows = True
+        sh.shadow_intensity = 0.4
+        sh.show_cavity = True
+        scene.display.light_direction = (0.4, -0.4, 0.8)
+    bpy.ops.render.render(write_still=True)
+    if not path.is_file():
+        raise RuntimeError(f"the renderer wrote no image to {path}")
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def run_one(jobs, config, prompt: str, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    scene = bpy.context.scene
+    if a.fps:
+        scene.render.fps, scene.render.fps_base = int(a.fps), 1.0
+    sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps,
+                             sampler=a.sampler)
+    job = jobs.start_generate(config, prompt, sampling, jobs.Target(kind="new", pin_feet=not a.no_pin_feet))
+    shown = -1
+    while not job.poll():
+        pct = int(job.progress * 10) * 10
+        if pct != shown:
+            shown = pct
+            print(f"{tag} {pct:3d}% {job.status}", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+    if job.state != "done":
+        details = f"\n{job.details}" if job.details else ""
+        raise jobs.JobError(job.message + details)
+    action = job.output
+    arm = next(o for o in scene.objects if o.animation_data is not None and o.animation_data.action == action)
+    written = [out / f"{slug}.blend"]
+    bpy.ops.wm.save_as_mainfile(filepath=str(written[0]), check_existing=False)
+    if a.bvh:
+        written.append(out / f"{slug}.bvh")
+        export_bvh(arm, written[-1], scene)
+    if a.fbx:
+        written.append(out / f"{slug}.fbx")
+        export_fbx(arm, written[-1])
+    if a.render:
+        written.append(out / f"{slug}.png")
+        render_preview(scene, arm, written[-1], a.engine, a.resolution)
+    print(f"{tag} done in {job.elapsed:.1f} s: " + ", ".join(p.name for p in written), file=sys.stderr)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(script_args(argv))
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        print("error: batch.py needs Blender: run `blender -b --python-exit-code 1 --python tools/batch.py -- "
+              "...`, or install the bpy module (pip install bpy) for `python tools/batch.py`", file=sys.stderr)
+        return EXIT_USAGE
+    if str(REPO) not in sys.path and importlib.util.find_spec("salad_blender") is None:
+        sys.path.insert(0, str(REPO))
+    from salad_blender import jobs
+
+    try:
+        prompts = read_prompts(a)
+    except OSError as exc:
+        print(f"error: cannot read --prompts: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not prompts:
+        print("error: no prompts given (the file is empty?)", file=sys.stderr)
+        return EXIT_USAGE
+    python = worker_python(a.python)
+    if not python:
+        print("error: no worker Python found: pass --python /path/to/model-env/bin/python (an environment "
+              "with salad_model and torch), or set SALAD_WORKER_PYTHON", file=sys.stderr)
+        return EXIT_USAGE
+    model = a.model or os.environ.get("SALAD_MODEL", "demo")
+    config = jobs.WorkerConfig(python=python, model=model, device=a.device, threads=a.threads)
+    try:
+        jobs.resolve_python(python)
+        jobs.check_model(model)
+    except jobs.JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = a.out.expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    failed = 0
+    t0 = time.monotonic()
+    try:
+        for i, prompt in enumerate(prompts, 1):
+            slug = slugify(prompt, taken)
+            tag = f"[{i}/{len(prompts)} {slug}]"
+            try:
+                run_one(jobs, config, prompt, a, out, slug, tag)
+            except (jobs.JobError, RuntimeError, OSError, ValueError) as exc:
+                failed += 1
+                print(f"error: {prompt!r}: {exc}", file=sys.stderr)
+    finally:
+        jobs.shutdown()
+    print(f"{len(prompts) - failed}/{len(prompts)} prompt(s) written to {out} in {time.monotonic() - t0:.1f} s",
+          file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

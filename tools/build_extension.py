@@ -1,0 +1,108 @@
+"""Build the installable Blender extension: ``dist/salad_motion-<version>.zip``.
+
+Uses Blender's own builder, ``blender_ext.py build`` (it validates the manifest the way Blender's
+installer does), found inside the Blender installation or the ``bpy`` wheel. The extension source is
+``salad_blender/`` itself — the manifest sits next to ``__init__.py``, where Blender expects it at
+the zip root — and ``[build] paths_exclude_pattern`` in the manifest keeps benchmarks and caches out.
+Only the add-on ships: no model code, no weights.
+
+    python tools/build_extension.py                 # -> dist/salad_motion-0.1.0.zip
+    python tools/build_extension.py --blender-ext /path/to/blender_ext.py --out-dir /tmp
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "salad_blender"
+EXT_REL = Path("addons_core") / "bl_pkg" / "cli" / "blender_ext.py"
+
+
+def find_blender_ext() -> Path | None:
+    """blender_ext.py from a running Blender, else from the installed bpy wheel."""
+    try:
+        import bpy  # noqa: F401 - only to ask Blender where its scripts are
+
+        p = Path(bpy.utils.system_resource("SCRIPTS")) / EXT_REL
+        if p.is_file():
+            return p
+    except ImportError:
+        pass
+    spec = importlib.util.find_spec("bpy")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in roots:
+        hits = sorted(Path(root).glob(f"*/scripts/{EXT_REL.as_posix()}"))
+        if hits:
+            return hits[-1]
+    return None
+
+
+def manifest(source: Path = SOURCE) -> dict:
+    with open(source / "blender_manifest.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
+def build(out_dir: Path, blender_ext: Path | None = None, source: Path = SOURCE,
+          python: str | None = None) -> Path:
+    """Validate and build; returns the zip path. Raises RuntimeError with the builder's output."""
+    tool = blender_ext or find_blender_ext()
+    if tool is None or not Path(tool).is_file():
+        raise RuntimeError("blender_ext.py not found: install the bpy module (pip install bpy) or pass "
+                           "--blender-ext <blender>/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py")
+    m = manifest(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{m['id']}-{m['version']}.zip"
+    if out.exists():
+        out.unlink()
+    py = python or sys.executable
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+    for cmd in (["validate", str(source)],
+                ["build", "--source-dir", str(source), "--output-filepath", str(out)]):
+        proc = subprocess.run([py, str(tool), *cmd], capture_output=True, text=True, env=env, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"blender_ext.py {cmd[0]} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    check_zip(out)
+    return out
+
+
+def check_zip(path: Path) -> list[str]:
+    """The zip must hold the add-on at its root and nothing from the model side."""
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    required = {"blender_manifest.toml", "__init__.py", "jobs.py", "client.py", "operators.py"}
+    missing = required - set(names)
+    if missing:
+        raise RuntimeError(f"{path.name} lacks {sorted(missing)} at its root")
+    bad = [n for n in names if n.startswith(("salad_model", "tests", "bench_")) or "__pycache__" in n
+           or n.endswith((".pyc", ".pt", ".tar", ".safetensors"))]
+    if bad:
+        raise RuntimeError(f"{path.name} contains files that must not ship: {bad}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out-dir", type=Path, default=REPO / "dist")
+    p.add_argument("--blender-ext", type=Path, default=None, help="path of blender_ext.py")
+    a = p.parse_args(argv)
+    try:
+        out = build(a.out_dir, a.blender_ext)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with zipfile.ZipFile(out) as z:
+        print(f"{out} ({out.stat().st_size / 1024:.0f} KiB): {', '.join(sorted(z.namelist()))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
