@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from . import distributed  # noqa: E402
 from .checkpoints import ModelBundle, save_model  # noqa: E402
 from .denoiser import Denoiser, DenoiserConfig  # noqa: E402
 from .features import recover_from_ric  # noqa: E402
@@ -79,6 +80,16 @@ class MotionData:
         return [(i, s) for i, it in enumerate(self.items) for s in range(len(it["features"]) - window + 1)]
 
 
+def open_data(cfg: dict, data_dir: Path, split: str, stage: str, mirror: bool = True, limit: int | None = None):
+    """The reader named by ``cfg["data_format"]``: bandai (MotionData) or the humanml3d / kit standard layouts."""
+    kind = cfg.get("data_format", "bandai")
+    if kind == "bandai":
+        return MotionData(data_dir, split, mirror=mirror, limit=limit)
+    from .data.humanml3d import HumanML3DData
+
+    return HumanML3DData(data_dir, split, kind, stage=stage, stats_dir=cfg.get("stats_dir"), limit=limit)
+
+
 def lr_at(it: int, base: float, warmup: int, milestones: list[int], gamma: float) -> float:
     if it < warmup:
         return base * (it + 1) / (warmup + 1)
@@ -93,6 +104,7 @@ class Trainer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.model, self.opt = model, opt
         self.it = 0
+        self.ctx = distributed.current()
         self.stop = False
         ckpt = self.dir / "latest.pt"
         if ckpt.is_file():
@@ -104,20 +116,33 @@ class Trainer:
             random.setstate(state["py_rng"])
             np.random.set_state(state["np_rng"])
             print(f"resumed {stage} at iteration {self.it}", flush=True)
-        self.log = open(self.dir / "log.csv", "a", buffering=1)  # noqa: SIM115
+        self.log = open(self.dir / "log.csv", "a", buffering=1) if self.ctx.is_main else None  # noqa: SIM115
         signal.signal(signal.SIGTERM, self._on_signal)
+
+    @property
+    def stop(self) -> bool:
+        """Stop requested on any rank (all ranks leave the loop at the same iteration)."""
+        return self.ctx.any(self._stop)
+
+    @stop.setter
+    def stop(self, value: bool) -> None:
+        self._stop = value
 
     def _on_signal(self, *_):
         self.stop = True
 
     def save(self) -> None:
-        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "iter": self.it,
-                 "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(), "np_rng": np.random.get_state()}
-        tmp = self.dir / "latest.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.dir / "latest.pt")
+        if self.ctx.is_main:
+            state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "iter": self.it,
+                     "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(), "np_rng": np.random.get_state()}
+            tmp = self.dir / "latest.pt.tmp"
+            torch.save(state, tmp)
+            tmp.replace(self.dir / "latest.pt")
+        self.ctx.barrier()  # every rank sees the checkpoint once save() returns
 
     def write(self, row: dict) -> None:
+        if self.log is None:
+            return
         if self.log.tell() == 0:
             self.log.write(",".join(row) + "\n")
         self.log.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
@@ -141,18 +166,19 @@ def vae_loss(vae: VAE, x: torch.Tensor, recon: torch.Tensor, mu, logvar, cfg: di
 def vae_mpjpe(vae: VAE, data: MotionData, max_clips: int = 64) -> float:
     """Root-aligned mean per-joint position error (metres) of mean-latent reconstructions."""
     vae.eval()
-    mean, std = torch.from_numpy(data.mean), torch.from_numpy(data.std)
+    dev = next(vae.parameters()).device
+    mean, std = torch.from_numpy(data.mean).to(dev), torch.from_numpy(data.std).to(dev)
     errs = []
     for it in data.items[:max_clips]:
-        f = torch.from_numpy(it["features"])
+        f = torch.from_numpy(it["features"]).to(dev)
         t = (len(f) // 4) * 4
         if t < 8:
             continue
         x = f[None, :t]
         _, mu, _ = vae.encode(x, sample=False)
         rec = vae.decode(mu)
-        j_gt = recover_from_ric(x * std + mean, 22)
-        j_rec = recover_from_ric(rec * std + mean, 22)
+        j_gt = recover_from_ric(x * std + mean, vae.skeleton.num_joints)
+        j_rec = recover_from_ric(rec * std + mean, vae.skeleton.num_joints)
         j_gt = j_gt - j_gt[..., :1, :]
         j_rec = j_rec - j_rec[..., :1, :]
         errs.append((j_gt - j_rec).norm(dim=-1).mean().item())
@@ -162,25 +188,29 @@ def vae_mpjpe(vae: VAE, data: MotionData, max_clips: int = 64) -> float:
 
 def train_vae(cfg: dict, data_dir: Path, out: Path, iters: int | None = None, limit: int | None = None) -> VAE:
     tc = cfg["vae_train"]
+    ctx = distributed.current()
     torch.manual_seed(1234)
     random.seed(1234)
     np.random.seed(1234)
-    train = MotionData(data_dir, "train", limit=limit)
-    val = MotionData(data_dir, "val", mirror=False, limit=limit)
+    train = open_data(cfg, data_dir, "train", "vae", limit=limit)
+    val = open_data(cfg, data_dir, "val", "vae", mirror=False, limit=limit)
     windows = train.windows(tc["window"])
     print(f"VAE: {len(train.items)} train items, {len(windows)} windows of {tc['window']} frames", flush=True)
-    vae = VAE(VAEConfig(**cfg["vae"])).train()
+    vae = VAE(VAEConfig(**cfg["vae"])).train().to(ctx.device)
+    vae_fwd = ctx.wrap(vae)
     opt = torch.optim.AdamW(vae.parameters(), lr=tc["lr"], betas=(0.9, 0.99), weight_decay=0.0)
     tr = Trainer(out, "vae", vae, opt)
     total = iters or tc["iters"]
     t0 = time.time()
     while tr.it < total and not tr.stop:
         idx = np.random.randint(len(windows), size=tc["batch"])
-        starts = [windows[k] for k in idx]
+        starts = [windows[k] for k in idx][ctx.shard(tc["batch"])]
         x = torch.from_numpy(np.stack([train.items[c]["features"][s:s + tc["window"]] for c, s in starts]))
+        x = x.to(ctx.device)
         for g in opt.param_groups:
             g["lr"] = lr_at(tr.it, tc["lr"], tc["warmup"], tc["milestones"], tc["gamma"])
-        recon, mu, logvar = vae(x)
+        with ctx.rank_rng(tr.it):
+            recon, mu, logvar = vae_fwd(x)
         loss, parts = vae_loss(vae, x, recon, mu, logvar, tc)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -189,7 +219,7 @@ def train_vae(cfg: dict, data_dir: Path, out: Path, iters: int | None = None, li
         if tr.it % 50 == 0 or tr.it == total:
             row = {"iter": tr.it, "loss": loss.item(), **parts, "lr": opt.param_groups[0]["lr"],
                    "sec": round(time.time() - t0, 1)}
-            if tr.it % 500 == 0 or tr.it == total:
+            if ctx.is_main and (tr.it % 500 == 0 or tr.it == total):
                 row["val_mpjpe_m"] = vae_mpjpe(vae, val)
             tr.write(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
@@ -273,17 +303,20 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
     from .text import load_text_encoder
 
     tc = cfg["denoiser_train"]
+    ctx = distributed.current()
     torch.manual_seed(1234)
     rng = random.Random(1234)
     vae = load_stage(cfg, out, "vae")
-    train = MotionData(data_dir, "train", limit=limit)
+    train = open_data(cfg, data_dir, "train", "denoiser", limit=limit)
     train.items = [it for it in train.items if len(it["features"]) >= tc["min_frames"] and it["captions"]]
     encode_posteriors(vae, train)
     encoder = text_encoder or load_text_encoder(cfg["text_encoder"])
-    texts = caption_features(encoder, [c for it in train.items for c in it["captions"]] + [""],
-                             Path(out) / "text_cache.safetensors")
+    with ctx.main_first():  # rank 0 writes the cache, the others read it
+        texts = caption_features(encoder, [c for it in train.items for c in it["captions"]] + [""],
+                                 Path(out) / "text_cache.safetensors")
     print(f"denoiser: {len(train.items)} train items, {len(texts)} captions", flush=True)
-    den = Denoiser(DenoiserConfig(**cfg["denoiser"])).train()
+    den = Denoiser(DenoiserConfig(**cfg["denoiser"])).train().to(ctx.device)
+    den_fwd = ctx.wrap(den)
     opt = torch.optim.AdamW(den.parameters(), lr=tc["lr"], betas=(0.9, 0.99), weight_decay=tc["weight_decay"])
     tr = Trainer(out, "denoiser", den, opt)
     sched = make_scheduler("ddim", DiffusionConfig())
@@ -308,7 +341,10 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
         target = sched.get_velocity(z0, noise, t)
         for g in opt.param_groups:
             g["lr"] = lr_at(tr.it, tc["lr"], tc["warmup"], tc["milestones"], tc["gamma"])
-        pred = den(zt, t, den.encode_text(feats, tmask), mask)
+        sh = ctx.shard(len(batch))  # this rank's rows of the global batch (all rows when not distributed)
+        zt, t, feats, tmask, mask, m4, target = (v[sh].to(ctx.device) for v in (zt, t, feats, tmask, mask, m4, target))
+        with ctx.rank_rng(tr.it):
+            pred = den_fwd(zt, t, den.encode_text(feats, tmask), mask)
         loss = F.mse_loss(pred * m4, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -334,8 +370,13 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
 def export(cfg: dict, data_dir: Path, out: Path, dest: Path, fp16: bool = True) -> Path:
     """Write the trained VAE + denoiser + statistics in our format (the shipped demo model)."""
     vae, den = load_stage(cfg, out, "vae"), load_stage(cfg, out, "denoiser")
-    mean = torch.from_numpy(np.load(Path(data_dir) / "mean.npy").astype(np.float32))
-    std = torch.from_numpy(np.load(Path(data_dir) / "std.npy").astype(np.float32))
+    if cfg.get("data_format", "bandai") == "bandai":
+        mean = torch.from_numpy(np.load(Path(data_dir) / "mean.npy").astype(np.float32))
+        std = torch.from_numpy(np.load(Path(data_dir) / "std.npy").astype(np.float32))
+    else:
+        from .data.humanml3d import find_stats
+
+        mean, std = (torch.from_numpy(a) for a in find_stats(data_dir, cfg["data_format"], cfg.get("stats_dir")))
     its = {s: torch.load(Path(out) / s / "latest.pt", map_location="cpu", weights_only=False)["iter"]
            for s in ("vae", "denoiser")}
     info = {**cfg["info"], "name": cfg["name"], "dataset": cfg["dataset"], "trained_iterations": its}
@@ -355,15 +396,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--dest", type=Path, default=Path(__file__).parent / "assets" / "demo")
     ap.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
+    ap.add_argument("--dataset", choices=["bandai", "humanml3d", "kit"], default=None,
+                    help="dataset layout of --data (default: the config's data_format, else bandai)")
+    ap.add_argument("--stats", type=Path, default=None, help="humanml3d/kit: folder with the meta mean.npy/std.npy")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto; under torchrun each rank uses its GPU")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
+    distributed.setup(a.device)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    torch.set_num_threads(a.threads or max(1, min(2, os.cpu_count() or 1) // local))
     cfg = load_config(a.config)
+    if a.dataset:
+        cfg["data_format"] = a.dataset
+    if a.stats:
+        cfg["stats_dir"] = str(a.stats)
     if a.stage == "vae":
         train_vae(cfg, a.data, a.out, a.iters, a.limit)
     elif a.stage == "denoiser":
         train_denoiser(cfg, a.data, a.out, a.iters, a.limit)
-    else:
+    elif distributed.current().is_main:
         print(export(cfg, a.data, a.out, a.dest, fp16=not a.fp32))
+    distributed.cleanup()
     return 0
 
 
