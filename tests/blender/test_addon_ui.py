@@ -3,6 +3,7 @@ extension zip built by tools/build_extension.py installed into a temporary user 
 
 import importlib
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,17 @@ def test_operators_check_generate_edit_and_errors(addon):
     s = scene.salad
     s.prompt = "a person walks forward"
     s.pin_feet = False
-    assert bpy.ops.salad.generate(blocking=True) == {"FINISHED"}
+    # the UI path: the operator only starts the job and registers the timer; headless Blender never
+    # fires timers, so call the timer function the way Blender would, until it unregisters itself
+    assert bpy.ops.salad.generate() == {"FINISHED"}
+    assert bpy.app.timers.is_registered(operators._tick) and operators.RUNNER.busy()
+    assert not bpy.ops.salad.generate.poll()  # one motion job at a time
+    deadline = time.monotonic() + 60
+    while (interval := operators._tick()) is not None:
+        assert interval == jobs.POLL_INTERVAL and time.monotonic() < deadline
+        time.sleep(0.02)
+    bpy.app.timers.unregister(operators._tick)
+    assert operators.RUNNER.motion.state == "done", operators.RUNNER.motion.message
     arm = bpy.data.objects["SALAD Body"]
     first = arm.animation_data.action
     assert first["salad_prompt"] == "a person walks forward" and first["salad_steps"] == 10
