@@ -98,7 +98,7 @@ def test_small_evaluator_forward_matches_golden(inputs):
     ckpt = gold("small_finest.tar")
     ref = gold("small_forward.pt")
     cfg = config_from_state(ckpt)
-    assert cfg.to_dict() == {**ref["config"], "dim_pose": 263}
+    assert cfg.to_dict() == {**ref["config"], "dim_pose": 263, "max_text_len": 20}
     model = T2MEvaluator(cfg, reference_init=False)
     for name in ("movement_encoder", "text_encoder", "motion_encoder"):
         getattr(model, name).load_state_dict(ckpt[name], strict=True)
@@ -161,6 +161,25 @@ def _wrong_dataset(root: Path, bench: str) -> None:
 def test_missing_evaluator_names_the_paths(tmp_path):
     with pytest.raises(CheckpointError, match="text_mot_match/model/finest.tar"):
         load_evaluator(tmp_path, "t2m")
+
+
+def test_full_unpickling_of_finest_tar_needs_opt_in(tmp_path):
+    import argparse
+
+    torch.manual_seed(0)
+    small = EvaluatorConfig(dim_movement_enc_hidden=8, dim_movement_latent=8, dim_text_hidden=8,
+                            dim_motion_hidden=8, dim_coemb_hidden=4)
+    base = save_evaluator(T2MEvaluator(small), tmp_path, "t2m")
+    tar = base / "text_mot_match" / "model" / "finest.tar"
+    torch.save({**torch.load(tar, weights_only=True), "opt": argparse.Namespace(lr=1e-4)}, tar)  # a pickled class
+    with pytest.raises(CheckpointError, match="weights-only"):
+        load_evaluator(tmp_path, "t2m")
+    with pytest.warns(UserWarning, match="unpickling"):
+        assert load_evaluator(tmp_path, "t2m", allow_pickle=True).config == small
+    opt = base / "Comp_v6_KLD005" / "opt.txt"
+    opt.write_text(opt.read_text().replace("dim_movement_latent: 8", "dim_movement_latent: 512"))
+    with pytest.raises(CheckpointError, match="different evaluators"), pytest.warns(UserWarning):
+        load_evaluator(tmp_path, "t2m", allow_pickle=True)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -46,12 +46,13 @@ def evaluate(a: argparse.Namespace):
     device = a.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    evaluator = load_evaluator(a.evaluator, a.benchmark, device)
+    evaluator = load_evaluator(a.evaluator, a.benchmark, device, allow_pickle=a.allow_pickle)
     tar, _ = find_evaluator_files(a.evaluator, a.benchmark)
     stats = a.stats or tar.parent.parent.parent / "Comp_v6_KLD005" / "meta"
     mean, std = find_stats(a.data, a.benchmark, stats)
     wv = WordVectorizer(_glove_dir(a), allow_pickle=a.allow_pickle)
-    ds = EvalDataset(a.data, a.split, MIN_MOTION_LEN[a.benchmark], wv, mean, std, seed=a.seed, limit=a.limit)
+    ds = EvalDataset(a.data, a.split, MIN_MOTION_LEN[a.benchmark], wv, mean, std, seed=a.seed, limit=a.limit,
+                     unit_length=evaluator.config.unit_length, max_text_len=evaluator.config.max_text_len)
     loader = EvalLoader(ds, a.batch_size, seed=a.seed)
     text_encoder = None
     if a.text_encoder:
@@ -90,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", required=True, help="model folder (our format or official checkpoint) or 'demo'")
     ap.add_argument("--glove", type=Path, default=None, help="folder with our_vab_* (default: next to --evaluator)")
     ap.add_argument("--allow-pickle", action="store_true",
-                    help="read pickled vocabulary files (our_vab_*.pkl); prefer `convert-glove` once")
+                    help="read pickled vocabulary files (our_vab_*.pkl; prefer `convert-glove` once) and a "
+                         "finest.tar that does not load weights-only")
     ap.add_argument("--stats", type=Path, default=None, help="folder with mean.npy/std.npy (default: evaluator meta)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--repeats", type=int, default=20)

@@ -49,14 +49,15 @@ class EvalDataset:
 
     def __init__(self, root: Path, split: str, min_len: int, word_vectorizer: WordVectorizer, mean: np.ndarray,
                  std: np.ndarray, seed: int = 0, limit: int | None = None,
-                 max_motion_length: int = MAX_MOTION_LENGTH, unit_length: int = UNIT_LENGTH):
+                 max_motion_length: int = MAX_MOTION_LENGTH, unit_length: int = UNIT_LENGTH,
+                 max_text_len: int = MAX_TEXT_LEN):
         items, self.motions = build_items(root, split, min_len, limit=limit, seed=seed)
         self.items: list[ClipItem] = sorted(items, key=lambda c: c.length)
         if not self.items:
             raise ValueError(f"{root}: no {split} items of {min_len}–199 frames")
         self.w_vectorizer = word_vectorizer
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        self.max_motion_length, self.unit_length = max_motion_length, unit_length
+        self.max_motion_length, self.unit_length, self.max_text_len = max_motion_length, unit_length, max_text_len
         self.rng = random.Random(seed)
 
     def __len__(self) -> int:
@@ -75,7 +76,7 @@ class EvalDataset:
         """The deterministic part of a fetch, given the three random choices."""
         item = self.items[index]
         word_embs, pos_ohot, sent_len, toks = self.w_vectorizer.encode_tokens(item.tokens[caption_index],
-                                                                              MAX_TEXT_LEN)
+                                                                              self.max_text_len)
         motion = self.frames(item)[crop_start:crop_start + m_length]
         motion = (motion.astype(np.float32) - self.mean) / self.std
         if m_length < self.max_motion_length:

@@ -7,6 +7,7 @@ reduced-width test checkpoints load through the same path. Built from the spec, 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class EvaluatorConfig:
     dim_motion_hidden: int = 1024
     dim_coemb_hidden: int = 512
     unit_length: int = 4
+    max_text_len: int = 20
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,9 +181,18 @@ def config_from_state(ckpt: dict, opts: dict | None = None) -> EvaluatorConfig:
             dim_motion_hidden=int(mot["hidden"].shape[-1]),
             dim_coemb_hidden=int(txt["output_net.3.weight"].shape[0]),
             unit_length=int((opts or {}).get("unit_length", 4)),
+            max_text_len=int((opts or {}).get("max_text_len", 20)),
         )
     except KeyError as exc:
         raise CheckpointError(f"not a T2M evaluator checkpoint: missing {exc.args[0]!r}") from exc
+
+
+def _check_opts(cfg: EvaluatorConfig, opts: dict, source: Path) -> None:
+    """The opt.txt widths must agree with the tensors (the reference would fail its strict load otherwise)."""
+    for key in ("dim_movement_enc_hidden", "dim_movement_latent"):
+        if key in opts and int(opts[key]) != getattr(cfg, key):
+            raise CheckpointError(f"{source}: {key} is {opts[key]} but the weights have {getattr(cfg, key)}; "
+                                  "opt.txt and finest.tar belong to different evaluators")
 
 
 def find_evaluator_files(root: Path, dataset: str) -> tuple[Path, Path]:
@@ -196,12 +207,25 @@ def find_evaluator_files(root: Path, dataset: str) -> tuple[Path, Path]:
     raise CheckpointError(f"no T2M evaluator for {dataset!r} found; looked for: {', '.join(tried)}")
 
 
-def load_evaluator(root: Path, dataset: str = "t2m", device: str | torch.device = "cpu") -> T2MEvaluator:
-    """Load the official evaluator (weights-only, strict) from the layout of spec §1.1."""
+def load_evaluator(root: Path, dataset: str = "t2m", device: str | torch.device = "cpu",
+                   allow_pickle: bool = False) -> T2MEvaluator:
+    """Load the official evaluator (weights-only, strict) from the layout of spec §1.1.
+
+    Whether the released ``finest.tar`` loads weights-only is unverified (spec §7); if it does not, a full
+    unpickling is attempted only with ``allow_pickle`` (CLI ``--allow-pickle``), with a warning.
+    """
     tar, opt_file = find_evaluator_files(root, dataset)
     opts = parse_opt(opt_file) if opt_file.is_file() else {}
-    ckpt = load_torch_file(tar)
+    try:
+        ckpt = load_torch_file(tar)
+    except CheckpointError:
+        if not allow_pickle:
+            raise
+        warnings.warn(f"{tar} does not load weights-only; unpickling it fully (opted in with allow_pickle)",
+                      stacklevel=2)
+        ckpt = torch.load(tar, map_location="cpu", weights_only=False)
     cfg = config_from_state(ckpt, opts)
+    _check_opts(cfg, opts, opt_file)
     want = DIM_POSE.get(dataset)
     if want is not None and cfg.dim_pose != want:
         raise CheckpointError(f"{tar} expects {cfg.dim_pose}-dim motions but the {dataset!r} benchmark uses "
@@ -227,7 +251,7 @@ def save_evaluator(model: T2MEvaluator, root: Path, dataset: str = "t2m", mean: 
     write_opt(base / OPT_FOLDER / "opt.txt", {
         "name": OPT_FOLDER, "dataset_name": dataset, "checkpoints_dir": "./checkpoints",
         "dim_movement_enc_hidden": c.dim_movement_enc_hidden, "dim_movement_latent": c.dim_movement_latent,
-        "unit_length": c.unit_length, "max_text_len": 20})
+        "unit_length": c.unit_length, "max_text_len": c.max_text_len})
     if mean is not None and std is not None:
         (base / OPT_FOLDER / "meta").mkdir(exist_ok=True)
         np.save(base / OPT_FOLDER / "meta" / "mean.npy", np.asarray(mean, dtype=np.float32))
