@@ -1,0 +1,254 @@
+"""Evaluation: classifier shapes and invariances, metric functions with known answers, CLI end to end."""
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from salad_model import eval as ev
+from salad_model.classifier import (
+    ClassifierConfig,
+    MotionClassifier,
+    accuracy,
+    canonical_style,
+    generation_frames,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def mini_dataset(tmp_path_factory):
+    """The two test BVH clips in the built-dataset layout, six 'takes' each so every split is non-empty."""
+    from salad_model.data.bandai import process_clip, write_dataset
+
+    results = []
+    for bvh in sorted(DATA.glob("dataset-2_*.bvh")):
+        base = process_clip((bvh.stem, bvh.read_text()))
+        stem = bvh.stem.rsplit("_", 1)[0]
+        for take in range(1, 7):
+            results.append({**base, "name": f"{stem}_{take:03d}"})
+    out = tmp_path_factory.mktemp("mini_eval")
+    write_dataset(out, results, seed=0, t0=time.time(), data_dir=DATA)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mini_classifier(mini_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clf")
+    _, summary = train_classifier(mini_dataset, out, max_steps=4, batch=8, eval_every=2, hidden=16, log=lambda s: None)
+    return out, summary
+
+
+def _config() -> ClassifierConfig:
+    return ClassifierConfig(contents=["walk", "wave-left-hand", "wave-right-hand"], styles=["normal", "old"],
+                            dataset_styles={"2": ["normal", "old"]}, hidden=16, embed_dim=8)
+
+
+# --- classifier ---------------------------------------------------------------------------------
+
+
+def test_classifier_shapes_and_padding_is_ignored():
+    torch.manual_seed(0)
+    clf = MotionClassifier(_config()).eval()
+    x = torch.randn(3, 50, 263)
+    c, s, e = clf(x)
+    assert c.shape == (3, 3) and s.shape == (3, 2) and e.shape == (3, 8)
+    # A clip padded with garbage beyond its mask gives the same output as the clip alone (1e-5).
+    padded = torch.cat([x[:1], torch.randn(1, 30, 263) * 100], dim=1)
+    mask = torch.zeros(1, 80, dtype=torch.bool)
+    mask[:, :50] = True
+    _, _, e_pad = clf(padded, mask)
+    assert torch.allclose(e_pad, e[:1], atol=1e-5)
+
+
+def test_classifier_save_load_roundtrip(tmp_path):
+    torch.manual_seed(1)
+    clf = MotionClassifier(_config(), mean=np.full(263, 0.5), std=np.full(263, 2.0)).eval()
+    save_classifier(clf, tmp_path)
+    back = load_classifier(tmp_path)
+    assert back.config.contents == clf.config.contents and back.config.dilations == (1, 2, 4, 8)
+    x = torch.randn(2, 40, 263)
+    # Weights are stored as float16: outputs agree to float16 precision.
+    assert torch.allclose(back(x)[0], clf(x)[0], atol=2e-2)
+    assert torch.equal(back.mean, clf.mean)
+    kb = (tmp_path / "classifier.safetensors").stat().st_size / 1024
+    assert kb < 100  # the tiny test config; the shipped one is a few hundred KB
+
+
+def test_side_scores_and_within_dataset_style():
+    clf = MotionClassifier(_config())
+    prob = np.array([[0.1, 0.8, 0.1], [0.2, 0.1, 0.7], [1.0, 0.0, 0.0]])
+    assert np.allclose(clf.side_scores(prob), [0.7, -0.6, 0.0])
+    clf.config.styles = ["normal", "old", "happy"]
+    clf.config.dataset_styles = {"2": ["normal", "old"]}
+    sp = np.array([[0.1, 0.3, 0.6]])
+    assert clf.style_within(sp, [2])[0] == 1  # "happy" is not a dataset-2 style: next best in the set
+    assert clf.style_within(sp, [1])[0] == 2  # no set known for dataset 1: plain argmax
+    assert canonical_style("elderly") == "old" and canonical_style("happy") == "happy"
+
+
+def test_generation_frames_rule():
+    assert generation_frames(13) == 40 and generation_frames(81) == 80 and generation_frames(83) == 84
+    assert generation_frames(1267) == 196
+
+
+# --- metric functions with known answers --------------------------------------------------------
+
+
+def test_frechet_identical_is_zero_and_shift_is_squared_distance():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 6))
+    assert abs(ev.frechet_distance(a, a)) < 1e-8
+    # Same covariance, mean shifted by d: FD = |d|^2 (= 5.0 here); sampling error at n=20000 is ~2%.
+    d = np.array([1.0, 2.0, 0, 0, 0, 0])
+    x, y = rng.normal(size=(20000, 6)), rng.normal(size=(20000, 6)) + d
+    assert ev.frechet_distance(x, y) == pytest.approx(5.0, rel=0.05)
+    # Isotropic covariances σ1² I vs σ2² I: FD = D (σ1 − σ2)² = 6 · 1 = 6.
+    x2, y2 = rng.normal(size=(20000, 6)), 2 * rng.normal(size=(20000, 6))
+    assert ev.frechet_distance(x2, y2) == pytest.approx(6.0, rel=0.05)
+
+
+def test_frechet_rank_deficient_is_finite_and_nonnegative():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(20, 64)), rng.normal(size=(30, 64))  # fewer samples than dimensions
+    v = ev.frechet_distance(a, b)
+    assert math.isfinite(v) and v > 0
+
+
+def test_diversity_matches_expected_pair_distance():
+    # For x, y ~ N(0, σ² I_d): E|x − y| = 2σ Γ((d+1)/2) / Γ(d/2)  (σ=1.5, d=8 → ≈ 5.86).
+    rng = np.random.default_rng(0)
+    sigma, d = 1.5, 8
+    f = rng.normal(scale=sigma, size=(5000, d))
+    expected = 2 * sigma * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+    assert ev.diversity(f, n_pairs=20000) == pytest.approx(expected, rel=0.03)
+    assert ev.diversity(np.ones((10, 3))) == 0.0  # identical samples: no diversity
+    two = np.array([[0.0, 0.0], [3.0, 4.0]])
+    assert ev.diversity(two, n_pairs=50) == pytest.approx(5.0)  # pairs are always distinct samples
+
+
+def test_accuracy_spearman_mpjpe_speed():
+    assert accuracy(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == 0.75
+    assert math.isnan(accuracy(np.array([]), np.array([])))
+    assert ev.spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
+    assert ev.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(ev.spearman([1, 2, 3], [5, 5, 5]))
+    rng = np.random.default_rng(0)
+    j = rng.normal(size=(10, 22, 3))
+    moved = j + np.array([3.0, 0.0, -2.0])  # a global translation is invisible after root alignment
+    assert np.allclose(ev.root_aligned_mpjpe(moved, j), 0)
+    k = j.copy()
+    k[:, 5] += np.array([0.0, 0.22, 0.0])  # one joint off by 22 cm → mean over 22 joints = 1 cm
+    assert np.allclose(ev.root_aligned_mpjpe(k, j), 0.01)
+    walk = np.zeros((21, 22, 3))
+    walk[:, :, 2] = np.arange(21)[:, None] * 0.05  # 5 cm per frame at 20 fps = 1 m/s
+    assert ev.root_speed(walk, 20.0) == pytest.approx(1.0)
+
+
+def test_geometric_side_sign():
+    j = np.zeros((40, 22, 3))
+    j[:, 20, 1] = np.linspace(1.0, 1.9, 40)  # left wrist goes up, right stays at 1 m
+    j[:, 21, 1] = 1.0
+    assert ev.geometric_side(j) > 0.5
+    from salad_model.motion_process import mirror_joints
+
+    assert ev.geometric_side(mirror_joints(j)) < -0.5
+
+
+def test_read_log_with_late_column(tmp_path):
+    """The VAE log's header lacks val_mpjpe_m, which only appears on every 10th row."""
+    p = tmp_path / "log.csv"
+    p.write_text("iter,loss\n50,1.0\n100,0.5,0.03\n150,0.4\n")
+    cols = ev.read_log(p)
+    assert cols["iter"].tolist() == [50, 100, 150]
+    assert np.isnan(cols["val_mpjpe_m"][0]) and cols["val_mpjpe_m"][1] == pytest.approx(0.03)
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+
+def test_classifier_training_on_mini_dataset(mini_classifier):
+    folder, summary = mini_classifier
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["format"] == "salad-motion-classifier-v1"
+    assert set(cfg["contents"]) >= {"raise-up-left-hand", "raise-up-right-hand", "walk-turn-left"}
+    for k in ("content_acc", "style_acc", "lr_acc"):
+        assert 0.0 <= summary["test"][k] <= 1.0
+    assert summary["trained_steps"] == 4
+
+
+def test_eval_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_path, capsys):
+    """--limit 4 --steps 2 on the tiny random model: the report has every metric, plots are written."""
+    folder, _ = mini_classifier
+    out = tmp_path / "report.json"
+    t0 = time.time()
+    rc = ev.main(["--model", str(tiny_model_dir), "--data", str(mini_dataset), "--classifier", str(folder),
+                  "--limit", "4", "--steps", "2", "--batch", "2", "--edits", "--edit-seeds", "2",
+                  "--edit-frames", "40", "--threads", "1", "--out", str(out)])
+    assert rc == 0 and time.time() - t0 < 30
+    rep = json.loads(out.read_text())
+    g = rep["generation"]
+    test_clips = [c for c in json.loads((mini_dataset / "clips.json").read_text()) if c["split"] == "test"]
+    assert g["n"] == min(4, len(test_clips)) and len(g["samples"]) == g["n"]
+    for s in g["samples"]:
+        assert s["frames"] % 4 == 0 and 40 <= s["frames"] <= 196
+        assert s["caption"] in json.loads((mini_dataset / "captions.json").read_text())[s["name"]]["heldout"]
+    for key in ("content_acc", "style_acc", "lr_acc"):
+        assert 0.0 <= g["generated"][key] <= 1.0
+    assert g["fid"] is None or g["fid"] >= 0  # None (JSON null) when fewer than 2 samples
+    assert rep["vae"]["mpjpe_cm"] > 0 and rep["vae"]["clips"] == len(test_clips)
+    assert 0.0 <= g["vae_roundtrip_same_clips"]["content_acc"] <= 1.0
+    e = rep["edits"]
+    assert e["mirror"]["n"] == 2 and len(e["reweight"]) == 3
+    assert all(len(r["mean_by_scale"]) == len(ev.REWEIGHT_SCALES) for r in e["reweight"])
+    assert "content accuracy" in capsys.readouterr().out
+    img = tmp_path / "img"
+    assert ev.main(["plots", "--run", str(tmp_path / "norun"), "--report", str(out), "--classifier", str(folder),
+                    "--img", str(img)]) == 0
+    names = {p.name for p in img.glob("*.png")}
+    assert {"accuracy_content.png", "accuracy_style.png", "confusion_content.png", "editing.png"} <= names
+
+
+def test_plots_loss_curves(tmp_path):
+    run = tmp_path / "run"
+    (run / "vae").mkdir(parents=True)
+    (run / "vae" / "log.csv").write_text("iter,loss,recon,pos,vel,kl,lr,sec\n"
+                                         "50,1.0,0.5,0.5,0.4,0.04,1e-4,30\n100,0.8,0.4,0.4,0.3,0.05,2e-4,60,0.05\n")
+    (run / "denoiser").mkdir()
+    (run / "denoiser" / "log.csv").write_text("")  # just started: no rows yet, no plot, no error
+    paths = ev.plot_losses(run, tmp_path)
+    assert [p.name for p in paths] == ["loss_vae.png"] and paths[0].stat().st_size > 1000
+    cost = ev.training_cost(ev.read_log(run / "vae" / "log.csv"))
+    assert cost == {"iterations": 100, "seconds": 60.0, "segments": 1, "seconds_per_iteration": 0.6}
+
+
+def test_training_cost_sums_resumed_segments():
+    cols = {"iter": np.array([50, 100, 150, 200]), "sec": np.array([40.0, 80.0, 30.0, 70.0])}  # resumed at 100
+    assert ev.training_cost(cols)["seconds"] == 150.0 and ev.training_cost(cols)["segments"] == 2
+
+
+def test_vae_subcommand_reads_a_training_checkpoint(mini_dataset, mini_classifier, tmp_path):
+    """`eval vae` needs only runs/<name>/vae/latest.pt (interim numbers while the denoiser trains)."""
+    from salad_model import train
+
+    cfg = train.load_config("demo")
+    cfg["vae"].update(latent_dim=8)
+    cfg["vae_train"].update(batch=4, window=16, warmup=2)
+    cfg_path = tmp_path / "cfg.json"
+    cfg_path.write_text(json.dumps(cfg))
+    train.train_vae(cfg, mini_dataset, tmp_path / "run", iters=1)
+    out = tmp_path / "vae.json"
+    assert ev.main(["vae", "--run", str(tmp_path / "run"), "--config", str(cfg_path), "--data", str(mini_dataset),
+                    "--classifier", str(mini_classifier[0]), "--threads", "1", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["vae"]["iteration"] == 1 and rep["vae"]["mpjpe_cm"] > 0
+    assert set(rep["vae_roundtrip_classification"]["real"]) == {"content_acc", "style_acc",
+                                                                "style_acc_within_dataset", "lr_acc"}
