@@ -97,7 +97,10 @@ def lr_at(it: int, base: float, warmup: int, milestones: list[int], gamma: float
 
 
 class Trainer:
-    """Shared loop mechanics: resume, checkpoint, log, stop cleanly on SIGTERM/SIGINT."""
+    """Shared loop mechanics: resume, checkpoint, log, stop cleanly on SIGTERM.
+
+    Ctrl-C exits without a final save; the last periodic checkpoint (every 250 iterations) stays.
+    """
 
     def __init__(self, out: Path, stage: str, model: torch.nn.Module, opt: torch.optim.Optimizer):
         self.dir = Path(out) / stage
