@@ -45,6 +45,19 @@ def official_dir(golden, tmp_path_factory):
     return ddir
 
 
+@pytest.fixture()
+def copy_root(official_dir, tmp_path):
+    """A private copy of the official checkpoints tree, for tests that damage files."""
+    import shutil
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(official_dir.parent.parent, root)
+    return root
+
+
+DENOISER = "t2m/t2m_denoiser_vpred_vaegelu"
+
+
 def test_parse_opt_types(tmp_path):
     write_opt(tmp_path / "opt.txt", {"a": True, "b": 0.5, "c": 12, "d": [1, 2], "e": "1e-06", "f": "t2m"})
     assert parse_opt(tmp_path / "opt.txt") == {"a": True, "b": 0.5, "c": 12, "d": [1, 2], "e": "1e-06",
@@ -66,25 +79,19 @@ def test_official_layout_loads_like_a_user_would(official_dir, golden):
     assert torch.equal(bundle.mean, golden("recover_from_ric.pt")["mean"])
 
 
-def test_official_missing_file_names_it(official_dir, tmp_path):
-    import shutil
-
-    copy = tmp_path / "checkpoints"
-    shutil.copytree(official_dir.parent.parent, copy)
+def test_official_missing_file_names_it(copy_root):
+    copy = copy_root
     (copy / "t2m" / "t2m_vae_gelu" / "model" / "net_best_fid.tar").unlink()
     with pytest.raises(CheckpointError, match=r"not found: .*t2m_vae_gelu.*net_best_fid\.tar"):
-        load_any(copy / "t2m" / "t2m_denoiser_vpred_vaegelu")
+        load_any(copy / DENOISER)
 
 
-def test_official_corrupt_file(official_dir, tmp_path):
-    import shutil
-
-    copy = tmp_path / "checkpoints"
-    shutil.copytree(official_dir.parent.parent, copy)
+def test_official_corrupt_file(copy_root):
+    copy = copy_root
     f = copy / "t2m" / "t2m_denoiser_vpred_vaegelu" / "model" / "net_best_fid.tar"
     f.write_bytes(f.read_bytes()[: 10000])  # truncated download
     with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*net_best_fid\.tar.*corrupt"):
-        load_any(copy / "t2m" / "t2m_denoiser_vpred_vaegelu")
+        load_any(copy / DENOISER)
 
 
 def test_official_rejects_pickled_code(official_dir, tmp_path):
@@ -96,14 +103,11 @@ def test_official_rejects_pickled_code(official_dir, tmp_path):
     f = copy / "t2m" / "t2m_denoiser_vpred_vaegelu" / "model" / "net_best_fid.tar"
     torch.save({"denoiser": {}, "payload": DiffusionConfig()}, f)
     with pytest.raises(CheckpointError, match="weights-only"):
-        load_any(copy / "t2m" / "t2m_denoiser_vpred_vaegelu")
+        load_any(copy / DENOISER)
 
 
-def test_mismatched_keys_and_shapes_are_named(official_dir, tmp_path, golden):
-    import shutil
-
-    copy = tmp_path / "checkpoints"
-    shutil.copytree(official_dir.parent.parent, copy)
+def test_mismatched_keys_and_shapes_are_named(copy_root, golden):
+    copy = copy_root
     f = copy / "t2m" / "t2m_vae_gelu" / "model" / "net_best_fid.tar"
     state = dict(golden("vae_net.tar")["vae"])
     state["dist.bias"] = torch.zeros(7, 60)
@@ -111,21 +115,18 @@ def test_mismatched_keys_and_shapes_are_named(official_dir, tmp_path, golden):
     del state["motion_dec.layers.3.2.bias"]
     torch.save({"vae": state}, f)
     with pytest.raises(CheckpointError) as err:
-        load_any(copy / "t2m" / "t2m_denoiser_vpred_vaegelu")
+        load_any(copy / DENOISER)
     msg = str(err.value)
     assert "missing keys: motion_dec.layers.3.2.bias" in msg
     assert "unexpected keys: extra.weight" in msg
     assert "dist.bias is (7, 60) in the file, expected (7, 64)" in msg
 
 
-def test_stats_shape_checked(official_dir, tmp_path):
-    import shutil
-
-    copy = tmp_path / "checkpoints"
-    shutil.copytree(official_dir.parent.parent, copy)
+def test_stats_shape_checked(copy_root):
+    copy = copy_root
     np.save(copy / "t2m" / "Comp_v6_KLD005" / "meta" / "std.npy", np.ones(251, np.float32))
     with pytest.raises(CheckpointError, match=r"std\.npy has shape \(251,\), expected \(263,\)"):
-        load_any(copy / "t2m" / "t2m_denoiser_vpred_vaegelu")
+        load_any(copy / DENOISER)
 
 
 def test_our_format_round_trip_fp32_and_fp16(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from proc_utils import pid_gone
 
 from salad_blender import protocol as CP
 from salad_blender.client import Job, WorkerClient, WorkerError
@@ -26,19 +27,6 @@ from salad_model import protocol as WP
 STEP_DELAY = 0.1
 TIMEOUT = 60.0
 ENV = {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
-
-
-def pid_gone(pid: int) -> bool:
-    """No such process, or only a zombie (its parent was killed; init reaps it when it can)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def wait_gone(pid: int, seconds: float) -> bool:

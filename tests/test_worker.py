@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from proc_utils import pid_gone
 
 from salad_model import protocol as P
 
@@ -30,19 +31,6 @@ TIMEOUT = 60.0  # generous: the CPU is shared with a training run
 
 def worker_env(**extra: str) -> dict:
     return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", **extra}
-
-
-def pid_gone(pid: int) -> bool:
-    """No such process, or only a zombie left for someone else to reap."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 class RawWorker:
@@ -432,7 +420,6 @@ def test_generate_records_maps_so_the_edit_skips_the_source(worker):
 
 
 def test_edit_real_motion(worker):
-    from pathlib import Path
 
     from salad_model.data.bandai import bvh_to_smpl22
 
