@@ -17,6 +17,10 @@ model, guidance, steps, sampler). The source of an edit is the action's *current
 edit's prompt for an edited action — and the new action records the parent's edit chain plus the new
 edit in ``salad_edits``. So every action is reproducible from its own metadata: its last edit applied
 to the generation of its ``salad_prompt``.
+
+Any other animation (mocap, hand keys) is edited by :func:`start_edit_real`: the armature's pose is
+sampled into SMPL-22 joints (model space, 20 fps), which the worker inverts under a user caption and
+edits; the result is a new Action placed where the original starts, with ``salad_source_action``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import bpy
 import numpy as np
 
 from . import actions, armature, heatmap, rigs, smpl22
+from . import retarget as rt
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
 
@@ -608,6 +613,13 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
     return _job("generate", "Generate", config, op, apply, pool, describe="Sampling")
 
 
+def _refuse_inversion(action: bpy.types.Action, meta: dict[str, Any]) -> None:
+    """Actions made by editing real animation have no generation recipe (seed) to regenerate from."""
+    if meta.get("salad_source") == "inversion":
+        raise JobError(f"The action '{action.name}' was made by editing real animation, so it cannot be "
+                       "regenerated from a seed: use 'Edit selected animation with text' on it instead.")
+
+
 def _edit_fields(meta: dict[str, Any]) -> dict[str, Any]:
     return {"seed": int(meta["salad_seed"]), "frames": int(meta["salad_frames"]),
             "guidance": float(meta["salad_guidance"]), "steps": int(meta["salad_steps"]),
@@ -627,6 +639,7 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     if obj is None or action is None:
         raise JobError("Select an armature that plays a SALAD action (generate a motion first).")
     meta = action_meta(action)
+    _refuse_inversion(action, meta)
     source = current_prompt(meta)
     rig_prop = meta.get("salad_rig", "auto")
     rig: str | dict[str, str] = json.loads(rig_prop) if str(rig_prop).startswith("{") else str(rig_prop)
@@ -675,12 +688,239 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     return _job("edit", what, cfg, req, apply, pool, describe=f"{what}: sampling")
 
 
+# ------------------------------------------------------------------------------------------------
+# Editing real (non-SALAD) animation: sample the armature, invert and edit it in the worker
+
+HUMAN_HIP_HEIGHT = (0.6, 1.3)  # metres: a rest hip height in this range is taken as human-sized
+TARGET_HIP_HEIGHT = 0.9  # metres: what other rigs are scaled to before the model sees them
+MIN_REAL_FRAMES = 20  # model frames (1 s at 20 fps)
+
+
+@dataclass
+class SampledMotion:
+    """An armature's animation as the model sees it.
+
+    ``joints`` [T, 22, 3]: model space (metres, Y up), 20 fps. ``to_metres``: world units × this =
+    the metres sent (object scale is in the world positions; a non-human-sized rig is also rescaled
+    so its rest hip height is ~0.9 m). ``world`` [F, 22, 3]: the raw world-space samples (Blender
+    space, one per scene frame from ``frame_start``), ``fps`` the scene's fps.
+    """
+
+    joints: np.ndarray
+    to_metres: float
+    world: np.ndarray
+    frame_start: int
+    fps: float
+
+
+def rig_to_metres(obj: bpy.types.Object, mapping: dict[str, str]) -> float:
+    """World units → metres for the model: 1 for a human-sized rig, else what makes hips 0.9 m high."""
+    heads = armature.rig_rest_from_object(obj).joint_heads_world(mapping)
+    zs = np.array([p[2] for p in heads.values()])
+    hip = float(heads["pelvis"][2] - zs.min())
+    if hip <= 1e-9:
+        raise JobError(f"The armature '{obj.name}' has no height at rest (its pelvis is at its feet); "
+                       "cannot measure it.")
+    lo, hi = HUMAN_HIP_HEIGHT
+    return 1.0 if lo <= hip <= hi else TARGET_HIP_HEIGHT / hip
+
+
+def sample_world_joints(obj: bpy.types.Object, mapping: dict[str, str], frames: range,
+                        scene: bpy.types.Scene | None = None) -> np.ndarray:
+    """World-space heads [F, 22, 3] (Blender space) of the mapped bones at each frame (evaluated pose).
+
+    Unmapped joints are filled from their nearest mapped ancestor. The scene's current frame is
+    restored afterwards.
+    """
+    scene = scene or bpy.context.scene
+    names = [mapping.get(n) for n in smpl22.JOINT_NAMES]
+    src = list(range(smpl22.NUM_JOINTS))
+    for j in range(smpl22.NUM_JOINTS):
+        k = j
+        while names[k] is None and smpl22.PARENTS[k] >= 0:
+            k = smpl22.PARENTS[k]
+        src[j] = k
+    bones = [names[k] for k in src]
+    if any(b is None for b in bones):
+        raise JobError("The bone map must map 'pelvis'.")
+    out = np.empty((len(frames), smpl22.NUM_JOINTS, 3))
+    old_frame, old_sub = scene.frame_current, scene.frame_subframe
+    try:
+        for i, f in enumerate(frames):
+            scene.frame_set(int(f))
+            ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+            mw = np.array(ev.matrix_world)
+            pb = ev.pose.bones
+            heads = np.array([tuple(pb[b].head) for b in bones])
+            out[i] = heads @ mw[:3, :3].T + mw[:3, 3]
+    finally:
+        scene.frame_set(old_frame, subframe=old_sub)
+    return out
+
+
+def resample_positions(points: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear resampling of [F, ...] samples from ``fps_in`` to ``fps_out`` (same start, no overshoot)."""
+    points = np.asarray(points, dtype=np.float64)
+    n = len(points)
+    if n < 2 or abs(fps_in - fps_out) < 1e-9:
+        return points.copy()
+    duration = (n - 1) / fps_in
+    m = int(np.floor(duration * fps_out + 1e-6)) + 1
+    t = np.arange(m) / fps_out * fps_in  # positions in input frames
+    i0 = np.clip(np.floor(t).astype(int), 0, n - 1)
+    i1 = np.clip(i0 + 1, 0, n - 1)
+    w = (t - i0).reshape((-1,) + (1,) * (points.ndim - 1))
+    return points[i0] * (1.0 - w) + points[i1] * w
+
+
+def sample_motion(obj: bpy.types.Object, mapping: dict[str, str], frame_start: int, frame_end: int,
+                  scene: bpy.types.Scene | None = None) -> SampledMotion:
+    """Sample an armature's animation over [frame_start, frame_end] into model space at 20 fps."""
+    scene = scene or bpy.context.scene
+    world = sample_world_joints(obj, mapping, range(int(frame_start), int(frame_end) + 1), scene)
+    to_m = rig_to_metres(obj, mapping)
+    fps = actions.scene_fps(scene)
+    joints = smpl22.blender_to_model(resample_positions(world, fps, smpl22.FPS) * to_m)
+    return SampledMotion(joints.astype(np.float32), to_m, world, int(frame_start), fps)
+
+
+def facing_heading(joints_model: np.ndarray) -> float:
+    """Heading (radians about +Y, 0 = facing +Z) of one model-space pose [22, 3], from hips and shoulders."""
+    j = np.asarray(joints_model, dtype=np.float64)
+    i = smpl22.INDEX
+    across = (j[i["right_hip"]] - j[i["left_hip"]]) + (j[i["right_shoulder"]] - j[i["left_shoulder"]])
+    fwd = np.cross([0.0, 1.0, 0.0], across)
+    return float(np.arctan2(fwd[0], fwd[2]))
+
+
+def real_placement(sampled: SampledMotion, wmeta: dict[str, Any] | None = None) -> rt.Placement:
+    """Where a canonical worker result (root at the origin, floor at 0, facing +Z) goes in the world.
+
+    The input's first-frame root XZ and heading come from the worker's ``meta.placement`` when given
+    (else from the sampled joints), the floor from the sampled clip's lowest joint; the scale undoes
+    ``to_metres``. A model heading about +Y is the same angle as a Blender heading about +Z.
+    """
+    j = np.asarray(sampled.joints, dtype=np.float64)
+    pl = (wmeta or {}).get("placement") or {}
+    root_xz = pl.get("root_xz") or [float(j[0, 0, 0]), float(j[0, 0, 2])]
+    heading = float(pl["heading"]) if "heading" in pl else facing_heading(j[0])
+    ground = np.array([float(root_xz[0]), float(j[..., 1].min()), float(root_xz[1])])
+    origin = smpl22.model_to_blender(ground) / sampled.to_metres
+    return rt.Placement(scale=1.0 / sampled.to_metres, heading=heading, origin=origin)
+
+
+def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption: str, *,
+                    new_prompt: str | None = None, word: str | None = None, scale: float | None = None,
+                    mirror: str | None = None, rig: str | dict[str, str] = "auto",
+                    action: bpy.types.Action | None = None, frame_range: tuple[int, int] | None = None,
+                    steps: int | None = None, null_text_iters: int | None = None, guidance: float | None = None,
+                    pin_feet: bool = True, pool: WorkerPool | None = None) -> MotionJob:
+    """Edit any animation of an armature (mocap, keyframed, a SALAD action) with text: a new Action.
+
+    The action (default: the active one) is sampled over its frame range (or ``frame_range``) into
+    SMPL-22 joints, sent with ``caption`` (what the animation shows) to the worker's ``edit_real``
+    with exactly one edit (``new_prompt``, ``word`` + ``scale`` or ``mirror``), and the result is
+    written as a new Action placed where the original starts. The original action is not modified.
+    """
+    if obj is None or obj.type != "ARMATURE":
+        raise JobError("Select an armature with an animation to edit.")
+    ad = obj.animation_data
+    action = action or (ad.action if ad is not None else None)
+    if action is None:
+        raise JobError(f"The armature '{obj.name}' has no animation (action) to edit.")
+    if ad is not None and ad.use_tweak_mode:
+        raise JobError(f"'{obj.name}' is in NLA tweak mode; leave it first.")
+    if ad is None or ad.action != action:
+        raise JobError(f"The action '{action.name}' is not the one '{obj.name}' plays; assign it first.")
+    caption = " ".join((caption or "").split())
+    if not caption:
+        raise JobError("Describe the animation first (e.g. 'a person walks'): the model needs a caption of "
+                       "what the original motion shows.")
+    rig_name, mapping = check_rig(obj, rig)
+    chosen = [x is not None and x != "" for x in (new_prompt, word, mirror)]
+    if sum(chosen) != 1:
+        raise JobError("Choose one edit: a new prompt, a word to re-weight, or a mirror side.")
+    req: dict[str, Any] = {"op": "edit_real", "prompt": caption}
+    if new_prompt:
+        new_prompt = " ".join(new_prompt.split())
+        if not new_prompt or new_prompt == caption:
+            raise JobError("The new prompt must differ from the caption: change a word (e.g. 'walks' → "
+                           "'runs') or add a detail.")
+        req.update(edit_prompt=new_prompt, mode="auto")
+        name, what, edit = new_prompt, "Edit", {"edit_prompt": new_prompt}
+    elif word:
+        if word.lower() not in (w.lower() for w in split_words(caption)):
+            raise JobError(f"'{word}' is not a word of the caption '{caption}'; pick one of "
+                           f"{', '.join(split_words(caption))}.")
+        if scale is None or not -2.0 <= float(scale) <= 3.0:
+            raise JobError("The re-weight factor must be within -2 … 3 (1 = unchanged, 0 = ignore the word, "
+                           "negative = the opposite).")
+        req.update(mode="reweight", word=word, scale=float(scale))
+        name, what = f"{caption} [{word} x{float(scale):g}]", "Re-weight"
+        edit = {"word": word, "scale": float(scale)}
+    else:
+        if mirror not in MIRROR_SIDES:
+            raise JobError(f"Mirror must be one of {', '.join(MIRROR_SIDES)}.")
+        req.update(mode="mirror", mirror=mirror)
+        name, what, edit = f"{caption} [mirror {mirror}]", "Mirror", {"mirror": mirror}
+    for key, value in (("steps", steps), ("null_text_iters", null_text_iters)):
+        if value is not None:
+            if int(value) < (1 if key == "steps" else 0):
+                raise JobError(f"{key.replace('_', ' ').capitalize()} must be at least {1 if key == 'steps' else 0}.")
+            req[key] = int(value)
+    if guidance is not None:
+        req["guidance"] = float(guidance)
+    scene = bpy.context.scene
+    if frame_range is None:
+        lo, hi = action.frame_range
+        frame_range = (int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6)))
+    start, end = int(frame_range[0]), int(frame_range[1])
+    if end <= start:
+        raise JobError(f"The action '{action.name}' has a single frame; there is no motion to edit.")
+    sampled = sample_motion(obj, mapping, start, end, scene)
+    if len(sampled.joints) < MIN_REAL_FRAMES:
+        raise JobError(f"The animation is too short ({len(sampled.joints)} frames at 20 fps); the model needs "
+                       f"at least {MIN_REAL_FRAMES / smpl22.FPS:g} s.")
+    if not np.all(np.isfinite(sampled.joints)):
+        raise JobError(f"The animation of '{obj.name}' has invalid (NaN) bone positions.")
+    req["joints"] = sampled.joints
+    model = check_model(config.model)
+    obj_name, scene_name, source_name = obj.name, scene.name, action.name
+    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
+
+    def apply(result: dict) -> bpy.types.Action:
+        target = bpy.data.objects.get(obj_name)
+        if target is None:
+            raise JobError(f"The armature '{obj_name}' was deleted or renamed during the edit; nothing was changed.")
+        sc = _scene(scene_name)
+        wmeta = result.get("meta") or {}
+        joints = np.asarray(result["joints"], dtype=np.float64)
+        contacts = result.get("contacts") if pin_feet else None
+        edits = [{"op": "edit_real", **edit, **{k: wmeta[k] for k in ("mode", "why", "windows") if k in wmeta}}]
+        new = actions.apply_motion(
+            target, joints, prompt=caption, seed=0, model=model, guidance=float(wmeta.get("guidance", 0.0)),
+            steps=int(wmeta.get("steps", req.get("steps", 0))), edits=edits, bone_map=bone_map, scene=sc,
+            start_frame=start, contacts=None if contacts is None else np.asarray(contacts), frame_range="set",
+            placement=real_placement(sampled, wmeta))
+        new.name = actions.action_name(name)
+        new["salad_source_action"] = source_name
+        new["salad_source"] = "inversion"
+        new["salad_rig"] = bone_map if isinstance(bone_map, str) else json.dumps(bone_map)
+        new["salad_pin_feet"] = bool(pin_feet)
+        new["salad_to_metres"] = float(sampled.to_metres)
+        return new
+
+    return _job("edit_real", f"{what} (real motion)", config, req, apply, pool,
+                describe=f"{what}: inverting and editing")
+
+
 def start_attention(config: WorkerConfig, *, action: bpy.types.Action | None = None, prompt: str = "",
                     sampling: Sampling | None = None, normalize: str = "global",
                     image_name: str = heatmap.IMAGE_NAME, pool: WorkerPool | None = None) -> MotionJob:
     """Cross-attention heat map of an action's generation (or of a prompt) → image "SALAD attention"."""
     if action is not None:
         meta = action_meta(action)
+        _refuse_inversion(action, meta)
         prompt = current_prompt(meta)
         fields = _edit_fields(meta)
         model = check_model(str(meta.get("salad_model") or "demo"))

@@ -172,6 +172,21 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     reweight_word: EnumProperty(name="Word", items=_word_items, description="The word whose influence changes")
     reweight_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
                                   description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
+    real_caption: StringProperty(name="Caption", default="",
+                                 description="What the selected animation shows, e.g. 'a person walks' (the model "
+                                             "inverts the motion under this text)")
+    real_edit: EnumProperty(name="Edit", default="MIRROR",
+                            items=[("PROMPT", "New prompt", "Change a word of the caption or add details"),
+                                   ("REWEIGHT", "Re-weight", "Make a word of the caption matter more or less"),
+                                   ("MIRROR", "Mirror", "Swap left and right")])
+    real_prompt: StringProperty(name="New prompt", default="",
+                                description="The caption with a word changed or details added")
+    real_word: StringProperty(name="Word", default="", description="A word of the caption to re-weight")
+    real_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
+                              description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
+    real_mirror: EnumProperty(name="Side", default="all",
+                              items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms and torso"),
+                                     ("all", "All", "Whole body")])
     heatmap_normalize: EnumProperty(name="Scale", default="global",
                                     items=[("global", "Shared", "One colour scale for all words"),
                                            ("word", "Per word", "Each word stretched to its own range")])
@@ -284,6 +299,25 @@ class SALAD_OT_mirror(_JobOperator, bpy.types.Operator):
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return jobs.start_edit(preferences.worker_config(context), context.active_object, mirror=self.side)
+
+
+class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
+    """Edit the active armature's animation (any action, e.g. mocap) with text into a new Action"""
+
+    bl_idname = "salad.edit_real"
+    bl_label = "Edit Selected Animation with Text"
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        s = settings(context)
+        rig: str | dict[str, str] = "auto" if s.rig_preset == "AUTO" else s.rig_preset.lower()
+        if s.rig_preset == "CUSTOM":
+            rig = jobs.load_bone_map(s.bone_map_source, s.bone_map_text.name if s.bone_map_text else "",
+                                     s.bone_map_file)
+        edit: dict = {"PROMPT": {"new_prompt": s.real_prompt or None},
+                      "REWEIGHT": {"word": s.real_word or None, "scale": s.real_scale},
+                      "MIRROR": {"mirror": s.real_mirror}}[s.real_edit]
+        return jobs.start_edit_real(preferences.worker_config(context), context.active_object, s.real_caption,
+                                    rig=rig, pin_feet=s.pin_feet, steps=s.steps, **edit)
 
 
 class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
@@ -434,6 +468,7 @@ classes = (
     SALAD_OT_edit_prompt,
     SALAD_OT_reweight,
     SALAD_OT_mirror,
+    SALAD_OT_edit_real,
     SALAD_OT_attention,
     SALAD_OT_check_worker,
     SALAD_OT_stop_worker,

@@ -98,6 +98,8 @@ class SALAD_PT_edit(bpy.types.Panel):
         act = jobs.active_salad_action(context.active_object)
         if act is None:
             layout.label(text="Select an armature playing a SALAD action", icon="INFO")
+            _real_box(layout, context)
+            _job_box(layout)
             return
         meta = jobs.action_meta(act)
         col = layout.column(align=True)
@@ -131,7 +133,34 @@ class SALAD_PT_edit(bpy.types.Panel):
         row.enabled = not busy
         for side, label in (("lower", "Lower"), ("upper", "Upper"), ("all", "All")):
             row.operator("salad.mirror", text=label).side = side
+        _real_box(layout, context)
         _job_box(layout)
+
+
+def _real_box(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """Edit any animation of the active armature (mocap, keyframes) with text: edit_real."""
+    obj = context.active_object
+    ad = getattr(obj, "animation_data", None) if obj is not None and obj.type == "ARMATURE" else None
+    box = layout.box()
+    box.label(text="Edit selected animation with text", icon="ARMATURE_DATA")
+    if ad is None or ad.action is None:
+        box.label(text="Select an armature that plays an action", icon="INFO")
+        return
+    s = context.scene.salad
+    box.label(text=ad.action.name, icon="ACTION")
+    box.prop(s, "real_caption", text="Describes")
+    box.prop(s, "real_edit", expand=True)
+    if s.real_edit == "PROMPT":
+        box.prop(s, "real_prompt", text="")
+    elif s.real_edit == "REWEIGHT":
+        box.prop(s, "real_word")
+        box.prop(s, "real_scale", slider=True)
+    else:
+        box.prop(s, "real_mirror", expand=True)
+    box.prop(s, "rig_preset")
+    sub = box.row()
+    sub.enabled = not RUNNER.busy()
+    sub.operator("salad.edit_real", icon="TEXT")
 
 
 class SALAD_PT_attention(bpy.types.Panel):
