@@ -373,6 +373,34 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
 
 
 # ------------------------------------------------------------------------------------------------
+# Warm start
+
+
+def init_from(cfg: dict, src: Path, out: Path) -> dict[str, int]:
+    """Seed ``<out>/{vae,denoiser}/latest.pt`` from a model in our format (e.g. the shipped demo weights).
+
+    For a machine without the run folder: training then continues from the exported weights at their
+    recorded iterations. The optimiser restarts without its moment estimates (not a bit-exact resume).
+    """
+    from .checkpoints import load_model
+
+    bundle = load_model(src)
+    its = dict(bundle.info.get("trained_iterations", {}))
+    written = {}
+    for stage, model in (("vae", bundle.vae), ("denoiser", bundle.denoiser)):
+        ckpt = Path(out) / stage / "latest.pt"
+        if ckpt.is_file():
+            raise SystemExit(f"{ckpt} exists: refusing to overwrite a run (delete it to re-initialise)")
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        opt = torch.optim.AdamW(model.parameters())
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": int(its.get(stage, 0)),
+                    "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
+                    "np_rng": np.random.get_state()}, ckpt)
+        written[stage] = int(its.get(stage, 0))
+    return written
+
+
+# ------------------------------------------------------------------------------------------------
 # Export
 
 
@@ -396,7 +424,8 @@ def export(cfg: dict, data_dir: Path, out: Path, dest: Path, fp16: bool = True) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m salad_model.train", description="Train SALAD (VAE, then denoiser).")
-    ap.add_argument("stage", choices=["vae", "denoiser", "export"])
+    ap.add_argument("stage", choices=["vae", "denoiser", "export", "init"],
+                    help="train a stage, export the shipped model, or init a run from exported weights (--dest)")
     ap.add_argument("--config", default="demo", help="config name in salad_model/configs or a JSON path")
     ap.add_argument("--data", default="data_cache/bandai", type=Path, help="built dataset folder")
     ap.add_argument("--out", default="runs/demo", type=Path, help="run folder (checkpoints, logs)")
@@ -422,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         train_vae(cfg, a.data, a.out, a.iters, a.limit)
     elif a.stage == "denoiser":
         train_denoiser(cfg, a.data, a.out, a.iters, a.limit)
+    elif a.stage == "init":
+        print(init_from(cfg, a.dest, a.out))
     elif distributed.current().is_main:
         print(export(cfg, a.data, a.out, a.dest, fp16=not a.fp32))
     distributed.cleanup()

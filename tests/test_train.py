@@ -61,6 +61,12 @@ def test_vae_trains_resumes_and_denoiser_exports(mini_dataset, tiny_config, tmp_
     assert cfg["weights_dtype"] == "float16" and cfg["info"]["trained_iterations"] == {"vae": 4, "denoiser": 3}
     from salad_model.pipeline import SaladPipeline
 
+    # A machine without the run folder warm-starts from the exported weights and keeps training.
+    warm = train.init_from(tiny_config, dest, tmp_path / "warm")
+    assert warm == {"vae": 4, "denoiser": 3}
+    train.train_denoiser(tiny_config, mini_dataset, tmp_path / "warm", iters=4)
+    assert torch.load(tmp_path / "warm" / "denoiser" / "latest.pt", weights_only=False)["iter"] == 4
+
     pipe = SaladPipeline.from_pretrained(dest, device="cpu")
     m = pipe.generate("a person walks", frames=40, seed=0, steps=5)
     assert m.joints.shape == (40, 22, 3) and np.isfinite(m.joints).all()
