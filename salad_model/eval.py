@@ -274,15 +274,18 @@ def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | 
 
 MIRROR_PROMPTS = ("A person waves the left hand.", "A person waves the right hand.",
                   "A person raises the left hand.", "A person raises the right hand.")
-STYLE_SWAPS = (  # (source, edit, target style); train-template wording, styles the classifier knows well
-    ("An elderly person walks forward.", "An energetic person walks forward.", "active"),
-    ("A tired person raises both hands.", "A young person raises both hands.", "youthful"),
-    ("A masculine person waves both hands.", "A feminine person waves both hands.", "feminine"),
+STYLE_SWAPS = (  # (source, edit, source style, target style, content): training-caption wording, dataset-2 styles
+    ("An elderly person walks forward.", "An energetic person walks forward.", "old", "active", "walk"),
+    ("A tired person raises both hands.", "A young person raises both hands.", "tired", "youthful",
+     "raise-up-both-hands"),
+    ("A masculine person waves both hands.", "A feminine person waves both hands.", "masculinity", "feminine",
+     "wave-both-hands"),
 )
 REWEIGHTS = (  # (prompt, word, quantity, expected sign of the Spearman correlation with the scale)
     ("A person runs very fast.", "fast", "root_speed", +1),
-    ("A person raises the left hand.", "raises", "left_wrist_height", +1),
     ("An elderly person walks forward.", "elderly", "root_speed", -1),
+    ("A person waves the left hand.", "left hand", "wrist_side", +1),
+    ("A person raises the left hand.", "raises", "left_wrist_height", +1),
 )
 
 
@@ -291,6 +294,8 @@ def _quantity(name: str, joints: np.ndarray, fps: float) -> float:
         return root_speed(joints, fps)
     if name == "left_wrist_height":
         return wrist_height(joints, "left")
+    if name == "wrist_side":
+        return geometric_side(joints)
     raise ValueError(name)
 
 
@@ -341,7 +346,7 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
     log(f"  mirror: flip {mirror['flip_rate']:.2f} ({time.time() - t0:.0f}s)")
     # --- style swap
     swaps = []
-    for src_p, edit_p, target in STYLE_SWAPS:
+    for src_p, edit_p, src_style, target, content in STYLE_SWAPS:
         recs = []
         for s in range(seeds):
             edit, src = pipe.edit(src_p, frames=frames, seed=s, edit_prompt=edit_p, steps=steps, scheduler=sampler,
@@ -351,11 +356,14 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
                          "content_source": c["content"][0], "content_edit": c["content"][1],
                          "mode": edit.meta["edits"][0]["mode"]})
         swaps.append({
-            "source": src_p, "edit": edit_p, "target_style": target, "n": len(recs),
-            "mode": recs[0]["mode"] if recs else "",
+            "source": src_p, "edit": edit_p, "source_style": src_style, "target_style": target, "content": content,
+            "n": len(recs), "mode": recs[0]["mode"] if recs else "",
+            "source_is_source_style": float(np.mean([r["style_source"] == canonical_style(src_style) for r in recs])),
             "style_changed": float(np.mean([r["style_source"] != r["style_edit"] for r in recs])),
             "edit_is_target_style": float(np.mean([r["style_edit"] == canonical_style(target) for r in recs])),
             "content_kept": float(np.mean([r["content_source"] == r["content_edit"] for r in recs])),
+            "edit_is_prompt_content": float(np.mean([r["content_edit"] == content for r in recs])),
+            "source_is_prompt_content": float(np.mean([r["content_source"] == content for r in recs])),
             "rows": recs})
         log(f"  style swap {src_p!r} → {edit_p!r}: changed {swaps[-1]['style_changed']:.2f}, "
             f"content kept {swaps[-1]['content_kept']:.2f} ({time.time() - t0:.0f}s)")
@@ -432,9 +440,10 @@ def format_report(rep: dict) -> str:
                   f" wrist-height flip {_pct(m['wrist_flip_rate'])}; exact feature mirror flips "
                   f"{_pct(m['exact_feature_mirror_flip_rate'])}"]
         for s in e["style_swap"]:
-            lines.append(f"  style swap '{s['source']}' → '{s['edit']}' ({s['mode']}): style changed "
-                         f"{_pct(s['style_changed'])}, is {s['target_style']} {_pct(s['edit_is_target_style'])}, "
-                         f"content kept {_pct(s['content_kept'])}")
+            lines.append(f"  style swap '{s['source']}' → '{s['edit']}' ({s['mode']}): source is {s['source_style']} "
+                         f"{_pct(s['source_is_source_style'])}, style changed {_pct(s['style_changed'])}, edit is "
+                         f"{s['target_style']} {_pct(s['edit_is_target_style'])}, content kept "
+                         f"{_pct(s['content_kept'])}, edit is {s['content']} {_pct(s['edit_is_prompt_content'])}")
         for r in e["reweight"]:
             means = " ".join(f"{v:.3f}" for v in r["mean_by_scale"])
             lines.append(f"  reweight '{r['word']}' in '{r['prompt']}' → {r['quantity']}: Spearman mean "
@@ -442,6 +451,58 @@ def format_report(rep: dict) -> str:
                          f"{r['expected_sign']:+d} in {_pct(r['fraction_expected_direction'])} of seeds; "
                          f"means over scales {r['scales']}: {means}")
     return "\n".join(lines)
+
+
+def format_markdown(rep: dict) -> str:
+    """The generated-motion and editing tables of the model card, from a report."""
+    out = []
+    g = rep.get("generation")
+    if g:
+        gen, real, allr = g["generated"], g["real_same_clips"], g["real_test_all"]
+        rec = g.get("vae_roundtrip_same_clips", {})
+        out += [f"{g['n']} test clips, one held-out caption each, {g['sampler']} {g['steps']} steps, guidance "
+                f"{g['guidance']:g}, seed {g['seed']} (generation took {g['generation_seconds'] / 60:.1f} min).", "",
+                "| metric | generated | real, same clips (ceiling) | real, all test | VAE round trip, same clips |",
+                "|---|---|---|---|---|"]
+        for key, label in (("content_acc", "content accuracy"), ("style_acc", "style accuracy"),
+                           ("style_acc_within_dataset", "style accuracy (own sub-dataset)"),
+                           ("lr_acc", f"left/right, one-handed ({gen['lr_n']} clips)")):
+            out.append(f"| {label} | **{_pct(gen[key])}** | {_pct(real[key])} | {_pct(allr[key])} | "
+                       f"{_pct(rec.get(key, float('nan')))} |")
+        out += [f"| content accuracy / ceiling | **{g['content_ratio_to_ceiling']:.2f}** (goal ≥ 0.80) | | | |",
+                f"| style accuracy / ceiling | **{g['style_ratio_to_ceiling']:.2f}** | | | |",
+                f"| Fréchet distance (classifier embedding, vs all real test clips) | **{g['fid']:.2f}** | | "
+                f"{g['fid_real_val_vs_test']:.2f} (real val clips, same sample size) | |",
+                f"| diversity (300 random pairs) | **{g['diversity_generated']:.2f}** | | "
+                f"{g['diversity_real_test']:.2f} | |", ""]
+    e = rep.get("edits")
+    if e:
+        m = e["mirror"]
+        out += [f"{e['seeds']} seeds per statistic, {e['frames']} frames, {e['sampler']} {e['steps']} steps.", "",
+                "| mirror edit (`mirror=\"all\"`) on one-handed prompts | value |", "|---|---|",
+                f"| left/right classification flipped (goal ≥ 80%) | **{_pct(m['flip_rate'])}** |",
+                f"| … among sources generated on the prompted side | {_pct(m['flip_rate_given_source_correct'])} |",
+                f"| source on the prompted side | {_pct(m['source_side_correct'])} |",
+                f"| edit on the mirrored side of the prompt | {_pct(m['edit_side_is_mirrored_prompt'])} |",
+                f"| raised wrist flipped (geometry, no classifier) | {_pct(m['wrist_flip_rate'])} |",
+                f"| reference: exact feature mirror of the source flips "
+                f"| {_pct(m['exact_feature_mirror_flip_rate'])} |",
+                "", "| style word swap | mode | source has its style | style changed | edit has target style | "
+                "content class kept | edit has the prompt's content |", "|---|---|---|---|---|---|---|"]
+        for sw in e["style_swap"]:
+            out.append(f"| {sw['source']} → {sw['edit']} | {sw['mode']} | {_pct(sw['source_is_source_style'])} "
+                       f"({sw['source_style']}) | {_pct(sw['style_changed'])} | {_pct(sw['edit_is_target_style'])} "
+                       f"({sw['target_style']}) | {_pct(sw['content_kept'])} | {_pct(sw['edit_is_prompt_content'])} |")
+        out += ["", "| re-weighting (scales " + ", ".join(f"{x:g}" for x in e["reweight"][0]["scales"]) + ") | "
+                "quantity | Spearman ρ (mean over seeds) | ρ of the means | seeds in the expected direction | "
+                "mean quantity per scale |", "|---|---|---|---|---|---|"] if e["reweight"] else []
+        for r in e["reweight"]:
+            sign = "+" if r["expected_sign"] > 0 else "−"
+            out.append(f"| '{r['word']}' in \"{r['prompt']}\" | {r['quantity']} (expected {sign}) "
+                       f"| **{r['spearman_mean']:+.2f}** | {r['spearman_of_means']:+.2f} | "
+                       f"{_pct(r['fraction_expected_direction'])} | "
+                       + " / ".join(f"{v:.2f}" for v in r["mean_by_scale"]) + " |")
+    return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -513,8 +574,12 @@ def plot_losses(run: Path, img: Path) -> list[Path]:
         for k in ("recon", "pos", "vel"):
             if k in cols:
                 ax.plot(it, cols[k], lw=0.8, label=k)
+        sec = cols.get("sec", np.zeros(0))
+        for k in range(1, len(sec)):
+            if sec[k] < sec[k - 1]:  # a resume: the run may have restarted with changed code
+                ax.axvline(it[k - 1], color="grey", ls=":", lw=0.8)
         ax.set_yscale("log")
-        ax.set_xlabel("iteration")
+        ax.set_xlabel("iteration (dotted: resumed)")
         ax.set_ylabel("training loss")
         if "val_mpjpe_m" in cols and np.isfinite(cols["val_mpjpe_m"]).any():
             ax2 = ax.twinx()
@@ -534,6 +599,15 @@ def plot_losses(run: Path, img: Path) -> list[Path]:
     return out
 
 
+def _stamp(fig, rep: dict) -> None:
+    """Lay out the figure and write which model (and iteration) the numbers are for in its corner."""
+    it = rep.get("model", {}).get("trained_iterations")
+    text = rep.get("label") or (f"{rep.get('model', {}).get('name', '')} {it or ''}").strip()
+    fig.tight_layout(rect=(0, 0.03, 1, 1) if text else None)
+    if text:
+        fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=7, color="grey")
+
+
 def plot_report(rep: dict, img: Path) -> list[Path]:
     """Per-class accuracy bars, confusion matrix, editing statistics from a metrics report."""
     plt = _plt()
@@ -551,9 +625,9 @@ def plot_report(rep: dict, img: Path) -> list[Path]:
             ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
             ax.set_ylim(0, 1.05)
             ax.set_ylabel("accuracy")
-            ax.set_title(f"{kind} accuracy per class")
-            ax.legend(fontsize=8)
-            fig.tight_layout()
+            ax.set_title(f"{kind} accuracy per class", pad=22)
+            ax.legend(fontsize=8, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+            _stamp(fig, rep)
             path = Path(img) / f"accuracy_{kind}.png"
             fig.savefig(path, dpi=110)
             plt.close(fig)
@@ -571,7 +645,7 @@ def plot_report(rep: dict, img: Path) -> list[Path]:
                 ax.set_xticks(range(len(clf_names)), clf_names, rotation=90, fontsize=7)
                 ax.set_xlabel("predicted content")
                 ax.set_title(f"content confusion: {title}")
-            fig.tight_layout()
+            _stamp(fig, rep)
             path = Path(img) / "confusion_content.png"
             fig.savefig(path, dpi=110)
             plt.close(fig)
@@ -592,9 +666,10 @@ def plot_report(rep: dict, img: Path) -> list[Path]:
         axes[0].set_title(f"mirror edit ({m['n']} seeds)")
         sw = e["style_swap"]
         x = np.arange(len(sw))
-        for k, (key, lab) in enumerate((("style_changed", "style changed"), ("edit_is_target_style", "target style"),
-                                        ("content_kept", "content kept"))):
-            axes[1].bar(x + (k - 1) * 0.27, [s[key] for s in sw], 0.27, label=lab)
+        bars = (("source_is_source_style", "source has its style"), ("edit_is_target_style", "edit has target style"),
+                ("content_kept", "content class kept"), ("edit_is_prompt_content", "edit has prompt's content"))
+        for k, (key, lab) in enumerate(bars):
+            axes[1].bar(x + (k - 1.5) * 0.2, [s.get(key, np.nan) for s in sw], 0.2, label=lab)
         axes[1].set_xticks(x, [f"→ {s['target_style']}" for s in sw], fontsize=8)
         axes[1].set_ylim(0, 1.05)
         axes[1].legend(fontsize=7)
@@ -609,7 +684,7 @@ def plot_report(rep: dict, img: Path) -> list[Path]:
         axes[2].set_ylabel("quantity / value at scale 1")
         axes[2].legend(fontsize=7)
         axes[2].set_title("re-weighting (mean ± s.e.)")
-        fig.tight_layout()
+        _stamp(fig, rep)
         path = Path(img) / "editing.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -742,6 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--device", default="cpu")
     m.add_argument("--threads", type=int, default=None)
     m.add_argument("--out", type=Path, default=None, help="write the report JSON here")
+    m.add_argument("--markdown", type=Path, default=None, help="write the model-card tables (Markdown) here")
     t = sub.add_parser("train-classifier", help="train and save the evaluation classifier")
     t.add_argument("--data", type=Path, default=DEFAULT_DATA)
     t.add_argument("--out", type=Path, default=CLASSIFIER_DIR)
@@ -799,6 +875,9 @@ def main(argv: list[str] | None = None) -> int:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(_to_jsonable(rep), indent=1) + "\n")
         print(f"wrote {a.out}")
+    if getattr(a, "markdown", None):
+        a.markdown.write_text(format_markdown(rep) + "\n")
+        print(f"wrote {a.markdown}")
     return 0
 
 

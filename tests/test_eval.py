@@ -192,7 +192,7 @@ def test_eval_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_
     t0 = time.time()
     rc = ev.main(["--model", str(tiny_model_dir), "--data", str(mini_dataset), "--classifier", str(folder),
                   "--limit", "4", "--steps", "2", "--batch", "2", "--edits", "--edit-seeds", "2",
-                  "--edit-frames", "40", "--threads", "1", "--out", str(out)])
+                  "--edit-frames", "40", "--threads", "1", "--out", str(out), "--markdown", str(tmp_path / "t.md")])
     assert rc == 0 and time.time() - t0 < 30
     rep = json.loads(out.read_text())
     g = rep["generation"]
@@ -207,9 +207,11 @@ def test_eval_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_
     assert rep["vae"]["mpjpe_cm"] > 0 and rep["vae"]["clips"] == len(test_clips)
     assert 0.0 <= g["vae_roundtrip_same_clips"]["content_acc"] <= 1.0
     e = rep["edits"]
-    assert e["mirror"]["n"] == 2 and len(e["reweight"]) == 3
+    assert e["mirror"]["n"] == 2 and len(e["reweight"]) == len(ev.REWEIGHTS) and len(e["style_swap"]) == 3
     assert all(len(r["mean_by_scale"]) == len(ev.REWEIGHT_SCALES) for r in e["reweight"])
     assert "content accuracy" in capsys.readouterr().out
+    md = (tmp_path / "t.md").read_text()
+    assert "| content accuracy / ceiling |" in md and "| left/right classification flipped" in md
     img = tmp_path / "img"
     assert ev.main(["plots", "--run", str(tmp_path / "norun"), "--report", str(out), "--classifier", str(folder),
                     "--img", str(img)]) == 0
