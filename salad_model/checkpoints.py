@@ -271,6 +271,8 @@ def save_model(bundle: ModelBundle, folder: Path, dtype: torch.dtype = torch.flo
               "text_encoder": bundle.text_encoder, "info": bundle.info,
               "weights_dtype": str(dtype).replace("torch.", "")}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    for name in ("vae.safetensors", "denoiser.safetensors", "stats.safetensors"):
+        (folder / name).chmod(0o644)  # safetensors writes owner-only files; shipped weights must be readable
     return folder
 
 

@@ -792,6 +792,10 @@ def run_vae(a: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["convert-glove"] or any(x == "--benchmark" or x.startswith("--benchmark=") for x in argv):
+        from .t2m_eval.__main__ import main as t2m_eval_main  # HumanML3D / KIT-ML benchmark (issue #8)
+
+        return t2m_eval_main(argv)
     commands = ("metrics", "train-classifier", "vae", "plots")
     if not argv or argv[0] not in commands + ("-h", "--help"):
         argv = ["metrics"] + argv
