@@ -41,3 +41,40 @@ def tiny_pipeline(tiny_model_dir):
     from salad_model.pipeline import SaladPipeline
 
     return SaladPipeline.from_pretrained(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def mini_dataset(tmp_path_factory):
+    """The two test BVH clips in the built-dataset layout, six 'takes' each so every split is non-empty."""
+    import time
+
+    from salad_model.data.bandai import process_clip, write_dataset
+
+    data = Path(__file__).parent / "data"
+    results = []
+    for bvh in sorted(data.glob("dataset-2_*.bvh")):
+        base = process_clip((bvh.stem, bvh.read_text()))
+        stem = bvh.stem.rsplit("_", 1)[0]
+        for take in range(1, 7):
+            results.append({**base, "name": f"{stem}_{take:03d}"})
+    out = tmp_path_factory.mktemp("mini")
+    write_dataset(out, results, seed=0, t0=time.time(), data_dir=data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for torch and BLAS: two cores are shared with a training run and other engineers (OpenBLAS
+    with 2 threads on busy cores makes one 512-d sqrtm take seconds instead of 0.3 s)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(1)
+    except ImportError:  # optional: only speed depends on it
+        limits = None
+    yield
+    if limits is not None:
+        limits.restore_original_limits()
+    torch.set_num_threads(n)

@@ -3,7 +3,6 @@
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,24 +19,6 @@ from salad_model.classifier import (
     save_classifier,
     train_classifier,
 )
-
-DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="module")
-def mini_dataset(tmp_path_factory):
-    """The two test BVH clips in the built-dataset layout, six 'takes' each so every split is non-empty."""
-    from salad_model.data.bandai import process_clip, write_dataset
-
-    results = []
-    for bvh in sorted(DATA.glob("dataset-2_*.bvh")):
-        base = process_clip((bvh.stem, bvh.read_text()))
-        stem = bvh.stem.rsplit("_", 1)[0]
-        for take in range(1, 7):
-            results.append({**base, "name": f"{stem}_{take:03d}"})
-    out = tmp_path_factory.mktemp("mini_eval")
-    write_dataset(out, results, seed=0, t0=time.time(), data_dir=DATA)
-    return out
 
 
 @pytest.fixture(scope="module")

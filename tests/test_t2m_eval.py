@@ -33,22 +33,7 @@ EMB_ATOL = 1e-5
 REL = 1e-6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread for torch and BLAS: two cores are shared with a training run and other engineers (OpenBLAS
-    with 2 threads on busy cores makes one 512-d sqrtm take seconds instead of 0.3 s)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(1)
-    except ImportError:  # optional: only speed depends on it
-        limits = None
-    yield
-    if limits is not None:
-        limits.restore_original_limits()
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gold(name: str):

@@ -1,31 +1,12 @@
 """Training entry points on a mini dataset in the real layout: a few steps, resume, export, generate."""
 
 import json
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from salad_model import train
-
-DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="module")
-def mini_dataset(tmp_path_factory):
-    from salad_model.data.bandai import process_clip, write_dataset
-
-    results = []
-    for bvh in sorted(DATA.glob("dataset-2_*.bvh")):
-        base = process_clip((bvh.stem, bvh.read_text()))
-        stem = bvh.stem.rsplit("_", 1)[0]
-        for take in range(1, 7):  # six "takes" per clip so that val/test are not empty
-            results.append({**base, "name": f"{stem}_{take:03d}"})
-    out = tmp_path_factory.mktemp("mini")
-    write_dataset(out, results, seed=0, t0=time.time(), data_dir=DATA)
-    return out
 
 
 @pytest.fixture()
