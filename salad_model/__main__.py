@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--word", default=None, help="word or phrase to re-weight")
     e.add_argument("--scale", type=float, default=None, help="re-weight factor (about −2…3)")
     e.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
+    e.add_argument("--mirror-method", default="geometric", choices=["geometric", "attention"],
+                     help="geometric: the exact mirror image; attention: the paper's attention-row swap")
     e.add_argument("--source-out", type=Path, default=None, help="also write the source motion here")
     _common(e)
     r = sub.add_parser("edit-real", help="edit real motion (BVH/npz): invert it under a caption, then edit")
@@ -102,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--word", default=None)
     r.add_argument("--scale", type=float, default=None)
     r.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
+    r.add_argument("--mirror-method", default="geometric", choices=["geometric", "attention"],
+                     help="geometric: the exact mirror image; attention: the paper's attention-row swap")
     r.add_argument("--null-text-iters", type=int, default=10, help="0 = plain DDIM inversion (guidance 1)")
     r.add_argument("--overlap", type=int, default=40, help="frames shared by windows of long clips")
     _common(r)
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "edit":
             motion, source = pipe.edit(args.source_prompt, edit_prompt=args.edit_prompt, mode=args.mode,
                                        word=args.word, scale=args.scale, mirror=args.mirror,
-                                       callback=_progress("editing"), return_source=True, **common)
+                                       mirror_method=args.mirror_method, callback=_progress("editing"),
+                                       return_source=True, **common)
             print(f"edit: {motion.meta['edits'][0].get('why') or motion.meta['edits'][0]['mode']}")
             paths = save_motion(motion, args.out, args.bvh, args.preview)
             if args.source_out and source is not None:
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
                                           mirror=args.mirror).items() if v is not None}
             if edit:
-                edit["mode"] = args.mode
+                edit.update(mode=args.mode, mirror_method=args.mirror_method)
             motion = pipe.edit_real(args.prompt, joints=load_motion(args.motion), overlap=args.overlap,
                                     null_text_iters=args.null_text_iters, steps=args.steps, guidance=args.guidance,
                                     callback=_progress("inverting + editing"), **edit)

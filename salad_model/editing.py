@@ -49,6 +49,10 @@ class CrossAttentionEdit:
               ) -> torch.Tensor:
         return src
 
+    def self_attention(self, src: torch.Tensor, kind: str) -> torch.Tensor:
+        """The source's skeletal / temporal map to inject into the edit (default: unchanged)."""
+        return src
+
     def describe(self) -> dict:
         return {"mode": self.name}
 
@@ -114,24 +118,38 @@ class Reweight(CrossAttentionEdit):
 
 @dataclass
 class Mirror(CrossAttentionEdit):
-    """Source map with the rows of left/right latent parts swapped (lower: legs, upper: arms, all)."""
+    """Source map with the rows of left/right latent parts swapped (lower: legs, upper: arms, all).
+
+    ``mirror_self=False`` is the paper (SALAD_SPEC §5): skeletal/temporal maps are injected unchanged.
+    With ``mirror_self=True`` they are mirrored too (skeletal: both part axes; temporal: the part axis),
+    so the injected body structure agrees with the mirrored cross attention.
+    """
 
     which: str = "all"
+    mirror_self: bool = False
     name = "mirror"
 
     def __post_init__(self):
         if self.which not in MIRROR_PART_PAIRS:
             raise ValueError(f"mirror mode must be one of {sorted(MIRROR_PART_PAIRS)}, got {self.which!r}")
+        perm = list(range(NUM_PARTS))
+        for a, b in MIRROR_PART_PAIRS[self.which]:
+            perm[a], perm[b] = b, a
+        self.perm = perm
 
     def cross(self, src, free, own, frac):
         h, q, k = src.shape
-        out = src.reshape(h, q // NUM_PARTS, NUM_PARTS, k).clone()
-        for a, b in MIRROR_PART_PAIRS[self.which]:
-            out[:, :, [a, b]] = out[:, :, [b, a]]
-        return out.reshape(h, q, k)
+        return src.reshape(h, q // NUM_PARTS, NUM_PARTS, k)[:, :, self.perm].reshape(h, q, k)
+
+    def self_attention(self, src, kind):
+        if not self.mirror_self:
+            return src
+        if kind == "skel":  # [T', H, 7, 7]: query part and key part
+            return src[..., self.perm, :][..., self.perm]
+        return src[self.perm]  # temporal [7, H, T', T']: one map per part
 
     def describe(self):
-        return {"mode": self.name, "which": self.which}
+        return {"mode": self.name, "which": self.which, "mirror_self": self.mirror_self}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,7 +263,7 @@ class EditController:
             free = grid[self.rows["edit_free"]][0] if "edit_free" in self.rows else None
             new = self.mode.cross(src[0], free, grid[e][0], self.frac)[None]
         elif self.injecting_self(self.frac) and (kind == "skel" or self.inject_temporal):
-            new = src
+            new = self.mode.self_attention(src, kind)
         else:
             return probs
         out = grid.clone()

@@ -306,25 +306,21 @@ def _classify_one(clf: MotionClassifier, feats: list[np.ndarray]) -> dict:
             "side": clf.side_scores(p["content_prob"]).tolist()}
 
 
-def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 100, steps: int = 50,
-                    sampler: str = "ddim", scales: tuple[float, ...] = REWEIGHT_SCALES, log=print) -> dict:
-    """Mirror flips, style swaps and re-weighting monotonicity, each over ``seeds`` seeds.
+def mirror_statistics(pipe, clf: MotionClassifier, seeds: int, frames: int, steps: int, sampler: str,
+                      method: str) -> dict:
+    """Mirror edits (``mirror="all"``) of one-handed prompts, cycling over four prompts; flips and content kept.
 
-    Mirror: ``seeds`` runs cycling over four one-handed prompts; a flip is a change of the classifier's
-    left/right decision between source and edit. The classifier on exactly mirrored source features
-    (``mirror_features``) is the reference: it shows the evaluator itself sees the side.
+    A flip is a change of the classifier's left/right decision between source and edit; content is kept
+    when the edit's content class is the mirrored source class (wave-left-hand → wave-right-hand).
     """
+    from .data.captions import mirror_content
     from .motion_process import mirror_features
 
-    fps = pipe.fps
-    t0 = time.time()
-    frames = pipe.check_frames(frames)
-    # --- mirror
     rows = []
     for s in range(seeds):
         prompt = MIRROR_PROMPTS[s % len(MIRROR_PROMPTS)]
-        edit, src = pipe.edit(prompt, frames=frames, seed=s, mirror="all", steps=steps, scheduler=sampler,
-                              return_source=True)
+        edit, src = pipe.edit(prompt, frames=frames, seed=s, mirror="all", mirror_method=method, steps=steps,
+                              scheduler=sampler, return_source=True)
         c = _classify_one(clf, [src.features, edit.features, mirror_features(src.features)])
         rows.append({"prompt": prompt, "seed": s, "side_source": c["side"][0], "side_edit": c["side"][1],
                      "side_exact_mirror": c["side"][2], "wrist_source": geometric_side(src.joints),
@@ -336,14 +332,29 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
     sm = np.array([r["side_exact_mirror"] > 0 for r in rows])
     ws = np.array([r["wrist_source"] > 0 for r in rows])
     we = np.array([r["wrist_edit"] > 0 for r in rows])
-    mirror = {"n": len(rows), "flip_rate": float(np.mean(ss != se)),
-              "source_side_correct": float(np.mean(ss == prompt_left)),
-              "edit_side_is_mirrored_prompt": float(np.mean(se != prompt_left)),
-              "flip_rate_given_source_correct": float(np.mean((ss != se)[ss == prompt_left]))
-              if (ss == prompt_left).any() else float("nan"),
-              "exact_feature_mirror_flip_rate": float(np.mean(ss != sm)),
-              "wrist_flip_rate": float(np.mean(ws != we)), "rows": rows}
-    log(f"  mirror: flip {mirror['flip_rate']:.2f} ({time.time() - t0:.0f}s)")
+    return {"method": method, "n": len(rows), "flip_rate": float(np.mean(ss != se)),
+            "source_side_correct": float(np.mean(ss == prompt_left)),
+            "edit_side_is_mirrored_prompt": float(np.mean(se != prompt_left)),
+            "flip_rate_given_source_correct": float(np.mean((ss != se)[ss == prompt_left]))
+            if (ss == prompt_left).any() else float("nan"),
+            "content_kept": float(np.mean([r["content_edit"] == mirror_content(r["content_source"]) for r in rows])),
+            "exact_feature_mirror_flip_rate": float(np.mean(ss != sm)),
+            "wrist_flip_rate": float(np.mean(ws != we)), "rows": rows}
+
+
+def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 100, steps: int = 50,
+                    sampler: str = "ddim", scales: tuple[float, ...] = REWEIGHT_SCALES, log=print) -> dict:
+    """Mirror flips, style swaps and re-weighting monotonicity, each over ``seeds`` seeds.
+
+    Mirror: :func:`mirror_statistics` for the default geometric mirror and for the paper's attention mirror.
+    """
+    fps = pipe.fps
+    t0 = time.time()
+    frames = pipe.check_frames(frames)
+    mirror = mirror_statistics(pipe, clf, seeds, frames, steps, sampler, "geometric")
+    mirror_attn = mirror_statistics(pipe, clf, seeds, frames, steps, sampler, "attention")
+    log(f"  mirror: flip {mirror['flip_rate']:.2f} geometric, {mirror_attn['flip_rate']:.2f} attention "
+        f"({time.time() - t0:.0f}s)")
     # --- style swap
     swaps = []
     for src_p, edit_p, src_style, target, content in STYLE_SWAPS:
@@ -389,7 +400,7 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
         log(f"  reweight {word!r} in {prompt!r}: mean rho {rew[-1]['spearman_mean']:+.2f} "
             f"({time.time() - t0:.0f}s)")
     return {"seeds": seeds, "frames": frames, "steps": steps, "sampler": sampler, "seconds": round(time.time() - t0, 1),
-            "mirror": mirror, "style_swap": swaps, "reweight": rew}
+            "mirror": mirror, "mirror_attention": mirror_attn, "style_swap": swaps, "reweight": rew}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -433,12 +444,13 @@ def format_report(rep: dict) -> str:
                   f"{'diversity':<28}{g['diversity_generated']:>12.3f}{'':>14}{g['diversity_real_test']:>17.3f}"]
     e = rep.get("edits")
     if e:
-        m = e["mirror"]
-        lines += [f"editing ({e['seeds']} seeds, {e['frames']} frames, {e['sampler']} {e['steps']} steps):",
-                  f"  mirror: left/right flip {_pct(m['flip_rate'])} (given a correct source "
-                  f"{_pct(m['flip_rate_given_source_correct'])}); source side correct {_pct(m['source_side_correct'])};"
-                  f" wrist-height flip {_pct(m['wrist_flip_rate'])}; exact feature mirror flips "
-                  f"{_pct(m['exact_feature_mirror_flip_rate'])}"]
+        lines.append(f"editing ({e['seeds']} seeds, {e['frames']} frames, {e['sampler']} {e['steps']} steps):")
+        for m in (e["mirror"], e.get("mirror_attention")):
+            if m:
+                lines.append(f"  mirror ({m.get('method', 'attention')}): left/right flip {_pct(m['flip_rate'])} "
+                             f"(given a correct source {_pct(m['flip_rate_given_source_correct'])}); content kept "
+                             f"{_pct(m.get('content_kept', float('nan')))}; wrist-height flip "
+                             f"{_pct(m['wrist_flip_rate'])}")
         for s in e["style_swap"]:
             lines.append(f"  style swap '{s['source']}' → '{s['edit']}' ({s['mode']}): source is {s['source_style']} "
                          f"{_pct(s['source_is_source_style'])}, style changed {_pct(s['style_changed'])}, edit is "
@@ -477,16 +489,23 @@ def format_markdown(rep: dict) -> str:
                 f"{g['diversity_real_test']:.2f} | |", ""]
     e = rep.get("edits")
     if e:
-        m = e["mirror"]
+        ms = [m for m in (e["mirror"], e.get("mirror_attention")) if m]
+        nan = float("nan")
+
+        def row(label: str, key: str, bold: bool = False) -> str:
+            cells = [_pct(m.get(key, nan)) for m in ms]
+            return f"| {label} | " + " | ".join(f"**{c}**" if bold else c for c in cells) + " |"
+
         out += [f"{e['seeds']} seeds per statistic, {e['frames']} frames, {e['sampler']} {e['steps']} steps.", "",
-                "| mirror edit (`mirror=\"all\"`) on one-handed prompts | value |", "|---|---|",
-                f"| left/right classification flipped (goal ≥ 80%) | **{_pct(m['flip_rate'])}** |",
-                f"| … among sources generated on the prompted side | {_pct(m['flip_rate_given_source_correct'])} |",
-                f"| source on the prompted side | {_pct(m['source_side_correct'])} |",
-                f"| edit on the mirrored side of the prompt | {_pct(m['edit_side_is_mirrored_prompt'])} |",
-                f"| raised wrist flipped (geometry, no classifier) | {_pct(m['wrist_flip_rate'])} |",
-                f"| reference: exact feature mirror of the source flips "
-                f"| {_pct(m['exact_feature_mirror_flip_rate'])} |",
+                "| mirror edit (`mirror=\"all\"`) on one-handed prompts | "
+                + " | ".join(f"`mirror_method=\"{m.get('method', 'attention')}\"`" for m in ms) + " |",
+                "|---|" + "---|" * len(ms),
+                row("left/right classification flipped (goal ≥ 80%)", "flip_rate", True),
+                row("… among sources generated on the prompted side", "flip_rate_given_source_correct"),
+                row("content class kept (mirrored)", "content_kept", True),
+                row("source on the prompted side", "source_side_correct"),
+                row("edit on the mirrored side of the prompt", "edit_side_is_mirrored_prompt"),
+                row("raised wrist flipped (geometry, no classifier)", "wrist_flip_rate"),
                 "", "| style word swap | mode | source has its style | style changed | edit has target style | "
                 "content class kept | edit has the prompt's content |", "|---|---|---|---|---|---|---|"]
         for sw in e["style_swap"]:
@@ -653,17 +672,20 @@ def plot_report(rep: dict, img: Path) -> list[Path]:
     e = rep.get("edits")
     if e:
         fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-        m = e["mirror"]
-        labels = ["flip (classifier)", "flip | correct source", "flip (wrist height)", "exact feature mirror"]
-        vals = [m["flip_rate"], m["flip_rate_given_source_correct"], m["wrist_flip_rate"],
-                m["exact_feature_mirror_flip_rate"]]
-        axes[0].bar(range(4), vals, color=["C0", "C0", "C1", "C7"])
-        for k, v in enumerate(vals):
-            axes[0].text(k, (v or 0) + 0.02, _pct(v), ha="center", fontsize=8)
+        ms = [m for m in (e["mirror"], e.get("mirror_attention")) if m]
+        keys = (("flip_rate", "flip (classifier)"), ("wrist_flip_rate", "flip (wrist height)"),
+                ("content_kept", "content kept"))
+        for j, m in enumerate(ms):
+            vals = [m.get(k, np.nan) for k, _ in keys]
+            xs = np.arange(len(keys)) + (j - (len(ms) - 1) / 2) * 0.38
+            axes[0].bar(xs, vals, 0.38, label=m.get("method", "attention"))
+            for x_, v in zip(xs, vals, strict=True):
+                axes[0].text(x_, (0 if np.isnan(v) else v) + 0.02, _pct(v), ha="center", fontsize=7)
         axes[0].axhline(0.8, ls="--", c="k", lw=0.8)
-        axes[0].set_xticks(range(4), labels, rotation=20, ha="right", fontsize=8)
-        axes[0].set_ylim(0, 1.05)
-        axes[0].set_title(f"mirror edit ({m['n']} seeds)")
+        axes[0].set_xticks(range(len(keys)), [lab for _, lab in keys], fontsize=8)
+        axes[0].set_ylim(0, 1.12)
+        axes[0].legend(fontsize=7, title="mirror method", title_fontsize=7)
+        axes[0].set_title(f"mirror edit ({ms[0]['n']} seeds)")
         sw = e["style_swap"]
         x = np.arange(len(sw))
         bars = (("source_is_source_style", "source has its style"), ("edit_is_target_style", "edit has target style"),

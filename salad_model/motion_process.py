@@ -229,7 +229,24 @@ def mirror_joints(joints: np.ndarray, skeleton: Skeleton = T2M) -> np.ndarray:
     return out[..., list(skeleton.mirror), :]
 
 
-def mirror_feature_permutation(skeleton: Skeleton = T2M) -> tuple[np.ndarray, np.ndarray]:
+MIRROR_REGIONS = ("all", "upper", "lower")
+
+
+def mirror_joint_set(which: str, skeleton: Skeleton = T2M) -> list[int]:
+    """Joints whose channels a mirror of ``which`` touches: every joint, or the sided arm / leg joints.
+
+    Legs are the sided joints of kinematic chains that start at the root; arms are the other sided joints.
+    """
+    if which not in MIRROR_REGIONS:
+        raise ValueError(f"mirror region must be one of {', '.join(MIRROR_REGIONS)}, got {which!r}")
+    if which == "all":
+        return list(range(skeleton.num_joints))
+    sided = {j for j, n in enumerate(skeleton.joint_names) if n.startswith(("left_", "right_"))}
+    legs = {j for c in skeleton.chains if c[0] == 0 for j in c if j in sided}
+    return sorted(legs if which == "lower" else sided - legs)
+
+
+def mirror_feature_permutation(skeleton: Skeleton = T2M, which: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """(index, sign) with ``mirror(f) = f[..., index] * sign`` for HumanML3D features.
 
     Derivation: mirroring is the reflection M = diag(−1, 1, 1) plus the left/right joint swap. Yaw
@@ -237,33 +254,45 @@ def mirror_feature_permutation(skeleton: Skeleton = T2M) -> tuple[np.ndarray, np
     M R M, whose first two columns change sign as (+, −, −) and (−, +, +). The heading and the IK are
     equivariant under M because the template directions are mirror-symmetric. Tested against
     re-deriving features from mirrored joints.
+
+    ``which="upper"``/``"lower"`` mirrors only the arm / leg joints (and, for legs, the foot contacts) in
+    the body's facing frame and keeps the root, spine and head: the arms (legs) swap roles while the
+    trajectory stays. Positions are exact for a left/right symmetric trunk; the rotation channels of the
+    touched joints are mirrored as if their parents were (joints are recovered from positions only).
     """
     j = skeleton.num_joints
     mir = skeleton.mirror
-    idx: list[int] = [0, 1, 2, 3]
-    sign: list[float] = [-1.0, -1.0, 1.0, 1.0]
+    touched = set(mirror_joint_set(which, skeleton))
     ric0, rot0 = 4, 4 + 3 * (j - 1)
     vel0 = rot0 + 6 * (j - 1)
     con0 = vel0 + 3 * j
-    for k in range(1, j):
-        idx += [ric0 + 3 * (mir[k] - 1) + i for i in range(3)]
-        sign += [-1.0, 1.0, 1.0]
-    for k in range(1, j):
-        idx += [rot0 + 6 * (mir[k] - 1) + i for i in range(6)]
-        sign += [1.0, -1.0, -1.0, -1.0, 1.0, 1.0]
-    for k in range(j):
-        idx += [vel0 + 3 * mir[k] + i for i in range(3)]
-        sign += [-1.0, 1.0, 1.0]
+    dim = skeleton.feature_dim
+    idx = np.arange(dim, dtype=np.int64)
+    sign = np.ones(dim, dtype=np.float32)
+    if which == "all":
+        idx[:4] = [0, 1, 2, 3]
+        sign[:4] = [-1.0, -1.0, 1.0, 1.0]
+    for k in sorted(touched):
+        if k > 0:
+            idx[ric0 + 3 * (k - 1): ric0 + 3 * k] = ric0 + 3 * (mir[k] - 1) + np.arange(3)
+            sign[ric0 + 3 * (k - 1): ric0 + 3 * k] = [-1.0, 1.0, 1.0]
+            idx[rot0 + 6 * (k - 1): rot0 + 6 * k] = rot0 + 6 * (mir[k] - 1) + np.arange(6)
+            sign[rot0 + 6 * (k - 1): rot0 + 6 * k] = [1.0, -1.0, -1.0, -1.0, 1.0, 1.0]
+        idx[vel0 + 3 * k: vel0 + 3 * k + 3] = vel0 + 3 * mir[k] + np.arange(3)
+        sign[vel0 + 3 * k: vel0 + 3 * k + 3] = [-1.0, 1.0, 1.0]
     cj = list(skeleton.contact_joints)
-    for c in cj:
-        idx.append(con0 + cj.index(mir[c]))
-        sign.append(1.0)
-    return np.array(idx, dtype=np.int64), np.array(sign, dtype=np.float32)
+    for n, c in enumerate(cj):
+        if c in touched:
+            idx[con0 + n] = con0 + cj.index(mir[c])
+    return idx, sign
 
 
-def mirror_features(features: np.ndarray, skeleton: Skeleton = T2M) -> np.ndarray:
-    """Features of the left/right mirrored motion (exact channel permutation and sign flips)."""
-    idx, sign = mirror_feature_permutation(skeleton)
+def mirror_features(features: np.ndarray, skeleton: Skeleton = T2M, which: str = "all") -> np.ndarray:
+    """Features of the left/right mirrored motion (exact channel permutation and sign flips).
+
+    ``which`` = ``"all"`` (the true mirror image), ``"upper"`` (arms only) or ``"lower"`` (legs only).
+    """
+    idx, sign = mirror_feature_permutation(skeleton, which)
     return features[..., idx] * sign.astype(features.dtype)
 
 

@@ -32,10 +32,14 @@ from .editing import (
 )
 from .features import recover_from_ric
 from .inversion import ddim_invert, null_text_optimize
+from .motion_process import MIRROR_REGIONS, mirror_features
 from .sampling import SCHEDULER_KINDS, StepCallback, initial_noise, latent_mask, sample
 
 DEMO_MODEL_DIR = Path(__file__).parent / "assets" / "demo"
 EDIT_MODES = ("auto", "word_swap", "refine", "reweight", "mirror")
+# "geometric": the exact mirror image of the motion (or of its arms / legs); "attention": the paper's
+# cross-attention row swap (SALAD_SPEC §5), which on the demo model rarely flips the side (model card).
+MIRROR_METHODS = ("geometric", "attention")
 
 
 class InputError(ValueError):
@@ -110,6 +114,7 @@ class SaladPipeline:
         self.text_encoder = text_encoder
         self.info = bundle.info
         self._maps_cache: SourceMaps | None = None
+        self._last_motion: tuple[tuple, Motion] | None = None
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -254,7 +259,9 @@ class SaladPipeline:
         z = recording_forward(self.denoiser, run, rec)
         self._maps_cache = record
         feats, joints = self.decode(z)
-        return Motion(joints[0], feats[0], self._meta(prompt, seed, frames, guidance, steps, scheduler), z)
+        out = Motion(joints[0], feats[0], self._meta(prompt, seed, frames, guidance, steps, scheduler), z)
+        self._last_motion = (key, out)
+        return out
 
     def generate_batch(self, prompts: list[str | None], frames: list[int] | None = None,
                        seconds: list[float] | None = None, seeds: list[int] | None = None,
@@ -295,7 +302,7 @@ class SaladPipeline:
         if mode == "mirror" or (mode == "auto" and mirror):
             which = mirror or "all"
             try:
-                return Mirror(which), source_prompt, f"mirror left/right ({which})"
+                return Mirror(which), source_prompt, f"mirror left/right ({which}) by swapping attention rows"
             except ValueError as exc:
                 raise InputError(str(exc)) from exc
         if mode == "reweight" or (mode == "auto" and word is not None):
@@ -321,18 +328,55 @@ class SaladPipeline:
             return Refine(align_tokens(src_ids, edit_ids)), edit_prompt, why or "refinement"
         raise InputError(f"mode {mode!r} needs a word (reweight) or a mirror side")
 
+    @staticmethod
+    def _geometric_mirror(mode: str, mirror: str | None, mirror_method: str) -> str | None:
+        """The region to mirror geometrically, or None when the request is not a geometric mirror."""
+        if mirror_method not in MIRROR_METHODS:
+            raise InputError(f"mirror method must be one of {', '.join(MIRROR_METHODS)}, got {mirror_method!r}")
+        if mirror_method != "geometric" or not (mode == "mirror" or (mode == "auto" and mirror)):
+            return None
+        which = mirror or "all"
+        if which not in MIRROR_REGIONS:
+            raise InputError(f"mirror mode must be one of {', '.join(MIRROR_REGIONS)}, got {which!r}")
+        return which
+
+    def mirror_motion(self, motion: Motion, which: str = "all") -> Motion:
+        """The exact left/right mirror image of a motion (``upper``: arms only, ``lower``: legs only).
+
+        Features are heading-free, so mirroring is a signed channel permutation; no sampling, no model.
+        """
+        feats = mirror_features(np.asarray(motion.features, dtype=np.float32), self.vae.skeleton, which)
+        with torch.inference_mode():
+            joints = recover_from_ric(torch.from_numpy(feats), self.vae.skeleton.num_joints).numpy()
+        meta = {**motion.meta, "edits": [*motion.meta.get("edits", []),
+                                         {"mode": "mirror", "which": which, "method": "geometric",
+                                          "why": f"exact mirror image ({which})"}]}
+        return Motion(joints, feats, meta)
+
+    def source_motion(self, prompt: str, frames: int, seed: int, guidance: float, steps: int, scheduler: str,
+                      callback: StepCallback | None = None) -> Motion:
+        """The generation an edit starts from: the last recorded one when it matches, else generated now."""
+        key = (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+        if self._last_motion is not None and self._last_motion[0] == key:
+            if callback is not None:
+                callback(steps, steps)
+            return self._last_motion[1]
+        return self.generate(prompt, frames, seed=seed, guidance=guidance, steps=steps, scheduler=scheduler,
+                             callback=callback, record_maps=True)
+
     def edit(self, source_prompt: str, frames: int | None = None, seconds: float | None = None,
              seed: int = 0, edit_prompt: str | None = None, mode: str = "auto", word: str | None = None,
              scale: float | None = None, mirror: str | None = None, guidance: float | None = None,
              steps: int = 50, scheduler: str = "ddim", src_proportion: float = 0.2,
              swap_src_proportion: float = 0.2, inject_temporal: bool | None = None,
-             callback: StepCallback | None = None, return_source: bool = False
-             ) -> Motion | tuple[Motion, Motion | None]:
+             callback: StepCallback | None = None, return_source: bool = False,
+             mirror_method: str = "geometric") -> Motion | tuple[Motion, Motion | None]:
         """Edit the generation (source prompt, seed, length) by attention control.
 
         Stateless: the source is regenerated from the same noise (cached maps of the last source are
         reused when the request matches). ``inject_temporal`` defaults to False for word swap (as the
-        paper's notebook) and True otherwise.
+        paper's notebook) and True otherwise. Mirroring is geometric (exact) unless
+        ``mirror_method="attention"`` asks for the paper's attention-row swap.
         """
         guidance = self.default_guidance if guidance is None else guidance
         self.check_sampling(guidance, steps, scheduler)
@@ -340,6 +384,11 @@ class SaladPipeline:
         source_prompt = self.check_prompt(source_prompt)
         if not 0 <= src_proportion <= 1 or not 0 <= swap_src_proportion <= 1:
             raise InputError("injection proportions must be within 0…1")
+        which = self._geometric_mirror(mode, mirror, mirror_method)
+        if which is not None:
+            src = self.source_motion(source_prompt, frames, seed, guidance, steps, scheduler, callback)
+            out = self.mirror_motion(src, which)
+            return (out, src) if return_source else out
         edit_obj, edit_text, why = self.edit_mode(source_prompt, edit_prompt or "", mode, word, scale, mirror,
                                                   swap_src_proportion)
         if inject_temporal is None:
@@ -357,21 +406,21 @@ class SaladPipeline:
             self._maps_cache = res.recorded
         feats, joints = self.decode(res.z_edit)
         meta = self._meta(source_prompt, seed, frames, guidance, steps, scheduler)
-        meta["edits"] = [{**edit_obj.describe(), "edit_prompt": edit_text, "why": why,
-                          "src_proportion": src_proportion, "inject_temporal": inject_temporal}]
-        meta["edit_prompt"] = edit_text
-        out = Motion(joints[0], feats[0], meta, res.z_edit)
-        if not return_source:
-            return out
         src = None
         if res.z_source is not None:
             sf, sj = self.decode(res.z_source)
             src = Motion(sj[0], sf[0], self._meta(source_prompt, seed, frames, guidance, steps, scheduler),
                          res.z_source)
-        return out, src
+            self._last_motion = (key, src)
+        meta["edits"] = [{**edit_obj.describe(), "edit_prompt": edit_text, "why": why,
+                          "src_proportion": src_proportion, "inject_temporal": inject_temporal}]
+        meta["edit_prompt"] = edit_text
+        out = Motion(joints[0], feats[0], meta, res.z_edit)
+        return (out, src) if return_source else out
 
     def clear_cache(self) -> None:
         self._maps_cache = None
+        self._last_motion = None
 
     # -- real motion: inversion and editing ---------------------------------------------------------
 
@@ -459,8 +508,12 @@ class SaladPipeline:
     def edit_inverted(self, inv: Inversion, edit_prompt: str | None = None, mode: str = "auto",
                       word: str | None = None, scale: float | None = None, mirror: str | None = None,
                       src_proportion: float = 0.2, swap_src_proportion: float = 0.2,
-                      inject_temporal: bool | None = None, callback: StepCallback | None = None) -> Motion:
+                      inject_temporal: bool | None = None, callback: StepCallback | None = None,
+                      mirror_method: str = "geometric") -> Motion:
         """Attention-control edit of an inverted real motion (same modes as :meth:`edit`)."""
+        which = self._geometric_mirror(mode, mirror, mirror_method)
+        if which is not None:
+            return self.mirror_motion(self._real_motion(inv.features, inv.prompt, inv.placement), which)
         edit_obj, edit_text, why = self.edit_mode(inv.prompt, edit_prompt or "", mode, word, scale, mirror,
                                                   swap_src_proportion)
         if inject_temporal is None:
@@ -477,6 +530,13 @@ class SaladPipeline:
                           "src_proportion": src_proportion, "inject_temporal": inject_temporal}]
         return Motion(joints[0], feats[0], meta, res.z_edit)
 
+    def _real_motion(self, feats: np.ndarray, prompt: str, placement: dict) -> Motion:
+        with torch.inference_mode():
+            joints = recover_from_ric(torch.from_numpy(feats), self.vae.skeleton.num_joints).numpy()
+        meta = self._meta(prompt, 0, len(feats), 1.0, 0, "none")
+        meta.update(source="input", placement=placement)
+        return Motion(joints, feats, meta)
+
     def edit_real(self, prompt: str, joints: np.ndarray | None = None, features: np.ndarray | None = None,
                   overlap: int = 40, null_text_iters: int = 10, steps: int = 50, guidance: float | None = None,
                   callback: StepCallback | None = None, **edit: object) -> Motion:
@@ -487,6 +547,10 @@ class SaladPipeline:
         arguments of :meth:`edit_inverted`; with none, the result is the inversion's reconstruction.
         """
         feats, placement = self.motion_features(joints, features)
+        which = self._geometric_mirror(str(edit.get("mode", "auto")), edit.get("mirror"),  # type: ignore[arg-type]
+                                       str(edit.get("mirror_method", "geometric")))
+        if which is not None:  # exact on the input itself: no inversion, any length
+            return self.mirror_motion(self._real_motion(feats, self.check_prompt(prompt), placement), which)
         total = (len(feats) // 4) * 4
         win = self.max_frames
         if not 0 <= overlap < win // 2:

@@ -97,10 +97,12 @@ FIELDS: dict[str, dict[str, str]] = {
     "generate": {"prompt": "str", "record_maps": "bool", **_SAMPLING},
     "attention": {"prompt": "str", **_SAMPLING},
     "edit": {"source_prompt": "str", "edit_prompt": "str", "mode": "str", "word": "str", "scale": "num",
-             "mirror": "str", "src_proportion": "num", "swap_src_proportion": "num",
+             "mirror": "str", "mirror_method": "str", "src_proportion": "num",
+             "swap_src_proportion": "num",
              "inject_temporal": "bool", "return_source": "bool", **_SAMPLING},
     "edit_real": {"prompt": "str", "joints": "array", "edit_prompt": "str", "mode": "str", "word": "str",
-                  "scale": "num", "mirror": "str", "overlap": "int", "null_text_iters": "int", "steps": "int",
+                  "scale": "num", "mirror": "str", "mirror_method": "str", "overlap": "int",
+                  "null_text_iters": "int", "steps": "int",
                   "guidance": "num"},
 }
 
@@ -534,7 +536,8 @@ class Worker:
             if key not in params:
                 raise RequestError(P.INVALID_INPUT, f"edit_real needs {key!r}")
         joints = P.decode_array(params["joints"])
-        edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror") if k in params}
+        edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method")
+                if k in params}
         kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
         m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
         return self._motion(m)
@@ -551,8 +554,8 @@ class Worker:
         pipe = self._pipeline()
         if "source_prompt" not in params:
             raise RequestError(P.INVALID_INPUT, "edit needs the \"source_prompt\" of the motion to edit")
-        keys = ("edit_prompt", "mode", "word", "scale", "mirror", "src_proportion", "swap_src_proportion",
-                "inject_temporal")
+        keys = ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method", "src_proportion",
+                "swap_src_proportion", "inject_temporal")
         kw = {k: params[k] for k in keys if k in params}
         want_source = bool(params.get("return_source"))
         res = pipe.edit(params["source_prompt"], callback=self._step_callback(rid), return_source=want_source,

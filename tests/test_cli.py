@@ -60,7 +60,8 @@ def test_edit_real_from_bvh(tiny_model_dir, tmp_path):
 
     clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
     r = run(["edit-real", str(clip), "--prompt", "a person raises the left hand", "--mirror", "all",
-             "--model", str(tiny_model_dir), "--steps", "5", "--null-text-iters", "2", "--out", "m.npz"], tmp_path)
+             "--mirror-method", "attention", "--model", str(tiny_model_dir), "--steps", "5",
+             "--null-text-iters", "2", "--out", "m.npz"], tmp_path)
     assert r.returncode == 0, r.stderr
     out = np.load(tmp_path / "m.npz")
     meta = json.loads(str(out["meta"]))

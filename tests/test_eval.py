@@ -2,7 +2,6 @@
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -170,11 +169,10 @@ def test_eval_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_
     """--limit 4 --steps 2 on the tiny random model: the report has every metric, plots are written."""
     folder, _ = mini_classifier
     out = tmp_path / "report.json"
-    t0 = time.time()
     rc = ev.main(["--model", str(tiny_model_dir), "--data", str(mini_dataset), "--classifier", str(folder),
                   "--limit", "4", "--steps", "2", "--batch", "2", "--edits", "--edit-seeds", "2",
                   "--edit-frames", "40", "--threads", "1", "--out", str(out), "--markdown", str(tmp_path / "t.md")])
-    assert rc == 0 and time.time() - t0 < 30
+    assert rc == 0
     rep = json.loads(out.read_text())
     g = rep["generation"]
     test_clips = [c for c in json.loads((mini_dataset / "clips.json").read_text()) if c["split"] == "test"]
@@ -188,6 +186,9 @@ def test_eval_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_
     assert rep["vae"]["mpjpe_cm"] > 0 and rep["vae"]["clips"] == len(test_clips)
     assert 0.0 <= g["vae_roundtrip_same_clips"]["content_acc"] <= 1.0
     e = rep["edits"]
+    assert e["mirror"]["method"] == "geometric" and e["mirror_attention"]["method"] == "attention"
+    # the geometric mirror IS the exact feature mirror, so the classifier sees the same flips
+    assert e["mirror"]["flip_rate"] == e["mirror"]["exact_feature_mirror_flip_rate"]
     assert e["mirror"]["n"] == 2 and len(e["reweight"]) == len(ev.REWEIGHTS) and len(e["style_swap"]) == 3
     assert all(len(r["mean_by_scale"]) == len(ev.REWEIGHT_SCALES) for r in e["reweight"])
     assert "content accuracy" in capsys.readouterr().out

@@ -61,11 +61,23 @@ def test_null_text_beats_plain_cfg_from_the_inverted_noise(pipe, inverted):
 
 def test_edit_of_real_motion_changes_it_but_stays_close(pipe, inverted):
     ref = pipe.reconstruct(inverted)
-    mir = pipe.edit_inverted(inverted, mirror="all")
+    mir = pipe.edit_inverted(inverted, mirror="all", mirror_method="attention")
     assert mir.meta["edits"][0]["mode"] == "mirror" and mir.meta["source"] == "inversion"
     d_edit = mpjpe(mir.joints, ref.joints)
     other = pipe.generate("a person walks and turns left", frames=inverted.frames, seed=5, steps=20)
     assert 0 < d_edit < mpjpe(other.joints, ref.joints)
+
+
+def test_geometric_mirror_of_real_motion_needs_no_inversion(pipe, joints):
+    """The default mirror of real motion is exact, on the input itself, at its full length."""
+    from salad_model.motion_process import mirror_joints
+
+    mir = pipe.edit_real("a person walks and turns left", joints=joints, mirror="all")
+    assert mir.meta["source"] == "input" and mir.meta["edits"][0]["method"] == "geometric"
+    feats, _ = pipe.motion_features(joints)
+    assert len(mir.joints) == len(feats)  # no ×4 crop, no windows
+    canon = mirror_joints(pipe._real_motion(feats, "x", {}).joints)
+    assert np.abs(mir.joints - canon).max() < 1e-4
 
 
 def test_long_clip_is_windowed_and_blended(joints, tiny_model_dir):

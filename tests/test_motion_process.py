@@ -168,9 +168,43 @@ def test_mirror_is_an_involution_and_swaps_the_raised_hand(raise_left):
 
 
 def test_mirror_permutation_is_a_signed_permutation():
-    idx, sign = mp.mirror_feature_permutation()
-    assert sorted(idx.tolist()) == list(range(263))
-    assert set(np.unique(sign)) == {-1.0, 1.0}
+    for which in mp.MIRROR_REGIONS:
+        idx, sign = mp.mirror_feature_permutation(T2M, which)
+        assert sorted(idx.tolist()) == list(range(263))
+        assert set(np.unique(sign)) <= {-1.0, 1.0}
+
+
+def test_partial_mirror_regions_name_the_right_joints():
+    names = T2M.joint_names
+    upper = {names[j] for j in mp.mirror_joint_set("upper")}
+    lower = {names[j] for j in mp.mirror_joint_set("lower")}
+    assert upper == {f"{s}_{p}" for s in ("left", "right") for p in ("collar", "shoulder", "elbow", "wrist")}
+    assert lower == {f"{s}_{p}" for s in ("left", "right") for p in ("hip", "knee", "ankle", "foot")}
+
+
+def test_upper_mirror_swaps_the_raised_hand_and_keeps_trajectory_legs_and_trunk(raise_left, walk_turn):
+    """Arms-only mirror: the other hand goes up; root path, legs, spine and head stay (exactly, recovered)."""
+    f = mp.joints_to_features(raise_left)
+    up = mp.mirror_features(f, which="upper")
+    np.testing.assert_allclose(mp.mirror_features(up, which="upper"), f, atol=0)  # involution
+    rec, orig = _recover(up), _recover(f)
+    arms = mp.mirror_joint_set("upper")
+    keep = [j for j in range(22) if j not in arms]
+    np.testing.assert_allclose(rec[:, keep], orig[:, keep], atol=1e-6)
+    right_rise, left_rise = rec[:, 21, 1].max() - rec[0, 21, 1], rec[:, 20, 1].max() - rec[0, 20, 1]
+    assert right_rise > 0.3 and left_rise < 0.3 * right_rise  # the right wrist now rises, the left much less
+    # the arms are the full mirror's arms wherever the trunk is symmetric: within 5 cm at every frame
+    full = _recover(mp.mirror_features(f))
+    heading_free = rec[:, arms] - rec[:, :1]
+    assert np.abs(np.linalg.norm(heading_free, axis=-1) - np.linalg.norm(full[:, arms] - full[:, :1], axis=-1)
+                  ).max() < 0.05
+    # legs only, on a walk: the feet swap phase (contacts swap) and the path stays
+    w = mp.joints_to_features(walk_turn)
+    low = mp.mirror_features(w, which="lower")
+    np.testing.assert_array_equal(low[:, -4:], w[:, [-2, -1, -4, -3]])
+    np.testing.assert_allclose(_recover(low)[:, 0], _recover(w)[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="upper"):
+        mp.mirror_features(w, which="arms")
 
 
 def test_rejects_bad_shapes():

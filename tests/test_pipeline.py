@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from salad_model.pipeline import InputError
+from salad_model.skeleton import T2M
 
 FRAMES = 64
 
@@ -101,8 +102,32 @@ def test_mirror_twice_equals_no_mirror(tiny_pipeline, source):
     m = Mirror("all")
     ca = torch.rand(2, 16 * 7, 10)
     assert torch.equal(m.cross(m.cross(ca, None, ca, 0), None, ca, 0), ca)
-    once = tiny_pipeline.edit("a person walks and waves", frames=FRAMES, seed=4, mirror="all")
+    once = tiny_pipeline.edit("a person walks and waves", frames=FRAMES, seed=4, mirror="all",
+                              mirror_method="attention")
     assert dist(once, source) > 1e-4  # mirroring does change the motion
+    assert once.meta["edits"][0]["which"] == "all" and "attention" in once.meta["edits"][0]["why"]
+
+
+def test_geometric_mirror_is_the_exact_mirror_image_of_the_source(tiny_pipeline, source):
+    """The default mirror: the source generation's features, mirrored channel by channel (no sampling)."""
+    from salad_model.motion_process import mirror_features
+
+    mir, src = tiny_pipeline.edit("a person walks and waves", frames=FRAMES, seed=4, mirror="all",
+                                  return_source=True)
+    assert dist(src, source) < 1e-5  # the same generation …
+    np.testing.assert_allclose(mir.features, mirror_features(source.features), atol=1e-6)  # … mirrored
+    np.testing.assert_allclose(mir.joints[:, :, 0], -source.joints[:, T2M.mirror, 0], atol=1e-4)
+    np.testing.assert_allclose(mir.joints[:, :, 1:], source.joints[:, T2M.mirror, 1:], atol=1e-4)
+    assert mir.meta["edits"][-1] == {"mode": "mirror", "which": "all", "method": "geometric",
+                                     "why": "exact mirror image (all)"}
+    assert mir.meta["seed"] == 4 and mir.meta["prompt"] == "a person walks and waves"  # still a recipe
+    twice = tiny_pipeline.mirror_motion(mir, "all")
+    np.testing.assert_allclose(twice.features, source.features, atol=1e-6)
+    arms = tiny_pipeline.edit("a person walks and waves", frames=FRAMES, seed=4, mirror="upper")
+    legs_and_trunk = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15]
+    np.testing.assert_allclose(arms.joints[:, legs_and_trunk], source.joints[:, legs_and_trunk], atol=1e-4)
+    with pytest.raises(InputError, match="mirror method"):
+        tiny_pipeline.edit("a person walks", frames=40, mirror="all", mirror_method="magic")
 
 
 def test_edit_closer_to_source_than_unrelated_seed(tiny_pipeline, source):

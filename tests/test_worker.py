@@ -338,7 +338,9 @@ def test_edit_modes(worker):
     rew = worker.result("edit", word="walks", scale=2.0, **base)
     assert rew["meta"]["edits"][0]["mode"] == "reweight" and "source" not in rew
     mir = worker.result("edit", mirror="lower", **base)
-    assert mir["meta"]["edits"][0]["mode"] == "mirror"
+    assert mir["meta"]["edits"][0] == {"mode": "mirror", "which": "lower", "method": "geometric",
+                                       "why": "exact mirror image (lower)"}
+    np.testing.assert_allclose(mir["joints"][:, 0], src["joints"][:, 0], atol=1e-5)  # legs only: same path
     ref = worker.result("edit", edit_prompt="a person walks quickly", mode="refine", **base)
     assert ref["meta"]["edits"][0]["mode"] == "refine"
 
@@ -413,7 +415,7 @@ def test_generate_records_maps_so_the_edit_skips_the_source(worker):
     """The worker's generate keeps the attention maps; the following edit of it is a cache hit."""
     gen = worker.result("generate", prompt="a person waves", frames=40, seed=3, steps=4)
     ed = worker.result("edit", source_prompt="a person waves", frames=40, seed=3, steps=4, mirror="all",
-                       return_source=True)
+                       mirror_method="attention", return_source=True)
     assert ed["source"] is None  # no source pass was needed
     again = worker.result("generate", prompt="a person waves", frames=40, seed=3, steps=4, record_maps=False)
     np.testing.assert_allclose(gen["joints"], again["joints"], atol=1e-5)
@@ -426,7 +428,7 @@ def test_edit_real_motion(worker):
     clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
     joints = bvh_to_smpl22(clip.read_text()).astype(np.float32)
     d = worker.result("edit_real", prompt="a person raises the left hand", joints=P.encode_array(joints),
-                      mirror="all", steps=4, null_text_iters=1)
+                      mirror="all", mirror_method="attention", steps=4, null_text_iters=1)
     assert d["meta"]["source"] == "inversion" and d["meta"]["edits"][0]["mode"] == "mirror"
     assert d["joints"].shape[1:] == (22, 3) and d["joints"].shape[0] == (len(joints) - 1) // 4 * 4
     err = error_of(worker, "edit_real", prompt="walk", joints=P.encode_array(np.zeros((30, 21, 3), np.float32)))
