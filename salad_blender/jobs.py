@@ -46,6 +46,7 @@ POLL_INTERVAL = 0.1
 SAMPLERS = ("ddim", "dpm++")
 RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify")
 MIRROR_SIDES = ("lower", "upper", "all")
+MIRROR_METHODS = ("geometric", "attention")  # exact mirror image | the paper's attention-row swap
 PREFS_HINT = "Preferences > Add-ons > SALAD Motion"
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
@@ -626,13 +627,23 @@ def _edit_fields(meta: dict[str, Any]) -> dict[str, Any]:
             "scheduler": str(meta.get("salad_scheduler") or "ddim")}
 
 
+def _mirror_fields(mirror: str | None, method: str) -> dict[str, str]:
+    if mirror not in MIRROR_SIDES:
+        raise JobError(f"Mirror must be one of {', '.join(MIRROR_SIDES)}.")
+    if method not in MIRROR_METHODS:
+        raise JobError(f"Mirror method must be one of {', '.join(MIRROR_METHODS)}.")
+    return {"mode": "mirror", "mirror": str(mirror), "mirror_method": method}
+
+
 def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt: str | None = None,
                word: str | None = None, scale: float | None = None, mirror: str | None = None,
-               action: bpy.types.Action | None = None, pool: WorkerPool | None = None) -> MotionJob:
+               mirror_method: str = "geometric", action: bpy.types.Action | None = None,
+               pool: WorkerPool | None = None) -> MotionJob:
     """Edit the object's SALAD action into a new Action (the old one stays untouched).
 
     Exactly one of: ``new_prompt`` (word swap or refinement, the worker picks and says why),
-    ``word`` + ``scale`` (re-weight), ``mirror`` ("lower", "upper", "all"). The model comes from the
+    ``word`` + ``scale`` (re-weight), ``mirror`` ("lower", "upper", "all"; ``mirror_method`` "geometric" =
+    exact, "attention" = the paper's). The model comes from the
     action's metadata (edits regenerate the same source), device and threads from ``config``.
     """
     action = action or active_salad_action(obj)
@@ -667,9 +678,7 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
         req.update(mode="reweight", word=word, scale=float(scale))
         name, what = f"{source} [{word} x{float(scale):g}]", "Re-weight"
     else:
-        if mirror not in MIRROR_SIDES:
-            raise JobError(f"Mirror must be one of {', '.join(MIRROR_SIDES)}.")
-        req.update(mode="mirror", mirror=mirror)
+        req.update(_mirror_fields(mirror, mirror_method))
         name, what = f"{source} [mirror {mirror}]", "Mirror"
     model = check_model(str(meta.get("salad_model") or "demo"))
     start = int(round(action.frame_range[0]))
@@ -811,7 +820,8 @@ def real_placement(sampled: SampledMotion, wmeta: dict[str, Any] | None = None) 
 
 def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption: str, *,
                     new_prompt: str | None = None, word: str | None = None, scale: float | None = None,
-                    mirror: str | None = None, rig: str | dict[str, str] = "auto",
+                    mirror: str | None = None, mirror_method: str = "geometric",
+                    rig: str | dict[str, str] = "auto",
                     action: bpy.types.Action | None = None, frame_range: tuple[int, int] | None = None,
                     steps: int | None = None, null_text_iters: int | None = None, guidance: float | None = None,
                     pin_feet: bool = True, pool: WorkerPool | None = None) -> MotionJob:
@@ -859,10 +869,8 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         name, what = f"{caption} [{word} x{float(scale):g}]", "Re-weight"
         edit = {"word": word, "scale": float(scale)}
     else:
-        if mirror not in MIRROR_SIDES:
-            raise JobError(f"Mirror must be one of {', '.join(MIRROR_SIDES)}.")
-        req.update(mode="mirror", mirror=mirror)
-        name, what, edit = f"{caption} [mirror {mirror}]", "Mirror", {"mirror": mirror}
+        req.update(_mirror_fields(mirror, mirror_method))
+        name, what, edit = f"{caption} [mirror {mirror}]", "Mirror", {"mirror": mirror, "method": mirror_method}
     for key, value in (("steps", steps), ("null_text_iters", null_text_iters)):
         if value is not None:
             if int(value) < (1 if key == "steps" else 0):

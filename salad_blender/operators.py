@@ -185,8 +185,13 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     real_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
                               description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
     real_mirror: EnumProperty(name="Side", default="all",
-                              items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms and torso"),
+                              items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms"),
                                      ("all", "All", "Whole body")])
+    mirror_method: EnumProperty(name="Method", default="geometric",
+                                items=[("geometric", "Exact", "The exact mirror image of the motion (instant)"),
+                                       ("attention", "Attention (paper)",
+                                        "SALAD's swap of left/right attention rows: re-generates the motion; "
+                                        "on the demo model it rarely changes sides")])
     heatmap_normalize: EnumProperty(name="Scale", default="global",
                                     items=[("global", "Shared", "One colour scale for all words"),
                                            ("word", "Per word", "Each word stretched to its own range")])
@@ -288,17 +293,18 @@ class SALAD_OT_reweight(_JobOperator, bpy.types.Operator):
 
 
 class SALAD_OT_mirror(_JobOperator, bpy.types.Operator):
-    """Mirror the active SALAD action left/right (lower body, upper body or all) by attention control"""
+    """Mirror the active SALAD action left/right (legs, arms or all) into a new Action"""
 
     bl_idname = "salad.mirror"
     bl_label = "Mirror"
 
     side: EnumProperty(name="Side", default="all",
-                       items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms and torso"),
+                       items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms"),
                               ("all", "All", "Whole body")])
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        return jobs.start_edit(preferences.worker_config(context), context.active_object, mirror=self.side)
+        return jobs.start_edit(preferences.worker_config(context), context.active_object, mirror=self.side,
+                               mirror_method=settings(context).mirror_method)
 
 
 class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
@@ -315,7 +321,7 @@ class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
                                      s.bone_map_file)
         edit: dict = {"PROMPT": {"new_prompt": s.real_prompt or None},
                       "REWEIGHT": {"word": s.real_word or None, "scale": s.real_scale},
-                      "MIRROR": {"mirror": s.real_mirror}}[s.real_edit]
+                      "MIRROR": {"mirror": s.real_mirror, "mirror_method": s.mirror_method}}[s.real_edit]
         return jobs.start_edit_real(preferences.worker_config(context), context.active_object, s.real_caption,
                                     rig=rig, pin_feet=s.pin_feet, steps=s.steps, **edit)
 

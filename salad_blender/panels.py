@@ -131,8 +131,9 @@ class SALAD_PT_edit(bpy.types.Panel):
         box.label(text="Mirror left/right")
         row = box.row(align=True)
         row.enabled = not busy
-        for side, label in (("lower", "Lower"), ("upper", "Upper"), ("all", "All")):
+        for side, label in (("lower", "Legs"), ("upper", "Arms"), ("all", "All")):
             row.operator("salad.mirror", text=label).side = side
+        box.prop(context.scene.salad, "mirror_method")
         _real_box(layout, context)
         _job_box(layout)
 
@@ -157,6 +158,7 @@ def _real_box(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         box.prop(s, "real_scale", slider=True)
     else:
         box.prop(s, "real_mirror", expand=True)
+        box.prop(s, "mirror_method")
     box.prop(s, "rig_preset")
     sub = box.row()
     sub.enabled = not RUNNER.busy()

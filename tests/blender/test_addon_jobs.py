@@ -189,7 +189,9 @@ def test_edit_chain_new_actions_and_untouched_parents(scene, config):
     assert mir.state == "done", mir.message
     m3 = actions.read_metadata(mir.output)
     assert [e["mode"] for e in m3["salad_edits"]] == ["word_swap", "reweight", "mirror"]
-    assert m3["salad_edits"][2]["which"] == "upper"
+    assert m3["salad_edits"][2]["which"] == "upper" and m3["salad_edits"][2]["method"] == "geometric"
+    with pytest.raises(jobs.JobError, match="Mirror method"):
+        jobs.start_edit(config, arm, mirror="upper", mirror_method="sideways")
 
     # four distinct actions; the earlier ones untouched and kept (fake user)
     assert len({src.name, a1.name, a2.name, mir.output.name}) == 4
