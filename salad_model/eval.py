@@ -7,6 +7,7 @@ Subcommands (``metrics`` is the default)::
                                 [--edits] [--edit-seeds 20] [--out report.json]
     python -m salad_model.eval vae --run runs/demo          # VAE reconstruction only, from a training checkpoint
     python -m salad_model.eval plots --run runs/demo [--report report.json] [--img docs/img]
+    python -m salad_model.eval real --model demo [--limit 24]   # issue #7: real clips through inversion
 
 What ``metrics`` measures (issue #3): for a seeded sample of test clips, one motion per clip generated
 from one of the clip's *held-out* captions at the clip's length; the shipped classifier
@@ -812,13 +813,33 @@ def run_vae(a: argparse.Namespace) -> dict:
     return rep
 
 
+def run_real(a: argparse.Namespace) -> int:
+    from .eval_real import format_real_markdown, real_statistics
+    from .pipeline import SaladPipeline
+
+    clf = load_classifier(Path(a.classifier) if a.classifier else CLASSIFIER_DIR)
+    pipe = SaladPipeline.from_pretrained(a.model, device=a.device)
+    rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
+           "command": "python -m salad_model.eval " + " ".join(sys.argv[1:]),
+           "real": real_statistics(pipe, clf, a.data, a.limit, a.steps, a.null_text_iters, a.seed,
+                                   log=lambda s: print(s, flush=True))}
+    md = format_real_markdown(rep["real"])
+    print(md)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(_to_jsonable(rep), indent=1) + "\n")
+    if a.markdown:
+        a.markdown.write_text(md + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["convert-glove"] or any(x == "--benchmark" or x.startswith("--benchmark=") for x in argv):
         from .t2m_eval.__main__ import main as t2m_eval_main  # HumanML3D / KIT-ML benchmark (issue #8)
 
         return t2m_eval_main(argv)
-    commands = ("metrics", "train-classifier", "vae", "plots")
+    commands = ("metrics", "train-classifier", "vae", "plots", "real")
     if not argv or argv[0] not in commands + ("-h", "--help"):
         argv = ["metrics"] + argv
     ap = argparse.ArgumentParser(prog="python -m salad_model.eval", description=__doc__.split("\n")[0])
@@ -857,6 +878,18 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--classifier", type=Path, default=None)
     v.add_argument("--threads", type=int, default=None)
     v.add_argument("--out", type=Path, default=None)
+    r = sub.add_parser("real", help="issue #7: reconstruction MPJPE and edits of real test clips via inversion")
+    r.add_argument("--model", default="demo")
+    r.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    r.add_argument("--classifier", type=Path, default=None)
+    r.add_argument("--limit", type=int, default=24, help="dataset-2 test clips")
+    r.add_argument("--steps", type=int, default=50)
+    r.add_argument("--null-text-iters", type=int, default=10)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--out", type=Path, default=None)
+    r.add_argument("--markdown", type=Path, default=None)
     p = sub.add_parser("plots", help="figures for the model card")
     p.add_argument("--run", type=Path, default=Path("runs/demo"))
     p.add_argument("--report", type=Path, default=None, help="report JSON from `metrics --out`")
@@ -890,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(own dataset {_pct(t['style_acc_within_dataset'])}), left/right {_pct(t['lr_acc'])}; saved to {a.out}")
         return 0
     torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
+    if a.cmd == "real":
+        return run_real(a)
     if a.cmd == "vae":
         rep = run_vae(a)
     else:
