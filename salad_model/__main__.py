@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
     r.add_argument("--mirror-method", default="geometric", choices=["geometric", "attention"],
                      help="geometric: the exact mirror image; attention: the paper's attention-row swap")
-    r.add_argument("--null-text-iters", type=int, default=10, help="0 = plain DDIM inversion (guidance 1)")
+    r.add_argument("--null-text-iters", type=int, default=0,
+                   help="0 = plain DDIM inversion at guidance 1 (default); N > 0 = null-text optimisation, guidance as "
+                        "--guidance")
     r.add_argument("--overlap", type=int, default=40, help="frames shared by windows of long clips")
     _common(r)
     a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")

@@ -32,10 +32,10 @@ from .classifier import (
 )
 from .data.captions import STYLES, _content_phrases, mirror_content
 
-# A contrasting target for every dataset-2 style (the swap must be visible to be measurable).
+# A contrasting target for every dataset-2 style (canonical labels; the swap must be visible to be measurable).
 STYLE_TARGETS: dict[str, str] = {
-    "elderly": "active", "active": "elderly", "exhausted": "youthful", "youthful": "exhausted",
-    "normal": "elderly", "feminine": "masculine", "masculine": "feminine",
+    "old": "active", "active": "old", "tired": "youthful", "youthful": "tired",
+    "normal": "old", "feminine": "masculinity", "masculinity": "feminine",
 }
 
 
@@ -55,6 +55,12 @@ def _mpjpe(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.linalg.norm(p[:n] - t[:n], axis=-1).mean())
 
 
+INVERSIONS: dict[str, dict] = {  # name → invert() arguments (guidance None = the model's default)
+    "ddim": {"guidance": 1.0, "null_text_iters": 0},
+    "null_text": {"guidance": None, "null_text_iters": 10},
+}
+
+
 def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24, steps: int = 50,
                     null_text_iters: int = 10, seed: int = 0, log=print) -> dict:
     """Reconstruction and edit statistics of real test clips (see the module docstring)."""
@@ -63,6 +69,8 @@ def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24
     clips = [c for c in load_split(Path(data_dir), "test") if c.dataset == 2 and c.style in STYLE_TARGETS]
     rng = random.Random(seed)
     clips = [clips[i] for i in sorted(rng.sample(range(len(clips)), min(limit, len(clips))))]
+    inversions = {k: {**v, "null_text_iters": null_text_iters if v["null_text_iters"] else 0}
+                  for k, v in INVERSIONS.items()}
     rows = []
     t0 = time.time()
     for k, c in enumerate(clips):
@@ -77,96 +85,94 @@ def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24
         with torch.inference_mode():
             _, mu, _ = pipe.vae.encode(x[None].to(pipe.device), sample=False)
         vae_f, vae_j = pipe.decode(mu)
-        plain = pipe.reconstruct(pipe.invert(caption, features=feats, guidance=1.0, steps=steps, null_text_iters=0))
-        inv = pipe.invert(caption, features=feats, steps=steps, null_text_iters=null_text_iters)
-        rec = pipe.reconstruct(inv)
-        swap = pipe.edit_inverted(inv, edit_prompt=edit_caption)
-        mir_attn = pipe.edit_inverted(inv, mirror="all", mirror_method="attention")
-        mir_geo = pipe.edit_inverted(inv, mirror="all")
-        feats_all = [feats, vae_f[0], rec.features, swap.features, mir_attn.features, mir_geo.features]
-        p = clf.predict(feats_all)
-        content = [clf.config.contents[i] for i in p["content_prob"].argmax(-1)]
-        style = [clf.config.styles[i] for i in p["style_prob"].argmax(-1)]
-        side = clf.side_scores(p["content_prob"]).tolist()
-        rows.append({
-            "name": c.name, "content": c.content, "style": c.style, "frames": len(feats), "caption": caption,
-            "edit_caption": edit_caption, "target_style": target, "swap_mode": swap.meta["edits"][0]["mode"],
-            "mpjpe_vae_m": _mpjpe(vae_j[0], real), "mpjpe_ddim_m": _mpjpe(plain.joints, real),
-            "mpjpe_inversion_m": _mpjpe(rec.joints, real),
-            "pred_content": dict(zip(("real", "vae", "inversion", "swap", "mirror_attention", "mirror_geometric"),
-                                     content, strict=True)),
-            "pred_style": dict(zip(("real", "vae", "inversion", "swap", "mirror_attention", "mirror_geometric"),
-                                   style, strict=True)),
-            "side": dict(zip(("real", "vae", "inversion", "swap", "mirror_attention", "mirror_geometric"),
-                             side, strict=True)),
-        })
-        log(f"  real {k + 1}/{len(clips)} {c.name}: VAE {rows[-1]['mpjpe_vae_m'] * 100:.2f} cm, inversion "
-            f"{rows[-1]['mpjpe_inversion_m'] * 100:.2f} cm; swap → {style[3]} / {content[3]} "
-            f"({time.time() - t0:.0f}s)")
+        motions = {"real": feats, "vae": vae_f[0]}
+        row = {"name": c.name, "content": c.content, "style": c.style, "frames": len(feats), "caption": caption,
+               "edit_caption": edit_caption, "target_style": target, "mpjpe_vae_m": _mpjpe(vae_j[0], real)}
+        for name, kw in inversions.items():
+            inv = pipe.invert(caption, features=feats, steps=steps, **kw)
+            rec = pipe.reconstruct(inv)
+            swap = pipe.edit_inverted(inv, edit_prompt=edit_caption)
+            row[f"mpjpe_{name}_m"] = _mpjpe(rec.joints, real)
+            row["swap_mode"] = swap.meta["edits"][0]["mode"]
+            motions[f"{name}_rec"] = rec.features
+            motions[f"{name}_swap"] = swap.features
+            motions[f"{name}_mirror_attention"] = pipe.edit_inverted(inv, mirror="all", mirror_method="attention"
+                                                                     ).features
+        motions["mirror_geometric"] = pipe.edit_real(caption, features=feats, mirror="all").features
+        p = clf.predict(list(motions.values()))
+        keys = list(motions)
+        row["pred_content"] = dict(zip(keys, (clf.config.contents[i] for i in p["content_prob"].argmax(-1)),
+                                       strict=True))
+        row["pred_style"] = dict(zip(keys, (clf.config.styles[i] for i in p["style_prob"].argmax(-1)), strict=True))
+        row["side"] = dict(zip(keys, clf.side_scores(p["content_prob"]).tolist(), strict=True))
+        rows.append(row)
+        log(f"  real {k + 1}/{len(clips)} {c.name}: VAE {row['mpjpe_vae_m'] * 100:.2f} cm, DDIM "
+            f"{row['mpjpe_ddim_m'] * 100:.2f} cm, null-text {row['mpjpe_null_text_m'] * 100:.2f} cm; swap → "
+            f"{row['pred_style']['ddim_swap']} / {row['pred_content']['ddim_swap']} ({time.time() - t0:.0f}s)")
     return summarize_real(rows, steps, null_text_iters, time.time() - t0)
 
 
 def summarize_real(rows: list[dict], steps: int, null_text_iters: int, seconds: float) -> dict:
     """Aggregate per-clip rows into the model-card numbers."""
-    def mean(key: str) -> float:
-        return float(np.mean([r[key] for r in rows]) * 100) if rows else float("nan")
-
-    def frac(pred) -> float:
-        return float(np.mean([bool(pred(r)) for r in rows])) if rows else float("nan")
+    def frac(pred, subset: list[dict] | None = None) -> float:
+        sub = rows if subset is None else subset
+        return float(np.mean([bool(pred(r)) for r in sub])) if sub else float("nan")
 
     hand = [r for r in rows if r["content"] in HAND_SIDES]
-
-    def mirror_ok(r: dict, method: str) -> bool:
-        return r["pred_content"][f"mirror_{method}"] == mirror_content(r["content"])
-
-    out = {"n": len(rows), "steps": steps, "null_text_iters": null_text_iters, "seconds": round(seconds, 1),
-           "mpjpe_vae_cm": mean("mpjpe_vae_m"), "mpjpe_ddim_cm": mean("mpjpe_ddim_m"),
-           "mpjpe_inversion_cm": mean("mpjpe_inversion_m"),
-           "real_content_correct": frac(lambda r: r["pred_content"]["real"] == r["content"]),
-           "real_style_correct": frac(lambda r: r["pred_style"]["real"] == canonical_style(r["style"])),
-           "inversion_content_kept": frac(lambda r: r["pred_content"]["inversion"] == r["content"]),
-           "inversion_style_kept": frac(lambda r: r["pred_style"]["inversion"] == canonical_style(r["style"])),
-           "swap_target_style": frac(lambda r: r["pred_style"]["swap"] == canonical_style(r["target_style"])),
-           "swap_style_changed": frac(lambda r: r["pred_style"]["swap"] != canonical_style(r["style"])),
-           "swap_content_kept": frac(lambda r: r["pred_content"]["swap"] == r["content"]),
-           "swap_success": frac(lambda r: r["pred_style"]["swap"] == canonical_style(r["target_style"])
-                                and r["pred_content"]["swap"] == r["content"]),
-           "rows": rows}
-    out["mpjpe_inversion_adds_cm"] = out["mpjpe_inversion_cm"] - out["mpjpe_vae_cm"]
-    for method in ("geometric", "attention"):
-        out[f"mirror_{method}_success"] = frac(lambda r, m=method: mirror_ok(r, m))
-        out[f"mirror_{method}_side_flipped_hand"] = (
-            float(np.mean([np.sign(r["side"][f"mirror_{method}"]) == -np.sign(r["side"]["real"]) for r in hand]))
-            if hand else float("nan"))
-    out["hand_clips"] = len(hand)
+    out: dict = {"n": len(rows), "hand_clips": len(hand), "steps": steps, "null_text_iters": null_text_iters,
+                 "seconds": round(seconds, 1), "rows": rows,
+                 "mpjpe_vae_cm": float(np.mean([r["mpjpe_vae_m"] for r in rows]) * 100),
+                 "real_content_correct": frac(lambda r: r["pred_content"]["real"] == r["content"]),
+                 "real_style_correct": frac(lambda r: r["pred_style"]["real"] == canonical_style(r["style"]))}
+    for inv in INVERSIONS:
+        out[inv] = {
+            "mpjpe_cm": float(np.mean([r[f"mpjpe_{inv}_m"] for r in rows]) * 100),
+            "content_kept": frac(lambda r, i=inv: r["pred_content"][f"{i}_rec"] == r["content"]),
+            "style_kept": frac(lambda r, i=inv: r["pred_style"][f"{i}_rec"] == canonical_style(r["style"])),
+            "swap_target_style": frac(lambda r, i=inv: r["pred_style"][f"{i}_swap"]
+                                      == canonical_style(r["target_style"])),
+            "swap_style_changed": frac(lambda r, i=inv: r["pred_style"][f"{i}_swap"] != canonical_style(r["style"])),
+            "swap_content_kept": frac(lambda r, i=inv: r["pred_content"][f"{i}_swap"] == r["content"]),
+            "swap_success": frac(lambda r, i=inv: r["pred_style"][f"{i}_swap"] == canonical_style(r["target_style"])
+                                 and r["pred_content"][f"{i}_swap"] == r["content"]),
+            "mirror_attention_success": frac(lambda r, i=inv: r["pred_content"][f"{i}_mirror_attention"]
+                                             == mirror_content(r["content"])),
+            "mirror_attention_side_flipped_hand": frac(
+                lambda r, i=inv: np.sign(r["side"][f"{i}_mirror_attention"]) == -np.sign(r["side"]["real"]), hand)}
+        out[inv]["mpjpe_adds_cm"] = out[inv]["mpjpe_cm"] - out["mpjpe_vae_cm"]
+    out["mirror_geometric_success"] = frac(lambda r: r["pred_content"]["mirror_geometric"]
+                                           == mirror_content(r["content"]))
+    out["mirror_geometric_side_flipped_hand"] = frac(
+        lambda r: np.sign(r["side"]["mirror_geometric"]) == -np.sign(r["side"]["real"]), hand)
     return out
 
 
 def format_real_markdown(r: dict) -> str:
-    """The issue-#7 tables of the model card."""
+    """The issue-#7 tables of the model card (default inversion: plain DDIM; null-text for comparison)."""
     def pct(x: float) -> str:
         return "n/a" if x != x else f"{100 * x:.1f}%"
 
-    lines = [f"{r['n']} dataset-2 test clips ({r['hand_clips']} one-handed), DDIM {r['steps']} steps, null-text "
-             f"inversion {r['null_text_iters']} iterations per step ({r['seconds'] / 60:.1f} min in all).", "",
-             "| reconstruction of real clips (no edit) | MPJPE (root-aligned) |", "|---|---|",
-             f"| VAE only (mean latent) | **{r['mpjpe_vae_cm']:.2f} cm** |",
-             f"| DDIM inversion, guidance 1 (no null-text) | {r['mpjpe_ddim_cm']:.2f} cm |",
-             f"| DDIM inversion + null-text, guidance of sampling | **{r['mpjpe_inversion_cm']:.2f} cm** |",
-             f"| inversion adds on top of the VAE (goal < 2 cm) | **{r['mpjpe_inversion_adds_cm']:+.2f} cm** |", "",
-             "| edits of real clips, classified | rate |", "|---|---|",
-             f"| real clip: content / style label recognised | {pct(r['real_content_correct'])} / "
-             f"{pct(r['real_style_correct'])} |",
-             f"| reconstruction keeps content / style class | {pct(r['inversion_content_kept'])} / "
-             f"{pct(r['inversion_style_kept'])} |",
-             f"| **style swap: target style and content kept (goal ≥ 70%)** | **{pct(r['swap_success'])}** |",
-             f"| … style is the target | {pct(r['swap_target_style'])} |",
-             f"| … style changed | {pct(r['swap_style_changed'])} |",
-             f"| … content kept | {pct(r['swap_content_kept'])} |",
-             f"| **mirror, geometric (default): classified as the mirrored content (goal ≥ 70%)** | "
-             f"**{pct(r['mirror_geometric_success'])}** |",
-             f"| … side flipped, one-handed clips | {pct(r['mirror_geometric_side_flipped_hand'])} |",
-             f"| mirror, attention (paper) on the inversion: mirrored content | "
-             f"{pct(r['mirror_attention_success'])} |",
-             f"| … side flipped, one-handed clips | {pct(r['mirror_attention_side_flipped_hand'])} |"]
+    d, n = r["ddim"], r["null_text"]
+    lines = [f"{r['n']} dataset-2 test clips ({r['hand_clips']} one-handed), DDIM {r['steps']} steps; null-text "
+             f"inversion with {r['null_text_iters']} iterations per step ({r['seconds'] / 60:.1f} min in all).", "",
+             "| reconstruction of real clips (no edit), root-aligned MPJPE | DDIM inversion, guidance 1 (default) | "
+             "DDIM + null-text, guidance 7.5 |", "|---|---|---|",
+             f"| VAE only (mean latent) | {r['mpjpe_vae_cm']:.2f} cm | {r['mpjpe_vae_cm']:.2f} cm |",
+             f"| inversion → sampler | {d['mpjpe_cm']:.2f} cm | {n['mpjpe_cm']:.2f} cm |",
+             f"| **inversion adds on top of the VAE (goal < 2 cm)** | **{d['mpjpe_adds_cm']:+.2f} cm** | "
+             f"**{n['mpjpe_adds_cm']:+.2f} cm** |",
+             f"| reconstruction keeps content / style class | {pct(d['content_kept'])} / {pct(d['style_kept'])} | "
+             f"{pct(n['content_kept'])} / {pct(n['style_kept'])} |", "",
+             f"Real clips: the classifier recognises content {pct(r['real_content_correct'])}, style "
+             f"{pct(r['real_style_correct'])}.", "",
+             "| edits of real clips, classified | DDIM inversion (default) | null-text inversion |", "|---|---|---|"]
+    for key, label in (("swap_success", "**style swap: target style and content kept (goal ≥ 70%)**"),
+                       ("swap_target_style", "… style is the target"), ("swap_style_changed", "… style changed"),
+                       ("swap_content_kept", "… content kept"),
+                       ("mirror_attention_success", "mirror by attention (paper): mirrored content class"),
+                       ("mirror_attention_side_flipped_hand", "… side flipped, one-handed clips")):
+        lines.append(f"| {label} | {pct(d[key])} | {pct(n[key])} |")
+    lines += ["", "| geometric mirror (default; exact, needs no inversion) | |", "|---|---|",
+              f"| **classified as the mirrored content (goal ≥ 70%)** | **{pct(r['mirror_geometric_success'])}** |",
+              f"| side flipped, one-handed clips | {pct(r['mirror_geometric_side_flipped_hand'])} |"]
     return "\n".join(lines)

@@ -451,9 +451,14 @@ class SaladPipeline:
         return features, placement
 
     def invert(self, prompt: str, joints: np.ndarray | None = None, features: np.ndarray | None = None,
-               guidance: float | None = None, steps: int = 50, null_text_iters: int = 10,
+               guidance: float | None = None, steps: int = 50, null_text_iters: int = 0,
                callback: StepCallback | None = None) -> Inversion:
-        """Find the noise (and per-step null embeddings) from which the sampler retraces this motion."""
+        """Find the noise (and per-step null embeddings) from which the sampler retraces this motion.
+
+        Default: plain DDIM inversion, sampled back at guidance 1. ``null_text_iters`` > 0 adds null-text
+        optimisation so that the clip is retraced at the model's guidance; on the demo model that
+        reconstructs no better and its edits keep the content less often (model card, issue #7 table).
+        """
         guidance = self.default_guidance if guidance is None else guidance
         self.check_sampling(guidance, steps, "ddim")
         prompt = self.check_prompt(prompt)
@@ -538,7 +543,7 @@ class SaladPipeline:
         return Motion(joints, feats, meta)
 
     def edit_real(self, prompt: str, joints: np.ndarray | None = None, features: np.ndarray | None = None,
-                  overlap: int = 40, null_text_iters: int = 10, steps: int = 50, guidance: float | None = None,
+                  overlap: int = 40, null_text_iters: int = 0, steps: int = 50, guidance: float | None = None,
                   callback: StepCallback | None = None, **edit: object) -> Motion:
         """Edit real motion of any length: overlapping windows, each inverted and edited, blended in features.
 
