@@ -453,7 +453,7 @@ class SALAD_OT_setup_env(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = preferences.get_prefs(context)
-        package = prefs.package_spec if prefs is not None else setup_env.DEFAULT_PACKAGE
+        package = prefs.package_spec if prefs is not None else setup_env.default_package()
         torch_index = prefs.torch_index if prefs is not None else "cpu"
         try:
             setup_env.check_online(bpy.app.online_access, getattr(bpy.app, "online_access_override", False))

@@ -45,7 +45,7 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
     threads: IntProperty(name="CPU threads", default=0, min=0, max=256,
                          description="Torch CPU threads in the worker (0: number of physical cores)")
     package_spec: StringProperty(
-        name="Model package", default=setup_env.DEFAULT_PACKAGE,
+        name="Model package", default=setup_env.default_package(),
         description="What pip installs into the environment: a requirement, a wheel, a folder or a git URL")
     torch_index: EnumProperty(
         name="Torch build", default="cpu",

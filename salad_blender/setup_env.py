@@ -32,6 +32,21 @@ TORCH_INDEXES = {"default": None, "cpu": "https://download.pytorch.org/whl/cpu"}
 DEFAULT_PACKAGE = "salad-blender"  # the distribution that ships salad_model (pyproject name)
 
 
+def default_package(addon_dir: str | os.PathLike = Path(__file__).parent) -> str:
+    """What "Set up model environment" installs by default.
+
+    Running from a source checkout (the add-on folder sits next to the project's ``pyproject.toml``):
+    that folder, so pip builds the model package from the very code the add-on came with. Otherwise
+    the distribution name; the preferences let users point at a wheel, folder or git URL instead.
+    """
+    root = Path(addon_dir).resolve().parent
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return DEFAULT_PACKAGE
+    return str(root) if f'name = "{DEFAULT_PACKAGE}"' in text else DEFAULT_PACKAGE
+
+
 class SetupError(Exception):
     """The environment cannot be set up now; the message says what to do."""
 

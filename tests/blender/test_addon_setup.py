@@ -35,6 +35,17 @@ def test_plan_runs_pip_only_inside_the_new_environment(tmp_path):
         setup_env.start_setup(venv, online_access=True, steps=[Step("bad", [sys.executable, "-m", "pip"])])
 
 
+def test_default_package_is_the_source_checkout_when_there_is_one(tmp_path):
+    from pathlib import Path
+
+    repo = Path(setup_env.__file__).resolve().parents[1]
+    assert setup_env.default_package() == str(repo)  # this checkout: pip builds the model from it
+    (tmp_path / "addon").mkdir()
+    assert setup_env.default_package(tmp_path / "addon") == "salad-blender"  # installed extension: the name
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
+    assert setup_env.default_package(tmp_path / "addon") == "salad-blender"
+
+
 def test_offline_is_refused_with_directions(tmp_path):
     with pytest.raises(SetupError, match=r"Allow Online Access.*Preferences > System > Network"):
         setup_env.start_setup(tmp_path / "venv", online_access=False)
