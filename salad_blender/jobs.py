@@ -635,6 +635,35 @@ def _mirror_fields(mirror: str | None, method: str) -> dict[str, str]:
     return {"mode": "mirror", "mirror": str(mirror), "mirror_method": method}
 
 
+def edit_choice(text: str, noun: str, new_prompt: str | None, word: str | None, scale: float | None,
+                mirror: str | None, mirror_method: str = "geometric") -> tuple[dict[str, Any], str, str, dict]:
+    """Validate exactly one edit of ``text`` (the prompt or caption, called ``noun`` in messages).
+
+    Returns the request fields, the new action's name, a label for messages and the recipe to store.
+    """
+    if sum(x is not None and x != "" for x in (new_prompt, word, mirror)) != 1:
+        raise JobError("Choose one edit: a new prompt, a word to re-weight, or a mirror side.")
+    if new_prompt is not None and new_prompt != "":
+        new_prompt = " ".join(new_prompt.split())
+        if not new_prompt:
+            raise JobError(f"Type the new prompt (change a word or add details to the {noun}).")
+        if new_prompt == text:
+            raise JobError(f"The new prompt is the same as the {noun}: change a word (e.g. 'walks' → 'runs') or "
+                           "add a detail.")
+        return {"edit_prompt": new_prompt, "mode": "auto"}, new_prompt, "Edit", {"edit_prompt": new_prompt}
+    if word:
+        if word.lower() not in (w.lower() for w in split_words(text)):
+            raise JobError(f"'{word}' is not a word of the {noun} '{text}'; pick one of "
+                           f"{', '.join(split_words(text))}.")
+        if scale is None or not -2.0 <= float(scale) <= 3.0:
+            raise JobError("The re-weight factor must be within -2 … 3 (1 = unchanged, 0 = ignore the word, "
+                           "negative = the opposite).")
+        return ({"mode": "reweight", "word": word, "scale": float(scale)}, f"{text} [{word} x{float(scale):g}]",
+                "Re-weight", {"word": word, "scale": float(scale)})
+    return (_mirror_fields(mirror, mirror_method), f"{text} [mirror {mirror}]", "Mirror",
+            {"mirror": mirror, "method": mirror_method})
+
+
 def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt: str | None = None,
                word: str | None = None, scale: float | None = None, mirror: str | None = None,
                mirror_method: str = "geometric", action: bpy.types.Action | None = None,
@@ -655,31 +684,8 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     rig_prop = meta.get("salad_rig", "auto")
     rig: str | dict[str, str] = json.loads(rig_prop) if str(rig_prop).startswith("{") else str(rig_prop)
     check_rig(obj, rig)
-    chosen = [x is not None and x != "" for x in (new_prompt, word, mirror)]
-    if sum(chosen) != 1:
-        raise JobError("Choose one edit: a new prompt, a word to re-weight, or a mirror side.")
-    req: dict[str, Any] = {"op": "edit", "source_prompt": source, **_edit_fields(meta)}
-    if new_prompt is not None and new_prompt != "":
-        new_prompt = " ".join(new_prompt.split())
-        if not new_prompt:
-            raise JobError("Type the new prompt (change a word or add details to the current one).")
-        if new_prompt == source:
-            raise JobError("The new prompt is the same as the current one: change a word (e.g. 'walks' → "
-                           "'runs') or add a detail.")
-        req.update(edit_prompt=new_prompt, mode="auto")
-        name, what = new_prompt, "Edit"
-    elif word:
-        if word.lower() not in (w.lower() for w in split_words(source)):
-            raise JobError(f"'{word}' is not a word of the prompt '{source}'; pick one of "
-                           f"{', '.join(split_words(source))}.")
-        if scale is None or not -2.0 <= float(scale) <= 3.0:
-            raise JobError("The re-weight factor must be within -2 … 3 (1 = unchanged, 0 = ignore the word, "
-                           "negative = the opposite).")
-        req.update(mode="reweight", word=word, scale=float(scale))
-        name, what = f"{source} [{word} x{float(scale):g}]", "Re-weight"
-    else:
-        req.update(_mirror_fields(mirror, mirror_method))
-        name, what = f"{source} [mirror {mirror}]", "Mirror"
+    fields, name, what, _ = edit_choice(source, "current prompt", new_prompt, word, scale, mirror, mirror_method)
+    req: dict[str, Any] = {"op": "edit", "source_prompt": source, **_edit_fields(meta), **fields}
     model = check_model(str(meta.get("salad_model") or "demo"))
     start = int(round(action.frame_range[0]))
     target = Target(kind="armature", armature=obj.name, rig=rig, scene=bpy.context.scene.name,
@@ -847,30 +853,8 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         raise JobError("Describe the animation first (e.g. 'a person walks'): the model needs a caption of "
                        "what the original motion shows.")
     rig_name, mapping = check_rig(obj, rig)
-    chosen = [x is not None and x != "" for x in (new_prompt, word, mirror)]
-    if sum(chosen) != 1:
-        raise JobError("Choose one edit: a new prompt, a word to re-weight, or a mirror side.")
-    req: dict[str, Any] = {"op": "edit_real", "prompt": caption}
-    if new_prompt:
-        new_prompt = " ".join(new_prompt.split())
-        if not new_prompt or new_prompt == caption:
-            raise JobError("The new prompt must differ from the caption: change a word (e.g. 'walks' → "
-                           "'runs') or add a detail.")
-        req.update(edit_prompt=new_prompt, mode="auto")
-        name, what, edit = new_prompt, "Edit", {"edit_prompt": new_prompt}
-    elif word:
-        if word.lower() not in (w.lower() for w in split_words(caption)):
-            raise JobError(f"'{word}' is not a word of the caption '{caption}'; pick one of "
-                           f"{', '.join(split_words(caption))}.")
-        if scale is None or not -2.0 <= float(scale) <= 3.0:
-            raise JobError("The re-weight factor must be within -2 … 3 (1 = unchanged, 0 = ignore the word, "
-                           "negative = the opposite).")
-        req.update(mode="reweight", word=word, scale=float(scale))
-        name, what = f"{caption} [{word} x{float(scale):g}]", "Re-weight"
-        edit = {"word": word, "scale": float(scale)}
-    else:
-        req.update(_mirror_fields(mirror, mirror_method))
-        name, what, edit = f"{caption} [mirror {mirror}]", "Mirror", {"mirror": mirror, "method": mirror_method}
+    fields, name, what, edit = edit_choice(caption, "caption", new_prompt, word, scale, mirror, mirror_method)
+    req: dict[str, Any] = {"op": "edit_real", "prompt": caption, **fields}
     for key, value in (("steps", steps), ("null_text_iters", null_text_iters)):
         if value is not None:
             if int(value) < (1 if key == "steps" else 0):

@@ -7,6 +7,7 @@ jobs in :data:`operators.RUNNER`, and every button is an operator.
 from __future__ import annotations
 
 import json
+import textwrap
 
 import bpy
 
@@ -26,19 +27,10 @@ def _job_box(layout: bpy.types.UILayout) -> None:
         return
     icon = {"done": "CHECKMARK", "failed": "ERROR", "cancelled": "INFO"}[job.state]
     col = layout.column(align=True)
-    for i, line in enumerate(_wrap(job.message, 48)[:6]):
+    for i, line in enumerate(textwrap.wrap(job.message or "", 48)[:6]):
         col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = (text or "").split(), [], ""
-    for w in words:
-        if cur and len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    return lines + ([cur] if cur else [])
 
 
 class SALAD_PT_generate(bpy.types.Panel):
@@ -108,7 +100,7 @@ class SALAD_PT_edit(bpy.types.Panel):
                        f"{len(meta['salad_edits'])} edit(s)")
         why = jobs.last_why(meta)
         if why:
-            for i, line in enumerate(_wrap(f"Why: {why}", 48)[:4]):
+            for i, line in enumerate(textwrap.wrap(f"Why: {why}", 48)[:4]):
                 col.label(text=line, icon="QUESTION" if i == 0 else "BLANK1")
         busy = RUNNER.busy()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import textwrap
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
@@ -80,7 +81,7 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
             row.operator("salad.check_worker", icon="CHECKMARK")
             row.operator("salad.stop_worker", icon="PAUSE")
         if check is not None and check.finished:
-            for i, line in enumerate(_wrap(check.message, 110)):
+            for i, line in enumerate(textwrap.wrap(check.message or "", 110)):
                 box.label(text=line, icon=("ERROR" if check.state == "failed" else "INFO") if i == 0 else "NONE")
             for line in (check.details or "").splitlines()[-6:]:
                 box.label(text=line[:140])
@@ -107,15 +108,6 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text=f"Folder: {setup_env.managed_venv_dir(ADDON_ID)}")
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = (text or "").split(), [], ""
-    for w in words:
-        if cur and len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    return lines + ([cur] if cur else [])
 
 
 def get_prefs(context: bpy.types.Context | None = None) -> SALAD_AddonPreferences | None:
