@@ -236,3 +236,63 @@ def test_vae_subcommand_reads_a_training_checkpoint(mini_dataset, mini_classifie
     assert rep["vae"]["iteration"] == 1 and rep["vae"]["mpjpe_cm"] > 0
     assert set(rep["vae_roundtrip_classification"]["real"]) == {"content_acc", "style_acc",
                                                                 "style_acc_within_dataset", "lr_acc"}
+
+
+# --- real motion (issue #7) ----------------------------------------------------------------------
+
+
+def _real_row(content: str, style: str, **pred) -> dict:
+    keys = ("real", "vae", "ddim_rec", "ddim_swap", "ddim_mirror_attention", "null_text_rec", "null_text_swap",
+            "null_text_mirror_attention", "mirror_geometric")
+    pc = {k: pred.get(f"c_{k}", content) for k in keys}
+    ps = {k: pred.get(f"s_{k}", style) for k in keys}
+    side = {k: pred.get(f"side_{k}", 0.5) for k in keys}
+    return {"content": content, "style": style, "target_style": "active", "mpjpe_vae_m": 0.02, "mpjpe_ddim_m": 0.025,
+            "mpjpe_null_text_m": 0.03, "pred_content": pc, "pred_style": ps, "side": side}
+
+
+def test_real_summary_counts_intended_edits():
+    """Known answers: a swap succeeds only with the target style AND the content label; a mirror when the
+    edit is classified as the mirrored label (and, for one-handed clips, the side score changes sign)."""
+    from salad_model.eval_real import format_real_markdown, summarize_real
+
+    rows = [
+        _real_row("raise-up-left-hand", "old", s_ddim_swap="active", c_mirror_geometric="raise-up-right-hand",
+                  side_mirror_geometric=-0.4, c_ddim_mirror_attention="raise-up-right-hand",
+                  side_ddim_mirror_attention=-0.1),
+        _real_row("raise-up-left-hand", "old", s_ddim_swap="active", c_ddim_swap="wave-left-hand",
+                  c_mirror_geometric="raise-up-right-hand", side_mirror_geometric=-0.9),
+        _real_row("walk", "tired", s_ddim_swap="normal", c_mirror_geometric="walk"),
+        _real_row("run", "normal", c_ddim_rec="walk", s_ddim_swap="active", c_mirror_geometric="walk"),
+    ]
+    r = summarize_real(rows, 50, 10, 1.0)
+    d = r["ddim"]
+    assert r["n"] == 4 and r["hand_clips"] == 2
+    assert r["mpjpe_vae_cm"] == pytest.approx(2.0) and d["mpjpe_adds_cm"] == pytest.approx(0.5)
+    assert r["null_text"]["mpjpe_adds_cm"] == pytest.approx(1.0)
+    assert d["swap_target_style"] == 0.75 and d["swap_content_kept"] == 0.75 and d["swap_success"] == 0.5
+    assert d["swap_style_changed"] == 1.0 and d["content_kept"] == 0.75
+    assert r["mirror_geometric_success"] == 0.75  # the run mirrored into a walk is a failure
+    assert r["mirror_geometric_side_flipped_hand"] == 1.0
+    assert d["mirror_attention_success"] == 0.75  # hand clip 1 flipped; walk and run are their own mirrors
+    assert d["mirror_attention_side_flipped_hand"] == 0.5
+    md = format_real_markdown(r)
+    assert "| **inversion adds on top of the VAE (goal < 2 cm)** | **+0.50 cm** | **+1.00 cm** |" in md
+    assert "**style swap: target style and content kept (goal ≥ 70%)** | 50.0% |" in md
+
+
+def test_eval_real_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_path):
+    folder, _ = mini_classifier
+    out, md = tmp_path / "real.json", tmp_path / "real.md"
+    assert ev.main(["real", "--model", str(tiny_model_dir), "--data", str(mini_dataset), "--classifier", str(folder),
+                    "--limit", "2", "--steps", "3", "--null-text-iters", "1", "--threads", "1", "--out", str(out),
+                    "--markdown", str(md)]) == 0
+    r = json.loads(out.read_text())["real"]
+    assert r["n"] == 2 and len(r["rows"]) == 2
+    for row in r["rows"]:
+        assert row["frames"] % 4 == 0 and row["caption"] != row["edit_caption"]
+        assert row["mpjpe_vae_m"] > 0 and row["mpjpe_ddim_m"] > 0 and row["mpjpe_null_text_m"] > 0
+        assert set(row["pred_content"]) == {"real", "vae", "ddim_rec", "ddim_swap", "ddim_mirror_attention",
+                                            "null_text_rec", "null_text_swap", "null_text_mirror_attention",
+                                            "mirror_geometric"}
+    assert "inversion adds on top of the VAE" in md.read_text()
