@@ -180,9 +180,9 @@ def vae_roundtrip(vae, mean: torch.Tensor, std: torch.Tensor, clips: list[np.nda
 # Generated-motion metrics
 
 
-def sample_test_clips(data_dir: Path, limit: int | None, seed: int) -> list:
+def sample_test_clips(data_dir: Path, limit: int | None, seed: int, split: str = "test") -> list:
     """A seeded sample of test clips (all when ``limit`` is None or larger than the split)."""
-    test = load_split(data_dir, "test")
+    test = load_split(data_dir, split)
     if limit is None or limit >= len(test):
         return test
     rng = random.Random(seed)
@@ -214,12 +214,16 @@ def generate_for_clips(pipe, clips: list, captions: dict, steps: int, sampler: s
 
 def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | None = 150, steps: int = 50,
                       sampler: str = "ddim", batch: int = 16, seed: int = 0, guidance: float | None = None,
-                      log=print) -> dict:
-    """Issue #3 metrics on motions generated from held-out captions of (a sample of) the test clips."""
+                      log=print, split: str = "test") -> dict:
+    """Issue #3 metrics on motions generated from held-out captions of (a sample of) the test clips.
+
+    ``split="val"`` measures on validation clips instead: that is where settings such as the guidance
+    scale are chosen, so the test numbers stay untouched by the choice.
+    """
     data_dir = Path(data_dir)
     captions = json.loads((data_dir / "captions.json").read_text())
-    all_test = load_split(data_dir, "test")
-    clips = sample_test_clips(data_dir, limit, seed)
+    all_test = load_split(data_dir, split)
+    clips = sample_test_clips(data_dir, limit, seed, split)
     t0 = time.time()
     motions, jobs = generate_for_clips(pipe, clips, captions, steps, sampler, batch, seed, guidance, log)
     gen_seconds = time.time() - t0
@@ -240,7 +244,7 @@ def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | 
     pred_rec = clf.predict(vae_roundtrip(pipe.vae, pipe.mean, pipe.std, real_crops))
     rec = classification_report(clf, pred_rec, *labels)
     # Noise floor of the Fréchet distance at this sample size: real validation clips vs real test clips.
-    val = load_split(data_dir, "val")
+    val = load_split(data_dir, "val" if split == "test" else "test")
     rng = random.Random(seed + 1)
     val = [val[i] for i in sorted(rng.sample(range(len(val)), min(len(clips), len(val))))]
     pred_val = clf.predict([center_crop(c.features, generation_frames(len(c.features) + 1, pipe.min_frames, max_f))
@@ -256,7 +260,7 @@ def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | 
                            "wrist_side_m": round(geometric_side(m.joints), 4)})
     ratio = gen["content_acc"] / real["content_acc"] if real["content_acc"] else float("nan")
     return {
-        "n": len(clips), "steps": steps, "sampler": sampler, "seed": seed,
+        "n": len(clips), "split": split, "steps": steps, "sampler": sampler, "seed": seed,
         "guidance": pipe.default_guidance if guidance is None else guidance,
         "generation_seconds": round(gen_seconds, 1),
         "generated": gen, "real_same_clips": real, "real_test_all": real_all, "vae_roundtrip_same_clips": rec,
@@ -781,7 +785,7 @@ def run_metrics(a: argparse.Namespace) -> dict:
     print(f"VAE MPJPE {rep['vae']['mpjpe_cm']:.2f} cm", flush=True)
     if not a.no_generation:
         rep["generation"] = generated_metrics(pipe, clf, Path(a.data), a.limit, a.steps, a.sampler, a.batch,
-                                              a.seed, a.guidance, log=lambda s: print(s, flush=True))
+                                              a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split)
     if a.edits:
         rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, a.edit_steps or a.steps, a.sampler,
                                        log=lambda s: print(s, flush=True))
@@ -852,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--steps", type=int, default=50)
     m.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
     m.add_argument("--guidance", type=float, default=None)
+    m.add_argument("--split", default="test", choices=["test", "val"],
+                   help="clips to generate for: test (report) or val (choose settings such as --guidance)")
     m.add_argument("--batch", type=int, default=16)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--vae-limit", type=int, default=None, help="test clips for VAE MPJPE (default all)")

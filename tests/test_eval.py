@@ -296,3 +296,13 @@ def test_eval_real_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier,
                                             "null_text_rec", "null_text_swap", "null_text_mirror_attention",
                                             "mirror_geometric"}
     assert "inversion adds on top of the VAE" in md.read_text()
+
+
+def test_generated_metrics_on_validation_clips(tiny_pipeline, mini_dataset, mini_classifier):
+    """--split val generates for validation clips only (where the guidance scale is chosen)."""
+    folder, _ = mini_classifier
+    clf = ev.load_classifier(folder)
+    g = ev.generated_metrics(tiny_pipeline, clf, mini_dataset, limit=2, steps=2, batch=2, split="val",
+                             log=lambda s: None)
+    val = {c["name"] for c in json.loads((mini_dataset / "clips.json").read_text()) if c["split"] == "val"}
+    assert g["split"] == "val" and g["n"] == min(2, len(val)) and {s["name"] for s in g["samples"]} <= val
