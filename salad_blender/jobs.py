@@ -165,7 +165,7 @@ class Sampling:
     seconds: float | None = 4.0
     frames: int | None = None  # exact length (edits reuse the source's frames)
     seed: int = 0
-    guidance: float | None = 7.5
+    guidance: float | None = None  # None or 0: the model's own default (its config says which)
     steps: int = 50
     sampler: str = "ddim"
 
@@ -175,7 +175,7 @@ class Sampling:
             out["frames"] = int(self.frames)
         else:
             out["seconds"] = float(self.seconds)
-        if self.guidance is not None:
+        if self.guidance:
             out["guidance"] = float(self.guidance)
         return out
 

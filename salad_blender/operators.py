@@ -143,8 +143,9 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     seconds: FloatProperty(name="Duration", default=4.0, min=2.0, max=9.8, step=20, precision=1, unit="TIME",
                            description="Length of the motion in seconds (the demo model makes 2-9.8 s)")
     seed: IntProperty(name="Seed", default=0, min=0, description="Same prompt + seed = same motion")
-    guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=30.0, soft_max=15.0,
-                            description="How strongly the motion follows the text (classifier-free guidance)")
+    guidance: FloatProperty(name="Guidance", default=0.0, min=0.0, max=30.0, soft_max=15.0,
+                            description="How strongly the motion follows the text (classifier-free guidance); "
+                                        "0 = the model's default (7.5 for the official weights, tuned for the demo)")
     steps: IntProperty(name="Steps", default=50, min=1, max=1000, soft_max=200,
                        description="Denoising steps (DDIM 50 = the paper; DPM-Solver++ needs ~20)")
     sampler: EnumProperty(name="Sampler", default="ddim",

@@ -49,7 +49,7 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--threads", type=int, default=0, help="worker CPU threads (0: physical cores)")
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--guidance", type=float, default=None, help="default: the model's own (see its config)")
     p.add_argument("--sampler", default="ddim", choices=("ddim", "dpm++"))
     p.add_argument("--fps", type=int, default=None, help="scene frame rate (default: Blender's, 24)")
     p.add_argument("--no-pin-feet", action="store_true", help="keep the model's foot sliding")
