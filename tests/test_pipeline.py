@@ -108,6 +108,22 @@ def test_mirror_twice_equals_no_mirror(tiny_pipeline, source):
     assert once.meta["edits"][0]["which"] == "all" and "attention" in once.meta["edits"][0]["why"]
 
 
+def test_mirror_self_attention_option_permutes_parts_consistently():
+    """mirror_self: skeletal maps [T', H, 7, 7] swap query AND key parts, temporal maps [7, H, T', T'] swap
+    the part axis; the paper's default leaves both untouched."""
+    from salad_model.editing import Mirror
+
+    skel, temp = torch.rand(5, 2, 7, 7), torch.rand(7, 2, 5, 5)
+    assert Mirror("all").self_attention(skel, "skel") is skel
+    m = Mirror("upper", mirror_self=True)
+    out = m.self_attention(skel, "skel")
+    assert torch.equal(out[:, :, 4, 5], skel[:, :, 5, 4]) and torch.equal(out[:, :, 4, 0], skel[:, :, 5, 0])
+    assert torch.equal(out[:, :, 1, 2], skel[:, :, 1, 2])  # legs untouched by an upper-body mirror
+    assert torch.equal(m.self_attention(out, "skel"), skel)
+    t = m.self_attention(temp, "temp")
+    assert torch.equal(t[4], temp[5]) and torch.equal(t[0], temp[0]) and torch.equal(m.self_attention(t, "temp"), temp)
+
+
 def test_geometric_mirror_is_the_exact_mirror_image_of_the_source(tiny_pipeline, source):
     """The default mirror: the source generation's features, mirrored channel by channel (no sampling)."""
     from salad_model.motion_process import mirror_features
