@@ -115,12 +115,13 @@ def bench_edit(pipe, frames: int, steps: int, gen_s: float) -> dict:
     t0 = time.perf_counter()
     pipe.generate(src, record_maps=True, **kw)
     out = {"record_maps_generate": {"s": time.perf_counter() - t0, "ratio": (time.perf_counter() - t0) / gen_s}}
-    cases = {"mirror": dict(mirror="all"), "reweight": dict(word="waves", scale=2.0),
+    cases = {"mirror": dict(mirror="all"), "mirror_attention": dict(mirror="all", mirror_method="attention"),
+             "reweight": dict(word="waves", scale=2.0),
              "word_swap": dict(edit_prompt="a person runs forward and waves with the right hand"),
              "refine": dict(edit_prompt="a person walks forward slowly and waves with the right hand")}
-    recorded = pipe._maps_cache
+    recorded, last = pipe._maps_cache, pipe._last_motion
     for name, extra in cases.items():
-        pipe._maps_cache = recorded
+        pipe._maps_cache, pipe._last_motion = recorded, last
         t0 = time.perf_counter()
         pipe.edit(src, **kw, **extra)
         warm = time.perf_counter() - t0
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = edits.pop("record_maps_generate")
         print(f"generate + record maps       {rec['s']:.2f} s ({rec['ratio']:.2f}x plain generation)")
         for name, e in edits.items():
-            print(f"edit {name:10s}              {e['cached_s']:.2f} s ({e['cached_ratio']:.2f}x generation) after a "
+            print(f"edit {name:16s}        {e['cached_s']:.2f} s ({e['cached_ratio']:.2f}x generation) after a "
                   f"recorded generation; {e['cold_s']:.2f} s ({e['cold_ratio']:.2f}x) cold")
     if "solvers" not in a.skip:
         s = bench_solvers(pipe, a.frames)
