@@ -826,7 +826,7 @@ def run_real(a: argparse.Namespace) -> int:
     rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
            "command": "python -m salad_model.eval " + " ".join(sys.argv[1:]),
            "real": real_statistics(pipe, clf, a.data, a.limit, a.steps, a.null_text_iters, a.seed,
-                                   log=lambda s: print(s, flush=True))}
+                                   log=lambda s: print(s, flush=True), split=a.split)}
     md = format_real_markdown(rep["real"])
     print(md)
     if a.out:
@@ -891,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--limit", type=int, default=24, help="dataset-2 test clips")
     r.add_argument("--steps", type=int, default=50)
     r.add_argument("--null-text-iters", type=int, default=10)
+    r.add_argument("--split", default="test", choices=["test", "val"])
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")
     r.add_argument("--threads", type=int, default=None)

@@ -62,11 +62,11 @@ INVERSIONS: dict[str, dict] = {  # name → invert() arguments (guidance None = 
 
 
 def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24, steps: int = 50,
-                    null_text_iters: int = 10, seed: int = 0, log=print) -> dict:
+                    null_text_iters: int = 10, seed: int = 0, log=print, split: str = "test") -> dict:
     """Reconstruction and edit statistics of real test clips (see the module docstring)."""
     from .features import recover_from_ric
 
-    clips = [c for c in load_split(Path(data_dir), "test") if c.dataset == 2 and c.style in STYLE_TARGETS]
+    clips = [c for c in load_split(Path(data_dir), split) if c.dataset == 2 and c.style in STYLE_TARGETS]
     rng = random.Random(seed)
     clips = [clips[i] for i in sorted(rng.sample(range(len(clips)), min(limit, len(clips))))]
     inversions = {k: {**v, "null_text_iters": null_text_iters if v["null_text_iters"] else 0}
@@ -109,7 +109,9 @@ def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24
         log(f"  real {k + 1}/{len(clips)} {c.name}: VAE {row['mpjpe_vae_m'] * 100:.2f} cm, DDIM "
             f"{row['mpjpe_ddim_m'] * 100:.2f} cm, null-text {row['mpjpe_null_text_m'] * 100:.2f} cm; swap → "
             f"{row['pred_style']['ddim_swap']} / {row['pred_content']['ddim_swap']} ({time.time() - t0:.0f}s)")
-    return summarize_real(rows, steps, null_text_iters, time.time() - t0)
+    out = summarize_real(rows, steps, null_text_iters, time.time() - t0)
+    out.update(split=split, guidance=pipe.default_guidance)
+    return out
 
 
 def summarize_real(rows: list[dict], steps: int, null_text_iters: int, seconds: float) -> dict:
@@ -153,10 +155,11 @@ def format_real_markdown(r: dict) -> str:
         return "n/a" if x != x else f"{100 * x:.1f}%"
 
     d, n = r["ddim"], r["null_text"]
-    lines = [f"{r['n']} dataset-2 test clips ({r['hand_clips']} one-handed), DDIM {r['steps']} steps; null-text "
-             f"inversion with {r['null_text_iters']} iterations per step ({r['seconds'] / 60:.1f} min in all).", "",
+    lines = [f"{r['n']} dataset-2 {r.get('split', 'test')} clips ({r['hand_clips']} one-handed), DDIM {r['steps']} "
+             f"steps; null-text inversion with {r['null_text_iters']} iterations per step "
+             f"({r['seconds'] / 60:.1f} min in all).", "",
              "| reconstruction of real clips (no edit), root-aligned MPJPE | DDIM inversion, guidance 1 (default) | "
-             "DDIM + null-text, guidance 7.5 |", "|---|---|---|",
+             f"DDIM + null-text, guidance {r.get('guidance', 7.5):g} |", "|---|---|---|",
              f"| VAE only (mean latent) | {r['mpjpe_vae_cm']:.2f} cm | {r['mpjpe_vae_cm']:.2f} cm |",
              f"| inversion → sampler | {d['mpjpe_cm']:.2f} cm | {n['mpjpe_cm']:.2f} cm |",
              f"| **inversion adds on top of the VAE (goal < 2 cm)** | **{d['mpjpe_adds_cm']:+.2f} cm** | "
