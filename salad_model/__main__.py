@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--null-text-iters", type=int, default=0,
                    help="0 = plain DDIM inversion at guidance 1 (default); N > 0 = null-text optimisation, guidance as "
                         "--guidance")
+    r.add_argument("--edit-guidance", type=float, default=None,
+                   help="guidance of the edit (default: 2.0 after plain DDIM inversion, --guidance after null-text)")
     r.add_argument("--overlap", type=int, default=40, help="frames shared by windows of long clips")
     _common(r)
     a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                                           mirror=args.mirror).items() if v is not None}
             if edit:
                 edit.update(mode=args.mode, mirror_method=args.mirror_method)
+                if args.edit_guidance is not None:
+                    edit["edit_guidance"] = args.edit_guidance
             motion = pipe.edit_real(args.prompt, joints=load_motion(args.motion), overlap=args.overlap,
                                     null_text_iters=args.null_text_iters, steps=args.steps, guidance=args.guidance,
                                     callback=_progress("inverting + editing"), **edit)

@@ -101,7 +101,7 @@ FIELDS: dict[str, dict[str, str]] = {
              "swap_src_proportion": "num",
              "inject_temporal": "bool", "return_source": "bool", **_SAMPLING},
     "edit_real": {"prompt": "str", "joints": "array", "edit_prompt": "str", "mode": "str", "word": "str",
-                  "scale": "num", "mirror": "str", "mirror_method": "str", "overlap": "int",
+                  "scale": "num", "mirror": "str", "mirror_method": "str", "edit_guidance": "num", "overlap": "int",
                   "null_text_iters": "int", "steps": "int",
                   "guidance": "num"},
 }
@@ -536,8 +536,8 @@ class Worker:
             if key not in params:
                 raise RequestError(P.INVALID_INPUT, f"edit_real needs {key!r}")
         joints = P.decode_array(params["joints"])
-        edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method")
-                if k in params}
+        edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method",
+                                                 "edit_guidance") if k in params}
         kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
         m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
         return self._motion(m)

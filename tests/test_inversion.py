@@ -68,6 +68,20 @@ def test_edit_of_real_motion_changes_it_but_stays_close(pipe, inverted):
     assert 0 < d_edit < mpjpe(other.joints, ref.joints)
 
 
+def test_edits_of_a_plain_ddim_inversion_use_the_edit_guidance(pipe, joints):
+    """A plain DDIM inversion retraces at guidance 1; its edits default to REAL_EDIT_GUIDANCE, or as asked."""
+    from salad_model.pipeline import REAL_EDIT_GUIDANCE
+
+    inv = pipe.invert("a person walks and turns left", joints=joints, steps=5)
+    assert inv.guidance == 1.0 and inv.nulls is None
+    a = pipe.edit_inverted(inv, edit_prompt="a person runs and turns left")
+    b = pipe.edit_inverted(inv, edit_prompt="a person runs and turns left", edit_guidance=1.0)
+    assert a.meta["edits"][0]["guidance"] == REAL_EDIT_GUIDANCE and b.meta["edits"][0]["guidance"] == 1.0
+    assert np.abs(a.joints - b.joints).max() > 1e-4
+    with pytest.raises(InputError, match="guidance"):
+        pipe.edit_inverted(inv, word="walks", scale=2.0, edit_guidance=-1.0)
+
+
 def test_geometric_mirror_of_real_motion_needs_no_inversion(pipe, joints):
     """The default mirror of real motion is exact, on the input itself, at its full length."""
     from salad_model.motion_process import mirror_joints
