@@ -13,6 +13,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from fake_ui import FakeLayout  # noqa: E402
+
 from salad_blender import actions, armature, jobs, smpl22  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
@@ -218,34 +220,6 @@ def _close_shared_worker():
     jobs.POOL.close()
 
 
-class _Layout:
-    """Records draw calls; checks property and operator names exist."""
-
-    def __init__(self, calls: list) -> None:
-        self.calls, self.enabled = calls, True
-
-    def row(self, **_):
-        return _Layout(self.calls)
-
-    column = box = row
-
-    def prop(self, data, name, **_):
-        assert name in data.bl_rna.properties, name
-        self.calls.append(("prop", name))
-
-    def operator(self, idname, **_):
-        mod, name = idname.split(".")
-        getattr(getattr(bpy.ops, mod), name).get_rna_type()
-        self.calls.append(("op", idname))
-        return type("Props", (), {})()
-
-    def label(self, text="", **_):
-        self.calls.append(("label", text))
-
-    def progress(self, **_):
-        self.calls.append(("progress", ""))
-
-
 def test_operator_and_panel(clip, tiny_model_dir):
     from types import SimpleNamespace
 
@@ -262,7 +236,7 @@ def test_operator_and_panel(clip, tiny_model_dir):
         prefs.device, prefs.threads = "cpu", 1
         bpy.context.view_layer.objects.active = obj
         calls: list = []
-        panels.SALAD_PT_edit.draw(SimpleNamespace(layout=_Layout(calls)), bpy.context)
+        panels.SALAD_PT_edit.draw(SimpleNamespace(layout=FakeLayout(calls)), bpy.context)
         assert ("op", "salad.edit_real") in calls and ("label", "Mocap clip") in calls
         s = bpy.context.scene.salad
         before = snapshot()
