@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .classifier import (
     HAND_SIDES,
@@ -31,6 +30,7 @@ from .classifier import (
     load_split,
 )
 from .data.captions import STYLES, _content_phrases, mirror_content
+from .eval import root_aligned_mpjpe, vae_roundtrip  # eval imports this module only inside a function
 
 # A contrasting target for every dataset-2 style (canonical labels; the swap must be visible to be measurable).
 STYLE_TARGETS: dict[str, str] = {
@@ -49,10 +49,7 @@ def style_caption(content: str, style: str) -> str:
 
 def _mpjpe(pred: np.ndarray, target: np.ndarray) -> float:
     """Root-aligned mean per-joint position error (m) over all frames and joints."""
-    p = pred - pred[:, :1]
-    t = target - target[:, :1]
-    n = min(len(p), len(t))
-    return float(np.linalg.norm(p[:n] - t[:n], axis=-1).mean())
+    return float(root_aligned_mpjpe(pred, target).mean())
 
 
 INVERSIONS: dict[str, dict] = {  # name → invert() arguments (guidance None = the model's default)
@@ -64,8 +61,6 @@ INVERSIONS: dict[str, dict] = {  # name → invert() arguments (guidance None = 
 def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24, steps: int = 50,
                     null_text_iters: int = 10, seed: int = 0, log=print, split: str = "test") -> dict:
     """Reconstruction and edit statistics of real test clips (see the module docstring)."""
-    from .features import recover_from_ric
-
     clips = [c for c in load_split(Path(data_dir), split) if c.dataset == 2 and c.style in STYLE_TARGETS]
     rng = random.Random(seed)
     clips = [clips[i] for i in sorted(rng.sample(range(len(clips)), min(limit, len(clips))))]
@@ -76,18 +71,15 @@ def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 24
     for k, c in enumerate(clips):
         frames = generation_frames(len(c.features) + 1, pipe.min_frames, pipe.max_frames)
         feats = np.array(center_crop(c.features, frames)[: (min(frames, len(c.features)) // 4) * 4], np.float32)
-        with torch.inference_mode():
-            real = recover_from_ric(torch.from_numpy(feats), 22).numpy()
+        real = pipe._joints(feats)
         caption = style_caption(c.content, c.style)
         target = STYLE_TARGETS[c.style]
         edit_caption = style_caption(c.content, target)
-        x = (torch.from_numpy(feats) - pipe.mean.cpu()) / pipe.std.cpu()
-        with torch.inference_mode():
-            _, mu, _ = pipe.vae.encode(x[None].to(pipe.device), sample=False)
-        vae_f, vae_j = pipe.decode(mu)
-        motions = {"real": feats, "vae": vae_f[0]}
+        vae_f = vae_roundtrip(pipe.vae, pipe.mean, pipe.std, [feats])[0]
+        motions = {"real": feats, "vae": vae_f}
         row = {"name": c.name, "content": c.content, "style": c.style, "frames": len(feats), "caption": caption,
-               "edit_caption": edit_caption, "target_style": target, "mpjpe_vae_m": _mpjpe(vae_j[0], real)}
+               "edit_caption": edit_caption, "target_style": target,
+               "mpjpe_vae_m": _mpjpe(pipe._joints(vae_f), real)}
         for name, kw in inversions.items():
             inv = pipe.invert(caption, features=feats, steps=steps, **kw)
             rec = pipe.reconstruct(inv)

@@ -222,6 +222,16 @@ class SaladPipeline:
             joints = recover_from_ric(feats, self.vae.skeleton.num_joints)
         return feats.float().cpu().numpy(), joints.float().cpu().numpy()
 
+    def _source_key(self, prompt: str, seed: int, frames: int, guidance: float, steps: int, scheduler: str
+                    ) -> tuple:
+        """What identifies a generation (for the recorded maps and the last motion an edit starts from)."""
+        return (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+
+    def _joints(self, feats: np.ndarray) -> np.ndarray:
+        """De-normalised features [T, D] (numpy) → joints [T, J, 3]."""
+        with torch.inference_mode():
+            return recover_from_ric(torch.from_numpy(feats), self.vae.skeleton.num_joints).numpy()
+
     def _meta(self, prompt: str | None, seed: int, frames: int, guidance: float, steps: int,
               scheduler: str) -> dict:
         return {"prompt": prompt, "seed": int(seed), "frames": int(frames), "fps": self.fps,
@@ -248,7 +258,7 @@ class SaladPipeline:
         self.check_sampling(guidance, steps, scheduler)
         frames = self._resolve_length(frames, seconds)
         prompt = self.check_prompt(prompt)
-        key = (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+        key = self._source_key(prompt, seed, frames, guidance, steps, scheduler)
         cond = self.text_context([prompt])
         cfg = guidance != 1.0
         record = SourceMaps(key, [], cond.length)
@@ -349,18 +359,18 @@ class SaladPipeline:
 
         Features are heading-free, so mirroring is a signed channel permutation; no sampling, no model.
         """
-        feats = mirror_features(np.asarray(motion.features, dtype=np.float32), self.vae.skeleton, which)
-        with torch.inference_mode():
-            joints = recover_from_ric(torch.from_numpy(feats), self.vae.skeleton.num_joints).numpy()
-        meta = {**motion.meta, "edits": [*motion.meta.get("edits", []),
-                                         {"mode": "mirror", "which": which, "method": "geometric",
-                                          "why": f"exact mirror image ({which})"}]}
-        return Motion(joints, feats, meta)
+        return self._mirrored(motion.features, motion.meta, which)
+
+    def _mirrored(self, features: np.ndarray, meta: dict, which: str) -> Motion:
+        feats = mirror_features(np.asarray(features, dtype=np.float32), self.vae.skeleton, which)
+        meta = {**meta, "edits": [*meta.get("edits", []), {"mode": "mirror", "which": which, "method": "geometric",
+                                                            "why": f"exact mirror image ({which})"}]}
+        return Motion(self._joints(feats), feats, meta)
 
     def source_motion(self, prompt: str, frames: int, seed: int, guidance: float, steps: int, scheduler: str,
                       callback: StepCallback | None = None) -> Motion:
         """The generation an edit starts from: the last recorded one when it matches, else generated now."""
-        key = (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+        key = self._source_key(prompt, seed, frames, guidance, steps, scheduler)
         if self._last_motion is not None and self._last_motion[0] == key:
             if callback is not None:
                 callback(steps, steps)
@@ -397,7 +407,7 @@ class SaladPipeline:
                                                   swap_src_proportion)
         if inject_temporal is None:
             inject_temporal = not isinstance(edit_obj, WordSwap)
-        key = (self.name, source_prompt, int(seed), frames, float(guidance), steps, scheduler)
+        key = self._source_key(source_prompt, seed, frames, guidance, steps, scheduler)
         cached = self._maps_cache if self._maps_cache is not None and self._maps_cache.key == key else None
         z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
         ctx = self.text_context([source_prompt, edit_text])
@@ -528,7 +538,7 @@ class SaladPipeline:
         """
         which = self._geometric_mirror(mode, mirror, mirror_method)
         if which is not None:
-            return self.mirror_motion(self._real_motion(inv.features, inv.prompt, inv.placement), which)
+            return self._mirrored(inv.features, self._real_meta(inv.prompt, len(inv.features), inv.placement), which)
         edit_obj, edit_text, why = self.edit_mode(inv.prompt, edit_prompt or "", mode, word, scale, mirror,
                                                   swap_src_proportion)
         if inject_temporal is None:
@@ -549,12 +559,9 @@ class SaladPipeline:
                           "guidance": float(edit_guidance)}]
         return Motion(joints[0], feats[0], meta, res.z_edit)
 
-    def _real_motion(self, feats: np.ndarray, prompt: str, placement: dict) -> Motion:
-        with torch.inference_mode():
-            joints = recover_from_ric(torch.from_numpy(feats), self.vae.skeleton.num_joints).numpy()
-        meta = self._meta(prompt, 0, len(feats), 1.0, 0, "none")
-        meta.update(source="input", placement=placement)
-        return Motion(joints, feats, meta)
+    def _real_meta(self, prompt: str, frames: int, placement: dict) -> dict:
+        """Metadata of a result computed from the input motion itself (no sampling)."""
+        return {**self._meta(prompt, 0, frames, 1.0, 0, "none"), "source": "input", "placement": placement}
 
     def edit_real(self, prompt: str, joints: np.ndarray | None = None, features: np.ndarray | None = None,
                   overlap: int = 40, null_text_iters: int = 0, steps: int = 50, guidance: float | None = None,
@@ -569,7 +576,7 @@ class SaladPipeline:
         which = self._geometric_mirror(str(edit.get("mode", "auto")), edit.get("mirror"),  # type: ignore[arg-type]
                                        str(edit.get("mirror_method", "geometric")))
         if which is not None:  # exact on the input itself: no inversion, any length
-            return self.mirror_motion(self._real_motion(feats, self.check_prompt(prompt), placement), which)
+            return self._mirrored(feats, self._real_meta(self.check_prompt(prompt), len(feats), placement), which)
         total = (len(feats) // 4) * 4
         win = self.max_frames
         if not 0 <= overlap < win // 2:
@@ -601,8 +608,7 @@ class SaladPipeline:
             weight[s:s + length] += w
         blended = (out / weight[:, None]).astype(np.float32)
         blended[:, -4:] = (blended[:, -4:] > 0.5).astype(np.float32)  # contacts stay binary
-        with torch.inference_mode():
-            j = recover_from_ric(torch.from_numpy(blended), self.vae.skeleton.num_joints).numpy()
+        j = self._joints(blended)
         meta = {**metas[0], "frames": total, "windows": [[s, s + min(win, total - s)] for s in starts],
                 "placement": placement}
         return Motion(j, blended, meta)
