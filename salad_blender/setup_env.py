@@ -30,21 +30,26 @@ from pathlib import Path
 
 TORCH_INDEXES = {"default": None, "cpu": "https://download.pytorch.org/whl/cpu"}
 DEFAULT_PACKAGE = "salad-blender"  # the distribution that ships salad_model (pyproject name)
+BUNDLED_WHEEL_DIR = "model"  # inside the extension: the model package as one wheel (tools/build_extension.py)
 
 
 def default_package(addon_dir: str | os.PathLike = Path(__file__).parent) -> str:
     """What "Set up model environment" installs by default.
 
     Running from a source checkout (the add-on folder sits next to the project's ``pyproject.toml``):
-    that folder, so pip builds the model package from the very code the add-on came with. Otherwise
-    the distribution name; the preferences let users point at a wheel, folder or git URL instead.
+    that folder, so pip builds the model package from the very code the add-on came with. An installed
+    extension: the wheel it carries (same version as the add-on, demo weights included). Otherwise the
+    distribution name; the preferences let users point at a wheel, folder or git URL instead.
     """
-    root = Path(addon_dir).resolve().parent
+    addon = Path(addon_dir).resolve()
     try:
-        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+        text = (addon.parent / "pyproject.toml").read_text(encoding="utf-8")
+        if f'name = "{DEFAULT_PACKAGE}"' in text:
+            return str(addon.parent)
     except OSError:
-        return DEFAULT_PACKAGE
-    return str(root) if f'name = "{DEFAULT_PACKAGE}"' in text else DEFAULT_PACKAGE
+        pass
+    wheels = sorted((addon / BUNDLED_WHEEL_DIR).glob(f"{DEFAULT_PACKAGE.replace('-', '_')}-*.whl"))
+    return str(wheels[-1]) if wheels else DEFAULT_PACKAGE
 
 
 class SetupError(Exception):

@@ -4,7 +4,10 @@ Uses Blender's own builder, ``blender_ext.py build`` (it validates the manifest 
 installer does), found inside the Blender installation or the ``bpy`` wheel. The extension source is
 ``salad_blender/`` itself — the manifest sits next to ``__init__.py``, where Blender expects it at
 the zip root — and ``[build] paths_exclude_pattern`` in the manifest keeps benchmarks and caches out.
-Only the add-on ships: no model code, no weights.
+The model package travels as ONE wheel, ``model/salad_blender-<version>-py3-none-any.whl`` (built here
+with ``pip wheel``; it holds salad_model and the demo weights): Blender never imports it, the
+"Set up model environment" button pip-installs it into the worker's own environment, so an animator
+who installs only the zip gets a working set-up.
 
     python tools/build_extension.py                 # -> dist/salad_motion-0.1.0.zip
     python tools/build_extension.py --blender-ext /path/to/blender_ext.py --out-dir /tmp
@@ -15,8 +18,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -24,6 +29,7 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "salad_blender"
+WHEEL_DIR = "model"  # = salad_blender.setup_env.BUNDLED_WHEEL_DIR
 EXT_REL = Path("addons_core") / "bl_pkg" / "cli" / "blender_ext.py"
 
 
@@ -51,8 +57,22 @@ def manifest(source: Path = SOURCE) -> dict:
         return tomllib.load(fh)
 
 
+def build_model_wheel(out_dir: Path, python: str | None = None, project: Path = REPO) -> Path:
+    """``pip wheel`` of the project (no dependencies, no build isolation: works offline)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    had_build_dir = (project / "build").exists()
+    proc = subprocess.run([python or sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--quiet", "-w", str(out_dir), str(project)], capture_output=True, text=True, timeout=600)
+    wheels = sorted(out_dir.glob("salad_blender-*.whl"))
+    if proc.returncode != 0 or len(wheels) != 1:
+        raise RuntimeError(f"pip wheel failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    if not had_build_dir:
+        shutil.rmtree(project / "build", ignore_errors=True)  # setuptools' in-tree leftovers
+    return wheels[0]
+
+
 def build(out_dir: Path, blender_ext: Path | None = None, source: Path = SOURCE,
-          python: str | None = None) -> Path:
+          python: str | None = None, model_wheel: bool = True) -> Path:
     """Validate and build; returns the zip path. Raises RuntimeError with the builder's output."""
     tool = blender_ext or find_blender_ext()
     if tool is None or not Path(tool).is_file():
@@ -65,19 +85,29 @@ def build(out_dir: Path, blender_ext: Path | None = None, source: Path = SOURCE,
         out.unlink()
     py = python or sys.executable
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    for cmd in (["validate", str(source)],
-                ["build", "--source-dir", str(source), "--output-filepath", str(out)]):
-        proc = subprocess.run([py, str(tool), *cmd], capture_output=True, text=True, env=env, timeout=120)
-        if proc.returncode != 0:
-            raise RuntimeError(f"blender_ext.py {cmd[0]} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    check_zip(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "salad_motion"
+        shutil.copytree(source, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", WHEEL_DIR))
+        if model_wheel:
+            wheel = build_model_wheel(stage / WHEEL_DIR, py)
+            if f"-{m['version']}-" not in wheel.name:
+                raise RuntimeError(f"model wheel {wheel.name} does not match the add-on version {m['version']}: "
+                                   "keep pyproject.toml and blender_manifest.toml in step")
+        for cmd in (["validate", str(stage)],
+                    ["build", "--source-dir", str(stage), "--output-filepath", str(out)]):
+            proc = subprocess.run([py, str(tool), *cmd], capture_output=True, text=True, env=env, timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError(f"blender_ext.py {cmd[0]} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    check_zip(out, model_wheel)
     return out
 
 
-def check_zip(path: Path) -> list[str]:
-    """The zip must hold the add-on at its root and nothing from the model side."""
+def check_zip(path: Path, model_wheel: bool = True) -> list[str]:
+    """The add-on at the zip root; the model side only inside the one wheel (never importable by Blender)."""
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
+        wheels = [n for n in names if n.startswith(f"{WHEEL_DIR}/") and n.endswith(".whl")]
+        inside = zipfile.ZipFile(z.open(wheels[0])).namelist() if len(wheels) == 1 else []
     required = {"blender_manifest.toml", "__init__.py", "jobs.py", "client.py", "operators.py"}
     missing = required - set(names)
     if missing:
@@ -86,6 +116,11 @@ def check_zip(path: Path) -> list[str]:
            or n.endswith((".pyc", ".pt", ".tar", ".safetensors"))]
     if bad:
         raise RuntimeError(f"{path.name} contains files that must not ship: {bad}")
+    if model_wheel:
+        needed = {"salad_model/__init__.py", "salad_model/worker.py", "salad_model/assets/demo/LICENSE"}
+        if len(wheels) != 1 or needed - set(inside):
+            raise RuntimeError(f"{path.name} must carry one model wheel in {WHEEL_DIR}/ with {sorted(needed)}; "
+                               f"found {wheels} holding {len(inside)} files")
     return names
 
 
@@ -93,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=REPO / "dist")
     p.add_argument("--blender-ext", type=Path, default=None, help="path of blender_ext.py")
+    p.add_argument("--no-model-wheel", action="store_true", help="the add-on only (users install the model)")
     a = p.parse_args(argv)
     try:
-        out = build(a.out_dir, a.blender_ext)
+        out = build(a.out_dir, a.blender_ext, model_wheel=not a.no_model_wheel)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

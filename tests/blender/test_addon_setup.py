@@ -41,9 +41,16 @@ def test_default_package_is_the_source_checkout_when_there_is_one(tmp_path):
     repo = Path(setup_env.__file__).resolve().parents[1]
     assert setup_env.default_package() == str(repo)  # this checkout: pip builds the model from it
     (tmp_path / "addon").mkdir()
-    assert setup_env.default_package(tmp_path / "addon") == "salad-blender"  # installed extension: the name
+    assert setup_env.default_package(tmp_path / "addon") == "salad-blender"  # nothing bundled: the name
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "something-else"\n')
     assert setup_env.default_package(tmp_path / "addon") == "salad-blender"
+    # an installed extension carries the model package as a wheel (tools/build_extension.py)
+    (tmp_path / "addon" / "model").mkdir()
+    (tmp_path / "addon" / "model" / "other_pkg-9.0-py3-none-any.whl").touch()
+    assert setup_env.default_package(tmp_path / "addon") == "salad-blender"
+    wheel = tmp_path / "addon" / "model" / "salad_blender-0.1.0-py3-none-any.whl"
+    wheel.touch()
+    assert setup_env.default_package(tmp_path / "addon") == str(wheel.resolve())
 
 
 def test_offline_is_refused_with_directions(tmp_path):

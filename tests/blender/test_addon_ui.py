@@ -143,6 +143,7 @@ def test_extension_zip_installs_and_runs(scene, tmp_path, tiny_model_dir):
     assert zpath.name == "salad_motion-0.1.0.zip"
     names = build_extension.check_zip(zpath)
     assert "bench_retarget.py" not in names and "blender_manifest.toml" in names
+    assert "model/salad_blender-0.1.0-py3-none-any.whl" in names  # the model package, for the worker's venv
 
     repos = bpy.context.preferences.extensions.repos
     repo = repos.new(name="SALAD test", module="salad_test", custom_directory=str(tmp_path / "repo"),
@@ -162,6 +163,10 @@ def test_extension_zip_installs_and_runs(scene, tmp_path, tiny_model_dir):
         assert bpy.ops.salad.check_worker(blocking=True) == {"FINISHED"}
         installed = sys.modules[mod + ".operators"]
         assert installed is not sys.modules.get("salad_blender.operators")
+        # "Set up model environment" installs the wheel the extension carries (no unpublished name, no checkout)
+        wheel = Path(sys.modules[mod + ".setup_env"].default_package())
+        assert wheel.name == "salad_blender-0.1.0-py3-none-any.whl" and wheel.is_file()
+        assert prefs.package_spec == str(wheel)
         assert "Worker OK" in installed.RUNNER.check.message
         scene.salad.seconds, scene.salad.steps = 2.0, 2
         assert bpy.ops.salad.generate(blocking=True) == {"FINISHED"}
