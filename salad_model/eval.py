@@ -826,7 +826,8 @@ def run_real(a: argparse.Namespace) -> int:
     rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
            "command": "python -m salad_model.eval " + " ".join(sys.argv[1:]),
            "real": real_statistics(pipe, clf, a.data, a.limit, a.steps, a.null_text_iters, a.seed,
-                                   log=lambda s: print(s, flush=True), split=a.split)}
+                                   log=lambda s: print(s, flush=True), split=a.split,
+                                   null_text_limit=a.null_text_limit)}
     md = format_real_markdown(rep["real"])
     print(md)
     if a.out:
@@ -888,9 +889,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", default="demo")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)
     r.add_argument("--classifier", type=Path, default=None)
-    r.add_argument("--limit", type=int, default=24, help="dataset-2 test clips")
+    r.add_argument("--limit", type=int, default=24, help="dataset-2 test clips (0: all of them)")
     r.add_argument("--steps", type=int, default=50)
     r.add_argument("--null-text-iters", type=int, default=10)
+    r.add_argument("--null-text-limit", type=int, default=24,
+                   help="null-text inversion on the seeded sample of this many clips (the --limit N run's clips)")
     r.add_argument("--split", default="test", choices=["test", "val"])
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="cpu")

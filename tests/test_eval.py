@@ -247,8 +247,23 @@ def _real_row(content: str, style: str, **pred) -> dict:
     pc = {k: pred.get(f"c_{k}", content) for k in keys}
     ps = {k: pred.get(f"s_{k}", style) for k in keys}
     side = {k: pred.get(f"side_{k}", 0.5) for k in keys}
-    return {"content": content, "style": style, "target_style": "active", "mpjpe_vae_m": 0.02, "mpjpe_ddim_m": 0.025,
-            "mpjpe_null_text_m": 0.03, "pred_content": pc, "pred_style": ps, "side": side}
+    row = {"content": content, "style": style, "target_style": "active", "mpjpe_vae_m": 0.02, "mpjpe_ddim_m": 0.025,
+           "mpjpe_null_text_m": 0.03, "pred_content": pc, "pred_style": ps, "side": side}
+    if pred.get("null_text") is False:  # null-text inversion not run on this clip
+        del row["mpjpe_null_text_m"]
+        for d in (pc, ps, side):
+            for k in [k for k in d if k.startswith("null_text")]:
+                del d[k]
+    return row
+
+
+def test_wilson_interval_known_values():
+    from salad_model.eval_real import wilson_interval
+
+    lo, hi = wilson_interval(16, 24)  # 66.7%: the 24-clip run of session 2; by hand (z = 1.96): 0.4671, 0.8203
+    assert lo == pytest.approx(0.4671, abs=2e-4) and hi == pytest.approx(0.8203, abs=2e-4)
+    assert wilson_interval(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+    assert wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
 def test_real_summary_counts_intended_edits():
@@ -276,25 +291,47 @@ def test_real_summary_counts_intended_edits():
     assert r["mirror_geometric_side_flipped_hand"] == 1.0
     assert d["mirror_attention_success"] == 0.75  # hand clip 1 flipped; walk and run are their own mirrors
     assert d["mirror_attention_side_flipped_hand"] == 0.5
+    assert d["n"] == 4 and d["swap_success_ci95"][0] < 0.5 < d["swap_success_ci95"][1]
     md = format_real_markdown(r)
     assert "| **inversion adds on top of the VAE (goal < 2 cm)** | **+0.50 cm** | **+1.00 cm** |" in md
-    assert "**style swap: target style and content kept (goal ≥ 70%)** | 50.0% |" in md
+    assert "**style swap: target style and content kept (goal ≥ 70%)** | **50.0%** (95% CI 15–85%) |" in md
+
+
+def test_real_summary_null_text_on_a_subset():
+    """Null-text inversion may cover only some clips: its columns use those rows, VAE reference included."""
+    from salad_model.eval_real import format_real_markdown, summarize_real
+
+    rows = [_real_row("walk", "old", s_ddim_swap="active", s_null_text_swap="active"),
+            _real_row("run", "old", s_ddim_swap="active", null_text=False),
+            _real_row("walk", "tired", null_text=False)]
+    rows[1]["mpjpe_vae_m"] = 0.05
+    r = summarize_real(rows, 50, 10, 1.0)
+    assert r["ddim"]["n"] == 3 and r["null_text"]["n"] == 1
+    assert r["null_text"]["swap_success"] == 1.0 and r["ddim"]["swap_success"] == pytest.approx(2 / 3)
+    assert r["null_text"]["mpjpe_vae_cm"] == pytest.approx(2.0)
+    assert r["null_text"]["mpjpe_adds_cm"] == pytest.approx(1.0)
+    assert r["ddim"]["mpjpe_vae_cm"] == pytest.approx(3.0)
+    assert "null-text inversion with 10 iterations per step on 1 of them" in format_real_markdown(r)
 
 
 def test_eval_real_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_path):
     folder, _ = mini_classifier
     out, md = tmp_path / "real.json", tmp_path / "real.md"
     assert ev.main(["real", "--model", str(tiny_model_dir), "--data", str(mini_dataset), "--classifier", str(folder),
-                    "--limit", "2", "--steps", "3", "--null-text-iters", "1", "--threads", "1", "--out", str(out),
+                    "--limit", "2", "--steps", "3", "--null-text-iters", "1", "--null-text-limit", "1", "--threads",
+                    "1", "--out", str(out),
                     "--markdown", str(md)]) == 0
     r = json.loads(out.read_text())["real"]
-    assert r["n"] == 2 and len(r["rows"]) == 2
+    assert r["n"] == 2 and len(r["rows"]) == 2 and r["null_text"]["n"] == 1
+    nt = [row for row in r["rows"] if "mpjpe_null_text_m" in row]
+    assert len(nt) == 1 and nt[0]["mpjpe_null_text_m"] > 0
     for row in r["rows"]:
         assert row["frames"] % 4 == 0 and row["caption"] != row["edit_caption"]
-        assert row["mpjpe_vae_m"] > 0 and row["mpjpe_ddim_m"] > 0 and row["mpjpe_null_text_m"] > 0
-        assert set(row["pred_content"]) == {"real", "vae", "ddim_rec", "ddim_swap", "ddim_mirror_attention",
-                                            "null_text_rec", "null_text_swap", "null_text_mirror_attention",
-                                            "mirror_geometric"}
+        assert row["mpjpe_vae_m"] > 0 and row["mpjpe_ddim_m"] > 0
+        keys = {"real", "vae", "ddim_rec", "ddim_swap", "ddim_mirror_attention", "mirror_geometric"}
+        if row is nt[0]:
+            keys |= {"null_text_rec", "null_text_swap", "null_text_mirror_attention"}
+        assert set(row["pred_content"]) == keys
     assert "inversion adds on top of the VAE" in md.read_text()
 
 
