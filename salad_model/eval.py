@@ -889,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", default="demo")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)
     r.add_argument("--classifier", type=Path, default=None)
-    r.add_argument("--limit", type=int, default=24, help="dataset-2 test clips (0: all of them)")
+    r.add_argument("--limit", type=int, default=0, help="a seeded sample of N dataset-2 clips (0: all of them)")
     r.add_argument("--steps", type=int, default=50)
     r.add_argument("--null-text-iters", type=int, default=10)
     r.add_argument("--null-text-limit", type=int, default=24,

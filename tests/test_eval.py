@@ -292,9 +292,12 @@ def test_real_summary_counts_intended_edits():
     assert d["mirror_attention_success"] == 0.75  # hand clip 1 flipped; walk and run are their own mirrors
     assert d["mirror_attention_side_flipped_hand"] == 0.5
     assert d["n"] == 4 and d["swap_success_ci95"][0] < 0.5 < d["swap_success_ci95"][1]
+    assert d["swap_by_pair"]["old → active"] == {"n": 2, "success": 0.5, "target_style": 1.0, "content_kept": 0.5}
+    assert d["swap_by_pair"]["tired → active"]["success"] == 0.0
     md = format_real_markdown(r)
     assert "| **inversion adds on top of the VAE (goal < 2 cm)** | **+0.50 cm** | **+1.00 cm** |" in md
     assert "**style swap: target style and content kept (goal ≥ 70%)** | **50.0%** (95% CI 15–85%) |" in md
+    assert "| old → active | 2 | 50.0% | 100.0% | 50.0% |" in md
 
 
 def test_real_summary_null_text_on_a_subset():
