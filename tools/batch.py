@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -55,7 +57,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--no-pin-feet", action="store_true", help="keep the model's foot sliding")
     p.add_argument("--bvh", action="store_true", help="also write <slug>.bvh (Blender's BVH exporter)")
     p.add_argument("--fbx", action="store_true", help="also write <slug>.fbx (armature, body, animation)")
-    p.add_argument("--render", action="store_true", help="also render a mid-clip preview <slug>.png")
+    p.add_argument("--render", action="store_true",
+                   help="also render a preview <slug>.png (the frame where a hand is highest, else mid-clip)")
     p.add_argument("--engine", default="workbench", choices=("workbench", "cycles"),
                    help="preview renderer (Workbench is fast headless)")
     p.add_argument("--resolution", default="960x540", help="preview size WxH")
@@ -149,14 +152,42 @@ def _activate(obj, with_children: bool = False) -> None:  # noqa: ANN001
     vl.objects.active = obj
 
 
+def preview_frame(root: np.ndarray, hands: np.ndarray, min_raise: float = 0.35) -> int:
+    """The frame a still should show: where a hand is highest, if one rises to the chest; else the middle.
+
+    Prompts are mostly about the hands (wave, raise, reach) or about travelling (walk, run, turn):
+    the wave in "walks and waves" is what people want to see, a mid-clip stride is right for a walk.
+    ``root`` [F, 3] and ``hands`` [F, H, 3] in metres, Z up; ``min_raise`` is the height above the
+    pelvis that counts as raised (a running arm swing stays below it).
+    """
+    height = (np.asarray(hands)[..., 2] - np.asarray(root)[:, None, 2]).max(-1)
+    if len(height) == 0 or height.max() < min_raise:
+        return max(len(height) - 1, 0) // 2
+    return int(np.argmax(height))
+
+
+def _key_frame(scene, arm) -> int:  # noqa: ANN001
+    """The scene frame :func:`preview_frame` picks from the pelvis and wrist bones (the middle without them)."""
+    pose = arm.pose.bones
+    names = ("pelvis", "left_wrist", "right_wrist")
+    if not all(n in pose for n in names):
+        return (scene.frame_start + scene.frame_end) // 2
+    mw = np.array(arm.matrix_world)
+    track = []
+    for f in range(scene.frame_start, scene.frame_end + 1):
+        scene.frame_set(f)
+        track.append([mw[:3, :3] @ np.array(pose[n].head) + mw[:3, 3] for n in names])
+    track = np.array(track)
+    return scene.frame_start + preview_frame(track[:, 0], track[:, 1:])
+
+
 def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None:  # noqa: ANN001
-    """A mid-clip still: 3/4 front camera framing the body, floor, sun; Workbench or Cycles CPU."""
+    """A still of the key frame (:func:`preview_frame`): 3/4 front camera framing the body, floor, sun;
+    Workbench or Cycles CPU."""
     import bpy
-    import numpy as np
     from mathutils import Vector
 
-    frame = (scene.frame_start + scene.frame_end) // 2
-    scene.frame_set(frame)
+    scene.frame_set(_key_frame(scene, arm))
     body = next((c for c in arm.children if c.type == "MESH"), None)
     deps = bpy.context.evaluated_depsgraph_get()
     if body is not None:

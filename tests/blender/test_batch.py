@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -72,3 +73,23 @@ def test_batch_usage_errors_exit_2(tmp_path, tiny_model_dir):
     p = run("--out", tmp_path)
     assert p.returncode == 2 and "--prompt" in p.stderr
     assert not list(tmp_path.glob("*.blend"))
+
+
+def test_preview_frame_shows_the_raised_hand():
+    """The still shows a raised hand when there is one (highest frame); otherwise the middle of the clip."""
+    sys.path.insert(0, str(BATCH.parent))
+    try:
+        from batch import preview_frame
+    finally:
+        sys.path.remove(str(BATCH.parent))
+    frames = 100
+    root = np.zeros((frames, 3))
+    root[:, 0] = np.linspace(0, 4, frames)  # travels forward
+    root[:, 2] = 0.95 + 0.02 * np.sin(np.arange(frames) / 3)  # bobs while walking
+    hands = np.repeat(root[:, None], 2, 1) + [0.0, 0.0, -0.25]  # hands hang at the hips
+    hands[:, :, 2] += 0.15 * np.sin(np.arange(frames) / 3)[:, None]  # arm swing stays below the chest
+    assert preview_frame(root, hands) == 49  # a walk: the middle
+    wave = hands.copy()
+    wave[70:80, 1, 2] += np.array([0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.7, 0.6, 0.4, 0.2])  # the right hand goes up
+    assert preview_frame(root, wave) == 75
+    assert preview_frame(root[:1], hands[:1]) == 0
