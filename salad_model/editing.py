@@ -79,9 +79,17 @@ class WordSwap(CrossAttentionEdit):
 
 @dataclass
 class Refine(CrossAttentionEdit):
-    """Source columns at the same index, except edit tokens with no aligned source token (from the edit)."""
+    """Prompt refinement: kept words keep their source attention, new words take the edit prompt's own.
+
+    ``reindex=True`` (default, Prompt-to-Prompt and the paper): an edit token's column is the source
+    column of the token it is aligned with, so inserting a word ("A person …" → "An elderly person …")
+    leaves every later word its own map. ``reindex=False`` is the reference code (SALAD_SPEC §5: the
+    re-indexing line is commented out there): the source column at the *same index*, which shifts the
+    maps of all words after an insertion; kept for golden parity only.
+    """
 
     mapper: list[int] = field(default_factory=list)  # per edit token: aligned source index or −1
+    reindex: bool = True
     name = "refine"
 
     def needs_free(self, frac, injecting_self):
@@ -89,14 +97,21 @@ class Refine(CrossAttentionEdit):
 
     def cross(self, src, free, own, frac):
         new = [j for j, m in enumerate(self.mapper) if m < 0]
-        if not new:
-            return src
-        out = src.clone()
+        if not self.reindex:
+            if not new:
+                return src
+            out = src.clone()
+            out[..., new] = free[..., new]
+            return out
+        out = torch.zeros_like(src)  # columns past the edit prompt are padding (masked: probability 0)
+        kept = [j for j, m in enumerate(self.mapper) if m >= 0]
+        out[..., kept] = src[..., [self.mapper[j] for j in kept]]
         out[..., new] = free[..., new]
         return out
 
     def describe(self):
-        return {"mode": self.name, "new_tokens": [j for j, m in enumerate(self.mapper) if m < 0]}
+        return {"mode": self.name, "new_tokens": [j for j, m in enumerate(self.mapper) if m < 0],
+                "reindex": self.reindex}
 
 
 @dataclass

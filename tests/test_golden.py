@@ -167,7 +167,8 @@ EDIT_CASES = {
     "edit_mirror_lower": lambda g, ids: (Mirror("lower"), g["src_text"], True),
     "edit_reweight_walking_x-1": lambda g, ids: (Reweight(list(g["reweight_token_indices"]), -1.0),
                                                  g["src_text"], True),
-    "edit_refine": lambda g, ids: (Refine(align_tokens(ids(g["src_text"]), ids(g["edit_text"]))),
+    # the reference keeps source columns at the same index (Refine.reindex=False): parity with its code
+    "edit_refine": lambda g, ids: (Refine(align_tokens(ids(g["src_text"]), ids(g["edit_text"])), reindex=False),
                                    g["edit_text"], True),
     "edit_word_swap": lambda g, ids: (WordSwap(0.2), g["edit_text"], False),  # src_ta None
 }
@@ -199,3 +200,21 @@ def test_refine_alignment_matches_reference_indices(edit_setup):
     # "a man is walking" → "a man is walking while waving his right hand": columns 5..9 are new.
     assert [j for j, m in enumerate(mapper) if m < 0] == [5, 6, 7, 8, 9]
     assert mapper[:5] == [0, 1, 2, 3, 4] and mapper[10] == 5
+
+
+def test_refine_reindexes_source_columns_after_an_insertion():
+    """"a person walks" → "an old person walks": kept words take THEIR source columns (Prompt-to-Prompt),
+    new words the edit's own; the reference's same-index variant shifts every later word (reindex=False)."""
+    src_ids, edit_ids = [0, 10, 11, 12, 1], [0, 20, 21, 11, 12, 1]  # bos a person walks eos / bos an old …
+    mapper = align_tokens(src_ids, edit_ids)
+    assert mapper == [0, -1, -1, 2, 3, 4]  # "a"/"an" differ: both unaligned (a gap costs 0, a mismatch −1)
+    h, q, length = 2, 3, 6
+    src = torch.zeros(h, q, length)
+    src[..., :5] = torch.arange(1.0, 6.0)  # source column k holds k+1; column 5 is padding (0)
+    free = torch.full((h, q, length), -1.0)
+    out = Refine(mapper).cross(src, free, free, 0.5)
+    assert out[0, 0].tolist() == [1.0, -1.0, -1.0, 3.0, 4.0, 5.0]  # person←person, walks←walks, eos←eos
+    same = Refine(mapper, reindex=False).cross(src, free, free, 0.5)
+    assert same[0, 0].tolist() == [1.0, -1.0, -1.0, 4.0, 5.0, 0.0]  # reference: person←walks, walks←eos
+    padded = Refine([0, 1], reindex=True).cross(src, free, free, 0.5)
+    assert padded[0, 0, 2:].abs().sum() == 0  # past the edit prompt: padding, probability 0
