@@ -31,6 +31,7 @@ from pathlib import Path
 TORCH_INDEXES = {"default": None, "cpu": "https://download.pytorch.org/whl/cpu"}
 DEFAULT_PACKAGE = "salad-blender"  # the distribution that ships salad_model (pyproject name)
 BUNDLED_WHEEL_DIR = "model"  # inside the extension: the model package as one wheel (tools/build_extension.py)
+BUNDLED_WHEEL_GLOB = f"{DEFAULT_PACKAGE.replace('-', '_')}-*.whl"
 
 
 def default_package(addon_dir: str | os.PathLike = Path(__file__).parent) -> str:
@@ -48,7 +49,7 @@ def default_package(addon_dir: str | os.PathLike = Path(__file__).parent) -> str
             return str(addon.parent)
     except OSError:
         pass
-    wheels = sorted((addon / BUNDLED_WHEEL_DIR).glob(f"{DEFAULT_PACKAGE.replace('-', '_')}-*.whl"))
+    wheels = sorted((addon / BUNDLED_WHEEL_DIR).glob(BUNDLED_WHEEL_GLOB))
     return str(wheels[-1]) if wheels else DEFAULT_PACKAGE
 
 

@@ -92,26 +92,27 @@ class Refine(CrossAttentionEdit):
     reindex: bool = True
     name = "refine"
 
+    def __post_init__(self):  # index lists once, not per layer and step
+        self.new = [j for j, m in enumerate(self.mapper) if m < 0]
+        self.kept = [j for j, m in enumerate(self.mapper) if m >= 0]
+        self.kept_src = [self.mapper[j] for j in self.kept]
+
     def needs_free(self, frac, injecting_self):
         return True
 
     def cross(self, src, free, own, frac):
-        new = [j for j, m in enumerate(self.mapper) if m < 0]
-        if not self.reindex:
-            if not new:
-                return src
+        if self.reindex:
+            out = torch.zeros_like(src)  # columns past the edit prompt are padding (masked: probability 0)
+            out[..., self.kept] = src[..., self.kept_src]
+        elif not self.new:
+            return src
+        else:
             out = src.clone()
-            out[..., new] = free[..., new]
-            return out
-        out = torch.zeros_like(src)  # columns past the edit prompt are padding (masked: probability 0)
-        kept = [j for j, m in enumerate(self.mapper) if m >= 0]
-        out[..., kept] = src[..., [self.mapper[j] for j in kept]]
-        out[..., new] = free[..., new]
+        out[..., self.new] = free[..., self.new]
         return out
 
     def describe(self):
-        return {"mode": self.name, "new_tokens": [j for j, m in enumerate(self.mapper) if m < 0],
-                "reindex": self.reindex}
+        return {"mode": self.name, "new_tokens": self.new, "reindex": self.reindex}
 
 
 @dataclass

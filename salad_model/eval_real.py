@@ -78,14 +78,13 @@ def real_statistics(pipe, clf: MotionClassifier, data_dir: Path, limit: int = 0,
     eligible = [c for c in load_split(Path(data_dir), split) if c.dataset == 2 and c.style in STYLE_TARGETS]
     chosen = _seeded_sample(len(eligible), limit, seed)
     with_null_text = set(_seeded_sample(len(eligible), null_text_limit, seed)) if null_text_iters else set()
+    settings = {name: {**kw, "null_text_iters": null_text_iters} if kw["null_text_iters"] else kw
+                for name, kw in INVERSIONS.items()}
     rows = []
     t0 = time.time()
-    for k, i in enumerate(chosen):
-        c = eligible[i]
-        inversions = {name: kw for name, kw in INVERSIONS.items()
-                      if not kw["null_text_iters"] or i in with_null_text}
-        if "null_text" in inversions:
-            inversions["null_text"] = {**inversions["null_text"], "null_text_iters": null_text_iters}
+    for k, idx in enumerate(chosen):
+        c = eligible[idx]
+        inversions = {name: kw for name, kw in settings.items() if not kw["null_text_iters"] or idx in with_null_text}
         frames = generation_frames(len(c.features) + 1, pipe.min_frames, pipe.max_frames)
         feats = np.array(center_crop(c.features, frames)[: (min(frames, len(c.features)) // 4) * 4], np.float32)
         real = pipe._joints(feats)
@@ -157,9 +156,14 @@ def summarize_real(rows: list[dict], steps: int, null_text_iters: int, seconds: 
         sub = [r for r in rows if f"mpjpe_{inv}_m" in r]
         sub_hand = [r for r in sub if r["content"] in HAND_SIDES]
 
-        def swap_ok(r: dict, i: str = inv) -> bool:
-            return (r["pred_style"][f"{i}_swap"] == canonical_style(r["target_style"])
-                    and r["pred_content"][f"{i}_swap"] == r["content"])
+        def target_ok(r: dict, i: str = inv) -> bool:
+            return r["pred_style"][f"{i}_swap"] == canonical_style(r["target_style"])
+
+        def content_ok(r: dict, i: str = inv) -> bool:
+            return r["pred_content"][f"{i}_swap"] == r["content"]
+
+        def swap_ok(r: dict) -> bool:
+            return target_ok(r) and content_ok(r)
 
         out[inv] = {
             "n": len(sub),
@@ -167,11 +171,10 @@ def summarize_real(rows: list[dict], steps: int, null_text_iters: int, seconds: 
             "mpjpe_vae_cm": float(np.mean([r["mpjpe_vae_m"] for r in sub]) * 100) if sub else float("nan"),
             "content_kept": frac(lambda r, i=inv: r["pred_content"][f"{i}_rec"] == r["content"], sub),
             "style_kept": frac(lambda r, i=inv: r["pred_style"][f"{i}_rec"] == canonical_style(r["style"]), sub),
-            "swap_target_style": frac(lambda r, i=inv: r["pred_style"][f"{i}_swap"]
-                                      == canonical_style(r["target_style"]), sub),
+            "swap_target_style": frac(target_ok, sub),
             "swap_style_changed": frac(lambda r, i=inv: r["pred_style"][f"{i}_swap"] != canonical_style(r["style"]),
                                        sub),
-            "swap_content_kept": frac(lambda r, i=inv: r["pred_content"][f"{i}_swap"] == r["content"], sub),
+            "swap_content_kept": frac(content_ok, sub),
             "swap_success": frac(swap_ok, sub),
             "swap_success_ci95": interval(swap_ok, sub),
             "mirror_attention_success": frac(lambda r, i=inv: r["pred_content"][f"{i}_mirror_attention"]
@@ -184,10 +187,8 @@ def summarize_real(rows: list[dict], steps: int, null_text_iters: int, seconds: 
         for r in sub:
             pairs.setdefault(f"{canonical_style(r['style'])} → {canonical_style(r['target_style'])}", []).append(r)
         out[inv]["swap_by_pair"] = {
-            k: {"n": len(v), "success": frac(swap_ok, v),
-                "target_style": frac(lambda r, i=inv: r["pred_style"][f"{i}_swap"]
-                                     == canonical_style(r["target_style"]), v),
-                "content_kept": frac(lambda r, i=inv: r["pred_content"][f"{i}_swap"] == r["content"], v)}
+            k: {"n": len(v), "success": frac(swap_ok, v), "target_style": frac(target_ok, v),
+                "content_kept": frac(content_ok, v)}
             for k, v in sorted(pairs.items())}
 
     def mirror_ok(r: dict) -> bool:

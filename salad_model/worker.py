@@ -537,7 +537,7 @@ class Worker:
                 raise RequestError(P.INVALID_INPUT, f"edit_real needs {key!r}")
         joints = P.decode_array(params["joints"])
         edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method",
-                                                 "edit_guidance") if k in params}
+                                       "edit_guidance") if k in params}
         kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
         m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
         return self._motion(m)

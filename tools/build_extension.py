@@ -29,7 +29,11 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "salad_blender"
-WHEEL_DIR = "model"  # = salad_blender.setup_env.BUNDLED_WHEEL_DIR
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from salad_blender.setup_env import BUNDLED_WHEEL_DIR as WHEEL_DIR  # noqa: E402 - where the add-on looks
+from salad_blender.setup_env import BUNDLED_WHEEL_GLOB  # noqa: E402
+
 EXT_REL = Path("addons_core") / "bl_pkg" / "cli" / "blender_ext.py"
 
 
@@ -63,7 +67,7 @@ def build_model_wheel(out_dir: Path, python: str | None = None, project: Path = 
     had_build_dir = (project / "build").exists()
     proc = subprocess.run([python or sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                            "--quiet", "-w", str(out_dir), str(project)], capture_output=True, text=True, timeout=600)
-    wheels = sorted(out_dir.glob("salad_blender-*.whl"))
+    wheels = sorted(out_dir.glob(BUNDLED_WHEEL_GLOB))
     if proc.returncode != 0 or len(wheels) != 1:
         raise RuntimeError(f"pip wheel failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     if not had_build_dir:
