@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from salad_model.bvh import parse_bvh
-from salad_model.data import bandai as B
-from salad_model.motion_process import canonicalize, facing_angle, mirror_feature_permutation
-from salad_model.skeleton import T2M
+from salad_model.motion import bandai_rig as R
+from salad_model.motion.bvh import parse_bvh
+from salad_model.motion.motion_process import canonicalize, facing_angle, mirror_feature_permutation
+from salad_model.motion.skeleton import T2M
+from salad_model.training.data import bandai as B
 
 DATA = Path(__file__).parent / "data"
 RAISE_LEFT = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
@@ -24,12 +25,12 @@ needs_shared = pytest.mark.skipif(not (SHARED / "dataset-1.tar.xz").exists(),
 
 @pytest.fixture(scope="module")
 def raise_left() -> np.ndarray:
-    return canonicalize(B.bvh_to_smpl22(RAISE_LEFT.read_text()))
+    return canonicalize(R.bvh_to_smpl22(RAISE_LEFT.read_text()))
 
 
 def test_mapping_table_is_complete_and_injective():
     names = parse_bvh(RAISE_LEFT.read_text()).names
-    w = B.mapping_matrix(names)
+    w = R.mapping_matrix(names)
     assert w.shape == (22, 22)
     np.testing.assert_allclose(w.sum(1), 1.0)
     assert len({tuple(r) for r in w}) == 22  # no two SMPL joints copy the same source
@@ -68,14 +69,14 @@ def test_units_axes_and_proportions(raise_left):
 def test_resampling_to_20fps():
     text = RAISE_LEFT.read_text()
     n30 = parse_bvh(text).num_frames
-    j20 = B.bvh_to_smpl22(text)
+    j20 = R.bvh_to_smpl22(text)
     assert len(j20) == (n30 - 1) * 2 // 3 + 1
-    j30 = B.bvh_to_smpl22(text, fps=30.0)
+    j30 = R.bvh_to_smpl22(text, fps=30.0)
     np.testing.assert_allclose(j20[::2], j30[::3], atol=1e-9)  # every other 20-fps frame is a source frame
 
 
 def test_turn_direction_and_label_check():
-    j = canonicalize(B.bvh_to_smpl22(TURN_LEFT.read_text()))
+    j = canonicalize(R.bvh_to_smpl22(TURN_LEFT.read_text()))
     heading = np.degrees(np.unwrap(facing_angle(j)))
     turn = heading[-1] - heading[0]
     assert 60 < turn < 120 and j[-1, 0, 0] > 1.0  # turns to its left and ends up on the +X side

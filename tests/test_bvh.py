@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from salad_model.bvh import parse_bvh, read_bvh, resample_pose, write_joint_positions_bvh
-from salad_model.skeleton import T2M
+from salad_model.motion.bvh import parse_bvh, read_bvh, resample_pose, write_joint_positions_bvh
+from salad_model.motion.skeleton import T2M
 
 DATA = Path(__file__).parent / "data"
 RAISE_LEFT = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
@@ -111,8 +111,8 @@ def test_real_bandai_file_parses():
 
 
 def _real_smpl_joints() -> np.ndarray:
-    from salad_model.data.bandai import bvh_to_smpl22
-    from salad_model.motion_process import canonicalize
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
+    from salad_model.motion.motion_process import canonicalize
 
     return canonicalize(bvh_to_smpl22(TURN_LEFT.read_text()))
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from salad_model.data import captions as C
+from salad_model.training.data import captions as C
 
 # Label lists of the dataset (content_label-{1,2}.txt / style_label-{1,2}.txt, without the prefix).
 CONTENTS_1 = ["walk", "run", "dash", "walk-back", "walk-left", "walk-right", "bow", "bye", "guide", "byebye",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model.checkpoints import (
+from salad_model.runtime.checkpoints import (
     CheckpointError,
     ModelBundle,
     load_any,
@@ -16,9 +16,9 @@ from salad_model.checkpoints import (
     save_model,
     write_opt,
 )
-from salad_model.denoiser import Denoiser
-from salad_model.sampling import DiffusionConfig
-from salad_model.vae import VAE
+from salad_model.runtime.denoiser import Denoiser
+from salad_model.runtime.sampling import DiffusionConfig
+from salad_model.runtime.vae import VAE
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ def test_generate_writes_npz_bvh_preview(tiny_model_dir, tmp_path):
     assert data["joints"].shape == (48, 22, 3) and data["features"].shape == (48, 263)
     meta = json.loads(str(data["meta"]))
     assert meta["prompt"] == "a person walks forward" and meta["seed"] == 3 and meta["steps"] == 10
-    from salad_model.bvh import read_bvh
+    from salad_model.motion.bvh import read_bvh
 
     bvh = read_bvh(tmp_path / "walk.bvh")
     assert len(bvh.names) == 22 and bvh.data.shape[0] == 48 and abs(bvh.frame_time - 0.05) < 1e-6

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 import torch
 
-from salad_model import distributed
+from salad_model.training import distributed
 
 DRIVER = textwrap.dedent('''
     import json, sys
@@ -33,7 +33,7 @@ DRIVER = textwrap.dedent('''
 
 
 def tiny_config() -> dict:
-    from salad_model import train
+    from salad_model.training import train
 
     cfg = train.load_config("t2m_reference")
     cfg["text_encoder"] = {"type": "tiny", "seed": 0, "dim": 16}
@@ -45,7 +45,7 @@ def tiny_config() -> dict:
 
 
 def test_two_process_training_keeps_ranks_identical(tmp_path):
-    from salad_model.data.humanml3d import write_synthetic
+    from salad_model.training.data.humanml3d import write_synthetic
 
     data = tmp_path / "dataset" / "humanml3d"
     mean, std = write_synthetic(data, n_motions=16, seed=1)
@@ -79,7 +79,7 @@ def test_two_process_training_keeps_ranks_identical(tmp_path):
         assert rows[0].startswith("iter,loss") and [r.split(",")[0] for r in rows[1:]] == ["3"]  # rank 0 only
     # training moved the weights away from the shared initialisation
     torch.manual_seed(1234)
-    from salad_model.vae import VAE, VAEConfig
+    from salad_model.runtime.vae import VAE, VAEConfig
 
     init = VAE(VAEConfig(**cfg["vae"])).state_dict()
     assert any(not torch.equal(init[k], r0["vae"][k]) for k in init)

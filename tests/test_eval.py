@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model import eval as ev
-from salad_model.classifier import (
+from salad_model.evaluation import eval as ev
+from salad_model.evaluation.classifier import (
     ClassifierConfig,
     MotionClassifier,
     accuracy,
@@ -138,7 +138,7 @@ def test_geometric_side_sign():
     j[:, 20, 1] = np.linspace(1.0, 1.9, 40)  # left wrist goes up, right stays at 1 m
     j[:, 21, 1] = 1.0
     assert ev.geometric_side(j) > 0.5
-    from salad_model.motion_process import mirror_joints
+    from salad_model.motion.motion_process import mirror_joints
 
     assert ev.geometric_side(mirror_joints(j)) < -0.5
 
@@ -221,7 +221,7 @@ def test_training_cost_sums_resumed_segments():
 
 def test_vae_subcommand_reads_a_training_checkpoint(mini_dataset, mini_classifier, tmp_path):
     """`eval vae` needs only runs/<name>/vae/latest.pt (interim numbers while the denoiser trains)."""
-    from salad_model import train
+    from salad_model.training import train
 
     cfg = train.load_config("demo")
     cfg["vae"].update(latent_dim=8)
@@ -258,7 +258,7 @@ def _real_row(content: str, style: str, **pred) -> dict:
 
 
 def test_wilson_interval_known_values():
-    from salad_model.eval_real import wilson_interval
+    from salad_model.evaluation.eval_real import wilson_interval
 
     lo, hi = wilson_interval(16, 24)  # 66.7%: the 24-clip run of session 2; by hand (z = 1.96): 0.4671, 0.8203
     assert lo == pytest.approx(0.4671, abs=2e-4) and hi == pytest.approx(0.8203, abs=2e-4)
@@ -269,7 +269,7 @@ def test_wilson_interval_known_values():
 def test_real_summary_counts_intended_edits():
     """Known answers: a swap succeeds only with the target style AND the content label; a mirror when the
     edit is classified as the mirrored label (and, for one-handed clips, the side score changes sign)."""
-    from salad_model.eval_real import format_real_markdown, summarize_real
+    from salad_model.evaluation.eval_real import format_real_markdown, summarize_real
 
     rows = [
         _real_row("raise-up-left-hand", "old", s_ddim_swap="active", c_mirror_geometric="raise-up-right-hand",
@@ -302,7 +302,7 @@ def test_real_summary_counts_intended_edits():
 
 def test_real_summary_null_text_on_a_subset():
     """Null-text inversion may cover only some clips: its columns use those rows, VAE reference included."""
-    from salad_model.eval_real import format_real_markdown, summarize_real
+    from salad_model.evaluation.eval_real import format_real_markdown, summarize_real
 
     rows = [_real_row("walk", "old", s_ddim_swap="active", s_null_text_swap="active"),
             _real_row("run", "old", s_ddim_swap="active", null_text=False),

@@ -7,8 +7,9 @@ and edits; we are tighter — absolute 1e-5 for single forwards, 5e-5 for 50-ste
 import pytest
 import torch
 
-from salad_model.denoiser import Denoiser
-from salad_model.editing import (
+from salad_model.motion.features import recover_from_ric
+from salad_model.runtime.denoiser import Denoiser
+from salad_model.runtime.editing import (
     AttentionRecorder,
     Mirror,
     Refine,
@@ -18,9 +19,8 @@ from salad_model.editing import (
     recording_forward,
     sample_edit,
 )
-from salad_model.features import recover_from_ric
-from salad_model.sampling import make_scheduler, sample
-from salad_model.vae import VAE, kl_loss
+from salad_model.runtime.sampling import make_scheduler, sample
+from salad_model.runtime.vae import VAE, kl_loss
 
 FWD = 1e-5
 LOOP = 5e-5

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from salad_model import train
-from salad_model.data import humanml3d as H
+from salad_model.training import train
+from salad_model.training.data import humanml3d as H
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

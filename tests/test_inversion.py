@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model.pipeline import InputError, SaladPipeline
+from salad_model.runtime.pipeline import InputError, SaladPipeline
 
 CLIP = Path(__file__).parent / "data" / "dataset-2_walk-turn-left_active_024.bvh"
 
@@ -23,7 +23,7 @@ def pipe(tiny_pipeline):
 
 @pytest.fixture(scope="module")
 def joints():
-    from salad_model.data.bandai import bvh_to_smpl22
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
 
     return bvh_to_smpl22(CLIP.read_text())  # not canonicalised: motion_features must handle that
 
@@ -49,7 +49,7 @@ def test_inversion_reconstructs_close_to_the_vae(pipe, inverted):
 
 def test_null_text_beats_plain_cfg_from_the_inverted_noise(pipe, inverted):
     """Without the optimised nulls, CFG 7.5 from the inverted noise drifts further from the input."""
-    from salad_model.sampling import sample
+    from salad_model.runtime.sampling import sample
 
     cond = pipe.text_context([inverted.prompt])
     with torch.inference_mode():
@@ -70,7 +70,7 @@ def test_edit_of_real_motion_changes_it_but_stays_close(pipe, inverted):
 
 def test_edits_of_a_plain_ddim_inversion_use_the_edit_guidance(pipe, joints):
     """A plain DDIM inversion retraces at guidance 1; its edits default to REAL_EDIT_GUIDANCE, or as asked."""
-    from salad_model.pipeline import REAL_EDIT_GUIDANCE
+    from salad_model.runtime.pipeline import REAL_EDIT_GUIDANCE
 
     inv = pipe.invert("a person walks and turns left", joints=joints, steps=5)
     assert inv.guidance == 1.0 and inv.nulls is None
@@ -84,8 +84,8 @@ def test_edits_of_a_plain_ddim_inversion_use_the_edit_guidance(pipe, joints):
 
 def test_geometric_mirror_of_real_motion_needs_no_inversion(pipe, joints):
     """The default mirror of real motion is exact, on the input itself, at its full length."""
-    from salad_model.features import recover_from_ric
-    from salad_model.motion_process import mirror_joints
+    from salad_model.motion.features import recover_from_ric
+    from salad_model.motion.motion_process import mirror_joints
 
     mir = pipe.edit_real("a person walks and turns left", joints=joints, mirror="all")
     assert mir.meta["source"] == "input" and mir.meta["edits"][0]["method"] == "geometric"

@@ -13,10 +13,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from salad_model import motion_process as mp  # noqa: E402
-from salad_model.data.bandai import bvh_to_smpl22  # noqa: E402
-from salad_model.features import recover_from_ric  # noqa: E402
-from salad_model.skeleton import T2M  # noqa: E402
+from salad_model.motion import motion_process as mp  # noqa: E402
+from salad_model.motion.bandai_rig import bvh_to_smpl22  # noqa: E402
+from salad_model.motion.features import recover_from_ric  # noqa: E402
+from salad_model.motion.skeleton import T2M  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 TURN_LEFT = DATA / "dataset-2_walk-turn-left_active_024.bvh"

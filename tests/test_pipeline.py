@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model.pipeline import InputError
-from salad_model.skeleton import T2M
+from salad_model.motion.skeleton import T2M
+from salad_model.runtime.pipeline import InputError
 
 FRAMES = 64
 
@@ -97,7 +97,7 @@ def test_word_swap_to_identical_prompt_equals_source(tiny_pipeline, source):
 
 def test_mirror_twice_equals_no_mirror(tiny_pipeline, source):
     """Swapping part rows is an involution: applied twice inside one layer it is the identity map."""
-    from salad_model.editing import Mirror
+    from salad_model.runtime.editing import Mirror
 
     m = Mirror("all")
     ca = torch.rand(2, 16 * 7, 10)
@@ -111,7 +111,7 @@ def test_mirror_twice_equals_no_mirror(tiny_pipeline, source):
 def test_mirror_self_attention_option_permutes_parts_consistently():
     """mirror_self: skeletal maps [T', H, 7, 7] swap query AND key parts, temporal maps [7, H, T', T'] swap
     the part axis; the paper's default leaves both untouched."""
-    from salad_model.editing import Mirror
+    from salad_model.runtime.editing import Mirror
 
     skel, temp = torch.rand(5, 2, 7, 7), torch.rand(7, 2, 5, 5)
     assert Mirror("all").self_attention(skel, "skel") is skel
@@ -126,7 +126,7 @@ def test_mirror_self_attention_option_permutes_parts_consistently():
 
 def test_geometric_mirror_is_the_exact_mirror_image_of_the_source(tiny_pipeline, source):
     """The default mirror: the source generation's features, mirrored channel by channel (no sampling)."""
-    from salad_model.motion_process import mirror_features
+    from salad_model.motion.motion_process import mirror_features
 
     mir, src = tiny_pipeline.edit("a person walks and waves", frames=FRAMES, seed=4, mirror="all",
                                   return_source=True)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model.t2m_eval import metrics as M
-from salad_model.t2m_eval.dataset import EvalDataset, EvalLoader, collate
-from salad_model.t2m_eval.networks import (
+from salad_model.evaluation.t2m_eval import metrics as M
+from salad_model.evaluation.t2m_eval.dataset import EvalDataset, EvalLoader, collate
+from salad_model.evaluation.t2m_eval.networks import (
     CheckpointError,
     EvaluatorConfig,
     T2MEvaluator,
@@ -25,8 +25,14 @@ from salad_model.t2m_eval.networks import (
     load_evaluator,
     save_evaluator,
 )
-from salad_model.t2m_eval.protocol import SUMMARY_KEYS, run_protocol
-from salad_model.t2m_eval.wordvec import POS_ENUMERATOR, PickleRefused, WordVectorizer, read_vocab, write_vocab
+from salad_model.evaluation.t2m_eval.protocol import SUMMARY_KEYS, run_protocol
+from salad_model.evaluation.t2m_eval.wordvec import (
+    POS_ENUMERATOR,
+    PickleRefused,
+    WordVectorizer,
+    read_vocab,
+    write_vocab,
+)
 
 GOLD = Path(__file__).parent / "data" / "golden_evaluator"
 EMB_ATOL = 1e-5
@@ -316,7 +322,7 @@ class _Evil:
 
 
 def test_pickled_vocabulary_needs_opt_in_and_converts(tmp_path, capsys):
-    from salad_model.t2m_eval.__main__ import main
+    from salad_model.evaluation.t2m_eval.__main__ import main
 
     words = ["unk", "walk"]
     np.save(tmp_path / "our_vab_data.npy", np.ones((2, 300), np.float32))
@@ -347,7 +353,7 @@ def test_pickled_vocabulary_needs_opt_in_and_converts(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def synthetic_repo(tmp_path_factory):
     """A reference-style repository root: dataset/humanml3d, checkpoints/t2m (evaluator + meta), glove."""
-    from salad_model.data.humanml3d import write_synthetic
+    from salad_model.training.data.humanml3d import write_synthetic
 
     root = tmp_path_factory.mktemp("repo")
     data = root / "dataset" / "humanml3d"
@@ -365,8 +371,8 @@ def synthetic_repo(tmp_path_factory):
 
 
 def test_train_and_benchmark_end_to_end(synthetic_repo, tmp_path):
-    from salad_model import train
-    from salad_model.t2m_eval.__main__ import main as eval_main
+    from salad_model.evaluation.t2m_eval.__main__ import main as eval_main
+    from salad_model.training import train
 
     data = synthetic_repo / "dataset" / "humanml3d"
     cfg = train.load_config("t2m_reference")
@@ -403,7 +409,7 @@ def test_train_and_benchmark_end_to_end(synthetic_repo, tmp_path):
 
 
 def test_eval_loader_shapes(synthetic_repo):
-    from salad_model.data.humanml3d import find_stats
+    from salad_model.training.data.humanml3d import find_stats
 
     data = synthetic_repo / "dataset" / "humanml3d"
     mean, std = find_stats(data, "humanml3d")

@@ -1,4 +1,4 @@
-"""Tests for salad_model.text: prompt validation, the four back-ends, word indices, caches, the factory.
+"""Tests for salad_model.runtime.text: prompt validation, the four back-ends, word indices, caches, the factory.
 
 Everything runs offline: the tiny encoder uses MiniLM's tokenizer from the installed package, the CLIP
 path is exercised with a tiny random CLIPModel + a hand-written BPE vocab saved like the official
@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from salad_model import text as T  # noqa: E402
+from salad_model.runtime import text as T  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "a man is walking"
@@ -48,7 +48,7 @@ def minilm() -> T.MiniLMTextEncoder:
 
 
 def test_import_does_not_load_transformers() -> None:
-    code = "import sys, salad_model.text; print('transformers' in sys.modules, 'safetensors' in sys.modules)"
+    code = "import sys, salad_model.runtime.text; print('transformers' in sys.modules, 'safetensors' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

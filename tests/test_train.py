@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model import train
+from salad_model.training import train
 
 
 @pytest.fixture()
@@ -40,7 +40,7 @@ def test_vae_trains_resumes_and_denoiser_exports(mini_dataset, tiny_config, tmp_
     dest = train.export(tiny_config, mini_dataset, out, tmp_path / "model", fp16=True)
     cfg = json.loads((dest / "config.json").read_text())
     assert cfg["weights_dtype"] == "float16" and cfg["info"]["trained_iterations"] == {"vae": 4, "denoiser": 3}
-    from salad_model.pipeline import SaladPipeline
+    from salad_model.runtime.pipeline import SaladPipeline
 
     # A machine without the run folder warm-starts from the exported weights and keeps training.
     warm = train.init_from(tiny_config, dest, tmp_path / "warm")

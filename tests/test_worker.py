@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from proc_utils import pid_gone
 
-from salad_model import protocol as P
+from salad_model.serving import protocol as P
 
 STEP_DELAY = 0.1
 TIMEOUT = 60.0  # generous: the CPU is shared with a training run
@@ -34,10 +34,10 @@ def worker_env(**extra: str) -> dict:
 
 
 class RawWorker:
-    """Spawn ``python -m salad_model.worker``; timestamp every stdout line; insist each is JSON."""
+    """Spawn ``python -m salad_model.serving.worker``; timestamp every stdout line; insist each is JSON."""
 
     def __init__(self, *args: str, **env: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "salad_model.worker", *args],
+        self.proc = subprocess.Popen([sys.executable, "-m", "salad_model.serving.worker", *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=worker_env(**env), start_new_session=True)
         self.events: queue.Queue = queue.Queue()
@@ -144,7 +144,7 @@ def error_of(w: RawWorker, op: str, **fields) -> dict:
 
 
 def test_importing_the_worker_loads_neither_torch_nor_numpy():
-    code = "import sys, salad_model.worker; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    code = "import sys, salad_model.serving.worker; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=worker_env(),
                          timeout=60, check=True)
     assert out.stdout.strip() == "[]"
@@ -169,7 +169,7 @@ def test_hello_fields_and_clean_exit_on_eof():
 
 def test_stray_output_cannot_reach_the_protocol_stream():
     """After claim_stdio, Python prints and C-level writes to fd 1 go to stderr."""
-    code = ("import os; from salad_model.worker import claim_stdio\n"
+    code = ("import os; from salad_model.serving.worker import claim_stdio\n"
             "out, inp = claim_stdio()\n"
             "print('stray print'); os.write(1, b'stray fd write\\n')\n"
             "import warnings; warnings.warn('stray warning')\n"
@@ -181,7 +181,7 @@ def test_stray_output_cannot_reach_the_protocol_stream():
 
 
 def test_physical_cores_is_sane():
-    from salad_model.worker import physical_cores
+    from salad_model.serving.worker import physical_cores
 
     assert 1 <= physical_cores() <= (os.cpu_count() or 1)
 
@@ -274,8 +274,8 @@ def test_no_model_before_load():
 
 def test_internal_and_memory_errors_are_classified_in_process():
     """Unexpected exceptions become ``internal`` / ``out_of_memory`` events, and the loop goes on."""
-    from salad_model.pipeline import InputError
-    from salad_model.worker import Worker
+    from salad_model.runtime.pipeline import InputError
+    from salad_model.serving.worker import Worker
 
     class FakePipe:
         name, device = "fake", "cpu"
@@ -423,7 +423,7 @@ def test_generate_records_maps_so_the_edit_skips_the_source(worker):
 
 def test_edit_real_motion(worker):
 
-    from salad_model.data.bandai import bvh_to_smpl22
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
 
     clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
     joints = bvh_to_smpl22(clip.read_text()).astype(np.float32)
