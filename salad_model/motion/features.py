@@ -64,10 +64,6 @@ class FeatureLayout:
         flat = tokens.reshape(*tokens.shape[:-2], -1)
         return flat[..., self.scatter_index.to(tokens.device)]
 
-    def tokenize(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """[..., dim] → list of J tensors [..., size_j] (reference per-joint token order)."""
-        return [x[..., ch] for ch in self.token_channels]
-
 
 def qrot(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate vectors ``v`` by unit quaternions ``q`` (w, x, y, z), broadcasting leading dims."""

@@ -113,24 +113,12 @@ class Skeleton:
     def children(self, j: int) -> list[int]:
         return [i for i, p in enumerate(self.parents) if p == j]
 
-    def joint_token_sizes(self) -> list[int]:
-        """Per-joint token width of the VAE input (7 root, 13 contact joints, 12 otherwise)."""
-        return [7 if j == 0 else 13 if j in self.contact_joints else 12 for j in range(self.num_joints)]
-
 
 T2M = Skeleton("t2m", T2M_JOINT_NAMES, T2M_PARENTS, T2M_NEIGHBOURS, T2M_CHAINS, T2M_CONTACT_JOINTS,
                T2M_PART12_GROUPS, 20.0)
 KIT = Skeleton("kit", KIT_JOINT_NAMES, KIT_PARENTS, KIT_NEIGHBOURS, KIT_CHAINS, KIT_CONTACT_JOINTS,
                KIT_PART12_GROUPS, 12.5)
 SKELETONS = {"t2m": T2M, "kit": KIT}
-
-
-def skeleton_for_dim(dim: int) -> Skeleton:
-    """Skeleton whose HumanML3D feature width is ``dim`` (263 → t2m, 251 → kit)."""
-    for sk in SKELETONS.values():
-        if sk.feature_dim == dim:
-            return sk
-    raise ValueError(f"no known skeleton has {dim}-dim features (t2m: 263, kit: 251)")
 
 
 def adjacency(neighbours: tuple[tuple[int, ...], ...]) -> np.ndarray:

@@ -224,28 +224,6 @@ def _load_npy(path: Path) -> np.ndarray:
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
 
 
-def save_official(bundle: ModelBundle, root: Path, denoiser_name: str = "t2m_denoiser_vpred_vaegelu",
-                  vae_name: str = "t2m_vae_gelu", epoch: int = 0) -> Path:
-    """Write a bundle in the official layout (used by tests and for exchange with the reference)."""
-    ds = Path(root) / bundle.info.get("dataset", "t2m")
-    ddir, vdir = ds / denoiser_name, ds / vae_name
-    (ddir / "model").mkdir(parents=True, exist_ok=True)
-    (vdir / "model").mkdir(parents=True, exist_ok=True)
-    torch.save({"vae": bundle.vae.state_dict(), "epoch": epoch}, vdir / "model" / "net_best_fid.tar")
-    torch.save({"denoiser": bundle.denoiser.state_dict(), "epoch": epoch}, ddir / "model" / "net_best_fid.tar")
-    dc = bundle.denoiser.config
-    write_opt(ddir / "opt.txt", {"name": denoiser_name, "vae_name": vae_name, "n_heads": dc.n_heads,
-                                 "latent_dim": dc.latent_dim, "n_layers": dc.n_layers, "ff_dim": dc.ff_dim,
-                                 "cond_scale": 7.5, "prediction_type": "v_prediction"})
-    write_opt(vdir / "opt.txt", {"name": vae_name, "latent_dim": bundle.vae.config.latent_dim,
-                                 "activation": bundle.vae.config.activation})
-    meta = ds / STATS_FOLDER / "meta"
-    meta.mkdir(parents=True, exist_ok=True)
-    np.save(meta / "mean.npy", bundle.mean.numpy())
-    np.save(meta / "std.npy", bundle.std.numpy())
-    return ddir
-
-
 # ------------------------------------------------------------------------------------------------
 # Our format
 

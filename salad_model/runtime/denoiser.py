@@ -273,4 +273,4 @@ def strip_clip_keys(state: dict) -> dict:
     return {k: v for k, v in state.items() if "clip_model." not in k and "_cache_" not in k}
 
 
-__all__ = ["Denoiser", "DenoiserConfig", "TextContext", "strip_clip_keys", "F"]
+__all__ = ["Denoiser", "DenoiserConfig", "TextContext", "strip_clip_keys"]

@@ -236,9 +236,6 @@ class SourceMaps:
             p = torch.nn.functional.pad(p, (0, full_len - p.shape[-1]))
         return p
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for m in self.maps for t in m.values())
-
 
 class EditController:
     """Replaces the ``edit_c`` row's attention; records or reads the source's maps."""
