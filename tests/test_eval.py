@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from salad_model.evaluation import edit_stats as edits
 from salad_model.evaluation import eval as ev
+from salad_model.evaluation import generated as gen
+from salad_model.evaluation import metrics as met
+from salad_model.evaluation import report_plots as plots
 from salad_model.evaluation.classifier import (
     ClassifierConfig,
     MotionClassifier,
@@ -86,20 +90,20 @@ def test_generation_frames_rule():
 def test_frechet_identical_is_zero_and_shift_is_squared_distance():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4000, 6))
-    assert abs(ev.frechet_distance(a, a)) < 1e-8
+    assert abs(met.frechet_distance(a, a)) < 1e-8
     # Same covariance, mean shifted by d: FD = |d|^2 (= 5.0 here); sampling error at n=20000 is ~2%.
     d = np.array([1.0, 2.0, 0, 0, 0, 0])
     x, y = rng.normal(size=(20000, 6)), rng.normal(size=(20000, 6)) + d
-    assert ev.frechet_distance(x, y) == pytest.approx(5.0, rel=0.05)
+    assert met.frechet_distance(x, y) == pytest.approx(5.0, rel=0.05)
     # Isotropic covariances σ1² I vs σ2² I: FD = D (σ1 − σ2)² = 6 · 1 = 6.
     x2, y2 = rng.normal(size=(20000, 6)), 2 * rng.normal(size=(20000, 6))
-    assert ev.frechet_distance(x2, y2) == pytest.approx(6.0, rel=0.05)
+    assert met.frechet_distance(x2, y2) == pytest.approx(6.0, rel=0.05)
 
 
 def test_frechet_rank_deficient_is_finite_and_nonnegative():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=(20, 64)), rng.normal(size=(30, 64))  # fewer samples than dimensions
-    v = ev.frechet_distance(a, b)
+    v = met.frechet_distance(a, b)
     assert math.isfinite(v) and v > 0
 
 
@@ -109,45 +113,45 @@ def test_diversity_matches_expected_pair_distance():
     sigma, d = 1.5, 8
     f = rng.normal(scale=sigma, size=(5000, d))
     expected = 2 * sigma * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
-    assert ev.diversity(f, n_pairs=20000) == pytest.approx(expected, rel=0.03)
-    assert ev.diversity(np.ones((10, 3))) == 0.0  # identical samples: no diversity
+    assert met.diversity(f, n_pairs=20000) == pytest.approx(expected, rel=0.03)
+    assert met.diversity(np.ones((10, 3))) == 0.0  # identical samples: no diversity
     two = np.array([[0.0, 0.0], [3.0, 4.0]])
-    assert ev.diversity(two, n_pairs=50) == pytest.approx(5.0)  # pairs are always distinct samples
+    assert met.diversity(two, n_pairs=50) == pytest.approx(5.0)  # pairs are always distinct samples
 
 
 def test_accuracy_spearman_mpjpe_speed():
     assert accuracy(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == 0.75
     assert math.isnan(accuracy(np.array([]), np.array([])))
-    assert ev.spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
-    assert ev.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(ev.spearman([1, 2, 3], [5, 5, 5]))
+    assert met.spearman([1, 2, 3, 4], [10, 20, 25, 100]) == pytest.approx(1.0)
+    assert met.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(met.spearman([1, 2, 3], [5, 5, 5]))
     rng = np.random.default_rng(0)
     j = rng.normal(size=(10, 22, 3))
     moved = j + np.array([3.0, 0.0, -2.0])  # a global translation is invisible after root alignment
-    assert np.allclose(ev.root_aligned_mpjpe(moved, j), 0)
+    assert np.allclose(met.root_aligned_mpjpe(moved, j), 0)
     k = j.copy()
     k[:, 5] += np.array([0.0, 0.22, 0.0])  # one joint off by 22 cm → mean over 22 joints = 1 cm
-    assert np.allclose(ev.root_aligned_mpjpe(k, j), 0.01)
+    assert np.allclose(met.root_aligned_mpjpe(k, j), 0.01)
     walk = np.zeros((21, 22, 3))
     walk[:, :, 2] = np.arange(21)[:, None] * 0.05  # 5 cm per frame at 20 fps = 1 m/s
-    assert ev.root_speed(walk, 20.0) == pytest.approx(1.0)
+    assert met.root_speed(walk, 20.0) == pytest.approx(1.0)
 
 
 def test_geometric_side_sign():
     j = np.zeros((40, 22, 3))
     j[:, 20, 1] = np.linspace(1.0, 1.9, 40)  # left wrist goes up, right stays at 1 m
     j[:, 21, 1] = 1.0
-    assert ev.geometric_side(j) > 0.5
+    assert met.geometric_side(j) > 0.5
     from salad_model.motion.motion_process import mirror_joints
 
-    assert ev.geometric_side(mirror_joints(j)) < -0.5
+    assert met.geometric_side(mirror_joints(j)) < -0.5
 
 
 def test_read_log_with_late_column(tmp_path):
     """The VAE log's header lacks val_mpjpe_m, which only appears on every 10th row."""
     p = tmp_path / "log.csv"
     p.write_text("iter,loss\n50,1.0\n100,0.5,0.03\n150,0.4\n")
-    cols = ev.read_log(p)
+    cols = plots.read_log(p)
     assert cols["iter"].tolist() == [50, 100, 150]
     assert np.isnan(cols["val_mpjpe_m"][0]) and cols["val_mpjpe_m"][1] == pytest.approx(0.03)
 
@@ -189,8 +193,8 @@ def test_eval_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_
     assert e["mirror"]["method"] == "geometric" and e["mirror_attention"]["method"] == "attention"
     # the geometric mirror IS the exact feature mirror, so the classifier sees the same flips
     assert e["mirror"]["flip_rate"] == e["mirror"]["exact_feature_mirror_flip_rate"]
-    assert e["mirror"]["n"] == 2 and len(e["reweight"]) == len(ev.REWEIGHTS) and len(e["style_swap"]) == 3
-    assert all(len(r["mean_by_scale"]) == len(ev.REWEIGHT_SCALES) for r in e["reweight"])
+    assert e["mirror"]["n"] == 2 and len(e["reweight"]) == len(edits.REWEIGHTS) and len(e["style_swap"]) == 3
+    assert all(len(r["mean_by_scale"]) == len(edits.REWEIGHT_SCALES) for r in e["reweight"])
     assert "content accuracy" in capsys.readouterr().out
     md = (tmp_path / "t.md").read_text()
     assert "| content accuracy / ceiling |" in md and "| left/right classification flipped" in md
@@ -208,15 +212,15 @@ def test_plots_loss_curves(tmp_path):
                                          "50,1.0,0.5,0.5,0.4,0.04,1e-4,30\n100,0.8,0.4,0.4,0.3,0.05,2e-4,60,0.05\n")
     (run / "denoiser").mkdir()
     (run / "denoiser" / "log.csv").write_text("")  # just started: no rows yet, no plot, no error
-    paths = ev.plot_losses(run, tmp_path)
+    paths = plots.plot_losses(run, tmp_path)
     assert [p.name for p in paths] == ["loss_vae.png"] and paths[0].stat().st_size > 1000
-    cost = ev.training_cost(ev.read_log(run / "vae" / "log.csv"))
+    cost = plots.training_cost(plots.read_log(run / "vae" / "log.csv"))
     assert cost == {"iterations": 100, "seconds": 60.0, "segments": 1, "seconds_per_iteration": 0.6}
 
 
 def test_training_cost_sums_resumed_segments():
     cols = {"iter": np.array([50, 100, 150, 200]), "sec": np.array([40.0, 80.0, 30.0, 70.0])}  # resumed at 100
-    assert ev.training_cost(cols)["seconds"] == 150.0 and ev.training_cost(cols)["segments"] == 2
+    assert plots.training_cost(cols)["seconds"] == 150.0 and plots.training_cost(cols)["segments"] == 2
 
 
 def test_vae_subcommand_reads_a_training_checkpoint(mini_dataset, mini_classifier, tmp_path):
@@ -341,8 +345,8 @@ def test_eval_real_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier,
 def test_generated_metrics_on_validation_clips(tiny_pipeline, mini_dataset, mini_classifier):
     """--split val generates for validation clips only (where the guidance scale is chosen)."""
     folder, _ = mini_classifier
-    clf = ev.load_classifier(folder)
-    g = ev.generated_metrics(tiny_pipeline, clf, mini_dataset, limit=2, steps=2, batch=2, split="val",
-                             log=lambda s: None)
+    clf = load_classifier(folder)
+    g = gen.generated_metrics(tiny_pipeline, clf, mini_dataset, limit=2, steps=2, batch=2, split="val",
+                              log=lambda s: None)
     val = {c["name"] for c in json.loads((mini_dataset / "clips.json").read_text()) if c["split"] == "val"}
     assert g["split"] == "val" and g["n"] == min(2, len(val)) and {s["name"] for s in g["samples"]} <= val

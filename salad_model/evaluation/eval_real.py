@@ -32,7 +32,7 @@ from .classifier import (
     generation_frames,
     load_split,
 )
-from .eval import root_aligned_mpjpe, vae_roundtrip  # eval imports this module only inside a function
+from .metrics import root_aligned_mpjpe, vae_roundtrip
 
 # A contrasting target for every dataset-2 style (canonical labels; the swap must be visible to be measurable).
 STYLE_TARGETS: dict[str, str] = {

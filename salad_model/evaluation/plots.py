@@ -13,7 +13,7 @@ import numpy as np
 from ..motion.skeleton import PART7_NAMES, T2M
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -25,7 +25,7 @@ def _plt():
 def preview(joints: np.ndarray, path: str | Path, title: str = "", fps: float = 20.0,
             chains: tuple[tuple[int, ...], ...] = T2M.chains, size: int = 4, stride: int = 1) -> Path:
     """Animate joints [T, J, 3] (Y up, metres) as a 3-D stick figure; .gif (Pillow) or .mp4 (ffmpeg)."""
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
     path = Path(path)
@@ -74,7 +74,7 @@ def preview(joints: np.ndarray, path: str | Path, title: str = "", fps: float = 
 def attention_heatmaps(tokens: list[str], maps: np.ndarray, path: str | Path, fps: float = 20.0,
                        title: str = "", skip_special: bool = True) -> Path:
     """One panel per word: body parts (rows) × time (columns) cross attention, shared colour scale."""
-    plt = _plt()
+    plt = pyplot()
     idx = [i for i, t in enumerate(tokens)
            if not (skip_special and t.strip("<>[]|").lower() in {"cls", "sep", "bos", "eos", "startoftext",
                                                                     "endoftext", "s", "/s"})]
