@@ -6,14 +6,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from testdata import DATA  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = DATA / "golden"
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +49,7 @@ def mini_dataset(tmp_path_factory):
 
     from salad_model.training.data.bandai import process_clip, write_dataset
 
-    data = Path(__file__).parent / "data"
+    data = DATA
     results = []
     for bvh in sorted(data.glob("dataset-2_*.bvh")):
         base = process_clip((bvh.stem, bvh.read_text()))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from testdata import DATA
 
 from salad_model.evaluation.t2m_eval import metrics as M
 from salad_model.evaluation.t2m_eval.dataset import EvalDataset, EvalLoader, collate
@@ -34,7 +35,7 @@ from salad_model.evaluation.t2m_eval.wordvec import (
     write_vocab,
 )
 
-GOLD = Path(__file__).parent / "data" / "golden_evaluator"
+GOLD = DATA / "golden_evaluator"
 EMB_ATOL = 1e-5
 REL = 1e-6
 

@@ -17,11 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from proc_utils import pid_gone
+from testdata import DATA
 
 from salad_model.serving import protocol as P
 
@@ -425,7 +425,7 @@ def test_edit_real_motion(worker):
 
     from salad_model.motion.bandai_rig import bvh_to_smpl22
 
-    clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
+    clip = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
     joints = bvh_to_smpl22(clip.read_text()).astype(np.float32)
     d = worker.result("edit_real", prompt="a person raises the left hand", joints=P.encode_array(joints),
                       mirror="all", mirror_method="attention", steps=4, null_text_iters=1)

@@ -7,18 +7,16 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from pathlib import Path  # noqa: E402
-
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from testdata import DATA  # noqa: E402
 
 from salad_model.motion import motion_process as mp  # noqa: E402
 from salad_model.motion.bandai_rig import bvh_to_smpl22  # noqa: E402
 from salad_model.motion.features import recover_from_ric  # noqa: E402
 from salad_model.motion.skeleton import T2M  # noqa: E402
 
-DATA = Path(__file__).parent / "data"
 TURN_LEFT = DATA / "dataset-2_walk-turn-left_active_024.bvh"
 RAISE_LEFT = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
 ROUND_TRIP_TOL_M = 1e-3  # acceptance: 1 mm

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from testdata import DATA
 
 from salad_model.motion.bvh import parse_bvh, read_bvh, resample_pose, write_joint_positions_bvh
 from salad_model.motion.skeleton import T2M
 
-DATA = Path(__file__).parent / "data"
 RAISE_LEFT = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
 TURN_LEFT = DATA / "dataset-2_walk-turn-left_active_024.bvh"
 

@@ -1,14 +1,13 @@
 """Editing real motion: inversion reconstructs, edits change it, long clips are windowed and stitched."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from testdata import DATA
 
 from salad_model.runtime.pipeline import InputError, SaladPipeline
 
-CLIP = Path(__file__).parent / "data" / "dataset-2_walk-turn-left_active_024.bvh"
+CLIP = DATA / "dataset-2_walk-turn-left_active_024.bvh"
 
 
 def mpjpe(a: np.ndarray, b: np.ndarray) -> float:

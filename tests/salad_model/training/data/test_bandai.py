@@ -4,10 +4,10 @@ turn-label checks, splits, statistics, and a small build straight from the tar a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from testdata import DATA
 
 from salad_model.motion import bandai_rig as R
 from salad_model.motion.bvh import parse_bvh
@@ -15,7 +15,6 @@ from salad_model.motion.motion_process import canonicalize, facing_angle, mirror
 from salad_model.motion.skeleton import T2M
 from salad_model.training.data import bandai as B
 
-DATA = Path(__file__).parent / "data"
 RAISE_LEFT = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
 TURN_LEFT = DATA / "dataset-2_walk-turn-left_active_024.bvh"
 SHARED = B.DEFAULT_DATA_DIR

@@ -19,12 +19,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from testdata import REPO  # noqa: E402
 
 from salad_model.runtime import text as T  # noqa: E402
 from salad_model.runtime import text_cache as C  # noqa: E402
 from salad_model.runtime import text_hf as H  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PROMPT = "a man is walking"
 LONG = "a man is walking while waving his right hand"
 

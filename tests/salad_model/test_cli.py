@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+from testdata import DATA
 
 
 def run(args, cwd):
@@ -56,9 +57,8 @@ def test_bad_input_exit_code_and_message(tiny_model_dir, tmp_path):
 
 
 def test_edit_real_from_bvh(tiny_model_dir, tmp_path):
-    from pathlib import Path
 
-    clip = Path(__file__).parent / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
+    clip = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
     r = run(["edit-real", str(clip), "--prompt", "a person raises the left hand", "--mirror", "all",
              "--mirror-method", "attention", "--model", str(tiny_model_dir), "--steps", "5",
              "--null-text-iters", "2", "--out", "m.npz"], tmp_path)
