@@ -1,4 +1,4 @@
-"""Client for the model worker (``python -m salad_model.worker``): spawn, submit, poll, cancel, close.
+"""Client for the model worker (``python -m salad_model.serving.worker``): spawn, submit, poll, cancel, close.
 
 Pure Python + numpy, so it imports inside Blender (no torch, no ``salad_model``). The worker runs in
 the model's own Python environment; requests and events are JSON lines (``docs/worker_protocol.md``).
@@ -45,7 +45,7 @@ from typing import Any
 
 from .protocol import CANCELLED, PROTOCOL_MISMATCH, PROTOCOL_VERSION, WORKER_EXITED, dumps, from_wire
 
-WORKER_MODULE = "salad_model.worker"
+WORKER_MODULE = "salad_model.serving.worker"
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
 CLIENT_NAME = "salad_blender.client"
 MAX_STDERR_LINE = 4000  # characters kept per stderr line (a runaway line must not eat memory)

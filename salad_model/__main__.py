@@ -47,13 +47,13 @@ def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None
              fps=np.float32(motion.meta["fps"]), meta=json.dumps(motion.meta))
     written = [out]
     if bvh:
-        from .bvh import write_joint_positions_bvh
+        from .motion.bvh import write_joint_positions_bvh
 
         p = out.with_suffix(".bvh")
         write_joint_positions_bvh(p, motion.joints, fps=motion.meta["fps"])
         written.append(p)
     if preview:
-        from .plots import preview as draw
+        from .evaluation.plots import preview as draw
 
         p = out.with_suffix("." + preview.lstrip("."))
         title = motion.meta.get("edit_prompt") or motion.meta.get("prompt") or ""
@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds = 4.0
     import torch
 
-    from .checkpoints import CheckpointError
-    from .pipeline import InputError, SaladPipeline
+    from .runtime.checkpoints import CheckpointError
+    from .runtime.pipeline import InputError, SaladPipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.source_out and source is not None:
                 paths += save_motion(source, args.source_out, args.bvh, args.preview)
         elif args.command == "edit-real":
-            from .motion_io import load_motion
+            from .motion.motion_io import load_motion
 
             edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
                                           mirror=args.mirror).items() if v is not None}
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import numpy as np
 
-            from .plots import attention_heatmaps
+            from .evaluation.plots import attention_heatmaps
 
             att = pipe.attention(args.prompt, callback=_progress("generating"), **common)
             paths = save_motion(att.motion, args.out, args.bvh, args.preview)

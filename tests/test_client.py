@@ -22,7 +22,7 @@ from proc_utils import pid_gone
 
 from salad_blender import protocol as CP
 from salad_blender.client import Job, WorkerClient, WorkerError
-from salad_model import protocol as WP
+from salad_model.serving import protocol as WP
 
 STEP_DELAY = 0.1
 TIMEOUT = 60.0

@@ -7,8 +7,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender import smpl22  # noqa: E402
-from salad_blender.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender.rigs import MIXAMO_MAP, tpose_joints_from_motion  # noqa: E402
 
 

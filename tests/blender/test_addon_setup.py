@@ -28,7 +28,7 @@ def test_plan_runs_pip_only_inside_the_new_environment(tmp_path):
     assert len(pip_steps) == 3 and all(s.argv[0] == vpy for s in pip_steps)
     torch = next(s for s in steps if "torch" in s.argv)
     assert torch.argv[-2:] == ["--index-url", "https://download.pytorch.org/whl/cpu"]
-    assert steps[-1].argv[0] == vpy and "salad_model.worker" in steps[-1].argv[-1]
+    assert steps[-1].argv[0] == vpy and "salad_model.serving.worker" in steps[-1].argv[-1]
     with pytest.raises(SetupError, match="refusing to run pip outside"):
         setup_env.check_plan([Step("bad", [sys.executable, "-m", "pip", "install", "torch"])], venv)
     with pytest.raises(SetupError, match="refusing to run pip outside"):
