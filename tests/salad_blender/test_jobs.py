@@ -2,7 +2,7 @@
 
 What is checked here is the wiring (request → worker → result joints → keys, metadata, edit chain,
 images) and that failures/cancels leave the scene as it was. Retarget accuracy itself is covered by
-test_retarget.py / test_armature_actions.py. The tiny model's joints are random (not a body), so FK is
+test_retarget.py / test_actions.py. The tiny model's joints are random (not a body), so FK is
 compared with the retargeter's numpy FK of the *result joints* (1 mm), not with the joints themselves.
 """
 
@@ -32,7 +32,7 @@ def config(tiny_model_dir):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_shared_worker():
-    """The session's worker is shared with test_addon_ui (same settings): close it at the very end."""
+    """The session's worker is shared with test_operators (same settings): close it at the very end."""
     yield
     jobs.POOL.close()
 
@@ -280,24 +280,6 @@ def test_empty_prompt_wrong_rig_missing_python_change_nothing(scene, config, wal
         jobs.start_edit(config, rig, new_prompt="a person runs")
     assert snapshot() == before
     assert (jobs.POOL.client.pid if jobs.POOL.client is not None else None) == spawned  # nothing spawned
-
-
-def test_edit_choice_takes_exactly_one_valid_edit():
-    """One validator for edits of generated and of real motion: specific messages, the request it sends."""
-    text = "a person walks forward"
-    fields, name, what, recipe = jobs.edit_choice(text, "caption", None, "walks", 2.0, None)
-    assert fields == {"mode": "reweight", "word": "walks", "scale": 2.0} and name == f"{text} [walks x2]"
-    assert jobs.edit_choice(text, "caption", "  a person  runs ", None, None, None)[0] == {
-        "edit_prompt": "a person runs", "mode": "auto"}
-    assert jobs.edit_choice(text, "caption", None, None, None, "lower")[3] == {"mirror": "lower",
-                                                                                "method": "geometric"}
-    for args, msg in (((None, None, None, None), "Choose one edit"), (("x", "walks", 1.0, None), "Choose one edit"),
-                      (("   ", None, None, None), "Type the new prompt"),
-                      ((text, None, None, None), "same as the caption"),
-                      ((None, "jumps", 1.0, None), "'jumps' is not a word of the caption"),
-                      ((None, "walks", 4.0, None), "within -2"), ((None, None, None, "left"), "Mirror must be")):
-        with pytest.raises(jobs.JobError, match=msg):
-            jobs.edit_choice(text, "caption", *args)
 
 
 def test_worker_rejects_input_scene_unchanged(scene, config):
