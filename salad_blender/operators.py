@@ -225,7 +225,7 @@ class SALAD_OT_show_attention(bpy.types.Operator):
             for area in win.screen.areas:
                 if area.type == "IMAGE_EDITOR":
                     area.spaces.active.image = img
-                    area.tagredraw()
+                    area.tag_redraw()
                     return {"FINISHED"}
         try:
             bpy.ops.wm.window_new()

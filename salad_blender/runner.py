@@ -107,7 +107,7 @@ def redraw() -> None:
     for win in wm.windows:
         for area in win.screen.areas:
             if area.type in ("VIEW_3D", "PREFERENCES", "STATUSBAR", "IMAGE_EDITOR"):
-                area.tagredraw()
+                area.tag_redraw()
 
 
 def draw_progress(layout: bpy.types.UILayout, factor: float, text: str) -> None:

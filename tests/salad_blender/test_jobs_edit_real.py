@@ -1,5 +1,5 @@
-"""salad_blender.jobs.start_edit_real and salad_blender.pose_sampling: sampling an armature's pose into model space, and the
-``edit_real`` job end to end with the real worker + tiny random model (tests/conftest.py).
+"""salad_blender.pose_sampling and jobs.start_edit_real: sampling an armature's pose into model
+space, and the ``edit_real`` job end to end with the real worker + tiny random model (tests/conftest.py).
 
 The tiny model's output is random, so the end-to-end test checks the wiring (request, new Action,
 metadata, placement, key count, original untouched); sampling accuracy is checked against the clip.

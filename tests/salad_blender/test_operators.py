@@ -1,4 +1,5 @@
-"""salad_blender.operators and the UI around them: registration, operators (driven with ``blocking=True``: headless Blender runs no timers), and the
+"""salad_blender.operators and the UI around them: registration, operators (driven with
+``blocking=True``: headless Blender runs no timers), and the
 extension zip built by tools/build_extension.py installed into a temporary user repository."""
 
 import importlib

@@ -1,10 +1,8 @@
 """salad_blender.setup_env: the environment set-up job (driven with harmless commands, never pip)."""
 
-import os
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from salad_blender import setup_env
