@@ -18,6 +18,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import key_values, snapshot, world_heads  # noqa: E402
+
 from salad_blender import actions, armature, heatmap, jobs, smpl22  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
@@ -49,33 +51,6 @@ def slow_pool():
 def slow_config(config):
     return jobs.WorkerConfig(config.python, config.model, config.device, config.threads,
                              env=(("SALAD_WORKER_DEBUG_STEP_DELAY", "0.15"),))
-
-
-def snapshot():
-    """Everything a failed or cancelled job must leave as it was."""
-    return {
-        "objects": sorted(o.name for o in bpy.data.objects),
-        "actions": sorted(a.name for a in bpy.data.actions),
-        "armatures": sorted(a.name for a in bpy.data.armatures),
-        "meshes": sorted(m.name for m in bpy.data.meshes),
-        "images": sorted(i.name for i in bpy.data.images),
-        "assigned": {o.name: (o.animation_data.action.name if o.animation_data and o.animation_data.action
-                              else None) for o in bpy.data.objects},
-        "range": (bpy.context.scene.frame_start, bpy.context.scene.frame_end),
-    }
-
-
-def key_values(action):
-    return {(fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points]
-            for fc in actions.action_fcurves(action)}
-
-
-def world_heads(obj, bone_names, frame):
-    bpy.context.scene.frame_set(frame)
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mw = np.array(ev.matrix_world)
-    heads = np.array([np.array(ev.pose.bones[n].head) for n in bone_names])
-    return heads @ mw[:3, :3].T + mw[:3, 3]
 
 
 def assert_fk_matches_result(obj, joints, frames, bone_map=None):

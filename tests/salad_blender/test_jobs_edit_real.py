@@ -13,6 +13,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import key_values, snapshot  # noqa: E402
 from fake_ui import FakeLayout  # noqa: E402
 
 from salad_blender import actions, armature, jobs, pose_sampling, real_motion, smpl22  # noqa: E402
@@ -62,23 +63,6 @@ def keyed_body(clip: np.ndarray, fps: int = 20, data_scale: float = 1.0, obj_sca
         del act[key]  # a plain action, as an imported mocap clip would be
     act.name = "Mocap clip"
     return obj
-
-
-def snapshot() -> dict:
-    scene = bpy.context.scene
-    return {
-        "objects": sorted(o.name for o in bpy.data.objects),
-        "actions": sorted(a.name for a in bpy.data.actions),
-        "assigned": {o.name: (o.animation_data.action.name if o.animation_data and o.animation_data.action
-                              else None) for o in bpy.data.objects},
-        "range": (scene.frame_start, scene.frame_end),
-        "frame": scene.frame_current,
-    }
-
-
-def key_values(action) -> dict:
-    return {(fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points]
-            for fc in actions.action_fcurves(action)}
 
 
 # ------------------------------------------------------------------------------------------------
