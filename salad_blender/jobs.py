@@ -58,6 +58,34 @@ from .motion_job import POLL_INTERVAL, MotionJob, check_summary, make_job  # noq
 from .pose_sampling import sample_motion
 from .worker_pool import POOL, WorkerConfig, WorkerPool  # noqa: F401 - re-exported
 
+# Names that lived here before the split (issue 17): still importable, with a DeprecationWarning.
+_MOVED = {
+    "resample_positions": ("real_motion", "resample_positions"),
+    "real_placement": ("real_motion", "real_placement"),
+    "SampledMotion": ("real_motion", "SampledMotion"),
+    "HUMAN_HIP_HEIGHT": ("real_motion", "HUMAN_HIP_HEIGHT"),
+    "TARGET_HIP_HEIGHT": ("real_motion", "TARGET_HIP_HEIGHT"),
+    "MIN_REAL_FRAMES": ("real_motion", "MIN_REAL_FRAMES"),
+    "facing_heading": ("facing", "model_heading"),
+    "rig_to_metres": ("pose_sampling", "rig_to_metres"),
+    "sample_world_joints": ("pose_sampling", "sample_world_joints"),
+    "new_body": ("blender_data", "new_body"),
+    "describe_worker_error": ("motion_job", "describe_worker_error"),
+    "HELLO_TIMEOUT": ("motion_job", "HELLO_TIMEOUT"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    module, attr = _MOVED[name]
+    warnings.warn(f"salad_blender.jobs.{name} moved to salad_blender.{module}.{attr}", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(f".{module}", __package__), attr)
+
 # ------------------------------------------------------------------------------------------------
 # Inputs that need Blender
 

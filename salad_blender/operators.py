@@ -17,6 +17,20 @@ from . import heatmap, jobs, metadata, preferences, setup_env
 from .runner import RUNNER, redraw
 from .settings import sampling_from, settings, target_from
 
+# Names that lived here before issue 17: still importable, with a DeprecationWarning.
+_MOVED = {"Runner": "runner", "draw_progress": "runner", "SALAD_PG_settings": "settings"}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"salad_blender.operators.{name} moved to salad_blender.{_MOVED[name]}", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
+
 
 class _JobOperator:
     """Shared: start a motion job, or run it to the end when ``blocking`` (scripts, headless)."""

@@ -335,3 +335,17 @@ def test_worker_killed_mid_job_then_restarts(scene, slow_pool, slow_config):
                                 jobs.Target(), pool=slow_pool).wait(60)
     assert again.state == "done", again.message
     assert slow_pool.client.pid != pid
+
+
+def test_moved_names_still_import_with_a_warning():
+    """Callers of names that left jobs.py / operators.py in the split keep working (and are told where to go)."""
+    from salad_blender import facing, operators, real_motion, runner
+
+    with pytest.warns(DeprecationWarning, match="real_motion.resample_positions"):
+        assert jobs.resample_positions is real_motion.resample_positions
+    with pytest.warns(DeprecationWarning, match="facing.model_heading"):
+        assert jobs.facing_heading is facing.model_heading
+    with pytest.warns(DeprecationWarning, match="salad_blender.runner"):
+        assert operators.draw_progress is runner.draw_progress
+    with pytest.raises(AttributeError):
+        jobs.no_such_name  # noqa: B018
