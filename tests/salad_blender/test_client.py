@@ -1,4 +1,4 @@
-"""salad_blender.client against the real worker: jobs, polling, faults, cancel, restart, no orphans.
+"""salad_blender.client against the real worker: jobs, polling, faults, cancel, no orphans.
 
 The client must run inside Blender, so it may import neither torch nor salad_model (checked in a
 fresh interpreter). The shared worker sleeps 100 ms after each denoising step
@@ -211,7 +211,7 @@ def test_close_mid_generation_leaves_no_process(client):
 # Crashes, restarts, configuration, cleanup
 
 
-def test_crash_is_reported_and_restart_works(tmp_path, tiny_model_dir):
+def test_crash_is_reported(tmp_path, tiny_model_dir):
     c = WorkerClient(env={**ENV, "SALAD_TEST_MARK": "42"}, cwd=tmp_path, stderr_lines=3)
     try:
         c.start().wait(TIMEOUT)
@@ -234,14 +234,9 @@ def test_crash_is_reported_and_restart_works(tmp_path, tiny_model_dir):
         assert [ev["event"] for ev in unclaimed] == ["exit"] and unclaimed[0]["code"] == "worker_exited"
         late = c.submit({"op": "model_info"})  # a dead worker fails new jobs at once
         assert late.done and late.error.code == "worker_exited"
-        hello = c.restart().wait(TIMEOUT)
-        assert c.running and c.pid != pid and hello["pid"] == c.pid and hello["model"] is None
-        assert pid_gone(pid)
-        with pytest.raises(WorkerError, match="no_model"):
-            c.call("model_info", timeout=TIMEOUT)
     finally:
         c.close()
-    assert pid_gone(hello["pid"])
+    assert pid_gone(pid)
 
 
 def test_worker_that_cannot_start_reports_its_stderr():

@@ -1,5 +1,5 @@
-"""Editing real (non-SALAD) animation: sampling an armature's pose into model space, and the
-``edit_real`` job end to end with the real worker + tiny random model (tests/conftest.py).
+"""salad_blender.pose_sampling and jobs.start_edit_real: sampling an armature's pose into model
+space, and the ``edit_real`` job end to end with the real worker + tiny random model (tests/conftest.py).
 
 The tiny model's output is random, so the end-to-end test checks the wiring (request, new Action,
 metadata, placement, key count, original untouched); sampling accuracy is checked against the clip.
@@ -13,9 +13,10 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import key_values, snapshot  # noqa: E402
 from fake_ui import FakeLayout  # noqa: E402
 
-from salad_blender import actions, armature, jobs, smpl22  # noqa: E402
+from salad_blender import actions, armature, jobs, pose_sampling, real_motion, smpl22  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
 BVH = Path(__file__).resolve().parents[1] / "data" / "dataset-2_raise-up-left-hand_active_020.bvh"
@@ -26,7 +27,7 @@ FAST = dict(steps=4, null_text_iters=1)
 @pytest.fixture(scope="module")
 def clip() -> np.ndarray:
     """The real clip, model space (metres, Y up) at 20 fps, not canonicalised."""
-    from salad_model.data.bandai import bvh_to_smpl22
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
 
     return bvh_to_smpl22(BVH.read_text(), fps=20.0)
 
@@ -64,23 +65,6 @@ def keyed_body(clip: np.ndarray, fps: int = 20, data_scale: float = 1.0, obj_sca
     return obj
 
 
-def snapshot() -> dict:
-    scene = bpy.context.scene
-    return {
-        "objects": sorted(o.name for o in bpy.data.objects),
-        "actions": sorted(a.name for a in bpy.data.actions),
-        "assigned": {o.name: (o.animation_data.action.name if o.animation_data and o.animation_data.action
-                              else None) for o in bpy.data.objects},
-        "range": (scene.frame_start, scene.frame_end),
-        "frame": scene.frame_current,
-    }
-
-
-def key_values(action) -> dict:
-    return {(fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points]
-            for fc in actions.action_fcurves(action)}
-
-
 # ------------------------------------------------------------------------------------------------
 # Sampling
 
@@ -89,7 +73,7 @@ def test_sampling_matches_clip(clip):
     obj = keyed_body(clip)
     frame_before = bpy.context.scene.frame_current
     n = len(clip)
-    s = jobs.sample_motion(obj, jobs.check_rig(obj, "auto")[1], 1, n)
+    s = pose_sampling.sample_motion(obj, jobs.check_rig(obj, "auto")[1], 1, n)
     assert s.to_metres == 1.0 and s.joints.shape == clip.shape
     assert np.abs(s.joints - clip).max() < 1e-3
     assert bpy.context.scene.frame_current == frame_before
@@ -99,7 +83,7 @@ def test_sampling_fbx_scale_at_30_fps(clip):
     """A centimetre rig with object scale 0.01 at 30 fps: metres at 20 fps (1 mm on shared instants)."""
     obj = keyed_body(clip, fps=30, data_scale=100.0, obj_scale=0.01)
     lo, hi = (int(round(v)) for v in obj.animation_data.action.frame_range)
-    s = jobs.sample_motion(obj, jobs.check_rig(obj, "auto")[1], lo, hi)
+    s = pose_sampling.sample_motion(obj, jobs.check_rig(obj, "auto")[1], lo, hi)
     assert s.to_metres == 1.0 and s.fps == 30.0
     m = min(len(s.joints), len(clip))
     assert abs(len(s.joints) - len(clip)) <= 1
@@ -111,28 +95,11 @@ def test_sampling_rescales_a_tiny_rig(clip):
     """A rig 100× too small (no object scale to undo it) is scaled to a 0.9 m hip height."""
     obj = keyed_body(clip, data_scale=0.01)
     mapping = jobs.check_rig(obj, "auto")[1]
-    s = jobs.sample_motion(obj, mapping, 1, len(clip))
+    s = pose_sampling.sample_motion(obj, mapping, 1, len(clip))
     rest = armature.rig_rest_from_object(obj).joint_heads_world(mapping)
     hip = rest["pelvis"][2] - min(p[2] for p in rest.values())
-    assert s.to_metres == pytest.approx(jobs.TARGET_HIP_HEIGHT / hip)
+    assert s.to_metres == pytest.approx(real_motion.TARGET_HIP_HEIGHT / hip)
     assert np.abs(s.joints - clip * 0.01 * s.to_metres).max() < 1e-3
-
-
-def test_resample_positions():
-    x = np.arange(31, dtype=np.float64)[:, None] / 30.0  # 1 s at 30 fps: value = time
-    y = jobs.resample_positions(x, 30.0, 20.0)
-    assert len(y) == 21 and np.allclose(y[:, 0], np.arange(21) / 20.0)
-
-
-def test_placement_puts_canonical_result_back(clip):
-    """A canonicalised copy of the input, placed with real_placement, lands on the input in world space."""
-    from salad_model.motion_process import canonicalize
-
-    s = jobs.SampledMotion(joints=clip.astype(np.float32), to_metres=0.5, world=np.zeros((1, 22, 3)),
-                           frame_start=1, fps=20.0)
-    pl = jobs.real_placement(s)
-    world = pl.apply(smpl22.model_to_blender(canonicalize(clip)))
-    assert np.abs(world - smpl22.model_to_blender(clip) / 0.5).max() < 1e-4
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 What is checked here is the wiring (request → worker → result joints → keys, metadata, edit chain,
 images) and that failures/cancels leave the scene as it was. Retarget accuracy itself is covered by
-test_retarget.py / test_armature_actions.py. The tiny model's joints are random (not a body), so FK is
+test_retarget.py / test_actions.py. The tiny model's joints are random (not a body), so FK is
 compared with the retargeter's numpy FK of the *result joints* (1 mm), not with the joints themselves.
 """
 
@@ -18,6 +18,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import key_values, snapshot, world_heads  # noqa: E402
+
 from salad_blender import actions, armature, heatmap, jobs, smpl22  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
@@ -32,7 +34,7 @@ def config(tiny_model_dir):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_shared_worker():
-    """The session's worker is shared with test_addon_ui (same settings): close it at the very end."""
+    """The session's worker is shared with test_operators (same settings): close it at the very end."""
     yield
     jobs.POOL.close()
 
@@ -49,33 +51,6 @@ def slow_pool():
 def slow_config(config):
     return jobs.WorkerConfig(config.python, config.model, config.device, config.threads,
                              env=(("SALAD_WORKER_DEBUG_STEP_DELAY", "0.15"),))
-
-
-def snapshot():
-    """Everything a failed or cancelled job must leave as it was."""
-    return {
-        "objects": sorted(o.name for o in bpy.data.objects),
-        "actions": sorted(a.name for a in bpy.data.actions),
-        "armatures": sorted(a.name for a in bpy.data.armatures),
-        "meshes": sorted(m.name for m in bpy.data.meshes),
-        "images": sorted(i.name for i in bpy.data.images),
-        "assigned": {o.name: (o.animation_data.action.name if o.animation_data and o.animation_data.action
-                              else None) for o in bpy.data.objects},
-        "range": (bpy.context.scene.frame_start, bpy.context.scene.frame_end),
-    }
-
-
-def key_values(action):
-    return {(fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points]
-            for fc in actions.action_fcurves(action)}
-
-
-def world_heads(obj, bone_names, frame):
-    bpy.context.scene.frame_set(frame)
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mw = np.array(ev.matrix_world)
-    heads = np.array([np.array(ev.pose.bones[n].head) for n in bone_names])
-    return heads @ mw[:3, :3].T + mw[:3, 3]
 
 
 def assert_fk_matches_result(obj, joints, frames, bone_map=None):
@@ -282,24 +257,6 @@ def test_empty_prompt_wrong_rig_missing_python_change_nothing(scene, config, wal
     assert (jobs.POOL.client.pid if jobs.POOL.client is not None else None) == spawned  # nothing spawned
 
 
-def test_edit_choice_takes_exactly_one_valid_edit():
-    """One validator for edits of generated and of real motion: specific messages, the request it sends."""
-    text = "a person walks forward"
-    fields, name, what, recipe = jobs.edit_choice(text, "caption", None, "walks", 2.0, None)
-    assert fields == {"mode": "reweight", "word": "walks", "scale": 2.0} and name == f"{text} [walks x2]"
-    assert jobs.edit_choice(text, "caption", "  a person  runs ", None, None, None)[0] == {
-        "edit_prompt": "a person runs", "mode": "auto"}
-    assert jobs.edit_choice(text, "caption", None, None, None, "lower")[3] == {"mirror": "lower",
-                                                                                "method": "geometric"}
-    for args, msg in (((None, None, None, None), "Choose one edit"), (("x", "walks", 1.0, None), "Choose one edit"),
-                      (("   ", None, None, None), "Type the new prompt"),
-                      ((text, None, None, None), "same as the caption"),
-                      ((None, "jumps", 1.0, None), "'jumps' is not a word of the caption"),
-                      ((None, "walks", 4.0, None), "within -2"), ((None, None, None, "left"), "Mirror must be")):
-        with pytest.raises(jobs.JobError, match=msg):
-            jobs.edit_choice(text, "caption", *args)
-
-
 def test_worker_rejects_input_scene_unchanged(scene, config):
     before = snapshot()
     job = jobs.start_generate(config, PROMPT, jobs.Sampling(seconds=30.0, steps=10), jobs.Target()).wait(60)
@@ -378,3 +335,17 @@ def test_worker_killed_mid_job_then_restarts(scene, slow_pool, slow_config):
                                 jobs.Target(), pool=slow_pool).wait(60)
     assert again.state == "done", again.message
     assert slow_pool.client.pid != pid
+
+
+def test_moved_names_still_import_with_a_warning():
+    """Callers of names that left jobs.py / operators.py in the split keep working (and are told where to go)."""
+    from salad_blender import facing, operators, real_motion, runner
+
+    with pytest.warns(DeprecationWarning, match="real_motion.resample_positions"):
+        assert jobs.resample_positions is real_motion.resample_positions
+    with pytest.warns(DeprecationWarning, match="facing.model_heading"):
+        assert jobs.facing_heading is facing.model_heading
+    with pytest.warns(DeprecationWarning, match="salad_blender.runner"):
+        assert operators.draw_progress is runner.draw_progress
+    with pytest.raises(AttributeError):
+        jobs.no_such_name  # noqa: B018

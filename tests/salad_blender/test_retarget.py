@@ -41,7 +41,7 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_smpl22_copy_matches_salad_model():
     """The add-on's deliberate copy must equal the model's tables (names, parents, mirror, contacts)."""
-    sk = pytest.importorskip("salad_model.skeleton")
+    from salad_model.motion import skeleton as sk
     assert smpl22.JOINT_NAMES == sk.T2M.joint_names
     assert smpl22.PARENTS == sk.T2M.parents
     assert smpl22.MIRROR == sk.T2M.mirror

@@ -12,42 +12,18 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import key_values, snapshot, world_heads  # noqa: E402
+
 from salad_blender import actions, armature, rigs, smpl22  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def world_heads(obj, bone_names, frame):
-    """Posed bone heads [n, 3] in world space at a scene frame, through the evaluated depsgraph."""
-    bpy.context.scene.frame_set(frame)
-    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mw = np.array(ev.matrix_world)
-    heads = np.array([np.array(ev.pose.bones[n].head) for n in bone_names])
-    return heads @ mw[:3, :3].T + mw[:3, 3]
-
-
 def angle_deg(a, b):
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
-
-
-def snapshot():
-    """Names of everything a failed generation must not leave behind (or take away)."""
-    return {
-        "objects": sorted(o.name for o in bpy.data.objects),
-        "actions": sorted(a.name for a in bpy.data.actions),
-        "armatures": sorted(a.name for a in bpy.data.armatures),
-        "meshes": sorted(m.name for m in bpy.data.meshes),
-        "assigned": {o.name: (o.animation_data.action.name if o.animation_data and o.animation_data.action
-                              else None) for o in bpy.data.objects},
-    }
-
-
-def key_values(action):
-    return {(fc.data_path, fc.array_index): [tuple(k.co) for k in fc.keyframe_points]
-            for fc in actions.action_fcurves(action)}
 
 
 # ------------------------------------------------------------------------------------ our armature
@@ -263,8 +239,8 @@ def test_wrong_rig_fails_cleanly(build_mixamo_rig, walk, kind):
 
 def bandai_clip(name: str) -> np.ndarray:
     """A real motion-capture clip (tests/data, Bandai-Namco, CC BY-NC) as canonical SMPL-22 joints."""
-    bandai = pytest.importorskip("salad_model.data.bandai")
-    from salad_model.motion_process import canonicalize
+    from salad_model.motion import bandai_rig as bandai
+    from salad_model.motion.motion_process import canonicalize
 
     path = DATA / f"dataset-2_{name}.bvh"
     if not path.exists():
@@ -297,7 +273,7 @@ def test_real_walk_turn_left_on_our_armature(scene):
 
 def test_real_contacts_pinning_reduces_foot_slide(scene):
     joints = bandai_clip("walk-turn-left_active_024")
-    from salad_model.motion_process import foot_contacts
+    from salad_model.motion.motion_process import foot_contacts
 
     contacts = np.concatenate([foot_contacts(joints), np.zeros((1, 4))])  # [T-1, 4] -> [T, 4]
     scene.render.fps = 20

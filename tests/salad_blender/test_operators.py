@@ -1,4 +1,5 @@
-"""Registration, operators (driven with ``blocking=True``: headless Blender runs no timers), and the
+"""salad_blender.operators and the UI around them: registration, operators (driven with
+``blocking=True``: headless Blender runs no timers), and the
 extension zip built by tools/build_extension.py installed into a temporary user repository."""
 
 import importlib
@@ -35,14 +36,6 @@ def _no_pref_saving():
     bpy.context.preferences.use_preferences_save = False
 
 
-def test_package_imports_without_bpy_for_pure_modules():
-    import subprocess
-
-    code = ("import sys; import salad_blender.retarget, salad_blender.rigs, salad_blender.heatmap, "
-            "salad_blender.client, salad_blender.setup_env; assert 'bpy' not in sys.modules, 'bpy imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
 @pytest.fixture
 def addon(scene, tiny_model_dir):
     """The checkout enabled as an add-on (so it has preferences), pointed at the tiny model."""
@@ -63,7 +56,7 @@ def addon(scene, tiny_model_dir):
 
 def test_operators_check_generate_edit_and_errors(addon):
     """One add-on session (unregister stops the worker, so one test keeps one worker)."""
-    from salad_blender import operators
+    from salad_blender import operators, runner
 
     assert bpy.ops.salad.check_worker(blocking=True) == {"FINISHED"}
     assert "Worker OK" in operators.RUNNER.check.message and "on cpu" in operators.RUNNER.check.message
@@ -74,13 +67,13 @@ def test_operators_check_generate_edit_and_errors(addon):
     # the UI path: the operator only starts the job and registers the timer; headless Blender never
     # fires timers, so call the timer function the way Blender would, until it unregisters itself
     assert bpy.ops.salad.generate() == {"FINISHED"}
-    assert bpy.app.timers.is_registered(operators._tick) and operators.RUNNER.busy()
+    assert bpy.app.timers.is_registered(runner._tick) and operators.RUNNER.busy()
     assert not bpy.ops.salad.generate.poll()  # one motion job at a time
     deadline = time.monotonic() + 60
-    while (interval := operators._tick()) is not None:
+    while (interval := runner._tick()) is not None:
         assert interval == jobs.POLL_INTERVAL and time.monotonic() < deadline
         time.sleep(0.02)
-    bpy.app.timers.unregister(operators._tick)
+    bpy.app.timers.unregister(runner._tick)
     assert operators.RUNNER.motion.state == "done", operators.RUNNER.motion.message
     arm = bpy.data.objects["SALAD Body"]
     first = arm.animation_data.action
@@ -90,7 +83,7 @@ def test_operators_check_generate_edit_and_errors(addon):
     assert bpy.ops.salad.copy_prompt() == {"FINISHED"} and s.edit_prompt == "a person walks forward"
     s.edit_prompt = "a person runs forward"
     assert bpy.ops.salad.edit_prompt(blocking=True) == {"FINISHED"}
-    from salad_blender.operators import _word_items
+    from salad_blender.settings import _word_items
 
     assert [i[0] for i in _word_items(s, bpy.context)] == ["a", "person", "runs", "forward"]
     s.reweight_word = "runs"  # items: words (not sub-word tokens) of the active action's current prompt
