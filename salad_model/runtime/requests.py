@@ -123,8 +123,16 @@ def is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_"
 
 
-def _short(v: Any, limit: int = 60) -> str:
-    text = repr(v) if not isinstance(v, int) or abs(v) < 10**30 else f"an integer of {len(str(abs(v)))} digits"
+def short_repr(v: Any, limit: int = 60) -> str:
+    """A bounded description of a user value for an error message (never a huge or recursive repr)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**30:
+        return f"an integer of {len(str(abs(v)))} digits"
+    if isinstance(v, (dict, list)) and len(v) > 8:
+        return f"a {type(v).__name__} of {len(v)} items"
+    try:
+        text = repr(v)
+    except RecursionError:
+        return f"a deeply nested {type(v).__name__}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -139,19 +147,19 @@ def check_value(name: str, value: Any, field: Field | None = None) -> Any:
         return value
     if f.kind == "id":
         if not (isinstance(value, str) and value) and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise InputError(f"{name!r} must be {_WHAT['id']}, got {_short(value)}")
+            raise InputError(f"{name!r} must be {_WHAT['id']}, got {short_repr(value)}")
         return value
     if f.kind == "str":
         if not isinstance(value, str):
-            raise InputError(f"{name!r} must be a string, got {_short(value)}")
+            raise InputError(f"{name!r} must be a string, got {short_repr(value)}")
         if f.max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > f.max_bytes:
             raise InputError(f"{name!r} is too long: at most {f.max_bytes} bytes (UTF-8)")
         if f.choices is not None and value not in f.choices:
-            raise InputError(f"{name!r} must be one of {', '.join(f.choices)}, got {_short(value)}")
+            raise InputError(f"{name!r} must be one of {', '.join(f.choices)}, got {short_repr(value)}")
         return value
     if f.kind == "bool":
         if not isinstance(value, bool):
-            raise InputError(f"{name!r} must be true or false, got {_short(value)}")
+            raise InputError(f"{name!r} must be true or false, got {short_repr(value)}")
         return value
     if f.kind == "array":
         if not (isinstance(value, dict) and value.keys() == {"dtype", "shape", "data"}):
@@ -159,20 +167,20 @@ def check_value(name: str, value: Any, field: Field | None = None) -> Any:
         return value
     if f.kind == "int":
         if not is_int(value):
-            raise InputError(f"{name!r} must be an integer, got {_short(value)}")
+            raise InputError(f"{name!r} must be an integer, got {short_repr(value)}")
         value = int(value)
     elif f.kind == "num":
         if not is_number(value):
-            raise InputError(f"{name!r} must be a number, got {_short(value)}")
+            raise InputError(f"{name!r} must be a number, got {short_repr(value)}")
         if not isinstance(value, int) and not math.isfinite(value):
-            raise InputError(f"{name!r} must be a finite number, got {_short(value)}")
+            raise InputError(f"{name!r} must be a finite number, got {short_repr(value)}")
     else:  # pragma: no cover - a table typo
         raise AssertionError(f"unknown field kind {f.kind!r}")
     lo, hi = f.lo, f.hi
     # int vs float comparisons are exact in Python (no overflow for 10**400).
     if (lo is not None and (value < lo or (f.positive and value <= lo))) or (hi is not None and value > hi):
-        rng = f"more than {lo:g} and at most {hi:g}" if f.positive else f"within {_range(lo, hi)}"
-        raise InputError(f"{name!r} must be {rng}, got {_short(value)}")
+        rng = f"a positive number, at most {hi:g}," if f.positive else f"within {_range(lo, hi)}"
+        raise InputError(f"{name!r} must be {rng}, got {short_repr(value)}")
     return value if f.kind == "int" else float(value)
 
 
@@ -180,7 +188,7 @@ def check_fields(params: dict, allowed: tuple[str, ...] | frozenset[str]) -> dic
     """Type- and range-check request fields; unknown ones are refused (typos); ``None`` = not given."""
     unknown = sorted(str(k) for k in set(params) - set(allowed))
     if unknown:
-        raise InputError(f"unknown field(s): {', '.join(_short(k, 40) for k in unknown)} "
+        raise InputError(f"unknown field(s): {', '.join(short_repr(k, 40) for k in unknown)} "
                          f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
     out = {k: check_value(k, v) for k, v in params.items() if v is not None}
     if "frames" in out and "seconds" in out:
@@ -231,10 +239,10 @@ def check_length_args(frames: Any, seconds: Any) -> None:
     if frames is None and seconds is None:
         raise InputError("give the length in frames or seconds")
     if frames is not None and not is_int(frames):
-        raise InputError(f"length must be a whole number of frames, got {_short(frames)}")
+        raise InputError(f"length must be a whole number of frames, got {short_repr(frames)}")
     if seconds is not None:
         if not is_number(seconds) or (not isinstance(seconds, int) and not math.isfinite(seconds)) or seconds <= 0:
-            raise InputError(f"duration must be a positive number of seconds, got {_short(seconds)}")
+            raise InputError(f"duration must be a positive number of seconds, got {short_repr(seconds)}")
 
 
 def check_seed(seed: Any) -> int:
