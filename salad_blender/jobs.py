@@ -37,16 +37,17 @@ import bpy
 import numpy as np
 
 from . import actions, armature, heatmap, rigs, smpl22
+from . import protocol as P
 from . import retarget as rt
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
 
 HELLO_TIMEOUT = 60.0  # seconds a fresh worker gets to answer hello (interpreter start-up only)
 POLL_INTERVAL = 0.1
-SAMPLERS = ("ddim", "dpm++")
+SAMPLERS = P.SCHEDULERS  # request choices and ranges: the protocol copy of salad_model.runtime.requests
 RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify")
-MIRROR_SIDES = ("lower", "upper", "all")
-MIRROR_METHODS = ("geometric", "attention")  # exact mirror image | the paper's attention-row swap
+MIRROR_SIDES = P.MIRROR_SIDES
+MIRROR_METHODS = P.MIRROR_METHODS
 PREFS_HINT = "Preferences > Add-ons > SALAD Motion"
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
@@ -655,9 +656,9 @@ def edit_choice(text: str, noun: str, new_prompt: str | None, word: str | None, 
         if word.lower() not in (w.lower() for w in split_words(text)):
             raise JobError(f"'{word}' is not a word of the {noun} '{text}'; pick one of "
                            f"{', '.join(split_words(text))}.")
-        if scale is None or not -2.0 <= float(scale) <= 3.0:
-            raise JobError("The re-weight factor must be within -2 … 3 (1 = unchanged, 0 = ignore the word, "
-                           "negative = the opposite).")
+        if scale is None or not P.REWEIGHT_MIN <= float(scale) <= P.REWEIGHT_MAX:
+            raise JobError(f"The re-weight factor must be within {P.REWEIGHT_MIN:g} … {P.REWEIGHT_MAX:g} "
+                           "(1 = unchanged, 0 = ignore the word, negative = the opposite).")
         return ({"mode": "reweight", "word": word, "scale": float(scale)}, f"{text} [{word} x{float(scale):g}]",
                 "Re-weight", {"word": word, "scale": float(scale)})
     return (_mirror_fields(mirror, mirror_method), f"{text} [mirror {mirror}]", "Mirror",

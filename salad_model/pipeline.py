@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from salad_model.runtime import requests as R
-from salad_model.runtime.requests import EDIT_MODES, EditSpec, InputError
+from salad_model.runtime.requests import EDIT_MODES, MIRROR_METHODS, EditSpec, InputError  # noqa: F401 (re-exported)
 
 from .checkpoints import ModelBundle, load_any
 from .denoiser import TextContext

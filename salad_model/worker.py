@@ -498,9 +498,6 @@ class Worker:
         return {"unloaded": had}
 
     def model_info(self) -> dict:
-        from .pipeline import EDIT_MODES
-        from .sampling import SCHEDULER_KINDS
-
         pipe = self._pipeline()
         te = pipe.text_encoder
         info = pipe.info
@@ -510,8 +507,8 @@ class Worker:
                 "text_encoder": {"name": te.name, "type": pipe.bundle.text_encoder.get("type"),
                                  "dim": te.dim, "max_length": te.max_length},
                 "device": str(pipe.device), "threads": self.threads, "source": info.get("source"),
-                "format": info.get("format"), "schedulers": list(SCHEDULER_KINDS),
-                "edit_modes": list(EDIT_MODES)}
+                "format": info.get("format"), "schedulers": list(R.SCHEDULERS),
+                "edit_modes": list(R.EDIT_MODES)}
 
     def op_model_info(self, rid: Any, params: dict) -> dict:
         return self.model_info()
