@@ -185,8 +185,8 @@ class Sampling:
             raise JobError(f"Unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}.")
         if self.frames is None and not (self.seconds and self.seconds > 0):
             raise JobError("The duration must be a positive number of seconds.")
-        if not 0 <= int(self.seed) < 2**63:
-            raise JobError("The seed must be a non-negative integer.")
+        if not P.SEED_MIN <= int(self.seed) <= P.SEED_MAX:
+            raise JobError(f"The seed must be an integer within {P.SEED_MIN} … {P.SEED_MAX}.")
         if int(self.steps) < 1:
             raise JobError("Steps must be at least 1.")
 

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--to", dest="edit_prompt", default=None, help="new prompt (word swap or refinement)")
     e.add_argument("--mode", default="auto", choices=["auto", "word_swap", "refine", "reweight", "mirror"])
     e.add_argument("--word", default=None, help="word or phrase to re-weight")
-    e.add_argument("--scale", type=float, default=None, help="re-weight factor (about −2…3)")
+    e.add_argument("--scale", type=float, default=None, help="re-weight factor (−2…3; 1 = unchanged)")
     e.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
     e.add_argument("--mirror-method", default="geometric", choices=["geometric", "attention"],
                      help="geometric: the exact mirror image; attention: the paper's attention-row swap")
