@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from salad_model.serving import protocol as worker_protocol
 from salad_model.runtime import requests as R
 from salad_model.runtime.requests import EditSpec, InputError, check_value
+from salad_model.serving import protocol as worker_protocol
 
 COPIED = ("MAX_LINE_BYTES", "MAX_PROMPT_BYTES", "SEED_MIN", "SEED_MAX", "STEPS_MIN", "STEPS_MAX", "GUIDANCE_MIN",
           "GUIDANCE_MAX", "REWEIGHT_MIN", "REWEIGHT_MAX", "PROPORTION_MIN", "PROPORTION_MAX", "SCHEDULERS",
