@@ -150,7 +150,7 @@ class ShotDirector:
         if t < 4:
             raise InputError(f"the motion is {len(feats)} frames long; a shot source needs at least 4")
         feats = feats[:t]
-        x = (torch.from_numpy(feats).to(pipe.device) - pipe.mean) / pipe.std
+        x = (torch.from_numpy(np.array(feats)).to(pipe.device) - pipe.mean) / pipe.std
         with torch.inference_mode():
             _, mu, _ = pipe.vae.encode(x[None], sample=False)
         return ShotSource(mu.clone(), feats, placement, "real", {"frames": t})
