@@ -38,13 +38,14 @@ from typing import IO, Any  # noqa: E402
 
 from . import __version__  # noqa: E402
 from . import protocol as P  # noqa: E402
+from .shot_ops import SHOT_FIELDS, SHOT_OPS, ShotOps  # noqa: E402
 
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
 STEP_DELAY_ENV = "SALAD_WORKER_DEBUG_STEP_DELAY"  # tests only: seconds slept after each step
 EXIT_GRACE = 5.0  # seconds the main thread gets to finish after EOF before the process is ended
 
 IMMEDIATE_OPS = ("hello", "version", "cancel", "shutdown")
-MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real")
+MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real") + SHOT_OPS
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 _STOP = object()
@@ -81,6 +82,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num": (_is_num, "a number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "array": (lambda v: isinstance(v, dict) and P.is_array(v), "an encoded array {dtype, shape, data}"),
+    "list": (lambda v: isinstance(v, list), "a list"),
 }
 
 _SAMPLING = {"frames": "int", "seconds": "num", "seed": "int", "guidance": "num", "steps": "int",
@@ -105,6 +107,9 @@ FIELDS: dict[str, dict[str, str]] = {
                   "null_text_iters": "int", "steps": "int",
                   "guidance": "num"},
 }
+
+
+FIELDS.update(SHOT_FIELDS)
 
 
 def check_fields(msg: dict) -> dict:
@@ -187,7 +192,7 @@ def _pid_alive(pid: int) -> bool:
 # The worker
 
 
-class Worker:
+class Worker(ShotOps):
     """Request loop state: output channel, request queue, cancel flags, the loaded pipeline."""
 
     def __init__(self, out: IO[bytes], inp: IO[bytes], device: str = "auto", threads: int | None = None,
