@@ -73,6 +73,10 @@ def _alpha_bar(sched, t: int) -> torch.Tensor:
 class Inpainting:
     """Known latent ``source`` [B, T', 7, C] held where ``mask`` [B, T', 7] is True.
 
+    A float mask holds softly: each step's result is ``w·source_t + (1 − w)·z`` (weights within 0…1), so a
+    ramp of weights lets the latent cross over from the held motion to the generated one instead of
+    meeting it at a hard edge.
+
     ``noise_seed`` seeds the noise the source is diffused with (one draw for the whole run, so the held
     region follows one forward trajectory, like DDIM's deterministic path); ``resample`` extra passes per
     step are done during the first ``resample_fraction`` of the steps (the high-noise steps, where the
@@ -93,7 +97,8 @@ class Inpainting:
                              f"{tuple(self.source.shape)} (expected [B, T', 7] for [B, T', 7, C])")
         if self.resample < 0:
             raise ValueError("resample must be ≥ 0")
-        self.mask = self.mask.bool()
+        if self.mask.dtype != torch.bool and not bool(((self.mask >= 0) & (self.mask <= 1)).all()):
+            raise ValueError("a soft inpainting mask must hold weights within 0…1")
 
     # -- construction ------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from .sampling import StepCallback, initial_noise, sample
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 2.0
+DEFAULT_BLEND_FRAMES = 2  # latent frames over which a held context hands over to new motion (measured)
 
 
 def derive_seed(*parts: object) -> int:
@@ -110,7 +111,8 @@ class ShotDirector:
     """
 
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
-                 guidance: float | None = None, steps: int = 50, scheduler: str = "ddim"):
+                 guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
+                 blend: int = DEFAULT_BLEND_FRAMES):
         self.pipe = pipe
         self.guidance = pipe.default_guidance if guidance is None else float(guidance)
         pipe.check_sampling(self.guidance, steps, scheduler)
@@ -125,8 +127,13 @@ class ShotDirector:
         if not 1 <= ctx <= self.max_lat // 2:
             raise InputError(f"context must be within {4 / pipe.fps:.1f}–{self.max_lat * 2 / pipe.fps:.1f} s, "
                              f"got {context_seconds!r}")
-        self.context = ctx
+        if not isinstance(blend, int) or not 0 <= blend < ctx:
+            raise InputError(f"blend must be an integer within 0…{ctx - 1} latent frames, got {blend!r}")
+        self.context, self.blend = ctx, blend
         self.reach = decoder_reach(pipe.vae, pipe.denoiser.config.vae_dim, pipe.device)
+        # latent frames a segment's windows run past its end: the decoder's reach (prefix stability) + the
+        # soft hand-over, which the next window may still change
+        self.spill = self.reach + blend
         self._text: dict[str, object] = {}
 
     # -- sources ------------------------------------------------------------------------------------
@@ -207,6 +214,15 @@ class ShotDirector:
             self._text[prompt] = self.pipe.text_context([prompt])
         return self._text[prompt]
 
+    def _ramp(self, ctx: int, rising: bool = False) -> torch.Tensor:
+        """Hold weights of a context of ``ctx`` latent frames: 1, then ``blend`` frames falling towards 0
+        next to the generated frames (``rising``: the mirror image, for a context that follows them)."""
+        w = torch.ones(ctx)
+        b = min(self.blend, max(ctx - 1, 0))
+        if b:
+            w[ctx - b:] = 1.0 - torch.arange(1, b + 1, dtype=torch.float32) / (b + 1)
+        return w.flip(0) if rising else w
+
     def _sample(self, prompt: str, known: torch.Tensor, inpaint_mask: torch.Tensor | None, seed: int,
                 callback: StepCallback | None) -> torch.Tensor:
         """Denoise a window of ``known.shape[1]`` latent frames; cells where the mask is True follow ``known``."""
@@ -233,14 +249,16 @@ class ShotDirector:
             seed = derive_seed(seg_seed, chunk)
             dim = self.pipe.denoiser.config.vae_dim
             known = torch.zeros(1, ctx + new, 7, dim, device=self.pipe.device)
-            mask = torch.zeros(1, ctx + new, 7, dtype=torch.bool, device=self.pipe.device)
+            mask = torch.zeros(1, ctx + new, 7, device=self.pipe.device)
             if ctx:
                 known[:, :ctx] = latent[:, made - ctx:]
-                mask[:, :ctx] = True
+                mask[:, :ctx] = self._ramp(ctx)[:, None].to(mask.device)
             z = self._sample(prompt, known, mask, seed, progress.window())
             windows.append({"segment": segment, "chunk": chunk, "start_frame": 4 * (made - ctx),
                             "context_frames": 4 * ctx, "new_frames": 4 * new, "seed": seed})
-            latent = z[:, ctx:] if latent is None else torch.cat([latent, z[:, ctx:]], dim=1)
+            # the soft hand-over frames of the context take the window's values; strictly held ones are unchanged
+            soft = ctx - int((self._ramp(ctx) == 1).sum()) if ctx else 0
+            latent = z if latent is None else torch.cat([latent[:, : made - soft], z[:, ctx - soft:]], dim=1)
             made += new
             new_total -= new
             chunk += 1
@@ -288,7 +306,7 @@ class ShotDirector:
         fps = self.pipe.fps
         lat = [self._check_seconds(s.seconds, "duration", 0, MAX_SHOT_SECONDS) for s in segs]
         # latent frames each segment's windows generate: its own, + spill past its end, − the previous spill
-        wants = [n + self.reach - (self.reach if k else 0) for k, n in enumerate(lat)]
+        wants = [n + self.spill - (self.spill if k else 0) for k, n in enumerate(lat)]
         n_windows, made = 0, 0
         for w in wants:
             n_windows += self._plan_windows(w, made)
@@ -303,13 +321,13 @@ class ShotDirector:
         feats = self._decode(latent)[:total]
         bounds = np.cumsum([0] + [4 * n for n in lat])
         seg_meta = [{**s.to_dict(), "seed": seg_seeds[k], "start": int(bounds[k]), "end": int(bounds[k + 1]),
-                     "content_start": int(bounds[k] + (4 * self.reach if k else 0)),
-                     "content_end": int(min(bounds[k + 1] + 4 * self.reach, total))}
+                     "content_start": int(bounds[k] + (4 * self.spill if k else 0)),
+                     "content_end": int(min(bounds[k + 1] + 4 * self.spill, total))}
                     for k, s in enumerate(segs)]
         seams = [w["start_frame"] + w["context_frames"] for w in windows[1:]]
         meta = self._meta("compose", "; ".join(s.prompt for s in segs), seed, total, segments=seg_meta,
                           windows=windows, seams=[int(x) for x in seams if x < total],
-                          spill_frames=4 * self.reach, seconds=total / fps)
+                          spill_frames=4 * self.spill, blend_frames=4 * self.blend, seconds=total / fps)
         return self._motion(feats, latent[:, : total // 4], meta)
 
     # -- continue / in-between ------------------------------------------------------------------------
@@ -377,12 +395,14 @@ class ShotDirector:
         known = torch.zeros(1, n, 7, dim, device=self.pipe.device)
         known[:, :ctx] = sa.latent[:, -ctx:]
         known[:, ctx + gap:] = sb.latent[:, :ctx]
-        mask = torch.zeros(1, n, 7, dtype=torch.bool, device=self.pipe.device)
-        mask[:, :ctx] = True
-        mask[:, ctx + gap:] = True
+        mask = torch.zeros(1, n, 7, device=self.pipe.device)
+        mask[:, :ctx] = self._ramp(ctx)[:, None].to(mask.device)
+        mask[:, ctx + gap:] = self._ramp(ctx, rising=True)[:, None].to(mask.device)
+        soft = ctx - int((self._ramp(ctx) == 1).sum())
         s = derive_seed(seed, "inbetween")
         z = self._sample(prompt, known, mask, s, _Progress(callback, 1, self.steps).window())
-        latent = torch.cat([sa.latent, z[:, ctx:ctx + gap], sb.latent], dim=1)
+        latent = torch.cat([sa.latent[:, : sa.latent_frames - soft], z[:, ctx - soft:ctx + gap + soft],
+                            sb.latent[:, soft:]], dim=1)
         decoded = self._decode(latent)
         ta, g = 4 * sa.latent_frames, 4 * gap
         base = np.concatenate([sa.features, decoded[ta:ta + g], sb.features])

@@ -95,7 +95,8 @@ def test_compose_is_deterministic_and_covers_the_segments(director):
     assert all(w["context_frames"] + w["new_frames"] <= director.pipe.max_frames for w in shot["windows"])
     assert all(w["context_frames"] == 4 * director.context for w in shot["windows"][1:])
     # each later segment's prompt takes over after the previous segment's spill
-    assert [s["content_start"] for s in shot["segments"]] == [0, 60 + 4 * director.reach, 108 + 4 * director.reach]
+    assert [s["content_start"] for s in shot["segments"]] == [0, 60 + 4 * director.spill, 108 + 4 * director.spill]
+    assert director.spill == director.reach + director.blend
 
 
 def test_changing_a_segment_keeps_the_motion_before_it(director):
@@ -141,7 +142,9 @@ def test_continue_keeps_the_source_and_holds_its_context(director, tiny_pipeline
     assert out.joints.shape == (120, 22, 3)
     blend_start = 80 - 4 * director.context
     assert np.array_equal(out.features[:blend_start], src.features[:blend_start])
-    assert torch.equal(out.latent[:, :20], src.latent)  # held latent frames are the source's
+    hard = 20 - director.blend  # held latent frames are the source's (the last `blend` hand over softly)
+    assert torch.equal(out.latent[:, :hard], src.latent[:, :hard])
+    assert (out.latent[:, hard:20] - src.latent[:, hard:]).abs().max() > 0
     assert out.meta["shot"]["seams"][0] == 80
     again = director.continue_motion(src, "a person sits down", 2.0, seed=3)
     assert np.array_equal(out.joints, again.joints)
@@ -165,7 +168,9 @@ def test_inbetween_keeps_both_ends(director, tiny_pipeline):
     assert out.joints.shape == (64 + 40 + 72, 22, 3)
     assert np.array_equal(out.features[: 64 - ctx], a.features[: 64 - ctx])
     assert np.array_equal(out.features[104 + ctx:], b.features[ctx:])
-    assert torch.equal(out.latent[:, :16], a.latent) and torch.equal(out.latent[:, 26:], b.latent)
+    k = director.blend
+    assert torch.equal(out.latent[:, :16 - k], a.latent[:, :16 - k])
+    assert torch.equal(out.latent[:, 26 + k:], b.latent[:, k:])
     assert out.meta["shot"]["seams"] == [64, 104]
 
 
