@@ -88,6 +88,7 @@ class Inpainting:
     noise_seed: int = 0
     resample: int = 0
     resample_fraction: float = 1.0
+    guidance_weights: torch.Tensor | None = None
     _eps: torch.Tensor | None = field(default=None, repr=False)
     _gen: torch.Generator | None = field(default=None, repr=False)
 
@@ -123,6 +124,17 @@ class Inpainting:
         """Resampling re-runs a step, which a multistep solver's history does not allow."""
         if self.resample and scheduler != "ddim":
             raise ValueError("inpainting with resampling needs the ddim sampler (DPM-Solver++ keeps a step history)")
+
+    def guide(self, v_u: torch.Tensor, v_c: torch.Tensor, guidance: float) -> torch.Tensor:
+        """Classifier-free guidance, scaled per latent frame by ``guidance_weights`` [B, T'] when given.
+
+        Frames right after a held context get a ramp of weights: the text steers them gently at first, so
+        the new prompt takes over over a few frames instead of at the context's edge.
+        """
+        if self.guidance_weights is None:
+            return v_u + guidance * (v_c - v_u)
+        w = self.guidance_weights.to(v_u.device, v_u.dtype)[:, :, None, None]
+        return v_u + guidance * w * (v_c - v_u)
 
     def resamples(self, i: int, n: int) -> int:
         """Extra passes at step ``i`` of ``n`` (none at the last step: the result is clean there)."""

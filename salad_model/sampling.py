@@ -114,7 +114,7 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
             v = denoiser(x_in, t, ctx, lm)
             if use_cfg:
                 v_u, v_c = v.chunk(2)
-                v = v_u + guidance * (v_c - v_u)
+                v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)
             z = sched.step(v, t, z).prev_sample
             if inpaint is not None:
                 z = inpaint.apply(z, sched, i)

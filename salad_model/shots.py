@@ -38,6 +38,10 @@ from .sampling import StepCallback, initial_noise, sample
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 2.0
 DEFAULT_BLEND_FRAMES = 2  # latent frames over which a held context hands over to new motion (measured)
+# Latent frames a window generates past what it keeps: the last latent frames of a clip encode its end (the
+# VAE saw zero padding there), and holding such frames as context leaves a pop where new motion follows.
+DEFAULT_OVERHANG_FRAMES = 2
+DEFAULT_GUIDANCE_RAMP = 4  # latent frames after a held context over which text guidance rises to full
 
 
 def derive_seed(*parts: object) -> int:
@@ -112,7 +116,8 @@ class ShotDirector:
 
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
                  guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
-                 blend: int = DEFAULT_BLEND_FRAMES):
+                 blend: int = DEFAULT_BLEND_FRAMES, overhang: int = DEFAULT_OVERHANG_FRAMES,
+                 guidance_ramp: int = DEFAULT_GUIDANCE_RAMP):
         self.pipe = pipe
         self.guidance = pipe.default_guidance if guidance is None else float(guidance)
         pipe.check_sampling(self.guidance, steps, scheduler)
@@ -129,7 +134,11 @@ class ShotDirector:
                              f"got {context_seconds!r}")
         if not isinstance(blend, int) or not 0 <= blend < ctx:
             raise InputError(f"blend must be an integer within 0…{ctx - 1} latent frames, got {blend!r}")
-        self.context, self.blend = ctx, blend
+        if not isinstance(overhang, int) or not 0 <= overhang <= self.max_lat // 4:
+            raise InputError(f"overhang must be an integer within 0…{self.max_lat // 4} latent frames")
+        if not isinstance(guidance_ramp, int) or not 0 <= guidance_ramp <= self.max_lat // 4:
+            raise InputError(f"guidance_ramp must be an integer within 0…{self.max_lat // 4} latent frames")
+        self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
         self.reach = decoder_reach(pipe.vae, pipe.denoiser.config.vae_dim, pipe.device)
         # latent frames a segment's windows run past its end: the decoder's reach (prefix stability) + the
         # soft hand-over, which the next window may still change
@@ -223,6 +232,19 @@ class ShotDirector:
             w[ctx - b:] = 1.0 - torch.arange(1, b + 1, dtype=torch.float32) / (b + 1)
         return w.flip(0) if rising else w
 
+    def _guidance_weights(self, held: torch.Tensor) -> torch.Tensor:
+        """[1, T'] text-guidance weights: a ramp 1/(R+1) … R/(R+1) on the R free frames next to held frames."""
+        h = (held > 0).any(-1)[0].cpu()  # frames with anything held
+        dist = torch.full((len(h),), 10**6)
+        idx = torch.nonzero(h).flatten()
+        if len(idx):
+            t = torch.arange(len(h))
+            dist = (t[:, None] - idx[None, :]).abs().min(1).values  # 1 = next to a held frame
+        r = self.guidance_ramp
+        w = torch.clamp(dist.float() / (r + 1), max=1.0) if r else torch.ones(len(h))
+        w[h] = 1.0
+        return w[None]
+
     def _sample(self, prompt: str, known: torch.Tensor, inpaint_mask: torch.Tensor | None, seed: int,
                 callback: StepCallback | None) -> torch.Tensor:
         """Denoise a window of ``known.shape[1]`` latent frames; cells where the mask is True follow ``known``."""
@@ -231,7 +253,10 @@ class ShotDirector:
         z_T = initial_noise(seed, 4 * t_lat)[..., : pipe.denoiser.config.vae_dim].to(pipe.device)
         inp = None
         if inpaint_mask is not None and bool(inpaint_mask.any()):
-            inp = Inpainting(known, inpaint_mask, noise_seed=derive_seed(seed, "held"), resample=self.resample)
+            frames_held = bool(((inpaint_mask > 0).sum(-1) == 7).any())  # time holds (not part regeneration)
+            gw = self._guidance_weights(inpaint_mask) if frames_held else None
+            inp = Inpainting(known, inpaint_mask, noise_seed=derive_seed(seed, "held"), resample=self.resample,
+                             guidance_weights=gw)
         with torch.inference_mode():
             return sample(pipe.denoiser, z_T, self._cond(prompt), pipe._null(1), self.guidance, self.steps,
                           self.scheduler, None, callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
@@ -243,17 +268,18 @@ class ShotDirector:
         chunk = 0
         while new_total > 0:
             ctx = min(self.context, made)
-            new = min(new_total, self.max_lat - ctx)
-            if ctx + new < self.min_lat:  # a short window: hold more of the past (never less than the model's minimum)
-                ctx = min(made, self.min_lat - new)
+            new = min(new_total, self.max_lat - ctx - self.overhang)
+            if ctx + new + self.overhang < self.min_lat:  # short: hold more of the past (≥ the model's minimum)
+                ctx = min(made, self.min_lat - new - self.overhang)
             seed = derive_seed(seg_seed, chunk)
             dim = self.pipe.denoiser.config.vae_dim
-            known = torch.zeros(1, ctx + new, 7, dim, device=self.pipe.device)
-            mask = torch.zeros(1, ctx + new, 7, device=self.pipe.device)
+            n = ctx + new + self.overhang
+            known = torch.zeros(1, n, 7, dim, device=self.pipe.device)
+            mask = torch.zeros(1, n, 7, device=self.pipe.device)
             if ctx:
                 known[:, :ctx] = latent[:, made - ctx:]
                 mask[:, :ctx] = self._ramp(ctx)[:, None].to(mask.device)
-            z = self._sample(prompt, known, mask, seed, progress.window())
+            z = self._sample(prompt, known, mask, seed, progress.window())[:, : ctx + new]  # drop the overhang
             windows.append({"segment": segment, "chunk": chunk, "start_frame": 4 * (made - ctx),
                             "context_frames": 4 * ctx, "new_frames": 4 * new, "seed": seed})
             # the soft hand-over frames of the context take the window's values; strictly held ones are unchanged
@@ -269,7 +295,7 @@ class ShotDirector:
         n = 0
         while latent_frames > 0:
             ctx = min(self.context, made)
-            new = min(latent_frames, self.max_lat - ctx)
+            new = min(latent_frames, self.max_lat - ctx - self.overhang)
             made += new
             latent_frames -= new
             n += 1
