@@ -2,8 +2,9 @@
 
 The add-on is a thin client: the model runs in a separate worker process (its own Python with torch),
 and this package only needs bpy and numpy. bpy is imported inside :func:`register` so the pure-numpy
-modules (``smpl22``, ``retarget``, ``rigs``, ``heatmap``, ``client``, ``setup_env``) import without
-Blender, e.g. in the model environment's tests.
+modules (``smpl22``, ``facing``, ``retarget``, ``rigs``, ``heatmap``, ``client``, ``setup_env``,
+``inputs``, ``metadata``, ``real_motion``, ``worker_pool``, ``motion_job``) import without Blender,
+e.g. in the model environment's tests.
 
 Extension metadata: ``blender_manifest.toml`` next to this file (Blender 4.2+).
 """
@@ -19,12 +20,13 @@ def register() -> None:
     """Register preferences, scene settings, operators and panels (the add-on system calls this)."""
     import bpy
 
-    from . import operators, panels, preferences
+    from . import operators, panels, preferences, runner, settings
 
-    for cls in (*preferences.classes, *operators.classes, *panels.classes):
+    for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes):
         bpy.utils.register_class(cls)
         _registered.append(cls)
-    operators.register_props()
+    settings.register()
+    runner.register()
     panels.register_status()
 
 
@@ -32,9 +34,10 @@ def unregister() -> None:
     """Stop jobs and the worker, then unregister everything in reverse order."""
     import bpy
 
-    from . import operators, panels
+    from . import panels, runner, settings
 
     panels.unregister_status()
-    operators.unregister_props()
+    runner.unregister()
+    settings.unregister()
     while _registered:
         bpy.utils.unregister_class(_registered.pop())

@@ -12,8 +12,8 @@ Policy:
   channelbag per slot; the only way in 5.0, where ``Action.fcurves`` is gone) or the legacy
   ``Action.fcurves`` (4.2, 4.3);
 - metadata lives in custom properties (``salad_prompt``, ``salad_seed``, ``salad_frames``,
-  ``salad_model``, ``salad_guidance``, ``salad_steps``, ``salad_edits`` as a JSON list), plus
-  ``salad_source_fps``;
+  ``salad_model``, ``salad_guidance``, ``salad_steps``, ``salad_edits`` as a JSON list, ...), written
+  once by :func:`metadata.make_metadata` when the action is created;
 - the motion (20 fps) is retargeted at its own rate and rotations are slerped to the scene's fps;
 - any failure before or while writing leaves the scene as it was (the half-written action is
   removed).
@@ -21,7 +21,6 @@ Policy:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,27 +30,14 @@ import numpy as np
 from . import retarget as rt
 from . import rigs, smpl22
 from .armature import rig_rest_from_object
+from .metadata import ACTION_PREFIX, action_name, make_metadata, read_metadata
 
-ACTION_PREFIX = "SALAD: "
-_INT32 = (-(2**31), 2**31 - 1)
+__all__ = ["ACTION_PREFIX", "action_name", "make_metadata", "read_metadata"]  # re-exported: older callers
 
 
 def scene_fps(scene: bpy.types.Scene) -> float:
     """Frames per second of a scene (``fps / fps_base``, e.g. 29.97)."""
     return float(scene.render.fps) / float(scene.render.fps_base)
-
-
-def action_name(prompt: str, max_bytes: int = 52) -> str:
-    """Action name for a prompt, short enough that Blender's ".001" suffixes still fit.
-
-    Blender before 5.0 caps ID names at 63 UTF-8 bytes, so the cut counts bytes, not characters
-    (a 50-character Chinese prompt is 150 bytes), and never splits a character.
-    """
-    text = " ".join(str(prompt).split()) or "motion"
-    raw = text.encode("utf-8")
-    if len(raw) > max_bytes:
-        text = raw[: max_bytes - 3].decode("utf-8", errors="ignore").rstrip() + "..."
-    return ACTION_PREFIX + text
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -181,49 +167,6 @@ def write_action(
 
 
 # ----------------------------------------------------------------------------------------------------
-# Metadata
-# ----------------------------------------------------------------------------------------------------
-
-
-def make_metadata(
-    *,
-    prompt: str,
-    seed: int,
-    frames: int,
-    model: str = "",
-    guidance: float = 0.0,
-    steps: int = 0,
-    edits: Sequence[Any] = (),
-    source_fps: float = smpl22.FPS,
-) -> dict[str, Any]:
-    """Custom properties for a SALAD action. Seeds beyond int32 (ID property ints) are strings."""
-    seed = int(seed)
-    return {
-        "salad_prompt": str(prompt),
-        "salad_seed": seed if _INT32[0] <= seed <= _INT32[1] else str(seed),
-        "salad_frames": int(frames),
-        "salad_model": str(model),
-        "salad_guidance": float(guidance),
-        "salad_steps": int(steps),
-        "salad_edits": json.dumps(list(edits)),
-        "salad_source_fps": float(source_fps),
-    }
-
-
-def read_metadata(action: bpy.types.Action) -> dict[str, Any]:
-    """The SALAD metadata of an action as Python values (seed int, edits list); {} if none."""
-    out: dict[str, Any] = {}
-    for key in action.keys():
-        if key.startswith("salad_"):
-            out[key] = action[key]
-    if "salad_seed" in out:
-        out["salad_seed"] = int(out["salad_seed"])
-    if "salad_edits" in out:
-        out["salad_edits"] = json.loads(out["salad_edits"])
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------
 # End to end
 # ----------------------------------------------------------------------------------------------------
 
@@ -303,12 +246,16 @@ def apply_motion(
     frame_range: str = "set",
     contacts: np.ndarray | None = None,
     placement: rt.Placement | None = None,
+    name: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> bpy.types.Action:
     """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
 
     The result job of a generation calls this. Keys start at ``start_frame`` (default the scene's
     start) at the scene's fps. ``frame_range``: "set" (scene range = the clip), "extend" (only grow
     the end), or "keep". ``contacts`` [T, 4] (l_ankle, l_foot, r_ankle, r_foot) pins planted feet.
+    ``name``: what the action is named after (default the prompt; edits name it after the edit).
+    ``meta``: further :func:`metadata.make_metadata` fields (rig, sampler, parent ...).
     Everything is validated and computed before the first Blender datum is created, so an error
     leaves the scene unchanged.
     """
@@ -321,9 +268,10 @@ def apply_motion(
     result = prepare_retarget(arm_obj, joints, bone_map=bone_map, fps=scene_fps(scene),
                               contacts=contacts, placement=placement)
     start = int(scene.frame_start if start_frame is None else start_frame)
-    meta = make_metadata(prompt=prompt, seed=seed, frames=len(joints), model=model, guidance=guidance,
-                         steps=steps, edits=edits)
-    action = write_action(arm_obj, result, name=action_name(prompt), start_frame=start, metadata=meta)
+    props = make_metadata(prompt=prompt, seed=seed, frames=len(joints), model=model, guidance=guidance,
+                          steps=steps, edits=edits, **(meta or {}))
+    action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
+                          metadata=props)
     _reset_chain_pose(arm_obj, result)
     end = start + result.num_frames - 1
     if frame_range == "set":

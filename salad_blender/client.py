@@ -1,4 +1,4 @@
-"""Client for the model worker (``python -m salad_model.worker``): spawn, submit, poll, cancel, close.
+"""Client for the model worker (``python -m salad_model.serving.worker``): spawn, submit, poll, cancel, close.
 
 Pure Python + numpy, so it imports inside Blender (no torch, no ``salad_model``). The worker runs in
 the model's own Python environment; requests and events are JSON lines (``docs/worker_protocol.md``).
@@ -45,7 +45,7 @@ from typing import Any
 
 from .protocol import CANCELLED, PROTOCOL_MISMATCH, PROTOCOL_VERSION, WORKER_EXITED, dumps, from_wire
 
-WORKER_MODULE = "salad_model.worker"
+WORKER_MODULE = "salad_model.serving.worker"
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
 CLIENT_NAME = "salad_blender.client"
 MAX_STDERR_LINE = 4000  # characters kept per stderr line (a runaway line must not eat memory)
@@ -341,11 +341,6 @@ class WorkerClient:
         self._hello_job = self.submit({"op": "hello", "protocol": PROTOCOL_VERSION, "client": CLIENT_NAME})
         return self._hello_job
 
-    def restart(self) -> Job:
-        """Close (if needed) and spawn a fresh worker; the model must be loaded again."""
-        self.close()
-        return self.start()
-
     def close(self, timeout: float = 2.0) -> int | None:
         """End the worker (EOF, then SIGTERM, then SIGKILL of its group) and finish all jobs."""
         proc = self._proc
@@ -388,7 +383,8 @@ class WorkerClient:
         """Send one request (``{"op": ..., fields}``; an ``id`` is added if missing); returns its Job.
 
         Starts the worker if it is not started (never, or closed). If it exited on its own, the job
-        fails at once with ``worker_exited``: call :meth:`restart` (and load the model again).
+        fails at once with ``worker_exited``: :meth:`close` and :meth:`start` again (and load the
+        model again), as :class:`~salad_blender.worker_pool.WorkerPool` does.
         Callbacks run inside ``poll()`` / ``wait()``, on the thread that polls.
         """
         req = dict(request)

@@ -1,7 +1,7 @@
 """The "SALAD" tab of the 3D View sidebar (N-panel) and the status-bar progress.
 
-Panels only draw: settings live in ``scene.salad`` (:class:`operators.SALAD_PG_settings`), running
-jobs in :data:`operators.RUNNER`, and every button is an operator.
+Panels only draw: settings live in ``scene.salad`` (:class:`settings.SALAD_PG_settings`), running
+jobs in :data:`runner.RUNNER`, and every button is an operator.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import textwrap
 
 import bpy
 
-from . import heatmap, jobs
-from .operators import RUNNER, draw_progress
+from . import heatmap, metadata
+from .runner import RUNNER, draw_progress
 
 
 def _job_box(layout: bpy.types.UILayout) -> None:
@@ -87,18 +87,18 @@ class SALAD_PT_edit(bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         s = context.scene.salad
-        act = jobs.active_salad_action(context.active_object)
+        act = metadata.active_salad_action(context.active_object)
         if act is None:
             layout.label(text="Select an armature playing a SALAD action", icon="INFO")
             _real_box(layout, context)
             _job_box(layout)
             return
-        meta = jobs.action_meta(act)
+        meta = metadata.action_meta(act)
         col = layout.column(align=True)
         col.label(text=act.name, icon="ACTION")
         col.label(text=f"Seed {meta.get('salad_seed')}, {meta.get('salad_frames')} frames, "
                        f"{len(meta['salad_edits'])} edit(s)")
-        why = jobs.last_why(meta)
+        why = metadata.last_why(meta)
         if why:
             for i, line in enumerate(textwrap.wrap(f"Why: {why}", 48)[:4]):
                 col.label(text=line, icon="QUESTION" if i == 0 else "BLANK1")

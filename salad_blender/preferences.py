@@ -17,7 +17,10 @@ import textwrap
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from . import jobs, setup_env
+from . import setup_env
+from .inputs import PREFS_HINT, JobError
+from .runner import RUNNER, draw_progress
+from .worker_pool import WorkerConfig
 
 ADDON_ID = __package__  # "salad_blender" in a checkout, "bl_ext.<repo>.salad_motion" as an extension
 
@@ -54,8 +57,6 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
                ("default", "Default (PyPI)", "PyPI's torch: CUDA-enabled on Linux and Windows (~2.5 GB)")])
 
     def draw(self, context: bpy.types.Context) -> None:
-        from . import operators
-
         layout = self.layout
         col = layout.column()
         col.prop(self, "python_path")
@@ -72,10 +73,10 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
 
         box = layout.box()
         row = box.row()
-        runner = operators.RUNNER
+        runner = RUNNER
         check = runner.check
         if check is not None and not check.finished:
-            operators.draw_progress(row, check.progress, check.status)
+            draw_progress(row, check.progress, check.status)
             row.operator("salad.cancel", text="", icon="X").which = "check"
         else:
             row.operator("salad.check_worker", icon="CHECKMARK")
@@ -94,7 +95,7 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
         setup = runner.setup
         row = box.row()
         if setup is not None and not setup.finished:
-            operators.draw_progress(row, setup.progress, setup.status)
+            draw_progress(row, setup.progress, setup.status)
             row.operator("salad.cancel", text="", icon="X").which = "setup"
         else:
             row.operator("salad.setup_env", icon="IMPORT")
@@ -106,8 +107,6 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
                 for line in list(setup.log)[-5:]:
                     box.label(text=line[:140])
         box.label(text=f"Folder: {setup_env.managed_venv_dir(ADDON_ID)}")
-
-
 
 
 def get_prefs(context: bpy.types.Context | None = None) -> SALAD_AddonPreferences | None:
@@ -131,19 +130,19 @@ def default_python() -> str:
     return ""
 
 
-def worker_config(context: bpy.types.Context | None = None) -> jobs.WorkerConfig:
+def worker_config(context: bpy.types.Context | None = None) -> WorkerConfig:
     """Worker settings from the preferences (or the environment variables described above)."""
     prefs = get_prefs(context)
     if prefs is None:
-        return jobs.WorkerConfig(python=default_python(), model=os.environ.get("SALAD_MODEL", "demo"),
+        return WorkerConfig(python=default_python(), model=os.environ.get("SALAD_MODEL", "demo"),
                                  device=os.environ.get("SALAD_DEVICE", "auto"))
     if prefs.model_source == "FOLDER":
         if not prefs.model_folder.strip():
-            raise jobs.JobError(f"Pick the model folder in {jobs.PREFS_HINT} (or choose the demo model).")
+            raise JobError(f"Pick the model folder in {PREFS_HINT} (or choose the demo model).")
         model = bpy.path.abspath(prefs.model_folder)
     else:
         model = "demo"
-    return jobs.WorkerConfig(python=bpy.path.abspath(prefs.python_path) if prefs.python_path
+    return WorkerConfig(python=bpy.path.abspath(prefs.python_path) if prefs.python_path
                              else default_python(), model=model, device=prefs.device, threads=prefs.threads)
 
 

@@ -1,6 +1,6 @@
 """Client side of the worker protocol: version, error codes and the array codec.
 
-A deliberate copy of the codec in ``salad_model/protocol.py``: the add-on runs in Blender's Python,
+A deliberate copy of the codec in ``salad_model/serving/protocol.py``: the add-on runs in Blender's Python,
 which has numpy but neither torch nor ``salad_model``. ``tests/test_client.py`` checks that both
 copies read each other's output. Format reference: ``docs/worker_protocol.md``.
 """

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import smpl22
+from . import facing, smpl22
 
 # ----------------------------------------------------------------------------------------------------
 # Rotation helpers (batched over leading axes)
@@ -264,11 +264,8 @@ def rig_facing(rig: RigRest, bone_map: dict[str, str]) -> np.ndarray:
     """
     pos = rig.joint_heads_world(bone_map)
     if "left_hip" in pos and "right_hip" in pos:
-        left = pos["left_hip"] - pos["right_hip"]
-        left[2] = 0.0
-        if np.linalg.norm(left) > 1e-9:
-            return _unit(np.cross(left, [0.0, 0.0, 1.0]))
-    return np.array([0.0, -1.0, 0.0])
+        return facing.forward(pos["left_hip"], pos["right_hip"])
+    return facing.FRONT.copy()
 
 
 def auto_placement(rig: RigRest, bone_map: dict[str, str], joints_blender: np.ndarray) -> Placement:
@@ -282,7 +279,7 @@ def auto_placement(rig: RigRest, bone_map: dict[str, str], joints_blender: np.nd
     rig_leg = _leg_length(pos, per_frame=False)
     scale = rig_leg / motion_leg_length(joints_blender) if rig_leg else 1.0
     fwd = rig_facing(rig, bone_map)
-    heading = float(np.arctan2(fwd[1], fwd[0]) - np.arctan2(-1.0, 0.0))
+    heading = float(facing.heading(fwd))
     origin = np.array([pos["pelvis"][0], pos["pelvis"][1], rig.world[2, 3]])
     return Placement(scale=float(scale), heading=heading, origin=origin)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from . import smpl22
+from . import facing, smpl22
 from .retarget import RigRest
 
 
@@ -248,8 +248,9 @@ def tpose_joints_from_motion(joints_blender: np.ndarray) -> np.ndarray:
         r = kabsch(src, dst)  # template -> frame
         local = np.median(frame_off @ r, axis=0)  # r^T applied to each offset
         if par == 0:
-            hips = local[sib.index(1)] - local[sib.index(2)]
-            local = local @ rotation_z(-np.arctan2(hips[1], hips[0])).T
+            # turn the pelvis to face -Y (its left hip on +X), like the template
+            heading = facing.heading(facing.forward(local[sib.index(1)], local[sib.index(2)]))
+            local = local @ rotation_z(-heading).T
         off[sib] = local
     rel = offsets_to_positions(off)
     floor = float(np.median(p[..., 2].min(axis=1)))

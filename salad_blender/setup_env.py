@@ -98,7 +98,7 @@ def plan_steps(venv_dir: str | os.PathLike, *, base_python: str | None = None,
         Step("Updating pip", [*pip, "install", "--progress-bar", "off", "--upgrade", "pip"]),
         Step("Installing torch (large download)", torch),
         Step("Installing the SALAD model package", [*pip, "install", "--progress-bar", "off", package]),
-        Step("Checking the environment", [py, "-c", "import salad_model.worker, torch; print('ok', "
+        Step("Checking the environment", [py, "-c", "import salad_model.serving.worker, torch; print('ok', "
                                                     "torch.__version__)"]),
     ]
     check_plan(steps, venv_dir)

@@ -1,7 +1,7 @@
 """SMPL-22 (HumanML3D "t2m") skeleton tables for the add-on.
 
-A deliberate copy of ``salad_model.skeleton``'s t2m tables: the add-on runs inside Blender's Python,
-where ``salad_model`` (and its dependencies) may not be importable. ``tests/blender/test_retarget.py``
+A deliberate copy of ``salad_model.motion.skeleton``'s t2m tables: the add-on runs inside Blender's Python,
+where ``salad_model`` (and its dependencies) may not be importable. ``tests/salad_blender/test_retarget.py``
 asserts that this copy equals the original, so the two cannot drift apart silently.
 """
 

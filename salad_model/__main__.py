@@ -48,13 +48,13 @@ def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None
              fps=np.float32(motion.meta["fps"]), meta=json.dumps(motion.meta), **extra)
     written = [out]
     if bvh:
-        from .bvh import write_joint_positions_bvh
+        from .motion.bvh import write_joint_positions_bvh
 
         p = out.with_suffix(".bvh")
         write_joint_positions_bvh(p, motion.joints, fps=motion.meta["fps"])
         written.append(p)
     if preview:
-        from .plots import preview as draw
+        from .evaluation.plots import preview as draw
 
         p = out.with_suffix("." + preview.lstrip("."))
         title = motion.meta.get("edit_prompt") or motion.meta.get("prompt") or ""
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")
     a.add_argument("prompt")
     _common(a)
-    from .shots_cli import add_shot_commands
+    from .serving.shots_cli import add_shot_commands
 
     add_shot_commands(sub, _common)
     return ap
@@ -132,15 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds = 4.0
     import torch
 
-    from .checkpoints import CheckpointError
-    from .pipeline import InputError, SaladPipeline
+    from .runtime.checkpoints import CheckpointError
+    from .runtime.pipeline import InputError, SaladPipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
         if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:
-            from .shots_cli import run_shot_command
+            from .serving.shots_cli import run_shot_command
 
             paths = run_shot_command(pipe, args, _progress, save_motion)
             for p in paths:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.source_out and source is not None:
                 paths += save_motion(source, args.source_out, args.bvh, args.preview)
         elif args.command == "edit-real":
-            from .motion_io import load_motion
+            from .motion.motion_io import load_motion
 
             edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
                                           mirror=args.mirror).items() if v is not None}
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             import numpy as np
 
-            from .plots import attention_heatmaps
+            from .evaluation.plots import attention_heatmaps
 
             att = pipe.attention(args.prompt, callback=_progress("generating"), **common)
             paths = save_motion(att.motion, args.out, args.bvh, args.preview)

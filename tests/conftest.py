@@ -6,14 +6,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from testdata import DATA  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN = DATA / "golden"
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +28,7 @@ def golden():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny randomly initialised model saved in our format (shared by worker/CLI/add-on tests)."""
-    from salad_model.checkpoints import random_bundle, save_model
+    from salad_model.runtime.checkpoints import random_bundle, save_model
 
     path = tmp_path_factory.mktemp("models") / "tiny"
     save_model(random_bundle("tiny", seed=0), path)
@@ -38,7 +37,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tiny_model_dir):
-    from salad_model.pipeline import SaladPipeline
+    from salad_model.runtime.pipeline import SaladPipeline
 
     return SaladPipeline.from_pretrained(tiny_model_dir, device="cpu")
 
@@ -48,9 +47,9 @@ def mini_dataset(tmp_path_factory):
     """The two test BVH clips in the built-dataset layout, six 'takes' each so every split is non-empty."""
     import time
 
-    from salad_model.data.bandai import process_clip, write_dataset
+    from salad_model.training.data.bandai import process_clip, write_dataset
 
-    data = Path(__file__).parent / "data"
+    data = DATA
     results = []
     for bvh in sorted(data.glob("dataset-2_*.bvh")):
         base = process_clip((bvh.stem, bvh.read_text()))

@@ -187,6 +187,8 @@ def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None
     import bpy
     from mathutils import Vector
 
+    from salad_blender import facing
+
     scene.frame_set(_key_frame(scene, arm))
     body = next((c for c in arm.children if c.type == "MESH"), None)
     deps = bpy.context.evaluated_depsgraph_get()
@@ -206,14 +208,12 @@ def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None
     centre = (lo + hi) / 2
     radius = max(float(np.linalg.norm(hi - lo)) / 2, 0.6)
 
-    # Facing at this frame from the hips: forward = left x up (left = left hip minus right hip).
+    # Facing at this frame from the hips (the add-on's one computation of it).
     pose = arm.evaluated_get(deps).pose.bones
-    fwd = np.array([0.0, -1.0, 0.0])
+    fwd = facing.FRONT
     if "left_hip" in pose and "right_hip" in pose:
-        left = (mw[:3, :3] @ (np.array(pose["left_hip"].head) - np.array(pose["right_hip"].head)))
-        f = np.cross(left, [0.0, 0.0, 1.0])
-        if np.linalg.norm(f[:2]) > 1e-6:
-            fwd = f / np.linalg.norm(f)
+        rot = mw[:3, :3]
+        fwd = facing.forward(rot @ np.array(pose["left_hip"].head), rot @ np.array(pose["right_hip"].head))
     side = np.cross(fwd, [0.0, 0.0, 1.0])
     view = fwd * 0.85 + side * 0.45 + np.array([0.0, 0.0, 0.12])
     view /= np.linalg.norm(view)

@@ -121,7 +121,7 @@ def check_zip(path: Path, model_wheel: bool = True) -> list[str]:
     if bad:
         raise RuntimeError(f"{path.name} contains files that must not ship: {bad}")
     if model_wheel:
-        needed = {"salad_model/__init__.py", "salad_model/worker.py", "salad_model/assets/demo/LICENSE"}
+        needed = {"salad_model/__init__.py", "salad_model/serving/worker.py", "salad_model/assets/demo/LICENSE"}
         if len(wheels) != 1 or needed - set(inside):
             raise RuntimeError(f"{path.name} must carry one model wheel in {WHEEL_DIR}/ with {sorted(needed)}; "
                                f"found {wheels} holding {len(inside)} files")

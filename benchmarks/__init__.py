@@ -1,0 +1,1 @@
+"""Speed measurements (not shipped): ``python -m benchmarks.bench``, ``.bench_worker``, ``.bench_retarget``."""

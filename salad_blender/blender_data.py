@@ -1,0 +1,101 @@
+"""The apply steps' Blender data: a worker result becomes a new Action (and our body when asked).
+
+Runs on the main thread inside :meth:`motion_job.MotionJob.poll`; the only code of a job that creates
+Blender data. A failure half-way removes what it created, so a failed job leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+import numpy as np
+
+from . import actions, armature, rigs
+from .inputs import JobError, Target
+
+
+def scene_named(name: str) -> bpy.types.Scene:
+    """The scene a job was started in (the current one when unnamed), or why it is gone."""
+    scene = bpy.data.scenes.get(name) if name else bpy.context.scene
+    if scene is None:
+        raise JobError(f"The scene '{name}' was deleted while the motion was generated; nothing was changed.")
+    return scene
+
+
+def remove_object_tree(obj: bpy.types.Object) -> None:
+    """Remove an object we created, its children and their now unused data."""
+    for child in list(obj.children):
+        remove_object_tree(child)
+    data = obj.data
+    bpy.data.objects.remove(obj)
+    if data is not None and data.users == 0:
+        if isinstance(data, bpy.types.Armature):
+            bpy.data.armatures.remove(data)
+        elif isinstance(data, bpy.types.Mesh):
+            bpy.data.meshes.remove(data)
+
+
+def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model: str, name: str,
+                 edits: list, extra: dict[str, Any]) -> bpy.types.Action:
+    """Write a worker result into a new Action on the target (creating our body if asked).
+
+    ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields.
+    """
+    joints = np.asarray(result["joints"], dtype=np.float64)
+    contacts = result.get("contacts") if target.pin_feet else None
+    scene = scene_named(target.scene)
+    created = None
+    if target.kind == "new":
+        obj = created = new_body(target.name, joints, scene.collection)
+        rig: str | dict[str, str] = "smpl22"
+    else:
+        obj = bpy.data.objects.get(target.armature)
+        if obj is None:
+            raise JobError(f"The armature '{target.armature}' was deleted or renamed while the motion was "
+                           "generated; nothing was changed.")
+        rig = target.rig
+    try:
+        action = actions.apply_motion(
+            obj, joints, prompt=prompt, name=name, seed=int(meta.get("seed", 0)), model=model,
+            guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
+            bone_map=rig, scene=scene, start_frame=target.start_frame,
+            contacts=None if contacts is None else np.asarray(contacts), frame_range="set",
+            meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
+                  "rig": rig, "pin_feet": bool(target.pin_feet), **extra})
+    except BaseException:
+        if created is not None:
+            remove_object_tree(created)
+        raise
+    if created is not None:
+        select_only(created)
+    return action
+
+
+def new_body(name: str, joints: np.ndarray, collection: bpy.types.Collection) -> bpy.types.Object:
+    """Our SMPL-22 body with the motion's proportions (exact FK), else with standard proportions.
+
+    A badly trained or random model can produce joints whose median proportions make no body (feet
+    pointing backwards, a mirrored pelvis); the retargeter still maps their bone directions onto a
+    standard body, which is better than refusing the motion.
+    """
+    obj = armature.create_smpl22_armature(name, joints, collection=collection)
+    try:
+        rigs.check_sides(armature.rig_rest_from_object(obj), rigs.SMPL22_MAP)
+    except rigs.RigError:
+        remove_object_tree(obj)
+        obj = armature.create_smpl22_armature(name, None, collection=collection)
+        obj["salad_standard_body"] = True
+    return obj
+
+
+def select_only(obj: bpy.types.Object) -> None:
+    """Make a new body the active, selected object (best effort: it may sit in a hidden layer)."""
+    try:
+        view_layer = bpy.context.view_layer
+        for o in view_layer.objects:
+            o.select_set(False)
+        obj.select_set(True)
+        view_layer.objects.active = obj
+    except (RuntimeError, AttributeError, ReferenceError):
+        pass

@@ -1,0 +1,155 @@
+"""SALAD metadata of an Action (custom properties): the one writer, the one reader, and what they mean.
+
+Pure Python (no bpy): an Action is only read through ``keys()``, ``[key]``, ``name`` and
+``get``, so plain dicts stand in for it in tests.
+
+Edits are stateless: an action records how to regenerate it (prompt, seed, frames, model, guidance,
+steps, sampler) plus its chain of edits in ``salad_edits``; the prompt it *shows* is the last edit's
+prompt (:func:`current_prompt`). Actions made by editing real animation (``salad_source ==
+"inversion"``) have no seed to regenerate from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from . import smpl22
+from .inputs import JobError
+
+ACTION_PREFIX = "SALAD: "
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def action_name(prompt: str, max_bytes: int = 52) -> str:
+    """Action name for a prompt, short enough that Blender's ".001" suffixes still fit.
+
+    Blender before 5.0 caps ID names at 63 UTF-8 bytes, so the cut counts bytes, not characters
+    (a 50-character Chinese prompt is 150 bytes), and never splits a character.
+    """
+    text = " ".join(str(prompt).split()) or "motion"
+    raw = text.encode("utf-8")
+    if len(raw) > max_bytes:
+        text = raw[: max_bytes - 3].decode("utf-8", errors="ignore").rstrip() + "..."
+    return ACTION_PREFIX + text
+
+
+def make_metadata(
+    *,
+    prompt: str,
+    seed: int,
+    frames: int,
+    model: str = "",
+    guidance: float = 0.0,
+    steps: int = 0,
+    edits: Sequence[Any] = (),
+    source_fps: float = smpl22.FPS,
+    scheduler: str | None = None,
+    model_name: str | None = None,
+    rig: str | dict[str, str] | None = None,
+    pin_feet: bool | None = None,
+    parent: str | None = None,
+    source_action: str | None = None,
+    source: str | None = None,
+    to_metres: float | None = None,
+) -> dict[str, Any]:
+    """Custom properties for a SALAD action (the only place they are spelled).
+
+    Seeds beyond int32 (ID property ints) are strings; a custom bone map is stored as JSON. The
+    optional fields are left out when None: ``scheduler`` and ``model_name`` (the worker's sampler and
+    model name), ``rig`` and ``pin_feet`` (what edits reuse), ``parent`` (the action an edit came
+    from), ``source_action``, ``source`` ("inversion") and ``to_metres`` (real-motion edits).
+    """
+    seed = int(seed)
+    out: dict[str, Any] = {
+        "salad_prompt": str(prompt),
+        "salad_seed": seed if _INT32[0] <= seed <= _INT32[1] else str(seed),
+        "salad_frames": int(frames),
+        "salad_model": str(model),
+        "salad_guidance": float(guidance),
+        "salad_steps": int(steps),
+        "salad_edits": json.dumps(list(edits)),
+        "salad_source_fps": float(source_fps),
+    }
+    optional = {
+        "salad_scheduler": None if scheduler is None else str(scheduler),
+        "salad_model_name": None if model_name is None else str(model_name),
+        "salad_rig": None if rig is None else (rig if isinstance(rig, str) else json.dumps(rig)),
+        "salad_pin_feet": None if pin_feet is None else bool(pin_feet),
+        "salad_parent": parent,
+        "salad_source_action": source_action,
+        "salad_source": source,
+        "salad_to_metres": None if to_metres is None else float(to_metres),
+    }
+    out.update({k: v for k, v in optional.items() if v is not None})
+    return out
+
+
+def read_metadata(action: Any) -> dict[str, Any]:
+    """The SALAD metadata of an action as Python values (seed int, edits list); {} if none."""
+    out: dict[str, Any] = {}
+    for key in action.keys():
+        if key.startswith("salad_"):
+            out[key] = action[key]
+    if "salad_seed" in out:
+        out["salad_seed"] = int(out["salad_seed"])
+    if "salad_edits" in out:
+        out["salad_edits"] = json.loads(out["salad_edits"])
+    return out
+
+
+def is_salad_action(action: Any) -> bool:
+    return action is not None and "salad_prompt" in action.keys()
+
+
+def action_meta(action: Any) -> dict[str, Any]:
+    """Metadata of a SALAD action, with defaults for what older actions may lack."""
+    meta = read_metadata(action)
+    if "salad_prompt" not in meta:
+        raise JobError(f"The action '{action.name}' was not made by SALAD (no salad_prompt): generate "
+                       "a motion first.")
+    meta.setdefault("salad_edits", [])
+    meta.setdefault("salad_scheduler", "ddim")
+    return meta
+
+
+def current_prompt(meta: dict[str, Any]) -> str:
+    """The prompt an action shows: its last edit's prompt, else its source prompt."""
+    for edit in reversed(meta.get("salad_edits") or []):
+        if isinstance(edit, dict) and edit.get("edit_prompt"):
+            return str(edit["edit_prompt"])
+    return str(meta.get("salad_prompt", ""))
+
+
+def last_why(meta: dict[str, Any]) -> str:
+    """Why the worker chose the last edit's mode (shown under the Edit panel)."""
+    edits = meta.get("salad_edits") or []
+    return str(edits[-1].get("why", "")) if edits and isinstance(edits[-1], dict) else ""
+
+
+def active_salad_action(obj: Any) -> Any:
+    """The SALAD action an object is playing, if any (what the Edit panel works on)."""
+    ad = getattr(obj, "animation_data", None)
+    act = ad.action if ad is not None else None
+    return act if is_salad_action(act) else None
+
+
+def meta_rig(meta: dict[str, Any]) -> str | dict[str, str]:
+    """The rig an action was made for: a preset name or a custom bone map."""
+    rig_prop = meta.get("salad_rig", "auto")
+    return json.loads(rig_prop) if str(rig_prop).startswith("{") else str(rig_prop)
+
+
+def regenerate_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """The request fields that regenerate an action's source motion (what its edits start from)."""
+    return {"seed": int(meta["salad_seed"]), "frames": int(meta["salad_frames"]),
+            "guidance": float(meta["salad_guidance"]), "steps": int(meta["salad_steps"]),
+            "scheduler": str(meta.get("salad_scheduler") or "ddim")}
+
+
+def refuse_inversion(name: str, meta: dict[str, Any]) -> None:
+    """Actions made by editing real animation have no generation recipe (seed) to regenerate from."""
+    if meta.get("salad_source") == "inversion":
+        raise JobError(f"The action '{name}' was made by editing real animation, so it cannot be "
+                       "regenerated from a seed: use 'Edit selected animation with text' on it instead.")

@@ -1,0 +1,221 @@
+"""The job state machine: one chain of worker requests and an apply step, polled by whoever owns the main thread.
+
+Why plain objects: headless Blender runs no timers or modal operators, so the UI (a 0.1 s
+``bpy.app.timers`` callback), ``tools/batch.py`` and the tests all drive the same object by calling
+:meth:`MotionJob.poll`. A job is ``hello`` (only when the worker was just started), ``load`` (answered
+at once when that model is already loaded), then the op, then *apply* on the polling thread — the only
+step that touches Blender data (it is a callable given by :mod:`jobs`). No bpy here.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from . import rigs
+from .client import Job as WorkerJob
+from .client import WorkerClient, WorkerError
+from .inputs import PREFS_HINT, JobError, check_model
+from .worker_pool import POOL, WorkerConfig, WorkerPool
+
+HELLO_TIMEOUT = 60.0  # seconds a fresh worker gets to answer hello (interpreter start-up only)
+POLL_INTERVAL = 0.1
+
+# Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
+_RANGES = {"hello": (0.0, 0.03), "load": (0.03, 0.2), "run": (0.2, 0.97), "apply": (0.97, 1.0)}
+
+
+class MotionJob:
+    """One chain of worker requests + an apply step on the polling thread.
+
+    ``state``: running → done | failed | cancelled. ``status`` is a one-line description for the
+    panel and status bar, ``message`` the final word (what happened, what to do), ``details`` the
+    worker's log tail after a crash. ``output`` is what the apply step returned (an Action, an
+    Image, the check report).
+    """
+
+    def __init__(self, kind: str, label: str, client: WorkerClient, hello: WorkerJob, *, load: dict | None,
+                 op: dict | None, apply: Callable[[dict], Any], describe: str = "") -> None:
+        self.kind = kind
+        self.label = label
+        self.state = "running"
+        self.stage = "hello"
+        self.progress = 0.0
+        self.step = self.steps = 0  # sampling step of the op, once it runs
+        self.status = "Starting the model worker"
+        self.message = ""
+        self.details = ""
+        self.output: Any = None
+        self.result: dict | None = None
+        self.started = time.monotonic()
+        self.finished_at: float | None = None
+        self._client = client
+        self._load, self._op, self._apply = load, op, apply
+        self._describe = describe or label
+        self._current: WorkerJob = hello  # done already when the worker was running
+        self._deadline = time.monotonic() + HELLO_TIMEOUT
+
+    def __repr__(self) -> str:
+        return f"MotionJob({self.kind!r}, {self.label!r}, state={self.state!r}, progress={self.progress:.2f})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at or time.monotonic()) - self.started
+
+    # -- driving ----------------------------------------------------------------------------------
+
+    def poll(self) -> bool:
+        """Advance as far as the worker's answers allow (never blocks); True once finished."""
+        if self.finished:
+            return True
+        try:
+            self._advance()
+        except Exception as exc:  # noqa: BLE001 - a job must end in a state, never leak an exception
+            traceback.print_exc()
+            self._fail(f"{self.label} failed unexpectedly: {type(exc).__name__}: {exc}")
+        return self.finished
+
+    def _advance(self) -> None:
+        while not self.finished:
+            job = self._current
+            events = job.poll()
+            lo, hi = _RANGES[self.stage]
+            self.progress = lo + (hi - lo) * float(job.progress)
+            if self.stage == "load":
+                detail = next((e.get("detail") for e in reversed(events) if e.get("detail")), None)
+                if detail:
+                    self.status = f"Loading the model: {detail}"
+            elif self.stage == "run" and job.steps:
+                self.step, self.steps = job.step, job.steps
+                self.status = f"{self._describe}: step {job.step}/{job.steps}"
+            if not job.done:
+                if self.stage == "hello" and time.monotonic() > self._deadline:
+                    self._fail(f"The model worker did not answer within {HELLO_TIMEOUT:g} s. Click 'Check' "
+                               f"in {PREFS_HINT} to see what it prints.", self._client.stderr_tail(40))
+                return
+            if job.error is not None:
+                self._worker_failed(job.error)
+                return
+            self._next(job.result or {})
+
+    def _next(self, result: dict) -> None:
+        if self.stage == "hello" and self._load is not None:
+            self.stage, self.status = "load", "Loading the model"
+            self._current = self._client.submit(self._load)
+        elif self.stage in ("hello", "load") and self._op is not None:
+            self.stage, self.status = "run", f"{self._describe}"
+            self._current = self._client.submit(self._op)
+        else:
+            self.result = result
+            self.stage, self.status, self.progress = "apply", "Applying", _RANGES["apply"][0]
+            try:
+                self.output = self._apply(result)
+            except (JobError, rigs.RigError, ValueError, KeyError) as exc:
+                self._fail(f"{self.label}: {exc}")
+                return
+            self.state, self.progress = "done", 1.0
+            self.status = self.message = self.message or f"{self.label}: done in {self.elapsed:.1f} s"
+            self.finished_at = time.monotonic()
+
+    def cancel(self) -> None:
+        """Stop now: the worker is asked to stop (between steps) and any late result is ignored."""
+        if self.finished:
+            return
+        if not self._current.done:
+            self._current.cancel()
+        self.state = "cancelled"
+        self.status = self.message = f"{self.label}: cancelled, nothing was changed."
+        self.finished_at = time.monotonic()
+
+    def wait(self, timeout: float | None = None, interval: float = 0.02) -> MotionJob:
+        """Poll until finished (headless callers: tests, batch); TimeoutError leaves the job running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.poll():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.label} not finished after {timeout} s ({self.status})")
+            time.sleep(interval)
+        return self
+
+    # -- failures ---------------------------------------------------------------------------------
+
+    def _fail(self, message: str, details: str = "") -> None:
+        self.state = "failed"
+        self.status = self.message = message
+        self.details = details
+        self.finished_at = time.monotonic()
+
+    def _worker_failed(self, err: WorkerError) -> None:
+        if err.code == "cancelled":
+            self.state = "cancelled"
+            self.status = self.message = f"{self.label}: cancelled, nothing was changed."
+            self.finished_at = time.monotonic()
+            return
+        tail = ""
+        if err.code == "worker_exited":
+            tail = err.event.get("stderr") or self._late_stderr()
+        self._fail(*describe_worker_error(err, self.stage, tail))
+
+    def _late_stderr(self, wait: float = 1.0) -> str:
+        """The worker's stderr when the exit was reported before it was read.
+
+        A worker that dies at once (wrong interpreter, missing torch) can be reported by the client
+        before its reader thread has drained stderr, and that last line is what tells the user why.
+        """
+        deadline = time.monotonic() + wait
+        tail = self._client.stderr_tail(40)
+        while not tail and time.monotonic() < deadline:
+            time.sleep(0.02)
+            tail = self._client.stderr_tail(40)
+        return tail
+
+
+def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple[str, str]:
+    """(message for people, details) for a failed worker request."""
+    code, text = err.code, err.message.rstrip(".")
+    if code == "worker_exited":
+        rc = err.event.get("returncode")
+        tail = tail or err.event.get("stderr", "")
+        last = next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "")
+        if last and last not in text:
+            text = f"{text}: {last}"
+        hint = ("Check 'Worker Python' in " + PREFS_HINT + " (the 'Check' button shows the worker's log); "
+                "it needs an environment with salad_model and torch installed")
+        return f"The model worker stopped ({text}; exit code {rc}). {hint}.", tail
+    if code == "protocol_mismatch":
+        return f"{text}.", ""
+    if code in ("model_error", "no_model") or stage == "load":
+        return f"Cannot load the model: {text}. Pick another model in {PREFS_HINT}.", ""
+    if code == "invalid_input":
+        return f"{text}.", ""
+    if code == "out_of_memory":
+        return f"{text}.", ""
+    return (f"The model worker failed ({code}): {text}. See the system console for the worker's log.",
+            err.event.get("stderr", ""))
+
+
+def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply: Callable[[dict], Any],
+             pool: WorkerPool | None, describe: str = "") -> MotionJob:
+    """A running job on the pool's worker (started if needed): ``load`` the config's model, then ``op``."""
+    model = check_model(config.model)
+    pool = pool or POOL
+    client = pool.get(config)
+    load = {"op": "load", "model": model, "device": config.device}
+    if config.threads > 0:
+        load["threads"] = int(config.threads)
+    return MotionJob(kind, label, client, pool.hello, load=load, op=op, apply=apply, describe=describe)
+
+
+def check_summary(report: dict) -> str:
+    """One line for the preferences' Check: interpreter, package versions, model, device."""
+    h, m = report.get("hello") or {}, report.get("model") or {}
+    te = m.get("text_encoder") or {}
+    return (f"Worker OK: Python {h.get('python')}, salad_model {h.get('salad_model')}, torch {h.get('torch')}"
+            f" | model '{m.get('name')}' on {m.get('device')} ({m.get('threads')} threads), "
+            f"text encoder {te.get('name')}, {m.get('min_frames')}-{m.get('max_frames')} frames "
+            f"at {m.get('fps')} fps")

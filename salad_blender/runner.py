@@ -1,0 +1,141 @@
+"""The jobs of this Blender session and the timer that polls them; the progress bar they draw.
+
+Why its own module: the operators start jobs here and both the panels and the preferences draw their
+progress, so all of them import this one (and it imports none of them).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import bpy
+
+from . import jobs, setup_env
+from .motion_job import POLL_INTERVAL, MotionJob
+
+
+class Runner:
+    """At most one motion job (generate / edit / attention), one check and one environment set-up."""
+
+    SLOTS = ("motion", "check", "setup")
+
+    def __init__(self) -> None:
+        self.motion: MotionJob | None = None
+        self.check: MotionJob | None = None
+        self.setup: setup_env.SetupJob | None = None
+
+    def busy(self, slot: str = "motion") -> bool:
+        job = getattr(self, slot)
+        return job is not None and not job.finished
+
+    def start(self, slot: str, job, timer: bool = True) -> None:  # noqa: ANN001 - MotionJob or SetupJob
+        old = getattr(self, slot)
+        if old is not None and not old.finished:
+            old.cancel()
+        setattr(self, slot, job)
+        if timer and not bpy.app.timers.is_registered(_tick):
+            bpy.app.timers.register(_tick, first_interval=POLL_INTERVAL, persistent=True)
+
+    def tick(self) -> float | None:
+        """Poll every running job once; None (stop the timer) when nothing runs any more."""
+        running = False
+        for slot in self.SLOTS:
+            job = getattr(self, slot)
+            if job is None or job.finished:
+                continue
+            with _window_context():
+                if job.poll():
+                    self.finished(slot, job)
+                else:
+                    running = True
+        redraw()
+        return POLL_INTERVAL if running else None
+
+    def finished(self, slot: str, job) -> None:  # noqa: ANN001
+        """Tell the user (console + panel) and make the change undoable."""
+        stream = sys.stderr if job.state == "failed" else sys.stdout
+        print(f"SALAD: {job.message}", file=stream)
+        details = getattr(job, "details", "")
+        if details:
+            print(details, file=sys.stderr)
+        if slot == "motion" and job.state == "done":
+            try:
+                bpy.ops.ed.undo_push(message=f"SALAD {job.label}")
+            except RuntimeError:
+                pass
+
+    def cancel_all(self) -> None:
+        for slot in self.SLOTS:
+            job = getattr(self, slot)
+            if job is not None and not job.finished:
+                job.cancel()
+
+
+RUNNER = Runner()
+
+
+def _tick() -> float | None:
+    try:
+        return RUNNER.tick()
+    except Exception:  # noqa: BLE001 - a raising timer is unregistered silently; keep polling visible
+        import traceback
+
+        traceback.print_exc()
+        return POLL_INTERVAL
+
+
+class _window_context:
+    """Run the apply step with a window in context when there is one (timers have a bare context)."""
+
+    def __enter__(self) -> None:
+        wm = getattr(bpy.context, "window_manager", None)
+        win = wm.windows[0] if wm is not None and len(wm.windows) and bpy.context.window is None else None
+        self._cm = bpy.context.temp_override(window=win) if win is not None else None
+        if self._cm is not None:
+            self._cm.__enter__()
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+
+
+def redraw() -> None:
+    """Ask the areas that show SALAD state to redraw (progress, messages)."""
+    wm = getattr(bpy.context, "window_manager", None)
+    if wm is None:
+        return
+    for win in wm.windows:
+        for area in win.screen.areas:
+            if area.type in ("VIEW_3D", "PREFERENCES", "STATUSBAR", "IMAGE_EDITOR"):
+                area.tag_redraw()
+
+
+def draw_progress(layout: bpy.types.UILayout, factor: float, text: str) -> None:
+    """A progress bar (Blender 4.0+), else the percentage as text."""
+    if hasattr(layout, "progress"):
+        layout.progress(factor=float(factor), type="BAR", text=f"{text[:70]} ({factor * 100:.0f}%)")
+    else:
+        layout.label(text=f"{text[:70]}: {factor * 100:.0f}%")
+
+
+@bpy.app.handlers.persistent
+def _cancel_on_load(*_args) -> None:  # noqa: ANN002
+    """A motion job must not land in another file's objects that happen to share a name."""
+    job = RUNNER.motion
+    if job is not None and not job.finished:
+        job.cancel()
+        print(f"SALAD: {job.label} cancelled because another file was opened")
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(_cancel_on_load)
+
+
+def unregister() -> None:
+    """Cancel what runs, stop the timer and end the worker."""
+    if _cancel_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_cancel_on_load)
+    RUNNER.cancel_all()
+    if bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.unregister(_tick)
+    jobs.shutdown()

@@ -1,0 +1,2 @@
+"""The model at inference: VAE, denoiser, attention, text encoders, checkpoints, sampling, editing, inversion and
+the pipeline that ties them together."""

@@ -1,0 +1,131 @@
+"""Multi-head attention with swappable processors (diffusers style).
+
+The network never knows about editing: an :class:`Attention` module projects Q/K/V and hands them to its
+``processor``. The default processor is fused ``scaled_dot_product_attention``; a
+:class:`ControlledAttnProcessor` computes explicit probabilities and lets an *attention controller*
+(see :mod:`salad_model.runtime.editing`) record or replace them — only when maps are needed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MASK_VALUE = -1e9  # the reference fills masked logits with −1e9 (not −inf)
+
+
+class AttentionController(Protocol):
+    """Sees (and may replace) post-softmax probabilities [N, H, Lq, Lk] of every attention call."""
+
+    def __call__(self, probs: torch.Tensor, kind: str, layer: int) -> torch.Tensor: ...
+
+
+class Attention(nn.Module):
+    """``softmax(QKᵀ/√d_h + mask)·V`` with separate Wq/Wk/Wv/Wo (reference key names)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, kind: str, layer: int):
+        super().__init__()
+        self.Wq = nn.Linear(dim, dim)
+        self.Wk = nn.Linear(dim, dim)
+        self.Wv = nn.Linear(dim, dim)
+        self.Wo = nn.Linear(dim, dim)
+        self.heads = heads
+        self.dropout = dropout
+        self.kind = kind  # "temp", "skel" or "cross"
+        self.layer = layer
+        self.processor: AttnProcessor = FUSED
+        self._qkv: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+
+    def fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[Wq; Wk; Wv] as one weight (one GEMM instead of three), cached until a parameter changes."""
+        params = (self.Wq.weight, self.Wk.weight, self.Wv.weight, self.Wq.bias, self.Wk.bias, self.Wv.bias)
+        key = tuple((t.data_ptr(), t._version) for t in params)
+        if self._qkv is None or self._qkv[0] != key:
+            with torch.no_grad():
+                self._qkv = (key, torch.cat(params[:3]), torch.cat(params[3:]))
+        return self._qkv[1], self._qkv[2]
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, d = x.shape
+        return x.view(n, length, self.heads, d // self.heads).transpose(1, 2)
+
+    def project_kv(self, kv_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values [N, H, L, d_h]; cacheable for the text memory (constant across steps)."""
+        return self.split(self.Wk(kv_in)), self.split(self.Wv(kv_in))
+
+    def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor | None = None,
+                kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """q_in [N, Lq, D]; keys/values from ``kv`` (precomputed) or ``kv_in`` (default: q_in).
+
+        ``mask`` is additive, broadcastable to [N, H, Lq, Lk] (0 or −1e9).
+        """
+        if kv is None and kv_in is None and not torch.is_grad_enabled():
+            n, length, d = q_in.shape
+            qkv = F.linear(q_in, *self.fused_qkv()).view(n, length, 3, self.heads, d // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous()  # one copy → three contiguous [N, H, L, d_h]
+        else:
+            q = self.split(self.Wq(q_in))
+            k, v = kv if kv is not None else self.project_kv(q_in if kv_in is None else kv_in)
+        out = self.processor(self, q, k, v, mask)
+        n, h, length, dh = out.shape
+        return self.Wo(out.transpose(1, 2).reshape(n, length, h * dh))
+
+
+class AttnProcessor:
+    """Fastest exact path: fused SDPA for long key sequences, plain matmul-softmax for short ones.
+
+    On CPU the fused kernel's per-call overhead dominates when queries and keys are both short
+    (measured at 196 frames: skeletal 7×7 0.78 ms explicit vs 2.26 ms fused; temporal 49×49 0.51 vs
+    0.64 ms), while cross attention (343 queries) is faster fused.
+    """
+
+    short = 64
+
+    def __call__(self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 mask: torch.Tensor | None) -> torch.Tensor:
+        p = attn.dropout if attn.training else 0.0
+        if q.shape[-2] <= self.short and k.shape[-2] <= self.short:
+            probs = attention_probs(q, k, mask)
+            if p > 0:
+                probs = F.dropout(probs, p)
+            return torch.matmul(probs, v)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+
+
+FUSED = AttnProcessor()
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Explicit softmax probabilities [N, H, Lq, Lk] (the reference's op order)."""
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + mask
+    return scores.softmax(dim=-1)
+
+
+class ControlledAttnProcessor(AttnProcessor):
+    """Explicit-softmax attention whose probabilities pass through a controller."""
+
+    def __init__(self, controller: AttentionController):
+        self.controller = controller
+
+    def __call__(self, attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 mask: torch.Tensor | None) -> torch.Tensor:
+        probs = self.controller(attention_probs(q, k, mask), attn.kind, attn.layer)
+        if attn.training and attn.dropout > 0:
+            probs = F.dropout(probs, attn.dropout)
+        return torch.matmul(probs, v)
+
+
+def padding_to_additive(valid: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Key validity [N, Lk] (True = attendable) → additive mask [N, 1, 1, Lk]."""
+    if valid is None:
+        return None
+    m = torch.zeros(valid.shape, dtype=dtype, device=valid.device)
+    m = m.masked_fill(~valid, MASK_VALUE)
+    return m[:, None, None, :]

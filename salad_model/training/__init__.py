@@ -1,0 +1,1 @@
+"""Training: the VAE/denoiser loop, distributed helpers and the data pipelines (never imported by the worker)."""

@@ -1,0 +1,78 @@
+"""salad_blender.motion_job without Blender or a worker: the state machine driven by scripted answers.
+
+The real worker is exercised end to end in test_jobs.py; here a scripted client answers each request
+so the order of requests, the progress ranges and every way a job ends are checked in isolation.
+"""
+
+from salad_blender import motion_job
+from salad_blender.client import WorkerError
+from salad_blender.inputs import JobError
+
+
+class Answer:
+    """A worker request that is already answered (what ``client.submit`` returns)."""
+
+    def __init__(self, result=None, error=None):
+        self.result, self.error = result, error
+        self.done, self.progress, self.step, self.steps = True, 1.0, 0, 0
+        self.cancelled = False
+
+    def poll(self):
+        return []
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class ScriptedClient:
+    def __init__(self, answers):
+        self.answers, self.sent = dict(answers), []
+
+    def submit(self, request):
+        self.sent.append(request["op"])
+        return self.answers[request["op"]]
+
+    def stderr_tail(self, lines=40):
+        return "worker log"
+
+
+def make(answers, apply=lambda result: result["value"] * 2):
+    client = ScriptedClient(answers)
+    job = motion_job.MotionJob("generate", "Generate", client, Answer({"pid": 1}), load={"op": "load"},
+                               op={"op": "generate"}, apply=apply)
+    return job, client
+
+
+def test_hello_load_run_apply_in_order():
+    job, client = make({"load": Answer({}), "generate": Answer({"value": 21})})
+    assert job.poll() and job.state == "done" and job.output == 42 and job.progress == 1.0
+    assert client.sent == ["load", "generate"] and job.message.startswith("Generate: done in")
+
+
+def test_apply_error_fails_the_job_with_its_message():
+    def apply(result):
+        raise JobError("the armature was deleted")
+
+    job, _ = make({"load": Answer({}), "generate": Answer({"value": 1})}, apply)
+    assert job.poll() and job.state == "failed" and job.message == "Generate: the armature was deleted"
+
+
+def test_worker_errors_become_directions():
+    job, client = make({"load": Answer(error=WorkerError("model_error", "no such folder"))})
+    assert job.poll() and job.state == "failed" and client.sent == ["load"]
+    assert job.message == f"Cannot load the model: no such folder. Pick another model in {motion_job.PREFS_HINT}."
+    job, _ = make({"load": Answer({}), "generate": Answer(error=WorkerError("cancelled", "stopped"))})
+    assert job.poll() and job.state == "cancelled" and "nothing was changed" in job.message
+    exited = WorkerError("worker_exited", "the worker exited", {"returncode": 1, "stderr": "ImportError: torch"})
+    message, details = motion_job.describe_worker_error(exited, "run")
+    assert "ImportError: torch" in message and "exit code 1" in message and details == "ImportError: torch"
+
+
+def test_cancel_before_an_answer():
+    pending = Answer()
+    pending.done = False
+    job, _ = make({"load": pending})
+    assert not job.poll() and job.stage == "load"
+    job.cancel()
+    assert job.finished and job.state == "cancelled" and pending.cancelled
+    assert job.poll()  # a finished job stays finished

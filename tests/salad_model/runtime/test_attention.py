@@ -1,0 +1,93 @@
+"""Attention processors: masking, the explicit (recordable) path against the fused one, controllers, the QKV cache."""
+
+import pytest
+import torch
+
+from salad_model.runtime.attention import (
+    FUSED,
+    MASK_VALUE,
+    Attention,
+    ControlledAttnProcessor,
+    padding_to_additive,
+)
+from salad_model.runtime.editing import AttentionRecorder
+
+VALID = torch.tensor([[True, True, True, False, False, False],
+                      [True, True, True, True, True, False]])
+
+
+@pytest.fixture
+def attn() -> Attention:
+    torch.manual_seed(0)
+    return Attention(dim=8, heads=2, dropout=0.0, kind="cross", layer=3).eval()
+
+
+def _inputs(lk: int = 6, lq: int = 5):
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2, lq, 8, generator=g), torch.randn(2, lk, 8, generator=g)
+
+
+def test_padding_to_additive_marks_invalid_keys_only() -> None:
+    m = padding_to_additive(VALID, torch.float32)
+    assert m.shape == (2, 1, 1, 6)
+    assert torch.equal(m[:, 0, 0] == 0, VALID) and (m[:, 0, 0][~VALID] == MASK_VALUE).all()
+    assert padding_to_additive(None, torch.float32) is None
+
+
+def test_recorded_probabilities_sum_to_one_over_unmasked_keys_and_are_zero_on_masked(attn) -> None:
+    q_in, kv_in = _inputs()
+    rec = AttentionRecorder(batch=1, cond_rows=slice(0, 1), keep={"cross"})
+    attn.processor = ControlledAttnProcessor(rec)
+    with torch.no_grad():
+        attn(q_in, kv_in=kv_in, mask=padding_to_additive(VALID, torch.float32))
+    probs = rec.maps[("cross", 3)]  # the module's kind and layer name the record
+    assert probs.shape == (2, 2, 5, 6)  # [N, H, Lq, Lk]
+    valid = VALID[:, None, None, :].expand_as(probs)
+    assert torch.equal(probs[~valid], torch.zeros_like(probs[~valid]))  # exactly 0, not merely small
+    sums = (probs * valid).sum(-1)
+    torch.testing.assert_close(sums, torch.ones_like(sums), rtol=0, atol=1e-6)
+    assert (probs[valid] > 0).all()
+
+
+@pytest.mark.parametrize("lk", [6, 80])  # 80 keys: the default processor takes the fused SDPA kernel
+def test_explicit_recordable_path_matches_the_default_processor(attn, lk) -> None:
+    q_in, kv_in = _inputs(lk=lk, lq=70 if lk > 64 else 5)
+    valid = torch.ones(2, lk, dtype=torch.bool)
+    valid[0, lk // 2:] = False
+    mask = padding_to_additive(valid, torch.float32)
+    with torch.no_grad():
+        attn.processor = FUSED
+        fused = attn(q_in, kv_in=kv_in, mask=mask)
+        attn.processor = ControlledAttnProcessor(lambda p, kind, layer: p)
+        explicit = attn(q_in, kv_in=kv_in, mask=mask)
+    torch.testing.assert_close(explicit, fused, rtol=1e-5, atol=1e-6)
+
+
+def test_controller_output_replaces_the_probabilities(attn) -> None:
+    """What the controller returns is what multiplies V: uniform weights over the valid keys give mean(V)."""
+    q_in, kv_in = _inputs()
+
+    def uniform(p, kind, layer):
+        w = VALID[:, None, None, :].to(p.dtype).expand_as(p)
+        return w / w.sum(-1, keepdim=True)
+
+    attn.processor = ControlledAttnProcessor(uniform)
+    with torch.no_grad():
+        out = attn(q_in, kv_in=kv_in, mask=padding_to_additive(VALID, torch.float32))
+        v = attn.Wv(kv_in)
+        mean_v = torch.stack([v[i, VALID[i]].mean(0) for i in range(2)])[:, None].expand(2, 5, 8)
+        expected = attn.Wo(mean_v)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_qkv_cache_follows_loaded_weights(attn) -> None:
+    """The fused [Wq; Wk; Wv] is cached for speed; loading new weights must not leave it stale."""
+    x, _ = _inputs()
+    torch.manual_seed(5)
+    other = Attention(dim=8, heads=2, dropout=0.0, kind="skel", layer=0).eval()
+    with torch.no_grad():
+        attn(x)  # fills the cache
+        attn.load_state_dict(other.state_dict())
+        after = attn(x)
+        expected = other(x)
+    torch.testing.assert_close(after, expected, rtol=0, atol=1e-6)
