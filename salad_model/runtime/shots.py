@@ -37,11 +37,17 @@ from .sampling import StepCallback, initial_noise, sample
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 2.0
-DEFAULT_BLEND_FRAMES = 2  # latent frames over which a held context hands over to new motion (measured)
-# Latent frames a window generates past what it keeps: the last latent frames of a clip encode its end (the
-# VAE saw zero padding there), and holding such frames as context leaves a pop where new motion follows.
-DEFAULT_OVERHANG_FRAMES = 2
+# Seam settings, chosen on 6 three-segment timelines (docs/MODEL_CARD.md, "Shots"): with plain replacement the
+# mean jerk within ±0.5 s of a seam was 1.39× the jerk inside segments, a one-frame pop where the new prompt's
+# first latent frame meets the held context. RePaint resampling (1 pass: 1.39×, at twice the cost), a soft
+# hand-over ramp of the held context (``blend`` 2: 1.48×) and windows that generate past what they keep
+# (``overhang`` 2, against the VAE's end-of-clip latents: 1.51×) did not help; a text-guidance ramp after the
+# context (4 latent frames: 1.38×, 8: 1.34×) helped a little; smoothing the features at the join (σ 1.5
+# frames, faded out over ±0.4 s) brought it to 1.01× (foot sliding 1.22×). Defaults: the ramp and the smoothing.
+DEFAULT_BLEND_FRAMES = 0  # latent frames over which a held context hands over softly to new motion
+DEFAULT_OVERHANG_FRAMES = 0  # latent frames a window generates past what it keeps
 DEFAULT_GUIDANCE_RAMP = 4  # latent frames after a held context over which text guidance rises to full
+DEFAULT_SEAM_SMOOTHING = 1.5  # σ (frames) of the feature smoothing at joins; 0 = off
 
 
 def derive_seed(*parts: object) -> int:
@@ -117,7 +123,7 @@ class ShotDirector:
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
                  guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                  blend: int = DEFAULT_BLEND_FRAMES, overhang: int = DEFAULT_OVERHANG_FRAMES,
-                 guidance_ramp: int = DEFAULT_GUIDANCE_RAMP):
+                 guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING):
         self.pipe = pipe
         self.guidance = pipe.default_guidance if guidance is None else float(guidance)
         pipe.check_sampling(self.guidance, steps, scheduler)
@@ -138,11 +144,15 @@ class ShotDirector:
             raise InputError(f"overhang must be an integer within 0…{self.max_lat // 4} latent frames")
         if not isinstance(guidance_ramp, int) or not 0 <= guidance_ramp <= self.max_lat // 4:
             raise InputError(f"guidance_ramp must be an integer within 0…{self.max_lat // 4} latent frames")
+        if not isinstance(seam_smoothing, (int, float)) or not 0 <= seam_smoothing <= 4:
+            raise InputError(f"seam_smoothing must be within 0…4 frames, got {seam_smoothing!r}")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
+        self.seam_smoothing = float(seam_smoothing)
         self.reach = decoder_reach(pipe.vae, pipe.denoiser.config.vae_dim, pipe.device)
         # latent frames a segment's windows run past its end: the decoder's reach (prefix stability) + the
         # soft hand-over, which the next window may still change
-        self.spill = self.reach + blend
+        # (and at least the seam smoothing's reach back, 5σ frames, so smoothing never touches an earlier segment)
+        self.spill = max(self.reach + blend, -(-int(np.ceil(5 * self.seam_smoothing)) // 4))
         self._text: dict[str, object] = {}
 
     # -- sources ------------------------------------------------------------------------------------
@@ -309,6 +319,7 @@ class ShotDirector:
             return (pipe.vae.decode(latent) * pipe.std + pipe.mean)[0].float().cpu().numpy()
 
     def _motion(self, feats: np.ndarray, latent: torch.Tensor | None, meta: dict) -> Motion:
+        feats = smooth_seams(feats, meta["shot"].get("seams", []), self.seam_smoothing)
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         return Motion(self.pipe._joints(feats), feats, meta, latent)
 
@@ -506,3 +517,25 @@ def decoder_reach(vae, dim: int, device: torch.device | str = "cpu") -> int:
     changed = torch.nonzero(d > 0).flatten()
     back = 4 * j - int(changed.min()) if len(changed) else 0
     return max(0, -(-back // 4))
+
+
+def smooth_seams(feats: np.ndarray, seams: list[int], sigma: float) -> np.ndarray:
+    """Gaussian smoothing (σ frames) of the features at each seam: full within 2σ, fading out at 5σ.
+
+    Features are per-frame and heading-free, so smoothing them and integrating once keeps the root path
+    continuous; contacts are kept; frames 5σ or further from every seam are returned unchanged.
+    """
+    if sigma <= 0 or not seams:
+        return feats
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    padded = np.concatenate([np.repeat(feats[:1], r, 0), feats, np.repeat(feats[-1:], r, 0)])
+    smooth = np.stack([padded[i:i + len(feats)] for i in range(2 * r + 1)], 0)
+    smooth = np.tensordot(k, smooth, axes=1)
+    t = np.arange(len(feats))
+    d = np.min(np.abs(t[:, None] - np.asarray(seams)[None, :]), axis=1).astype(np.float64)
+    w = np.clip((5 * sigma - d) / (3 * sigma), 0.0, 1.0)[:, None]  # 1 within 2σ, fading to 0 at 5σ
+    out = feats * (1 - w) + smooth * w
+    out[:, -4:] = feats[:, -4:]
+    return out.astype(feats.dtype)

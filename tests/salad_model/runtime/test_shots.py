@@ -8,7 +8,7 @@ import torch
 from salad_model.runtime.inpainting import PART_PRESETS, Inpainting, parse_parts
 from salad_model.runtime.pipeline import InputError
 from salad_model.runtime.sampling import Cancelled, initial_noise, sample
-from salad_model.runtime.shots import MAX_SHOT_SECONDS, Segment, ShotDirector, decoder_reach
+from salad_model.runtime.shots import MAX_SHOT_SECONDS, Segment, ShotDirector, decoder_reach, smooth_seams
 
 STEPS = 4
 
@@ -136,7 +136,8 @@ def test_compose_progress_and_cancel(director):
         director.compose(SEGS, seed=1, callback=stop)
 
 
-def test_continue_keeps_the_source_and_holds_its_context(director, tiny_pipeline):
+def test_continue_keeps_the_source_and_holds_its_context(tiny_pipeline):
+    director = ShotDirector(tiny_pipeline, steps=STEPS, blend=2)
     src = tiny_pipeline.generate("a person walks forward", frames=80, seed=2)
     out = director.continue_motion(src, "a person sits down", 2.0, seed=3)
     assert out.joints.shape == (120, 22, 3)
@@ -228,3 +229,37 @@ def test_bad_inputs_of_continue_inbetween_and_parts(director, tiny_pipeline):
         director.regenerate_parts(tiny, "a person waves", "arms")
     with pytest.raises(InputError, match="resampling needs the ddim sampler"):
         ShotDirector(tiny_pipeline, resample=1, scheduler="dpm++")
+
+
+def test_smooth_seams_touches_only_the_join():
+    f = np.zeros((60, 263), np.float32)
+    f[30:, :-4] = 1.0  # a step at the seam
+    f[:, -4:] = (np.arange(60) % 2)[:, None]  # contacts
+    out = smooth_seams(f, [30], 1.5)
+    assert np.array_equal(out[: 30 - 8], f[: 30 - 8]) and np.array_equal(out[30 + 8:], f[30 + 8:])
+    assert np.array_equal(out[:, -4:], f[:, -4:])
+    steps = np.abs(np.diff(out[:, 0]))
+    assert steps.max() < 0.45 and out[29, 0] > 0.2 and out[30, 0] < 0.8  # the jump is spread over frames
+    assert np.array_equal(smooth_seams(f, [30], 0.0), f)
+
+
+def test_guidance_ramps_up_after_held_frames(director):
+    held = torch.zeros(1, 12, 7)
+    held[:, :5] = 1.0
+    w = director._guidance_weights(held)[0]
+    r = director.guidance_ramp
+    expected = [1.0] * 5 + [(k + 1) / (r + 1) for k in range(r)] + [1.0] * (12 - 5 - r)
+    assert w.tolist() == pytest.approx(expected)
+    both = torch.zeros(1, 12, 7)
+    both[:, :2] = 1.0
+    both[:, 10:] = 1.0  # an in-between: ramps from both held ends
+    wb = director._guidance_weights(both)[0]
+    assert wb[2] == pytest.approx(1 / (r + 1)) and wb[9] == pytest.approx(1 / (r + 1))
+
+
+def test_seam_smoothing_never_reaches_an_earlier_segment(tiny_pipeline):
+    d = ShotDirector(tiny_pipeline, steps=2, seam_smoothing=4.0)
+    assert 4 * d.spill >= 5 * 4.0
+    a = d.compose(SEGS, seed=3)
+    b = d.compose([SEGS[0], Segment("a person jumps", 2.4), SEGS[2]], seed=3)
+    assert np.abs(a.joints[:60] - b.joints[:60]).max() <= 1e-5
