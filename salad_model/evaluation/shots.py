@@ -78,19 +78,24 @@ def seam_mask(frames: int, seams: list[int], fps: float = 20.0, seconds: float =
     return m
 
 
-def seam_measures(clips: list[tuple[np.ndarray, np.ndarray, list[int]]], fps: float = 20.0,
-                  contact_joints: tuple[int, ...] = (7, 10, 8, 11)) -> dict:
-    """Pooled seam vs inside statistics over clips of (joints, contacts, seams)."""
+def seam_measures(clips: list[tuple], fps: float = 20.0, contact_joints: tuple[int, ...] = (7, 10, 8, 11)) -> dict:
+    """Pooled seam vs inside statistics over clips of (joints, contacts, seams[, eligible]).
+
+    ``eligible`` (bool [T]) limits which frames away from seams count as "inside" (e.g. only generated
+    frames, when the rest of a clip is real motion).
+    """
     js, jm, ss, sm, rs, rm, per_seam = [], [], [], [], [], [], []
-    for joints, contacts, seams in clips:
+    for clip in clips:
+        joints, contacts, seams = clip[:3]
         m = seam_mask(len(joints), seams, fps)
+        inside = ~m if len(clip) < 4 else (~m & np.asarray(clip[3], bool))
         jk, sl, rd = jerk(joints, fps), foot_sliding(joints, contacts, contact_joints, fps), root_displacement(joints)
         js.append(jk[m])
-        jm.append(jk[~m])
+        jm.append(jk[inside])
         ss.append(sl[m])
-        sm.append(sl[~m])
+        sm.append(sl[inside])
         rs.append(rd[m])
-        rm.append(rd[~m])
+        rm.append(rd[inside])
         for s in seams:
             one = seam_mask(len(joints), [s], fps)
             per_seam.append(float(np.nanmax(rd[one])) if np.isfinite(rd[one]).any() else float("nan"))
@@ -214,14 +219,20 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
         a, b, cap = rng.sample(test, 3)
         prompt = rng.choice(_heldout(captions, cap))
         m = d.continue_motion(d.source(features=a.features), prompt, 4.0, seed=seed * 1000 + k)
-        cont.append((m.joints, m.features[:, -4:] > 0.5, m.meta["shot"]["seams"]))
+        gen = np.arange(len(m.joints)) >= m.meta["shot"]["source_frames"]
+        cont.append((m.joints, m.features[:, -4:] > 0.5, m.meta["shot"]["seams"], gen))
         m = d.inbetween(d.source(features=a.features), d.source(features=b.features), prompt, 3.0,
                         seed=seed * 1000 + k)
-        inb.append((m.joints, m.features[:, -4:] > 0.5, m.meta["shot"]["seams"]))
+        g0, g1 = m.meta["shot"]["gap"]
+        gen = (np.arange(len(m.joints)) >= g0) & (np.arange(len(m.joints)) < g1)
+        inb.append((m.joints, m.features[:, -4:] > 0.5, m.meta["shot"]["seams"], gen))
         log(f"  joins {k + 1}/{joins} ({time.time() - t_start:.0f}s)")
     if joins:
-        rep["continuation"] = seam_measures(cont, fps, contact)
-        rep["inbetween"] = seam_measures(inb, fps, contact)
+        # inside = all frames away from the joins (real source + generated), and generated frames only
+        rep["continuation"] = seam_measures([c[:3] for c in cont], fps, contact)
+        rep["continuation_vs_generated"] = seam_measures(cont, fps, contact)
+        rep["inbetween"] = seam_measures([c[:3] for c in inb], fps, contact)
+        rep["inbetween_vs_generated"] = seam_measures(inb, fps, contact)
         log(f"continuation: {rep['continuation']}\ninbetween: {rep['inbetween']}")
 
     # -- part regeneration ------------------------------------------------------------------------
@@ -282,7 +293,9 @@ def format_shots_markdown(rep: dict) -> str:
     lines = [f"Shots (`python -m salad_model.evaluation.eval shots`): {s['timelines']} three-segment timelines of "
              f"held-out captions, DDIM-{s['steps']}, resample {s['resample']}, context {s['context_seconds']:g} s.", "",
              "| measure | at seams | inside | ratio | criterion | holds |", "|---|---|---|---|---|---|"]
-    for key, name in (("timelines", "timelines"), ("continuation", "continuation"), ("inbetween", "in-between")):
+    for key, name in (("timelines", "timelines"), ("continuation", "continuation"),
+                      ("continuation_vs_generated", "continuation (inside = generated frames)"),
+                      ("inbetween", "in-between"), ("inbetween_vs_generated", "in-between (inside = the gap)")):
         r = rep.get(key)
         if not r:
             continue
