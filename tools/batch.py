@@ -335,7 +335,8 @@ def strip_frames(scene, action, n: int) -> list[int]:  # noqa: ANN001
     if shot and shot.get("segments"):
         per_frame = scene.render.fps / scene.render.fps_base / float(action.get("salad_source_fps", 20.0))
         for seg in shot["segments"]:
-            mid = (seg["content_start"] + seg["content_end"]) / 2
+            a, b = seg.get("content_start", seg.get("start", 0)), seg.get("content_end", seg.get("end", 0))
+            mid = (a + b) / 2
             frames.append(int(round(lo + mid * per_frame)))
     extra = max(n - len(frames), 0)
     frames += [int(round(lo + (hi - lo) * (k + 0.5) / extra)) for k in range(extra)]
@@ -379,15 +380,14 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     if a.fps:
         scene.render.fps, scene.render.fps_base = int(a.fps), 1.0
     target = jobs.Target(kind="new", pin_feet=not a.no_pin_feet)
-    if prompt is None:
+    sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
+    if prompt is None:  # a shot, through the add-on's "Generate Shot" job
         from salad_blender import shot_jobs
 
-        segments = [shot_jobs.ShotSegment(p, s, seed) for p, s, seed in a.segments]
-        job = shot_jobs.start_compose(config, segments, target, seed=a.seed, steps=a.steps, guidance=a.guidance,
-                                      sampler=a.sampler)
+        segments = [{"prompt": p, "seconds": s, **({} if seed is None else {"seed": seed})}
+                    for p, s, seed in a.segments]
+        job = shot_jobs.start_compose(config, segments, sampling, target)
     else:
-        sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps,
-                                 sampler=a.sampler)
         job = jobs.start_generate(config, prompt, sampling, target)
     shown = -1
     while not job.poll():
