@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from salad_model.runtime.requests import SCHEDULERS
+
 from .denoiser import Denoiser, TextContext
 
 if TYPE_CHECKING:
     from .inpainting import Inpainting
 
-SCHEDULER_KINDS = ("ddim", "dpm++")
+SCHEDULER_KINDS = SCHEDULERS  # one name for one thing: salad_model.runtime.requests.SCHEDULERS
 
 
 @dataclass

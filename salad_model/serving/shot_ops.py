@@ -14,14 +14,13 @@ from typing import Any
 
 from . import protocol as P
 
-_SHOT = {"seed": "int", "guidance": "num", "steps": "int", "scheduler": "str", "context_seconds": "num",
-         "resample": "int"}
-SHOT_FIELDS: dict[str, dict[str, str]] = {
-    "compose": {"segments": "list", **_SHOT},
-    "continue": {"joints": "array", "prompt": "str", "seconds": "num", **_SHOT},
-    "inbetween": {"joints_a": "array", "joints_b": "array", "prompt": "str", "seconds": "num", **_SHOT},
-    "regenerate_parts": {"joints": "array", "source_prompt": "str", "frames": "int", "source_seconds": "num",
-                         "prompt": "str", "parts": "any", **_SHOT},
+_SHOT = ("seed", "guidance", "steps", "scheduler", "context_seconds", "resample")
+# allowed fields per op; types and ranges: salad_model/runtime/requests.FIELDS
+SHOT_FIELDS: dict[str, tuple[str, ...]] = {
+    "compose": ("segments", *_SHOT),
+    "continue": ("joints", "prompt", "seconds", *_SHOT),
+    "inbetween": ("joints_a", "joints_b", "prompt", "seconds", *_SHOT),
+    "regenerate_parts": ("joints", "source_prompt", "frames", "source_seconds", "prompt", "parts", *_SHOT),
 }
 SHOT_OPS = tuple(SHOT_FIELDS)
 
@@ -38,6 +37,8 @@ def _segments(raw: list) -> list:
     from ..runtime.pipeline import InputError
     from ..runtime.shots import Segment
 
+    if not isinstance(raw, list):
+        raise InputError("'segments' must be a list of {\"prompt\", \"seconds\", \"seed\"} objects")
     out = []
     for k, s in enumerate(raw):
         if not isinstance(s, dict) or set(s) - {"prompt", "seconds", "seed"}:

@@ -36,8 +36,10 @@ def _shot_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resample", type=int, default=0, help="RePaint passes per step (ddim only; 0 = measured default)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", type=Path, required=True, help="output .npz path")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output name: NAME or NAME.npz writes NAME.npz (NAME.bvh with --bvh, NAME.gif with --preview)")
     p.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--preview", nargs="?", const="gif", default=None, choices=["gif", "mp4"],
                    help="also write a stick-figure animation")
 
