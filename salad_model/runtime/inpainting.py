@@ -42,6 +42,8 @@ _ALIASES = {"upper_body": "upper", "lower_body": "lower", "both_arms": "arms", "
 
 def parse_parts(parts: str | Iterable[str | int]) -> tuple[int, ...]:
     """Presets / part names / indices 0–6 (a comma-separated string or a list) → sorted latent part indices."""
+    if not isinstance(parts, (str, list, tuple)):
+        raise ValueError(f"parts must be a name, a comma-separated string or a list, got {type(parts).__name__}")
     items = [p.strip() for p in parts.split(",")] if isinstance(parts, str) else list(parts)
     out: set[int] = set()
     for p in items:

@@ -218,8 +218,9 @@ class ShotDirector:
             except InputError as exc:
                 raise InputError(f"segment {k + 1}: {exc}") from exc
             self._check_seconds(s.seconds, f"segment {k + 1}'s duration", self.min_segment_seconds, MAX_SHOT_SECONDS)
-            if s.seed is not None and (isinstance(s.seed, bool) or not isinstance(s.seed, (int, np.integer))):
-                raise InputError(f"segment {k + 1}'s seed must be an integer, got {s.seed!r}")
+            if s.seed is not None and (isinstance(s.seed, bool) or not isinstance(s.seed, (int, np.integer))
+                                       or not 0 <= int(s.seed) < 2**63):
+                raise InputError(f"segment {k + 1}'s seed must be an integer within 0 … 2^63−1, got {s.seed!r}")
             out.append(Segment(prompt, float(s.seconds), None if s.seed is None else int(s.seed)))
         total = sum(s.seconds for s in out)
         if total > MAX_SHOT_SECONDS + 1e-9:

@@ -47,6 +47,16 @@ def _segments(raw: list) -> list:
     return out
 
 
+def _joints(params: dict, key: str):
+    """A real-motion array field (shape and values are checked by the pipeline, like ``edit_real``'s)."""
+    from ..runtime.pipeline import InputError
+
+    a = P.decode_array(params[key])
+    if a.dtype.kind != "f":
+        raise InputError(f"{key!r} must be a float array, got {a.dtype}")
+    return a
+
+
 class ShotOps:
     """The worker's shot operations (needs ``_pipeline``, ``_step_callback`` and ``_motion`` of the worker)."""
 
@@ -66,14 +76,14 @@ class ShotOps:
     def op_continue(self, rid: Any, params: dict) -> dict:
         _need("continue", params, "joints", "prompt", "seconds")
         d = self._director(params)
-        m = d.continue_motion(P.decode_array(params["joints"]), params["prompt"], params["seconds"],
+        m = d.continue_motion(_joints(params, "joints"), params["prompt"], params["seconds"],
                               seed=params.get("seed", 0), callback=self._step_callback(rid))
         return self._motion(m)
 
     def op_inbetween(self, rid: Any, params: dict) -> dict:
         _need("inbetween", params, "joints_a", "joints_b", "prompt", "seconds")
         d = self._director(params)
-        m = d.inbetween(P.decode_array(params["joints_a"]), P.decode_array(params["joints_b"]), params["prompt"],
+        m = d.inbetween(_joints(params, "joints_a"), _joints(params, "joints_b"), params["prompt"],
                         params["seconds"], seed=params.get("seed", 0), callback=self._step_callback(rid))
         return self._motion(m)
 
@@ -87,7 +97,7 @@ class ShotOps:
         d = self._director(params)
         cb = self._step_callback(rid)
         if "joints" in params:
-            src = P.decode_array(params["joints"])
+            src = _joints(params, "joints")
             m = d.regenerate_parts(src, params["prompt"], params["parts"], seed=params.get("seed", 0), callback=cb)
             return self._motion(m)
         # a generation as the source: its steps are the first half of the progress, the regeneration's the second

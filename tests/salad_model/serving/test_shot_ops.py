@@ -49,6 +49,9 @@ def test_continue_inbetween_and_parts(worker):
     assert c["joints"].shape == (56 + 40, 22, 3) and c["meta"]["shot"]["kind"] == "continue"
     b = worker.result("inbetween", joints_a=arr, joints_b=arr, prompt="a person turns", seconds=2, steps=2)
     assert b["joints"].shape == (56 + 40 + 56, 22, 3) and b["meta"]["shot"]["seams"] == [56, 96]
+    err = error_of(worker, "continue", joints=P.encode_array(np.asarray(src[:24], np.float32)), prompt="run",
+                   seconds=2)
+    assert err["code"] == "invalid_input" and "at least the 2.0 s conditioning window" in err["message"]
     p = worker.result("regenerate_parts", joints=arr, prompt="a person waves", parts=["arms"], steps=2)
     assert p["meta"]["shot"]["parts"] == ["left_arm", "right_arm"] and p["joints"].shape == (56, 22, 3)
     rid = worker.next_id()
@@ -66,10 +69,13 @@ def test_continue_inbetween_and_parts(worker):
     ("compose", {"segments": "walk:3"}, "'segments' must be a list"),
     ("compose", {"segments": [{"prompt": "walk", "secs": 3}]}, "segment 1 must be an object"),
     ("continue", {"prompt": "walk", "seconds": 2}, "continue needs 'joints'"),
-    ("continue", {"joints": P.encode_array(np.zeros((20, 22, 3), np.float32)), "prompt": "run", "seconds": 2},
-     "conditioning window"),
     ("regenerate_parts", {"source_prompt": "walk", "prompt": "wave", "parts": []}, "no body part selected"),
     ("regenerate_parts", {"prompt": "wave", "parts": "arms"}, "needs the source as 'joints' or as 'source_prompt'"),
+    ("regenerate_parts", {"source_prompt": "walk", "prompt": "wave", "parts": 5}, "parts must be a name"),
+    ("compose", {"segments": [{"prompt": "walk", "seconds": 3, "seed": 2**70}]}, "seed must be an integer within"),
+    ("continue", {"joints": P.encode_array(np.zeros((60, 22, 3), np.int32)), "prompt": "run", "seconds": 2},
+     "'joints' must be a float array"),
+    ("compose", {"segments": [], "resample": 11}, "'resample' must be within"),
 ])
 def test_bad_shot_requests(worker, op, fields, pattern):
     err = error_of(worker, op, **fields)
