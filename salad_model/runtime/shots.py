@@ -33,6 +33,7 @@ import torch
 
 from .inpainting import PART_NAMES, Inpainting, parse_parts
 from .pipeline import InputError, Motion, SaladPipeline
+from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
@@ -219,8 +220,9 @@ class ShotDirector:
                 raise InputError(f"segment {k + 1}: {exc}") from exc
             self._check_seconds(s.seconds, f"segment {k + 1}'s duration", self.min_segment_seconds, MAX_SHOT_SECONDS)
             if s.seed is not None and (isinstance(s.seed, bool) or not isinstance(s.seed, (int, np.integer))
-                                       or not 0 <= int(s.seed) < 2**63):
-                raise InputError(f"segment {k + 1}'s seed must be an integer within 0 … 2^63−1, got {s.seed!r}")
+                                       or not SEED_MIN <= int(s.seed) <= SEED_MAX):
+                raise InputError(f"segment {k + 1}'s seed must be an integer within {SEED_MIN} … {SEED_MAX} "
+                                 f"(as every seed), got {s.seed!r}")
             out.append(Segment(prompt, float(s.seconds), None if s.seed is None else int(s.seed)))
         total = sum(s.seconds for s in out)
         if total > MAX_SHOT_SECONDS + 1e-9:
