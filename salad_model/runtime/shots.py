@@ -137,7 +137,7 @@ class ShotDirector:
         self.min_lat = -(-pipe.min_frames // 4)
         ctx = int(round(context_seconds * pipe.fps / 4))
         if not 1 <= ctx <= self.max_lat // 2:
-            raise InputError(f"context must be within {4 / pipe.fps:.1f}–{self.max_lat * 2 / pipe.fps:.1f} s, "
+            raise InputError(f"context must be within {4 / pipe.fps:.1f}–{(self.max_lat // 2) * 4 / pipe.fps:.1f} s, "
                              f"got {context_seconds!r}")
         if not isinstance(blend, int) or not 0 <= blend < ctx:
             raise InputError(f"blend must be an integer within 0…{ctx - 1} latent frames, got {blend!r}")
