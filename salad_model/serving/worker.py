@@ -54,12 +54,13 @@ from .process import (  # noqa: E402
     physical_cores,
     watch_parent,
 )
+from .shot_ops import SHOT_FIELDS, SHOT_OPS, ShotOps  # noqa: E402
 
 STEP_DELAY_ENV = "SALAD_WORKER_DEBUG_STEP_DELAY"  # tests only: seconds slept after each step
 EXIT_GRACE = 5.0  # seconds the main thread gets to finish after EOF before the process is ended
 
 IMMEDIATE_OPS = ("hello", "version", "cancel", "shutdown")
-MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real")
+MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real") + SHOT_OPS
 
 _STOP = object()
 
@@ -84,6 +85,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+FIELDS.update(SHOT_FIELDS)
+
+
 def check_fields(msg: dict) -> dict:
     """The request's parameters (without id/op), type- and range-checked; unknown fields are refused."""
     op = msg["op"]
@@ -98,7 +102,7 @@ def check_fields(msg: dict) -> dict:
 # The worker
 
 
-class Worker(ModelOps):
+class Worker(ModelOps, ShotOps):
     """Request loop state: output channel, request queue, cancel flags, the loaded pipeline."""
 
     def __init__(self, out: IO[bytes], inp: IO[bytes], device: str = "auto", threads: int | None = None,

@@ -1,5 +1,6 @@
 """tools/batch.py as users run it (`python tools/batch.py ...` with the bpy module), tiny model."""
 
+import json
 import struct
 import subprocess
 import sys
@@ -93,3 +94,44 @@ def test_preview_frame_shows_the_raised_hand():
     wave[70:80, 1, 2] += np.array([0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.7, 0.6, 0.4, 0.2])  # the right hand goes up
     assert preview_frame(root, wave) == 75
     assert preview_frame(root[:1], hands[:1]) == 0
+
+
+def _batch_module():
+    sys.path.insert(0, str(BATCH.parent))
+    try:
+        import batch
+    finally:
+        sys.path.remove(str(BATCH.parent))
+    return batch
+
+
+def test_segment_parsing_and_usage_errors(tmp_path, tiny_model_dir):
+    batch = _batch_module()
+    assert batch.parse_segment("a person walks forward:4") == ("a person walks forward", 4.0, None)
+    assert batch.parse_segment("a person waves:2.5:7") == ("a person waves", 2.5, 7)
+    assert batch.parse_segment("note: a person waves:3") == ("note: a person waves", 3.0, None)
+    p = run("--segment", "a person waves", "--out", tmp_path, "--model", tiny_model_dir)
+    assert p.returncode == 2 and "PROMPT:SECONDS" in p.stderr
+    p = run("--segment", "a person waves:3", "--prompt", "a person jumps", "--out", tmp_path)
+    assert p.returncode == 2 and "not allowed with" in p.stderr
+
+
+def test_batch_shot_with_picture_strip(tmp_path, tiny_model_dir):
+    """A 3-segment shot through the add-on's shot job: one .blend, its recipe, a strip of 4 stills."""
+    pytest.importorskip("salad_blender.shot_jobs", reason="the add-on's shot jobs (Shot panel) are not in this tree")
+    out = tmp_path / "s"
+    p = run("--segment", "a person walks forward:2", "--segment", "a person waves:2:5", "--segment", "a person bows:2",
+            "--out", out, "--model", tiny_model_dir, "--steps", 2, "--threads", 1, "--strip", 4,
+            "--resolution", "80x100")
+    assert p.returncode == 0, p.stderr
+    strip = out / "shot_a_person_walks_forward_strip.png"
+    assert png_size(strip) == (4 * 80, 100)
+    bpy.ops.wm.open_mainfile(filepath=str(out / "shot_a_person_walks_forward.blend"))
+    try:
+        act = bpy.data.objects["SALAD Body"].animation_data.action
+        recipe = json.loads(act["salad_shot"])
+        assert [s["prompt"] for s in recipe["segments"]] == ["a person walks forward", "a person waves",
+                                                              "a person bows"]
+        assert recipe["segments"][1]["seed"] == 5 and act["salad_frames"] == 120
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
