@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 import pytest
+from needs import require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 from blender_state import key_values, snapshot, world_heads  # noqa: E402
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 from blender_state import world_heads  # noqa: E402
 from fake_ui import FakeLayout  # noqa: E402

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from needs import require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 BATCH = Path(__file__).resolve().parents[2] / "tools" / "batch.py"
 PROMPT = "a person walks forward and waves with the right hand"
