@@ -328,7 +328,7 @@ def test_generate_matches_the_in_process_pipeline(worker, tiny_pipeline):
     np.testing.assert_array_equal(d["contacts"], ref.contacts)
 
 
-def test_edit_modes(worker):
+def test_edit_modes(worker, tiny_pipeline):
     base = {"source_prompt": "a person walks", "frames": 40, "seed": 3, "steps": 2}
     swap = worker.result("edit", edit_prompt="a person runs", return_source=True, **base)
     assert swap["joints"].shape == (40, 22, 3)
@@ -337,12 +337,24 @@ def test_edit_modes(worker):
     np.testing.assert_allclose(swap["source"]["joints"], src["joints"], atol=1e-5)  # same noise, same source
     rew = worker.result("edit", word="walks", scale=2.0, **base)
     assert rew["meta"]["edits"][0]["mode"] == "reweight" and "source" not in rew
+    # the effect, not the label: the worker's edit is the in-process re-weight (same model, same code) and
+    # differs from the source; scale 1 gives the source back (re-weight effects on a trained model:
+    # tests/salad_model/runtime/test_demo_model.py)
+    kw = {"frames": 40, "seed": 3, "steps": 2}
+    np.testing.assert_allclose(rew["joints"], tiny_pipeline.edit("a person walks", word="walks", scale=2.0,
+                                                                 **kw).joints, atol=1e-5)
+    assert np.abs(rew["joints"] - src["joints"]).max() > 1e-3
+    one = worker.result("edit", word="walks", scale=1.0, **base)
+    np.testing.assert_allclose(one["joints"], src["joints"], atol=1e-5)
     mir = worker.result("edit", mirror="lower", **base)
     assert mir["meta"]["edits"][0] == {"mode": "mirror", "which": "lower", "method": "geometric",
                                        "why": "exact mirror image (lower)"}
     np.testing.assert_allclose(mir["joints"][:, 0], src["joints"][:, 0], atol=1e-5)  # legs only: same path
     ref = worker.result("edit", edit_prompt="a person walks quickly", mode="refine", **base)
     assert ref["meta"]["edits"][0]["mode"] == "refine"
+    np.testing.assert_allclose(ref["joints"], tiny_pipeline.edit("a person walks", edit_prompt="a person walks "
+                                                                 "quickly", mode="refine", **kw).joints, atol=1e-5)
+    assert np.abs(ref["joints"] - src["joints"]).max() > 1e-3
 
 
 def test_attention_tokens_and_model_info(worker):
