@@ -21,7 +21,7 @@ bpy = require_module("bpy")
 
 from blender_state import key_values, snapshot, world_heads  # noqa: E402
 
-from salad_blender import actions, armature, heatmap, jobs, smpl22  # noqa: E402
+from salad_blender import actions, armature, heatmap, jobs  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
 PROMPT = "a person walks forward and waves with the right hand"
@@ -102,10 +102,9 @@ def test_generate_new_body_end_to_end(scene, config):
     assert meta["salad_guidance"] == pytest.approx(7.5) and meta["salad_edits"] == []
     assert act["salad_scheduler"] == "ddim" and act["salad_rig"] == "smpl22"
     assert_fk_matches_result(arm, joints, [0, 41, 79], "smpl22")
-    if not arm.get("salad_standard_body"):  # a plausible motion: the body has its proportions, exact FK
-        for f in (0, 79):
-            assert np.abs(world_heads(arm, smpl22.JOINT_NAMES, 1 + f) - smpl22.model_to_blender(joints[f])
-                          ).max() < 1e-3
+    # random joints are no body: the add-on falls back to the standard body (the trained model's body,
+    # joints played exactly, is tested in test_jobs_demo.py)
+    assert arm.get("salad_standard_body")
 
 
 def test_generate_onto_selected_mixamo_rig_at_30_fps(scene, config, walk, build_mixamo_rig):
