@@ -62,6 +62,8 @@ def test_none_means_absent_and_any_accepts_everything():
     assert check_fields({"op": "generate", "prompt": None, "frames": 40}) == {"frames": 40}
     assert check_fields({"op": "cancel", "target": [1, "x"]}) == {"target": [1, "x"]}
     assert check_fields({"op": "shutdown"}) == {}
+    # an absent (None) field does not end the checks of the fields after it
+    assert "'frames' must be an integer" in rejected({"op": "generate", "prompt": None, "frames": "40"})
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2**63 - 1])
