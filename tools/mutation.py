@@ -28,7 +28,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: mutmut itself needs the toml package there
+    import toml as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "mutation"
