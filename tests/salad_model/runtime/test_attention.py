@@ -87,6 +87,7 @@ def test_fused_qkv_cache_follows_loaded_weights(attn) -> None:
     other = Attention(dim=8, heads=2, dropout=0.0, kind="skel", layer=0).eval()
     with torch.no_grad():
         attn(x)  # fills the cache
+        assert attn.fused_qkv()[0] is attn.fused_qkv()[0]  # unchanged weights: served from the cache
         attn.load_state_dict(other.state_dict())
         after = attn(x)
         expected = other(x)
