@@ -8,9 +8,43 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from needs import IN_CI, OPTIONAL  # noqa: E402
 from testdata import DATA  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# ------------------------------------------------------------------------------------------------
+# No silent skips in CI. Locally a test whose dependency is missing (bpy, ../shared) skips; with CI=true
+# (.ci/run, GitHub Actions) every skip is a failure unless its reason starts with one of these prefixes
+# (things CI legitimately lacks). Tests use needs.require / needs.require_module for dependencies; a plain
+# pytest.skip or importorskip is caught by the same hooks.
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr)
+
+
+def _fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not (IN_CI and report.skipped) or getattr(report, "wasxfail", None) is not None:
+        return
+    reason = _skip_reason(report)
+    if reason.removeprefix("Skipped: ").startswith(OPTIONAL):
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI (CI=true), which must run it: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # noqa: ANN001, ANN201 - pytest hook
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):  # noqa: ANN001, ANN201 - pytest hook
+    outcome = yield
+    _fail_skip_in_ci(outcome.get_result())
+
 
 GOLDEN = DATA / "golden"
 

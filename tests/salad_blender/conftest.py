@@ -6,6 +6,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from needs import require_module  # noqa: E402
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender import smpl22  # noqa: E402
@@ -21,7 +22,7 @@ def walk() -> np.ndarray:
 @pytest.fixture
 def scene():
     """An empty factory-settings scene, per test (isolation)."""
-    bpy = pytest.importorskip("bpy")
+    bpy = require_module("bpy")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return bpy.context.scene
 

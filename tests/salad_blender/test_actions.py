@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require, require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 from blender_state import key_values, snapshot, world_heads  # noqa: E402
 
@@ -243,8 +244,7 @@ def bandai_clip(name: str) -> np.ndarray:
     from salad_model.motion.motion_process import canonicalize
 
     path = DATA / f"dataset-2_{name}.bvh"
-    if not path.exists():
-        pytest.skip(f"{path.name} not in tests/data")
+    require(path.exists(), f"{path.name} in tests/data")
     return canonicalize(bandai.bvh_to_smpl22(path.read_text()))
 
 

@@ -25,7 +25,8 @@ from salad_blender.client import Job, WorkerClient, WorkerError
 from salad_model.serving import protocol as WP
 
 STEP_DELAY = 0.1
-TIMEOUT = 60.0
+TIMEOUT = 300.0  # a hang guard only: nothing here is a speed bound (speed: benchmarks/)
+HANG = 120.0  # how long a process may take to go away before the test calls it stuck
 ENV = {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
 
 
@@ -182,16 +183,14 @@ def test_request_ids(client):
 
 def test_cancel_costs_at_most_one_step(client):
     job = client.submit({"op": "generate", "prompt": "a person walks", "frames": 40, "steps": 200})
-    poll_until(job, lambda j: j.step >= 2)
-    t0 = time.monotonic()
+    early = poll_until(job, lambda j: j.step >= 2)
     ack = job.cancel()
     late = poll_until(job, lambda j: j.done)
-    latency = time.monotonic() - t0
-    progress_after = [ev for ev in late if ev["event"] == "progress"]
-    print(f"client cancel → cancelled: {latency * 1000:.0f} ms, {len(progress_after)} progress event(s) after "
-          f"the cancel (step ≈ {STEP_DELAY * 1000:.0f} ms)")
+    # the worker's step count when it read the cancel decides, not arrival times (latency: benchmarks/)
+    steps = [ev["step"] for ev in early + late if ev["event"] == "progress"]
     assert job.cancelled and job.error.code == "cancelled" and job.result is None
-    assert len(progress_after) <= 1
+    seen = job.error.event["cancel_seen_step"]
+    assert max(steps) <= seen and job.error.event["step"] - seen <= 1
     assert job.error.event["step"] < 200
     assert ack.wait(TIMEOUT) == {"target": job.id, "state": "running"}
 
@@ -277,7 +276,7 @@ def test_garbage_collected_client_ends_its_worker():
     pid = c.pid
     del c
     gc.collect()
-    assert wait_gone(pid, 5.0)
+    assert wait_gone(pid, HANG)
 
 
 KILLED_CLIENT = textwrap.dedent("""
@@ -320,8 +319,8 @@ def test_sigkilled_client_leaves_no_worker(mode, tiny_model_dir, tmp_path):
             pids[name] = int(pid)
         assert not pid_gone(pids["WORKER"])
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        assert wait_gone(pids["WORKER"], 5.0), f"worker {pids['WORKER']} outlived its killed client ({mode})"
+        proc.wait(timeout=HANG)
+        assert wait_gone(pids["WORKER"], HANG), f"worker {pids['WORKER']} outlived its killed client ({mode})"
     finally:
         for name in ("HOLDER", "WORKER"):
             if name in pids and not pid_gone(pids[name]):

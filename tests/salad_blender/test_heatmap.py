@@ -1,7 +1,7 @@
 """salad_blender.heatmap: word grouping, panel drawing and the Blender image (the last one needs bpy)."""
 
 import numpy as np
-import pytest
+from needs import require_module
 
 from salad_blender import heatmap
 
@@ -37,7 +37,7 @@ def test_render_panels_layout_and_normalisation():
 
 
 def test_blender_image_created_then_resized_in_place():
-    bpy = pytest.importorskip("bpy")
+    bpy = require_module("bpy")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     a = np.zeros((10, 20, 4), dtype=np.float32)
     a[0, :, 0] = 1.0  # top row red

@@ -15,12 +15,13 @@ import time
 
 import numpy as np
 import pytest
+from needs import require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 from blender_state import key_values, snapshot, world_heads  # noqa: E402
 
-from salad_blender import actions, armature, heatmap, jobs, smpl22  # noqa: E402
+from salad_blender import actions, armature, heatmap, jobs  # noqa: E402
 from salad_blender import retarget as rt  # noqa: E402
 
 PROMPT = "a person walks forward and waves with the right hand"
@@ -65,11 +66,10 @@ def assert_fk_matches_result(obj, joints, frames, bone_map=None):
         assert err < 1e-3, (f, err)
 
 
-def wait_for_step(job, step=1, timeout=30.0):
-    deadline = time.monotonic() + timeout
+def wait_for_step(job, step=1):
+    """Poll until the worker reports ``step`` (no clock: a job that ends first fails the test)."""
     while job.stage != "run" or job.step < step:
         assert not job.poll(), job.message
-        assert time.monotonic() < deadline, job.status
         time.sleep(0.01)
 
 
@@ -102,10 +102,9 @@ def test_generate_new_body_end_to_end(scene, config):
     assert meta["salad_guidance"] == pytest.approx(7.5) and meta["salad_edits"] == []
     assert act["salad_scheduler"] == "ddim" and act["salad_rig"] == "smpl22"
     assert_fk_matches_result(arm, joints, [0, 41, 79], "smpl22")
-    if not arm.get("salad_standard_body"):  # a plausible motion: the body has its proportions, exact FK
-        for f in (0, 79):
-            assert np.abs(world_heads(arm, smpl22.JOINT_NAMES, 1 + f) - smpl22.model_to_blender(joints[f])
-                          ).max() < 1e-3
+    # random joints are no body: the add-on falls back to the standard body (the trained model's body,
+    # joints played exactly, is tested in test_jobs_demo.py)
+    assert arm.get("salad_standard_body")
 
 
 def test_generate_onto_selected_mixamo_rig_at_30_fps(scene, config, walk, build_mixamo_rig):
@@ -310,14 +309,12 @@ def test_cancel_mid_sampling_then_worker_still_serves(scene, slow_pool, slow_con
     wait_for_step(job, 2)
     job.cancel()
     assert job.state == "cancelled" and "nothing was changed" in job.message
-    t0 = time.monotonic()
     assert job.poll() is True and job.state == "cancelled"
     nxt = jobs.start_generate(slow_config, "a person jumps", jobs.Sampling(seconds=2.0, steps=2),
                               jobs.Target(), pool=slow_pool)
     assert snapshot() == before  # the cancelled job's result never lands
     nxt.wait(60)
     assert nxt.state == "done", nxt.message
-    assert time.monotonic() - t0 < 10
     assert [a.name for a in bpy.data.actions] == ["SALAD: a person jumps"]
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 from blender_state import key_values, snapshot  # noqa: E402
 from fake_ui import FakeLayout  # noqa: E402

@@ -169,6 +169,34 @@ def test_resample_keeps_time_and_rigidity(walk):
     assert np.ptp(seg) < 1e-6
 
 
+@pytest.mark.parametrize("fps", [24.0, 30.0])
+def test_resample_interpolates_between_source_frames(walk, fps):
+    """Poses between source instants lie between their neighbours (issue 20: snapping to the nearest
+    source frame, a stepped animation, passed the exact-instant checks above).
+
+    At t = k / fps the source time s = 20 t falls a fraction ``a`` past frame i0; slerped rotations put the
+    joints within a chord-vs-arc error of the linear blend of the two source poses: < 5% of that frame's
+    largest joint step (1.3% measured), where snapping is off by min(a, 1 - a) >= 15% of it.
+    """
+    jb = smpl22.model_to_blender(walk)
+    rig = smpl_rig(rigs.tpose_joints_from_motion(jb))
+    res = rt.retarget(walk, rig, rigs.SMPL22_MAP)
+    r = rt.resample(res, fps)
+    fk = rt.forward_kinematics(rig, r)
+    s = np.arange(r.num_frames) * smpl22.FPS / fps
+    i0 = np.floor(s + 1e-9).astype(np.int64)
+    i1 = np.minimum(i0 + 1, len(walk) - 1)
+    a = s - i0
+    between = (a > 0.15) & (a < 0.85)
+    assert between.sum() >= r.num_frames // 2
+    blend = jb[i0] * (1.0 - a[:, None, None]) + jb[i1] * a[:, None, None]
+    err = np.abs(fk - blend).max(axis=(1, 2))[between]
+    step = np.abs(jb[i1] - jb[i0]).max(axis=(1, 2))[between]
+    assert (err < 0.05 * step).all(), (err / step).max()
+    root = res.root_location[i0] * (1.0 - a[:, None]) + res.root_location[i1] * a[:, None]
+    assert np.allclose(r.root_location, root, atol=1e-9)
+
+
 def test_pin_contacts_holds_planted_foot_and_keeps_leg_lengths(walk):
     """Walking in place (root held still) slides the feet; pinning holds them where reachable."""
     j = walk.astype(np.float64)

@@ -91,16 +91,13 @@ def test_failing_step_stops_and_explains(tmp_path):
 
 def test_cancel_kills_the_running_step(tmp_path):
     job = setup_env.SetupJob([Step("slow", py("import time; print('start', flush=True); time.sleep(60)"))])
-    deadline = time.monotonic() + 20
-    while not any("start" in ln for ln in job.log):
-        job.poll()
-        assert time.monotonic() < deadline
+    while not any("start" in ln for ln in job.log):  # the step prints, then sleeps 60 s
+        assert not job.poll(), job.message
         time.sleep(0.02)
     proc = job._proc
-    t0 = time.monotonic()
     job.cancel()
-    assert job.state == "cancelled" and time.monotonic() - t0 < 5
-    assert proc.poll() is not None
+    assert job.state == "cancelled"
+    assert proc.poll() is not None and proc.returncode != 0  # killed mid-sleep, not waited for
     assert job.poll() is True
 
 

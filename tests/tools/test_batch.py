@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from needs import require_module
 
-bpy = pytest.importorskip("bpy")
+bpy = require_module("bpy")
 
 BATCH = Path(__file__).resolve().parents[2] / "tools" / "batch.py"
 PROMPT = "a person walks forward and waves with the right hand"
@@ -49,8 +49,36 @@ def test_batch_one_prompt_all_outputs(tmp_path, tiny_model_dir):
         scene = bpy.context.scene
         assert (scene.frame_start, scene.frame_end) == (1, 95)
         assert "SALAD Preview Camera" not in bpy.data.objects  # the .blend holds only the character
+        bones = [b.name for b in arm.data.bones]
+        frames = (1, 40, 95)
+        blend_pose = {f: heads(arm, bones, f) for f in frames}
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)
+
+    # the .fbx re-imports as the same animated skeleton: same bones, same frame range, same world pose
+    # (1 mm: FBX stores float32 in centimetres)
+    try:
+        bpy.ops.import_scene.fbx(filepath=str(out / f"{SLUG}.fbx"), anim_offset=0.0)  # keys at their times
+        arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+        assert len(arms) == 1
+        fbx = arms[0]
+        assert sorted(b.name for b in fbx.data.bones) == sorted(bones)
+        start, end = fbx.animation_data.action.frame_range
+        assert (round(start), round(end)) == (1, 95)
+        for f in frames:
+            err = np.abs(heads(fbx, bones, f) - blend_pose[f]).max()
+            assert err < 1e-3, (f, err)
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def heads(obj, names, frame) -> np.ndarray:  # noqa: ANN001 - a bpy Object
+    """Posed bone heads [n, 3] in world space at a scene frame (evaluated depsgraph)."""
+    bpy.context.scene.frame_set(frame)
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mw = np.array(ev.matrix_world)
+    pts = np.array([np.array(ev.pose.bones[n].head) for n in names])
+    return pts @ mw[:3, :3].T + mw[:3, 3]
 
 
 def test_batch_reports_failed_prompt_and_continues(tmp_path, tiny_model_dir):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require_module
 from scipy.spatial.transform import Rotation
 from testdata import DATA
 
@@ -160,7 +161,7 @@ def test_writer_stretch_mode_reproduces_non_rigid_positions(tmp_path):
 
 
 def test_blender_imports_written_bvh(tmp_path):
-    bpy = pytest.importorskip("bpy")
+    bpy = require_module("bpy")
     joints = _real_smpl_joints()
     path = tmp_path / "out.bvh"
     write_joint_positions_bvh(path, joints, fps=20)

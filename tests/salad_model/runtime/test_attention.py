@@ -87,7 +87,31 @@ def test_fused_qkv_cache_follows_loaded_weights(attn) -> None:
     other = Attention(dim=8, heads=2, dropout=0.0, kind="skel", layer=0).eval()
     with torch.no_grad():
         attn(x)  # fills the cache
+        assert attn.fused_qkv()[0] is attn.fused_qkv()[0]  # unchanged weights: served from the cache
         attn.load_state_dict(other.state_dict())
         after = attn(x)
         expected = other(x)
     torch.testing.assert_close(after, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("lk", [6, 80])  # the explicit path (short keys) and the fused one
+def test_training_dropout_applies_on_both_paths_and_eval_has_none(lk) -> None:
+    """Dropout acts on the attention probabilities in training only (mutation run: a skipped or broken
+    dropout on the explicit path survived every inference test)."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from salad_model.runtime.attention import attention_probs
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 2, n, 4, generator=g) for n in (5, lk, lk))
+    plain = torch.matmul(attention_probs(q, k, None), v)
+    torch.testing.assert_close(FUSED(SimpleNamespace(dropout=0.5, training=False), q, k, v, None), plain)
+    torch.manual_seed(7)
+    out = FUSED(SimpleNamespace(dropout=0.5, training=True), q, k, v, None)
+    assert (out - plain).abs().max() > 1e-2  # something was dropped
+    if lk <= FUSED.short:  # the explicit path: exactly F.dropout of the probabilities with the same stream
+        torch.manual_seed(7)
+        want = torch.matmul(F.dropout(attention_probs(q, k, None), 0.5), v)
+        torch.testing.assert_close(out, want, rtol=0, atol=0)

@@ -7,7 +7,7 @@ import torch
 
 from salad_model.runtime.checkpoints import random_bundle
 from salad_model.runtime.denoiser import TextContext
-from salad_model.runtime.sampling import DiffusionConfig, latent_mask, make_scheduler, sample
+from salad_model.runtime.sampling import DiffusionConfig, initial_noise, latent_mask, make_scheduler, sample
 
 
 def alphas_cumprod() -> torch.Tensor:
@@ -146,3 +146,18 @@ def test_frames_past_each_length_stay_exactly_zero() -> None:
     assert lens.tolist() == [[True] * 5, [True, True, False, False, False]]
     out = sample(TextScaledDenoiser(), z_T, _context(0.5, 2), None, guidance=1.0, steps=3, len_mask=lens)
     assert (out[1, 2:] == 0).all() and (out[0] != 0).any() and (out[1, :2] != 0).any()
+
+
+def test_defaults_latent_lengths_and_seeded_noise() -> None:
+    """Small contracts the mutation run found unpinned: the default sampler, floor division of lengths
+    that are not multiples of 4, the seeded CPU noise, the config dict."""
+    assert type(make_scheduler()).__name__ == "DDIMScheduler"
+    assert latent_mask([42, 40, 3], 12).sum(1).tolist() == [10, 10, 0]
+    z = initial_noise(3, 42)
+    assert z.shape == (1, 10, 7, 32)
+    torch.testing.assert_close(z, torch.randn(1, 10, 7, 32, generator=torch.Generator().manual_seed(3)),
+                               rtol=0, atol=0)
+    assert initial_noise(3, 42, batch=2, parts=5, dim=4).shape == (2, 10, 5, 4)
+    assert not torch.equal(initial_noise(4, 42), z)
+    d = DiffusionConfig(num_train_timesteps=10)
+    assert d.to_dict()["num_train_timesteps"] == 10 and DiffusionConfig(**d.to_dict()) == d

@@ -19,7 +19,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from testdata import REPO  # noqa: E402
+from needs import require  # noqa: E402
+from testdata import REPO, SHARED  # noqa: E402
 
 from salad_model.runtime import text as T  # noqa: E402
 from salad_model.runtime import text_cache as C  # noqa: E402
@@ -30,7 +31,7 @@ LONG = "a man is walking while waving his right hand"
 
 
 def _golden_dir() -> Path | None:
-    for d in (REPO / "tests" / "data" / "golden", REPO.parent / "shared" / "golden"):
+    for d in (REPO / "tests" / "data" / "golden", *([SHARED / "golden"] if SHARED else [])):
         if (d / "text_features.pt").is_file() and (d / "t2m_generate_edit.pt").is_file():
             return d
     return None
@@ -391,8 +392,7 @@ def test_precomputed_whitespace_tokenizer() -> None:
 
 def test_golden_precomputed() -> None:
     d = _golden_dir()
-    if d is None:
-        pytest.skip("golden files not found in tests/data/golden or ../shared/golden")
+    require(d, "golden files in tests/data/golden or the shared folder's golden/")
     gen_edit = torch.load(d / "t2m_generate_edit.pt", map_location="cpu", weights_only=True)
     vocab = gen_edit["tokenizer_vocab"]
     enc = T.PrecomputedTextEncoder.from_file(d / "text_features.pt", vocab=vocab)

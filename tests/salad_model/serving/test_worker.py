@@ -26,7 +26,7 @@ from testdata import DATA
 from salad_model.serving import protocol as P
 
 STEP_DELAY = 0.1
-TIMEOUT = 60.0  # generous: the CPU is shared with a training run
+TIMEOUT = 300.0  # a hang guard only: nothing here is a speed bound (speed: benchmarks/)
 
 
 def worker_env(**extra: str) -> dict:
@@ -113,10 +113,10 @@ class RawWorker:
         except OSError:
             pass
         try:
-            return self.proc.wait(timeout=10)
+            return self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(timeout=10)
+            return self.proc.wait(timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +328,7 @@ def test_generate_matches_the_in_process_pipeline(worker, tiny_pipeline):
     np.testing.assert_array_equal(d["contacts"], ref.contacts)
 
 
-def test_edit_modes(worker):
+def test_edit_modes(worker, tiny_pipeline):
     base = {"source_prompt": "a person walks", "frames": 40, "seed": 3, "steps": 2}
     swap = worker.result("edit", edit_prompt="a person runs", return_source=True, **base)
     assert swap["joints"].shape == (40, 22, 3)
@@ -337,12 +337,24 @@ def test_edit_modes(worker):
     np.testing.assert_allclose(swap["source"]["joints"], src["joints"], atol=1e-5)  # same noise, same source
     rew = worker.result("edit", word="walks", scale=2.0, **base)
     assert rew["meta"]["edits"][0]["mode"] == "reweight" and "source" not in rew
+    # the effect, not the label: the worker's edit is the in-process re-weight (same model, same code) and
+    # differs from the source; scale 1 gives the source back (re-weight effects on a trained model:
+    # tests/salad_model/runtime/test_demo_model.py)
+    kw = {"frames": 40, "seed": 3, "steps": 2}
+    np.testing.assert_allclose(rew["joints"], tiny_pipeline.edit("a person walks", word="walks", scale=2.0,
+                                                                 **kw).joints, atol=1e-5)
+    assert np.abs(rew["joints"] - src["joints"]).max() > 1e-3
+    one = worker.result("edit", word="walks", scale=1.0, **base)
+    np.testing.assert_allclose(one["joints"], src["joints"], atol=1e-5)
     mir = worker.result("edit", mirror="lower", **base)
     assert mir["meta"]["edits"][0] == {"mode": "mirror", "which": "lower", "method": "geometric",
                                        "why": "exact mirror image (lower)"}
     np.testing.assert_allclose(mir["joints"][:, 0], src["joints"][:, 0], atol=1e-5)  # legs only: same path
     ref = worker.result("edit", edit_prompt="a person walks quickly", mode="refine", **base)
     assert ref["meta"]["edits"][0]["mode"] == "refine"
+    np.testing.assert_allclose(ref["joints"], tiny_pipeline.edit("a person walks", edit_prompt="a person walks "
+                                                                 "quickly", mode="refine", **kw).joints, atol=1e-5)
+    assert np.abs(ref["joints"] - src["joints"]).max() > 1e-3
 
 
 def test_attention_tokens_and_model_info(worker):
@@ -367,14 +379,13 @@ def test_cancel_lands_within_one_step(worker):
     worker.send({"id": rid, "op": "generate", "prompt": "a person walks", "frames": 40, "steps": 200})
     worker.until(rid, lambda ev: ev["event"] == "progress" and ev["step"] >= 2)
     cid = worker.next_id()
-    sent = worker.send({"id": cid, "op": "cancel", "target": rid})
+    worker.send({"id": cid, "op": "cancel", "target": rid})
     final = worker.finish(rid)
-    late = [ev for t, ev in worker.by_id[rid] if t > sent and ev["event"] == "progress"]
-    latency = worker.by_id[rid][-1][0] - sent
-    print(f"cancel → cancelled event: {latency * 1000:.1f} ms, {len(late)} progress event(s) after the cancel "
-          f"(step ≈ {STEP_DELAY * 1000:.0f} ms)")
+    # Judged by the worker's own step count when it read the cancel, not by arrival times (a loaded machine
+    # delays reading, not the worker's order); latency in ms is measured by benchmarks/bench_worker.py.
+    steps = [ev["step"] for _, ev in worker.by_id[rid] if ev["event"] == "progress"]
     assert final["event"] == "error" and final["code"] == "cancelled"
-    assert len(late) <= 1, (final, [(round(t - sent, 4), ev.get("step")) for t, ev in worker.by_id[rid]])
+    assert max(steps) <= final["cancel_seen_step"], (final, steps)  # no step started after the cancel
     assert final["step"] - final["cancel_seen_step"] <= 1 and final["step"] < 200
     ack = worker.finish(cid)
     assert ack["event"] == "result" and ack["data"] == {"target": rid, "state": "running"}
@@ -405,7 +416,7 @@ def test_shutdown_mid_generation(tiny_model_dir):
         w.send({"id": sid, "op": "shutdown"})
         assert w.finish(gid)["code"] == "cancelled"
         assert w.finish(sid)["data"] == {"bye": True}
-        assert w.proc.wait(timeout=10) == 0
+        assert w.proc.wait(timeout=120) == 0
     finally:
         w.close()
     assert pid_gone(w.proc.pid) and not w.bad_lines

@@ -94,8 +94,38 @@ def test_single_process_context_is_a_no_op():
     with ctx.rank_rng(5):
         pass
     assert torch.equal(state, torch.get_rng_state())
-    with ctx.main_first():
-        pass
+    ran = []
+    with ctx.main_first():  # alone: the block runs once, and no barrier (there is no process group)
+        ran.append(1)
+    assert ran == [1]
+
+
+def test_main_first_runs_rank_zero_before_the_others():
+    """Two ranks in two threads, a thread barrier for the process group's: rank 1 enters the block only
+    after rank 0 has left it (rank 0 writes a cache the others read)."""
+    import threading
+
+    barrier = threading.Barrier(2, timeout=120)  # a hang guard only
+    log: list[str] = []
+
+    class ThreadContext(distributed.Context):
+        def barrier(self) -> None:
+            barrier.wait()
+
+    def rank(r: int, first_delay: threading.Event) -> None:
+        with ThreadContext(rank=r, world_size=2).main_first():
+            if r == 0:
+                first_delay.wait(0.2)  # give rank 1 every chance to overtake if the order were wrong
+            log.append(f"enter {r}")
+            log.append(f"exit {r}")
+
+    never = threading.Event()
+    threads = [threading.Thread(target=rank, args=(r, never)) for r in (1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert log == ["enter 0", "exit 0", "enter 1", "exit 1"]
 
 
 def test_context_sharding_and_rank_streams():

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from testdata import DATA
+from testdata import DATA, SHARED
 
 from salad_model.motion import bandai_rig as R
 from salad_model.motion.bvh import parse_bvh
@@ -17,9 +17,9 @@ from salad_model.training.data import bandai as B
 
 RAISE_LEFT = DATA / "dataset-2_raise-up-left-hand_active_020.bvh"
 TURN_LEFT = DATA / "dataset-2_walk-turn-left_active_024.bvh"
-SHARED = B.DEFAULT_DATA_DIR
-needs_shared = pytest.mark.skipif(not (SHARED / "dataset-1.tar.xz").exists(),
-                                  reason=f"shared Bandai archives not found at {SHARED}")
+BANDAI = SHARED / "data" / "bandai-namco" if SHARED else B.DEFAULT_DATA_DIR
+needs_shared = pytest.mark.skipif(not (BANDAI / "dataset-1.tar.xz").exists(),
+                                  reason=f"required: shared Bandai archives (not at {BANDAI}; set SALAD_SHARED)")
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +129,14 @@ def test_clip_label_parse_rejects_odd_names():
 
 @needs_shared
 def test_iter_archives_yields_only_bvh():
-    items = list(B.iter_bvh_texts(SHARED, limit=2, archives=("dataset-1.tar.xz",)))
+    items = list(B.iter_bvh_texts(BANDAI, limit=2, archives=("dataset-1.tar.xz",)))
     assert [n for n, _ in items] == ["dataset-1_bow_active_001", "dataset-1_bow_angry_001"]
     assert all(t.startswith("HIERARCHY") for _, t in items)
 
 
 @needs_shared
 def test_small_build_from_archives(tmp_path):
-    meta = B.build(tmp_path, SHARED, limit=6, workers=1)
+    meta = B.build(tmp_path, BANDAI, limit=6, workers=1)
     clips = json.loads((tmp_path / "clips.json").read_text())
     joints = np.load(tmp_path / "joints.npy")
     feats = np.load(tmp_path / "features.npy")
