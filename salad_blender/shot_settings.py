@@ -22,6 +22,9 @@ from .inputs import Sampling
 
 _PART_LABELS = {"root": "Root", "left_leg": "Left leg", "right_leg": "Right leg", "torso": "Torso",
                 "left_arm": "Left arm", "right_arm": "Right arm", "head": "Head"}
+# (Enum items built here: the annotations are evaluated later, where a comprehension sees no module names.)
+_PART_ITEMS = [(p, _PART_LABELS[p], f"Regenerate the {_PART_LABELS[p].lower()}", 1 << i)
+               for i, p in enumerate(si.PART_NAMES)]
 
 
 class SALAD_PG_shot_segment(bpy.types.PropertyGroup):
@@ -63,8 +66,7 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
                                      description="Length of the gap (at most what one model window holds beside "
                                                  "2 × the conditioning context; the worker says the exact limit)")
     parts: EnumProperty(name="Parts", options={"ENUM_FLAG"}, default=set(),
-                        items=[(p, _PART_LABELS[p], f"Regenerate the {_PART_LABELS[p].lower()}", 1 << i)
-                               for i, p in enumerate(si.PART_NAMES)],
+                        items=_PART_ITEMS,
                         description="Body parts to regenerate; the others follow the source motion")
     parts_prompt: StringProperty(name="Prompt", default="",
                                  description="What the regenerated parts do, e.g. 'a person waves with both hands'")
