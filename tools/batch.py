@@ -5,6 +5,11 @@ button — no second code path — driving ``poll()`` in a loop because headless
 
     blender -b --python-exit-code 1 --python tools/batch.py -- --prompt "a person jumps" --out out/
     python tools/batch.py --prompts prompts.txt --seconds 4 --out out/ --bvh --fbx --render
+    python tools/batch.py --segment "a person walks forward:4" --segment "a person waves:3" --out out/
+
+(``--segment "PROMPT:SECONDS[:SEED]"``, repeated: one *shot*, the segments as one continuous motion in one
+Action, made by the add-on's "Generate Shot" job, ``salad_blender.shot_jobs.start_compose``; ``--seed`` is
+the shot seed.)
 
 (the second form needs the ``bpy`` module, e.g. ``pip install bpy``). Blender exits 0 after a Python
 error in a ``--python`` script unless ``--python-exit-code 1`` is given; this script calls
@@ -43,6 +48,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompt", help="one prompt")
     src.add_argument("--prompts", type=Path, help="a text file, one prompt per line (# comments)")
+    src.add_argument("--segment", action="append", metavar="PROMPT:SECONDS[:SEED]",
+                     help="one segment of a shot (repeat it: the segments in order become one motion)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -291,15 +298,30 @@ def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None
 
 
 def run_one(jobs, config, prompt: str, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
+    """One prompt → <slug>.blend (+ exports): the add-on's Generate Motion job."""
+    sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps,
+                             sampler=a.sampler)
+    return run_job(jobs, lambda target: jobs.start_generate(config, prompt, sampling, target), a, out, slug, tag)
+
+
+def run_shot(jobs, config, segments: list, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
+    """The segments → one shot in <slug>.blend (+ exports): the add-on's Generate Shot job."""
+    from salad_blender import shot_jobs
+
+    sampling = jobs.Sampling(seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
+    return run_job(jobs, lambda target: shot_jobs.start_compose(config, segments, sampling, target), a, out, slug,
+                   tag)
+
+
+def run_job(jobs, start, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
+    """A fresh scene, ``start(target)``'s job polled to the end (no timers headless), the outputs written."""
     import bpy
 
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     scene = bpy.context.scene
     if a.fps:
         scene.render.fps, scene.render.fps_base = int(a.fps), 1.0
-    sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps,
-                             sampler=a.sampler)
-    job = jobs.start_generate(config, prompt, sampling, jobs.Target(kind="new", pin_feet=not a.no_pin_feet))
+    job = start(jobs.Target(kind="new", pin_feet=not a.no_pin_feet))
     shown = -1
     while not job.poll():
         pct = int(job.progress * 10) * 10
@@ -337,10 +359,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if str(REPO) not in sys.path and importlib.util.find_spec("salad_blender") is None:
         sys.path.insert(0, str(REPO))
-    from salad_blender import jobs
+    from salad_blender import jobs, shot_inputs
 
     try:
-        prompts = read_prompts(a)
+        segments = [shot_inputs.parse_segment(s) for s in a.segment] if a.segment else None
+        if segments is not None:
+            segments = shot_inputs.check_segments(segments)
+        prompts = read_prompts(a) if segments is None else [shot_inputs.shot_title(segments)]
+    except jobs.JobError as exc:
+        print(f"error: --segment: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"error: cannot read --prompts: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -370,7 +398,10 @@ def main(argv: list[str] | None = None) -> int:
             slug = slugify(prompt, taken)
             tag = f"[{i}/{len(prompts)} {slug}]"
             try:
-                run_one(jobs, config, prompt, a, out, slug, tag)
+                if segments is not None:
+                    run_shot(jobs, config, segments, a, out, slug, tag)
+                else:
+                    run_one(jobs, config, prompt, a, out, slug, tag)
             except (jobs.JobError, RuntimeError, OSError, ValueError) as exc:
                 failed += 1
                 print(f"error: {prompt!r}: {exc}", file=sys.stderr)

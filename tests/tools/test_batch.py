@@ -1,5 +1,6 @@
 """tools/batch.py as users run it (`python tools/batch.py ...` with the bpy module), tiny model."""
 
+import json
 import struct
 import subprocess
 import sys
@@ -93,3 +94,44 @@ def test_preview_frame_shows_the_raised_hand():
     wave[70:80, 1, 2] += np.array([0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.7, 0.6, 0.4, 0.2])  # the right hand goes up
     assert preview_frame(root, wave) == 75
     assert preview_frame(root[:1], hands[:1]) == 0
+
+
+def _worker_has_shot_ops() -> bool:
+    from salad_model.serving import worker
+
+    return "compose" in worker.MODEL_OPS
+
+
+@pytest.mark.skipif(not _worker_has_shot_ops(), reason="the worker's shot ops (branch shots, issue 13) are not merged")
+def test_batch_segments_make_one_shot(tmp_path, tiny_model_dir):
+    """--segment, repeated: one .blend whose one Action is the whole shot, with its recipe (real worker op)."""
+    out = tmp_path / "shot"
+    p = run("--segment", "a person walks forward:2.4", "--segment", "a person waves:2:7", "--seed", 3, "--out", out,
+            "--model", tiny_model_dir, "--steps", 2, "--threads", 1, "--fps", 20)
+    assert p.returncode == 0, p.stderr
+    (blend,) = out.glob("*.blend")
+    assert blend.name == "shot_a_person_walks_forward_a_person_waves.blend"
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    try:
+        act = bpy.data.objects["SALAD Body"].animation_data.action
+        assert len(bpy.data.actions) == 1 and act["salad_source"] == "shot" and act["salad_seed"] == 3
+        recipe = json.loads(act["salad_shot"])
+        assert [(s["prompt"], s["seconds"]) for s in recipe["segments"]] == [("a person walks forward", 2.4),
+                                                                           ("a person waves", 2.0)]
+        assert recipe["segments"][1]["seed"] == 7 and act["salad_frames"] == 48 + 40
+        assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 88)
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_batch_bad_segments_exit_2(tmp_path, tiny_model_dir):
+    for bad, message in (("a person walks", 'must look like "PROMPT:SECONDS"'),
+                         ("a person walks:0.5", "Segment 1's duration is 0.5 s"),
+                         (":3", "Segment 1 has no prompt")):
+        p = run("--segment", bad, "--out", tmp_path, "--model", tiny_model_dir)
+        assert p.returncode == 2 and message in p.stderr, p.stderr
+    p = run("--segment", "a:200", "--segment", "b:200", "--out", tmp_path, "--model", tiny_model_dir)
+    assert p.returncode == 2 and "the limit is 300 s" in p.stderr
+    p = run("--segment", "a:3", "--prompt", "a person jumps", "--out", tmp_path)
+    assert p.returncode == 2 and "not allowed with" in p.stderr
+    assert not list(tmp_path.glob("*.blend"))
