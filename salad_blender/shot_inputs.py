@@ -121,7 +121,8 @@ def compose_request(segments: Sequence[Segment], sampling: Sampling) -> dict[str
 
 
 def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, Any]) -> dict[str, Any]:
-    """What reproduces a timeline: every segment with the seed it was made with, and where it lies (20 fps frames).
+    """What reproduces a timeline: every segment with the seed it was made with, and where it lies (20 fps frames:
+    ``start``/``end``, and ``content_start``/``content_end`` where its own prompt's motion is, as the worker says).
 
     The worker reports each segment's seed (derived ones included), so replaying the recipe's segments
     gives the same motion whatever the shot seed, and re-rolling one segment changes one number.
@@ -132,8 +133,9 @@ def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, A
         w = made[k] if k < len(made) and isinstance(made[k], Mapping) else {}
         used = w.get("seed", s.seed)
         seg = {"prompt": s.prompt, "seconds": s.seconds, "seed": None if used is None else int(used)}
-        if "start" in w and "end" in w:
-            seg["start"], seg["end"] = int(w["start"]), int(w["end"])
+        for key in ("start", "end", "content_start", "content_end"):  # where it lies / where its prompt shows
+            if key in w:
+                seg[key] = int(w[key])
         segs.append(seg)
     return {"kind": "compose", "seed": int(seed), "context_seconds": CONTEXT_SECONDS, "segments": segs}
 

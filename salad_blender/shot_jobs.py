@@ -22,7 +22,8 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, metadata, real_motion
+from . import actions, armature, metadata, real_motion, rigs, smpl22
+from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
@@ -53,13 +54,39 @@ def _prompt(text: str, what: str) -> str:
 # Timelines
 
 
+def _pinned_blender(result: dict, pin_feet: bool) -> np.ndarray:
+    """The result's joints as the retargeter sees them (feet pinned if asked), in Blender axes."""
+    joints = np.asarray(result["joints"], dtype=np.float64)
+    if pin_feet and result.get("contacts") is not None:
+        joints = rt.pin_contacts(joints, np.asarray(result["contacts"]))
+    return smpl22.model_to_blender(joints)
+
+
+def _kept_scale(target: Target, joints_bl: np.ndarray, leg_length: float) -> rt.Placement | None:
+    """The automatic placement on the target armature, at the scale a motion of ``leg_length`` got.
+
+    Why: the automatic scale divides by the motion's median leg length, which a re-rolled segment changes;
+    keeping the parent's makes the frames before the re-rolled segment come out key for key the same.
+    """
+    obj = bpy.data.objects.get(target.armature) if target.kind == "armature" else None
+    if obj is None:
+        return None  # place_motion says what is wrong
+    rig = armature.rig_rest_from_object(obj)
+    _, mapping = rigs.resolve_bone_map(rig.bone_names, target.rig)
+    auto = rt.auto_placement(rig, mapping, joints_bl)
+    return rt.Placement(scale=auto.scale * rt.motion_leg_length(joints_bl) / leg_length, heading=auto.heading,
+                        origin=auto.origin)
+
+
 def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], sampling: Sampling, target: Target,
-                  *, parent: str | None = None, name: str | None = None,
+                  *, parent: str | None = None, name: str | None = None, leg_length: float | None = None,
                   pool: WorkerPool | None = None) -> MotionJob:
     """Segments (prompt, seconds, optional seed) → one continuous motion as one new Action.
 
     ``sampling`` gives the shot seed (segments without a seed derive theirs from it), steps, sampler
-    and guidance; its duration is ignored (the segments give the length).
+    and guidance; its duration is ignored (the segments give the length). ``leg_length`` (metres; a
+    re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
+    records it.
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling)
@@ -70,11 +97,15 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
 
     def apply(result: dict) -> bpy.types.Action:
         wmeta = result.get("meta") or {}
-        extra: dict[str, Any] = {"source": "shot", "shot": si.compose_recipe(segs, shot_seed, wmeta)}
+        joints_bl = _pinned_blender(result, target.pin_feet)
+        leg = float(leg_length) if leg_length else rt.motion_leg_length(joints_bl)
+        placement = _kept_scale(target, joints_bl, leg) if leg_length else None
+        recipe = {**si.compose_recipe(segs, shot_seed, wmeta), "leg_length": leg}
+        extra: dict[str, Any] = {"source": "shot", "shot": recipe}
         if parent:
             extra["parent"] = parent
         return place_motion(result, target, prompt="; ".join(s.prompt for s in segs), meta=wmeta, model=model,
-                            name=title, edits=[], extra=extra)
+                            name=title, edits=[], extra=extra, placement=placement)
 
     n = len(segs)
     return make_job("compose", "Generate shot", config, op, apply, pool,
@@ -93,14 +124,16 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     if obj is None or action is None:
         raise JobError("Select an armature that plays a shot made by 'Generate Shot'.")
     meta = metadata.action_meta(action)
-    segs = si.reroll(si.recipe_segments(metadata.shot_recipe(meta), f"The action '{action.name}'"), index, seed)
+    recipe = metadata.shot_recipe(meta)
+    segs = si.reroll(si.recipe_segments(recipe, f"The action '{action.name}'"), index, seed)
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
     target = Target(kind="armature", armature=obj.name, rig=metadata.meta_rig(meta), scene=bpy.context.scene.name,
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])))
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
-                         name=si.shot_title(segs, f"shot re-roll {index + 1}"), pool=pool)
+                         name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
+                         pool=pool)
 
 
 # ------------------------------------------------------------------------------------------------
