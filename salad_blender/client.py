@@ -487,7 +487,7 @@ class WorkerClient:
         self.returncode = returncode
         for t in self._threads:  # stderr may still hold the traceback that explains the exit
             if t.name.endswith("-err"):
-                t.join(timeout=1.0)
+                t.join(timeout=5.0)  # at EOF this returns at once; 1 s was too short on a loaded machine
         for job in list(self._jobs.values()):
             del self._jobs[job.id]
             job._deliver(self._closed_event(job.id) if self._closing else self._exit_event(returncode, job.id))

@@ -9,6 +9,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import jobs, metadata
+from . import protocol as P
 from .inputs import Sampling, Target, split_words
 
 _WORD_ITEMS: list[tuple[str, str, str]] = []  # kept alive: Blender does not copy dynamic enum strings
@@ -28,10 +29,11 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     seconds: FloatProperty(name="Duration", default=4.0, min=2.0, max=9.8, step=20, precision=1, unit="TIME",
                            description="Length of the motion in seconds (the demo model makes 2-9.8 s)")
     seed: IntProperty(name="Seed", default=0, min=0, description="Same prompt + seed = same motion")
-    guidance: FloatProperty(name="Guidance", default=0.0, min=0.0, max=30.0, soft_max=15.0,
+    guidance: FloatProperty(name="Guidance", default=0.0, min=P.GUIDANCE_MIN, max=P.GUIDANCE_MAX, soft_max=15.0,
                             description="How strongly the motion follows the text (classifier-free guidance); "
-                                        "0 = the model's default (7.5 for the official weights, tuned for the demo)")
-    steps: IntProperty(name="Steps", default=50, min=1, max=1000, soft_max=200,
+                                        "0 = the model's default (7.5 for the official weights, tuned for the demo): "
+                                        "0 is sent as 'not given', never as guidance 0")
+    steps: IntProperty(name="Steps", default=50, min=P.STEPS_MIN, max=P.STEPS_MAX, soft_max=200,
                        description="Denoising steps (DDIM 50 = the paper; DPM-Solver++ needs ~20)")
     sampler: EnumProperty(name="Sampler", default="ddim",
                           items=[("ddim", "DDIM", "The paper's sampler (50 steps)"),
@@ -56,7 +58,7 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                                 description="Change a word (word swap) or add details (refinement); the "
                                             "motion keeps its structure")
     reweight_word: EnumProperty(name="Word", items=_word_items, description="The word whose influence changes")
-    reweight_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
+    reweight_scale: FloatProperty(name="Weight", default=2.0, min=P.REWEIGHT_MIN, max=P.REWEIGHT_MAX,
                                   description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
     real_caption: StringProperty(name="Caption", default="",
                                  description="What the selected animation shows, e.g. 'a person walks' (the model "
@@ -68,7 +70,7 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     real_prompt: StringProperty(name="New prompt", default="",
                                 description="The caption with a word changed or details added")
     real_word: StringProperty(name="Word", default="", description="A word of the caption to re-weight")
-    real_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
+    real_scale: FloatProperty(name="Weight", default=2.0, min=P.REWEIGHT_MIN, max=P.REWEIGHT_MAX,
                               description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
     real_mirror: EnumProperty(name="Side", default="all",
                               items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms"),
