@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import protocol as P
 from . import smpl22
 from .inputs import JobError, Sampling, clean_prompt
 
@@ -24,7 +25,6 @@ MIN_SEGMENT_SECONDS = 2.0  # a segment's shortest length on the shipped models (
 CONTEXT_SECONDS = 2.0  # motion each continuation / in-between side is conditioned on (sent as context_seconds)
 MIN_CONTINUE_SECONDS = 0.4  # two latent frames
 MIN_GAP_SECONDS = 0.2  # one latent frame
-SEED_LIMIT = 2**63
 
 # Latent body parts, in the model's order (SALAD's latent is time × these 7), and the user's presets.
 PART_NAMES = ("root", "left_leg", "right_leg", "torso", "left_arm", "right_arm", "head")
@@ -83,8 +83,8 @@ def check_seconds(value: Any, what: str, lo: float, hi: float) -> float:
 
 
 def check_seed(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
-        raise JobError(f"{what} must be a non-negative integer, not {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, int) or not P.SEED_MIN <= value <= P.SEED_MAX:
+        raise JobError(f"{what} must be an integer within {P.SEED_MIN} … {P.SEED_MAX}, not {value!r}.")
     return int(value)
 
 

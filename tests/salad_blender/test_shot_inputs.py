@@ -29,7 +29,8 @@ def test_parse_segment():
     ([si.Segment("a person walks", 400)], "within 2–300 s"),
     ([si.Segment("a person walks", float("nan"))], "must be a number of seconds"),
     ([si.Segment("a", 200), si.Segment("b", 101)], "The shot is 301 s long; the limit is 300 s"),
-    ([si.Segment("a person walks", 4, -1)], "Segment 1's seed must be a non-negative integer"),
+    ([si.Segment("a person walks", 4, -1)], "Segment 1's seed must be an integer within 0 … 4294967295"),
+    ([si.Segment("a person walks", 4, 2**32)], "Segment 1's seed must be an integer within 0"),
 ])
 def test_bad_segments_are_refused(segments, pattern):
     with pytest.raises(JobError, match=pattern):
