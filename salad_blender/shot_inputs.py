@@ -53,26 +53,6 @@ class Segment:
         return out
 
 
-def parse_segment(spec: str) -> Segment:
-    """``"PROMPT:SECONDS"`` or ``"PROMPT:SECONDS:SEED"`` (``tools/batch.py --segment``); the prompt may hold colons."""
-    head, sep, last = str(spec).rpartition(":")
-    if not sep:
-        raise JobError(f"The segment '{spec}' must look like \"PROMPT:SECONDS\", e.g. \"a person walks forward:4\".")
-    prompt, sep2, middle = head.rpartition(":")
-    if sep2 and _is_float(middle) and last.strip().isdigit():
-        return Segment(prompt.strip(), float(middle), int(last))
-    if not _is_float(last):
-        raise JobError(f"The segment '{spec}': '{last}' is not a number of seconds (\"PROMPT:SECONDS\").")
-    return Segment(head.strip(), float(last))
-
-
-def _is_float(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
 def check_seconds(value: Any, what: str, lo: float, hi: float) -> float:
     """A duration within [lo, hi] seconds, or a :class:`JobError` naming the range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

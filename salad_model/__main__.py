@@ -1,4 +1,4 @@
-"""Command line: ``python -m salad_model generate|edit|attention ...``.
+"""Command line: ``python -m salad_model generate|edit|attention|compose|continue|inbetween ...``.
 
 Writes an .npz (joints [T,22,3] metres Y-up at the model's fps, features, metadata JSON) and optionally a
 BVH (SMPL-22 skeleton Blender imports) and a stick-figure preview (.gif/.mp4).
@@ -59,11 +59,13 @@ def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None
 
     paths = output_paths(out, bvh, preview, tuple(extra or ()))
     joints, fps = motion.joints, motion.meta["fps"]
+    # the latent lets a shot continue this motion exactly (python -m salad_model continue FILE.npz)
+    latent = {} if motion.latent is None else {"latent": motion.latent.detach().float().cpu().numpy()}
 
     def npz(p: Path) -> None:
         with open(p, "wb") as f:
             np.savez(f, joints=joints.astype(np.float32), features=motion.features.astype(np.float32),
-                     fps=np.float32(fps), meta=json.dumps(motion.meta))
+                     fps=np.float32(fps), meta=json.dumps(motion.meta), **latent)
 
     def bvh_file(p: Path) -> None:
         from .motion.bvh import write_joint_positions_bvh
@@ -115,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mirror-method", default="geometric", choices=["geometric", "attention"],
                      help="geometric: the exact mirror image; attention: the paper's attention-row swap")
     e.add_argument("--source-out", type=Path, default=None, help="also write the source motion here")
+    e.add_argument("--parts", default=None,
+                   help="regenerate only these body parts from --to (arms, legs, upper, lower, part names or "
+                        "indices 0–6, comma-separated); the other parts follow the source")
     _common(e)
     r = sub.add_parser("edit-real", help="edit real motion (BVH/npz): invert it under a caption, then edit")
     r.add_argument("motion", type=Path, help=".bvh (SMPL-22 or Bandai-Namco names) or .npz with 'joints'")
@@ -136,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")
     a.add_argument("prompt")
     _common(a)
+    from .serving.shots_cli import add_shot_commands
+
+    add_shot_commands(sub, _common)
     return ap
 
 
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from salad_model.runtime.outputs import check_targets
 
-    if args.seconds is None and args.frames is None:
+    if getattr(args, "seconds", 0) is None and getattr(args, "frames", 0) is None:
         args.seconds = 4.0
     extra = (".attention.png", ".attention.npz") if args.command == "attention" else ()
     targets = output_paths(args.out, args.bvh, args.preview, extra)
@@ -172,6 +180,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
+    if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:
+        from .serving.shots_cli import run_shot_command
+
+        for p in run_shot_command(pipe, args, _progress,
+                                  lambda m, out, bvh, prev: save_motion(m, out, bvh, prev, args.force)):
+            print(p)
+        return 0
     common = dict(frames=args.frames, seconds=args.seconds, seed=args.seed, guidance=args.guidance,
                   steps=args.steps, scheduler=args.sampler)
     if args.command == "generate":

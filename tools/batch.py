@@ -5,11 +5,7 @@ button — no second code path — driving ``poll()`` in a loop because headless
 
     blender -b --python-exit-code 1 --python tools/batch.py -- --prompt "a person jumps" --out out/
     python tools/batch.py --prompts prompts.txt --seconds 4 --out out/ --bvh --fbx --render
-    python tools/batch.py --segment "a person walks forward:4" --segment "a person waves:3" --out out/
-
-(``--segment "PROMPT:SECONDS[:SEED]"``, repeated: one *shot*, the segments as one continuous motion in one
-Action, made by the add-on's "Generate Shot" job, ``salad_blender.shot_jobs.start_compose``; ``--seed`` is
-the shot seed.)
+    python tools/batch.py --segment "a person walks forward:4" --segment "a person waves:3" --out out/ --strip 6
 
 (the second form needs the ``bpy`` module, e.g. ``pip install bpy``). Blender exits 0 after a Python
 error in a ``--python`` script unless ``--python-exit-code 1`` is given; this script calls
@@ -49,7 +45,7 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     src.add_argument("--prompt", help="one prompt")
     src.add_argument("--prompts", type=Path, help="a text file, one prompt per line (# comments)")
     src.add_argument("--segment", action="append", metavar="PROMPT:SECONDS[:SEED]",
-                     help="one segment of a shot (repeat it: the segments in order become one motion)")
+                     help="a shot: one continuous motion from these segments in order (repeat the option)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -69,10 +65,34 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--engine", default="workbench", choices=("workbench", "cycles"),
                    help="preview renderer (Workbench is fast headless)")
     p.add_argument("--resolution", default="960x540", help="preview size WxH")
+    p.add_argument("--strip", type=int, default=0, metavar="N",
+                   help="also render a picture strip <slug>_strip.png of N frames (a shot: at least one per segment)")
     a = p.parse_args(args)
     if not re.fullmatch(r"\d+x\d+", a.resolution):
         p.error("--resolution must look like 960x540")
+    if a.strip < 0 or a.strip > 24:
+        p.error("--strip takes 0–24 frames")
+    if a.segment:
+        try:
+            a.segments = [parse_segment(x) for x in a.segment]
+        except ValueError as exc:
+            p.error(str(exc))
     return a
+
+
+def parse_segment(spec: str) -> tuple[str, float, int | None]:
+    """``"PROMPT:SECONDS"`` or ``"PROMPT:SECONDS:SEED"`` → (prompt, seconds, seed)."""
+    head, sep, last = spec.rpartition(":")
+    if not sep:
+        raise ValueError(f"--segment {spec!r} must be \"PROMPT:SECONDS\" (e.g. \"a person walks forward:4\")")
+    try:
+        value = float(last)
+    except ValueError:
+        raise ValueError(f"--segment {spec!r}: {last!r} is not a number of seconds") from None
+    prompt, sep2, secs = head.rpartition(":")
+    if sep2 and re.fullmatch(r"\s*\d+(\.\d*)?\s*", secs) and re.fullmatch(r"\s*\d+\s*", last):
+        return prompt.strip(), float(secs), int(last)
+    return head.strip(), value, None
 
 
 def read_prompts(a: argparse.Namespace) -> list[str]:
@@ -188,15 +208,22 @@ def _key_frame(scene, arm) -> int:  # noqa: ANN001
     return scene.frame_start + preview_frame(track[:, 0], track[:, 1:])
 
 
-def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None:  # noqa: ANN001
-    """A still of the key frame (:func:`preview_frame`): 3/4 front camera framing the body, floor, sun;
-    Workbench or Cycles CPU."""
+PREVIEW_OBJECTS = ("SALAD Preview Camera", "SALAD Floor", "SALAD Sun")
+
+
+def render_preview(scene, arm, path: Path, engine: str, resolution: str, frame: int | None = None) -> None:  # noqa: ANN001
+    """A still of ``frame`` (default the key frame, :func:`preview_frame`): 3/4 front camera framing the body,
+    floor, sun; Workbench or Cycles CPU."""
     import bpy
     from mathutils import Vector
 
     from salad_blender import facing
 
-    scene.frame_set(_key_frame(scene, arm))
+    for name in PREVIEW_OBJECTS:  # a strip renders several stills: one camera, floor and sun at a time
+        old = bpy.data.objects.get(name)
+        if old is not None:
+            bpy.data.objects.remove(old, do_unlink=True)
+    scene.frame_set(_key_frame(scene, arm) if frame is None else int(frame))
     body = next((c for c in arm.children if c.type == "MESH"), None)
     deps = bpy.context.evaluated_depsgraph_get()
     if body is not None:
@@ -297,31 +324,71 @@ def render_preview(scene, arm, path: Path, engine: str, resolution: str) -> None
 # ------------------------------------------------------------------------------------------------
 
 
-def run_one(jobs, config, prompt: str, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
-    """One prompt → <slug>.blend (+ exports): the add-on's Generate Motion job."""
-    sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps,
-                             sampler=a.sampler)
-    return run_job(jobs, lambda target: jobs.start_generate(config, prompt, sampling, target), a, out, slug, tag)
+def strip_frames(scene, action, n: int) -> list[int]:  # noqa: ANN001
+    """Scene frames of a picture strip: for a shot, the middle of each segment's own content first, then
+    evenly spaced frames up to ``n``; otherwise ``n`` evenly spaced frames."""
+    import json
+
+    lo, hi = scene.frame_start, scene.frame_end
+    frames: list[int] = []
+    shot = json.loads(action["salad_shot"]) if "salad_shot" in action.keys() else None
+    if shot and shot.get("segments"):
+        per_frame = scene.render.fps / scene.render.fps_base / float(action.get("salad_source_fps", 20.0))
+        for seg in shot["segments"]:
+            a, b = seg.get("content_start", seg.get("start", 0)), seg.get("content_end", seg.get("end", 0))
+            mid = (a + b) / 2
+            frames.append(int(round(lo + mid * per_frame)))
+    extra = max(n - len(frames), 0)
+    frames += [int(round(lo + (hi - lo) * (k + 0.5) / extra)) for k in range(extra)]
+    return sorted(min(max(f, lo), hi) for f in frames)
 
 
-def run_shot(jobs, config, segments: list, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
-    """The segments → one shot in <slug>.blend (+ exports): the add-on's Generate Shot job."""
-    from salad_blender import shot_jobs
+def render_strip(scene, arm, path: Path, frames: list[int], engine: str, resolution: str) -> None:  # noqa: ANN001
+    """Stills of ``frames`` side by side in one PNG (each framed on the body, left to right in time)."""
+    import tempfile
 
-    sampling = jobs.Sampling(seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
-    return run_job(jobs, lambda target: shot_jobs.start_compose(config, segments, sampling, target), a, out, slug,
-                   tag)
+    import bpy
+
+    tiles = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, f in enumerate(frames):
+            p = Path(tmp) / f"tile_{k}.png"
+            render_preview(scene, arm, p, engine, resolution, frame=f)
+            img = bpy.data.images.load(str(p))
+            w, h = img.size
+            tiles.append(np.array(img.pixels[:], dtype=np.float32).reshape(h, w, 4))
+            bpy.data.images.remove(img)
+    strip = np.concatenate(tiles, axis=1)
+    out = bpy.data.images.new("SALAD strip", strip.shape[1], strip.shape[0], alpha=True)
+    out.pixels.foreach_set(strip.ravel())
+    out.filepath_raw = str(path)
+    out.file_format = "PNG"
+    out.save()
+    bpy.data.images.remove(out)
+    for name in PREVIEW_OBJECTS:
+        obj = bpy.data.objects.get(name)
+        if obj is not None:
+            bpy.data.objects.remove(obj, do_unlink=True)
 
 
-def run_job(jobs, start, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
-    """A fresh scene, ``start(target)``'s job polled to the end (no timers headless), the outputs written."""
+def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, slug: str, tag: str) -> list[Path]:  # noqa: ANN001
+    """One prompt (``prompt``) or the shot of ``a.segments`` (``prompt`` None) → .blend and the asked outputs."""
     import bpy
 
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     scene = bpy.context.scene
     if a.fps:
         scene.render.fps, scene.render.fps_base = int(a.fps), 1.0
-    job = start(jobs.Target(kind="new", pin_feet=not a.no_pin_feet))
+    target = jobs.Target(kind="new", pin_feet=not a.no_pin_feet)
+    sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
+    if prompt is None:  # a shot, through the add-on's "Generate Shot" job
+        from salad_blender import shot_jobs
+
+        segments = [{"prompt": p, "seconds": s, **({} if seed is None else {"seed": seed})}
+                    for p, s, seed in a.segments]
+        job = shot_jobs.start_compose(config, segments, sampling, target)
+    else:
+        job = jobs.start_generate(config, prompt, sampling, target)
     shown = -1
     while not job.poll():
         pct = int(job.progress * 10) * 10
@@ -345,6 +412,9 @@ def run_job(jobs, start, a: argparse.Namespace, out: Path, slug: str, tag: str) 
     if a.render:
         written.append(out / f"{slug}.png")
         render_preview(scene, arm, written[-1], a.engine, a.resolution)
+    if a.strip:
+        written.append(out / f"{slug}_strip.png")
+        render_strip(scene, arm, written[-1], strip_frames(scene, action, a.strip), a.engine, a.resolution)
     print(f"{tag} done in {job.elapsed:.1f} s: " + ", ".join(p.name for p in written), file=sys.stderr)
     return written
 
@@ -393,16 +463,18 @@ def _main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if str(REPO) not in sys.path and importlib.util.find_spec("salad_blender") is None:
         sys.path.insert(0, str(REPO))
-    from salad_blender import jobs, shot_inputs
+    from salad_blender import jobs
 
+    if a.segment:
+        from salad_blender import shot_inputs
+
+        try:  # the add-on's checks before a worker starts: a bad segment is a usage error, like a bad option
+            shot_inputs.check_segments([shot_inputs.Segment(p, s, seed) for p, s, seed in a.segments])
+        except jobs.JobError as exc:
+            print(f"error: --segment: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
-        segments = [shot_inputs.parse_segment(s) for s in a.segment] if a.segment else None
-        if segments is not None:
-            segments = shot_inputs.check_segments(segments)
-        prompts = read_prompts(a) if segments is None else [shot_inputs.shot_title(segments)]
-    except jobs.JobError as exc:
-        print(f"error: --segment: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        prompts = [None] if a.segment else read_prompts(a)
     except OSError as exc:
         print(f"error: cannot read --prompts: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -428,16 +500,13 @@ def _main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         for i, prompt in enumerate(prompts, 1):
-            slug = slugify(prompt, taken)
+            slug = slugify(prompt if prompt is not None else "shot " + a.segments[0][0], taken)
             tag = f"[{i}/{len(prompts)} {slug}]"
             try:
-                if segments is not None:
-                    run_shot(jobs, config, segments, a, out, slug, tag)
-                else:
-                    run_one(jobs, config, prompt, a, out, slug, tag)
+                run_one(jobs, config, prompt, a, out, slug, tag)
             except (jobs.JobError, RuntimeError, OSError, ValueError) as exc:
                 failed += 1
-                print(f"error: {prompt!r}: {exc}", file=sys.stderr)
+                print(f"error: {prompt or 'the shot'!r}: {exc}", file=sys.stderr)
     finally:
         jobs.shutdown()
     print(f"{len(prompts) - failed}/{len(prompts)} prompt(s) written to {out} in {time.monotonic() - t0:.1f} s",

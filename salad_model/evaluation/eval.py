@@ -9,9 +9,11 @@ Subcommands (``metrics`` is the default)::
     python -m salad_model.evaluation.eval vae --run runs/demo    # VAE reconstruction only, from a training checkpoint
     python -m salad_model.evaluation.eval plots --run runs/demo [--report report.json] [--img docs/img]
     python -m salad_model.evaluation.eval real --model demo [--limit 24]   # issue #7: real clips through inversion
+    python -m salad_model.evaluation.eval shots --model demo [--timelines 30]  # issue #13: seams, joins, parts, cost
 
 The work lives in small modules: ``metrics`` (pure metric functions, VAE reconstruction), ``generated``
-(issue #3), ``edit_stats`` (issue #4), ``eval_real`` (issue #7), ``report`` (tables), ``report_plots`` (figures).
+(issue #3), ``edit_stats`` (issue #4), ``eval_real`` (issue #7), ``shots`` (issue #13), ``report`` (tables),
+``report_plots`` (figures).
 
 What ``metrics`` measures (issue #3): for a seeded sample of test clips, one motion per clip generated
 from one of the clip's *held-out* captions at the clip's length; the shipped classifier
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         from .t2m_eval.__main__ import main as t2m_eval_main  # HumanML3D / KIT-ML benchmark (issue #8)
 
         return t2m_eval_main(argv)
-    commands = ("metrics", "train-classifier", "vae", "plots", "real")
+    commands = ("metrics", "train-classifier", "vae", "plots", "real", "shots")
     if not argv or argv[0] not in commands + ("-h", "--help"):
         argv = ["metrics"] + argv
     ap = argparse.ArgumentParser(prog="python -m salad_model.evaluation.eval", description=__doc__.split("\n")[0])
@@ -189,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--out", type=Path, default=None)
     r.add_argument("--markdown", type=Path, default=None)
+    from .shots import add_arguments as shots_arguments
+
+    shots_arguments(sub.add_parser("shots", help="issue #13: seams, per-segment content, joins, parts, cost"))
     p = sub.add_parser("plots", help="figures for the model card")
     p.add_argument("--run", type=Path, default=Path("runs/demo"))
     p.add_argument("--report", type=Path, default=None, help="report JSON from `metrics --out`")
@@ -224,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
     if a.cmd == "real":
         return run_real(a)
+    if a.cmd == "shots":
+        from .shots import run as run_shots
+
+        return run_shots(a)
     if a.cmd == "vae":
         rep = run_vae(a)
     else:

@@ -102,6 +102,14 @@ FIELDS: dict[str, Field] = {
     "protocol": Field("int", 0, 2**31 - 1),
     "client": Field("str", max_bytes=256),
     "target": Field("id"),
+    # shots (runtime/shots.py, serving/shot_ops.py): segment objects and parts are checked there
+    "segments": Field("any"),
+    "parts": Field("any"),
+    "context_seconds": Field("num", 0.0, 60.0, positive=True),
+    "resample": Field("int", 0, 10),
+    "joints_a": Field("array"),
+    "joints_b": Field("array"),
+    "source_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),
 }
 
 SAMPLING_KEYS = ("frames", "seconds", "seed", "guidance", "steps", "scheduler")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from salad_model.runtime.requests import SCHEDULERS
 
 from .denoiser import Denoiser, TextContext
+
+if TYPE_CHECKING:
+    from .inpainting import Inpainting
 
 SCHEDULER_KINDS = SCHEDULERS  # one name for one thing: salad_model.runtime.requests.SCHEDULERS
 
@@ -77,13 +81,16 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
            len_mask: torch.Tensor | None = None, callback: StepCallback | None = None,
            on_step: Callable[[int, int], None] | None = None,
            diffusion: DiffusionConfig | None = None,
-           trajectory: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+           trajectory: dict[int, torch.Tensor] | None = None,
+           inpaint: Inpainting | None = None) -> torch.Tensor:
     """Denoise ``z_T`` [B, T', 7, C] into z_0.
 
     ``cond``/``uncond`` hold B rows each (``uncond`` may be None when guidance is 1, or one context per step
     after null-text inversion). One forward over
     ``[z; z]`` per step (unconditional half first, as the reference). ``on_step(i, n)`` runs before step
     i (attention controllers use it); ``callback(i+1, n)`` after it (progress; may raise Cancelled).
+    ``inpaint`` holds a known region of the latent (:mod:`inpainting`): after every step it is replaced by
+    the source noised to the next level, and a step may be repeated from re-noised latents (resampling).
     """
     sched = make_scheduler(scheduler, diffusion)
     sched.set_timesteps(steps)
@@ -94,17 +101,25 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     ctx = TextContext.cat([uncond, cond]) if use_cfg and not per_step else cond
     lm = None if len_mask is None else (torch.cat([len_mask, len_mask]) if use_cfg else len_mask)
     n = len(sched.timesteps)
+    if inpaint is not None:
+        inpaint.check_scheduler(scheduler)
+        z = inpaint.apply(z, sched, -1)
     for i, t in enumerate(sched.timesteps):
         if on_step is not None:
             on_step(i, n)
-        x_in = torch.cat([z, z]) if use_cfg else z
         if use_cfg and per_step:
             ctx = TextContext.cat([uncond[i], cond])
-        v = denoiser(x_in, t, ctx, lm)
-        if use_cfg:
-            v_u, v_c = v.chunk(2)
-            v = v_u + guidance * (v_c - v_u)
-        z = sched.step(v, t, z).prev_sample
+        for r in range(1 + (inpaint.resamples(i, n) if inpaint is not None else 0)):
+            if r:  # resampling: back to this step's noise level, then the step again
+                z = inpaint.renoise(z, sched, i)
+            x_in = torch.cat([z, z]) if use_cfg else z
+            v = denoiser(x_in, t, ctx, lm)
+            if use_cfg:
+                v_u, v_c = v.chunk(2)
+                v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)
+            z = sched.step(v, t, z).prev_sample
+            if inpaint is not None:
+                z = inpaint.apply(z, sched, i)
         if mask is not None:
             z = z * mask
         if trajectory is not None:

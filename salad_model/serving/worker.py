@@ -13,6 +13,10 @@ Start-up is kept short: only the standard library is imported until a ``load`` a
 
 The process never outlives its client: it exits on EOF on stdin, when its parent dies (Linux
 ``PR_SET_PDEATHSIG``, plus a watchdog thread on every POSIX system), and on ``shutdown``.
+
+This module holds the line reader, the op table and dispatch, and job bookkeeping (queue, cancel,
+progress). The model ops are :mod:`model_ops` (mixed into :class:`Worker`); error types and result checks
+:mod:`errors`; process helpers (cores, log, stdio, parent watch) :mod:`process`.
 """
 
 from __future__ import annotations
@@ -27,43 +31,38 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse  # noqa: E402
-import math  # noqa: E402
 import queue  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import IO, Any  # noqa: E402
 
 from salad_model.runtime import requests as R  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from . import protocol as P  # noqa: E402
+from .errors import RequestError, _Cancel, _is, check_finite  # noqa: E402
+from .model_ops import ModelOps  # noqa: E402
+from .process import (  # noqa: E402
+    PARENT_PID_ENV,  # noqa: F401 (re-exported)
+    _hard_exit,
+    _log,
+    claim_stdio,
+    installed_version,
+    physical_cores,
+    watch_parent,
+)
+from .shot_ops import SHOT_FIELDS, SHOT_OPS, ShotOps  # noqa: E402
 
-PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
 STEP_DELAY_ENV = "SALAD_WORKER_DEBUG_STEP_DELAY"  # tests only: seconds slept after each step
 EXIT_GRACE = 5.0  # seconds the main thread gets to finish after EOF before the process is ended
 
 IMMEDIATE_OPS = ("hello", "version", "cancel", "shutdown")
-MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real") + SHOT_OPS
 
 _STOP = object()
-
-
-class RequestError(Exception):
-    """A request the worker refuses (bad fields, no model); becomes an error event with ``code``."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class _Cancel(Exception):
-    """Cancel noticed outside the sampling loop (queued request, between loading stages)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -86,6 +85,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+FIELDS.update(SHOT_FIELDS)
+
+
 def check_fields(msg: dict) -> dict:
     """The request's parameters (without id/op), type- and range-checked; unknown fields are refused."""
     op = msg["op"]
@@ -96,81 +98,11 @@ def check_fields(msg: dict) -> dict:
         raise RequestError(P.INVALID_INPUT, f"{op}: {exc}") from None
 
 
-def check_finite(data: Any, where: str = "result") -> None:
-    """Refuse NaN/inf anywhere in a result before it leaves the worker (a diverged model, not user data)."""
-    import numpy as np
-
-    if isinstance(data, dict):
-        for k, v in data.items():
-            check_finite(v, f"{where}.{k}")
-    elif isinstance(data, (list, tuple)):
-        for i, v in enumerate(data):
-            check_finite(v, f"{where}[{i}]")
-    elif isinstance(data, np.ndarray):
-        if data.dtype.kind in "fc" and not np.isfinite(data).all():
-            raise RequestError(P.MODEL_ERROR, f"the model produced NaN or infinite values ({where}); the "
-                                              "weights may be corrupt or the input out of the model's range")
-    elif isinstance(data, float) and not math.isfinite(data):
-        raise RequestError(P.MODEL_ERROR, f"the model produced a non-finite number ({where})")
-
-
-# ------------------------------------------------------------------------------------------------
-# Environment helpers (no torch)
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use (hyper-threads share the FPU: more threads only contend)."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = list(range(os.cpu_count() or 1))
-    if sys.platform.startswith("linux"):
-        cores = set()
-        for c in cpus:
-            topo = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
-            try:
-                cores.add((topo.joinpath("physical_package_id").read_text().strip(),
-                           topo.joinpath("core_id").read_text().strip()))
-            except OSError:
-                cores.add(("cpu", str(c)))
-        return max(1, len(cores))
-    if sys.platform == "darwin":
-        import subprocess
-
-        try:
-            out = subprocess.run(["sysctl", "-n", "hw.physicalcpu"], capture_output=True, text=True,
-                                 timeout=2)
-            return max(1, int(out.stdout.strip()))
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
-    return max(1, len(cpus))
-
-
-def installed_version(dist: str) -> str | None:
-    """A distribution's version from its metadata, without importing it (torch takes seconds)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 # ------------------------------------------------------------------------------------------------
 # The worker
 
 
-class Worker:
+class Worker(ModelOps, ShotOps):
     """Request loop state: output channel, request queue, cancel flags, the loaded pipeline."""
 
     def __init__(self, out: IO[bytes], inp: IO[bytes], device: str = "auto", threads: int | None = None,
@@ -421,7 +353,7 @@ class Worker:
 
         return callback
 
-    # -- ops ------------------------------------------------------------------------------------
+    # -- immediate ops (the model ops are in ModelOps, salad_model/serving/model_ops.py) ----------
 
     def hello(self) -> dict:
         device = None if self.pipe is None else str(self.pipe.device)
@@ -433,243 +365,6 @@ class Worker:
                 "model": None if self.pipe is None else self.pipe.name,
                 "uptime": round(time.perf_counter() - self._started, 6),
                 "ops": list(IMMEDIATE_OPS + MODEL_OPS), "error_codes": list(P.ERROR_CODES)}
-
-    def _import_torch(self, threads: int | None = None):
-        if self._torch is None:
-            import torch
-
-            self._torch = torch
-            _log(f"torch {torch.__version__} imported")
-        if threads is not None:
-            self.threads = threads
-        if self._torch.get_num_threads() != self.threads:
-            self._torch.set_num_threads(self.threads)
-        return self._torch
-
-    def _pipeline(self):
-        if self.pipe is None:
-            raise RequestError(P.NO_MODEL, "no model is loaded: send a \"load\" request first")
-        return self.pipe
-
-    def op_load(self, rid: Any, params: dict) -> dict:
-        model = params.get("model", "demo")
-        device = params.get("device", self.device)
-        threads = params.get("threads")
-        if not model.strip():
-            raise RequestError(P.INVALID_INPUT, "\"model\" must be \"demo\" or a model folder")
-        if device not in DEVICES and not device.startswith("cuda:"):
-            raise RequestError(P.INVALID_INPUT, f"unknown device {device!r}; use auto, cpu, cuda[:N] or mps")
-        if threads is not None and not 1 <= threads <= 1024:
-            raise RequestError(P.INVALID_INPUT, f"threads must be within 1 … 1024, got {threads}")
-        self._progress(rid, "load", 0, 3, detail="importing torch")
-        torch = self._import_torch(threads)
-        self._check_cancel(rid)
-        from ..runtime.checkpoints import load_any
-        from ..runtime.pipeline import DEMO_MODEL_DIR, SaladPipeline, pick_device
-
-        dev = pick_device(device)
-        mps = getattr(torch.backends, "mps", None)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RequestError(P.INVALID_INPUT, "CUDA is not available in the worker's Python environment")
-        if dev.type == "mps" and not (mps is not None and mps.is_available()):
-            raise RequestError(P.INVALID_INPUT, "Apple MPS is not available in the worker's Python env")
-        path = DEMO_MODEL_DIR if model == "demo" else Path(model).expanduser()
-        key = (str(path.resolve()), str(dev))
-        if self.pipe is not None and key == self._model_key and not params.get("reload"):
-            return {**self.model_info(), "reused": True}
-        self._progress(rid, "load", 1, 3, detail="reading weights")
-        bundle = load_any(path)
-        self._check_cancel(rid)
-        self._progress(rid, "load", 2, 3, detail="loading the text encoder")
-        pipe = SaladPipeline(bundle, device=str(dev))
-        self._check_cancel(rid)
-        self.pipe, self._model_key = pipe, key  # replace the old model only once the new one works
-        self._progress(rid, "load", 3, 3, detail="ready")
-        return {**self.model_info(), "reused": False}
-
-    def op_unload(self, rid: Any, params: dict) -> dict:
-        had = self.pipe is not None
-        self.pipe, self._model_key = None, None
-        import gc
-
-        gc.collect()
-        if self._torch is not None and self._torch.cuda.is_available():
-            self._torch.cuda.empty_cache()
-        return {"unloaded": had}
-
-    def model_info(self) -> dict:
-        pipe = self._pipeline()
-        te = pipe.text_encoder
-        info = pipe.info
-        return {"name": pipe.name, "fps": pipe.fps, "min_frames": pipe.min_frames,
-                "max_frames": pipe.max_frames, "frame_step": 4, "license": info.get("license"),
-                "dataset": info.get("dataset"), "guidance": pipe.default_guidance,
-                "text_encoder": {"name": te.name, "type": pipe.bundle.text_encoder.get("type"),
-                                 "dim": te.dim, "max_length": te.max_length},
-                "device": str(pipe.device), "threads": self.threads, "source": info.get("source"),
-                "format": info.get("format"), "schedulers": list(R.SCHEDULERS),
-                "edit_modes": list(R.EDIT_MODES)}
-
-    def op_model_info(self, rid: Any, params: dict) -> dict:
-        return self.model_info()
-
-    def op_prompt_tokens(self, rid: Any, params: dict) -> dict:
-        pipe = self._pipeline()
-        if "prompt" not in params:
-            raise RequestError(P.INVALID_INPUT, "prompt_tokens needs a \"prompt\"")
-        te, prompt = pipe.text_encoder, params["prompt"]
-        prompt = R.check_prompt_text(prompt)  # size capped before tokenising; invisible-only refused
-        n = te.num_tokens(prompt)
-        return {"prompt": prompt, "tokens": te.tokens(prompt), "num_tokens": n, "max_length": te.max_length,
-                "too_long": n > te.max_length}
-
-    @staticmethod
-    def _motion(m) -> dict:
-        import numpy as np
-
-        return {"joints": np.asarray(m.joints, np.float32), "features": np.asarray(m.features, np.float32),
-                "contacts": np.asarray(m.contacts, bool), "meta": m.meta}
-
-    @staticmethod
-    def _sampling(params: dict) -> dict:
-        keys = ("frames", "seconds", "seed", "guidance", "steps", "scheduler")
-        return {k: params[k] for k in keys if k in params}
-
-    def op_generate(self, rid: Any, params: dict) -> dict:
-        pipe = self._pipeline()
-        if "prompt" not in params:
-            raise RequestError(P.INVALID_INPUT, "generate needs a \"prompt\"")
-        # Recording the attention maps costs ~nothing and makes the next edit of this motion skip its source pass.
-        m = pipe.generate(params["prompt"], callback=self._step_callback(rid),
-                          record_maps=params.get("record_maps", True), **self._sampling(params))
-        return self._motion(m)
-
-    def op_edit_real(self, rid: Any, params: dict) -> dict:
-        """Invert a real motion (joints [T, 22, 3], model space, 20 fps) under ``prompt`` and edit it."""
-        pipe = self._pipeline()
-        for key in ("prompt", "joints"):
-            if key not in params:
-                raise RequestError(P.INVALID_INPUT, f"edit_real needs {key!r}")
-        joints = P.decode_array(params["joints"])
-        if joints.dtype.kind not in "f":
-            raise RequestError(P.INVALID_INPUT, f"'joints' must be a float array, got {joints.dtype}")
-        edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method",
-                                       "edit_guidance") if k in params}
-        kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
-        m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
-        return self._motion(m)
-
-    def op_attention(self, rid: Any, params: dict) -> dict:
-        pipe = self._pipeline()
-        if "prompt" not in params:
-            raise RequestError(P.INVALID_INPUT, "attention needs a \"prompt\"")
-        a = pipe.attention(params["prompt"], callback=self._step_callback(rid), **self._sampling(params))
-        return {**self._motion(a.motion), "tokens": list(a.tokens), "maps": a.maps.astype("float32"),
-                "parts": list(a.parts)}
-
-    def op_edit(self, rid: Any, params: dict) -> dict:
-        pipe = self._pipeline()
-        if "source_prompt" not in params:
-            raise RequestError(P.INVALID_INPUT, "edit needs the \"source_prompt\" of the motion to edit")
-        keys = ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method", "src_proportion",
-                "swap_src_proportion", "inject_temporal")
-        kw = {k: params[k] for k in keys if k in params}
-        want_source = bool(params.get("return_source"))
-        res = pipe.edit(params["source_prompt"], callback=self._step_callback(rid), return_source=want_source,
-                        **self._sampling(params), **kw)
-        out, src = res if want_source else (res, None)
-        data = self._motion(out)
-        if want_source:
-            data["source"] = None if src is None else self._motion(src)
-        return data
-
-
-def _is(exc: BaseException, module: str, name: str) -> bool:
-    """isinstance against a salad_model class without importing its (torch-importing) module."""
-    cls = getattr(sys.modules.get(module), name, None)
-    return cls is not None and isinstance(exc, cls)
-
-
-def _log(message: str) -> None:
-    try:
-        sys.stderr.write(f"[salad worker {os.getpid()}] {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def _hard_exit(reason: str) -> None:
-    _log(f"exiting now: {reason}")
-    os._exit(0)
-
-
-# ------------------------------------------------------------------------------------------------
-# Process set-up
-
-
-def claim_stdio() -> tuple[IO[bytes], IO[bytes]]:
-    """Private handles on the real stdin/stdout; fds 0/1 become /dev/null and stderr.
-
-    After this, stray prints and warnings (Python or C level, e.g. from torch) land in stderr and can
-    never corrupt the protocol stream, and nothing else can consume request bytes.
-    """
-    out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
-    inp = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    sys.stdout = sys.stderr
-    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-    return out, inp
-
-
-def watch_parent() -> None:
-    """End the process when the client dies, even if the stdin pipe was leaked to another process."""
-    if os.name != "posix":
-        return
-    ppid0 = os.getppid()
-    client = os.environ.get(PARENT_PID_ENV, "")
-    client_pid = int(client) if client.isdigit() else None
-    if client_pid is not None and not _pid_alive(client_pid):
-        _hard_exit(f"client process {client_pid} is already gone")
-
-    def gone() -> str | None:
-        if os.getppid() != ppid0:
-            return f"parent {ppid0} died"
-        if client_pid is not None and not _pid_alive(client_pid):
-            return f"client process {client_pid} died"
-        return None
-
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
-
-            # Linux: SIGHUP when the parent *thread* ends; the handler ignores it if the process lives on.
-            def on_hup(signum: int, frame: Any) -> None:
-                why = gone()
-                if why:
-                    _hard_exit(why)
-
-            signal.signal(signal.SIGHUP, on_hup)
-            libc = ctypes.CDLL(None, use_errno=True)
-            PR_SET_PDEATHSIG = 1
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
-            if os.getppid() != ppid0:  # died before prctl took effect
-                _hard_exit("parent died during start-up")
-        except (OSError, AttributeError, ValueError) as exc:
-            _log(f"PR_SET_PDEATHSIG unavailable: {exc}")
-
-    def loop() -> None:
-        while True:
-            time.sleep(0.5)
-            why = gone()
-            if why:
-                _hard_exit(why)
-
-    threading.Thread(target=loop, name="salad-parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

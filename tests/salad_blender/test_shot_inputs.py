@@ -12,16 +12,6 @@ from salad_blender.worker_pool import WorkerConfig
 TWO = [si.Segment("a person walks forward", 4.0), si.Segment("a person waves", 3.0, 7)]
 
 
-def test_parse_segment():
-    assert si.parse_segment("a person walks forward:4") == si.Segment("a person walks forward", 4.0)
-    assert si.parse_segment("walk:2.5:7") == si.Segment("walk", 2.5, 7)
-    assert si.parse_segment("note: then walk:3") == si.Segment("note: then walk", 3.0)  # colons in the prompt
-    with pytest.raises(JobError, match='must look like "PROMPT:SECONDS"'):
-        si.parse_segment("a person walks")
-    with pytest.raises(JobError, match="'four' is not a number of seconds"):
-        si.parse_segment("a person walks:four")
-
-
 @pytest.mark.parametrize("segments,pattern", [
     ([], "no segments"),
     ([si.Segment("a person walks", 4), si.Segment("   ", 3)], "Segment 2 has no prompt"),

@@ -96,42 +96,52 @@ def test_preview_frame_shows_the_raised_hand():
     assert preview_frame(root[:1], hands[:1]) == 0
 
 
-def _worker_has_shot_ops() -> bool:
-    from salad_model.serving import worker
+def _batch_module():
+    sys.path.insert(0, str(BATCH.parent))
+    try:
+        import batch
+    finally:
+        sys.path.remove(str(BATCH.parent))
+    return batch
 
-    return "compose" in worker.MODEL_OPS
+
+def test_segment_parsing_and_usage_errors(tmp_path, tiny_model_dir):
+    batch = _batch_module()
+    assert batch.parse_segment("a person walks forward:4") == ("a person walks forward", 4.0, None)
+    assert batch.parse_segment("a person waves:2.5:7") == ("a person waves", 2.5, 7)
+    assert batch.parse_segment("note: a person waves:3") == ("note: a person waves", 3.0, None)
+    p = run("--segment", "a person waves", "--out", tmp_path, "--model", tiny_model_dir)
+    assert p.returncode == 2 and "PROMPT:SECONDS" in p.stderr
+    p = run("--segment", "a person waves:3", "--prompt", "a person jumps", "--out", tmp_path)
+    assert p.returncode == 2 and "not allowed with" in p.stderr
 
 
-@pytest.mark.skipif(not _worker_has_shot_ops(), reason="the worker's shot ops (branch shots, issue 13) are not merged")
-def test_batch_segments_make_one_shot(tmp_path, tiny_model_dir):
-    """--segment, repeated: one .blend whose one Action is the whole shot, with its recipe (real worker op)."""
-    out = tmp_path / "shot"
-    p = run("--segment", "a person walks forward:2.4", "--segment", "a person waves:2:7", "--seed", 3, "--out", out,
-            "--model", tiny_model_dir, "--steps", 2, "--threads", 1, "--fps", 20)
+def test_batch_shot_with_picture_strip(tmp_path, tiny_model_dir):
+    """A 3-segment shot through the add-on's shot job: one .blend, its recipe, a strip of 4 stills."""
+    pytest.importorskip("salad_blender.shot_jobs", reason="the add-on's shot jobs (Shot panel) are not in this tree")
+    out = tmp_path / "s"
+    p = run("--segment", "a person walks forward:2", "--segment", "a person waves:2:5", "--segment", "a person bows:2",
+            "--out", out, "--model", tiny_model_dir, "--steps", 2, "--threads", 1, "--strip", 4,
+            "--resolution", "80x100")
     assert p.returncode == 0, p.stderr
-    (blend,) = out.glob("*.blend")
-    assert blend.name == "shot_a_person_walks_forward_a_person_waves.blend"
-    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    strip = out / "shot_a_person_walks_forward_strip.png"
+    assert png_size(strip) == (4 * 80, 100)
+    bpy.ops.wm.open_mainfile(filepath=str(out / "shot_a_person_walks_forward.blend"))
     try:
         act = bpy.data.objects["SALAD Body"].animation_data.action
-        assert len(bpy.data.actions) == 1 and act["salad_source"] == "shot" and act["salad_seed"] == 3
         recipe = json.loads(act["salad_shot"])
-        assert [(s["prompt"], s["seconds"]) for s in recipe["segments"]] == [("a person walks forward", 2.4),
-                                                                           ("a person waves", 2.0)]
-        assert recipe["segments"][1]["seed"] == 7 and act["salad_frames"] == 48 + 40
-        assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 88)
+        assert [s["prompt"] for s in recipe["segments"]] == ["a person walks forward", "a person waves",
+                                                              "a person bows"]
+        assert recipe["segments"][1]["seed"] == 5 and act["salad_frames"] == 120 and act["salad_source"] == "shot"
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def test_batch_bad_segments_exit_2(tmp_path, tiny_model_dir):
-    for bad, message in (("a person walks", 'must look like "PROMPT:SECONDS"'),
-                         ("a person walks:0.5", "Segment 1's duration is 0.5 s"),
-                         (":3", "Segment 1 has no prompt")):
+    """The add-on's segment checks run before a worker starts; a bad segment is a usage error."""
+    for bad, message in (("a person walks:0.5", "Segment 1's duration is 0.5 s"), (":3", "Segment 1 has no prompt")):
         p = run("--segment", bad, "--out", tmp_path, "--model", tiny_model_dir)
         assert p.returncode == 2 and message in p.stderr, p.stderr
     p = run("--segment", "a:200", "--segment", "b:200", "--out", tmp_path, "--model", tiny_model_dir)
     assert p.returncode == 2 and "the limit is 300 s" in p.stderr
-    p = run("--segment", "a:3", "--prompt", "a person jumps", "--out", tmp_path)
-    assert p.returncode == 2 and "not allowed with" in p.stderr
     assert not list(tmp_path.glob("*.blend"))

@@ -1,0 +1,265 @@
+"""Shots on a tiny random model: inpainting holds what it must, timelines are deterministic and causal,
+continuation / in-between / part regeneration keep their sources, bad input is refused clearly."""
+
+import numpy as np
+import pytest
+import torch
+
+from salad_model.runtime.inpainting import PART_PRESETS, Inpainting, parse_parts
+from salad_model.runtime.pipeline import InputError
+from salad_model.runtime.sampling import Cancelled, initial_noise, sample
+from salad_model.runtime.shots import MAX_SHOT_SECONDS, Segment, ShotDirector, decoder_reach, smooth_seams
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def director(tiny_pipeline):
+    return ShotDirector(tiny_pipeline, steps=STEPS)
+
+
+def _sample_inpainted(pipe, inp, scheduler="ddim", seed=3, frames=48):
+    dim = pipe.denoiser.config.vae_dim
+    z_T = initial_noise(seed, frames)[..., :dim]
+    cond = pipe.text_context(["a person walks"])
+    with torch.inference_mode():
+        return sample(pipe.denoiser, z_T, cond, pipe._null(1), 2.0, STEPS, scheduler, None, None,
+                      diffusion=pipe.bundle.diffusion, inpaint=inp)
+
+
+@pytest.mark.parametrize("scheduler,resample", [("ddim", 0), ("ddim", 2), ("dpm++", 0)])
+def test_inpainting_holds_frames_and_parts_exactly(tiny_pipeline, scheduler, resample):
+    dim = tiny_pipeline.denoiser.config.vae_dim
+    src = torch.randn(1, 12, 7, dim, generator=torch.Generator().manual_seed(1))
+    free = _sample_inpainted(tiny_pipeline, None, scheduler)
+    z = _sample_inpainted(tiny_pipeline, Inpainting.frames(src, [(0, 4), (10, 12)], resample=resample), scheduler)
+    assert torch.equal(z[:, :4], src[:, :4]) and torch.equal(z[:, 10:], src[:, 10:])
+    assert (z[:, 4:10] - src[:, 4:10]).abs().max() > 1e-2  # the free frames are generated, not copied
+    assert (z[:, 4:10] - free[:, 4:10]).abs().max() > 1e-4  # … and they saw the held context
+    zp = _sample_inpainted(tiny_pipeline, Inpainting.parts(src, [0, 1, 2], resample=resample), scheduler)
+    assert torch.equal(zp[:, :, :3], src[:, :, :3])
+    assert (zp[:, :, 3:] - src[:, :, 3:]).abs().max() > 1e-2
+
+
+def test_inpainting_rejects_bad_masks_and_resampling_with_multistep(tiny_pipeline):
+    src = torch.zeros(1, 12, 7, 8)
+    with pytest.raises(ValueError, match="does not match"):
+        Inpainting(src, torch.zeros(1, 11, 7, dtype=torch.bool))
+    with pytest.raises(ValueError, match="ddim"):
+        _sample_inpainted(tiny_pipeline, Inpainting.frames(src, [(0, 2)], resample=1), "dpm++")
+
+
+def test_parse_parts_presets_names_indices_and_errors():
+    assert parse_parts("arms") == (4, 5)
+    assert parse_parts("upper") == PART_PRESETS["upper"] == (3, 4, 5, 6)
+    assert parse_parts("lower body") == (0, 1, 2)
+    assert parse_parts(["left_arm", 6, "2"]) == (2, 4, 6)
+    assert parse_parts("legs,head") == (1, 2, 6)
+    with pytest.raises(ValueError, match="no body part selected"):
+        parse_parts([])
+    with pytest.raises(ValueError, match="no body part selected"):
+        parse_parts("")
+    with pytest.raises(ValueError, match="out of range 0–6"):
+        parse_parts([7])
+    with pytest.raises(ValueError, match="unknown body part 'tail'"):
+        parse_parts("tail")
+
+
+def test_decoder_reach_is_exact_for_the_vae(tiny_pipeline):
+    """Latent frames ≥ b + reach never change decoded frames < 4b; frame b + reach − 1 does."""
+    vae, dim = tiny_pipeline.vae, tiny_pipeline.denoiser.config.vae_dim
+    reach = decoder_reach(vae, dim)
+    assert reach >= 1
+    z = torch.randn(1, 24, 7, dim, generator=torch.Generator().manual_seed(0))
+    b = 10
+    with torch.inference_mode():
+        base = vae.decode(z)
+        far, near = z.clone(), z.clone()
+        far[:, b + reach:] += 1.0
+        near[:, b + reach - 1] += 1.0
+        assert torch.equal(vae.decode(far)[:, : 4 * b], base[:, : 4 * b])
+        assert (vae.decode(near)[:, : 4 * b] - base[:, : 4 * b]).abs().max() > 0
+
+
+SEGS = [Segment("a person walks forward", 3.0), Segment("a person waves", 2.4), Segment("a person runs", 3.2)]
+
+
+def test_compose_is_deterministic_and_covers_the_segments(director):
+    a = director.compose(SEGS, seed=7)
+    b = director.compose(SEGS, seed=7)
+    c = director.compose(SEGS, seed=8)
+    assert a.joints.shape == (172, 22, 3) and np.array_equal(a.joints, b.joints)
+    assert np.abs(a.joints - c.joints).max() > 1e-3
+    shot = a.meta["shot"]
+    assert [(s["start"], s["end"]) for s in shot["segments"]] == [(0, 60), (60, 108), (108, 172)]
+    assert all(w["context_frames"] + w["new_frames"] <= director.pipe.max_frames for w in shot["windows"])
+    assert all(w["context_frames"] == 4 * director.context for w in shot["windows"][1:])
+    # each later segment's prompt takes over after the previous segment's spill
+    assert [s["content_start"] for s in shot["segments"]] == [0, 60 + 4 * director.spill, 108 + 4 * director.spill]
+    assert director.spill == director.reach + director.blend
+
+
+def test_changing_a_segment_keeps_the_motion_before_it(director):
+    base = director.compose(SEGS, seed=7)
+    other_prompt = director.compose([SEGS[0], SEGS[1], Segment("a person jumps", 3.2)], seed=7)
+    assert np.abs(other_prompt.joints[:108] - base.joints[:108]).max() <= 1e-5
+    assert np.abs(other_prompt.joints[108:] - base.joints[108:]).max() > 1e-3
+    reroll = director.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=99), SEGS[2]], seed=7)
+    assert np.abs(reroll.joints[:60] - base.joints[:60]).max() <= 1e-5
+    assert np.abs(reroll.joints[60:] - base.joints[60:]).max() > 1e-3
+    longer_last = director.compose(SEGS[:2] + [Segment("a person runs", 6.0)], seed=7)  # appending / growing
+    assert np.abs(longer_last.joints[:108] - base.joints[:108]).max() <= 1e-5
+
+
+def test_a_minute_long_timeline_in_bounded_windows(tiny_pipeline):
+    d = ShotDirector(tiny_pipeline, steps=1)
+    segs = [Segment(p, 15.0) for p in ("walk", "wave", "run", "turn around")]
+    seen = []
+    m = d.compose(segs, seed=0, callback=lambda i, n: seen.append((i, n)))
+    assert m.joints.shape == (1200, 22, 3) and np.isfinite(m.joints).all()
+    windows = m.meta["shot"]["windows"]
+    assert len(windows) >= 8 and all(w["context_frames"] + w["new_frames"] <= 196 for w in windows)
+    assert seen[-1] == (len(windows), len(windows)) and [i for i, _ in seen] == list(range(1, len(windows) + 1))
+
+
+def test_compose_progress_and_cancel(director):
+    seen = []
+    director.compose(SEGS, seed=1, callback=lambda i, n: seen.append((i, n)))
+    total = len(SEGS) * STEPS
+    assert seen == [(i, total) for i in range(1, total + 1)]
+
+    def stop(i, n):
+        if i == STEPS + 1:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        director.compose(SEGS, seed=1, callback=stop)
+
+
+def test_continue_keeps_the_source_and_holds_its_context(tiny_pipeline):
+    director = ShotDirector(tiny_pipeline, steps=STEPS, blend=2)
+    src = tiny_pipeline.generate("a person walks forward", frames=80, seed=2)
+    out = director.continue_motion(src, "a person sits down", 2.0, seed=3)
+    assert out.joints.shape == (120, 22, 3)
+    blend_start = 80 - 4 * director.context
+    assert np.array_equal(out.features[:blend_start], src.features[:blend_start])
+    hard = 20 - director.blend  # held latent frames are the source's (the last `blend` hand over softly)
+    assert torch.equal(out.latent[:, :hard], src.latent[:, :hard])
+    assert (out.latent[:, hard:20] - src.latent[:, hard:]).abs().max() > 0
+    assert out.meta["shot"]["seams"][0] == 80
+    again = director.continue_motion(src, "a person sits down", 2.0, seed=3)
+    assert np.array_equal(out.joints, again.joints)
+
+
+def test_continue_real_motion_through_the_inversion_path(director, tiny_pipeline):
+    real = tiny_pipeline.generate("a person jumps", frames=64, seed=4).joints  # stands in for imported mocap
+    real = real + np.array([1.0, 0.0, -2.0])  # anywhere in the world: canonicalised like edit_real
+    out = director.continue_motion(real, "a person walks", 1.6, seed=0)
+    # 64 joint frames → 63 feature frames (velocities) → 60 (whole latent frames) + 32 new
+    assert out.joints.shape == (92, 22, 3) and out.meta["shot"]["source_frames"] == 60
+    assert out.meta["shot"]["source_kind"] == "real"
+    assert out.meta["placement"]["root_xz"] == pytest.approx([real[0, 0, 0], real[0, 0, 2]], abs=1e-6)
+
+
+def test_inbetween_keeps_both_ends(director, tiny_pipeline):
+    a = tiny_pipeline.generate("a person walks forward", frames=64, seed=5)
+    b = tiny_pipeline.generate("a person waves", frames=72, seed=6)
+    out = director.inbetween(a, b, "a person turns around", 2.0, seed=1)
+    ctx = 4 * min(director.context, (director.max_lat - 10) // 2)
+    assert out.joints.shape == (64 + 40 + 72, 22, 3)
+    assert np.array_equal(out.features[: 64 - ctx], a.features[: 64 - ctx])
+    assert np.array_equal(out.features[104 + ctx:], b.features[ctx:])
+    k = director.blend
+    assert torch.equal(out.latent[:, :16 - k], a.latent[:, :16 - k])
+    assert torch.equal(out.latent[:, 26 + k:], b.latent[:, k:])
+    assert out.meta["shot"]["seams"] == [64, 104]
+
+
+def test_regenerate_parts_holds_the_other_parts(director, tiny_pipeline):
+    src = tiny_pipeline.generate("a person walks forward", frames=80, seed=2)
+    out = director.regenerate_parts(src, "a person waves both hands", "arms", seed=0)
+    assert torch.equal(out.latent[:, :, [0, 1, 2, 3, 6]], src.latent[:, :, [0, 1, 2, 3, 6]])
+    assert (out.latent[:, :, [4, 5]] - src.latent[:, :, [4, 5]]).abs().max() > 1e-2
+    assert out.meta["shot"]["parts"] == ["left_arm", "right_arm"] and out.joints.shape == (80, 22, 3)
+
+
+def test_segment_parsing():
+    assert Segment.parse("a person walks forward:4") == Segment("a person walks forward", 4.0)
+    assert Segment.parse("a person waves:3:17") == Segment("a person waves", 3.0, 17)
+    assert Segment.parse("note: a person waves:2.5") == Segment("note: a person waves", 2.5)
+    with pytest.raises(InputError, match="PROMPT:SECONDS"):
+        Segment.parse("a person waves")
+    with pytest.raises(InputError, match="not a number of seconds"):
+        Segment.parse("a person waves:long")
+
+
+@pytest.mark.parametrize("segments,match", [
+    ([], "at least one segment"),
+    ([Segment("walk", 3), Segment("  ", 3)], "segment 2 has an empty prompt"),
+    ([Segment("walk", 0.5)], r"segment 1's duration is 0.5 s; it must be within 2–300 s"),
+    ([Segment("walk", float("nan"))], "must be a number of seconds"),
+    ([Segment("walk", 400)], "must be within"),
+    ([Segment("walk", 100)] * 3 + [Segment("run", 10)], r"310 s long; the limit is 300 s"),
+    ([Segment("walk", 3, seed=1.5)], "seed must be an integer"),
+])
+def test_compose_refuses_bad_segments(director, segments, match):
+    with pytest.raises(InputError, match=match):
+        director.compose(segments)
+    assert MAX_SHOT_SECONDS == 300
+
+
+def test_bad_inputs_of_continue_inbetween_and_parts(director, tiny_pipeline):
+    short = tiny_pipeline.generate("a person walks", frames=40, seed=0)
+    tiny = short.joints[:24]  # 1.0 s of usable frames: shorter than the 2 s conditioning window
+    with pytest.raises(InputError, match="shorter|at least the 2.0 s conditioning window"):
+        director.continue_motion(tiny, "a person runs", 2.0)
+    with pytest.raises(InputError, match="continuation is 0 s"):
+        director.continue_motion(short, "a person runs", 0)
+    with pytest.raises(InputError, match="(?i)empty|prompt"):
+        director.continue_motion(short, "", 2.0)
+    with pytest.raises(InputError, match="motion B is 1.0 s long; it must be at least the 2.0 s"):
+        director.inbetween(short, tiny, "a person runs", 2.0)
+    with pytest.raises(InputError, match="in-between gap is 20 s"):
+        director.inbetween(short, short, "a person runs", 20.0)
+    with pytest.raises(InputError, match="no body part selected"):
+        director.regenerate_parts(short, "a person waves", [])
+    with pytest.raises(InputError, match="unknown body part"):
+        director.regenerate_parts(short, "a person waves", "wings")
+    with pytest.raises(InputError, match="part regeneration takes motions of 2.0–9.8 s"):
+        director.regenerate_parts(tiny, "a person waves", "arms")
+    with pytest.raises(InputError, match="resampling needs the ddim sampler"):
+        ShotDirector(tiny_pipeline, resample=1, scheduler="dpm++")
+
+
+def test_smooth_seams_touches_only_the_join():
+    f = np.zeros((60, 263), np.float32)
+    f[30:, :-4] = 1.0  # a step at the seam
+    f[:, -4:] = (np.arange(60) % 2)[:, None]  # contacts
+    out = smooth_seams(f, [30], 1.5)
+    assert np.array_equal(out[: 30 - 8], f[: 30 - 8]) and np.array_equal(out[30 + 8:], f[30 + 8:])
+    assert np.array_equal(out[:, -4:], f[:, -4:])
+    steps = np.abs(np.diff(out[:, 0]))
+    assert steps.max() < 0.45 and out[29, 0] > 0.2 and out[30, 0] < 0.8  # the jump is spread over frames
+    assert np.array_equal(smooth_seams(f, [30], 0.0), f)
+
+
+def test_guidance_ramps_up_after_held_frames(director):
+    held = torch.zeros(1, 12, 7)
+    held[:, :5] = 1.0
+    w = director._guidance_weights(held)[0]
+    r = director.guidance_ramp
+    expected = [1.0] * 5 + [(k + 1) / (r + 1) for k in range(r)] + [1.0] * (12 - 5 - r)
+    assert w.tolist() == pytest.approx(expected)
+    both = torch.zeros(1, 12, 7)
+    both[:, :2] = 1.0
+    both[:, 10:] = 1.0  # an in-between: ramps from both held ends
+    wb = director._guidance_weights(both)[0]
+    assert wb[2] == pytest.approx(1 / (r + 1)) and wb[9] == pytest.approx(1 / (r + 1))
+
+
+def test_seam_smoothing_never_reaches_an_earlier_segment(tiny_pipeline):
+    d = ShotDirector(tiny_pipeline, steps=2, seam_smoothing=4.0)
+    assert 4 * d.spill >= 5 * 4.0
+    a = d.compose(SEGS, seed=3)
+    b = d.compose([SEGS[0], Segment("a person jumps", 2.4), SEGS[2]], seed=3)
+    assert np.abs(a.joints[:60] - b.joints[:60]).max() <= 1e-5

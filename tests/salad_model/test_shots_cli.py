@@ -1,0 +1,60 @@
+"""Shot commands as a user runs them (subprocess, tiny model): the contract of issue #13."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def run(args, cwd):
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "salad_model", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_compose_continue_inbetween_and_part_edit(tiny_model_dir, tmp_path):
+    m = ["--model", str(tiny_model_dir), "--steps", "3"]
+    r = run(["compose", "--segment", "a person walks forward:3", "--segment", "a person waves:2.4:5",
+             "--seed", "2", "--out", "shot.npz", *m], tmp_path)
+    assert r.returncode == 0, r.stderr
+    shot = np.load(tmp_path / "shot.npz")
+    assert shot["joints"].shape == (108, 22, 3) and float(shot["fps"]) == 20.0
+    meta = json.loads(str(shot["meta"]))
+    assert [s["prompt"] for s in meta["shot"]["segments"]] == ["a person walks forward", "a person waves"]
+    assert meta["shot"]["segments"][1]["seed"] == 5
+    r = run(["continue", "shot.npz", "--prompt", "a person runs", "--seconds", "2", "--out", "more.npz", *m], tmp_path)
+    assert r.returncode == 0, r.stderr
+    more = np.load(tmp_path / "more.npz")
+    assert more["joints"].shape == (148, 22, 3)
+    # the saved latent made the continuation exact: frames before the held context are the shot's own
+    assert np.array_equal(more["features"][:68], shot["features"][:68])
+    r = run(["inbetween", "shot.npz", "more.npz", "--prompt", "a person turns", "--seconds", "2", "--out", "ab.npz",
+             *m], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "ab.npz")["joints"].shape == (108 + 40 + 148, 22, 3)
+    r = run(["edit", "a person walks forward", "--seconds", "3", "--seed", "1", "--parts", "arms", "--to",
+             "a person waves", "--out", "x.npz", "--source-out", "src.npz", *m], tmp_path)
+    assert r.returncode == 0, r.stderr
+    x, src = np.load(tmp_path / "x.npz"), np.load(tmp_path / "src.npz")
+    assert x["joints"].shape == src["joints"].shape == (60, 22, 3)
+    assert np.array_equal(x["latent"][:, :, [0, 1, 2, 3, 6]], src["latent"][:, :, [0, 1, 2, 3, 6]])
+    assert json.loads(str(x["meta"]))["shot"]["parts"] == ["left_arm", "right_arm"]
+
+
+def test_shot_commands_refuse_bad_input(tiny_model_dir, tmp_path):
+    m = ["--model", str(tiny_model_dir), "--steps", "2"]
+    cases = [
+        (["compose", "--segment", ":3", "--out", "x.npz"], "segment 1 has an empty prompt"),
+        (["compose", "--segment", "walk:1", "--out", "x.npz"], "duration is 1 s; it must be within 2–300 s"),
+        (["compose", "--segment", "walk:200", "--segment", "run:150", "--out", "x.npz"], "the limit is 300 s"),
+        (["compose", "--segment", "walk", "--out", "x.npz"], "PROMPT:SECONDS"),
+        (["edit", "walk", "--seconds", "3", "--parts", "", "--to", "wave", "--out", "x.npz"], "no body part selected"),
+        (["continue", "--source-prompt", "walk", "--source-seconds", "2", "--context", "3", "--prompt", "run",
+          "--seconds", "2", "--out", "x.npz"], "at least the 3.0 s conditioning window"),
+    ]
+    for args, msg in cases:
+        r = run([*args, *m], tmp_path)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "x.npz").exists()
