@@ -42,7 +42,7 @@ def test_sampling_fields_and_checks():
     assert Sampling(frames=60, guidance=5.0).fields() == {"seed": 0, "steps": 50, "scheduler": "ddim", "frames": 60,
                                                           "guidance": 5.0}
     for bad, msg in ((dict(sampler="euler"), "Unknown sampler"), (dict(seconds=0.0), "positive number"),
-                     (dict(seed=-1), "non-negative"), (dict(steps=0), "at least 1")):
+                     (dict(seed=-1), "integer within 0"), (dict(steps=0), "at least 1")):
         with pytest.raises(JobError, match=msg):
             Sampling(**bad).check()
 
