@@ -12,6 +12,7 @@ import bpy
 import numpy as np
 
 from . import actions, armature, rigs
+from . import retarget as rt
 from .inputs import JobError, Target
 
 
@@ -37,10 +38,11 @@ def remove_object_tree(obj: bpy.types.Object) -> None:
 
 
 def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model: str, name: str,
-                 edits: list, extra: dict[str, Any]) -> bpy.types.Action:
+                 edits: list, extra: dict[str, Any], placement: rt.Placement | None = None) -> bpy.types.Action:
     """Write a worker result into a new Action on the target (creating our body if asked).
 
-    ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields.
+    ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields;
+    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale).
     """
     joints = np.asarray(result["joints"], dtype=np.float64)
     contacts = result.get("contacts") if target.pin_feet else None
@@ -60,7 +62,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
             obj, joints, prompt=prompt, name=name, seed=int(meta.get("seed", 0)), model=model,
             guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
             bone_map=rig, scene=scene, start_frame=target.start_frame,
-            contacts=None if contacts is None else np.asarray(contacts), frame_range="set",
+            contacts=None if contacts is None else np.asarray(contacts), frame_range="set", placement=placement,
             meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
                   "rig": rig, "pin_feet": bool(target.pin_feet), **extra})
     except BaseException:

@@ -6,7 +6,9 @@ Pure Python (no bpy): an Action is only read through ``keys()``, ``[key]``, ``na
 Edits are stateless: an action records how to regenerate it (prompt, seed, frames, model, guidance,
 steps, sampler) plus its chain of edits in ``salad_edits``; the prompt it *shows* is the last edit's
 prompt (:func:`current_prompt`). Actions made by editing real animation (``salad_source ==
-"inversion"``) have no seed to regenerate from.
+"inversion"``) have no seed to regenerate from, nor have shots (``salad_source == "shot"``: timelines,
+continuations, in-betweens, part regenerations), which record their recipe as JSON in ``salad_shot``
+(:func:`shot_recipe`) instead.
 """
 
 from __future__ import annotations
@@ -53,13 +55,15 @@ def make_metadata(
     source_action: str | None = None,
     source: str | None = None,
     to_metres: float | None = None,
+    shot: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
     Seeds beyond int32 (ID property ints) are strings; a custom bone map is stored as JSON. The
     optional fields are left out when None: ``scheduler`` and ``model_name`` (the worker's sampler and
     model name), ``rig`` and ``pin_feet`` (what edits reuse), ``parent`` (the action an edit came
-    from), ``source_action``, ``source`` ("inversion") and ``to_metres`` (real-motion edits).
+    from), ``source_action``, ``source`` ("inversion", "shot") and ``to_metres`` (real-motion edits), ``shot``
+    (a shot's recipe: its kind, segments, parts, source actions; stored as JSON).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -81,6 +85,7 @@ def make_metadata(
         "salad_source_action": source_action,
         "salad_source": source,
         "salad_to_metres": None if to_metres is None else float(to_metres),
+        "salad_shot": None if shot is None else json.dumps(shot),
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out
@@ -96,6 +101,8 @@ def read_metadata(action: Any) -> dict[str, Any]:
         out["salad_seed"] = int(out["salad_seed"])
     if "salad_edits" in out:
         out["salad_edits"] = json.loads(out["salad_edits"])
+    if "salad_shot" in out:
+        out["salad_shot"] = json.loads(out["salad_shot"])
     return out
 
 
@@ -149,7 +156,19 @@ def regenerate_fields(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def refuse_inversion(name: str, meta: dict[str, Any]) -> None:
-    """Actions made by editing real animation have no generation recipe (seed) to regenerate from."""
+    """Actions made by editing real animation, and shots, have no one-prompt recipe (seed) to regenerate from."""
     if meta.get("salad_source") == "inversion":
         raise JobError(f"The action '{name}' was made by editing real animation, so it cannot be "
                        "regenerated from a seed: use 'Edit selected animation with text' on it instead.")
+    if meta.get("salad_source") == "shot":
+        raise JobError(f"The action '{name}' is a shot (several prompts or existing motion), so it cannot be "
+                       "regenerated from one prompt and seed: use 'Edit selected animation with text' on it "
+                       "instead, or re-roll one of its segments in the Shot panel.")
+
+
+def shot_recipe(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A shot action's recipe (``kind``: compose, continue, inbetween, regenerate_parts), else None."""
+    recipe = meta.get("salad_shot")
+    if isinstance(recipe, str):  # straight from the custom property
+        recipe = json.loads(recipe)
+    return recipe if isinstance(recipe, dict) else None

@@ -465,6 +465,14 @@ def _main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO))
     from salad_blender import jobs
 
+    if a.segment:
+        from salad_blender import shot_inputs
+
+        try:  # the add-on's checks before a worker starts: a bad segment is a usage error, like a bad option
+            shot_inputs.check_segments([shot_inputs.Segment(p, s, seed) for p, s, seed in a.segments])
+        except jobs.JobError as exc:
+            print(f"error: --segment: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         prompts = [None] if a.segment else read_prompts(a)
     except OSError as exc:

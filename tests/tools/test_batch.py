@@ -160,6 +160,16 @@ def test_batch_shot_with_picture_strip(tmp_path, tiny_model_dir):
         recipe = json.loads(act["salad_shot"])
         assert [s["prompt"] for s in recipe["segments"]] == ["a person walks forward", "a person waves",
                                                               "a person bows"]
-        assert recipe["segments"][1]["seed"] == 5 and act["salad_frames"] == 120
+        assert recipe["segments"][1]["seed"] == 5 and act["salad_frames"] == 120 and act["salad_source"] == "shot"
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_batch_bad_segments_exit_2(tmp_path, tiny_model_dir):
+    """The add-on's segment checks run before a worker starts; a bad segment is a usage error."""
+    for bad, message in (("a person walks:0.5", "Segment 1's duration is 0.5 s"), (":3", "Segment 1 has no prompt")):
+        p = run("--segment", bad, "--out", tmp_path, "--model", tiny_model_dir)
+        assert p.returncode == 2 and message in p.stderr, p.stderr
+    p = run("--segment", "a:200", "--segment", "b:200", "--out", tmp_path, "--model", tiny_model_dir)
+    assert p.returncode == 2 and "the limit is 300 s" in p.stderr
+    assert not list(tmp_path.glob("*.blend"))

@@ -1,0 +1,351 @@
+"""Shot jobs (issue 13): timelines, re-rolls, continuations, in-betweens and part regeneration as new Actions.
+
+The ``start_*`` functions the Shot panel, ``tools/batch.py`` and the tests share, built like
+:mod:`jobs`: every check that can be made up front (segments, prompts, lengths, parts, rig, model)
+raises :class:`JobError` before a worker is started or anything is created, and the returned
+:class:`motion_job.MotionJob`'s apply step writes one **new** Action; nothing existing is modified
+(an action sampled for an in-between is played on the armature only while it is sampled).
+
+Existing motion reaches the worker as SMPL-22 joints sampled from the armature's pose
+(:mod:`pose_sampling`, as for real-motion edits), so any action of any rig can be continued,
+in-betweened or part-regenerated; the result is placed where the source starts. Each result records
+its recipe in ``salad_shot`` (:func:`metadata.make_metadata`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import bpy
+import numpy as np
+
+from . import actions, armature, metadata, real_motion, rigs, smpl22
+from . import retarget as rt
+from . import shot_inputs as si
+from .blender_data import place_motion, scene_named
+from .inputs import JobError, Sampling, Target, check_model, clean_prompt
+from .jobs import check_rig
+from .motion_job import MotionJob, make_job
+from .pose_sampling import sample_motion
+from .worker_pool import WorkerConfig, WorkerPool
+
+
+def _check_target(target: Target) -> None:
+    """A new body, or an armature whose bone map works now (as :func:`jobs.start_generate` checks it)."""
+    if target.kind == "armature":
+        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None, target.rig)
+        target.rig = mapping if name == "custom" else name
+    elif target.kind != "new":
+        raise JobError(f"Unknown target '{target.kind}'.")
+    target.scene = target.scene or bpy.context.scene.name
+
+
+def _prompt(text: str, what: str) -> str:
+    prompt = clean_prompt(text)
+    if not prompt:
+        raise JobError(f"Type a prompt for {what}, e.g. 'a person waves with both hands'.")
+    return prompt
+
+
+# ------------------------------------------------------------------------------------------------
+# Timelines
+
+
+def _pinned_blender(result: dict, pin_feet: bool) -> np.ndarray:
+    """The result's joints as the retargeter sees them (feet pinned if asked), in Blender axes."""
+    joints = np.asarray(result["joints"], dtype=np.float64)
+    if pin_feet and result.get("contacts") is not None:
+        joints = rt.pin_contacts(joints, np.asarray(result["contacts"]))
+    return smpl22.model_to_blender(joints)
+
+
+def _kept_scale(target: Target, joints_bl: np.ndarray, leg_length: float) -> rt.Placement | None:
+    """The automatic placement on the target armature, at the scale a motion of ``leg_length`` got.
+
+    Why: the automatic scale divides by the motion's median leg length, which a re-rolled segment changes;
+    keeping the parent's makes the frames before the re-rolled segment come out key for key the same.
+    """
+    obj = bpy.data.objects.get(target.armature) if target.kind == "armature" else None
+    if obj is None:
+        return None  # place_motion says what is wrong
+    rig = armature.rig_rest_from_object(obj)
+    _, mapping = rigs.resolve_bone_map(rig.bone_names, target.rig)
+    auto = rt.auto_placement(rig, mapping, joints_bl)
+    return rt.Placement(scale=auto.scale * rt.motion_leg_length(joints_bl) / leg_length, heading=auto.heading,
+                        origin=auto.origin)
+
+
+def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], sampling: Sampling, target: Target,
+                  *, parent: str | None = None, name: str | None = None, leg_length: float | None = None,
+                  pool: WorkerPool | None = None) -> MotionJob:
+    """Segments (prompt, seconds, optional seed) → one continuous motion as one new Action.
+
+    ``sampling`` gives the shot seed (segments without a seed derive theirs from it), steps, sampler
+    and guidance; its duration is ignored (the segments give the length). ``leg_length`` (metres; a
+    re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
+    records it.
+    """
+    segs = si.check_segments(segments)
+    op = si.compose_request(segs, sampling)
+    _check_target(target)
+    model = check_model(config.model)
+    title = name or si.shot_title(segs)
+    shot_seed = int(sampling.seed)
+
+    def apply(result: dict) -> bpy.types.Action:
+        wmeta = result.get("meta") or {}
+        joints_bl = _pinned_blender(result, target.pin_feet)
+        leg = float(leg_length) if leg_length else rt.motion_leg_length(joints_bl)
+        placement = _kept_scale(target, joints_bl, leg) if leg_length else None
+        recipe = {**si.compose_recipe(segs, shot_seed, wmeta), "leg_length": leg}
+        extra: dict[str, Any] = {"source": "shot", "shot": recipe}
+        if parent:
+            extra["parent"] = parent
+        return place_motion(result, target, prompt="; ".join(s.prompt for s in segs), meta=wmeta, model=model,
+                            name=title, edits=[], extra=extra, placement=placement)
+
+    n = len(segs)
+    return make_job("compose", "Generate shot", config, op, apply, pool,
+                    describe=f"Shot of {n} segment{'s' if n > 1 else ''}")
+
+
+def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, index: int, seed: int, *,
+                         action: bpy.types.Action | None = None, pool: WorkerPool | None = None) -> MotionJob:
+    """The active shot again with segment ``index`` (0-based) under ``seed``: a new Action beside it.
+
+    Everything else comes from the shot's recipe (segments with their seeds, model, steps, sampler,
+    guidance, rig), so the motion before that segment is unchanged (the model's guarantee) and the
+    segments after it follow on from the new one.
+    """
+    action = action or metadata.active_salad_action(obj)
+    if obj is None or action is None:
+        raise JobError("Select an armature that plays a shot made by 'Generate Shot'.")
+    meta = metadata.action_meta(action)
+    recipe = metadata.shot_recipe(meta)
+    segs = si.reroll(si.recipe_segments(recipe, f"The action '{action.name}'"), index, seed)
+    sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
+                        steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
+    target = Target(kind="armature", armature=obj.name, rig=metadata.meta_rig(meta), scene=bpy.context.scene.name,
+                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])))
+    model = check_model(str(meta.get("salad_model") or "demo"))
+    return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
+                         name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
+                         pool=pool)
+
+
+# ------------------------------------------------------------------------------------------------
+# Existing motion as a source
+
+
+@dataclass
+class _Source:
+    """An action sampled into model space on the armature that plays it (or played it for sampling)."""
+
+    action_name: str
+    start: int
+    sampled: real_motion.SampledMotion
+
+    @property
+    def frames(self) -> int:
+        return len(self.sampled.joints)
+
+
+def _armature_action(obj: bpy.types.Object | None, action: bpy.types.Action | None, what: str
+                     ) -> bpy.types.Action:
+    if obj is None or obj.type != "ARMATURE":
+        raise JobError(f"Select an armature with an animation to {what}.")
+    ad = obj.animation_data
+    action = action or (ad.action if ad is not None else None)
+    if action is None:
+        raise JobError(f"The armature '{obj.name}' has no animation (action) to {what}.")
+    if ad is not None and ad.use_tweak_mode:
+        raise JobError(f"'{obj.name}' is in NLA tweak mode; leave it first.")
+    return action
+
+
+@contextlib.contextmanager
+def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
+    """Let ``obj`` play ``action`` while it is sampled; the assignment (and slot) before is restored."""
+    ad = obj.animation_data_create()
+    old_action = ad.action
+    has_slots = hasattr(ad, "action_slot")
+    old_slot = ad.action_slot if has_slots else None
+    if old_action == action:
+        yield
+        return
+    try:
+        ad.action = action
+        if has_slots and ad.action_slot is None:
+            kinds = ("OBJECT", "UNSPECIFIED")
+            slot = next((s for s in action.slots if getattr(s, "target_id_type", "OBJECT") in kinds), None)
+            if slot is not None:
+                ad.action_slot = slot
+        yield
+    finally:
+        ad.action = old_action
+        if has_slots and old_action is not None and old_slot is not None:
+            ad.action_slot = old_slot
+
+
+def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, str],
+            scene: bpy.types.Scene) -> _Source:
+    """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
+    lo, hi = action.frame_range
+    start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
+    if end <= start:
+        raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
+    with _playing(obj, action):
+        sampled = sample_motion(obj, mapping, start, end, scene)
+    if not np.all(np.isfinite(sampled.joints)):
+        raise JobError(f"The animation '{action.name}' has invalid (NaN) bone positions.")
+    return _Source(action.name, start, sampled)
+
+
+def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | dict[str, str], *, prompt: str,
+                name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any]):  # noqa: ANN202
+    """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts."""
+
+    def apply(result: dict) -> bpy.types.Action:
+        target = bpy.data.objects.get(obj_name)
+        if target is None:
+            raise JobError(f"The armature '{obj_name}' was deleted or renamed meanwhile; nothing was changed.")
+        scene = scene_named(scene_name)
+        wmeta = result.get("meta") or {}
+        contacts = result.get("contacts") if pin_feet else None
+        return actions.apply_motion(
+            target, np.asarray(result["joints"], dtype=np.float64), prompt=prompt, name=name, seed=seed,
+            model=model, guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", 0)),
+            bone_map=bone_map, scene=scene, start_frame=src.start, frame_range="set",
+            contacts=None if contacts is None else np.asarray(contacts),
+            placement=real_motion.real_placement(src.sampled, wmeta),
+            meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
+                  "source": "shot", "rig": bone_map, "pin_feet": bool(pin_feet),
+                  "to_metres": float(src.sampled.to_metres), "shot": recipe})
+
+    return apply
+
+
+def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, seconds: float, *,
+                   sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
+                   action: bpy.types.Action | None = None, pin_feet: bool = True,
+                   pool: WorkerPool | None = None) -> MotionJob:
+    """The armature's action (any: generated, mocap, keyframed) followed by ``seconds`` of ``prompt``: a new Action.
+
+    The new Action holds the source (as the model reads it) and the continuation, from where the source starts.
+    """
+    action = _armature_action(obj, action, "continue")
+    prompt = _prompt(prompt, "the continuation")
+    seconds = si.check_seconds(seconds, "The continuation", si.MIN_CONTINUE_SECONDS, si.MAX_SHOT_SECONDS)
+    sampling = sampling or Sampling()
+    fields = si.sampling_fields(sampling)
+    rig_name, mapping = check_rig(obj, rig)
+    scene = bpy.context.scene
+    src = _sample(obj, action, mapping, scene)
+    si.check_context(src.frames, action.name, "continuing it")
+    model = check_model(config.model)
+    op = {"op": "continue", "joints": src.sampled.joints, "prompt": prompt, "seconds": seconds,
+          "context_seconds": si.CONTEXT_SECONDS, **fields}
+    recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
+              "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
+    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
+    apply = _real_apply(obj.name, scene.name, src, bone_map, prompt=prompt, name=f"{action.name} + {prompt}",
+                        seed=fields["seed"], model=model, pin_feet=pin_feet, recipe=recipe)
+    return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
+
+
+def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a: bpy.types.Action | None,
+                    action_b: bpy.types.Action | None, prompt: str, seconds: float, *,
+                    sampling: Sampling | None = None, rig: str | dict[str, str] = "auto", pin_feet: bool = True,
+                    pool: WorkerPool | None = None) -> MotionJob:
+    """A's motion, a ``seconds`` gap following ``prompt``, then B's motion, as one new Action on the armature.
+
+    Both actions are sampled on ``obj`` (B is played on it only while it is sampled); the result starts
+    where A starts.
+    """
+    if action_a is None or action_b is None:
+        raise JobError("Pick both actions: A (before the gap) and B (after it).")
+    _armature_action(obj, action_a, "in-between")
+    prompt = _prompt(prompt, "the in-between")
+    seconds = si.check_seconds(seconds, "The in-between gap", si.MIN_GAP_SECONDS, si.MAX_SHOT_SECONDS)
+    sampling = sampling or Sampling()
+    fields = si.sampling_fields(sampling)
+    rig_name, mapping = check_rig(obj, rig)
+    scene = bpy.context.scene
+    src_a = _sample(obj, action_a, mapping, scene)
+    si.check_context(src_a.frames, action_a.name, "in-betweening from it")
+    src_b = _sample(obj, action_b, mapping, scene)
+    si.check_context(src_b.frames, action_b.name, "in-betweening to it")
+    model = check_model(config.model)
+    op = {"op": "inbetween", "joints_a": src_a.sampled.joints, "joints_b": src_b.sampled.joints, "prompt": prompt,
+          "seconds": seconds, "context_seconds": si.CONTEXT_SECONDS, **fields}
+    recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
+              "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
+    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
+    apply = _real_apply(obj.name, scene.name, src_a, bone_map, prompt=prompt,
+                        name=f"{action_a.name} > {prompt} > {action_b.name}", seed=fields["seed"], model=model,
+                        pin_feet=pin_feet, recipe=recipe)
+    return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
+
+
+def _is_plain_generation(meta: dict[str, Any]) -> bool:
+    """A SALAD generation without edits: the worker can regenerate its exact latent from the recipe."""
+    return not meta.get("salad_edits") and meta.get("salad_source") is None
+
+
+def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, parts: Sequence[str], *,
+                           sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
+                           action: bpy.types.Action | None = None, pin_feet: bool = True,
+                           pool: WorkerPool | None = None) -> MotionJob:
+    """Regenerate the chosen body parts of the armature's action from ``prompt``; the others follow it: a new Action.
+
+    ``parts``: presets (arms, legs, upper, lower) and/or latent part names (root, left_leg, right_leg,
+    torso, left_arm, right_arm, head). A SALAD generation without edits is regenerated from its recipe
+    (the exact latent, with its seed); any other action is sampled like real motion and ``sampling.seed``
+    seeds the new parts.
+    """
+    chosen = si.check_parts(parts)
+    action = _armature_action(obj, action, "regenerate")
+    prompt = _prompt(prompt, "the regenerated parts")
+    sampling = sampling or Sampling()
+    fields = si.sampling_fields(sampling)
+    label = ", ".join(chosen)
+    name = f"{prompt} [{label}]"
+    recipe: dict[str, Any] = {"kind": "regenerate_parts", "prompt": prompt, "parts": chosen,
+                              "sources": [action.name]}
+    if metadata.is_salad_action(action) and _is_plain_generation(meta := metadata.action_meta(action)):
+        src_rig = metadata.meta_rig(meta)
+        check_rig(obj, src_rig)
+        gen = metadata.regenerate_fields(meta)
+        model = check_model(str(meta.get("salad_model") or "demo"))
+        op = {"op": "regenerate_parts", "source_prompt": str(meta["salad_prompt"]), "frames": gen["frames"],
+              "seed": gen["seed"], "guidance": gen["guidance"], "steps": gen["steps"],
+              "scheduler": gen["scheduler"], "prompt": prompt, "parts": chosen}
+        recipe.update(source="generation", seed=gen["seed"])
+        target = Target(kind="armature", armature=obj.name, rig=src_rig, scene=bpy.context.scene.name,
+                        pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
+                        start_frame=int(round(action.frame_range[0])))
+        parent = action.name
+
+        def apply(result: dict) -> bpy.types.Action:
+            return place_motion(result, target, prompt=prompt, meta=result.get("meta") or {}, model=model, name=name,
+                                edits=[], extra={"parent": parent, "source_action": parent, "source": "shot",
+                                                 "shot": recipe})
+
+        return make_job("regenerate_parts", "Regenerate parts", config.with_model(model), op, apply, pool,
+                        describe=f"Regenerating {label}")
+    rig_name, mapping = check_rig(obj, rig)
+    scene = bpy.context.scene
+    src = _sample(obj, action, mapping, scene)
+    si.check_context(src.frames, action.name, "regenerating its parts", si.MIN_SEGMENT_SECONDS,
+                     "the model's shortest clip")
+    model = check_model(config.model)
+    op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
+    recipe.update(source="animation", seed=fields["seed"])
+    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
+    apply = _real_apply(obj.name, scene.name, src, bone_map, prompt=prompt, name=name, seed=fields["seed"],
+                        model=model, pin_feet=pin_feet, recipe=recipe)
+    return make_job("regenerate_parts", "Regenerate parts", config, op, apply, pool,
+                    describe=f"Regenerating {label}")

@@ -1,0 +1,205 @@
+"""Shot operators: edit the segment list, and start the shot jobs of :mod:`shot_jobs` (thin, like :mod:`operators`).
+
+The job operators share :class:`operators._JobOperator`: progress in the panel and status bar, Cancel,
+one motion job at a time, ``blocking=True`` for scripts and headless use.
+"""
+
+from __future__ import annotations
+
+import random
+
+import bpy
+from bpy.props import EnumProperty, IntProperty
+
+from . import jobs, metadata, preferences, shot_jobs
+from . import shot_inputs as si
+from .operators import _JobOperator
+from .settings import settings, target_from
+from .shot_settings import segments_from, shot_sampling, shot_settings, sources_sampling
+
+
+def _rig(context: bpy.types.Context) -> str | dict[str, str]:
+    """The rig setting of the Text to Motion panel (as 'Edit selected animation' reads it)."""
+    s = settings(context)
+    if s.rig_preset == "CUSTOM":
+        return jobs.load_bone_map(s.bone_map_source, s.bone_map_text.name if s.bone_map_text else "",
+                                  s.bone_map_file)
+    return "auto" if s.rig_preset == "AUTO" else s.rig_preset.lower()
+
+
+class SALAD_OT_shot_segment_add(bpy.types.Operator):
+    """Add a segment after the selected one"""
+
+    bl_idname = "salad.shot_segment_add"
+    bl_label = "Add Segment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = shot_settings(context)
+        row = s.segments.add()
+        row.seconds = 4.0
+        last = len(s.segments) - 1
+        at = min(s.active_segment + 1, last) if last else 0
+        s.segments.move(last, at)
+        s.active_segment = at
+        return {"FINISHED"}
+
+
+class SALAD_OT_shot_segment_remove(bpy.types.Operator):
+    """Remove the selected segment"""
+
+    bl_idname = "salad.shot_segment_remove"
+    bl_label = "Remove Segment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return len(shot_settings(context).segments) > 0
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = shot_settings(context)
+        s.segments.remove(s.active_segment)
+        s.active_segment = max(0, min(s.active_segment, len(s.segments) - 1))
+        return {"FINISHED"}
+
+
+class SALAD_OT_shot_segment_move(bpy.types.Operator):
+    """Move the selected segment earlier or later in the shot"""
+
+    bl_idname = "salad.shot_segment_move"
+    bl_label = "Move Segment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    direction: EnumProperty(name="Direction", items=[("UP", "Up", "Earlier"), ("DOWN", "Down", "Later")])
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        s = shot_settings(context)
+        i = s.active_segment
+        j = i - 1 if self.direction == "UP" else i + 1
+        if not (0 <= i < len(s.segments) and 0 <= j < len(s.segments)):
+            return {"CANCELLED"}
+        s.segments.move(i, j)
+        s.active_segment = j
+        return {"FINISHED"}
+
+
+class SALAD_OT_shot_use_recipe(bpy.types.Operator):
+    """Put the active shot's segments (with the seeds they were made with) into the segment list"""
+
+    bl_idname = "salad.shot_use_recipe"
+    bl_label = "Use This Shot's Segments"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        act = metadata.active_salad_action(context.active_object)
+        try:
+            if act is None:
+                raise jobs.JobError("Select an armature that plays a shot made by 'Generate Shot'.")
+            segs = si.recipe_segments(metadata.shot_recipe(metadata.action_meta(act)), f"The action '{act.name}'")
+        except jobs.JobError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        s = shot_settings(context)
+        s.segments.clear()
+        for seg in segs:
+            row = s.segments.add()
+            row.prompt, row.seconds = seg.prompt, seg.seconds
+            row.use_seed, row.seed = seg.seed is not None, int(seg.seed or 0)
+        s.active_segment = 0
+        return {"FINISHED"}
+
+
+class SALAD_OT_shot_parts_preset(bpy.types.Operator):
+    """Tick the body parts of a preset (the other parts follow the source motion)"""
+
+    bl_idname = "salad.shot_parts_preset"
+    bl_label = "Parts Preset"
+    bl_options = {"REGISTER", "UNDO"}
+
+    preset: EnumProperty(name="Preset", items=[("arms", "Arms", "Both arms"), ("legs", "Legs", "Both legs"),
+                                               ("upper", "Upper body", "Torso, arms and head"),
+                                               ("lower", "Lower body", "Root (hips) and legs")])
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        shot_settings(context).parts = set(si.PART_PRESETS[self.preset])
+        return {"FINISHED"}
+
+
+class SALAD_OT_generate_shot(_JobOperator, bpy.types.Operator):
+    """Generate the segment list as one continuous motion in a new Action (runs in the background; Cancel stops it)"""
+
+    bl_idname = "salad.generate_shot"
+    bl_label = "Generate Shot"
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        return shot_jobs.start_compose(preferences.worker_config(context), segments_from(shot_settings(context)),
+                                       shot_sampling(context), target_from(context, settings(context)))
+
+
+class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):
+    """Make the active shot again with a new seed for one segment (a new Action; the motion before it stays)"""
+
+    bl_idname = "salad.reroll_segment"
+    bl_label = "Re-roll Segment"
+
+    seed: IntProperty(name="Seed", default=-1, min=-1, options={"SKIP_SAVE"},
+                      description="The segment's new seed (-1: a random one)")
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        seed = self.seed if self.seed >= 0 else random.randint(0, 2**31 - 1)
+        return shot_jobs.start_reroll_segment(preferences.worker_config(context), context.active_object,
+                                              shot_settings(context).reroll_segment - 1, seed)
+
+
+class SALAD_OT_continue_action(_JobOperator, bpy.types.Operator):
+    """Continue the active armature's action (any animation) with a prompt, into a new Action"""
+
+    bl_idname = "salad.continue_action"
+    bl_label = "Continue Selected Action"
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        s = shot_settings(context)
+        return shot_jobs.start_continue(preferences.worker_config(context), context.active_object, s.continue_prompt,
+                                        s.continue_seconds, sampling=sources_sampling(context), rig=_rig(context),
+                                        pin_feet=settings(context).pin_feet)
+
+
+class SALAD_OT_inbetween(_JobOperator, bpy.types.Operator):
+    """Fill a gap between the end of action A and the start of action B (on the active armature) with a prompt"""
+
+    bl_idname = "salad.inbetween"
+    bl_label = "In-between"
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        s = shot_settings(context)
+        return shot_jobs.start_inbetween(preferences.worker_config(context), context.active_object, s.action_a,
+                                         s.action_b, s.inbetween_prompt, s.inbetween_seconds,
+                                         sampling=sources_sampling(context), rig=_rig(context),
+                                         pin_feet=settings(context).pin_feet)
+
+
+class SALAD_OT_regenerate_parts(_JobOperator, bpy.types.Operator):
+    """Regenerate the ticked body parts of the active armature's action from a prompt, into a new Action"""
+
+    bl_idname = "salad.regenerate_parts"
+    bl_label = "Regenerate Parts"
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        s = shot_settings(context)
+        return shot_jobs.start_regenerate_parts(preferences.worker_config(context), context.active_object,
+                                                s.parts_prompt, sorted(s.parts), sampling=sources_sampling(context),
+                                                rig=_rig(context), pin_feet=settings(context).pin_feet)
+
+
+classes = (
+    SALAD_OT_shot_segment_add,
+    SALAD_OT_shot_segment_remove,
+    SALAD_OT_shot_segment_move,
+    SALAD_OT_shot_use_recipe,
+    SALAD_OT_shot_parts_preset,
+    SALAD_OT_generate_shot,
+    SALAD_OT_reroll_segment,
+    SALAD_OT_continue_action,
+    SALAD_OT_inbetween,
+    SALAD_OT_regenerate_parts,
+)

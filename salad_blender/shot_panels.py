@@ -1,0 +1,138 @@
+"""The Shot panel (segment list, Generate Shot, re-roll, continue, in-between) and the Edit panel's Regenerate Parts.
+
+Panels only draw: settings live in ``scene.salad_shot`` (:mod:`shot_settings`), jobs in
+:data:`runner.RUNNER`, every button is an operator of :mod:`shot_operators`.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import metadata
+from . import shot_inputs as si
+from .panels import _job_box
+from .runner import RUNNER
+
+EDIT_PANEL = "SALAD_PT_edit"  # the Edit Motion panel (panels.py), parent of Regenerate Parts
+
+
+class SALAD_UL_shot_segments(bpy.types.UIList):
+    """One row per segment: number, prompt, duration (and its own seed, if it has one)."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):  # noqa: ANN001
+        row = layout.row(align=True)
+        row.label(text=f"{index + 1}.")
+        row.prop(item, "prompt", text="", emboss=False, icon="NONE" if item.prompt.strip() else "ERROR")
+        row.prop(item, "seconds", text="", emboss=False)
+        if item.use_seed:
+            row.label(text=f"#{item.seed}")
+
+
+def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
+    act = metadata.active_salad_action(context.active_object)
+    recipe = metadata.shot_recipe(metadata.action_meta(act)) if act is not None else None
+    return act, recipe
+
+
+class SALAD_PT_shot(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "SALAD"
+    bl_label = "Shot"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.salad_shot
+        layout = self.layout
+        row = layout.row()
+        row.template_list("SALAD_UL_shot_segments", "", s, "segments", s, "active_segment", rows=4)
+        col = row.column(align=True)
+        col.operator("salad.shot_segment_add", text="", icon="ADD")
+        col.operator("salad.shot_segment_remove", text="", icon="REMOVE")
+        col.separator()
+        col.operator("salad.shot_segment_move", text="", icon="TRIA_UP").direction = "UP"
+        col.operator("salad.shot_segment_move", text="", icon="TRIA_DOWN").direction = "DOWN"
+        if 0 <= s.active_segment < len(s.segments):
+            seg = s.segments[s.active_segment]
+            box = layout.box()
+            box.prop(seg, "prompt", text="")
+            row = box.row(align=True)
+            row.prop(seg, "seconds")
+            row.prop(seg, "use_seed", text="", icon="LOCKED" if seg.use_seed else "UNLOCKED")
+            if seg.use_seed:
+                row.prop(seg, "seed", text="")
+        total = sum(seg.seconds for seg in s.segments)
+        layout.label(text=f"{len(s.segments)} segment(s), {total:.1f} s of {si.MAX_SHOT_SECONDS:g} s",
+                     icon="ERROR" if total > si.MAX_SHOT_SECONDS else "TIME")
+        layout.prop(s, "seed")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.enabled = not RUNNER.busy()
+        row.operator("salad.generate_shot", icon="SEQUENCE")
+
+        act, recipe = _active_shot(context)
+        if recipe is not None and recipe.get("kind") == "compose":
+            box = layout.box()
+            box.label(text=f"{act.name}: {len(recipe['segments'])} segment(s)", icon="ACTION")
+            row = box.row(align=True)
+            row.enabled = not RUNNER.busy()
+            row.prop(s, "reroll_segment")
+            row.operator("salad.reroll_segment", icon="FILE_REFRESH")
+            box.operator("salad.shot_use_recipe", icon="COPYDOWN")
+        _job_box(layout)
+
+
+class SALAD_PT_shot_continue(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "SALAD"
+    bl_label = "Continue / In-between"
+    bl_parent_id = "SALAD_PT_shot"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.salad_shot
+        layout = self.layout
+        obj = context.active_object
+        ad = obj.animation_data if obj is not None and obj.type == "ARMATURE" else None
+        busy = RUNNER.busy()
+        box = layout.box()
+        if ad is None or ad.action is None:
+            box.label(text="Select an armature that plays an action", icon="INFO")
+        else:
+            box.label(text=ad.action.name, icon="ACTION")
+        box.prop(s, "continue_prompt", text="Then")
+        box.prop(s, "continue_seconds")
+        row = box.row()
+        row.enabled = not busy
+        row.operator("salad.continue_action", icon="FORWARD")
+
+        box = layout.box()
+        box.prop(s, "action_a")
+        box.prop(s, "inbetween_prompt", text="Gap")
+        box.prop(s, "inbetween_seconds")
+        box.prop(s, "action_b")
+        row = box.row()
+        row.enabled = not busy
+        row.operator("salad.inbetween", icon="ARROW_LEFTRIGHT")
+
+
+class SALAD_PT_regenerate_parts(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "SALAD"
+    bl_label = "Regenerate Parts"
+    bl_parent_id = EDIT_PANEL
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.salad_shot
+        layout = self.layout
+        row = layout.row(align=True)
+        for key, label in (("arms", "Arms"), ("legs", "Legs"), ("upper", "Upper"), ("lower", "Lower")):
+            row.operator("salad.shot_parts_preset", text=label).preset = key
+        layout.prop(s, "parts", expand=True)
+        layout.prop(s, "parts_prompt", text="")
+        row = layout.row()
+        row.enabled = not RUNNER.busy()
+        row.operator("salad.regenerate_parts", icon="MOD_ARMATURE")
+
+
+classes = (SALAD_UL_shot_segments, SALAD_PT_shot, SALAD_PT_shot_continue, SALAD_PT_regenerate_parts)

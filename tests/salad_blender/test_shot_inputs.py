@@ -1,0 +1,111 @@
+"""salad_blender.shot_inputs and the shot recipe in metadata, without Blender; a shot job's state machine on a
+scripted worker (shot_fakes.ShotWorker answers by the op contract)."""
+
+import pytest
+from shot_fakes import FakePool, ShotWorker
+
+from salad_blender import metadata, motion_job
+from salad_blender import shot_inputs as si
+from salad_blender.inputs import JobError, Sampling
+from salad_blender.worker_pool import WorkerConfig
+
+TWO = [si.Segment("a person walks forward", 4.0), si.Segment("a person waves", 3.0, 7)]
+
+
+@pytest.mark.parametrize("segments,pattern", [
+    ([], "no segments"),
+    ([si.Segment("a person walks", 4), si.Segment("   ", 3)], "Segment 2 has no prompt"),
+    ([si.Segment("a person walks", 1.5)], r"Segment 1's duration is 1.5 s; it must be within 2–300 s"),
+    ([si.Segment("a person walks", 400)], "within 2–300 s"),
+    ([si.Segment("a person walks", float("nan"))], "must be a number of seconds"),
+    ([si.Segment("a", 200), si.Segment("b", 101)], "The shot is 301 s long; the limit is 300 s"),
+    ([si.Segment("a person walks", 4, -1)], "Segment 1's seed must be an integer within 0 … 4294967295"),
+    ([si.Segment("a person walks", 4, 2**32)], "Segment 1's seed must be an integer within 0"),
+])
+def test_bad_segments_are_refused(segments, pattern):
+    with pytest.raises(JobError, match=pattern):
+        si.check_segments(segments)
+
+
+def test_segments_cleaned_and_request_fields():
+    segs = si.check_segments([{"prompt": "  a person   walks ", "seconds": 2}, TWO[1]])
+    assert segs == [si.Segment("a person walks", 2.0), TWO[1]]
+    assert si.check_segments([si.Segment("a", 150), si.Segment("b", 150)])  # exactly the limit is fine
+    req = si.compose_request(segs, Sampling(seed=3, steps=10, sampler="dpm++", guidance=4.0))
+    assert req == {"op": "compose", "segments": [{"prompt": "a person walks", "seconds": 2.0},
+                                                 {"prompt": "a person waves", "seconds": 3.0, "seed": 7}],
+                   "context_seconds": si.CONTEXT_SECONDS, "seed": 3, "steps": 10, "scheduler": "dpm++",
+                   "guidance": 4.0}  # no seconds / frames: the segments give the length
+
+
+def test_recipe_keeps_the_seeds_the_worker_used_and_rerolls_one():
+    wmeta = {"shot": {"segments": [{"seed": 1234, "start": 0, "end": 80}, {"seed": 7, "start": 80, "end": 140}]}}
+    recipe = si.compose_recipe(TWO, 5, wmeta)
+    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "segments": [
+        {"prompt": "a person walks forward", "seconds": 4.0, "seed": 1234, "start": 0, "end": 80},
+        {"prompt": "a person waves", "seconds": 3.0, "seed": 7, "start": 80, "end": 140}]}
+    segs = si.recipe_segments(recipe)
+    assert segs == [si.Segment("a person walks forward", 4.0, 1234), TWO[1]]  # replays exactly, any shot seed
+    rolled = si.reroll(segs, 1, 99)
+    assert rolled == [segs[0], si.Segment("a person waves", 3.0, 99)]
+    with pytest.raises(JobError, match="already has seed 7"):
+        si.reroll(segs, 1, 7)
+    with pytest.raises(JobError, match="There is no segment 3; the shot has 2"):
+        si.reroll(segs, 2, 1)
+    with pytest.raises(JobError, match="not a timeline made by 'Generate Shot'"):
+        si.recipe_segments({"kind": "continue", "prompt": "x"}, "The action 'x'")
+    with pytest.raises(JobError, match="not a timeline"):
+        si.recipe_segments(None)
+
+
+def test_parts():
+    assert si.check_parts(["arms"]) == ["left_arm", "right_arm"]
+    assert si.check_parts(["head", "legs", "Left Arm"]) == ["left_leg", "right_leg", "left_arm", "head"]
+    assert si.check_parts(["upper"]) == ["torso", "left_arm", "right_arm", "head"]
+    assert si.check_parts(["lower"]) == ["root", "left_leg", "right_leg"]
+    with pytest.raises(JobError, match="No body part selected"):
+        si.check_parts([])
+    with pytest.raises(JobError, match="Unknown body part 'tail'"):
+        si.check_parts(["tail"])
+    with pytest.raises(JobError, match="nothing of the source would be kept"):
+        si.check_parts(["upper", "lower"])
+
+
+def test_context_window():
+    assert si.context_frames() == 41  # 2 s = 10 latent frames of 4 features, + 1 (features are differences)
+    si.check_context(41, "walk", "continuing it")
+    with pytest.raises(JobError, match=r"The action 'walk' is 1.95 s long; continuing it needs at least 2 s"):
+        si.check_context(40, "walk", "continuing it")
+
+
+def test_shot_recipe_in_metadata():
+    recipe = si.compose_recipe(TWO, 5, {})
+    props = metadata.make_metadata(prompt="a; b", seed=5, frames=140, source="shot", shot=recipe)
+    meta = metadata.read_metadata(props)
+    assert meta["salad_shot"] == recipe and metadata.shot_recipe(meta) == recipe
+    assert metadata.shot_recipe(props) == recipe  # the stored JSON string reads too
+    assert metadata.shot_recipe(metadata.make_metadata(prompt="p", seed=0, frames=40)) is None
+    with pytest.raises(JobError, match="is a shot"):  # edits regenerate from one prompt + seed: not a shot
+        metadata.refuse_inversion("x", meta)
+
+
+def test_compose_job_progress_per_step_and_cancel():
+    """A shot job reports the worker's steps and ends cancelled without applying."""
+    worker = ShotWorker(steps=4)
+    applied = []
+    op = si.compose_request(TWO, Sampling(seed=1, steps=2))
+    job = motion_job.make_job("compose", "Generate shot", WorkerConfig(python="python"), op, applied.append,
+                              FakePool(worker), describe="Shot of 2 segments")
+    seen = []
+    while not job.poll():
+        seen.append(job.status)
+    assert seen == [f"Shot of 2 segments: step {i}/4" for i in range(1, 4)]
+    assert job.state == "done" and len(applied) == 1 and [r["op"] for r in worker.sent] == ["load", "compose"]
+    assert len(applied[0]["joints"]) == 140  # 4 s + 3 s at 20 fps
+
+    job = motion_job.make_job("compose", "Generate shot", WorkerConfig(python="python"), op, applied.append,
+                              FakePool(ShotWorker(steps=10)))
+    job.poll()
+    job.poll()
+    job.cancel()
+    assert job.poll() and job.state == "cancelled" and len(applied) == 1

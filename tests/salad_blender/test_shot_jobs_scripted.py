@@ -1,0 +1,212 @@
+"""salad_blender.shot_jobs in Blender against a scripted worker (shot_fakes.ShotWorker, by the op contract).
+
+What is checked: the request each job sends (sampled source motion, segments, parts, recipe fields), the
+new Action it makes (placement where the source stands, length, ``salad_*`` recipe), that nothing existing
+changes (source actions, their assignment, the scene), and that every bad input fails before anything is
+sent. Known motion in, known motion out, so placement is checked to the millimetre; the real worker's runs
+are in test_shot_jobs.py.
+"""
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from blender_state import key_values, snapshot, world_heads  # noqa: E402
+from shot_fakes import FakePool, ShotWorker  # noqa: E402
+
+from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
+from salad_blender import actions, armature, jobs, metadata, shot_jobs, smpl22  # noqa: E402
+from salad_blender import retarget as rt  # noqa: E402
+from salad_blender import shot_inputs as si  # noqa: E402
+from salad_blender.client import WorkerError  # noqa: E402
+
+CONFIG = jobs.WorkerConfig(python="python", model="demo")
+SEGS = [si.Segment("a person walks forward", 4.0), si.Segment("a person waves", 3.0)]
+FAST = jobs.Sampling(seed=2, steps=3)
+
+
+@pytest.fixture
+def pool():
+    return FakePool(ShotWorker(steps=2))
+
+
+def keyed_body(clips: dict[str, np.ndarray], location=(0.0, 0.0, 0.0), angle: float = 0.0) -> bpy.types.Object:
+    """A fresh 20 fps scene with an SMPL-22 armature and one plain (non-SALAD) action per clip; plays the first."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 20, 1.0
+    first = next(iter(clips.values()))
+    obj = armature.create_smpl22_armature("Mocap", first, with_mesh=False)
+    obj.location, obj.rotation_euler = location, (0.0, 0.0, angle)
+    bpy.context.view_layer.update()
+    made = []
+    for name, clip in clips.items():
+        act = actions.apply_motion(obj, clip, prompt=name, bone_map="smpl22", scene=scene, start_frame=1)
+        for key in [k for k in act.keys() if k.startswith("salad_")]:
+            del act[key]
+        act.name = name
+        made.append(act)
+    actions.assign_action(obj, made[0], made[0].slots[0] if hasattr(made[0], "slots") else None)
+    scene.frame_start, scene.frame_end = 1, len(first)
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def run(job):
+    job.wait(timeout=30)
+    assert job.state == "done", job.message
+    return job.output
+
+
+def test_compose_new_body_records_the_recipe(scene, pool):
+    old = bpy.data.actions.new("keep me")
+    job = shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool)
+    act = run(job)
+    (req,) = pool.worker.ops
+    assert req["segments"] == [{"prompt": "a person walks forward", "seconds": 4.0},
+                               {"prompt": "a person waves", "seconds": 3.0}] and req["seed"] == 2
+    assert act.name == "SALAD: shot: a person walks forward | a person waves"
+    assert bpy.data.objects["SALAD Body"].animation_data.action == act and "keep me" in bpy.data.actions
+    meta = metadata.action_meta(act)
+    assert meta["salad_source"] == "shot" and meta["salad_frames"] == 140 and meta["salad_seed"] == 2
+    assert meta["salad_prompt"] == "a person walks forward; a person waves"
+    assert metadata.shot_recipe(meta)["segments"] == [
+        {"prompt": "a person walks forward", "seconds": 4.0, "seed": 1020, "start": 0, "end": 80},
+        {"prompt": "a person waves", "seconds": 3.0, "seed": 1021, "start": 80, "end": 140}]
+    assert (scene.frame_start, scene.frame_end) == (1, 167)  # 140 frames at 20 fps span 6.95 s: 167 at 24 fps
+    assert old.users == 0 and not key_values(old)  # untouched
+
+
+def test_reroll_changes_one_seed_and_keeps_the_shot(scene, pool):
+    run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    body = bpy.data.objects["SALAD Body"]
+    first = body.animation_data.action
+    before = key_values(first)
+    with pytest.raises(jobs.JobError, match="is a shot"):  # prompt edits regenerate one prompt + seed
+        jobs.start_edit(CONFIG, body, new_prompt="a person runs", pool=pool)
+    new = run(shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool))
+    req = pool.worker.ops[-1]
+    assert req["segments"] == [{"prompt": "a person walks forward", "seconds": 4.0, "seed": 1020},
+                               {"prompt": "a person waves", "seconds": 3.0, "seed": 99}]
+    assert (req["steps"], req["scheduler"], req["guidance"]) == (3, "ddim", 2.5)  # from the shot's metadata
+    assert new != first and body.animation_data.action == new and key_values(first) == before
+    meta = metadata.action_meta(new)
+    assert meta["salad_parent"] == first.name and new.name.startswith("SALAD: shot re-roll 2: a person")
+    assert [s["seed"] for s in metadata.shot_recipe(meta)["segments"]] == [1020, 99]
+    with pytest.raises(jobs.JobError, match="already has seed 99"):
+        shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool)
+
+
+def test_continue_places_the_source_where_it_was(pool):
+    walk = synthetic_walk(96)
+    obj = keyed_body({"Walk": walk}, location=(1.0, -2.0, 0.0), angle=0.6)
+    src = obj.animation_data.action
+    names = list(smpl22.JOINT_NAMES)
+    was = {f: world_heads(obj, names, f) for f in (1, 40, 92)}
+    before, snap = key_values(src), snapshot()
+    job = shot_jobs.start_continue(CONFIG, obj, "a person sits down", 2.0, sampling=FAST, pin_feet=False, pool=pool)
+    req = job._op  # sent at the first poll
+    placed = rt.Placement(heading=0.6, origin=np.array([1.0, -2.0, 0.0])).apply(smpl22.model_to_blender(walk))
+    assert np.abs(req["joints"] - smpl22.blender_to_model(placed)).max() < 1e-3  # world pose, model axes, 20 fps
+    assert req["seconds"] == 2.0 and req["context_seconds"] == si.CONTEXT_SECONDS
+    assert snapshot() == snap  # sampling left the frame and everything else as it was
+    new = run(job)
+    assert obj.animation_data.action == new and key_values(src) == before
+    meta = metadata.action_meta(new)
+    assert meta["salad_frames"] == 92 + 40 and meta["salad_source_action"] == "Walk"
+    assert metadata.shot_recipe(meta) == {"kind": "continue", "prompt": "a person sits down", "seconds": 2.0,
+                                          "seed": 2, "context_seconds": si.CONTEXT_SECONDS, "sources": ["Walk"]}
+    for f, heads in was.items():  # the source part stands where the original did (position and heading)
+        assert np.abs(world_heads(obj, names, f) - heads).max() < 0.01, f
+
+
+def test_inbetween_samples_b_without_keeping_it(pool):
+    a, b = synthetic_walk(96), synthetic_walk(60, turn_deg=-40.0)
+    obj = keyed_body({"A": a, "B": b})
+    act_a, act_b = bpy.data.actions["A"], bpy.data.actions["B"]
+    slot = getattr(obj.animation_data, "action_slot", None)
+    keys = key_values(act_a), key_values(act_b)
+    snap = snapshot()
+    job = shot_jobs.start_inbetween(CONFIG, obj, act_a, act_b, "a person turns around", 1.0, sampling=FAST,
+                                    pin_feet=False, pool=pool)
+    assert snapshot() == snap and getattr(obj.animation_data, "action_slot", None) == slot  # A plays again
+    req = job._op
+    assert np.abs(req["joints_a"] - a).max() < 1e-3 and np.abs(req["joints_b"] - b).max() < 1e-3
+    new = run(job)
+    assert (key_values(act_a), key_values(act_b)) == keys and obj.animation_data.action == new
+    meta = metadata.action_meta(new)
+    assert meta["salad_frames"] == 92 + 20 + 56
+    assert metadata.shot_recipe(meta)["sources"] == ["A", "B"]
+    assert np.abs(world_heads(obj, ["pelvis"], 1) - smpl22.model_to_blender(a[0, :1])).max() < 0.01
+
+
+def test_regenerate_parts_of_a_generation_and_of_mocap(pool):
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    mocap = obj.animation_data.action
+    gen = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5, steps=10,
+                               bone_map="smpl22", start_frame=1, meta={"scheduler": "ddim", "rig": "smpl22"})
+    new = run(shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["arms"], sampling=FAST, pool=pool))
+    req = pool.worker.ops[-1]
+    assert "joints" not in req and req["source_prompt"] == "a person walks"  # the exact latent, from the recipe
+    assert {k: req[k] for k in ("frames", "seed", "guidance", "steps", "parts")} == {
+        "frames": 80, "seed": 3, "guidance": 2.5, "steps": 10, "parts": ["left_arm", "right_arm"]}
+    recipe = metadata.shot_recipe(metadata.action_meta(new))
+    assert recipe == {"kind": "regenerate_parts", "prompt": "a person waves", "parts": ["left_arm", "right_arm"],
+                      "sources": [gen.name], "source": "generation", "seed": 3}
+    actions.assign_action(obj, mocap, mocap.slots[0] if hasattr(mocap, "slots") else None)
+    new = run(shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["legs", "head"], sampling=FAST,
+                                               pool=pool))
+    req = pool.worker.ops[-1]
+    assert np.abs(req["joints"] - walk).max() < 1e-3 and req["parts"] == ["left_leg", "right_leg", "head"]
+    assert metadata.shot_recipe(metadata.action_meta(new))["source"] == "animation"
+    assert len(bpy.data.actions) == 4  # mocap, generation, two results
+
+
+@pytest.mark.parametrize("case,pattern", [
+    ("empty_prompt", "Segment 2 has no prompt"),
+    ("duration", r"Segment 1's duration is 0.5 s; it must be within 2–300 s"),
+    ("total", "The shot is 320 s long; the limit is 300 s"),
+    ("short_continue", r"The action 'Walk' is 1.50 s long; continuing it needs at least 2 s"),
+    ("short_inbetween", r"The action 'Short' is 1.50 s long; in-betweening to it needs at least 2 s"),
+    ("no_b", "Pick both actions"),
+    ("no_part", "No body part selected"),
+    ("no_continue_prompt", "Type a prompt for the continuation"),
+    ("no_armature", "Select an armature with an animation to continue"),
+])
+def test_bad_input_changes_nothing_and_sends_nothing(pool, case, pattern):
+    obj = keyed_body({"Walk": synthetic_walk(31 if case == "short_continue" else 96), "Short": synthetic_walk(31)})
+    snap = snapshot()
+    new = jobs.Target(kind="new")
+    calls = {
+        "empty_prompt": lambda: shot_jobs.start_compose(CONFIG, [SEGS[0], si.Segment(" ", 3)], FAST, new, pool=pool),
+        "duration": lambda: shot_jobs.start_compose(CONFIG, [si.Segment("a", 0.5)], FAST, new, pool=pool),
+        "total": lambda: shot_jobs.start_compose(CONFIG, [si.Segment("a", 160), si.Segment("b", 160)], FAST, new,
+                                                 pool=pool),
+        "short_continue": lambda: shot_jobs.start_continue(CONFIG, obj, "a person runs", 2.0, pool=pool),
+        "short_inbetween": lambda: shot_jobs.start_inbetween(CONFIG, obj, bpy.data.actions["Walk"],
+                                                             bpy.data.actions["Short"], "a person turns", 1.0,
+                                                             pool=pool),
+        "no_b": lambda: shot_jobs.start_inbetween(CONFIG, obj, bpy.data.actions["Walk"], None, "turn", 1.0, pool=pool),
+        "no_part": lambda: shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", [], pool=pool),
+        "no_continue_prompt": lambda: shot_jobs.start_continue(CONFIG, obj, "  ", 2.0, pool=pool),
+        "no_armature": lambda: shot_jobs.start_continue(CONFIG, None, "a person runs", 2.0, pool=pool),
+    }
+    with pytest.raises(jobs.JobError, match=pattern):
+        calls[case]()
+    assert snapshot() == snap and pool.worker.sent == []
+
+
+def test_cancel_and_worker_refusal_leave_the_scene(pool):
+    obj = keyed_body({"Walk": synthetic_walk(96)})
+    snap = snapshot()
+    job = shot_jobs.start_continue(CONFIG, obj, "a person runs", 2.0, sampling=FAST, pool=pool)
+    job.poll()
+    job.cancel()
+    assert job.poll() and job.state == "cancelled" and snapshot() == snap
+    pool.worker.error = WorkerError("invalid_input", "the in-between gap is 9 s; it must be within 0.2–7.8 s")
+    job = shot_jobs.start_inbetween(CONFIG, obj, bpy.data.actions["Walk"], bpy.data.actions["Walk"], "turn", 9.0,
+                                    pool=pool)
+    job.wait(timeout=30)
+    assert job.state == "failed" and "it must be within 0.2–7.8 s" in job.message and snapshot() == snap

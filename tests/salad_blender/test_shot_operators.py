@@ -1,0 +1,144 @@
+"""The Shot panel's operators and panels in the registered add-on: the segment list, presets, recipes,
+every job button (``blocking=True``; the worker is the scripted shot_fakes.ShotWorker), errors reported."""
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from blender_state import snapshot  # noqa: E402
+from fake_ui import FakeLayout  # noqa: E402
+from shot_fakes import FakePool, ShotWorker  # noqa: E402
+
+from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
+from salad_blender import actions, armature, metadata, motion_job, shot_panels  # noqa: E402
+
+SHOT_OPERATORS = ("shot_segment_add", "shot_segment_remove", "shot_segment_move", "shot_use_recipe",
+                  "shot_parts_preset", "generate_shot", "reroll_segment", "continue_action", "inbetween",
+                  "regenerate_parts")
+
+
+class ListLayout(FakeLayout):
+    """FakeLayout plus what the Shot panel uses: a UIList and separators."""
+
+    def row(self, **_):
+        return ListLayout(self.calls)
+
+    column = box = row
+
+    def separator(self, **_):
+        pass
+
+    def template_list(self, list_id, _name, data, prop, active_data, active_prop, **_):
+        assert list_id in dir(bpy.types), list_id
+        assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties
+        self.calls.append(("list", prop))
+
+
+@pytest.fixture
+def addon(scene, tiny_model_dir, monkeypatch):
+    import addon_utils
+
+    bpy.context.preferences.use_preferences_save = False
+    addon_utils.enable("salad_blender", default_set=True)
+    prefs = bpy.context.preferences.addons["salad_blender"].preferences
+    prefs.python_path, prefs.model_source, prefs.model_folder = sys.executable, "FOLDER", str(tiny_model_dir)
+    pool = FakePool(ShotWorker(steps=1))
+    monkeypatch.setattr(motion_job, "POOL", pool)
+    g = bpy.context.scene.salad
+    g.steps, g.pin_feet = 3, False
+    yield pool
+    addon_utils.disable("salad_blender", default_set=True)
+
+
+def draw(panel_cls):
+    calls = []
+    panel_cls.draw(SimpleNamespace(layout=ListLayout(calls)), bpy.context)
+    return calls
+
+
+def test_segment_list_generate_reroll_and_recipe(addon):
+    for name in SHOT_OPERATORS:
+        getattr(bpy.ops.salad, name).get_rna_type()  # registered
+    s = bpy.context.scene.salad_shot
+    for prompt, seconds in (("a person walks forward", 4.0), ("a person waves", 3.0), ("a person runs off", 2.0)):
+        assert bpy.ops.salad.shot_segment_add() == {"FINISHED"}
+        s.segments[s.active_segment].prompt, s.segments[s.active_segment].seconds = prompt, seconds
+    assert [r.prompt for r in s.segments] == ["a person walks forward", "a person waves", "a person runs off"]
+    s.active_segment = 2
+    assert bpy.ops.salad.shot_segment_move(direction="UP") == {"FINISHED"} and s.active_segment == 1
+    assert [r.prompt for r in s.segments][1:] == ["a person runs off", "a person waves"]
+    assert bpy.ops.salad.shot_segment_remove() == {"FINISHED"}
+    assert [r.prompt for r in s.segments] == ["a person walks forward", "a person waves"]
+    s.segments[1].use_seed, s.segments[1].seed = True, 42
+    s.seed = 5
+    assert ("list", "segments") in draw(shot_panels.SALAD_PT_shot)
+
+    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
+    req = addon.worker.ops[-1]
+    assert req["segments"] == [{"prompt": "a person walks forward", "seconds": 4.0},
+                               {"prompt": "a person waves", "seconds": 3.0, "seed": 42}] and req["seed"] == 5
+    body = bpy.data.objects["SALAD Body"]
+    shot = body.animation_data.action
+    bpy.context.view_layer.objects.active = body
+    calls = draw(shot_panels.SALAD_PT_shot)
+    assert ("op", "salad.reroll_segment") in calls and ("op", "salad.shot_use_recipe") in calls
+
+    s.reroll_segment = 2
+    assert bpy.ops.salad.reroll_segment(seed=7, blocking=True) == {"FINISHED"}
+    assert [seg.get("seed") for seg in addon.worker.ops[-1]["segments"]] == [1050, 7]
+    assert body.animation_data.action != shot and shot.name in bpy.data.actions
+    s.segments.clear()
+    assert bpy.ops.salad.shot_use_recipe() == {"FINISHED"}
+    assert [(r.prompt, r.seconds, r.use_seed, r.seed) for r in s.segments] == [
+        ("a person walks forward", 4.0, True, 1050), ("a person waves", 3.0, True, 7)]
+
+    n = len(bpy.data.actions)
+    s.segments[0].prompt = ""
+    with pytest.raises(RuntimeError, match="Segment 1 has no prompt"):
+        bpy.ops.salad.generate_shot(blocking=True)
+    s.segments[0].prompt = "a person walks"
+    s.segments[0].seconds = 299.0  # the field allows it; the total does not
+    with pytest.raises(RuntimeError, match="the limit is 300 s"):
+        bpy.ops.salad.generate_shot(blocking=True)
+    assert len(bpy.data.actions) == n
+
+
+def test_continue_inbetween_and_parts_buttons(addon):
+    scene = bpy.context.scene
+    walk = synthetic_walk(60)
+    obj = armature.create_smpl22_armature("Mocap", walk, with_mesh=False)
+    b = actions.apply_motion(obj, synthetic_walk(50), prompt="b", bone_map="smpl22", start_frame=1)
+    a = actions.apply_motion(obj, walk, prompt="a", bone_map="smpl22", start_frame=1, seed=3)
+    bpy.context.view_layer.objects.active = obj
+    s = scene.salad_shot
+    assert ("op", "salad.continue_action") in draw(shot_panels.SALAD_PT_shot_continue)
+    parts_calls = draw(shot_panels.SALAD_PT_regenerate_parts)
+    assert ("op", "salad.shot_parts_preset") in parts_calls and ("prop", "parts") in parts_calls
+    assert shot_panels.SALAD_PT_regenerate_parts.bl_parent_id == "SALAD_PT_edit"
+
+    s.parts_prompt = "a person waves"
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="No body part selected"):
+        bpy.ops.salad.regenerate_parts(blocking=True)
+    assert snapshot() == before and not addon.worker.ops
+    assert bpy.ops.salad.shot_parts_preset(preset="upper") == {"FINISHED"}
+    assert s.parts == {"torso", "left_arm", "right_arm", "head"}
+    assert bpy.ops.salad.regenerate_parts(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["source_prompt"] == "a"  # a plain generation: regenerated from its recipe
+
+    actions.assign_action(obj, a, a.slots[0] if hasattr(a, "slots") else None)
+    s.continue_prompt, s.continue_seconds = "a person sits down", 2.0
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["op"] == "continue" and addon.worker.ops[-1]["seconds"] == 2.0
+
+    actions.assign_action(obj, a, a.slots[0] if hasattr(a, "slots") else None)
+    s.action_a, s.action_b, s.inbetween_prompt, s.inbetween_seconds = a, b, "a person turns", 1.0
+    assert bpy.ops.salad.inbetween(blocking=True) == {"FINISHED"}
+    new = obj.animation_data.action
+    assert metadata.shot_recipe(metadata.action_meta(new))["sources"] == [a.name, b.name]
+    s.action_b = None
+    with pytest.raises(RuntimeError, match="Pick both actions"):
+        bpy.ops.salad.inbetween(blocking=True)
