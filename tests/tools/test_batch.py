@@ -146,7 +146,6 @@ def test_segment_parsing_and_usage_errors(tmp_path, tiny_model_dir):
 
 def test_batch_shot_with_picture_strip(tmp_path, tiny_model_dir):
     """A 3-segment shot through the add-on's shot job: one .blend, its recipe, a strip of 4 stills."""
-    pytest.importorskip("salad_blender.shot_jobs", reason="the add-on's shot jobs (Shot panel) are not in this tree")
     out = tmp_path / "s"
     p = run("--segment", "a person walks forward:2", "--segment", "a person waves:2:5", "--segment", "a person bows:2",
             "--out", out, "--model", tiny_model_dir, "--steps", 2, "--threads", 1, "--strip", 4,
