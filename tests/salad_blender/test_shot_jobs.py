@@ -22,16 +22,6 @@ from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender import actions, jobs, metadata, shot_jobs, smpl22  # noqa: E402
 from salad_blender import shot_inputs as si  # noqa: E402
 
-
-def _worker_has_shot_ops() -> bool:
-    from salad_model.serving import worker
-
-    return "compose" in worker.MODEL_OPS
-
-
-pytestmark = pytest.mark.skipif(not _worker_has_shot_ops(),
-                                reason="the worker's shot ops (branch shots, issue 13) are not merged")
-
 FAST = jobs.Sampling(seed=3, steps=3)
 SEGS = [si.Segment("a person walks forward", 2.4), si.Segment("a person waves", 2.0), si.Segment("a person bows", 2.0)]
 
