@@ -3,7 +3,7 @@
 The add-on is a thin client: the model runs in a separate worker process (its own Python with torch),
 and this package only needs bpy and numpy. bpy is imported inside :func:`register` so the pure-numpy
 modules (``smpl22``, ``facing``, ``retarget``, ``rigs``, ``heatmap``, ``client``, ``setup_env``,
-``inputs``, ``metadata``, ``real_motion``, ``worker_pool``, ``motion_job``) import without Blender,
+``inputs``, ``metadata``, ``real_motion``, ``worker_pool``, ``motion_job``, ``ui_state``) import without Blender,
 e.g. in the model environment's tests.
 
 Extension metadata: ``blender_manifest.toml`` next to this file (Blender 4.2+).
@@ -20,22 +20,24 @@ def register() -> None:
     """Register preferences, scene settings, operators and panels (the add-on system calls this)."""
     import bpy
 
-    from . import operators, panels, preferences, runner, settings
+    from . import menus, operators, panels, preferences, runner, settings
 
-    for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes):
+    for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes, *menus.classes):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()
     runner.register()
     panels.register_status()
+    menus.register()
 
 
 def unregister() -> None:
     """Stop jobs and the worker, then unregister everything in reverse order."""
     import bpy
 
-    from . import panels, runner, settings
+    from . import menus, panels, runner, settings
 
+    menus.unregister()
     panels.unregister_status()
     runner.unregister()
     settings.unregister()
