@@ -429,6 +429,21 @@ class SALAD_OT_report(bpy.types.Operator):
         self.report({self.level}, self.message)
         return {"FINISHED"}
 
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """Report from a modal step: only reports made there reach the status-bar banner (not ``bpy.ops`` ones)."""
+        if context.window is None:
+            return self.execute(context)
+        self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
 
 classes = (
     SALAD_OT_generate,

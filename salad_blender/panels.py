@@ -189,8 +189,9 @@ class SALAD_PT_edit(_SaladPanel, bpy.types.Panel):
             col.label(text=act.name, icon="ACTION")
             if ui_state.is_inversion(act) or "salad_prompt" in act.keys():
                 fps = context.scene.render.fps / context.scene.render.fps_base
-                for line in ui_state.action_summary(act, fps):
-                    col.label(text=line, icon="BLANK1")
+                for entry in ui_state.action_summary(act, fps):
+                    for line in ui_state.fit_lines(entry, width - 4, 2):
+                        col.label(text=line, icon="BLANK1")
                 last = metadata.last_why(metadata.action_meta(act))
                 for i, line in enumerate(ui_state.fit_lines(f"Why: {last}", width - 4, 4) if last else []):
                     col.label(text=line, icon="QUESTION" if i == 0 else "BLANK1")

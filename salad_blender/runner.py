@@ -90,13 +90,14 @@ def job_report_level(state: str) -> str:
 def report(level: str, message: str) -> bool:
     """Put a message in the status bar and the Info log from outside an operator (the timer).
 
-    Only an operator can report, so this runs the internal ``salad.report`` operator (with a window
-    in context); an ERROR report makes the call raise after it was logged, which is expected here.
-    Returns False when there was no way to report (no window, add-on not registered).
+    Only an operator can report, so this invokes the internal ``salad.report`` operator with a window
+    in context (it reports from a modal step, which shows the status-bar banner); without a window
+    it reports directly (the Info log), and an ERROR report then makes the call raise after it was
+    logged, which is expected here. Returns False when there was no way to report.
     """
     try:
         with _window_context():
-            bpy.ops.salad.report(level=level, message=message)
+            bpy.ops.salad.report("INVOKE_DEFAULT", level=level, message=message)
     except RuntimeError as exc:
         return level == "ERROR" and message in str(exc)
     except (AttributeError, KeyError):
