@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, rigs
+from . import actions, armature, retarget, rigs
 from .inputs import JobError, Target
 
 
@@ -43,7 +43,9 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
     ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields.
     """
     joints = np.asarray(result["joints"], dtype=np.float64)
-    contacts = result.get("contacts") if target.pin_feet else None
+    if target.in_place:
+        joints = retarget.without_root_travel(joints)
+    contacts = result.get("contacts") if target.pin_feet and not target.in_place else None
     scene = scene_named(target.scene)
     created = None
     if target.kind == "new":
@@ -63,7 +65,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
             bone_map=rig, scene=scene, start_frame=target.start_frame,
             contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
             meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
-                  "rig": rig, "pin_feet": bool(target.pin_feet), **extra})
+                  "rig": rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place, **extra})
     except BaseException:
         if created is not None:
             remove_object_tree(created)

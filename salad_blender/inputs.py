@@ -98,7 +98,8 @@ class Target:
     What the result may change in the scene: ``scene_range`` "set" (the scene range becomes the clip),
     "extend" (only grow the end) or "keep"; a new body goes to ``location`` (world, e.g. the 3D cursor)
     in the collection named ``collection`` ("" = the scene's), and becomes the selected, active object
-    only when ``select`` and the user is not busy in another mode.
+    only when ``select`` and the user is not busy in another mode. ``in_place`` removes the root's
+    ground travel (the motion stays on the spot).
     """
 
     kind: str = "new"
@@ -112,6 +113,7 @@ class Target:
     location: tuple[float, float, float] = (0.0, 0.0, 0.0)
     collection: str = ""
     select: bool = True
+    in_place: bool = False
 
 
 def split_words(prompt: str) -> list[str]:

@@ -190,7 +190,8 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     model = check_model(str(meta.get("salad_model") or "demo"))
     start = int(round(action.frame_range[0]))
     target = Target(kind="armature", armature=obj.name, rig=rig, scene=bpy.context.scene.name,
-                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start, scene_range=scene_range)
+                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start, scene_range=scene_range,
+                    in_place=bool(meta.get("salad_in_place", False)))
     parent_edits = list(meta["salad_edits"])
     parent_name = action.name
 

@@ -53,13 +53,15 @@ def make_metadata(
     source_action: str | None = None,
     source: str | None = None,
     to_metres: float | None = None,
+    in_place: bool | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
     Seeds beyond int32 (ID property ints) are strings; a custom bone map is stored as JSON. The
     optional fields are left out when None: ``scheduler`` and ``model_name`` (the worker's sampler and
     model name), ``rig`` and ``pin_feet`` (what edits reuse), ``parent`` (the action an edit came
-    from), ``source_action``, ``source`` ("inversion") and ``to_metres`` (real-motion edits).
+    from), ``source_action``, ``source`` ("inversion") and ``to_metres`` (real-motion edits), ``in_place``
+    (the root's travel was removed; its edits keep it so).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -81,6 +83,7 @@ def make_metadata(
         "salad_source_action": source_action,
         "salad_source": source,
         "salad_to_metres": None if to_metres is None else float(to_metres),
+        "salad_in_place": True if in_place else None,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

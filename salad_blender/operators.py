@@ -16,7 +16,15 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from . import heatmap, jobs, metadata, preferences, setup_env, ui_state
 from .runner import RUNNER, redraw
-from .settings import MIRROR_SIDE_ITEMS, active_prompt, sampling_from, scene_range, settings, target_from
+from .settings import (
+    MIRROR_SIDE_ITEMS,
+    active_prompt,
+    active_rig,
+    sampling_from,
+    scene_range,
+    settings,
+    target_from,
+)
 
 # Names that lived here before issue 17: still importable, with a DeprecationWarning.
 _MOVED = {"Runner": "runner", "draw_progress": "runner", "SALAD_PG_settings": "settings"}
@@ -90,7 +98,7 @@ class _EditOperator(_JobOperator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _JobOperator.poll.__func__(cls, context) and say_no(cls, ui_state.edit_blocker(context.active_object))
+        return _JobOperator.poll.__func__(cls, context) and say_no(cls, ui_state.edit_blocker(active_rig(context)))
 
 
 class SALAD_OT_edit_prompt(_EditOperator, bpy.types.Operator):
@@ -101,7 +109,7 @@ class SALAD_OT_edit_prompt(_EditOperator, bpy.types.Operator):
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
-        return jobs.start_edit(preferences.worker_config(context), context.active_object,
+        return jobs.start_edit(preferences.worker_config(context), active_rig(context),
                                new_prompt=s.edit_prompt, scene_range=scene_range(s))
 
 
@@ -114,7 +122,7 @@ class SALAD_OT_reweight(_EditOperator, bpy.types.Operator):
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
         word = ui_state.resolve_word(s.reweight_word, active_prompt(context))
-        return jobs.start_edit(preferences.worker_config(context), context.active_object, word=word or None,
+        return jobs.start_edit(preferences.worker_config(context), active_rig(context), word=word or None,
                                scale=s.reweight_scale, scene_range=scene_range(s))
 
 
@@ -128,7 +136,7 @@ class SALAD_OT_mirror(_EditOperator, bpy.types.Operator):
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
-        return jobs.start_edit(preferences.worker_config(context), context.active_object, mirror=self.side,
+        return jobs.start_edit(preferences.worker_config(context), active_rig(context), mirror=self.side,
                                mirror_method=s.mirror_method, scene_range=scene_range(s))
 
 
@@ -141,7 +149,7 @@ class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         return (_JobOperator.poll.__func__(cls, context)
-                and say_no(cls, ui_state.real_edit_blocker(context.active_object)))
+                and say_no(cls, ui_state.real_edit_blocker(active_rig(context))))
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
@@ -152,7 +160,7 @@ class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
         edit: dict = {"PROMPT": {"new_prompt": s.real_prompt or None},
                       "REWEIGHT": {"word": s.real_word or None, "scale": s.real_scale},
                       "MIRROR": {"mirror": s.real_mirror, "mirror_method": s.real_mirror_method}}[s.real_edit]
-        return jobs.start_edit_real(preferences.worker_config(context), context.active_object, s.real_caption,
+        return jobs.start_edit_real(preferences.worker_config(context), active_rig(context), s.real_caption,
                                     rig=rig, pin_feet=s.pin_feet, steps=s.steps, scene_range=scene_range(s),
                                     **edit)
 
@@ -165,14 +173,14 @@ class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        act = ui_state.playing_action(context.active_object)
+        act = ui_state.playing_action(active_rig(context))
         why = ("The active action was made from real animation: it has no generation to record"
                if ui_state.is_inversion(act) else "")
         return _JobOperator.poll.__func__(cls, context) and say_no(cls, why)
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
-        act = metadata.active_salad_action(context.active_object)
+        act = metadata.active_salad_action(active_rig(context))
         return jobs.start_attention(preferences.worker_config(context), action=act, prompt=s.prompt,
                                     sampling=sampling_from(s), normalize=s.heatmap_normalize)
 
@@ -249,10 +257,10 @@ class SALAD_OT_copy_prompt(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return say_no(cls, ui_state.edit_blocker(context.active_object))
+        return say_no(cls, ui_state.edit_blocker(active_rig(context)))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        act = metadata.active_salad_action(context.active_object)
+        act = metadata.active_salad_action(active_rig(context))
         if act is None:
             return {"CANCELLED"}
         settings(context).edit_prompt = metadata.current_prompt(metadata.action_meta(act))

@@ -16,7 +16,7 @@ import bpy
 from . import heatmap, metadata, preferences, rigs, ui_state
 from .armature import rig_rest_from_object
 from .runner import RUNNER, draw_progress
-from .settings import active_prompt
+from .settings import active_prompt, active_rig
 
 _HAS_PLACEHOLDER = "placeholder" in bpy.types.UILayout.bl_rna.functions["prop"].parameters.keys()
 JOB_KINDS = {"generate": ("generate",), "edit": ("edit", "edit_real"), "attention": ("attention",)}
@@ -99,7 +99,7 @@ def draw_rig(layout: bpy.types.UILayout, context: bpy.types.Context, s) -> None:
     if s.rig_preset == "CUSTOM":
         layout.prop(s, "bone_map_source", expand=True)
         layout.prop(s, "bone_map_text" if s.bone_map_source == "TEXT" else "bone_map_file")
-    obj = context.active_object
+    obj = active_rig(context)
     why = ui_state.armature_blocker(obj)
     if why:
         layout.label(text=why, icon="ERROR")
@@ -171,7 +171,11 @@ class SALAD_PT_generate_result(_SaladPanel, bpy.types.Panel):
         col = layout.column(heading="New Body")
         col.prop(s, "at_cursor")
         col.prop(s, "select_new")
-        layout.prop(s, "pin_feet")
+        col = layout.column(heading="Motion")
+        col.prop(s, "in_place")
+        sub = col.column()
+        sub.active = not s.in_place  # contacts of a travelling motion do not apply on the spot
+        sub.prop(s, "pin_feet")
 
 
 class SALAD_PT_edit(_SaladPanel, bpy.types.Panel):
@@ -179,7 +183,7 @@ class SALAD_PT_edit(_SaladPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        obj = context.active_object
+        obj = active_rig(context)
         act = ui_state.playing_action(obj) if not ui_state.armature_blocker(obj) else None
         width = text_width(context)
         if act is None:
@@ -208,7 +212,7 @@ class _EditSubPanel(_SaladPanel):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return not ui_state.edit_blocker(context.active_object)
+        return not ui_state.edit_blocker(active_rig(context))
 
 
 class SALAD_PT_edit_prompt(_EditSubPanel, bpy.types.Panel):
@@ -262,7 +266,7 @@ class SALAD_PT_edit_real(_SaladPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        obj = context.active_object
+        obj = active_rig(context)
         why = ui_state.real_edit_blocker(obj)
         if why:
             layout.label(text=why, icon="INFO")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from . import jobs, metadata
+from . import jobs, metadata, ui_state
 from .inputs import Sampling, Target, split_words
 
 MODEL_GUIDANCE = 7.5  # what the demo and official weights use; shown while "Model Default" is on
@@ -16,9 +16,14 @@ MIRROR_SIDE_ITEMS = [("lower", "Legs", "Mirror the legs (lower body)"), ("upper"
                      "upper body"), ("all", "All", "Mirror the whole body")]
 
 
+def active_rig(context) -> object:  # noqa: ANN001 - bpy.types.Context or a stand-in
+    """The armature the user means: the active object, or the rig deforming the active mesh."""
+    return ui_state.armature_of(getattr(context, "active_object", None) if context is not None else None)
+
+
 def active_prompt(context) -> str:  # noqa: ANN001 - bpy.types.Context or a stand-in
     """The current prompt of the active object's SALAD action ("" without one)."""
-    act = metadata.active_salad_action(getattr(context, "active_object", None) if context is not None else None)
+    act = metadata.active_salad_action(active_rig(context))
     return metadata.current_prompt(metadata.action_meta(act)) if act is not None else ""
 
 
@@ -62,6 +67,8 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     at_cursor: BoolProperty(name="Place at 3D Cursor", default=True,
                             description="Put a new body at the 3D cursor in the active collection (off: at the "
                                         "world origin in the scene collection)")
+    in_place: BoolProperty(name="In Place", default=False,
+                           description="Remove the root's travel over the ground: the motion stays on the spot")
     select_new: BoolProperty(name="Select New Body", default=True,
                              description="Make a new body the selected, active object (never while you are in "
                                          "Pose or Edit Mode on another object)")
@@ -131,6 +138,7 @@ def scene_range(s: SALAD_PG_settings) -> str:
 def result_options(context: bpy.types.Context, s: SALAD_PG_settings) -> dict:
     """Target fields that say what a result may change in the user's scene (see :class:`inputs.Target`)."""
     out: dict = {"scene": context.scene.name, "scene_range": scene_range(s), "select": s.select_new,
+                 "in_place": s.in_place,
                  "start_frame": context.scene.frame_current if s.start_at_current else None}
     if s.at_cursor:
         out["location"] = tuple(context.scene.cursor.location)
@@ -143,7 +151,7 @@ def result_options(context: bpy.types.Context, s: SALAD_PG_settings) -> dict:
 def target_from(context: bpy.types.Context, s: SALAD_PG_settings) -> Target:
     if s.target == "NEW":
         return Target(kind="new", pin_feet=s.pin_feet, **result_options(context, s))
-    obj = context.active_object
+    obj = active_rig(context)
     rig: str | dict[str, str] = s.rig_preset.lower()
     if s.rig_preset == "CUSTOM":
         rig = jobs.load_bone_map(s.bone_map_source, s.bone_map_text.name if s.bone_map_text else "",

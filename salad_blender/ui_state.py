@@ -47,6 +47,24 @@ def resolve_word(stored: str, prompt: str) -> str:
     return default_word(prompt)
 
 
+def armature_of(obj: Any) -> Any:
+    """The armature a selection means: the object itself, or the rig that deforms a selected mesh.
+
+    Why: animators click the character's body, not its bones; a mesh's parent armature or the object
+    of its first Armature modifier is the rig they mean. Anything else is returned unchanged.
+    """
+    if obj is None or getattr(obj, "type", "") != "MESH":
+        return obj
+    parent = getattr(obj, "parent", None)
+    if parent is not None and getattr(parent, "type", "") == "ARMATURE":
+        return parent
+    for mod in getattr(obj, "modifiers", ()):
+        rig = getattr(mod, "object", None) if getattr(mod, "type", "") == "ARMATURE" else None
+        if rig is not None:
+            return rig
+    return obj
+
+
 def armature_blocker(obj: Any) -> str:
     """Why an object cannot take or give a motion ("" when it is an armature outside Edit Mode)."""
     if obj is None:
@@ -71,6 +89,7 @@ def is_inversion(action: Any) -> bool:
 
 def edit_blocker(obj: Any) -> str:
     """Why the SALAD edits (new prompt, re-weight, mirror, attention of the action) cannot run."""
+    obj = armature_of(obj)
     why = armature_blocker(obj)
     if why:
         return why
@@ -86,6 +105,7 @@ def edit_blocker(obj: Any) -> str:
 
 def real_edit_blocker(obj: Any) -> str:
     """Why "Edit Animation with Text" cannot run on the object."""
+    obj = armature_of(obj)
     why = armature_blocker(obj)
     if why:
         return why

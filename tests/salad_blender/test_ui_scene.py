@@ -230,3 +230,24 @@ def test_preferences_put_setup_first_and_warn_offline_only_without_a_worker(regi
     calls = draw()
     assert ("prop", "package_spec") in calls
     assert not any("Online access is off" in c[1] for c in calls if c[0] == "label")
+
+
+def test_in_place_and_the_mesh_of_a_rig(registered, walk):
+    from salad_blender.settings import active_rig, target_from
+
+    scene = bpy.context.scene
+    scene.render.fps = 20
+    target = Target(kind="new", in_place=True, scene_range="set")
+    act = blender_data.place_motion({"joints": walk[:80], "meta": {}}, target, prompt="walk", meta={},
+                                    model="demo", name="walk", edits=[], extra={})
+    obj = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.animation_data.action == act)
+    assert act["salad_in_place"] is True or act["salad_in_place"] == 1
+    pelvis = np.array([world_heads(obj, ["pelvis"], f)[0] for f in (1, 40, 80)])
+    assert np.abs(pelvis[:, :2] - pelvis[0, :2]).max() < 1e-4  # the walk (about 1 m/s) stays on the spot
+    mesh = next(o for o in bpy.data.objects if o.type == "MESH" and o.parent == obj)
+    bpy.context.view_layer.objects.active = mesh
+    assert active_rig(bpy.context) == obj
+    s = scene.salad
+    s.target = "SELECTED"
+    assert target_from(bpy.context, s).armature == obj.name
+    assert bpy.ops.salad.mirror.poll()  # the edits act on the mesh's rig

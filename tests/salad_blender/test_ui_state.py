@@ -95,3 +95,28 @@ def test_a_held_job_applies_only_once_the_hold_lifts():
     mode[0] = "OBJECT"
     assert job.poll() and job.state == "done" and applied == [{"value": 1}]
     assert client.sent == ["load", "generate"]  # the request was not sent twice
+
+
+def test_a_selected_mesh_means_the_rig_that_deforms_it():
+    rig = armature(GENERATED)
+    child = SimpleNamespace(name="Body", type="MESH", parent=rig, modifiers=[])
+    modded = SimpleNamespace(name="Body", type="MESH", parent=None,
+                             modifiers=[SimpleNamespace(type="SUBSURF"), SimpleNamespace(type="ARMATURE", object=rig)])
+    loose = SimpleNamespace(name="Cube", type="MESH", parent=None, modifiers=[])
+    assert ui_state.armature_of(child) is rig and ui_state.armature_of(modded) is rig
+    assert ui_state.armature_of(loose) is loose and ui_state.armature_of(None) is None
+    assert ui_state.edit_blocker(child) == "" and "not an armature" in ui_state.edit_blocker(loose)
+
+
+def test_in_place_removes_only_the_ground_travel():
+    import numpy as np
+
+    from salad_blender import retarget
+
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(30, 22, 3))
+    joints[:, :, 0] += np.linspace(0, 5, 30)[:, None]  # walks along X
+    out = retarget.without_root_travel(joints)
+    assert np.abs(out[:, 0, [0, 2]] - joints[0, 0, [0, 2]]).max() < 1e-12  # pelvis stays over its start
+    assert np.allclose(out[:, :, 1], joints[:, :, 1])  # heights unchanged
+    assert np.allclose(out - out[:, :1], joints - joints[:, :1])  # the pose relative to the pelvis unchanged
