@@ -20,9 +20,10 @@ def register() -> None:
     """Register preferences, scene settings, operators and panels (the add-on system calls this)."""
     import bpy
 
-    from . import menus, operators, panels, preferences, runner, settings
+    from . import action_library, menus, operators, panels, preferences, runner, settings
 
-    for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes, *menus.classes):
+    for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes,
+                *action_library.classes, *menus.classes):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()

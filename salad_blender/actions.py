@@ -171,6 +171,31 @@ def rest_channels(mode: str) -> tuple[str, tuple[float, ...]]:
     return "rotation_euler", (0.0, 0.0, 0.0)
 
 
+def object_slot(action: bpy.types.Action, obj: bpy.types.Object) -> Any:
+    """The slot of a slotted action that animates ``obj`` (by name, else the first object slot); None before 4.4."""
+    if not is_slotted(action):
+        return None
+    slots = [s for s in action.slots if getattr(s, "target_id_type", "OBJECT") == "OBJECT"]
+    named = [s for s in slots if getattr(s, "name_display", "") == obj.name]
+    return (named or slots or [None])[0]
+
+
+def push_to_nla(obj: bpy.types.Object) -> bpy.types.NlaStrip:
+    """Move the object's active action into a new NLA track, like Blender's Push Down (no active action after)."""
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        raise ValueError(f"{obj.name!r} plays no action to push to the NLA")
+    act = ad.action
+    slot = getattr(ad, "action_slot", None)
+    track = ad.nla_tracks.new()
+    track.name = act.name
+    strip = track.strips.new(act.name, int(round(act.frame_range[0])), act)
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    ad.action = None
+    return strip
+
+
 def write_action(
     obj: bpy.types.Object,
     result: rt.RetargetResult,

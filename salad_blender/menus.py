@@ -23,6 +23,9 @@ class SALAD_MT_animation(bpy.types.Menu):
             layout.operator("salad.mirror", text=f"Mirror {label}").side = side
         layout.operator("salad.edit_real")
         layout.separator()
+        layout.operator("salad.toggle_ab")
+        layout.operator("salad.push_to_nla")
+        layout.separator()
         layout.operator("salad.attention")
         layout.operator("salad.show_attention")
         layout.separator()

@@ -8,6 +8,7 @@ use) drives the same job to completion inside the operator instead.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 
@@ -39,6 +40,15 @@ def __getattr__(name: str):  # noqa: ANN202
     warnings.warn(f"salad_blender.operators.{name} moved to salad_blender.{_MOVED[name]}", DeprecationWarning,
                   stacklevel=2)
     return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
+
+
+JOB_SLOT_ITEMS = [("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")]  # runner slots
+
+
+def finished_job(which: str):  # noqa: ANN201 - MotionJob or SetupJob
+    """The runner's job in a slot once it has finished (None while it runs or when there is none)."""
+    job = getattr(RUNNER, which)
+    return job if job is not None and job.finished else None
 
 
 def say_no(cls: type, reason: str) -> bool:
@@ -218,8 +228,7 @@ class SALAD_OT_cancel(bpy.types.Operator):
     bl_idname = "salad.cancel"
     bl_label = "Cancel"
 
-    which: EnumProperty(name="Job", default="motion",
-                        items=[("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")])
+    which: EnumProperty(name="Job", default="motion", items=JOB_SLOT_ITEMS)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -328,38 +337,37 @@ class SALAD_OT_setup_env(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SALAD_OT_open_env_folder(bpy.types.Operator):
+class _EnvOperator:
+    """Acts on the managed model environment: only when it exists (and, if ``refuse_busy``, nothing runs)."""
+
+    missing = "No model environment yet"
+    refuse_busy = False
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if cls.refuse_busy and any(RUNNER.busy(slot) for slot in RUNNER.SLOTS):
+            return say_no(cls, "Wait for the running SALAD job or cancel it")
+        return say_no(cls, "" if os.path.isdir(setup_env.managed_venv_dir(preferences.ADDON_ID)) else cls.missing)
+
+
+class SALAD_OT_open_env_folder(_EnvOperator, bpy.types.Operator):
     """Open the model environment's folder in the file browser of your system"""
 
     bl_idname = "salad.open_env_folder"
     bl_label = "Open Folder"
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        import os
-
-        return say_no(cls, "" if os.path.isdir(setup_env.managed_venv_dir(preferences.ADDON_ID))
-                      else "No model environment yet")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         bpy.ops.wm.path_open(filepath=setup_env.managed_venv_dir(preferences.ADDON_ID))
         return {"FINISHED"}
 
 
-class SALAD_OT_remove_env(bpy.types.Operator):
+class SALAD_OT_remove_env(_EnvOperator, bpy.types.Operator):
     """Delete the model environment (torch and the model package; "Set Up Model Environment" makes it again)"""
 
     bl_idname = "salad.remove_env"
     bl_label = "Remove Environment"
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        import os
-
-        if RUNNER.busy("setup") or RUNNER.busy("motion") or RUNNER.busy("check"):
-            return say_no(cls, "Wait for the running SALAD job or cancel it")
-        return say_no(cls, "" if os.path.isdir(setup_env.managed_venv_dir(preferences.ADDON_ID))
-                      else "No model environment to remove")
+    missing = "No model environment to remove"
+    refuse_busy = True
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         return context.window_manager.invoke_confirm(self, event)
@@ -376,38 +384,42 @@ class SALAD_OT_remove_env(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SALAD_OT_dismiss(bpy.types.Operator):
+class _FinishedJobOperator:
+    """Acts on the finished job of a runner slot (its message in a panel)."""
+
+    which: EnumProperty(name="Job", default="motion", items=JOB_SLOT_ITEMS)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        done = any(finished_job(slot) is not None for slot in RUNNER.SLOTS)
+        return say_no(cls, "" if done else "No finished SALAD job")
+
+
+class SALAD_OT_dismiss(_FinishedJobOperator, bpy.types.Operator):
     """Hide the last SALAD job's message"""
 
     bl_idname = "salad.dismiss"
     bl_label = "Dismiss"
 
-    which: EnumProperty(name="Job", default="motion",
-                        items=[("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")])
-
     def execute(self, context: bpy.types.Context) -> set[str]:
-        job = getattr(RUNNER, self.which)
-        if job is None or not job.finished:
+        if finished_job(self.which) is None:
             return {"CANCELLED"}
         setattr(RUNNER, self.which, None)
         redraw()
         return {"FINISHED"}
 
 
-class SALAD_OT_job_details(bpy.types.Operator):
+class SALAD_OT_job_details(_FinishedJobOperator, bpy.types.Operator):
     """Show the whole message of the last SALAD job and what the worker printed"""
 
     bl_idname = "salad.job_details"
     bl_label = "Details"
 
-    which: EnumProperty(name="Job", default="motion",
-                        items=[("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")])
-
     def execute(self, context: bpy.types.Context) -> set[str]:
-        job = getattr(RUNNER, self.which)
+        job = finished_job(self.which)
         if job is None:
             return {"CANCELLED"}
-        text = job.message or job.status
+        text = job.message
         details = getattr(job, "details", "") or "\n".join(list(getattr(job, "log", []))[-12:])
 
         def draw(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:

@@ -173,3 +173,40 @@ def apply_hold(mode: str) -> str:
     if mode.startswith("SCULPT"):
         return "Result ready: leave Sculpt Mode to apply it"
     return ""
+
+
+def bone_of_path(data_path: str) -> str:
+    """The bone an F-curve animates ('pose.bones["hand.L"].location' -> 'hand.L'; "" for other paths)."""
+    head = 'pose.bones["'
+    if not data_path.startswith(head):
+        return ""
+    end = data_path.find('"]', len(head))
+    return data_path[len(head):end].replace('\\"', '"').replace("\\\\", "\\") if end > 0 else ""
+
+
+def fits_rig(data_paths: list[str], bone_names: set[str]) -> bool:
+    """True when every bone an action animates exists in the rig (it was made for this rig or one like it)."""
+    bones = {bone_of_path(p) for p in data_paths}
+    bones.discard("")
+    return bool(bones) and bones <= bone_names
+
+
+def action_row(action: Any) -> tuple[str, str]:
+    """(label, tooltip-like detail) of a SALAD action in the list: its prompt; seed or source, and parent."""
+    meta = metadata.action_meta(action)
+    prompt = metadata.current_prompt(meta)
+    if meta.get("salad_source") == "inversion":
+        detail = f"from '{meta.get('salad_source_action', '')}'"
+    else:
+        detail = f"seed {meta.get('salad_seed')}"
+    if meta.get("salad_parent"):
+        detail += f", edit of '{meta['salad_parent']}'"
+    return prompt, detail
+
+
+def ab_partner(action: Any, previous: str) -> str:
+    """The action an A/B toggle switches to: the parent of an edit, else the edit it was toggled from."""
+    if action is None:
+        return ""
+    parent = str(action.get("salad_parent") or "") if metadata.is_salad_action(action) else ""
+    return parent or previous

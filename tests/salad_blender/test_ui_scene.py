@@ -251,3 +251,49 @@ def test_in_place_and_the_mesh_of_a_rig(registered, walk):
     s.target = "SELECTED"
     assert target_from(bpy.context, s).armature == obj.name
     assert bpy.ops.salad.mirror.poll()  # the edits act on the mesh's rig
+
+
+def test_environment_buttons_need_an_environment(registered, tmp_path, monkeypatch):
+    from salad_blender import setup_env
+
+    monkeypatch.setattr(setup_env, "managed_venv_dir", lambda package, create=False: str(tmp_path / "venv"))
+    with pytest.raises(RuntimeError, match="No model environment to remove"):
+        bpy.ops.salad.remove_env()
+    assert not bpy.ops.salad.open_env_folder.poll()
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    assert bpy.ops.salad.remove_env.poll() and bpy.ops.salad.open_env_folder.poll()
+    assert bpy.ops.salad.remove_env() == {"FINISHED"} and not (tmp_path / "venv").exists()
+
+
+def test_action_list_ab_toggle_and_push_to_nla(registered, walk):
+    from salad_blender import action_library
+
+    scene = bpy.context.scene
+    scene.render.fps = 20
+    obj = body(walk)
+    bpy.context.view_layer.objects.active = obj
+    src = actions.apply_motion(obj, walk[:40], prompt="a person walks", bone_map="smpl22")
+    edit = actions.apply_motion(obj, walk[::-1][:40], prompt="a person walks", bone_map="smpl22",
+                                name="a person runs", meta={"parent": src.name})
+    other = bpy.data.actions.new("SALAD: other rig")
+    other["salad_prompt"] = "x"
+    actions.FCurveSink(other, "Other").new('pose.bones["mixamorig:Hips"].location', 0, "Hips")
+    assert action_library.rig_actions(obj) == sorted([src, edit], key=lambda a: a.name)
+    calls = []
+    action_library.SALAD_PT_actions.draw(MenuProxy(FakeLayout(calls)), bpy.context)
+    assert ("op", "salad.assign_action") in calls and ("label", "a person walks") in calls
+
+    assert obj.animation_data.action == edit
+    assert bpy.ops.salad.toggle_ab() == {"FINISHED"} and obj.animation_data.action == src  # B: the source
+    assert bpy.ops.salad.toggle_ab() == {"FINISHED"} and obj.animation_data.action == edit  # A: the edit again
+    assert bpy.ops.salad.assign_action(action=src.name) == {"FINISHED"} and obj.animation_data.action == src
+
+    before = world_heads(obj, BONES, 20)
+    assert bpy.ops.salad.push_to_nla() == {"FINISHED"}
+    assert obj.animation_data.action is None and len(obj.animation_data.nla_tracks) == 1
+    assert obj.animation_data.nla_tracks[0].strips[0].action == src
+    assert np.abs(world_heads(obj, BONES, 20) - before).max() < 1e-5  # the strip plays the same motion
+    assert not bpy.ops.salad.push_to_nla.poll()  # nothing left to push
+
+    name = edit.name
+    assert bpy.ops.salad.delete_action(action=name) == {"FINISHED"} and name not in bpy.data.actions

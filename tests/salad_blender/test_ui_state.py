@@ -120,3 +120,19 @@ def test_in_place_removes_only_the_ground_travel():
     assert np.abs(out[:, 0, [0, 2]] - joints[0, 0, [0, 2]]).max() < 1e-12  # pelvis stays over its start
     assert np.allclose(out[:, :, 1], joints[:, :, 1])  # heights unchanged
     assert np.allclose(out - out[:, :1], joints - joints[:, :1])  # the pose relative to the pelvis unchanged
+
+
+def test_which_actions_belong_to_a_rig():
+    assert ui_state.bone_of_path('pose.bones["hand.L"].location') == "hand.L"
+    assert ui_state.bone_of_path('pose.bones["a \\"q\\" b"].scale') == 'a "q" b'
+    assert ui_state.bone_of_path("location") == ""
+    paths = ['pose.bones["pelvis"].location', 'pose.bones["head"].rotation_quaternion', "location"]
+    assert ui_state.fits_rig(paths, {"pelvis", "head", "neck"})
+    assert not ui_state.fits_rig(paths, {"pelvis"}) and not ui_state.fits_rig(["location"], {"pelvis"})
+    edit = Action("SALAD: a person runs", salad_prompt="a person walks", salad_seed=4, salad_frames=80,
+                  salad_edits='[{"edit_prompt": "a person runs"}]', salad_parent="SALAD: a person walks")
+    assert ui_state.action_row(edit) == ("a person runs", "seed 4, edit of 'SALAD: a person walks'")
+    assert ui_state.action_row(INVERTED)[1] == "from 'mocap walk'"
+    assert ui_state.ab_partner(edit, "") == "SALAD: a person walks"  # an edit goes to its source
+    assert ui_state.ab_partner(GENERATED, "SALAD: a person runs") == "SALAD: a person runs"  # and back
+    assert ui_state.ab_partner(None, "x") == ""
