@@ -24,18 +24,32 @@ def _rig_blocker(context: bpy.types.Context) -> str:
     return ui_state.armature_blocker(active_rig(context))
 
 
-class SALAD_OT_assign_action(bpy.types.Operator):
+def ab_blocker(obj: bpy.types.Object) -> str:
+    """Why the A/B toggle cannot switch ("" when the playing action has a partner in the file)."""
+    why = ui_state.armature_blocker(obj)
+    if why:
+        return why
+    partner = ui_state.ab_partner(ui_state.playing_action(obj), str(obj.get("salad_ab_previous", "")))
+    return "" if partner in bpy.data.actions else "The action is not an edit and has no A/B partner"
+
+
+class _RigOperator:
+    """Undoable operators on the active rig; ``blocker`` says why not (shown by the poll)."""
+
+    bl_options = {"REGISTER", "UNDO"}
+    blocker = staticmethod(ui_state.armature_blocker)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return say_no(cls, cls.blocker(active_rig(context)))
+
+
+class SALAD_OT_assign_action(_RigOperator, bpy.types.Operator):
     """Play this action on the active armature (the one it replaces keeps a fake user)"""
 
     bl_idname = "salad.assign_action"
     bl_label = "Assign"
-    bl_options = {"REGISTER", "UNDO"}
-
     action: StringProperty(name="Action")
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return say_no(cls, _rig_blocker(context))
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         act = bpy.data.actions.get(self.action)
@@ -49,13 +63,11 @@ class SALAD_OT_assign_action(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SALAD_OT_delete_action(bpy.types.Operator):
+class SALAD_OT_delete_action(_RigOperator, bpy.types.Operator):
     """Delete this SALAD action from the file"""
 
     bl_idname = "salad.delete_action"
     bl_label = "Delete"
-    bl_options = {"REGISTER", "UNDO"}
-
     action: StringProperty(name="Action")
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
@@ -70,22 +82,12 @@ class SALAD_OT_delete_action(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SALAD_OT_toggle_ab(bpy.types.Operator):
+class SALAD_OT_toggle_ab(_RigOperator, bpy.types.Operator):
     """Switch between an edit and the action it was made from (A/B)"""
 
     bl_idname = "salad.toggle_ab"
     bl_label = "A/B"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        obj = active_rig(context)
-        why = ui_state.armature_blocker(obj)
-        if not why:
-            act = ui_state.playing_action(obj)
-            partner = ui_state.ab_partner(act, str(obj.get("salad_ab_previous", "")))
-            why = "" if partner in bpy.data.actions else "The action is not an edit and has no A/B partner"
-        return say_no(cls, why)
+    blocker = staticmethod(ab_blocker)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_rig(context)
@@ -97,16 +99,12 @@ class SALAD_OT_toggle_ab(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class SALAD_OT_push_to_nla(bpy.types.Operator):
+class SALAD_OT_push_to_nla(_RigOperator, bpy.types.Operator):
     """Move the active action into a new NLA track (as Blender's Push Down does), leaving no active action"""
 
     bl_idname = "salad.push_to_nla"
     bl_label = "Push to NLA"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return say_no(cls, ui_state.real_edit_blocker(active_rig(context)))
+    blocker = staticmethod(ui_state.real_edit_blocker)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         obj = active_rig(context)
