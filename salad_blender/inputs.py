@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import heatmap, smpl22
+from . import protocol as P
 
-SAMPLERS = ("ddim", "dpm++")
+SAMPLERS = P.SCHEDULERS  # request choices and ranges: the protocol copy of salad_model.runtime.requests
 SCENE_RANGES = ("set", "extend", "keep")
 RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify")
-MIRROR_SIDES = ("lower", "upper", "all")
-MIRROR_METHODS = ("geometric", "attention")  # exact mirror image | the paper's attention-row swap
+MIRROR_SIDES = P.MIRROR_SIDES
+MIRROR_METHODS = P.MIRROR_METHODS
 PREFS_HINT = "Preferences > Add-ons > SALAD Motion"
 
 
@@ -83,8 +84,8 @@ class Sampling:
             raise JobError(f"Unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}.")
         if self.frames is None and not (self.seconds and self.seconds > 0):
             raise JobError("The duration must be a positive number of seconds.")
-        if not 0 <= int(self.seed) < 2**63:
-            raise JobError("The seed must be a non-negative integer.")
+        if not P.SEED_MIN <= int(self.seed) <= P.SEED_MAX:
+            raise JobError(f"The seed must be an integer within {P.SEED_MIN} … {P.SEED_MAX}.")
         if int(self.steps) < 1:
             raise JobError("Steps must be at least 1.")
 
@@ -169,9 +170,9 @@ def edit_choice(text: str, noun: str, new_prompt: str | None, word: str | None, 
         if word.lower() not in (w.lower() for w in split_words(text)):
             raise JobError(f"'{word}' is not a word of the {noun} '{text}'; pick one of "
                            f"{', '.join(split_words(text))}.")
-        if scale is None or not -2.0 <= float(scale) <= 3.0:
-            raise JobError("The re-weight factor must be within -2 … 3 (1 = unchanged, 0 = ignore the word, "
-                           "negative = the opposite).")
+        if scale is None or not P.REWEIGHT_MIN <= float(scale) <= P.REWEIGHT_MAX:
+            raise JobError(f"The re-weight factor must be within {P.REWEIGHT_MIN:g} … {P.REWEIGHT_MAX:g} "
+                           "(1 = unchanged, 0 = ignore the word, negative = the opposite).")
         return ({"mode": "reweight", "word": word, "scale": float(scale)}, f"{text} [{word} x{float(scale):g}]",
                 "Re-weight", {"word": word, "scale": float(scale)})
     return (_mirror_fields(mirror, mirror_method), f"{text} [mirror {mirror}]", "Mirror",

@@ -18,10 +18,25 @@ PROTOCOL_VERSION = 1
 
 # Codes the worker sends (stable), plus the client's own.
 WORKER_CODES = ("bad_json", "bad_request", "unknown_op", "invalid_input", "model_error", "no_model",
-                "cancelled", "out_of_memory", "internal")
+                "cancelled", "out_of_memory", "internal", "line_too_long")
 WORKER_EXITED = "worker_exited"        # the process ended (crash, kill, close) before answering
 PROTOCOL_MISMATCH = "protocol_mismatch"  # hello answered with another protocol version
 CANCELLED = "cancelled"
+
+# Request limits and choices: a deliberate copy of salad_model/runtime/requests.py (the add-on cannot
+# import salad_model); tests/salad_model/runtime/test_requests.py checks that the two agree. The panel's
+# ranges read these.
+MAX_LINE_BYTES = 1 << 20
+MAX_PROMPT_BYTES = 2048
+SEED_MIN, SEED_MAX = 0, 2**32 - 1
+STEPS_MIN, STEPS_MAX = 1, 1000
+GUIDANCE_MIN, GUIDANCE_MAX = 0.0, 30.0
+REWEIGHT_MIN, REWEIGHT_MAX = -2.0, 3.0
+PROPORTION_MIN, PROPORTION_MAX = 0.0, 1.0
+SCHEDULERS = ("ddim", "dpm++")
+EDIT_MODES = ("auto", "word_swap", "refine", "reweight", "mirror")
+MIRROR_SIDES = ("all", "upper", "lower")
+MIRROR_METHODS = ("geometric", "attention")  # exact mirror image | the paper's attention-row swap
 
 ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 ARRAY_KEYS = frozenset(("dtype", "shape", "data"))

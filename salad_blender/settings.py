@@ -9,6 +9,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import jobs, metadata, ui_state
+from . import protocol as P
 from .inputs import Sampling, Target, split_words
 
 MODEL_GUIDANCE = 7.5  # what the demo and official weights use; shown while "Model Default" is on
@@ -47,11 +48,11 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0, description="Same prompt and seed give the same motion")
     use_model_guidance: BoolProperty(name="Model Default", default=True,
                                      description="Use the guidance the model was tuned with (7.5 for the "
-                                                 "official and demo weights)")
-    guidance: FloatProperty(name="Guidance", default=MODEL_GUIDANCE, min=0.0, max=30.0, soft_max=15.0,
-                            description="How strongly the motion follows the text (classifier-free guidance; "
-                                        "1 = none)")
-    steps: IntProperty(name="Steps", default=50, min=1, max=1000, soft_max=200,
+                                                 "official and demo weights); off: the value below is sent")
+    guidance: FloatProperty(name="Guidance", default=MODEL_GUIDANCE, min=P.GUIDANCE_MIN, max=P.GUIDANCE_MAX,
+                            soft_max=15.0, description="How strongly the motion follows the text (classifier-free "
+                                                       "guidance; 1 = none)")
+    steps: IntProperty(name="Steps", default=50, min=P.STEPS_MIN, max=P.STEPS_MAX, soft_max=200,
                        description="Denoising steps (DDIM 50 = the paper; DPM-Solver++ needs ~20)")
     sampler: EnumProperty(name="Sampler", default="ddim",
                           items=[("ddim", "DDIM", "The paper's sampler (50 steps)"),
@@ -91,7 +92,7 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     reweight_word: StringProperty(name="Word", default="", search=_word_search,
                                   description="The word whose influence changes (empty or not in the prompt: "
                                               "its first content word)")
-    reweight_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
+    reweight_scale: FloatProperty(name="Weight", default=2.0, min=P.REWEIGHT_MIN, max=P.REWEIGHT_MAX,
                                   description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
     real_caption: StringProperty(name="Caption", default="",
                                  description="What the selected animation shows, e.g. 'a person walks' (the model "
@@ -103,7 +104,7 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     real_prompt: StringProperty(name="New Prompt", default="",
                                 description="The caption with a word changed or details added")
     real_word: StringProperty(name="Word", default="", description="A word of the caption to re-weight")
-    real_scale: FloatProperty(name="Weight", default=2.0, min=-2.0, max=3.0,
+    real_scale: FloatProperty(name="Weight", default=2.0, min=P.REWEIGHT_MIN, max=P.REWEIGHT_MAX,
                               description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
     real_mirror: EnumProperty(name="Side", default="all", items=MIRROR_SIDE_ITEMS)
     mirror_method: EnumProperty(name="Method", default="geometric",

@@ -37,29 +37,47 @@ def _progress(label: str):
     return cb
 
 
-def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None) -> list[Path]:
-    """Write the npz (+ BVH, + preview) for one motion; returns the written paths."""
+def output_paths(out: Path, bvh: bool = False, preview: str | None = None, extra: tuple[str, ...] = ()
+                 ) -> list[Path]:
+    """Every file a result writes: ``<stem>.npz`` (+ ``.bvh``, + preview, + extras); see runtime.outputs."""
+    from salad_model.runtime.outputs import output_stem, with_ext
+
+    stem = output_stem(out)
+    exts = [".npz", *([".bvh"] if bvh else []), *(["." + preview.lstrip(".")] if preview else []), *extra]
+    return [with_ext(stem, e) for e in exts]
+
+
+def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None, force: bool = True,
+                extra: dict | None = None) -> list[Path]:
+    """Write the npz (+ BVH, + preview, + ``extra`` {suffix: writer(path)}) of one motion atomically.
+
+    Returns exactly the written paths. ``force=False`` refuses to replace an existing file.
+    """
     import numpy as np
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, joints=motion.joints.astype(np.float32), features=motion.features.astype(np.float32),
-             fps=np.float32(motion.meta["fps"]), meta=json.dumps(motion.meta))
-    written = [out]
-    if bvh:
+    from salad_model.runtime.outputs import write_outputs
+
+    paths = output_paths(out, bvh, preview, tuple(extra or ()))
+    joints, fps = motion.joints, motion.meta["fps"]
+
+    def npz(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez(f, joints=joints.astype(np.float32), features=motion.features.astype(np.float32),
+                     fps=np.float32(fps), meta=json.dumps(motion.meta))
+
+    def bvh_file(p: Path) -> None:
         from .motion.bvh import write_joint_positions_bvh
 
-        p = out.with_suffix(".bvh")
-        write_joint_positions_bvh(p, motion.joints, fps=motion.meta["fps"])
-        written.append(p)
-    if preview:
+        write_joint_positions_bvh(p, joints, fps=fps)
+
+    def preview_file(p: Path) -> None:
         from .evaluation.plots import preview as draw
 
-        p = out.with_suffix("." + preview.lstrip("."))
         title = motion.meta.get("edit_prompt") or motion.meta.get("prompt") or ""
-        draw(motion.joints, p, title=title, fps=motion.meta["fps"], stride=2)
-        written.append(p)
-    return written
+        draw(joints, p, title=title, fps=fps, stride=2)
+
+    writers = [npz, *([bvh_file] if bvh else []), *([preview_file] if preview else []), *(extra or {}).values()]
+    return write_outputs(dict(zip(paths, writers, strict=True)), force=force)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -73,8 +91,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", type=Path, required=True, help="output .npz path")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output name: NAME or NAME.npz writes NAME.npz (NAME.bvh with --bvh, NAME.gif with --preview)")
     p.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("--preview", nargs="?", const="gif", default=None, choices=["gif", "mp4"],
                    help="also write a stick-figure animation")
 
@@ -90,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--to", dest="edit_prompt", default=None, help="new prompt (word swap or refinement)")
     e.add_argument("--mode", default="auto", choices=["auto", "word_swap", "refine", "reweight", "mirror"])
     e.add_argument("--word", default=None, help="word or phrase to re-weight")
-    e.add_argument("--scale", type=float, default=None, help="re-weight factor (about −2…3)")
+    e.add_argument("--scale", type=float, default=None, help="re-weight factor (−2…3; 1 = unchanged)")
     e.add_argument("--mirror", default=None, choices=["lower", "upper", "all"])
     e.add_argument("--mirror-method", default="geometric", choices=["geometric", "attention"],
                      help="geometric: the exact mirror image; attention: the paper's attention-row swap")
@@ -120,60 +140,79 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; any failure is one ``error:`` line on stderr and exit code 2 (no traceback)."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - users get one line; SALAD_DEBUG=1 shows the traceback
+        if os.environ.get("SALAD_DEBUG"):
+            raise
+        message = str(exc) or type(exc).__name__
+        print(f"error: {message.splitlines()[0] if message else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from salad_model.runtime.outputs import check_targets
+
     if args.seconds is None and args.frames is None:
         args.seconds = 4.0
+    extra = (".attention.png", ".attention.npz") if args.command == "attention" else ()
+    targets = output_paths(args.out, args.bvh, args.preview, extra)
+    if getattr(args, "source_out", None):
+        targets += output_paths(args.source_out, args.bvh, args.preview)
+    check_targets(targets, force=args.force)  # before any model work
     import torch
 
-    from .runtime.checkpoints import CheckpointError
-    from .runtime.pipeline import InputError, SaladPipeline
+    from .runtime.pipeline import SaladPipeline
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
-        common = dict(frames=args.frames, seconds=args.seconds, seed=args.seed, guidance=args.guidance,
-                      steps=args.steps, scheduler=args.sampler)
-        if args.command == "generate":
-            motion = pipe.generate(args.prompt, callback=_progress("generating"), **common)
-            paths = save_motion(motion, args.out, args.bvh, args.preview)
-        elif args.command == "edit":
-            motion, source = pipe.edit(args.source_prompt, edit_prompt=args.edit_prompt, mode=args.mode,
-                                       word=args.word, scale=args.scale, mirror=args.mirror,
-                                       mirror_method=args.mirror_method, callback=_progress("editing"),
-                                       return_source=True, **common)
-            print(f"edit: {motion.meta['edits'][0].get('why') or motion.meta['edits'][0]['mode']}")
-            paths = save_motion(motion, args.out, args.bvh, args.preview)
-            if args.source_out and source is not None:
-                paths += save_motion(source, args.source_out, args.bvh, args.preview)
-        elif args.command == "edit-real":
-            from .motion.motion_io import load_motion
+    pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
+    common = dict(frames=args.frames, seconds=args.seconds, seed=args.seed, guidance=args.guidance,
+                  steps=args.steps, scheduler=args.sampler)
+    if args.command == "generate":
+        motion = pipe.generate(args.prompt, callback=_progress("generating"), **common)
+        paths = save_motion(motion, args.out, args.bvh, args.preview, args.force)
+    elif args.command == "edit":
+        motion, source = pipe.edit(args.source_prompt, edit_prompt=args.edit_prompt, mode=args.mode,
+                                   word=args.word, scale=args.scale, mirror=args.mirror,
+                                   mirror_method=args.mirror_method, callback=_progress("editing"),
+                                   return_source=True, **common)
+        print(f"edit: {motion.meta['edits'][0].get('why') or motion.meta['edits'][0]['mode']}")
+        paths = save_motion(motion, args.out, args.bvh, args.preview, args.force)
+        if args.source_out and source is not None:
+            paths += save_motion(source, args.source_out, args.bvh, args.preview, args.force)
+    elif args.command == "edit-real":
+        from .motion.motion_io import load_motion
 
-            edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
-                                          mirror=args.mirror).items() if v is not None}
-            if edit:
-                edit.update(mode=args.mode, mirror_method=args.mirror_method)
-                if args.edit_guidance is not None:
-                    edit["edit_guidance"] = args.edit_guidance
-            motion = pipe.edit_real(args.prompt, joints=load_motion(args.motion), overlap=args.overlap,
-                                    null_text_iters=args.null_text_iters, steps=args.steps, guidance=args.guidance,
-                                    callback=_progress("inverting + editing"), **edit)
-            paths = save_motion(motion, args.out, args.bvh, args.preview)
-        else:
-            import numpy as np
+        edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
+                                      mirror=args.mirror).items() if v is not None}
+        if edit:
+            edit.update(mode=args.mode, mirror_method=args.mirror_method)
+            if args.edit_guidance is not None:
+                edit["edit_guidance"] = args.edit_guidance
+        motion = pipe.edit_real(args.prompt, joints=load_motion(args.motion), overlap=args.overlap,
+                                null_text_iters=args.null_text_iters, steps=args.steps, guidance=args.guidance,
+                                callback=_progress("inverting + editing"), **edit)
+        paths = save_motion(motion, args.out, args.bvh, args.preview, args.force)
+    else:
+        import numpy as np
 
-            from .evaluation.plots import attention_heatmaps
+        from .evaluation.plots import attention_heatmaps
 
-            att = pipe.attention(args.prompt, callback=_progress("generating"), **common)
-            paths = save_motion(att.motion, args.out, args.bvh, args.preview)
-            png = Path(args.out).with_suffix(".attention.png")
-            attention_heatmaps(att.tokens, att.maps, png, fps=pipe.fps, title=args.prompt)
-            np.savez(Path(args.out).with_suffix(".attention.npz"), maps=att.maps, tokens=np.array(att.tokens),
-                     parts=np.array(att.parts))
-            paths += [png, Path(args.out).with_suffix(".attention.npz")]
-    except (InputError, CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        att = pipe.attention(args.prompt, callback=_progress("generating"), **common)
+        def maps_npz(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.savez(f, maps=att.maps, tokens=np.array(att.tokens), parts=np.array(att.parts))
+
+        extra = {".attention.png": lambda p: attention_heatmaps(att.tokens, att.maps, p, fps=pipe.fps,
+                                                                title=args.prompt),
+                 ".attention.npz": maps_npz}
+        paths = save_motion(att.motion, args.out, args.bvh, args.preview, args.force, extra)
     for p in paths:
         print(p)
     return 0

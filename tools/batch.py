@@ -327,8 +327,42 @@ def run_one(jobs, config, prompt: str, a: argparse.Namespace, out: Path, slug: s
     return written
 
 
+def check_out_folder(out: Path) -> str | None:
+    """Why ``--out`` cannot be the output folder (a file, not creatable, not writable), else None."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; it must be a folder (it will hold one .blend per prompt)"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".salad-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write into --out {out}: {exc.strerror or exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the batch; unexpected failures are one ``error:`` line (SALAD_DEBUG=1 shows the traceback)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - no traceback for users
+        if os.environ.get("SALAD_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _main(argv: list[str] | None = None) -> int:
     a = parse_args(script_args(argv))
+    problem = check_out_folder(a.out.expanduser().resolve())  # before Blender, the worker or any prompt
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         import bpy  # noqa: F401
     except ImportError:
@@ -361,7 +395,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     out = a.out.expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     failed = 0
     t0 = time.monotonic()

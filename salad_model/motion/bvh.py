@@ -153,8 +153,15 @@ def parse_bvh(text: str) -> BvhMotion:
     lines = motion.strip().split("\n", 2)
     if len(lines) < 2:
         raise ValueError("BVH MOTION section lacks Frames / Frame Time")
-    n_frames = int(lines[0].split(":")[1])
-    frame_time = float(lines[1].split(":")[1])
+    try:
+        n_frames = int(lines[0].split(":")[1])
+        frame_time = float(lines[1].split(":")[1])
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"BVH MOTION header is malformed: {lines[0][:40]!r} / {lines[1][:40]!r}") from exc
+    if not math.isfinite(frame_time) or frame_time <= 0:  # (the fps would be infinite or negative)
+        raise ValueError(f"BVH 'Frame Time: {frame_time:g}' must be a positive number of seconds")
+    if n_frames < 0:
+        raise ValueError(f"BVH 'Frames: {n_frames}' must not be negative")
     n_ch = sum(len(c) for c in channels)
     body = lines[2] if len(lines) > 2 else ""
     values = np.array(body.split(), dtype=np.float64)

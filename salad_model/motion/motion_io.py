@@ -34,7 +34,12 @@ def load_motion(path: str | Path) -> np.ndarray:
         if "joints" not in data:
             raise MotionFileError(f"{path} has no 'joints' array (keys: {sorted(data.files)})")
         joints = np.asarray(data["joints"], dtype=np.float64)
-        fps = float(data["fps"]) if "fps" in data else MODEL_FPS
+        try:
+            fps = float(data["fps"]) if "fps" in data else MODEL_FPS
+        except (TypeError, ValueError) as exc:
+            raise MotionFileError(f"{path}: 'fps' must be one number, got {data['fps']!r}") from exc
+        if not np.isfinite(fps) or fps <= 0:
+            raise MotionFileError(f"{path}: 'fps' must be a positive number, got {fps:g}")
         if joints.ndim != 3 or joints.shape[1:] != (22, 3):
             raise MotionFileError(f"{path}: joints must be [T, 22, 3], got {joints.shape}")
         return _resample(joints, fps)

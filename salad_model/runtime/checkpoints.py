@@ -254,6 +254,90 @@ def save_model(bundle: ModelBundle, folder: Path, dtype: torch.dtype = torch.flo
     return folder
 
 
+_TOP_KEYS = {"format", "vae", "denoiser", "diffusion", "text_encoder", "info", "weights_dtype"}
+_REQUIRED_TOP = ("format", "vae", "denoiser", "text_encoder")
+_TEXT_KINDS = ("clip", "minilm", "tiny", "precomputed")
+
+
+def _check_section(cfile: Path, section: str, values: object, cls: type, required: bool) -> None:
+    """Keys and types of one dataclass-shaped config section (int not bool, sizes positive, finite floats)."""
+    import dataclasses
+    import math
+
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{cfile}: {section!r} must be an object, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise CheckpointError(f"{cfile}: unknown key {section}.{unknown[0]} (allowed: {', '.join(fields)})")
+    if required:
+        missing = [k for k in fields if k not in values]
+        if missing:
+            raise CheckpointError(f"{cfile}: missing key {section}.{missing[0]}")
+    for key, v in values.items():
+        default = fields[key].default
+        where = f"{cfile}: {section}.{key}"
+        if isinstance(default, bool) or isinstance(default, str) or isinstance(default, dict):
+            kind = type(default)
+        elif isinstance(default, int):
+            kind = int
+        elif isinstance(default, float):
+            kind = float
+        else:
+            kind = dict
+        if kind is int:
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise CheckpointError(f"{where} must be a positive integer, got {v!r}")
+        elif kind is float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise CheckpointError(f"{where} must be a finite non-negative number, got {v!r}")
+        elif not isinstance(v, kind):
+            raise CheckpointError(f"{where} must be {kind.__name__}, got {v!r}")
+
+
+def check_config(config: dict, cfile: Path) -> None:
+    """Validate our config.json completely before building anything; errors name the file and key."""
+    import math
+
+    unknown = sorted(set(config) - _TOP_KEYS)
+    if unknown:
+        raise CheckpointError(f"{cfile}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    missing = [k for k in _REQUIRED_TOP if k not in config]
+    if missing:
+        raise CheckpointError(f"{cfile}: missing key {missing[0]!r}")
+    _check_section(cfile, "vae", config["vae"], VAEConfig, required=True)
+    _check_section(cfile, "denoiser", config["denoiser"], DenoiserConfig, required=True)
+    if "diffusion" in config:
+        _check_section(cfile, "diffusion", config["diffusion"], DiffusionConfig, required=False)
+    te = config["text_encoder"]
+    if not isinstance(te, dict) or te.get("type") not in _TEXT_KINDS:
+        raise CheckpointError(f"{cfile}: text_encoder.type must be one of {', '.join(_TEXT_KINDS)}, "
+                              f"got {te.get('type') if isinstance(te, dict) else te!r}")
+    if te["type"] in ("clip", "precomputed") and not isinstance(te.get("path"), str):
+        raise CheckpointError(f"{cfile}: text_encoder.path is required for a {te['type']!r} text encoder")
+    if isinstance(te.get("path"), str) and not Path(te["path"]).expanduser().exists():
+        raise CheckpointError(f"{cfile}: text_encoder.path {te['path']!r} does not exist")
+    info = config.get("info", {})
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{cfile}: 'info' must be an object")
+    for key, lo, hi in (("fps", 0.0, 1000.0), ("guidance", 0.0, 30.0)):
+        v = info.get(key)
+        if v is None:
+            continue
+        number = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+        if not number or not (lo < v <= hi if key == "fps" else lo <= v <= hi):
+            bounds = f"more than {lo:g} and at most {hi:g}" if key == "fps" else f"within {lo:g} … {hi:g}"
+            raise CheckpointError(f"{cfile}: info.{key} must be a number {bounds}, got {v!r}")
+    frames = {}
+    for key in ("min_frames", "max_frames"):
+        v = info.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v % 4):
+            raise CheckpointError(f"{cfile}: info.{key} must be a positive multiple of 4, got {v!r}")
+        frames[key] = v
+    if frames["min_frames"] and frames["max_frames"] and frames["min_frames"] > frames["max_frames"]:
+        raise CheckpointError(f"{cfile}: info.min_frames is larger than info.max_frames")
+
+
 def load_model(folder: Path) -> ModelBundle:
     """Load our format; every failure names the file (and key) at fault."""
     from safetensors import SafetensorError
@@ -267,8 +351,10 @@ def load_model(folder: Path) -> ModelBundle:
         config = json.loads(cfile.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{cfile} is not valid JSON: {exc}") from exc
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{cfile}: unsupported format {config.get('format')!r} (expected {FORMAT!r})")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(f"{cfile}: unsupported format {got!r} (expected {FORMAT!r})")
+    check_config(config, cfile)
 
     def read(name: str) -> dict:
         path = folder / name
@@ -281,13 +367,28 @@ def load_model(folder: Path) -> ModelBundle:
 
     vcfg_d = dict(config["vae"])
     dcfg_d = dict(config["denoiser"])
-    vae = VAE(VAEConfig(**vcfg_d))
+    try:
+        vae = VAE(VAEConfig(**vcfg_d))
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{cfile}: 'vae' does not describe a buildable VAE: {exc}") from exc
     load_state(vae, read("vae.safetensors"), folder / "vae.safetensors")
-    den = Denoiser(DenoiserConfig(**dcfg_d))
+    try:
+        den = Denoiser(DenoiserConfig(**dcfg_d))
+    except (KeyError, ValueError, RuntimeError, AssertionError) as exc:
+        raise CheckpointError(f"{cfile}: 'denoiser' does not describe a buildable denoiser: {exc}") from exc
     load_state(den, read("denoiser.safetensors"), folder / "denoiser.safetensors", ignore_missing=("pos_emb.",))
     stats = read("stats.safetensors")
     if "mean" not in stats or "std" not in stats:
         raise CheckpointError(f"{folder / 'stats.safetensors'} must hold 'mean' and 'std'")
+    dim = vae.layout.dim
+    for name in ("mean", "std"):
+        if tuple(stats[name].shape) != (dim,):
+            raise CheckpointError(f"{folder / 'stats.safetensors'}: {name!r} has shape {tuple(stats[name].shape)}, "
+                                  f"this VAE needs ({dim},)")
+        if not torch.isfinite(stats[name]).all():
+            raise CheckpointError(f"{folder / 'stats.safetensors'}: {name!r} holds NaN or infinite values")
+    if not (stats["std"] > 0).all():
+        raise CheckpointError(f"{folder / 'stats.safetensors'}: 'std' must be positive everywhere")
     info = dict(config.get("info", {}))
     info.setdefault("name", folder.name)
     info["source"] = str(folder)

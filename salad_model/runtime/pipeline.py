@@ -7,7 +7,6 @@ statistics, validates user input, and returns plain results (numpy joints, featu
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import torch
 
 from .. import ASSETS_DIR
 from ..motion.features import recover_from_ric
-from ..motion.motion_process import MIRROR_REGIONS, mirror_features
+from ..motion.motion_process import mirror_features
+from . import requests as R
 from .checkpoints import ModelBundle, load_any
 from .denoiser import TextContext
 from .editing import (
@@ -34,21 +34,14 @@ from .editing import (
     sample_edit,
 )
 from .inversion import ddim_invert, null_text_optimize
-from .sampling import SCHEDULER_KINDS, StepCallback, initial_noise, latent_mask, sample
+from .requests import EDIT_MODES, MIRROR_METHODS, EditSpec, InputError  # noqa: F401 (re-exported)
+from .sampling import StepCallback, initial_noise, latent_mask, sample
 
 DEMO_MODEL_DIR = ASSETS_DIR / "demo"
-EDIT_MODES = ("auto", "word_swap", "refine", "reweight", "mirror")
-# "geometric": the exact mirror image of the motion (or of its arms / legs); "attention": the paper's
-# cross-attention row swap (SALAD_SPEC §5), which on the demo model rarely flips the side (model card).
-MIRROR_METHODS = ("geometric", "attention")
 # Guidance of edits of a plain DDIM inversion (which reconstructs at guidance 1). Chosen on 30 validation
 # clips with the demo model: style swaps reached target style + content 67% at 1.0, 80% at 2.0 and 4.0
 # (content kept best at 2.0); see the model card's real-motion section.
 REAL_EDIT_GUIDANCE = 2.0
-
-
-class InputError(ValueError):
-    """User input the model cannot take (prompt, length, edit parameters); the message says what to do."""
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -60,6 +53,23 @@ def pick_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(device)
+
+
+@dataclass
+class _Plan:
+    """A checked generation request with its initial noise (shared by generate, edit and attention)."""
+
+    prompt: str
+    frames: int
+    seed: int
+    guidance: float
+    steps: int
+    scheduler: str
+    z_T: torch.Tensor
+    key: tuple
+
+    def meta(self, pipe: SaladPipeline) -> dict:
+        return pipe._meta(self.prompt, self.seed, self.frames, self.guidance, self.steps, self.scheduler)
 
 
 @dataclass
@@ -154,17 +164,15 @@ class SaladPipeline:
 
     def frames_for(self, seconds: float) -> int:
         """Seconds → frames, rounded to the VAE's unit of 4 frames."""
-        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
-            raise InputError(f"duration must be a positive number of seconds, got {seconds!r}")
-        if seconds > 3600:
+        R.check_length_args(None, seconds)
+        if seconds > R.SECONDS_MAX:
             raise InputError(f"duration {seconds:g} s is out of range: this model makes at most "
                              f"{self.max_frames / self.fps:.1f} s")
         return int(round(seconds * self.fps / 4.0)) * 4
 
     def check_frames(self, frames: int) -> int:
         lo, hi = self.min_frames, self.max_frames
-        if not isinstance(frames, (int, np.integer)) or isinstance(frames, bool):
-            raise InputError(f"length must be a whole number of frames, got {frames!r}")
+        R.check_length_args(frames, None)
         if frames % 4 != 0 or not lo <= frames <= hi:
             raise InputError(
                 f"length {frames} frames ({frames / self.fps:.1f} s) is out of range: this model makes "
@@ -181,17 +189,35 @@ class SaladPipeline:
 
     @staticmethod
     def check_sampling(guidance: float, steps: int, scheduler: str) -> None:
-        if scheduler not in SCHEDULER_KINDS:
-            raise InputError(f"unknown sampler {scheduler!r}; choose one of {', '.join(SCHEDULER_KINDS)}")
-        if not isinstance(steps, int) or not 1 <= steps <= 1000:
-            raise InputError(f"steps must be an integer in 1–1000, got {steps!r}")
-        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or not 0 <= guidance <= 30:
-            raise InputError(f"guidance must be a number in 0–30, got {guidance!r}")
+        R.check_sampling(guidance, steps, scheduler)
 
     def _resolve_length(self, frames: int | None, seconds: float | None) -> int:
-        if frames is None and seconds is None:
-            raise InputError("give the length in frames or seconds")
+        R.check_length_args(frames, seconds)
         return self.check_frames(frames if frames is not None else self.frames_for(seconds))
+
+    def _plan(self, prompt: str, frames: int | None, seconds: float | None, seed: int, guidance: float | None,
+              steps: int, scheduler: str) -> _Plan:
+        """The shared first half of every generation: check → resolve length → initial noise."""
+        guidance = self.default_guidance if guidance is None else guidance
+        guidance, steps, scheduler = R.check_sampling(guidance, steps, scheduler)
+        seed = R.check_seed(seed)
+        frames = self._resolve_length(frames, seconds)
+        prompt = self.check_prompt(prompt)
+        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
+        return _Plan(prompt, frames, seed, guidance, steps, scheduler, z_T,
+                     self._source_key(prompt, seed, frames, guidance, steps, scheduler))
+
+    def _sample_recorded(self, plan: _Plan, recorder, callback: StepCallback | None,
+                         on_step=None) -> torch.Tensor:
+        """The shared second half: sample ``plan`` with ``recorder`` watching the attention processors."""
+        cond = self.text_context([plan.prompt])
+
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return sample(self.denoiser, plan.z_T, cond, self._null(1), plan.guidance, plan.steps,
+                              plan.scheduler, None, callback, on_step=on_step, diffusion=self.bundle.diffusion)
+
+        return recording_forward(self.denoiser, run, recorder)
 
     # -- text ---------------------------------------------------------------------------------------
 
@@ -252,30 +278,19 @@ class SaladPipeline:
         pass (edits then cost about one generation instead of two).
         """
         if not record_maps or text_features is not None:
+            R.check_length_args(frames, seconds)
             return self.generate_batch([prompt], [frames] if frames is not None else None,
                                        [seconds] if seconds is not None else None, [seed], guidance, steps,
                                        scheduler, callback, text_features)[0]
-        guidance = self.default_guidance if guidance is None else guidance
-        self.check_sampling(guidance, steps, scheduler)
-        frames = self._resolve_length(frames, seconds)
-        prompt = self.check_prompt(prompt)
-        key = self._source_key(prompt, seed, frames, guidance, steps, scheduler)
-        cond = self.text_context([prompt])
-        cfg = guidance != 1.0
-        record = SourceMaps(key, [], cond.length)
+        plan = self._plan(prompt, frames, seconds, seed, guidance, steps, scheduler)
+        cfg = plan.guidance != 1.0
+        record = SourceMaps(plan.key, [], self.text_context([plan.prompt]).length)
         rec = MapRecorder(2 if cfg else 1, 1 if cfg else 0, record)
-        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
-
-        def run() -> torch.Tensor:
-            with torch.inference_mode():
-                return sample(self.denoiser, z_T, cond, self._null(1), guidance, steps, scheduler, None, callback,
-                              on_step=rec.begin_step, diffusion=self.bundle.diffusion)
-
-        z = recording_forward(self.denoiser, run, rec)
+        z = self._sample_recorded(plan, rec, callback, on_step=rec.begin_step)
         self._maps_cache = record
         feats, joints = self.decode(z)
-        out = Motion(joints[0], feats[0], self._meta(prompt, seed, frames, guidance, steps, scheduler), z)
-        self._last_motion = (key, out)
+        out = Motion(joints[0], feats[0], plan.meta(self), z)
+        self._last_motion = (plan.key, out)
         return out
 
     def generate_batch(self, prompts: list[str | None], frames: list[int] | None = None,
@@ -286,10 +301,12 @@ class SaladPipeline:
         """Several clips in one batched sampling run (lengths may differ: padded frames are masked)."""
         n = len(prompts)
         guidance = self.default_guidance if guidance is None else guidance
-        self.check_sampling(guidance, steps, scheduler)
+        guidance, steps, scheduler = R.check_sampling(guidance, steps, scheduler)
+        if frames and seconds:
+            raise InputError("give the lengths as frames or as seconds, not both")
         lengths = [self._resolve_length(frames[i] if frames else None, seconds[i] if seconds else None)
                    for i in range(n)]
-        seeds = seeds or [0] * n
+        seeds = [R.check_seed(s) for s in seeds] if seeds else [0] * n
         if text_features is None:
             prompts = [self.check_prompt(p) for p in prompts]
         t_lat = max(lengths) // 4
@@ -300,10 +317,13 @@ class SaladPipeline:
         with torch.inference_mode():
             z = sample(self.denoiser, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
                        diffusion=self.bundle.diffusion)
-        feats, joints = self.decode(z)
-        return [Motion(joints[i, : lengths[i]], feats[i, : lengths[i]],
-                       self._meta(prompts[i], seeds[i], lengths[i], guidance, steps, scheduler), z[i : i + 1])
-                for i in range(n)]
+        out = []
+        for i in range(n):  # decode each clip alone: the VAE's temporal convolutions would read the padding
+            zi = z[i : i + 1, : lengths[i] // 4]
+            feats, joints = self.decode(zi)
+            out.append(Motion(joints[0], feats[0], self._meta(prompts[i], seeds[i], lengths[i], guidance, steps,
+                                                              scheduler), zi))
+        return out
 
     # -- editing ------------------------------------------------------------------------------------
 
@@ -323,8 +343,9 @@ class SaladPipeline:
         if mode == "reweight" or (mode == "auto" and word is not None):
             if not word:
                 raise InputError("re-weighting needs a word or phrase of the prompt")
-            if scale is None or not -5 <= float(scale) <= 5:
-                raise InputError(f"re-weight scale must be within −5…5 (useful range −2…3), got {scale!r}")
+            if scale is None:
+                raise InputError(f"re-weighting needs a scale within {R.REWEIGHT_MIN:g} … {R.REWEIGHT_MAX:g}")
+            scale = R.check_value("scale", scale)
             try:
                 idx = te.word_token_indices(source_prompt, word)
             except ValueError as exc:
@@ -346,14 +367,11 @@ class SaladPipeline:
     @staticmethod
     def _geometric_mirror(mode: str, mirror: str | None, mirror_method: str) -> str | None:
         """The region to mirror geometrically, or None when the request is not a geometric mirror."""
-        if mirror_method not in MIRROR_METHODS:
-            raise InputError(f"mirror method must be one of {', '.join(MIRROR_METHODS)}, got {mirror_method!r}")
-        if mirror_method != "geometric" or not (mode == "mirror" or (mode == "auto" and mirror)):
-            return None
-        which = mirror or "all"
-        if which not in MIRROR_REGIONS:
-            raise InputError(f"mirror mode must be one of {', '.join(MIRROR_REGIONS)}, got {which!r}")
-        return which
+        R.check_value("mode", mode)
+        R.check_value("mirror_method", mirror_method)
+        if mirror is not None:
+            R.check_value("mirror", mirror)
+        return EditSpec(mode=mode, mirror=mirror, mirror_method=mirror_method).geometric_mirror
 
     def mirror_motion(self, motion: Motion, which: str = "all") -> Motion:
         """The exact left/right mirror image of a motion (``upper``: arms only, ``lower``: legs only).
@@ -393,24 +411,24 @@ class SaladPipeline:
         paper's notebook) and True otherwise. Mirroring is geometric (exact) unless
         ``mirror_method="attention"`` asks for the paper's attention-row swap.
         """
-        guidance = self.default_guidance if guidance is None else guidance
-        self.check_sampling(guidance, steps, scheduler)
-        frames = self._resolve_length(frames, seconds)
-        source_prompt = self.check_prompt(source_prompt)
-        if not 0 <= src_proportion <= 1 or not 0 <= swap_src_proportion <= 1:
-            raise InputError("injection proportions must be within 0…1")
-        which = self._geometric_mirror(mode, mirror, mirror_method)
+        spec = EditSpec.create(mode=mode, edit_prompt=edit_prompt, word=word, scale=scale, mirror=mirror,
+                               mirror_method=mirror_method, src_proportion=src_proportion,
+                               swap_src_proportion=swap_src_proportion, inject_temporal=inject_temporal)
+        plan = self._plan(source_prompt, frames, seconds, seed, guidance, steps, scheduler)
+        source_prompt, frames, seed, guidance, steps, scheduler, key = (
+            plan.prompt, plan.frames, plan.seed, plan.guidance, plan.steps, plan.scheduler, plan.key)
+        src_proportion, swap_src_proportion = spec.src_proportion, spec.swap_src_proportion
+        which = spec.geometric_mirror
         if which is not None:
             src = self.source_motion(source_prompt, frames, seed, guidance, steps, scheduler, callback)
             out = self.mirror_motion(src, which)
             return (out, src) if return_source else out
-        edit_obj, edit_text, why = self.edit_mode(source_prompt, edit_prompt or "", mode, word, scale, mirror,
-                                                  swap_src_proportion)
+        edit_obj, edit_text, why = self.edit_mode(source_prompt, spec.edit_prompt or "", spec.mode, spec.word,
+                                                  spec.scale, spec.mirror, swap_src_proportion)
         if inject_temporal is None:
             inject_temporal = not isinstance(edit_obj, WordSwap)
-        key = self._source_key(source_prompt, seed, frames, guidance, steps, scheduler)
         cached = self._maps_cache if self._maps_cache is not None and self._maps_cache.key == key else None
-        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
+        z_T = plan.z_T
         ctx = self.text_context([source_prompt, edit_text])
         with torch.inference_mode():
             res = sample_edit(self.denoiser, z_T, ctx.select([0]), ctx.select([1]), self._null(1), edit_obj,
@@ -450,11 +468,7 @@ class SaladPipeline:
         if joints is not None:
             from ..motion.motion_process import canonicalize, facing_angle, joints_to_features
 
-            joints = np.asarray(joints, dtype=np.float64)
-            if joints.ndim != 3 or joints.shape[1:] != (self.vae.skeleton.num_joints, 3):
-                raise InputError(f"motion must be joints [T, {self.vae.skeleton.num_joints}, 3], got {joints.shape}")
-            if not np.isfinite(joints).all():
-                raise InputError("motion contains NaN or infinite values")
+            joints = R.check_joints(joints, self.vae.skeleton.num_joints)
             placement = {"root_xz": [float(joints[0, 0, 0]), float(joints[0, 0, 2])],
                          "heading": float(facing_angle(joints)[0])}
             features = joints_to_features(canonicalize(joints))
@@ -573,9 +587,12 @@ class SaladPipeline:
         features followed by one ``recover_from_ric`` stitches them without jumps. ``edit`` takes the
         arguments of :meth:`edit_inverted`; with none, the result is the inversion's reconstruction.
         """
+        EditSpec.create(**edit)  # every edit field checked before any work
+        R.check_value("overlap", overlap)
+        R.check_value("null_text_iters", null_text_iters)
         feats, placement = self.motion_features(joints, features)
-        which = self._geometric_mirror(str(edit.get("mode", "auto")), edit.get("mirror"),  # type: ignore[arg-type]
-                                       str(edit.get("mirror_method", "geometric")))
+        which = self._geometric_mirror(str(edit.get("mode") or "auto"), edit.get("mirror"),  # type: ignore[arg-type]
+                                       str(edit.get("mirror_method") or "geometric"))
         if which is not None:  # exact on the input itself: no inversion, any length
             return self._mirrored(feats, self._real_meta(self.check_prompt(prompt), len(feats), placement), which)
         total = (len(feats) // 4) * 4
@@ -622,26 +639,15 @@ class SaladPipeline:
         """Generate and return each token's cross attention as a [7 parts × T/4] map."""
         from ..motion.skeleton import PART7_NAMES
 
-        guidance = self.default_guidance if guidance is None else guidance
-        self.check_sampling(guidance, steps, scheduler)
-        frames = self._resolve_length(frames, seconds)
-        prompt = self.check_prompt(prompt)
-        cfg = guidance != 1.0
+        plan = self._plan(prompt, frames, seconds, seed, guidance, steps, scheduler)
+        cfg = plan.guidance != 1.0
         rec = AttentionRecorder(batch=2 if cfg else 1, cond_rows=slice(1, 2) if cfg else slice(0, 1),
                                 average_cross=True)
-        z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
-        cond = self.text_context([prompt])
-
-        def run() -> torch.Tensor:
-            with torch.inference_mode():
-                return sample(self.denoiser, z_T, cond, self._null(1), guidance, steps, scheduler, None,
-                              callback, diffusion=self.bundle.diffusion)
-
-        z = recording_forward(self.denoiser, run, rec)
+        z = self._sample_recorded(plan, rec, callback)
         feats, joints = self.decode(z)
-        tokens = self.text_encoder.tokens(prompt)
-        t_lat = frames // 4
+        tokens = self.text_encoder.tokens(plan.prompt)
+        t_lat = plan.frames // 4
         ca = rec.cross_mean()[0].reshape(t_lat, 7, -1)[..., : len(tokens)]
         maps = ca.permute(2, 1, 0).float().cpu().numpy()
-        motion = Motion(joints[0], feats[0], self._meta(prompt, seed, frames, guidance, steps, scheduler), z)
+        motion = Motion(joints[0], feats[0], plan.meta(self), z)
         return AttentionMaps(tokens, maps, motion, PART7_NAMES)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
+from salad_model.runtime.requests import SCHEDULERS
+
 from .denoiser import Denoiser, TextContext
 
-SCHEDULER_KINDS = ("ddim", "dpm++")
+SCHEDULER_KINDS = SCHEDULERS  # one name for one thing: salad_model.runtime.requests.SCHEDULERS
 
 
 @dataclass

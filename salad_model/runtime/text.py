@@ -55,11 +55,11 @@ def validate_prompt(text: Any, encoder: TextEncoder | None = None) -> str:
     `encoder` is given, for a prompt with more tokens than the encoder reads (it would be silently
     truncated otherwise, dropping the end of the description).
     """
+    from salad_model.runtime.requests import check_prompt_text
+
     if not isinstance(text, str):
         raise TypeError(f"The prompt must be a string, got {type(text).__name__}.")
-    stripped = text.strip()
-    if not stripped:
-        raise ValueError("The prompt is empty: describe the motion, e.g. 'a person walks forward'.")
+    stripped = check_prompt_text(text)  # invisible-only and oversized prompts, before tokenising
     if encoder is not None:
         n = encoder.num_tokens(stripped)
         if n > encoder.max_length:

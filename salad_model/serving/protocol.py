@@ -25,12 +25,15 @@ NO_MODEL = "no_model"
 CANCELLED = "cancelled"
 OUT_OF_MEMORY = "out_of_memory"
 INTERNAL = "internal"
+LINE_TOO_LONG = "line_too_long"
 ERROR_CODES = (BAD_JSON, BAD_REQUEST, UNKNOWN_OP, INVALID_INPUT, MODEL_ERROR, NO_MODEL, CANCELLED,
-               OUT_OF_MEMORY, INTERNAL)
+               OUT_OF_MEMORY, INTERNAL, LINE_TOO_LONG)
 
 # dtypes allowed on the wire (names as numpy spells them); everything little-endian.
 ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 ARRAY_KEYS = frozenset(("dtype", "shape", "data"))
+MAX_ID_INT = 2**53  # ids every JSON client can represent exactly
+MAX_ID_BYTES = 256
 
 
 class ProtocolError(ValueError):
@@ -68,7 +71,8 @@ def decode_array(obj: dict) -> Any:
     name, shape = obj["dtype"], obj["shape"]
     if name not in ARRAY_DTYPES:
         raise ProtocolError(INVALID_INPUT, f"unsupported array dtype {name!r}")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+    if not isinstance(shape, list) or len(shape) > 32 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in shape):
         raise ProtocolError(INVALID_INPUT, f"array shape must be a list of non-negative integers: {shape!r}")
     try:
         raw = base64.b64decode(obj["data"], validate=True)
@@ -122,13 +126,19 @@ def parse_line(line: bytes | str) -> dict:
     """A request line → dict with a string ``id`` and ``op``; ProtocolError(bad_json / bad_request)."""
     try:
         msg = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(BAD_JSON, f"request is not valid JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # (includes integers of more than 4300 digits)
+        raise ProtocolError(BAD_JSON, f"request is not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise ProtocolError(BAD_JSON, "request is nested too deeply") from None
     if not isinstance(msg, dict):
         raise ProtocolError(BAD_REQUEST, f"a request must be a JSON object, got {type(msg).__name__}")
     rid = msg.get("id")
     if not isinstance(rid, (str, int)) or isinstance(rid, bool) or rid == "":
         raise ProtocolError(BAD_REQUEST, "every request needs an \"id\" (non-empty string or integer)")
+    if (isinstance(rid, int) and not -MAX_ID_INT <= rid <= MAX_ID_INT) or (
+            isinstance(rid, str) and len(rid.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES):
+        raise ProtocolError(BAD_REQUEST, f"an \"id\" must be an integer within ±2^53 or a string of at most "
+                                         f"{MAX_ID_BYTES} bytes")
     if not isinstance(msg.get("op"), str):
         raise ProtocolError(BAD_REQUEST, "every request needs an \"op\" string", rid)
     return msg

@@ -27,6 +27,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import queue  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -35,6 +36,8 @@ import traceback  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import IO, Any  # noqa: E402
+
+from salad_model.runtime import requests as R  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from . import protocol as P  # noqa: E402
@@ -64,71 +67,51 @@ class _Cancel(Exception):
 
 
 # ------------------------------------------------------------------------------------------------
-# Request field validation (types here; values are checked by the pipeline, which knows the model)
+# Request fields per op (types and ranges: salad_model/runtime/requests.py, shared with CLI and API)
 
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "int": (_is_int, "an integer"),
-    "num": (_is_num, "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "array": (lambda v: isinstance(v, dict) and P.is_array(v), "an encoded array {dtype, shape, data}"),
-}
-
-_SAMPLING = {"frames": "int", "seconds": "num", "seed": "int", "guidance": "num", "steps": "int",
-             "scheduler": "str"}
-FIELDS: dict[str, dict[str, str]] = {
-    "hello": {"protocol": "int", "client": "str"},
-    "version": {"protocol": "int", "client": "str"},
-    "cancel": {"target": "any"},
-    "shutdown": {},
-    "load": {"model": "str", "device": "str", "threads": "int", "reload": "bool"},
-    "unload": {},
-    "model_info": {},
-    "prompt_tokens": {"prompt": "str"},
-    "generate": {"prompt": "str", "record_maps": "bool", **_SAMPLING},
-    "attention": {"prompt": "str", **_SAMPLING},
-    "edit": {"source_prompt": "str", "edit_prompt": "str", "mode": "str", "word": "str", "scale": "num",
-             "mirror": "str", "mirror_method": "str", "src_proportion": "num",
-             "swap_src_proportion": "num",
-             "inject_temporal": "bool", "return_source": "bool", **_SAMPLING},
-    "edit_real": {"prompt": "str", "joints": "array", "edit_prompt": "str", "mode": "str", "word": "str",
-                  "scale": "num", "mirror": "str", "mirror_method": "str", "edit_guidance": "num", "overlap": "int",
-                  "null_text_iters": "int", "steps": "int",
-                  "guidance": "num"},
+_SAMPLING = R.SAMPLING_KEYS
+FIELDS: dict[str, tuple[str, ...]] = {
+    "hello": ("protocol", "client"),
+    "version": ("protocol", "client"),
+    "cancel": ("target",),
+    "shutdown": (),
+    "load": ("model", "device", "threads", "reload"),
+    "unload": (),
+    "model_info": (),
+    "prompt_tokens": ("prompt",),
+    "generate": ("prompt", "record_maps", *_SAMPLING),
+    "attention": ("prompt", *_SAMPLING),
+    "edit": ("source_prompt", *R.EDIT_KEYS, "return_source", *_SAMPLING),
+    "edit_real": ("prompt", "joints", *R.REAL_EDIT_KEYS, "overlap", "null_text_iters", "steps", "guidance"),
 }
 
 
 def check_fields(msg: dict) -> dict:
-    """The request's parameters (without id/op), type-checked; unknown fields are refused (typos)."""
+    """The request's parameters (without id/op), type- and range-checked; unknown fields are refused."""
     op = msg["op"]
-    spec = FIELDS[op]
     params = {k: v for k, v in msg.items() if k not in ("id", "op")}
-    unknown = sorted(set(params) - set(spec))
-    if unknown:
-        allowed = ", ".join(sorted(spec)) or "none"
-        raise RequestError(P.INVALID_INPUT, f"unknown field(s) for {op!r}: {', '.join(unknown)} "
-                                            f"(allowed: {allowed})")
-    for k, v in params.items():
-        kind = spec[k]
-        if kind == "any" or v is None:
-            continue
-        ok, what = _TYPES[kind]
-        if not ok(v):
-            raise RequestError(P.INVALID_INPUT, f"{k!r} must be {what}, got {v!r}")
-    if "seed" in params and params["seed"] is not None and not 0 <= params["seed"] < 2**63:
-        raise RequestError(P.INVALID_INPUT, f"seed must be within 0 … 2^63−1, got {params['seed']}")
-    if params.get("frames") is not None and params.get("seconds") is not None:
-        raise RequestError(P.INVALID_INPUT, "give the length as frames or as seconds, not both")
-    return {k: v for k, v in params.items() if v is not None}
+    try:
+        return R.check_fields(params, FIELDS[op])
+    except R.InputError as exc:
+        raise RequestError(P.INVALID_INPUT, f"{op}: {exc}") from None
+
+
+def check_finite(data: Any, where: str = "result") -> None:
+    """Refuse NaN/inf anywhere in a result before it leaves the worker (a diverged model, not user data)."""
+    import numpy as np
+
+    if isinstance(data, dict):
+        for k, v in data.items():
+            check_finite(v, f"{where}.{k}")
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            check_finite(v, f"{where}[{i}]")
+    elif isinstance(data, np.ndarray):
+        if data.dtype.kind in "fc" and not np.isfinite(data).all():
+            raise RequestError(P.MODEL_ERROR, f"the model produced NaN or infinite values ({where}); the "
+                                              "weights may be corrupt or the input out of the model's range")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise RequestError(P.MODEL_ERROR, f"the model produced a non-finite number ({where})")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -215,7 +198,12 @@ class Worker:
 
     def emit(self, message: dict) -> None:
         """Write one event line; a closed pipe means the client is gone, so the process ends."""
-        line = P.dumps(message)
+        try:
+            line = P.dumps(message)
+        except (ValueError, TypeError) as exc:  # e.g. a lone surrogate echoed from a request: answer anyway
+            _log(f"cannot encode an event: {exc}")
+            line = P.dumps({"id": None, "event": "error", "code": P.INTERNAL,
+                            "message": f"an answer could not be encoded ({type(exc).__name__})"})
         with self._out_lock:
             try:
                 self._out.write(line)
@@ -231,13 +219,33 @@ class Worker:
 
     def read_loop(self) -> None:
         """Parse stdin; answer immediate ops here, queue model ops for the main thread; EOF ends all."""
+        limit = R.MAX_LINE_BYTES
         try:
-            for raw in self._in:
+            while True:
+                raw = self._in.readline(limit + 1)
+                if not raw:
+                    break
+                if len(raw) > limit and not raw.endswith(b"\n"):  # too long: skip to its end, answer, go on
+                    while raw and not raw.endswith(b"\n"):
+                        raw = self._in.readline(limit + 1)
+                    self._error(None, P.LINE_TOO_LONG, f"request line longer than {limit} bytes; ignored")
+                    continue
                 if raw.strip():
-                    self._handle_line(raw)
+                    self._safe_handle(raw)
         except (OSError, ValueError) as exc:
             _log(f"stdin read failed: {exc}")
-        self.stop("stdin closed")
+        finally:
+            self.stop("stdin closed")
+
+    def _safe_handle(self, raw: bytes) -> None:
+        """Every line gets an answer; nothing a line contains may end the reader thread."""
+        try:
+            self._handle_line(raw)
+        except (RecursionError, MemoryError) as exc:
+            self._error(None, P.BAD_REQUEST, f"request too deeply nested or too large ({type(exc).__name__})")
+        except Exception as exc:  # noqa: BLE001 - a bug must not deafen the worker
+            traceback.print_exc(file=sys.stderr)
+            self._error(None, P.INTERNAL, f"{type(exc).__name__} while reading a request (worker log has details)")
 
     def _handle_line(self, raw: bytes) -> None:
         try:
@@ -248,7 +256,7 @@ class Worker:
         rid, op = msg["id"], msg["op"]
         if op not in FIELDS:
             known = ", ".join(IMMEDIATE_OPS + MODEL_OPS)
-            self._error(rid, P.UNKNOWN_OP, f"unknown op {op!r}; this worker knows: {known}")
+            self._error(rid, P.UNKNOWN_OP, f"unknown op {R.short_repr(op)}; this worker knows: {known}")
             return
         try:
             params = check_fields(msg)
@@ -265,13 +273,15 @@ class Worker:
             self.stop("shutdown requested", rid)
         else:
             with self._lock:
-                if self._stopping:
-                    stopping = True
-                else:
-                    stopping = False
+                duplicate = rid in self._queued or rid == self._current
+                stopping = self._stopping
+                if not stopping and not duplicate:
                     self._queued.add(rid)
                     self._queue.put((rid, op, params))
-            if stopping:
+            if duplicate:
+                self._error(rid, P.BAD_REQUEST, f"id {rid!r} is already used by a request in flight; "
+                                                "ids must be unique among running and queued requests", op=op)
+            elif stopping:
                 self._error(rid, P.CANCELLED, "the worker is shutting down", op=op)
 
     def _cancel(self, rid: Any, params: dict) -> None:
@@ -279,7 +289,7 @@ class Worker:
             self._error(rid, P.INVALID_INPUT, "cancel needs the \"target\" id of the request to stop",
                         op="cancel")
             return
-        target = params["target"]
+        target = params["target"]  # a string or integer (checked): hashable
         with self._lock:
             if target == self._current and target is not None:
                 state = "running"
@@ -344,6 +354,7 @@ class Worker:
             self._check_cancel(rid)
             self.emit({"id": rid, "event": "started", "op": op})
             data = getattr(self, f"op_{op}")(rid, params)
+            check_finite(data)
             data["elapsed"] = round(time.perf_counter() - t0, 6)
             wire = P.to_wire(data)
         except (KeyboardInterrupt, SystemExit):
@@ -362,6 +373,12 @@ class Worker:
         """Map an exception to (stable code, message for people); unexpected ones log a traceback."""
         if isinstance(exc, RequestError):
             return exc.code, exc.message
+        if isinstance(exc, P.ProtocolError):  # e.g. an array that does not decode
+            return (P.INVALID_INPUT if exc.code == P.INTERNAL else exc.code), exc.message
+        if isinstance(exc, R.InputError):
+            return P.INVALID_INPUT, str(exc)
+        if isinstance(exc, RecursionError):
+            return P.INVALID_INPUT, "the request is too deeply nested"
         if isinstance(exc, _Cancel) or _is(exc, "salad_model.runtime.sampling", "Cancelled"):
             with self._lock:
                 step = self._step
@@ -481,9 +498,6 @@ class Worker:
         return {"unloaded": had}
 
     def model_info(self) -> dict:
-        from ..runtime.pipeline import EDIT_MODES
-        from ..runtime.sampling import SCHEDULER_KINDS
-
         pipe = self._pipeline()
         te = pipe.text_encoder
         info = pipe.info
@@ -493,8 +507,8 @@ class Worker:
                 "text_encoder": {"name": te.name, "type": pipe.bundle.text_encoder.get("type"),
                                  "dim": te.dim, "max_length": te.max_length},
                 "device": str(pipe.device), "threads": self.threads, "source": info.get("source"),
-                "format": info.get("format"), "schedulers": list(SCHEDULER_KINDS),
-                "edit_modes": list(EDIT_MODES)}
+                "format": info.get("format"), "schedulers": list(R.SCHEDULERS),
+                "edit_modes": list(R.EDIT_MODES)}
 
     def op_model_info(self, rid: Any, params: dict) -> dict:
         return self.model_info()
@@ -504,6 +518,7 @@ class Worker:
         if "prompt" not in params:
             raise RequestError(P.INVALID_INPUT, "prompt_tokens needs a \"prompt\"")
         te, prompt = pipe.text_encoder, params["prompt"]
+        prompt = R.check_prompt_text(prompt)  # size capped before tokenising; invisible-only refused
         n = te.num_tokens(prompt)
         return {"prompt": prompt, "tokens": te.tokens(prompt), "num_tokens": n, "max_length": te.max_length,
                 "too_long": n > te.max_length}
@@ -536,6 +551,8 @@ class Worker:
             if key not in params:
                 raise RequestError(P.INVALID_INPUT, f"edit_real needs {key!r}")
         joints = P.decode_array(params["joints"])
+        if joints.dtype.kind not in "f":
+            raise RequestError(P.INVALID_INPUT, f"'joints' must be a float array, got {joints.dtype}")
         edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method",
                                        "edit_guidance") if k in params}
         kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}

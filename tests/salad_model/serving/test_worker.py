@@ -222,7 +222,7 @@ def test_unknown_op(worker):
     ({"prompt": 3, "frames": 40}, "string"),
     ({"prompt": "a person walks", "frames": "40"}, "integer"),
     ({"prompt": "a person walks", "frames": 40, "steps": 0}, "steps"),
-    ({"prompt": "a person walks", "frames": 40, "scheduler": "euler"}, "unknown sampler"),
+    ({"prompt": "a person walks", "frames": 40, "scheduler": "euler"}, "ddim, dpm++"),
     ({"prompt": "a person walks", "frames": 40, "guidance": 99}, "guidance"),
     ({"prompt": "a person walks", "frames": 40, "seed": -1}, "seed"),
     ({"prompt": "a person walks", "frames": 40, "sed": 1}, "unknown field"),
