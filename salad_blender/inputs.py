@@ -85,7 +85,7 @@ class Sampling:
         if self.frames is None and not (self.seconds and self.seconds > 0):
             raise JobError("The duration must be a positive number of seconds.")
         if not P.SEED_MIN <= int(self.seed) <= P.SEED_MAX:
-            raise JobError(f"The seed must be an integer within {P.SEED_MIN} … {P.SEED_MAX}.")
+            raise JobError(f"The seed must be a non-negative integer within {P.SEED_MIN} … {P.SEED_MAX}.")
         if int(self.steps) < 1:
             raise JobError("Steps must be at least 1.")
 
