@@ -3,8 +3,8 @@
 The add-on is a thin client: the model runs in a separate worker process (its own Python with torch),
 and this package only needs bpy and numpy. bpy is imported inside :func:`register` so the pure-numpy
 modules (``smpl22``, ``facing``, ``retarget``, ``rigs``, ``heatmap``, ``client``, ``setup_env``,
-``inputs``, ``metadata``, ``real_motion``, ``worker_pool``, ``motion_job``, ``shot_inputs``) import without Blender,
-e.g. in the model environment's tests.
+``inputs``, ``metadata``, ``real_motion``, ``worker_pool``, ``motion_job``, ``shot_inputs``, ``ui_state``)
+import without Blender, e.g. in the model environment's tests.
 
 Extension metadata: ``blender_manifest.toml`` next to this file (Blender 4.2+).
 """
@@ -20,24 +20,38 @@ def register() -> None:
     """Register preferences, scene settings, operators and panels (the add-on system calls this)."""
     import bpy
 
-    from . import operators, panels, preferences, runner, settings, shot_operators, shot_panels, shot_settings
+    from . import (
+        action_library,
+        menus,
+        operators,
+        panels,
+        preferences,
+        runner,
+        settings,
+        shot_operators,
+        shot_panels,
+        shot_settings,
+    )
 
     for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes,
-                *shot_settings.classes, *shot_operators.classes, *shot_panels.classes):
+                *action_library.classes, *menus.classes, *shot_settings.classes, *shot_operators.classes,
+                *shot_panels.classes):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()
     shot_settings.register()
     runner.register()
     panels.register_status()
+    menus.register()
 
 
 def unregister() -> None:
     """Stop jobs and the worker, then unregister everything in reverse order."""
     import bpy
 
-    from . import panels, runner, settings, shot_settings
+    from . import menus, panels, runner, settings, shot_settings
 
+    menus.unregister()
     panels.unregister_status()
     runner.unregister()
     shot_settings.unregister()

@@ -7,7 +7,8 @@ Policy:
   so it survives saving, and every SALAD action gets one at creation. Nothing is pushed to the NLA
   (NLA strips would blend into the evaluated pose);
 - keys are written in bulk (``keyframe_points.add`` + ``foreach_set``), linear interpolation,
-  one key per scene frame;
+  one key per scene frame, each bone's rotation in its own rotation mode; the pose (basis) and the
+  bones' rotation modes are never changed;
 - F-curves are found through feature detection: slotted actions (4.4+: layers -> strips ->
   channelbag per slot; the only way in 5.0, where ``Action.fcurves`` is gone) or the legacy
   ``Action.fcurves`` (4.2, 4.3);
@@ -127,6 +128,74 @@ def assign_action(obj: bpy.types.Object, action: bpy.types.Action, slot: Any = N
         ad.action_slot = slot
 
 
+ROTATION_PATHS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
+
+
+def rotation_channels(quats: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
+    """Quaternions [T, 4] (w, x, y, z, sign-continuous) as the F-curve values of a bone in ``mode``.
+
+    Why: a bone keeps the rotation mode the animator chose; quaternion keys on an Euler bone would do
+    nothing. Euler angles (any order) stay continuous over time (no 360 degree flips between keys);
+    axis-angle is (angle, x, y, z) with the axis kept when the angle is zero.
+    """
+    quats = np.asarray(quats, dtype=np.float64)
+    if mode == "QUATERNION":
+        return "rotation_quaternion", quats
+    if mode == "AXIS_ANGLE":
+        out = np.empty_like(quats)
+        axis = np.array([0.0, 1.0, 0.0])  # Blender's default axis
+        for t, q in enumerate(quats):
+            s = float(np.linalg.norm(q[1:]))
+            if s > 1e-9:
+                axis = q[1:] / s
+            out[t, 0] = 2.0 * np.arctan2(s, q[0]) if s > 1e-9 else 0.0
+            out[t, 1:] = axis
+        return "rotation_axis_angle", out
+    from mathutils import Quaternion
+
+    out = np.empty((len(quats), 3))
+    prev = None
+    for t, q in enumerate(quats):
+        e = Quaternion(q).to_euler(mode) if prev is None else Quaternion(q).to_euler(mode, prev)
+        out[t] = e
+        prev = e
+    return "rotation_euler", out
+
+
+def rest_channels(mode: str) -> tuple[str, tuple[float, ...]]:
+    """A bone's rest rotation in its rotation mode (path, values)."""
+    if mode == "QUATERNION":
+        return "rotation_quaternion", (1.0, 0.0, 0.0, 0.0)
+    if mode == "AXIS_ANGLE":
+        return "rotation_axis_angle", (0.0, 0.0, 1.0, 0.0)
+    return "rotation_euler", (0.0, 0.0, 0.0)
+
+
+def object_slot(action: bpy.types.Action, obj: bpy.types.Object) -> Any:
+    """The slot of a slotted action that animates ``obj`` (by name, else the first object slot); None before 4.4."""
+    if not is_slotted(action):
+        return None
+    slots = [s for s in action.slots if getattr(s, "target_id_type", "OBJECT") == "OBJECT"]
+    named = [s for s in slots if getattr(s, "name_display", "") == obj.name]
+    return (named or slots or [None])[0]
+
+
+def push_to_nla(obj: bpy.types.Object) -> bpy.types.NlaStrip:
+    """Move the object's active action into a new NLA track, like Blender's Push Down (no active action after)."""
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        raise ValueError(f"{obj.name!r} plays no action to push to the NLA")
+    act = ad.action
+    slot = getattr(ad, "action_slot", None)
+    track = ad.nla_tracks.new()
+    track.name = act.name
+    strip = track.strips.new(act.name, int(round(act.frame_range[0])), act)
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    ad.action = None
+    return strip
+
+
 def write_action(
     obj: bpy.types.Object,
     result: rt.RetargetResult,
@@ -135,10 +204,14 @@ def write_action(
     start_frame: int = 1,
     metadata: dict[str, Any] | None = None,
     assign: bool = True,
+    rest_keys: Sequence[tuple[str, str, Sequence[float]]] = (),
 ) -> bpy.types.Action:
     """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
 
-    Writes ``rotation_quaternion`` of every mapped bone and ``location`` of the root bone. Does not
+    Writes every mapped bone's rotation in that bone's own rotation mode (quaternion, Euler of any
+    order, axis-angle; the pose bones are not changed) and ``location`` of the root bone.
+    ``rest_keys`` (bone, property, rest values), from :func:`stale_pose_channels`, get one key each, so
+    a stale pose cannot offset the motion and the user's pose is left alone. Does not
     resample: ``result`` must already be at the scene's fps. On failure nothing is left behind.
     """
     action = bpy.data.actions.new(name)
@@ -150,12 +223,15 @@ def write_action(
         frames = start_frame + np.arange(result.num_frames, dtype=np.float64)
         esc = bpy.utils.escape_identifier
         for k, bone in enumerate(result.bone_names):
-            path = f'pose.bones["{esc(bone)}"].rotation_quaternion'
-            for i in range(4):
-                _write_curve(sink.new(path, i, bone), frames, result.quats[:, k, i])
+            prop, values = rotation_channels(result.quats[:, k], obj.pose.bones[bone].rotation_mode)
+            for i in range(values.shape[1]):
+                _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames, values[:, i])
         path = f'pose.bones["{esc(result.root_bone)}"].location'
         for i in range(3):
             _write_curve(sink.new(path, i, result.root_bone), frames, result.root_location[:, i])
+        for bone, prop, rest in rest_keys:
+            for i, v in enumerate(rest):
+                _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames[:1], np.array([v]))
         for key, value in (metadata or {}).items():
             action[key] = value
         if assign:
@@ -206,28 +282,37 @@ def prepare_retarget(
     return result
 
 
-def _reset_chain_pose(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> None:
-    """Put keyed bones and their ancestors back to their rest basis.
+def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> list[tuple[str, str, tuple]]:
+    """Channels the motion needs at rest but the current pose has moved: (bone, property, rest values).
 
-    The retargeter assumes unkeyed ancestors (a Rigify root, twist bones...) sit at rest; a stale
-    manual pose on them would otherwise offset the whole motion.
+    The retargeter assumes unkeyed ancestors (a Rigify root, twist bones...) at rest and keyed bones
+    without extra location or scale; a stale manual pose there would offset the whole motion. Keying
+    those channels at rest in the new action (instead of resetting the pose) leaves the user's pose
+    and rotation modes alone and travels with the action.
     """
-    pbones = arm_obj.pose.bones
-    todo = set()
+    keyed = set(result.bone_names)
+    todo: set[str] = set(keyed)
     for name in result.bone_names:
-        b = arm_obj.data.bones[name]
+        b = arm_obj.data.bones[name].parent
         while b is not None:
             todo.add(b.name)
             b = b.parent
-    for name in todo:
-        pb = pbones[name]
-        pb.location = (0.0, 0.0, 0.0)
-        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
-        pb.rotation_euler = (0.0, 0.0, 0.0)
-        pb.rotation_axis_angle = (0.0, 0.0, 1.0, 0.0)
-        pb.scale = (1.0, 1.0, 1.0)
-    for name in result.bone_names:
-        pbones[name].rotation_mode = "QUATERNION"
+    out = []
+    for name in sorted(todo):
+        pb = arm_obj.pose.bones[name]
+        rot_prop, rot_rest = rest_channels(pb.rotation_mode)
+        chans = [("scale", (1.0, 1.0, 1.0))]
+        if name != result.root_bone:
+            chans.append(("location", (0.0, 0.0, 0.0)))
+        if name not in keyed:
+            chans.append((rot_prop, rot_rest))
+        for prop, rest in chans:
+            now = tuple(getattr(pb, prop))
+            if rot_prop == "rotation_axis_angle" and prop == rot_prop and abs(now[0]) < 1e-6:
+                continue  # any axis with a zero angle is the rest rotation
+            if max(abs(a - b) for a, b in zip(now, rest, strict=True)) > 1e-6:
+                out.append((name, prop, rest))
+    return out
 
 
 def apply_motion(
@@ -271,8 +356,7 @@ def apply_motion(
     props = make_metadata(prompt=prompt, seed=seed, frames=len(joints), model=model, guidance=guidance,
                           steps=steps, edits=edits, **(meta or {}))
     action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
-                          metadata=props)
-    _reset_chain_pose(arm_obj, result)
+                          metadata=props, rest_keys=stale_pose_channels(arm_obj, result))
     end = start + result.num_frames - 1
     if frame_range == "set":
         scene.frame_start, scene.frame_end = start, end

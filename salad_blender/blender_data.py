@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, rigs
+from . import actions, armature, retarget, rigs
 from . import retarget as rt
 from .inputs import JobError, Target
 
@@ -45,11 +45,14 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
     ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale).
     """
     joints = np.asarray(result["joints"], dtype=np.float64)
-    contacts = result.get("contacts") if target.pin_feet else None
+    if target.in_place:
+        joints = retarget.without_root_travel(joints)
+    contacts = result.get("contacts") if target.pin_feet and not target.in_place else None
     scene = scene_named(target.scene)
     created = None
     if target.kind == "new":
-        obj = created = new_body(target.name, joints, scene.collection)
+        collection = bpy.data.collections.get(target.collection) if target.collection else None
+        obj = created = new_body(target.name, joints, collection or scene.collection, target.location)
         rig: str | dict[str, str] = "smpl22"
     else:
         obj = bpy.data.objects.get(target.armature)
@@ -62,33 +65,42 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
             obj, joints, prompt=prompt, name=name, seed=int(meta.get("seed", 0)), model=model,
             guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
             bone_map=rig, scene=scene, start_frame=target.start_frame,
-            contacts=None if contacts is None else np.asarray(contacts), frame_range="set", placement=placement,
+            contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
+            placement=placement,
             meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
-                  "rig": rig, "pin_feet": bool(target.pin_feet), **extra})
+                  "rig": rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place, **extra})
     except BaseException:
         if created is not None:
             remove_object_tree(created)
         raise
-    if created is not None:
+    if created is not None and target.select and may_take_selection():
         select_only(created)
     return action
 
 
-def new_body(name: str, joints: np.ndarray, collection: bpy.types.Collection) -> bpy.types.Object:
+def new_body(name: str, joints: np.ndarray, collection: bpy.types.Collection,
+             location: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> bpy.types.Object:
     """Our SMPL-22 body with the motion's proportions (exact FK), else with standard proportions.
 
     A badly trained or random model can produce joints whose median proportions make no body (feet
     pointing backwards, a mirrored pelvis); the retargeter still maps their bone directions onto a
     standard body, which is better than refusing the motion.
     """
-    obj = armature.create_smpl22_armature(name, joints, collection=collection)
+    obj = armature.create_smpl22_armature(name, joints, collection=collection, location=location)
     try:
         rigs.check_sides(armature.rig_rest_from_object(obj), rigs.SMPL22_MAP)
     except rigs.RigError:
         remove_object_tree(obj)
-        obj = armature.create_smpl22_armature(name, None, collection=collection)
+        obj = armature.create_smpl22_armature(name, None, collection=collection, location=location)
         obj["salad_standard_body"] = True
+    obj.matrix_world = obj.matrix_basis  # no parent: make the placement visible before the first redraw
     return obj
+
+
+def may_take_selection() -> bool:
+    """A new body may become the active object only while the user is in Object Mode (not posing a rig)."""
+    active = getattr(bpy.context.view_layer.objects, "active", None)
+    return active is None or active.mode == "OBJECT"
 
 
 def select_only(obj: bpy.types.Object) -> None:

@@ -15,6 +15,7 @@ from . import heatmap, smpl22
 from . import protocol as P
 
 SAMPLERS = P.SCHEDULERS  # request choices and ranges: the protocol copy of salad_model.runtime.requests
+SCENE_RANGES = ("set", "extend", "keep")
 RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify")
 MIRROR_SIDES = P.MIRROR_SIDES
 MIRROR_METHODS = P.MIRROR_METHODS
@@ -29,12 +30,12 @@ def resolve_python(path: str | os.PathLike | None) -> str:
     """The worker interpreter as an absolute path, or a :class:`JobError` saying how to set one."""
     if not path or not str(path).strip():
         raise JobError("No Python interpreter is set for the model worker. Set 'Worker Python' in "
-                       f"{PREFS_HINT}, or click 'Set up model environment' there.")
+                       f"{PREFS_HINT}, or click 'Set Up Model Environment' there.")
     p = os.path.abspath(os.path.expanduser(str(path).strip()))
     if not os.path.isfile(p):
         raise JobError(f"The worker Python '{p}' does not exist. Fix 'Worker Python' in {PREFS_HINT} "
                        "(the python of an environment with salad_model installed), or click "
-                       "'Set up model environment'.")
+                       "'Set Up Model Environment'.")
     if not os.access(p, os.X_OK):
         raise JobError(f"The worker Python '{p}' is not executable. Fix 'Worker Python' in {PREFS_HINT}.")
     return p
@@ -84,7 +85,7 @@ class Sampling:
         if self.frames is None and not (self.seconds and self.seconds > 0):
             raise JobError("The duration must be a positive number of seconds.")
         if not P.SEED_MIN <= int(self.seed) <= P.SEED_MAX:
-            raise JobError(f"The seed must be an integer within {P.SEED_MIN} … {P.SEED_MAX}.")
+            raise JobError(f"The seed must be a non-negative integer within {P.SEED_MIN} … {P.SEED_MAX}.")
         if int(self.steps) < 1:
             raise JobError("Steps must be at least 1.")
 
@@ -95,6 +96,11 @@ class Target:
 
     ``rig``: a preset name (``auto``, ``smpl22``, ``mixamo``, ``rigify``) or a custom bone map
     {SMPL-22 joint: bone}. ``pin_feet`` removes foot sliding using the model's contacts.
+    What the result may change in the scene: ``scene_range`` "set" (the scene range becomes the clip),
+    "extend" (only grow the end) or "keep"; a new body goes to ``location`` (world, e.g. the 3D cursor)
+    in the collection named ``collection`` ("" = the scene's), and becomes the selected, active object
+    only when ``select`` and the user is not busy in another mode. ``in_place`` removes the root's
+    ground travel (the motion stays on the spot).
     """
 
     kind: str = "new"
@@ -104,6 +110,11 @@ class Target:
     pin_feet: bool = True
     name: str = "SALAD Body"
     start_frame: int | None = None
+    scene_range: str = "set"
+    location: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    collection: str = ""
+    select: bool = True
+    in_place: bool = False
 
 
 def split_words(prompt: str) -> list[str]:

@@ -33,6 +33,7 @@ from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     PREFS_HINT,
     RIG_PRESETS,
     SAMPLERS,
+    SCENE_RANGES,
     JobError,
     Sampling,
     Target,
@@ -45,6 +46,7 @@ from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     split_words,
 )
 from .metadata import (  # noqa: F401 - re-exported
+    ACTION_PREFIX,
     action_meta,
     active_salad_action,
     current_prompt,
@@ -56,6 +58,7 @@ from .metadata import (  # noqa: F401 - re-exported
 )
 from .motion_job import POLL_INTERVAL, MotionJob, check_summary, make_job  # noqa: F401 - re-exported
 from .pose_sampling import sample_motion
+from .ui_state import MIRROR_CAPTION
 from .worker_pool import POOL, WorkerConfig, WorkerPool  # noqa: F401 - re-exported
 
 # Names that lived here before the split (issue 17): still importable, with a DeprecationWarning.
@@ -126,6 +129,11 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
     return name, mapping
 
 
+def check_scene_range(scene_range: str) -> None:
+    if scene_range not in SCENE_RANGES:
+        raise JobError(f"scene_range must be one of {', '.join(SCENE_RANGES)}, not '{scene_range}'.")
+
+
 # ------------------------------------------------------------------------------------------------
 # Starting jobs (all checks first; raise JobError before anything is spawned or created)
 
@@ -137,6 +145,7 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
     if not prompt:
         raise JobError("Type a prompt first, e.g. 'a person walks forward and waves with the right hand'.")
     sampling.check()
+    check_scene_range(target.scene_range)
     if target.kind == "armature":
         name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
                                   target.rig)
@@ -158,19 +167,21 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
 def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt: str | None = None,
                word: str | None = None, scale: float | None = None, mirror: str | None = None,
                mirror_method: str = "geometric", action: bpy.types.Action | None = None,
-               pool: WorkerPool | None = None) -> MotionJob:
+               scene_range: str = "set", pool: WorkerPool | None = None) -> MotionJob:
     """Edit the object's SALAD action into a new Action (the old one stays untouched).
 
     Exactly one of: ``new_prompt`` (word swap or refinement, the worker picks and says why),
     ``word`` + ``scale`` (re-weight), ``mirror`` ("lower", "upper", "all"; ``mirror_method`` "geometric" =
     exact, "attention" = the paper's). The model comes from the
     action's metadata (edits regenerate the same source), device and threads from ``config``.
+    ``scene_range``: what happens to the scene's frame range ("set", "extend", "keep").
     """
     action = action or active_salad_action(obj)
     if obj is None or action is None:
         raise JobError("Select an armature that plays a SALAD action (generate a motion first).")
     meta = action_meta(action)
     refuse_inversion(action.name, meta)
+    check_scene_range(scene_range)
     source = current_prompt(meta)
     rig = meta_rig(meta)
     check_rig(obj, rig)
@@ -179,7 +190,8 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     model = check_model(str(meta.get("salad_model") or "demo"))
     start = int(round(action.frame_range[0]))
     target = Target(kind="armature", armature=obj.name, rig=rig, scene=bpy.context.scene.name,
-                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start)
+                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start, scene_range=scene_range,
+                    in_place=bool(meta.get("salad_in_place", False)))
     parent_edits = list(meta["salad_edits"])
     parent_name = action.name
 
@@ -198,11 +210,12 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
                     rig: str | dict[str, str] = "auto",
                     action: bpy.types.Action | None = None, frame_range: tuple[int, int] | None = None,
                     steps: int | None = None, null_text_iters: int | None = None, guidance: float | None = None,
-                    pin_feet: bool = True, pool: WorkerPool | None = None) -> MotionJob:
+                    pin_feet: bool = True, scene_range: str = "set", pool: WorkerPool | None = None) -> MotionJob:
     """Edit any animation of an armature (mocap, keyframed, a SALAD action) with text: a new Action.
 
     The action (default: the active one) is sampled over its frame range (or ``frame_range``) into
-    SMPL-22 joints, sent with ``caption`` (what the animation shows) to the worker's ``edit_real``
+    SMPL-22 joints, sent with ``caption`` (what the animation shows; optional for the exact
+    mirror, which never uses it) to the worker's ``edit_real``
     with exactly one edit (``new_prompt``, ``word`` + ``scale`` or ``mirror``), and the result is
     written as a new Action placed where the original starts. The original action is not modified.
     """
@@ -216,12 +229,18 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         raise JobError(f"'{obj.name}' is in NLA tweak mode; leave it first.")
     if ad is None or ad.action != action:
         raise JobError(f"The action '{action.name}' is not the one '{obj.name}' plays; assign it first.")
+    check_scene_range(scene_range)
     caption = clean_prompt(caption)
+    uncaptioned = not caption and bool(mirror) and mirror_method == "geometric"
+    if uncaptioned:
+        caption = MIRROR_CAPTION  # the exact mirror uses the motion alone; the worker still wants a text
     if not caption:
         raise JobError("Describe the animation first (e.g. 'a person walks'): the model needs a caption of "
                        "what the original motion shows.")
     rig_name, mapping = check_rig(obj, rig)
     fields, name, what, edit = edit_choice(caption, "caption", new_prompt, word, scale, mirror, mirror_method)
+    if uncaptioned:
+        name = f"{action.name.removeprefix(ACTION_PREFIX)} [mirror {mirror}]"
     req: dict[str, Any] = {"op": "edit_real", "prompt": caption, **fields,
                            **inversion_fields(steps, null_text_iters, guidance)}
     scene = bpy.context.scene
@@ -251,7 +270,7 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
             target, joints, prompt=caption, name=name, seed=0, model=model,
             guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", req.get("steps", 0))),
             edits=edits, bone_map=bone_map, scene=sc, start_frame=start,
-            contacts=None if contacts is None else np.asarray(contacts), frame_range="set",
+            contacts=None if contacts is None else np.asarray(contacts), frame_range=scene_range,
             placement=real_motion.real_placement(sampled, wmeta),
             meta={"source_action": source_name, "source": "inversion", "rig": bone_map, "pin_feet": bool(pin_feet),
                   "to_metres": float(sampled.to_metres)})

@@ -56,6 +56,7 @@ def make_metadata(
     source: str | None = None,
     to_metres: float | None = None,
     shot: dict[str, Any] | None = None,
+    in_place: bool | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
@@ -63,7 +64,8 @@ def make_metadata(
     optional fields are left out when None: ``scheduler`` and ``model_name`` (the worker's sampler and
     model name), ``rig`` and ``pin_feet`` (what edits reuse), ``parent`` (the action an edit came
     from), ``source_action``, ``source`` ("inversion", "shot") and ``to_metres`` (real-motion edits), ``shot``
-    (a shot's recipe: its kind, segments, parts, source actions; stored as JSON).
+    (a shot's recipe: its kind, segments, parts, source actions; stored as JSON), ``in_place`` (the root's
+    travel was removed; its edits keep it so).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -86,6 +88,7 @@ def make_metadata(
         "salad_source": source,
         "salad_to_metres": None if to_metres is None else float(to_metres),
         "salad_shot": None if shot is None else json.dumps(shot),
+        "salad_in_place": True if in_place else None,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

@@ -56,6 +56,8 @@ class MotionJob:
         self._describe = describe or label
         self._current: WorkerJob = hello  # done already when the worker was running
         self._deadline = time.monotonic() + HELLO_TIMEOUT
+        # Asked before the apply step: a reason to wait ("" = apply now), e.g. the user is in Edit Mode.
+        self.hold: Callable[[], str] | None = None
 
     def __repr__(self) -> str:
         return f"MotionJob({self.kind!r}, {self.label!r}, state={self.state!r}, progress={self.progress:.2f})"
@@ -102,9 +104,11 @@ class MotionJob:
             if job.error is not None:
                 self._worker_failed(job.error)
                 return
-            self._next(job.result or {})
+            if not self._next(job.result or {}):
+                return
 
-    def _next(self, result: dict) -> None:
+    def _next(self, result: dict) -> bool:
+        """Go to the next stage; False while a finished result is held back (see ``hold``)."""
         if self.stage == "hello" and self._load is not None:
             self.stage, self.status = "load", "Loading the model"
             self._current = self._client.submit(self._load)
@@ -113,15 +117,20 @@ class MotionJob:
             self._current = self._client.submit(self._op)
         else:
             self.result = result
+            wait = self.hold() if self.hold is not None else ""
+            if wait:
+                self.status = wait
+                return False
             self.stage, self.status, self.progress = "apply", "Applying", _RANGES["apply"][0]
             try:
                 self.output = self._apply(result)
             except (JobError, rigs.RigError, ValueError, KeyError) as exc:
                 self._fail(f"{self.label}: {exc}")
-                return
+                return True
             self.state, self.progress = "done", 1.0
             self.status = self.message = self.message or f"{self.label}: done in {self.elapsed:.1f} s"
             self.finished_at = time.monotonic()
+        return True
 
     def cancel(self) -> None:
         """Stop now: the worker is asked to stop (between steps) and any late result is ignored."""

@@ -8,14 +8,24 @@ use) drives the same job to completion inside the operator instead.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import heatmap, jobs, metadata, preferences, setup_env
+from . import heatmap, jobs, metadata, preferences, setup_env, ui_state
 from .runner import RUNNER, redraw
-from .settings import sampling_from, settings, target_from
+from .settings import (
+    MIRROR_SIDE_ITEMS,
+    active_prompt,
+    active_rig,
+    sampling_from,
+    scene_range,
+    settings,
+    target_from,
+)
 
 # Names that lived here before issue 17: still importable, with a DeprecationWarning.
 _MOVED = {"Runner": "runner", "draw_progress": "runner", "SALAD_PG_settings": "settings"}
@@ -32,6 +42,22 @@ def __getattr__(name: str):  # noqa: ANN202
     return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
 
 
+JOB_SLOT_ITEMS = [("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")]  # runner slots
+
+
+def finished_job(which: str):  # noqa: ANN201 - MotionJob or SetupJob
+    """The runner's job in a slot once it has finished (None while it runs or when there is none)."""
+    job = getattr(RUNNER, which)
+    return job if job is not None and job.finished else None
+
+
+def say_no(cls: type, reason: str) -> bool:
+    """A poll result: True without a reason; else False, with the reason shown where Blender can (4.0+)."""
+    if reason and hasattr(cls, "poll_message_set"):
+        cls.poll_message_set(reason)
+    return not reason
+
+
 class _JobOperator:
     """Shared: start a motion job, or run it to the end when ``blocking`` (scripts, headless)."""
 
@@ -41,7 +67,7 @@ class _JobOperator:
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return not RUNNER.busy(cls.slot)
+        return say_no(cls, "A SALAD job is running: wait or cancel it" if RUNNER.busy(cls.slot) else "")
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         raise NotImplementedError
@@ -77,18 +103,27 @@ class SALAD_OT_generate(_JobOperator, bpy.types.Operator):
                                    target_from(context, s))
 
 
-class SALAD_OT_edit_prompt(_JobOperator, bpy.types.Operator):
+class _EditOperator(_JobOperator):
+    """Edits of the active object's SALAD action: only when it plays one made by generation."""
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _JobOperator.poll.__func__(cls, context) and say_no(cls, ui_state.edit_blocker(active_rig(context)))
+
+
+class SALAD_OT_edit_prompt(_EditOperator, bpy.types.Operator):
     """Edit the active SALAD action with a new prompt (word swap or refinement, chosen automatically)"""
 
     bl_idname = "salad.edit_prompt"
     bl_label = "Edit with New Prompt"
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        return jobs.start_edit(preferences.worker_config(context), context.active_object,
-                               new_prompt=settings(context).edit_prompt)
+        s = settings(context)
+        return jobs.start_edit(preferences.worker_config(context), active_rig(context),
+                               new_prompt=s.edit_prompt, scene_range=scene_range(s))
 
 
-class SALAD_OT_reweight(_JobOperator, bpy.types.Operator):
+class SALAD_OT_reweight(_EditOperator, bpy.types.Operator):
     """Make one word of the active SALAD action's prompt matter more or less"""
 
     bl_idname = "salad.reweight"
@@ -96,33 +131,35 @@ class SALAD_OT_reweight(_JobOperator, bpy.types.Operator):
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
-        word = s.reweight_word
-        if word == "NONE":
-            raise jobs.JobError("Select an armature that plays a SALAD action first.")
-        return jobs.start_edit(preferences.worker_config(context), context.active_object, word=word,
-                               scale=s.reweight_scale)
+        word = ui_state.resolve_word(s.reweight_word, active_prompt(context))
+        return jobs.start_edit(preferences.worker_config(context), active_rig(context), word=word or None,
+                               scale=s.reweight_scale, scene_range=scene_range(s))
 
 
-class SALAD_OT_mirror(_JobOperator, bpy.types.Operator):
+class SALAD_OT_mirror(_EditOperator, bpy.types.Operator):
     """Mirror the active SALAD action left/right (legs, arms or all) into a new Action"""
 
     bl_idname = "salad.mirror"
     bl_label = "Mirror"
 
-    side: EnumProperty(name="Side", default="all",
-                       items=[("lower", "Lower", "Legs"), ("upper", "Upper", "Arms"),
-                              ("all", "All", "Whole body")])
+    side: EnumProperty(name="Side", default="all", items=MIRROR_SIDE_ITEMS)
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        return jobs.start_edit(preferences.worker_config(context), context.active_object, mirror=self.side,
-                               mirror_method=settings(context).mirror_method)
+        s = settings(context)
+        return jobs.start_edit(preferences.worker_config(context), active_rig(context), mirror=self.side,
+                               mirror_method=s.mirror_method, scene_range=scene_range(s))
 
 
 class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
     """Edit the active armature's animation (any action, e.g. mocap) with text into a new Action"""
 
     bl_idname = "salad.edit_real"
-    bl_label = "Edit Selected Animation with Text"
+    bl_label = "Edit Animation with Text"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return (_JobOperator.poll.__func__(cls, context)
+                and say_no(cls, ui_state.real_edit_blocker(active_rig(context))))
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
@@ -132,9 +169,10 @@ class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):
                                      s.bone_map_file)
         edit: dict = {"PROMPT": {"new_prompt": s.real_prompt or None},
                       "REWEIGHT": {"word": s.real_word or None, "scale": s.real_scale},
-                      "MIRROR": {"mirror": s.real_mirror, "mirror_method": s.mirror_method}}[s.real_edit]
-        return jobs.start_edit_real(preferences.worker_config(context), context.active_object, s.real_caption,
-                                    rig=rig, pin_feet=s.pin_feet, steps=s.steps, **edit)
+                      "MIRROR": {"mirror": s.real_mirror, "mirror_method": s.real_mirror_method}}[s.real_edit]
+        return jobs.start_edit_real(preferences.worker_config(context), active_rig(context), s.real_caption,
+                                    rig=rig, pin_feet=s.pin_feet, steps=s.steps, scene_range=scene_range(s),
+                                    **edit)
 
 
 class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
@@ -143,9 +181,16 @@ class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
     bl_idname = "salad.attention"
     bl_label = "Attention Heat Map"
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        act = ui_state.playing_action(active_rig(context))
+        why = ("The active action was made from real animation: it has no generation to record"
+               if ui_state.is_inversion(act) else "")
+        return _JobOperator.poll.__func__(cls, context) and say_no(cls, why)
+
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
-        act = metadata.active_salad_action(context.active_object)
+        act = metadata.active_salad_action(active_rig(context))
         return jobs.start_attention(preferences.worker_config(context), action=act, prompt=s.prompt,
                                     sampling=sampling_from(s), normalize=s.heatmap_normalize)
 
@@ -154,7 +199,7 @@ class SALAD_OT_check_worker(_JobOperator, bpy.types.Operator):
     """Start the model worker, load the model and show versions and device"""
 
     bl_idname = "salad.check_worker"
-    bl_label = "Check"
+    bl_label = "Check Worker"
     slot = "check"
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
@@ -183,8 +228,11 @@ class SALAD_OT_cancel(bpy.types.Operator):
     bl_idname = "salad.cancel"
     bl_label = "Cancel"
 
-    which: EnumProperty(name="Job", default="motion",
-                        items=[("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")])
+    which: EnumProperty(name="Job", default="motion", items=JOB_SLOT_ITEMS)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return say_no(cls, "" if any(RUNNER.busy(slot) for slot in RUNNER.SLOTS) else "No SALAD job is running")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         job = getattr(RUNNER, self.which)
@@ -213,11 +261,15 @@ class SALAD_OT_copy_prompt(bpy.types.Operator):
     """Put the active action's prompt into the edit field, to change a word of it"""
 
     bl_idname = "salad.copy_prompt"
-    bl_label = "Current Prompt"
+    bl_label = "Copy Current Prompt"
     bl_options = {"REGISTER", "UNDO"}
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return say_no(cls, ui_state.edit_blocker(active_rig(context)))
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        act = metadata.active_salad_action(context.active_object)
+        act = metadata.active_salad_action(active_rig(context))
         if act is None:
             return {"CANCELLED"}
         settings(context).edit_prompt = metadata.current_prompt(metadata.action_meta(act))
@@ -229,6 +281,10 @@ class SALAD_OT_show_attention(bpy.types.Operator):
 
     bl_idname = "salad.show_attention"
     bl_label = "Show in Image Editor"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return say_no(cls, "" if heatmap.IMAGE_NAME in bpy.data.images else "No attention map yet: record one first")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         img = bpy.data.images.get(heatmap.IMAGE_NAME)
@@ -252,15 +308,17 @@ class SALAD_OT_show_attention(bpy.types.Operator):
 
 
 class SALAD_OT_setup_env(bpy.types.Operator):
-    """Create the model environment (a Python venv in the add-on's user folder) and pip-install the
-    model package and torch into it. Needs online access; never touches Blender's own Python"""
+    """Create the model environment and pip-install the model package and torch into it"""
 
+    bl_description = ("Create the model environment (a Python venv in the add-on's user folder) and pip-install "
+                      "the model package and torch into it. Needs online access; never touches Blender's own "
+                      "Python")
     bl_idname = "salad.setup_env"
-    bl_label = "Set up model environment"
+    bl_label = "Set Up Model Environment"
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return not RUNNER.busy("setup")
+        return say_no(cls, "The set-up is running" if RUNNER.busy("setup") else "")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = preferences.get_prefs(context)
@@ -279,6 +337,134 @@ class SALAD_OT_setup_env(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class _EnvOperator:
+    """Acts on the managed model environment: only when it exists (and, if ``refuse_busy``, nothing runs)."""
+
+    missing = "No model environment yet"
+    refuse_busy = False
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if cls.refuse_busy and any(RUNNER.busy(slot) for slot in RUNNER.SLOTS):
+            return say_no(cls, "Wait for the running SALAD job or cancel it")
+        return say_no(cls, "" if os.path.isdir(setup_env.managed_venv_dir(preferences.ADDON_ID)) else cls.missing)
+
+
+class SALAD_OT_open_env_folder(_EnvOperator, bpy.types.Operator):
+    """Open the model environment's folder in the file browser of your system"""
+
+    bl_idname = "salad.open_env_folder"
+    bl_label = "Open Folder"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        bpy.ops.wm.path_open(filepath=setup_env.managed_venv_dir(preferences.ADDON_ID))
+        return {"FINISHED"}
+
+
+class SALAD_OT_remove_env(_EnvOperator, bpy.types.Operator):
+    """Delete the model environment (torch and the model package; "Set Up Model Environment" makes it again)"""
+
+    bl_idname = "salad.remove_env"
+    bl_label = "Remove Environment"
+    missing = "No model environment to remove"
+    refuse_busy = True
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        jobs.shutdown()
+        folder = setup_env.managed_venv_dir(preferences.ADDON_ID)
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            self.report({"ERROR"}, f"Could not remove {folder}: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"SALAD: removed the model environment {folder}")
+        return {"FINISHED"}
+
+
+class _FinishedJobOperator:
+    """Acts on the finished job of a runner slot (its message in a panel)."""
+
+    which: EnumProperty(name="Job", default="motion", items=JOB_SLOT_ITEMS)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        done = any(finished_job(slot) is not None for slot in RUNNER.SLOTS)
+        return say_no(cls, "" if done else "No finished SALAD job")
+
+
+class SALAD_OT_dismiss(_FinishedJobOperator, bpy.types.Operator):
+    """Hide the last SALAD job's message"""
+
+    bl_idname = "salad.dismiss"
+    bl_label = "Dismiss"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if finished_job(self.which) is None:
+            return {"CANCELLED"}
+        setattr(RUNNER, self.which, None)
+        redraw()
+        return {"FINISHED"}
+
+
+class SALAD_OT_job_details(_FinishedJobOperator, bpy.types.Operator):
+    """Show the whole message of the last SALAD job and what the worker printed"""
+
+    bl_idname = "salad.job_details"
+    bl_label = "Details"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job = finished_job(self.which)
+        if job is None:
+            return {"CANCELLED"}
+        text = job.message
+        details = getattr(job, "details", "") or "\n".join(list(getattr(job, "log", []))[-12:])
+
+        def draw(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
+            col = menu.layout.column(align=True)
+            for line in ui_state.fit_lines(text, 90, 12):
+                col.label(text=line)
+            for line in details.splitlines()[-12:]:
+                col.label(text=line[:120])
+
+        icon = "ERROR" if job.state == "failed" else "INFO"
+        context.window_manager.popup_menu(draw, title=f"SALAD: {job.label}", icon=icon)
+        return {"FINISHED"}
+
+
+class SALAD_OT_report(bpy.types.Operator):
+    """Put a finished background job's message in the status bar and the Info log (called by the timer)"""
+
+    bl_idname = "salad.report"
+    bl_label = "Report"
+    bl_options = {"INTERNAL"}
+
+    level: EnumProperty(name="Level", default="INFO",
+                        items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")])
+    message: StringProperty(name="Message")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """Report from a modal step: only reports made there reach the status-bar banner (not ``bpy.ops`` ones)."""
+        if context.window is None:
+            return self.execute(context)
+        self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
 classes = (
     SALAD_OT_generate,
     SALAD_OT_edit_prompt,
@@ -293,4 +479,9 @@ classes = (
     SALAD_OT_copy_prompt,
     SALAD_OT_show_attention,
     SALAD_OT_setup_env,
+    SALAD_OT_open_env_folder,
+    SALAD_OT_remove_env,
+    SALAD_OT_dismiss,
+    SALAD_OT_job_details,
+    SALAD_OT_report,
 )

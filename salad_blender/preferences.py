@@ -12,12 +12,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import textwrap
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import setup_env
+from . import setup_env, ui_state
 from .inputs import PREFS_HINT, JobError
 from .runner import RUNNER, draw_progress
 from .worker_pool import WorkerConfig
@@ -38,33 +37,73 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
     python_path: StringProperty(
         name="Worker Python", subtype="FILE_PATH",
         description="Python interpreter of an environment with salad_model and torch (empty: the "
-                    "environment made by 'Set up model environment')")
+                    "environment made by 'Set Up Model Environment')")
     model_source: EnumProperty(
         name="Model", default="DEMO",
-        items=[("DEMO", "Demo model", "The small demo model that ships with the worker package"),
-               ("FOLDER", "Model folder", "An official SALAD checkpoint folder or a model in our format")])
-    model_folder: StringProperty(name="Model folder", subtype="DIR_PATH",
+        items=[("DEMO", "Demo Model", "The small demo model that ships with the worker package"),
+               ("FOLDER", "Model Folder", "An official SALAD checkpoint folder or a model in our format")])
+    model_folder: StringProperty(name="Model Folder", subtype="DIR_PATH",
                                  description="Official checkpoint folder (with opt.txt) or our model folder")
     device: EnumProperty(name="Device", items=DEVICES, default="auto")
-    threads: IntProperty(name="CPU threads", default=0, min=0, max=256,
+    threads: IntProperty(name="CPU Threads", default=0, min=0, max=256,
                          description="Torch CPU threads in the worker (0: number of physical cores)")
     package_spec: StringProperty(
-        name="Model package", default=setup_env.default_package(),
+        name="Model Package", default=setup_env.default_package(),
         description="What pip installs into the environment: a requirement, a wheel, a folder or a git URL")
     torch_index: EnumProperty(
-        name="Torch build", default="cpu",
-        items=[("cpu", "CPU only (smaller)", "CPU wheels from download.pytorch.org (~200 MB)"),
+        name="Torch Build", default="cpu",
+        items=[("cpu", "CPU Only (Smaller)", "CPU wheels from download.pytorch.org (~200 MB)"),
                ("default", "Default (PyPI)", "PyPI's torch: CUDA-enabled on Linux and Windows (~2.5 GB)")])
+
+    show_advanced: BoolProperty(name="Advanced", default=False,
+                                description="What pip installs into the model environment")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        width = 110
+        managed = setup_env.managed_python(ADDON_ID)
+        configured = bool(self.python_path) or bool(default_python())
+
+        # 1. the environment: what a new user needs first
+        box = layout.box()
+        box.label(text="Model Environment", icon="CONSOLE")
+        setup = RUNNER.setup
+        if setup is not None and not setup.finished:
+            draw_progress(box, setup.progress, setup.status, cancel="setup", width=width)
+        else:
+            row = box.row(align=True)
+            row.scale_y = 1.0 if configured else 1.4
+            row.operator("salad.setup_env", icon="IMPORT")
+            row.operator("salad.open_env_folder", icon="FILE_FOLDER")
+            row.operator("salad.remove_env", icon="TRASH")
+        if not bpy.app.online_access and not configured:
+            for i, line in enumerate(ui_state.fit_lines(
+                    "Online access is off: enable it in Preferences > System > Network to download torch "
+                    "and the model package", width, 2)):
+                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+        if setup is not None and setup.finished:
+            for i, line in enumerate(ui_state.fit_lines(setup.message, width, 4)):
+                box.label(text=line, icon=("ERROR" if setup.state == "failed" else "INFO") if i == 0 else "BLANK1")
+            if setup.state == "failed":
+                for line in list(setup.log)[-5:]:
+                    box.label(text=line[:140])
+        box.label(text=f"Folder: {setup_env.managed_venv_dir(ADDON_ID)}")
+        box.prop(self, "show_advanced", icon="TRIA_DOWN" if self.show_advanced else "TRIA_RIGHT", emboss=False)
+        if self.show_advanced:
+            col = box.column()
+            col.prop(self, "package_spec")
+            col.prop(self, "torch_index")
+        if self.torch_index == "cpu":
+            box.label(text="The CPU torch build cannot use CUDA: choose Default (PyPI) under Advanced for an "
+                           "NVIDIA GPU" if self.device == "cuda" else "Torch build: CPU only (no CUDA)", icon="INFO")
+
+        # 2. the worker: which interpreter, model and device
         col = layout.column()
         col.prop(self, "python_path")
         if not self.python_path:
-            managed = setup_env.managed_python(ADDON_ID)
-            col.label(text=f"Using: {managed}" if managed else "No environment yet: set one up below",
+            col.label(text=f"Using: {managed}" if managed else "No environment yet: set one up above",
                       icon="INFO")
-        col.prop(self, "model_source", expand=True)
+        col.row().prop(self, "model_source", expand=True)
         if self.model_source == "FOLDER":
             col.prop(self, "model_folder")
         row = col.row()
@@ -72,41 +111,18 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
         row.prop(self, "threads")
 
         box = layout.box()
-        row = box.row()
-        runner = RUNNER
-        check = runner.check
+        check = RUNNER.check
         if check is not None and not check.finished:
-            draw_progress(row, check.progress, check.status)
-            row.operator("salad.cancel", text="", icon="X").which = "check"
+            draw_progress(box, check.progress, check.status, cancel="check", width=width)
         else:
+            row = box.row()
             row.operator("salad.check_worker", icon="CHECKMARK")
             row.operator("salad.stop_worker", icon="PAUSE")
         if check is not None and check.finished:
-            for i, line in enumerate(textwrap.wrap(check.message or "", 110)):
+            for i, line in enumerate(ui_state.fit_lines(check.message, width, 4)):
                 box.label(text=line, icon=("ERROR" if check.state == "failed" else "INFO") if i == 0 else "NONE")
             for line in (check.details or "").splitlines()[-6:]:
                 box.label(text=line[:140])
-
-        box = layout.box()
-        box.label(text="Model environment (downloads torch and the model package with pip)")
-        row = box.row()
-        row.prop(self, "package_spec")
-        row.prop(self, "torch_index", text="")
-        setup = runner.setup
-        row = box.row()
-        if setup is not None and not setup.finished:
-            draw_progress(row, setup.progress, setup.status)
-            row.operator("salad.cancel", text="", icon="X").which = "setup"
-        else:
-            row.operator("salad.setup_env", icon="IMPORT")
-        if not bpy.app.online_access:
-            box.label(text="Online access is off: enable it in Preferences > System > Network", icon="ERROR")
-        if setup is not None and setup.finished:
-            box.label(text=setup.message[:200], icon="ERROR" if setup.state == "failed" else "INFO")
-            if setup.state == "failed":
-                for line in list(setup.log)[-5:]:
-                    box.label(text=line[:140])
-        box.label(text=f"Folder: {setup_env.managed_venv_dir(ADDON_ID)}")
 
 
 def get_prefs(context: bpy.types.Context | None = None) -> SALAD_AddonPreferences | None:
@@ -128,6 +144,14 @@ def default_python() -> str:
     if importlib.util.find_spec("salad_model") is not None and "python" in os.path.basename(sys.executable):
         return sys.executable
     return ""
+
+
+def worker_missing(context: bpy.types.Context | None = None) -> bool:
+    """True when no worker Python is set or found (the panel then offers "Set Up Model…")."""
+    prefs = get_prefs(context)
+    if prefs is not None and prefs.python_path:
+        return False
+    return not default_python()
 
 
 def worker_config(context: bpy.types.Context | None = None) -> WorkerConfig:

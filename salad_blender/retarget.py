@@ -233,6 +233,15 @@ class Placement:
         return np.asarray(points, dtype=np.float64) @ r.T + np.asarray(self.origin, dtype=np.float64)
 
 
+def without_root_travel(joints_model: np.ndarray) -> np.ndarray:
+    """The motion "in place": the pelvis's ground-plane travel (model X and Z; Y is up) taken out of every
+    joint, so the clip stays where it starts (a cycle for a game engine). Height and turning stay."""
+    joints_model = np.asarray(joints_model, dtype=np.float64)
+    travel = joints_model[:, :1, :] - joints_model[:1, :1, :]
+    travel[..., 1] = 0.0
+    return joints_model - travel
+
+
 def _leg_length(pos: dict[str, np.ndarray] | np.ndarray, per_frame: bool) -> float | None:
     """Mean hip->knee->ankle length over both legs (median over frames for a motion), if known."""
     lengths = []

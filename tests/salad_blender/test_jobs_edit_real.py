@@ -147,8 +147,8 @@ def test_edit_real_errors_leave_scene_unchanged(clip, config, pool, case):
         obj = None
     elif case == "no_action":
         obj.animation_data.action = None
-    elif case == "empty_caption":
-        caption = "   "
+    elif case == "empty_caption":  # the exact mirror needs none (test_ui_scene.py); the paper's mirror does
+        caption, kwargs["mirror_method"] = "   ", "attention"
     elif case == "unmapped":
         kwargs["rig"] = "mixamo"
     elif case == "two_edits":
@@ -204,9 +204,10 @@ def test_operator_and_panel(clip, tiny_model_dir):
         prefs.device, prefs.threads = "cpu", 1
         bpy.context.view_layer.objects.active = obj
         calls: list = []
-        panels.SALAD_PT_edit.draw(SimpleNamespace(layout=FakeLayout(calls)), bpy.context)
+        panels.SALAD_PT_edit_real.draw(SimpleNamespace(layout=FakeLayout(calls)), bpy.context)
         assert ("op", "salad.edit_real") in calls and ("label", "Mocap clip") in calls
         s = bpy.context.scene.salad
+        s.real_edit = "PROMPT"  # the exact mirror (the default) needs no caption
         before = snapshot()
         with pytest.raises(RuntimeError, match="Describe the animation"):
             bpy.ops.salad.edit_real(blocking=True)  # no caption: refused, nothing changes

@@ -1,0 +1,138 @@
+"""salad_blender.ui_state without Blender: what the panels show and what the operator polls allow (issue 21)."""
+
+from types import SimpleNamespace
+
+from test_motion_job import Answer, ScriptedClient
+
+from salad_blender import motion_job, ui_state
+
+
+class Action(dict):
+    """An Action stand-in: custom properties and a name (what metadata reads)."""
+
+    def __init__(self, name, **props):
+        super().__init__(props)
+        self.name = name
+
+
+def armature(action=None, *, mode="OBJECT", kind="ARMATURE", name="Rig", tweak=False):
+    ad = SimpleNamespace(action=action, use_tweak_mode=tweak)
+    return SimpleNamespace(name=name, type=kind, mode=mode, animation_data=ad)
+
+
+GENERATED = Action("SALAD: a person walks", salad_prompt="a person walks", salad_seed=4, salad_frames=80,
+                   salad_edits="[]")
+INVERTED = Action("SALAD: walk [mirror all]", salad_prompt="a person walks", salad_seed=0, salad_frames=95,
+                  salad_edits='[{"op": "edit_real", "mirror": "all"}]', salad_source="inversion",
+                  salad_source_action="mocap walk")
+
+
+def test_reweight_word_defaults_to_the_first_content_word_and_survives_a_prompt_switch():
+    assert ui_state.default_word("a person walks forward and waves") == "walks"
+    assert ui_state.default_word("the a an") == "the"  # all filler: still a word of the prompt
+    assert ui_state.default_word("") == ""
+    # a stored word the new prompt lacks falls back to that prompt's first content word, not to blank
+    assert ui_state.resolve_word("waves", "a man jumps high") == "jumps"
+    assert ui_state.resolve_word("HIGH", "a man jumps high") == "high"
+    assert ui_state.resolve_word("", "a man jumps high") == "jumps"
+
+
+def test_edits_refuse_actions_made_from_real_animation_with_a_reason():
+    assert ui_state.edit_blocker(armature(GENERATED)) == ""
+    assert "real animation" in ui_state.edit_blocker(armature(INVERTED))
+    assert "not made by SALAD" in ui_state.edit_blocker(armature(Action("mocap")))
+    assert "plays no action" in ui_state.edit_blocker(armature(None))
+    assert ui_state.edit_blocker(None) == "Select an armature"
+    assert "not an armature" in ui_state.edit_blocker(armature(GENERATED, kind="MESH", name="Cube"))
+    assert "Edit Mode" in ui_state.edit_blocker(armature(GENERATED, mode="EDIT"))
+    # the real-animation edit takes any action, including its own results
+    assert ui_state.real_edit_blocker(armature(INVERTED)) == ""
+    assert ui_state.real_edit_blocker(armature(Action("mocap"))) == ""
+    assert "tweak" in ui_state.real_edit_blocker(armature(Action("mocap"), tweak=True))
+    assert "no action" in ui_state.real_edit_blocker(armature(None))
+
+
+def test_summary_shows_scene_frames_and_no_fake_seed_for_real_animation():
+    assert ui_state.frames_summary(80, 24.0) == "96 frames (4.0 s, 80 model frames)"
+    lines = ui_state.action_summary(GENERATED, 24.0)
+    assert lines == ["Seed 4, 96 frames (4.0 s, 80 model frames)"]
+    lines = ui_state.action_summary(INVERTED, 24.0)
+    assert not any("Seed" in line for line in lines)
+    assert lines == ["Edited from the animation 'mocap walk'", "1 edit"]
+
+
+def test_only_the_exact_mirror_of_real_animation_needs_no_caption():
+    assert not ui_state.caption_needed("MIRROR", "geometric")
+    assert ui_state.caption_needed("MIRROR", "attention")
+    assert ui_state.caption_needed("PROMPT", "geometric") and ui_state.caption_needed("REWEIGHT", "geometric")
+
+
+def test_fit_lines_wraps_and_marks_a_cut_with_an_ellipsis():
+    text = "Loading the model: the text encoder and the denoiser weights from the model folder"
+    assert ui_state.fit_lines(text, 200, 2) == [text]
+    lines = ui_state.fit_lines(text, 30, 2)
+    assert len(lines) == 2 and lines[-1].endswith("…") and all(len(x) <= 30 for x in lines)
+    assert lines[0] == "Loading the model: the text"  # cut at word boundaries, from the start
+    assert ui_state.fit_lines("", 30, 2) == [""]
+    assert ui_state.chars_for_width(300, 1.0) > ui_state.chars_for_width(300, 2.0) >= 8
+
+
+def test_results_wait_outside_edit_and_sculpt_mode():
+    assert "Edit Mode" in ui_state.apply_hold("EDIT_MESH") and "Edit Mode" in ui_state.apply_hold("EDIT_ARMATURE")
+    assert "Sculpt Mode" in ui_state.apply_hold("SCULPT")
+    assert ui_state.apply_hold("POSE") == "" and ui_state.apply_hold("OBJECT") == ""
+
+
+def test_a_held_job_applies_only_once_the_hold_lifts():
+    applied = []
+    client = ScriptedClient({"load": Answer({}), "generate": Answer({"value": 1})})
+    job = motion_job.MotionJob("generate", "Generate", client, Answer({"pid": 1}), load={"op": "load"},
+                               op={"op": "generate"}, apply=lambda r: applied.append(r) or "action")
+    mode = ["EDIT_MESH"]
+    job.hold = lambda: ui_state.apply_hold(mode[0])
+    assert not job.poll() and not job.poll()  # polled again by the timer: still waiting, nothing applied
+    assert applied == [] and job.state == "running" and "leave Edit Mode" in job.status
+    mode[0] = "OBJECT"
+    assert job.poll() and job.state == "done" and applied == [{"value": 1}]
+    assert client.sent == ["load", "generate"]  # the request was not sent twice
+
+
+def test_a_selected_mesh_means_the_rig_that_deforms_it():
+    rig = armature(GENERATED)
+    child = SimpleNamespace(name="Body", type="MESH", parent=rig, modifiers=[])
+    modded = SimpleNamespace(name="Body", type="MESH", parent=None,
+                             modifiers=[SimpleNamespace(type="SUBSURF"), SimpleNamespace(type="ARMATURE", object=rig)])
+    loose = SimpleNamespace(name="Cube", type="MESH", parent=None, modifiers=[])
+    assert ui_state.armature_of(child) is rig and ui_state.armature_of(modded) is rig
+    assert ui_state.armature_of(loose) is loose and ui_state.armature_of(None) is None
+    assert ui_state.edit_blocker(child) == "" and "not an armature" in ui_state.edit_blocker(loose)
+
+
+def test_in_place_removes_only_the_ground_travel():
+    import numpy as np
+
+    from salad_blender import retarget
+
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(30, 22, 3))
+    joints[:, :, 0] += np.linspace(0, 5, 30)[:, None]  # walks along X
+    out = retarget.without_root_travel(joints)
+    assert np.abs(out[:, 0, [0, 2]] - joints[0, 0, [0, 2]]).max() < 1e-12  # pelvis stays over its start
+    assert np.allclose(out[:, :, 1], joints[:, :, 1])  # heights unchanged
+    assert np.allclose(out - out[:, :1], joints - joints[:, :1])  # the pose relative to the pelvis unchanged
+
+
+def test_which_actions_belong_to_a_rig():
+    assert ui_state.bone_of_path('pose.bones["hand.L"].location') == "hand.L"
+    assert ui_state.bone_of_path('pose.bones["a \\"q\\" b"].scale') == 'a "q" b'
+    assert ui_state.bone_of_path("location") == ""
+    paths = ['pose.bones["pelvis"].location', 'pose.bones["head"].rotation_quaternion', "location"]
+    assert ui_state.fits_rig(paths, {"pelvis", "head", "neck"})
+    assert not ui_state.fits_rig(paths, {"pelvis"}) and not ui_state.fits_rig(["location"], {"pelvis"})
+    edit = Action("SALAD: a person runs", salad_prompt="a person walks", salad_seed=4, salad_frames=80,
+                  salad_edits='[{"edit_prompt": "a person runs"}]', salad_parent="SALAD: a person walks")
+    assert ui_state.action_row(edit) == ("a person runs", "seed 4, edit of 'SALAD: a person walks'")
+    assert ui_state.action_row(INVERTED)[1] == "from 'mocap walk'"
+    assert ui_state.ab_partner(edit, "") == "SALAD: a person walks"  # an edit goes to its source
+    assert ui_state.ab_partner(GENERATED, "SALAD: a person runs") == "SALAD: a person runs"  # and back
+    assert ui_state.ab_partner(None, "x") == ""
