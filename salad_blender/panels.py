@@ -19,7 +19,8 @@ from .runner import RUNNER, draw_progress
 from .settings import active_prompt, active_rig
 
 _HAS_PLACEHOLDER = "placeholder" in bpy.types.UILayout.bl_rna.functions["prop"].parameters.keys()
-JOB_KINDS = {"generate": ("generate",), "edit": ("edit", "edit_real"), "attention": ("attention",)}
+JOB_KINDS = {"generate": ("generate",), "edit": ("edit", "edit_real"), "attention": ("attention",),
+             "shot": ("compose", "continue", "inbetween", "regenerate_parts")}
 
 
 def text_width(context: bpy.types.Context) -> int:

@@ -10,7 +10,7 @@ import bpy
 
 from . import metadata
 from . import shot_inputs as si
-from .panels import _job_box
+from .panels import JOB_KINDS, draw_job
 from .runner import RUNNER
 
 EDIT_PANEL = "SALAD_PT_edit"  # the Edit Motion panel (panels.py), parent of Regenerate Parts
@@ -78,7 +78,7 @@ class SALAD_PT_shot(bpy.types.Panel):
             row.prop(s, "reroll_segment")
             row.operator("salad.reroll_segment", icon="FILE_REFRESH")
             box.operator("salad.shot_use_recipe", icon="COPYDOWN")
-        _job_box(layout)
+        draw_job(layout, context, JOB_KINDS["shot"])
 
 
 class SALAD_PT_shot_continue(bpy.types.Panel):
