@@ -64,10 +64,7 @@ MODULES: dict[str, Module] = {
         "tests/salad_model/runtime/test_golden.py::test_vae_encoder_decoder",
     )),
     "retarget": Module("salad_blender/retarget.py", ("tests/salad_blender/test_retarget.py",)),
-    "worker_fields": Module("salad_model/serving/worker.py", (
-        "tests/salad_model/serving/test_worker_fields.py",
-    ), functions=("check_fields", "_is_int", "_is_num")),
-    # arrives with the reliability branch: run when present
+    # the worker's field checks (check_fields) now delegate to runtime/requests: score them there
     "requests": Module("salad_model/runtime/requests.py", ("tests/salad_model/runtime/test_requests.py",)),
 }
 
