@@ -15,6 +15,7 @@ class FakeMotion:
         self.joints = (joints + np.array([run_id, 0.0, 0.0])).astype(np.float32)
         self.features = np.full((len(joints), 263), float(run_id), np.float32)
         self.meta = {"fps": 20.0, "prompt": f"run {run_id}", "run": run_id}
+        self.latent = None  # a generation's latent (kept in the npz so a shot can continue it); none here
 
 
 def write_one(args) -> None:
