@@ -68,6 +68,7 @@ class Sampling:
     guidance: float | None = None  # None or 0: the model's own default (its config says which)
     steps: int = 50
     sampler: str = "ddim"
+    fast: bool = False  # generate only: the worker's fast preset replaces steps and sampler
 
     def fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seed": int(self.seed), "steps": int(self.steps), "scheduler": self.sampler}

@@ -160,7 +160,7 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
         return place_motion(result, target, prompt=prompt, meta=meta, model=model, name=prompt,
                             edits=[], extra={})
 
-    op = {"op": "generate", "prompt": prompt, **sampling.fields()}
+    op = {"op": "generate", "prompt": prompt, **sampling.fields(), **({"fast": True} if sampling.fast else {})}
     return make_job("generate", "Generate", config, op, apply, pool, describe="Sampling")
 
 

@@ -152,8 +152,11 @@ class SALAD_PT_generate_sampling(_SaladPanel, bpy.types.Panel):
         sub = col.row()
         sub.active = not s.use_model_guidance
         sub.prop(s, "guidance", text=" ")
-        col.prop(s, "steps")
-        col.prop(s, "sampler")
+        col.prop(s, "fast")
+        sub = col.column()
+        sub.active = not s.fast
+        sub.prop(s, "steps")
+        sub.prop(s, "sampler")
 
 
 class SALAD_PT_generate_result(_SaladPanel, bpy.types.Panel):

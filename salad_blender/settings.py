@@ -57,6 +57,9 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
     sampler: EnumProperty(name="Sampler", default="ddim",
                           items=[("ddim", "DDIM", "The paper's sampler (50 steps)"),
                                  ("dpm++", "DPM-Solver++", "Multistep solver: similar quality in fewer steps")])
+    fast: BoolProperty(name="Fast", default=False,
+                       description="Fast mode: the worker's quick sampler preset (DPM-Solver++, few steps) "
+                                   "instead of Steps and Sampler; edits of the result regenerate it the same way")
     target: EnumProperty(name="Target", default="NEW",
                          items=[("NEW", "New SMPL-22 Body", "Create an armature with a simple skinned body"),
                                 ("SELECTED", "Selected Armature", "Retarget onto the active armature")])
@@ -128,7 +131,7 @@ def settings(context: bpy.types.Context) -> SALAD_PG_settings:
 
 def sampling_from(s: SALAD_PG_settings) -> Sampling:
     return Sampling(seconds=s.seconds, seed=s.seed, guidance=None if s.use_model_guidance else s.guidance,
-                    steps=s.steps, sampler=s.sampler)
+                    steps=s.steps, sampler=s.sampler, fast=s.fast)
 
 
 def scene_range(s: SALAD_PG_settings) -> str:

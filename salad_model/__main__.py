@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="text → motion")
     g.add_argument("prompt")
+    g.add_argument("--fast", action="store_true",
+                   help="fast mode: DPM-Solver++ at few steps, guidance on the first ones (replaces --steps/--sampler)")
     _common(g)
     e = sub.add_parser("edit", help="edit a generation (source prompt + seed + length) by attention control")
     e.add_argument("source_prompt")
@@ -166,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from salad_model.runtime.outputs import check_targets
 
+    if getattr(args, "fast", False) and (args.steps != 50 or args.sampler != "ddim"):
+        raise ValueError("--fast sets its own steps and sampler: give --fast or --steps/--sampler, not both")
     if getattr(args, "seconds", 0) is None and getattr(args, "frames", 0) is None:
         args.seconds = 4.0
     extra = (".attention.png", ".attention.npz") if args.command == "attention" else ()
@@ -190,6 +194,8 @@ def _run(args: argparse.Namespace) -> int:
     common = dict(frames=args.frames, seconds=args.seconds, seed=args.seed, guidance=args.guidance,
                   steps=args.steps, scheduler=args.sampler)
     if args.command == "generate":
+        if args.fast:
+            common.update(fast=True)
         motion = pipe.generate(args.prompt, callback=_progress("generating"), **common)
         paths = save_motion(motion, args.out, args.bvh, args.preview, args.force)
     elif args.command == "edit":

@@ -75,8 +75,14 @@ def run_metrics(a: argparse.Namespace) -> dict:
                                     [c.features for c in (test if a.vae_limit is None else test[: a.vae_limit])])
     print(f"VAE MPJPE {rep['vae']['mpjpe_cm']:.2f} cm", flush=True)
     if not a.no_generation:
-        rep["generation"] = generated_metrics(pipe, clf, Path(a.data), a.limit, a.steps, a.sampler, a.batch,
-                                              a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split)
+        steps, sampler, guided = a.steps, a.sampler, a.guided_steps
+        if a.fast:
+            from ..runtime.requests import FAST_PRESET
+
+            steps, sampler, guided = FAST_PRESET["steps"], FAST_PRESET["scheduler"], FAST_PRESET["guided_steps"]
+        rep["generation"] = generated_metrics(pipe, clf, Path(a.data), a.limit, steps, sampler, a.batch,
+                                              a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split,
+                                              guided_steps=guided)
     if a.edits:
         rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, a.edit_steps or a.steps, a.sampler,
                                        log=lambda s: print(s, flush=True))
@@ -148,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--steps", type=int, default=50)
     m.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
     m.add_argument("--guidance", type=float, default=None)
+    m.add_argument("--guided-steps", type=int, default=None,
+                   help="guidance on the first N steps only, the conditional half alone after (fast mode)")
+    m.add_argument("--fast", action="store_true", help="the fast-mode preset (replaces --steps/--sampler)")
     m.add_argument("--split", default="test", choices=["test", "val"],
                    help="clips to generate for: test (report) or val (choose settings such as --guidance)")
     m.add_argument("--batch", type=int, default=16)

@@ -57,6 +57,34 @@ class Attention(nn.Module):
         """Keys and values [N, H, L, d_h]; cacheable for the text memory (constant across steps)."""
         return self.split(self.Wk(kv_in)), self.split(self.Wv(kv_in))
 
+    def grid_self_attention(self, x: torch.Tensor, seq_dim: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Self-attention along dim ``seq_dim`` (1: frames, 2: parts) of a token grid x [B, T, P, D].
+
+        The result comes back in x's layout. Inference runs Q/K/V as one GEMM on the grid as it lies and
+        makes the per-sequence layout [N, H, L, d_h] in the one copy that splits the heads (no transposed
+        copy of the input, no strided output); the processor sees exactly what :meth:`forward` gives it
+        (N ordered sample-major, as the reference reshapes).
+        """
+        b, t, p, d = x.shape
+        if seq_dim not in (1, 2):
+            raise ValueError(f"seq_dim must be 1 (frames) or 2 (parts), got {seq_dim}")
+        if torch.is_grad_enabled():  # training: the plain path (autograd-friendly, same numbers)
+            if seq_dim == 1:
+                out = self(x.transpose(1, 2).reshape(b * p, t, d), mask=mask)
+                return out.view(b, p, t, d).transpose(1, 2)
+            return self(x.reshape(b * t, p, d), mask=mask).view(b, t, p, d)
+        hh, dh = self.heads, d // self.heads
+        qkv = F.linear(x, *self.fused_qkv()).view(b, t, p, 3, hh, dh)
+        if seq_dim == 1:
+            q, k, v = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, b * p, hh, t, dh)
+            out = self.processor(self, q, k, v, mask)
+            out = out.view(b, p, hh, t, dh).permute(0, 3, 1, 2, 4)
+        else:
+            q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, b * t, hh, p, dh)
+            out = self.processor(self, q, k, v, mask)
+            out = out.view(b, t, hh, p, dh).permute(0, 1, 3, 2, 4)
+        return self.Wo(out.reshape(b, t, p, d))
+
     def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor | None = None,
                 kv: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -119,28 +119,39 @@ class STTransformerLayer(nn.Module):
     def text_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cross_attn.project_kv(self.cross_tgt_norm(memory))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, text_kv: tuple[torch.Tensor, torch.Tensor],
+    def forward(self, x: torch.Tensor, c: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
+                text_kv: tuple[torch.Tensor, torch.Tensor],
                 temp_mask: torch.Tensor | None, text_mask: torch.Tensor | None) -> torch.Tensor:
+        """``c`` is the timestep condition [B, d], or this layer's four FiLM (1 + scale, shift) pairs already
+        computed (:meth:`Denoiser.film_params`: one GEMM for every FiLM of the network)."""
         b, t, p, d = x.shape
+        films = c if isinstance(c, list) else [(1 + s, sh) for s, sh in (m.params(c) for m in self.films())]
+        inplace = not torch.is_grad_enabled()
 
-        def film(mod: FiLM, h: torch.Tensor) -> torch.Tensor:
-            scale, shift = mod.params(c)
-            return h * (1 + scale[:, None, None]) + shift[:, None, None]
+        def add_film(x: torch.Tensor, i: int, h: torch.Tensor, fresh: bool) -> torch.Tensor:
+            """``x + h·(1 + scale) + shift``; in place on x when x is this block's own tensor (inference)."""
+            scale1, shift = films[i]
+            scale1, shift = scale1[:, None, None], shift[:, None, None]
+            if not inplace:
+                return x + (h * scale1 + shift)
+            out = x.addcmul_(h, scale1) if fresh else torch.addcmul(x, h, scale1)
+            return out.add_(shift)
 
         # Temporal attention over frames, one sequence per (sample, part).
-        h = self.temp_norm(x).transpose(1, 2).reshape(b * p, t, d)
-        h = self.temp_attn(h, mask=temp_mask)
-        h = self.drop(h).view(b, p, t, d).transpose(1, 2)
-        x = x + film(self.temp_film, h)
+        h = self.temp_attn.grid_self_attention(self.temp_norm(x), 1, temp_mask)
+        x = add_film(x, 0, self.drop(h), fresh=False)  # x is the caller's (a skip input): never in place
         # Skeletal attention over parts, one sequence per (sample, frame).
-        h = self.skel_attn(self.skel_norm(x).reshape(b * t, p, d))
-        x = x + film(self.skel_film, self.drop(h).view(b, t, p, d))
+        h = self.skel_attn.grid_self_attention(self.skel_norm(x), 2)
+        x = add_film(x, 1, self.drop(h), fresh=True)
         # Cross attention from all T·7 tokens (time-major) to the words.
         h = self.cross_attn(self.cross_src_norm(x).reshape(b, t * p, d), kv=text_kv, mask=text_mask)
-        x = x + film(self.cross_film, self.drop(h).view(b, t, p, d))
+        x = add_film(x, 2, self.drop(h).view(b, t, p, d), fresh=True)
         # Feed-forward.
         h = self.ffn_linear2(self.act(self.ffn_linear1(self.ffn_norm(x))))
-        return x + film(self.ffn_film, self.drop(h))
+        return add_film(x, 3, self.drop(h), fresh=True)
+
+    def films(self) -> list[FiLM]:
+        return [self.temp_film, self.skel_film, self.cross_film, self.ffn_film]
 
 
 class SkipTransformer(nn.Module):
@@ -214,6 +225,23 @@ class Denoiser(nn.Module):
         self.word_emb = nn.Linear(cfg.text_dim, d)
         self.pos_emb = PositionalEncoding(d, cfg.max_len, cfg.dropout)
         self.transformer = SkipTransformer(cfg)
+        self._films: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+
+    def film_params(self, c: torch.Tensor) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Every layer's four FiLM (1 + scale, shift) pairs from ``c`` [B, d] in one GEMM (20 small GEMMs
+        otherwise; on a busy CPU each costs a thread wake-up). Stacked weights cached until one changes."""
+        films = [f.linear[1] for layer in self.transformer.layers() for f in layer.films()]
+        params = [t for f in films for t in (f.weight, f.bias)]
+        key = tuple((t.data_ptr(), t._version) for t in params)
+        if self._films is None or self._films[0] != key:
+            with torch.no_grad():
+                self._films = (key, torch.cat([f.weight for f in films]), torch.cat([f.bias for f in films]))
+        out = F.linear(F.silu(c), self._films[1], self._films[2])  # [B, n·2d]
+        d = self.config.latent_dim
+        out = out.view(c.shape[0], len(films), 2, d)
+        out[:, :, 0] += 1  # (1 + scale, shift)
+        pairs = [(ch[:, 0], ch[:, 1]) for ch in out.unbind(1)]
+        return [pairs[i : i + 4] for i in range(0, len(pairs), 4)]
 
     def set_attn_processor(self, processor: AttnProcessor) -> None:
         """Install one processor on every attention module (pass ``attention.FUSED`` to reset)."""
@@ -245,8 +273,10 @@ class Denoiser(nn.Module):
         """x [B, T', P, C]; timesteps [B], [1] or scalar; len_mask [B, T'] (True = valid frame)."""
         b, t, p, _ = x.shape
         ts = torch.as_tensor(timesteps, device=x.device)
-        ts = ts.reshape(-1).expand(b) if ts.numel() == 1 else ts
+        shared = ts.numel() == 1  # one timestep for the whole batch (CFG): condition computed once, broadcast
+        ts = ts.reshape(1) if shared else ts
         c = self.timestep_emb(ts)
+        films = self.film_params(c) if not torch.is_grad_enabled() else None
         h = self.input_process(x)
         h = h.reshape(b, t * p, -1) + self.pos_emb.pe[:, : t * p]
         h = self.pos_emb.dropout(h).view(b, t, p, -1)
@@ -258,12 +288,12 @@ class Denoiser(nn.Module):
         n = len(tr.input_blocks)
         skips = []
         for i, block in enumerate(tr.input_blocks):
-            h = block(h, c, text.kv[i], temp_mask, text.mask)
+            h = block(h, films[i] if films else c, text.kv[i], temp_mask, text.mask)
             skips.append(h)
-        h = tr.middle_block(h, c, text.kv[n], temp_mask, text.mask)
+        h = tr.middle_block(h, films[n] if films else c, text.kv[n], temp_mask, text.mask)
         for i, block in enumerate(tr.output_blocks):
             h = tr.skip_blocks[i](torch.cat([h, skips.pop()], dim=-1))
-            h = block(h, c, text.kv[n + 1 + i], temp_mask, text.mask)
+            h = block(h, films[n + 1 + i] if films else c, text.kv[n + 1 + i], temp_mask, text.mask)
         assert len(layers) == 2 * n + 1
         return self.output_process(h)
 

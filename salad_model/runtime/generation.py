@@ -71,17 +71,23 @@ class GenerationMixin:
                  seed: int = 0, guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                  callback: StepCallback | None = None,
                  text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 record_maps: bool = False) -> Motion:
+                 record_maps: bool = False, fast: bool = False) -> Motion:
         """One clip from a prompt (or raw text-encoder features); same inputs ⇒ the same motion.
 
         ``record_maps`` keeps this generation's attention maps so that the next edit of it skips the source
-        pass (edits then cost about one generation instead of two).
+        pass (edits then cost about one generation instead of two). ``fast`` samples with
+        :data:`requests.FAST_PRESET` (its steps and scheduler replace ``steps``/``scheduler``; no maps are
+        recorded: an edit of a fast generation recomputes its source).
         """
+        guided = None
+        if R.check_value("fast", fast):
+            steps, scheduler, guided = (R.FAST_PRESET[k] for k in ("steps", "scheduler", "guided_steps"))
+            record_maps = False
         if not record_maps or text_features is not None:
             R.check_length_args(frames, seconds)
             return self.generate_batch([prompt], [frames] if frames is not None else None,
                                        [seconds] if seconds is not None else None, [seed], guidance, steps,
-                                       scheduler, callback, text_features)[0]
+                                       scheduler, callback, text_features, guided_steps=guided)[0]
         plan = self._plan(prompt, frames, seconds, seed, guidance, steps, scheduler)
         cfg = plan.guidance != 1.0
         record = SourceMaps(plan.key, [], self.text_context([plan.prompt]).length)
@@ -97,11 +103,17 @@ class GenerationMixin:
                        seconds: list[float] | None = None, seeds: list[int] | None = None,
                        guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                        callback: StepCallback | None = None,
-                       text_features: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[Motion]:
-        """Several clips in one batched sampling run (lengths may differ: padded frames are masked)."""
+                       text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       guided_steps: int | None = None) -> list[Motion]:
+        """Several clips in one batched sampling run (lengths may differ: padded frames are masked).
+
+        ``guided_steps``: guidance on the first N steps only (:func:`sampling.sample`; fast mode).
+        """
         n = len(prompts)
         guidance = self.default_guidance if guidance is None else guidance
         guidance, steps, scheduler = R.check_sampling(guidance, steps, scheduler)
+        if guided_steps is not None:
+            guided_steps = R.check_value("guided_steps", guided_steps)
         if frames and seconds:
             raise InputError("give the lengths as frames or as seconds, not both")
         lengths = [self._resolve_length(frames[i] if frames else None, seconds[i] if seconds else None)
@@ -116,13 +128,15 @@ class GenerationMixin:
         cond = self.text_context(prompts if text_features is None else None, text_features)
         with torch.inference_mode():
             z = sample(self.denoiser, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
-                       diffusion=self.bundle.diffusion)
+                       diffusion=self.bundle.diffusion, guided_steps=guided_steps)
         out = []
         for i in range(n):  # decode each clip alone: the VAE's temporal convolutions would read the padding
             zi = z[i : i + 1, : lengths[i] // 4]
             feats, joints = self.decode(zi)
-            out.append(Motion(joints[0], feats[0], self._meta(prompts[i], seeds[i], lengths[i], guidance, steps,
-                                                              scheduler), zi))
+            meta = self._meta(prompts[i], seeds[i], lengths[i], guidance, steps, scheduler)
+            if guided_steps is not None and guided_steps < steps:
+                meta["guided_steps"] = int(guided_steps)
+            out.append(Motion(joints[0], feats[0], meta, zi))
         return out
 
     # -- attention for people -----------------------------------------------------------------------

@@ -49,6 +49,9 @@ MIRROR_METHODS = ("geometric", "attention")
 DEFAULT_STEPS = 50
 DEFAULT_SCHEDULER = "ddim"
 DEFAULT_PROPORTION = 0.2
+# Fast mode (issue #18): DPM-Solver++ at few steps with guidance on the first steps only (the conditional
+# half alone after them). Chosen on the demo model's held-out captions: docs/MODEL_CARD.md, "Fast mode".
+FAST_PRESET = {"scheduler": "dpm++", "steps": 10, "guided_steps": 6}
 
 
 class InputError(ValueError):
@@ -92,6 +95,8 @@ FIELDS: dict[str, Field] = {
     "inject_temporal": Field("bool"),
     "return_source": Field("bool"),
     "record_maps": Field("bool"),
+    "fast": Field("bool"),
+    "guided_steps": Field("int", 0, STEPS_MAX),
     "overlap": Field("int", 0, FRAMES_MAX),
     "null_text_iters": Field("int", 0, NULL_TEXT_ITERS_MAX),
     "joints": Field("array"),

@@ -82,7 +82,7 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
            on_step: Callable[[int, int], None] | None = None,
            diffusion: DiffusionConfig | None = None,
            trajectory: dict[int, torch.Tensor] | None = None,
-           inpaint: Inpainting | None = None) -> torch.Tensor:
+           inpaint: Inpainting | None = None, guided_steps: int | None = None) -> torch.Tensor:
     """Denoise ``z_T`` [B, T', 7, C] into z_0.
 
     ``cond``/``uncond`` hold B rows each (``uncond`` may be None when guidance is 1, or one context per step
@@ -91,6 +91,8 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     i (attention controllers use it); ``callback(i+1, n)`` after it (progress; may raise Cancelled).
     ``inpaint`` holds a known region of the latent (:mod:`inpainting`): after every step it is replaced by
     the source noised to the next level, and a step may be repeated from re-noised latents (resampling).
+    ``guided_steps`` limits guidance to the first that many steps; later steps run the conditional half alone
+    (half the work: the coarse motion is settled early, the last steps only refine it — fast mode).
     """
     sched = make_scheduler(scheduler, diffusion)
     sched.set_timesteps(steps)
@@ -109,6 +111,8 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
             on_step(i, n)
         if use_cfg and per_step:
             ctx = TextContext.cat([uncond[i], cond])
+        if use_cfg and guided_steps is not None and i == guided_steps:  # guidance ends: conditional half only
+            use_cfg, ctx, lm = False, cond, len_mask
         for r in range(1 + (inpaint.resamples(i, n) if inpaint is not None else 0)):
             if r:  # resampling: back to this step's noise level, then the step again
                 z = inpaint.renoise(z, sched, i)

@@ -129,7 +129,8 @@ class ModelOps:
             raise RequestError(P.INVALID_INPUT, "generate needs a \"prompt\"")
         # Recording the attention maps costs ~nothing and makes the next edit of this motion skip its source pass.
         m = pipe.generate(params["prompt"], callback=self._step_callback(rid),
-                          record_maps=params.get("record_maps", True), **self._sampling(params))
+                          record_maps=params.get("record_maps", True), fast=params.get("fast", False),
+                          **self._sampling(params))
         return self._motion(m)
 
     def op_edit_real(self, rid: Any, params: dict) -> dict:

@@ -78,7 +78,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "unload": (),
     "model_info": (),
     "prompt_tokens": ("prompt",),
-    "generate": ("prompt", "record_maps", *_SAMPLING),
+    "generate": ("prompt", "record_maps", "fast", *_SAMPLING),
     "attention": ("prompt", *_SAMPLING),
     "edit": ("source_prompt", *R.EDIT_KEYS, "return_source", *_SAMPLING),
     "edit_real": ("prompt", "joints", *R.REAL_EDIT_KEYS, "overlap", "null_text_iters", "steps", "guidance"),
