@@ -127,7 +127,8 @@ class GenerationMixin:
         mask = latent_mask(lengths, t_lat).to(self.device) if len(set(lengths)) > 1 else None
         cond = self.text_context(prompts if text_features is None else None, text_features)
         with torch.inference_mode():
-            z = sample(self.denoiser, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
+            net = self.denoiser if self._graphed is None else self._graphed
+            z = sample(net, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
                        diffusion=self.bundle.diffusion, guided_steps=guided_steps)
         out = []
         for i in range(n):  # decode each clip alone: the VAE's temporal convolutions would read the padding

@@ -60,6 +60,7 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
         self.info = bundle.info
         self._maps_cache: SourceMaps | None = None
         self._last_motion: tuple[tuple, Motion] | None = None
+        self._graphed = None  # GPU: a cuda_graph.GraphedDenoiser for plain generations (use_cuda_graphs)
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -69,6 +70,17 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
         """``demo`` (bundled), a folder in our format, or an official checkpoint folder."""
         path = DEMO_MODEL_DIR if str(model) == "demo" else Path(model)
         return cls(load_any(path), text_encoder=text_encoder, device=device)
+
+    def use_cuda_graphs(self, dtype: torch.dtype | None = torch.float16) -> None:
+        """GPU only: plain generations replay a captured CUDA graph of the step under autocast ``dtype``
+        (``None`` turns it off). Edits, attention maps and inversion keep the eager path (their controllers
+        run Python inside every attention call)."""
+        if dtype is None:
+            self._graphed = None
+            return
+        from .cuda_graph import GraphedDenoiser
+
+        self._graphed = GraphedDenoiser(self.denoiser, dtype)
 
     # -- properties and validation ----------------------------------------------------------------
 
