@@ -51,7 +51,7 @@ DEFAULT_SCHEDULER = "ddim"
 DEFAULT_PROPORTION = 0.2
 # Fast mode (issue #18): DPM-Solver++ at few steps with guidance on the first steps only (the conditional
 # half alone after them). Chosen on the demo model's held-out captions: docs/MODEL_CARD.md, "Fast mode".
-FAST_PRESET = {"scheduler": "dpm++", "steps": 10, "guided_steps": 6}
+FAST_PRESET = {"scheduler": "dpm++", "steps": 6, "guided_steps": 4}
 
 
 class InputError(ValueError):
