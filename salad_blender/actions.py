@@ -29,7 +29,7 @@ import bpy
 import numpy as np
 
 from . import retarget as rt
-from . import rigs, smpl22
+from . import rigify, rigs, smpl22
 from .armature import rig_rest_from_object
 from .metadata import ACTION_PREFIX, action_name, make_metadata, read_metadata
 
@@ -232,6 +232,10 @@ def write_action(
         for bone, prop, rest in rest_keys:
             for i, v in enumerate(rest):
                 _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames[:1], np.array([v]))
+        for bone, prop, value in result.switches:  # a control rig's switches (Rigify: limbs to FK)
+            if bone in obj.pose.bones and prop in obj.pose.bones[bone].keys():
+                path = f'pose.bones["{esc(bone)}"]["{esc(prop)}"]'
+                _write_curve(sink.new(path, 0, bone), frames[:1], np.array([value]))
         for key, value in (metadata or {}).items():
             action[key] = value
         if assign:
@@ -272,11 +276,16 @@ def prepare_retarget(
     if not np.all(np.isfinite(joints)):
         raise ValueError("joint positions contain NaN or infinity")
     rig = rig_rest_from_object(arm_obj)
-    _, mapping = rigs.resolve_bone_map(rig.bone_names, bone_map)
+    name, mapping = rigs.resolve_bone_map(rig.bone_names, bone_map)
     rigs.check_sides(rig, mapping)
     if contacts is not None:
         joints = rt.pin_contacts(joints, contacts)
-    result = rt.retarget(joints, rig, mapping, placement=placement, fps=smpl22.FPS)
+    if name == rigify.RIGIFY_CONTROL:
+        result = rigify.retarget_control_rig(joints, rig, placement=placement, fps=smpl22.FPS)
+        result.switches = list(rigify.SWITCHES)
+        result.rest_bones = rigify.rest_bones(rig.bone_names)
+    else:
+        result = rt.retarget(joints, rig, mapping, placement=placement, fps=smpl22.FPS)
     if fps is not None:
         result = rt.resample(result, fps)
     return result
@@ -291,7 +300,7 @@ def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) ->
     and rotation modes alone and travels with the action.
     """
     keyed = set(result.bone_names)
-    todo: set[str] = set(keyed)
+    todo: set[str] = set(keyed) | {b for b in result.rest_bones if b in arm_obj.pose.bones}
     for name in result.bone_names:
         b = arm_obj.data.bones[name].parent
         while b is not None:
