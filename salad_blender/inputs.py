@@ -16,7 +16,7 @@ from . import protocol as P
 
 SAMPLERS = P.SCHEDULERS  # request choices and ranges: the protocol copy of salad_model.runtime.requests
 SCENE_RANGES = ("set", "extend", "keep")
-RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify")
+RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify_control", "rigify")
 MIRROR_SIDES = P.MIRROR_SIDES
 MIRROR_METHODS = P.MIRROR_METHODS
 PREFS_HINT = "Preferences > Add-ons > SALAD Motion"

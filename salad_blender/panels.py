@@ -113,7 +113,8 @@ def draw_rig(layout: bpy.types.UILayout, context: bpy.types.Context, s) -> None:
         layout.label(text=f"{obj.name}: {name}", icon="ARMATURE_DATA")
 
 
-_RIG_NAMES = {"smpl22": "SMPL-22 rig", "mixamo": "Mixamo rig", "rigify": "Rigify deform bones", "custom": "custom map"}
+_RIG_NAMES = {"smpl22": "SMPL-22 rig", "mixamo": "Mixamo rig", "rigify_control": "Rigify control rig",
+              "rigify": "Rigify deform bones", "custom": "custom map"}
 _rig_cache: dict[tuple, tuple[str, str]] = {}
 
 

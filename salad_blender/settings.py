@@ -77,7 +77,10 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                              items=[("AUTO", "Auto-Detect", "Recognise SMPL-22, Mixamo or Rigify bone names"),
                                     ("SMPL22", "SMPL-22 Names", "Bones named pelvis, left_hip, ..."),
                                     ("MIXAMO", "Mixamo", "mixamorig:Hips, ... (any prefix)"),
-                                    ("RIGIFY", "Rigify Deform Bones", "DEF-spine, DEF-thigh.L, ..."),
+                                    ("RIGIFY_CONTROL", "Rigify Control Rig", "A generated Rigify rig: keys its torso, "
+                                     "FK spine and FK limb controls and switches the limbs to FK"),
+                                    ("RIGIFY", "Rigify Deform Bones", "DEF-spine, DEF-thigh.L, ... (deform-only "
+                                     "exports; in a generated rig the DEF bones follow constraints)"),
                                     ("CUSTOM", "Custom Bone Map", "JSON {SMPL-22 joint: bone} from a text or file")])
     bone_map_source: EnumProperty(name="Bone Map From", default="TEXT",
                                   items=[("TEXT", "Text", "A text datablock (Text Editor)"),
