@@ -26,7 +26,7 @@ RIG = os.path.join(PROJECT, "tests", "data", "rigify_human.blend")
 state: dict = {}
 BANDAI_MAP = {"pelvis": "Hips", "spine1": "Spine", "spine3": "Chest", "neck": "Neck", "head": "Head",
               **{f"{side}_{j}": f"{b}_{s}" for side, s in (("left", "L"), ("right", "R")) for j, b in
-                 (("hip", "UpperLeg"), ("knee", "LowerLeg"), ("ankle", "Foot"), ("foot", "Toes"),
+                 (("hip", "UpperLeg"), ("knee", "LowerLeg"), ("ankle", "Foot"),
                   ("collar", "Shoulder"), ("shoulder", "UpperArm"), ("elbow", "LowerArm"), ("wrist", "Hand"))}}
 
 
@@ -137,7 +137,7 @@ def find_tab():
 
 
 def away():
-    subprocess.run(["xdotool", "mousemove", "500", "700"], check=False)
+    subprocess.run(["xdotool", "mousemove", "5", "1490"], check=False)
     return 1.5
 
 
@@ -157,7 +157,7 @@ def failed():
 def shoot_error():
     snap("addon_error")
     state["prefs"].python_path = PY
-    subprocess.run(["xdotool", "mousemove", "500", "700"], check=False)  # the report banner follows the mouse
+    subprocess.run(["xdotool", "mousemove", "5", "1490"], check=False)  # the report banner follows the mouse
     return 1.5
 
 
@@ -167,7 +167,7 @@ def start_generate():
 
 def sampling():
     job = mod("runner").RUNNER.motion
-    return job is not None and (job.finished or 0.4 < job.progress < 0.9) and 0.05
+    return job is not None and (job.finished or job.progress >= 0.2) and 0.05
 
 
 def shoot_running():
@@ -198,7 +198,8 @@ def load_bvh():
     obj = bpy.context.view_layer.objects.active
     s = bpy.context.scene.salad
     s.real_caption = ""
-    text = bpy.data.texts.new("bandai_map.json")  # the Bandai-Namco rig's names (salad_model.motion.bandai_rig)
+    # the Bandai-Namco rig's names (salad_model.motion.bandai_rig); no toes: in its rest pose they point down
+    text = bpy.data.texts.new("bandai_map.json")
     text.write(json.dumps(BANDAI_MAP))
     s.target, s.rig_preset, s.bone_map_source, s.bone_map_text = "SELECTED", "CUSTOM", "TEXT", text
     state["bvh"] = obj.name
