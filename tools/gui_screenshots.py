@@ -10,7 +10,6 @@ Writes full-screen PNGs plus ``<name>_panel.png`` crops of the sidebar (ImageMag
 Sub-panels are opened by re-registering them without DEFAULT_CLOSED (Blender has no API to open one).
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -24,11 +23,6 @@ ADDON = next(k for k in bpy.context.preferences.addons.keys() if k.endswith("sal
 BVH = os.path.join(PROJECT, "tests", "data", "dataset-2_raise-up-left-hand_active_020.bvh")
 RIG = os.path.join(PROJECT, "tests", "data", "rigify_human.blend")
 state: dict = {}
-BANDAI_MAP = {"pelvis": "Hips", "spine1": "Spine", "spine3": "Chest", "neck": "Neck", "head": "Head",
-              **{f"{side}_{j}": f"{b}_{s}" for side, s in (("left", "L"), ("right", "R")) for j, b in
-                 (("hip", "UpperLeg"), ("knee", "LowerLeg"), ("ankle", "Foot"),
-                  ("collar", "Shoulder"), ("shoulder", "UpperArm"), ("elbow", "LowerArm"), ("wrist", "Hand"))}}
-
 
 def mod(name: str):  # noqa: ANN201
     return sys.modules[f"{ADDON}.{name}"]
@@ -42,9 +36,13 @@ def view3d():  # noqa: ANN201 - (window, area, sidebar region)
 
 
 def run_op(op, **kw) -> None:  # noqa: ANN001
+    """Call an operator in the 3D view's sidebar; a refusal is printed (the panel shows it), not fatal."""
     win, area, region = view3d()
     with bpy.context.temp_override(window=win, area=area, region=region):
-        print("op", op.idname_py() if hasattr(op, "idname_py") else op, op(**kw))
+        try:
+            print("op", op.idname_py(), op(**kw))
+        except RuntimeError as exc:
+            print("op refused:", exc)
 
 
 HIDDEN = ("SALAD_PT_attention", "SALAD_PT_shot", "SALAD_PT_regenerate_parts")
@@ -193,16 +191,24 @@ def shoot_result2():
 
 
 def load_bvh():
-    bpy.ops.object.select_all(action="DESELECT")
-    bpy.ops.import_anim.bvh(filepath=BVH, global_scale=0.01, update_scene_fps=False, update_scene_duration=True)
-    obj = bpy.context.view_layer.objects.active
+    """The Bandai clip as a plain (non-SALAD) action on an SMPL-22 body, like mocap a user brings."""
+    import numpy as np
+
+    # SMPL-22 joints of the clip, made outside Blender (salad_model needs scipy, Blender's Python has none):
+    # python -c "from salad_model.motion.bandai_rig import bvh_to_smpl22; ..." → build/gui/*.npy
+    joints = np.load(os.path.join(PROJECT, "build", "gui", "raise_left_hand_joints.npy"))
+    arm = mod("armature").create_smpl22_armature("Mocap", joints, location=(1.5, 0.0, 0.0))
+    act = mod("actions").apply_motion(arm, joints, prompt="mocap", bone_map="smpl22", scene=bpy.context.scene,
+                                      start_frame=1)
+    for key in [k for k in act.keys() if k.startswith("salad_")]:
+        del act[key]
+    act.name = "raise up left hand (mocap)"
+    for o in bpy.context.view_layer.objects:
+        o.select_set(False)
+    arm.select_set(True)
+    bpy.context.view_layer.objects.active = arm
     s = bpy.context.scene.salad
-    s.real_caption = ""
-    # the Bandai-Namco rig's names (salad_model.motion.bandai_rig); no toes: in its rest pose they point down
-    text = bpy.data.texts.new("bandai_map.json")
-    text.write(json.dumps(BANDAI_MAP))
-    s.target, s.rig_preset, s.bone_map_source, s.bone_map_text = "SELECTED", "CUSTOM", "TEXT", text
-    state["bvh"] = obj.name
+    s.real_caption, s.target, s.rig_preset = "", "SELECTED", "AUTO"
     panels_open("SALAD_PT_edit_real")
     return 1.5
 
