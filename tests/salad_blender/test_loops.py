@@ -157,3 +157,28 @@ def test_selected_armatures_follow_meshes_and_skip_others(scene, walk):
     empty = bpy.data.objects.new("Empty", None)
     ctx = SimpleNamespace(selected_objects=[a, body, empty, a])
     assert selected_armatures(ctx) == ("A", "B")
+
+
+def test_panel_settings_become_the_target(scene, walk):
+    """Make Cyclic and All Selected Armatures reach the job's Target (what Generate sends on)."""
+    require_module("bpy")
+    import bpy
+
+    import salad_blender
+    from salad_blender.settings import target_from
+
+    salad_blender.register()
+    try:
+        a, b = _second_rig(walk, "A"), _second_rig(walk, "B", (2.0, 0.0, 0.0))
+        for o in (a, b):
+            o.select_set(True)
+        bpy.context.view_layer.objects.active = a
+        s = scene.salad
+        s.target, s.rig_preset = "SELECTED", "AUTO"
+        t = target_from(bpy.context, s)
+        assert (t.cyclic_blend, t.others) == (0, ())
+        s.make_cyclic, s.cyclic_blend, s.all_selected = True, 8, True
+        t = target_from(bpy.context, s)
+        assert t.cyclic_blend == 8 and t.armature == "A" and set(t.others) == {"A", "B"}
+    finally:
+        salad_blender.unregister()
