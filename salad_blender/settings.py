@@ -75,7 +75,7 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                                           "and every curve gets a Cycles modifier (the root's travel goes on)")
     cyclic_blend: IntProperty(name="Blend Frames", default=12, min=1, soft_max=48,
                               description="Scene frames over which the end of the clip is blended into its start")
-    all_selected: BoolProperty(name="All Selected Armatures", default=False,
+    all_selected: BoolProperty(name="All Selected", default=False,
                                description="Apply the motion to every selected armature (or the rig of a "
                                            "selected mesh), each as its own new Action")
     select_new: BoolProperty(name="Select New Body", default=True,

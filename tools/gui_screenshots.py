@@ -244,15 +244,16 @@ def shoot_shot2():
 
 
 def load_rigify():
+    state["prefs"].python_path = PY
     with bpy.data.libraries.load(RIG) as (src, dst):
-        dst.objects = [n for n in src.objects]
-    for obj in dst.objects:
-        if obj is not None:
-            bpy.context.scene.collection.objects.link(obj)
-    rig = bpy.data.objects["rig"]
-    rig.location = (-1.5, 0.0, 0.0)
+        dst.objects = ["rig"]  # its widget meshes come along as custom shapes, unlinked
+    rig = dst.objects[0]
+    bpy.context.scene.collection.objects.link(rig)
+    rig.location = (-2.5, 0.0, 0.0)
     for o in bpy.context.view_layer.objects:
         o.select_set(False)
+        if o is not rig and o.type in ("ARMATURE", "MESH"):
+            o.hide_set(True)  # the rig alone in the result shot
     rig.select_set(True)
     bpy.context.view_layer.objects.active = rig
     s = bpy.context.scene.salad
@@ -272,6 +273,7 @@ def shoot_rigify_result():
     win, area, region = view3d()
     main = next(r for r in area.regions if r.type == "WINDOW")
     with bpy.context.temp_override(window=win, area=area, region=main):
+        bpy.ops.view3d.view_axis(type="FRONT")
         bpy.ops.view3d.view_selected()
     return 1.0
 
@@ -288,8 +290,12 @@ def shoot_result_options():
     snap("addon_result_options")
 
 
-guishot.steps(setup, find_tab, away, shoot_idle, start_failing, failed, shoot_error, start_generate, sampling,
-              shoot_running, done, shoot_result, shoot_result2, load_bvh, shoot_edit_real, done, settle,
-              shoot_edit_real_result, shoot_shot_panel, shoot_shot2, load_rigify, shoot_rigify, done,
-              shoot_rigify_result, shoot_rigify2, shoot_result_options,
-              first=3.0, limit=2400.0)
+if os.path.exists(os.path.join(PROJECT, "build", "gui", "only_rigify")):  # re-take the Rigify shots alone
+    guishot.steps(setup, find_tab, away, load_rigify, shoot_rigify, done, shoot_rigify_result, shoot_rigify2,
+                  shoot_result_options, first=3.0, limit=2400.0)
+else:
+    guishot.steps(setup, find_tab, away, shoot_idle, start_failing, failed, shoot_error, start_generate, sampling,
+                  shoot_running, done, shoot_result, shoot_result2, load_bvh, shoot_edit_real, done, settle,
+                  shoot_edit_real_result, shoot_shot_panel, shoot_shot2, load_rigify, shoot_rigify, done,
+                  shoot_rigify_result, shoot_rigify2, shoot_result_options,
+                  first=3.0, limit=2400.0)
