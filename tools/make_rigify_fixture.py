@@ -25,6 +25,7 @@ for arm in list(bpy.data.armatures):
     if arm.users == 0:
         bpy.data.armatures.remove(arm)
 bpy.context.view_layer.objects.active = rig
+bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backup beside the fixture
 out = os.path.join(os.environ.get("PROJECT", os.getcwd()), "tests", "data", "rigify_human.blend")
 bpy.ops.wm.save_as_mainfile(filepath=out, compress=True, copy=True)
 print(f"saved {out} ({os.path.getsize(out)} bytes; Blender {bpy.app.version_string})")
