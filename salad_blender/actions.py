@@ -28,8 +28,8 @@ from typing import Any
 import bpy
 import numpy as np
 
+from . import loops, rigify, rigs, smpl22
 from . import retarget as rt
-from . import rigs, smpl22
 from .armature import rig_rest_from_object
 from .metadata import ACTION_PREFIX, action_name, make_metadata, read_metadata
 
@@ -205,6 +205,7 @@ def write_action(
     metadata: dict[str, Any] | None = None,
     assign: bool = True,
     rest_keys: Sequence[tuple[str, str, Sequence[float]]] = (),
+    cyclic: bool = False,
 ) -> bpy.types.Action:
     """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
 
@@ -212,7 +213,9 @@ def write_action(
     order, axis-angle; the pose bones are not changed) and ``location`` of the root bone.
     ``rest_keys`` (bone, property, rest values), from :func:`stale_pose_channels`, get one key each, so
     a stale pose cannot offset the motion and the user's pose is left alone. Does not
-    resample: ``result`` must already be at the scene's fps. On failure nothing is left behind.
+    resample: ``result`` must already be at the scene's fps. ``cyclic``: ``result`` is a loop
+    (:func:`loops.make_cyclic`); its curves get a Cycles modifier (the root's location: Repeat with
+    Offset, so the travel goes on). On failure nothing is left behind.
     """
     action = bpy.data.actions.new(name)
     try:
@@ -225,13 +228,24 @@ def write_action(
         for k, bone in enumerate(result.bone_names):
             prop, values = rotation_channels(result.quats[:, k], obj.pose.bones[bone].rotation_mode)
             for i in range(values.shape[1]):
-                _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames, values[:, i])
+                fc = sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone)
+                _write_curve(fc, frames, values[:, i])
+                if cyclic:
+                    fc.modifiers.new("CYCLES")
         path = f'pose.bones["{esc(result.root_bone)}"].location'
         for i in range(3):
-            _write_curve(sink.new(path, i, result.root_bone), frames, result.root_location[:, i])
+            fc = sink.new(path, i, result.root_bone)
+            _write_curve(fc, frames, result.root_location[:, i])
+            if cyclic:
+                mod = fc.modifiers.new("CYCLES")
+                mod.mode_before = mod.mode_after = "REPEAT_OFFSET"
         for bone, prop, rest in rest_keys:
             for i, v in enumerate(rest):
                 _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames[:1], np.array([v]))
+        for bone, prop, value in result.switches:  # a control rig's switches (Rigify: limbs to FK)
+            if bone in obj.pose.bones and prop in obj.pose.bones[bone].keys():
+                path = f'pose.bones["{esc(bone)}"]["{esc(prop)}"]'
+                _write_curve(sink.new(path, 0, bone), frames[:1], np.array([value]))
         for key, value in (metadata or {}).items():
             action[key] = value
         if assign:
@@ -255,12 +269,14 @@ def prepare_retarget(
     fps: float | None = None,
     contacts: np.ndarray | None = None,
     placement: rt.Placement | None = None,
+    cyclic_blend: int = 0,
 ) -> rt.RetargetResult:
     """Validate the rig and compute the keyframe values, touching no Blender data.
 
-    ``bone_map``: preset name ("smpl22", "mixamo", "rigify"), a custom {joint: bone} dict, or
-    None to auto-detect. Raises :class:`~salad_blender.rigs.RigError` for a rig that cannot take the
-    motion (missing bones, mirrored sides) and ValueError for malformed joints.
+    ``bone_map``: preset name ("smpl22", "mixamo", "rigify_control", "rigify"), a custom {joint: bone}
+    dict, or None to auto-detect. ``cyclic_blend`` > 0 makes a seamless loop with that many frames of
+    cross-fade (:mod:`loops`). Raises :class:`~salad_blender.rigs.RigError` for a rig that cannot take
+    the motion (missing bones, mirrored sides) and ValueError for malformed joints or a loop too short.
     """
     if arm_obj is None or arm_obj.type != "ARMATURE":
         raise rigs.RigError(f"not an armature object: {getattr(arm_obj, 'name', arm_obj)!r}")
@@ -272,13 +288,22 @@ def prepare_retarget(
     if not np.all(np.isfinite(joints)):
         raise ValueError("joint positions contain NaN or infinity")
     rig = rig_rest_from_object(arm_obj)
-    _, mapping = rigs.resolve_bone_map(rig.bone_names, bone_map)
+    name, mapping = rigs.resolve_bone_map(rig.bone_names, bone_map)
     rigs.check_sides(rig, mapping)
     if contacts is not None:
         joints = rt.pin_contacts(joints, contacts)
-    result = rt.retarget(joints, rig, mapping, placement=placement, fps=smpl22.FPS)
+    if name == rigify.RIGIFY_CONTROL:
+        result = rigify.retarget_control_rig(joints, rig, placement=placement, fps=smpl22.FPS)
+        result.switches = list(rigify.SWITCHES)
+        result.rest_bones = rigify.rest_bones(rig.bone_names)
+    else:
+        result = rt.retarget(joints, rig, mapping, placement=placement, fps=smpl22.FPS)
     if fps is not None:
         result = rt.resample(result, fps)
+    if cyclic_blend:
+        up_armature = np.linalg.inv(rig.world)[:3, :3] @ np.array([0.0, 0.0, 1.0])
+        up_local = rig.rest[rig.index[result.root_bone], :3, :3].T @ up_armature
+        result = loops.make_cyclic(result, cyclic_blend, up_local)
     return result
 
 
@@ -291,7 +316,7 @@ def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) ->
     and rotation modes alone and travels with the action.
     """
     keyed = set(result.bone_names)
-    todo: set[str] = set(keyed)
+    todo: set[str] = set(keyed) | {b for b in result.rest_bones if b in arm_obj.pose.bones}
     for name in result.bone_names:
         b = arm_obj.data.bones[name].parent
         while b is not None:
@@ -333,6 +358,7 @@ def apply_motion(
     placement: rt.Placement | None = None,
     name: str | None = None,
     meta: dict[str, Any] | None = None,
+    cyclic_blend: int = 0,
 ) -> bpy.types.Action:
     """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
 
@@ -341,6 +367,7 @@ def apply_motion(
     the end), or "keep". ``contacts`` [T, 4] (l_ankle, l_foot, r_ankle, r_foot) pins planted feet.
     ``name``: what the action is named after (default the prompt; edits name it after the edit).
     ``meta``: further :func:`metadata.make_metadata` fields (rig, sampler, parent ...).
+    ``cyclic_blend`` > 0: a seamless loop (Make Cyclic) with that many scene frames of cross-fade.
     Everything is validated and computed before the first Blender datum is created, so an error
     leaves the scene unchanged.
     """
@@ -351,12 +378,13 @@ def apply_motion(
     if ad is not None and ad.use_tweak_mode:
         raise rigs.RigError(f"{arm_obj.name!r} is in NLA tweak mode; leave it before generating")
     result = prepare_retarget(arm_obj, joints, bone_map=bone_map, fps=scene_fps(scene),
-                              contacts=contacts, placement=placement)
+                              contacts=contacts, placement=placement, cyclic_blend=cyclic_blend)
     start = int(scene.frame_start if start_frame is None else start_frame)
     props = make_metadata(prompt=prompt, seed=seed, frames=len(joints), model=model, guidance=guidance,
-                          steps=steps, edits=edits, **(meta or {}))
+                          steps=steps, edits=edits, cyclic=cyclic_blend or None, **(meta or {}))
     action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
-                          metadata=props, rest_keys=stale_pose_channels(arm_obj, result))
+                          metadata=props, rest_keys=stale_pose_channels(arm_obj, result),
+                          cyclic=bool(cyclic_blend))
     end = start + result.num_frames - 1
     if frame_range == "set":
         scene.frame_start, scene.frame_end = start, end

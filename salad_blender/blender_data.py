@@ -60,22 +60,57 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
             raise JobError(f"The armature '{target.armature}' was deleted or renamed while the motion was "
                            "generated; nothing was changed.")
         rig = target.rig
+    others = [] if target.kind == "new" else list(target.others)
+    made: list[bpy.types.Action] = []
+    before = playing([target.armature, *others]) if target.kind != "new" else {}
+    scene_range = scene.frame_start, scene.frame_end
     try:
-        action = actions.apply_motion(
-            obj, joints, prompt=prompt, name=name, seed=int(meta.get("seed", 0)), model=model,
-            guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
-            bone_map=rig, scene=scene, start_frame=target.start_frame,
-            contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
-            placement=placement,
-            meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
-                  "rig": rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place, **extra})
+        for o, o_rig, o_place in [(obj, rig, placement), *((n, target.other_rigs.get(n, rig), None) for n in others)]:
+            if isinstance(o, str):
+                o = bpy.data.objects.get(o)
+                if o is None:
+                    raise JobError("A selected armature was deleted or renamed while the motion was generated; "
+                                   "nothing was changed.")
+            made.append(actions.apply_motion(
+                o, joints, prompt=prompt, name=name, seed=int(meta.get("seed", 0)), model=model,
+                guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
+                bone_map=o_rig, scene=scene, start_frame=target.start_frame,
+                contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
+                placement=o_place, cyclic_blend=target.cyclic_blend,
+                meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
+                      "rig": o_rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place, **extra}))
     except BaseException:
+        undo_actions(made, before)
+        scene.frame_start, scene.frame_end = scene_range
         if created is not None:
             remove_object_tree(created)
         raise
+    action = made[0]
     if created is not None and target.select and may_take_selection():
         select_only(created)
     return action
+
+
+def playing(names: list[str]) -> dict[str, tuple]:
+    """(action, slot) each named armature plays now, to give back after a failed apply."""
+    out = {}
+    for n in names:
+        ad = getattr(bpy.data.objects.get(n), "animation_data", None)
+        out[n] = (ad.action, getattr(ad, "action_slot", None)) if ad is not None else (None, None)
+    return out
+
+
+def undo_actions(made: list[bpy.types.Action], before: dict[str, tuple]) -> None:
+    """Remove the actions a half-done apply created; each armature gets back what it played."""
+    for n, (act, slot) in before.items():
+        obj = bpy.data.objects.get(n)
+        ad = obj.animation_data if obj is not None else None
+        if ad is not None and ad.action in made:
+            ad.action = act
+            if slot is not None and hasattr(ad, "action_slot"):
+                ad.action_slot = slot
+    for act in made:
+        bpy.data.actions.remove(act)
 
 
 def new_body(name: str, joints: np.ndarray, collection: bpy.types.Collection,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import heatmap, smpl22
@@ -16,7 +16,7 @@ from . import protocol as P
 
 SAMPLERS = P.SCHEDULERS  # request choices and ranges: the protocol copy of salad_model.runtime.requests
 SCENE_RANGES = ("set", "extend", "keep")
-RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify")
+RIG_PRESETS = ("auto", "smpl22", "mixamo", "rigify_control", "rigify")
 MIRROR_SIDES = P.MIRROR_SIDES
 MIRROR_METHODS = P.MIRROR_METHODS
 PREFS_HINT = "Preferences > Add-ons > SALAD Motion"
@@ -101,7 +101,9 @@ class Target:
     "extend" (only grow the end) or "keep"; a new body goes to ``location`` (world, e.g. the 3D cursor)
     in the collection named ``collection`` ("" = the scene's), and becomes the selected, active object
     only when ``select`` and the user is not busy in another mode. ``in_place`` removes the root's
-    ground travel (the motion stays on the spot).
+    ground travel (the motion stays on the spot). ``cyclic_blend`` > 0 makes the result a seamless loop
+    with that many scene frames of cross-fade (Make Cyclic). ``others``: further armatures that each get
+    their own new Action of the same motion (apply to all selected armatures).
     """
 
     kind: str = "new"
@@ -116,6 +118,9 @@ class Target:
     collection: str = ""
     select: bool = True
     in_place: bool = False
+    cyclic_blend: int = 0
+    others: tuple[str, ...] = ()
+    other_rigs: dict[str, str | dict[str, str]] = field(default_factory=dict)  # resolved rig of each other
 
 
 def split_words(prompt: str) -> list[str]:

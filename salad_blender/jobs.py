@@ -149,7 +149,12 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
     if target.kind == "armature":
         name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
                                   target.rig)
+        preset = target.rig
         target.rig = mapping if name == "custom" else name  # edits reuse what auto-detection found
+        target.others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
+        for other in target.others:  # apply to all selected armatures: each checked now, each its own rig
+            o_name, o_map = check_rig(bpy.data.objects.get(other), preset)
+            target.other_rigs[other] = o_map if o_name == "custom" else o_name
     elif target.kind != "new":
         raise JobError(f"Unknown target '{target.kind}'.")
     target.scene = target.scene or bpy.context.scene.name
@@ -191,7 +196,8 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     start = int(round(action.frame_range[0]))
     target = Target(kind="armature", armature=obj.name, rig=rig, scene=bpy.context.scene.name,
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start, scene_range=scene_range,
-                    in_place=bool(meta.get("salad_in_place", False)))
+                    in_place=bool(meta.get("salad_in_place", False)),
+                    cyclic_blend=int(meta.get("salad_cyclic", 0)))
     parent_edits = list(meta["salad_edits"])
     parent_name = action.name
 

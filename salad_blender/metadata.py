@@ -57,6 +57,7 @@ def make_metadata(
     to_metres: float | None = None,
     shot: dict[str, Any] | None = None,
     in_place: bool | None = None,
+    cyclic: int | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
@@ -65,7 +66,8 @@ def make_metadata(
     model name), ``rig`` and ``pin_feet`` (what edits reuse), ``parent`` (the action an edit came
     from), ``source_action``, ``source`` ("inversion", "shot") and ``to_metres`` (real-motion edits), ``shot``
     (a shot's recipe: its kind, segments, parts, source actions; stored as JSON), ``in_place`` (the root's
-    travel was removed; its edits keep it so).
+    travel was removed; its edits keep it so), ``cyclic`` (Make Cyclic: the blend in scene frames; its
+    edits loop too).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -89,6 +91,7 @@ def make_metadata(
         "salad_to_metres": None if to_metres is None else float(to_metres),
         "salad_shot": None if shot is None else json.dumps(shot),
         "salad_in_place": True if in_place else None,
+        "salad_cyclic": int(cyclic) if cyclic else None,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

@@ -16,7 +16,7 @@ import bpy
 from . import heatmap, metadata, preferences, rigs, ui_state
 from .armature import rig_rest_from_object
 from .runner import RUNNER, draw_progress
-from .settings import active_prompt, active_rig
+from .settings import active_prompt, active_rig, selected_armatures
 
 _HAS_PLACEHOLDER = "placeholder" in bpy.types.UILayout.bl_rna.functions["prop"].parameters.keys()
 JOB_KINDS = {"generate": ("generate",), "edit": ("edit", "edit_real"), "attention": ("attention",),
@@ -88,6 +88,11 @@ class SALAD_PT_generate(_SaladPanel, bpy.types.Panel):
         col.prop(s, "target")
         if s.target == "SELECTED":
             draw_rig(col, context, s)
+            col.prop(s, "all_selected")
+            if s.all_selected:
+                n = len(selected_armatures(context))
+                col.label(text=f"{n} armature{'s' if n != 1 else ''} selected: one new Action each",
+                          icon="OUTLINER_OB_ARMATURE")
         row = layout.row()
         row.scale_y = 1.4
         row.operator("salad.generate", icon="PLAY")
@@ -113,7 +118,8 @@ def draw_rig(layout: bpy.types.UILayout, context: bpy.types.Context, s) -> None:
         layout.label(text=f"{obj.name}: {name}", icon="ARMATURE_DATA")
 
 
-_RIG_NAMES = {"smpl22": "SMPL-22 rig", "mixamo": "Mixamo rig", "rigify": "Rigify deform bones", "custom": "custom map"}
+_RIG_NAMES = {"smpl22": "SMPL-22 rig", "mixamo": "Mixamo rig", "rigify_control": "Rigify control rig",
+              "rigify": "Rigify deform bones", "custom": "custom map"}
 _rig_cache: dict[tuple, tuple[str, str]] = {}
 
 
@@ -180,6 +186,10 @@ class SALAD_PT_generate_result(_SaladPanel, bpy.types.Panel):
         sub = col.column()
         sub.active = not s.in_place  # contacts of a travelling motion do not apply on the spot
         sub.prop(s, "pin_feet")
+        col.prop(s, "make_cyclic")
+        sub = col.column()
+        sub.active = s.make_cyclic
+        sub.prop(s, "cyclic_blend")
 
 
 class SALAD_PT_edit(_SaladPanel, bpy.types.Panel):

@@ -312,6 +312,10 @@ class RetargetResult:
     root_location: np.ndarray
     fps: float
     placement: Placement
+    # (bone, custom property, value) keyed once (a control rig's switches) and unkeyed bones whose pose
+    # the motion needs at rest beyond the keyed bones' ancestors (see :mod:`salad_blender.rigify`).
+    switches: list[tuple[str, str, float]] = field(default_factory=list)
+    rest_bones: list[str] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -441,7 +445,8 @@ def resample(result: RetargetResult, fps: float) -> RetargetResult:
     q = slerp(result.quats[i0], result.quats[i1], np.broadcast_to(a[:, None], (n, result.quats.shape[1])))
     q = quat_continuity(q, axis=0)
     loc = result.root_location[i0] * (1.0 - a[:, None]) + result.root_location[i1] * a[:, None]
-    return RetargetResult(result.bone_names, q, result.root_bone, loc, float(fps), result.placement)
+    return RetargetResult(result.bone_names, q, result.root_bone, loc, float(fps), result.placement,
+                          list(result.switches), list(result.rest_bones))
 
 
 def _topological_order(parents: np.ndarray) -> list[int]:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from . import facing, smpl22
+from . import facing, rigify, smpl22
 from .retarget import RigRest
 
 
@@ -51,7 +51,10 @@ RIGIFY_MAP: dict[str, str] = {
     "right_wrist": "DEF-hand.R",
 }
 
-PRESETS: dict[str, dict[str, str]] = {"smpl22": SMPL22_MAP, "mixamo": MIXAMO_MAP, "rigify": RIGIFY_MAP}
+# A generated Rigify rig: the motion goes onto its control rig (salad_blender/rigify.py); this map says
+# where the joints are (ORG bones) and is checked like any other. Before "rigify" so auto-detect prefers it.
+PRESETS: dict[str, dict[str, str]] = {"smpl22": SMPL22_MAP, "mixamo": MIXAMO_MAP,
+                                      rigify.RIGIFY_CONTROL: rigify.ORG_MAP, "rigify": RIGIFY_MAP}
 
 
 def _mixamo_prefixes(bone_names: Iterable[str]) -> list[str]:
@@ -75,7 +78,10 @@ def preset_candidates(preset: str, bone_names: Iterable[str]) -> list[dict[str, 
 
 
 def _missing(bone_map: dict[str, str], names: set[str]) -> list[str]:
-    return [b for b in bone_map.values() if b not in names]
+    missing = [b for b in bone_map.values() if b not in names]
+    if bone_map == rigify.ORG_MAP:  # the control rig needs its controls too
+        missing += [b for b in rigify.control_bones() if b not in names]
+    return missing
 
 
 def validate_custom_map(bone_map: dict[str, str], bone_names: Iterable[str]) -> dict[str, str]:

@@ -73,6 +73,14 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                                         "world origin in the scene collection)")
     in_place: BoolProperty(name="In Place", default=False,
                            description="Remove the root's travel over the ground: the motion stays on the spot")
+    make_cyclic: BoolProperty(name="Make Cyclic", default=False,
+                              description="Make the result a seamless loop: its end is blended into its start "
+                                          "and every curve gets a Cycles modifier (the root's travel goes on)")
+    cyclic_blend: IntProperty(name="Blend Frames", default=12, min=1, soft_max=48,
+                              description="Scene frames over which the end of the clip is blended into its start")
+    all_selected: BoolProperty(name="All Selected", default=False,
+                               description="Apply the motion to every selected armature (or the rig of a "
+                                           "selected mesh), each as its own new Action")
     select_new: BoolProperty(name="Select New Body", default=True,
                              description="Make a new body the selected, active object (never while you are in "
                                          "Pose or Edit Mode on another object)")
@@ -80,7 +88,10 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                              items=[("AUTO", "Auto-Detect", "Recognise SMPL-22, Mixamo or Rigify bone names"),
                                     ("SMPL22", "SMPL-22 Names", "Bones named pelvis, left_hip, ..."),
                                     ("MIXAMO", "Mixamo", "mixamorig:Hips, ... (any prefix)"),
-                                    ("RIGIFY", "Rigify Deform Bones", "DEF-spine, DEF-thigh.L, ..."),
+                                    ("RIGIFY_CONTROL", "Rigify Control Rig", "A generated Rigify rig: keys its torso, "
+                                     "FK spine and FK limb controls and switches the limbs to FK"),
+                                    ("RIGIFY", "Rigify Deform Bones", "DEF-spine, DEF-thigh.L, ... (deform-only "
+                                     "exports; in a generated rig the DEF bones follow constraints)"),
                                     ("CUSTOM", "Custom Bone Map", "JSON {SMPL-22 joint: bone} from a text or file")])
     bone_map_source: EnumProperty(name="Bone Map From", default="TEXT",
                                   items=[("TEXT", "Text", "A text datablock (Text Editor)"),
@@ -142,7 +153,7 @@ def scene_range(s: SALAD_PG_settings) -> str:
 def result_options(context: bpy.types.Context, s: SALAD_PG_settings) -> dict:
     """Target fields that say what a result may change in the user's scene (see :class:`inputs.Target`)."""
     out: dict = {"scene": context.scene.name, "scene_range": scene_range(s), "select": s.select_new,
-                 "in_place": s.in_place,
+                 "in_place": s.in_place, "cyclic_blend": s.cyclic_blend if s.make_cyclic else 0,
                  "start_frame": context.scene.frame_current if s.start_at_current else None}
     if s.at_cursor:
         out["location"] = tuple(context.scene.cursor.location)
@@ -163,7 +174,17 @@ def target_from(context: bpy.types.Context, s: SALAD_PG_settings) -> Target:
     opts = result_options(context, s)
     opts.pop("location", None), opts.pop("collection", None)
     return Target(kind="armature", armature=obj.name if obj is not None else "", rig=rig,
-                  pin_feet=s.pin_feet, **opts)
+                  pin_feet=s.pin_feet, others=selected_armatures(context) if s.all_selected else (), **opts)
+
+
+def selected_armatures(context) -> tuple[str, ...]:  # noqa: ANN001 - bpy.types.Context or a stand-in
+    """Names of the armatures the selection means (selected armatures, rigs of selected meshes), in order."""
+    out: list[str] = []
+    for obj in getattr(context, "selected_objects", None) or ():
+        rig = ui_state.armature_of(obj)
+        if getattr(rig, "type", "") == "ARMATURE" and rig.name not in out:
+            out.append(rig.name)
+    return tuple(out)
 
 
 classes = (SALAD_PG_settings,)

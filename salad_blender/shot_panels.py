@@ -20,12 +20,16 @@ class SALAD_UL_shot_segments(bpy.types.UIList):
     """One row per segment: number, prompt, duration (and its own seed, if it has one)."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):  # noqa: ANN001
-        row = layout.row(align=True)
-        row.label(text=f"{index + 1}.")
-        row.prop(item, "prompt", text="", emboss=False, icon="NONE" if item.prompt.strip() else "ERROR")
-        row.prop(item, "seconds", text="", emboss=False)
+        split = layout.split(factor=0.74, align=True)  # the prompt gets the room (a plain row splits evenly)
+        left = split.row(align=True)
+        number = left.row()
+        number.ui_units_x = 1.2
+        number.label(text=f"{index + 1}.")
+        left.prop(item, "prompt", text="", emboss=False, icon="NONE" if item.prompt.strip() else "ERROR")
+        right = split.row(align=True)
+        right.prop(item, "seconds", text="", emboss=False)
         if item.use_seed:
-            row.label(text=f"#{item.seed}")
+            right.label(text=f"#{item.seed}")
 
 
 def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
