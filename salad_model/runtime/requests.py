@@ -107,6 +107,10 @@ FIELDS: dict[str, Field] = {
     "parts": Field("any"),
     "context_seconds": Field("num", 0.0, 60.0, positive=True),
     "resample": Field("int", 0, 10),
+    # video (serving/video_ops.py, issue 14): a file the worker reads, the camera's field of view
+    "path": Field("str", max_bytes=4096),
+    "fov": Field("num", 10.0, 150.0),
+    "max_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),
     "joints_a": Field("array"),
     "joints_b": Field("array"),
     "source_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),
