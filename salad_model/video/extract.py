@@ -13,7 +13,7 @@ from ..motion.motion_process import canonicalize, foot_contacts
 from . import VideoError
 from .landmarks import Landmarks, detect_landmarks
 from .reader import probe
-from .smpl import BODY, BODY_NAMES, fill_gaps, smooth, smpl22_from_blazepose
+from .smpl import BODY, BODY_NAMES, fill_gaps, smooth, smpl22_from_blazepose, with_bone_lengths
 from .trajectory import DEFAULT_FOV_DEG, camera_translation, to_world
 
 MODEL_FPS = 20.0
@@ -61,7 +61,7 @@ def landmarks_to_motion(lm: Landmarks, fov_deg: float = DEFAULT_FOV_DEG) -> tupl
     points = world + trans[:, None, :]
     trunk = ((world[:, 11] + world[:, 12]) - (world[:, 23] + world[:, 24])).mean(0)
     points, how = to_world(points, trunk)
-    return smpl22_from_blazepose(points), how
+    return with_bone_lengths(smpl22_from_blazepose(points)), how
 
 
 def extract_motion(path: str | Path, fov_deg: float | None = None,

@@ -6,13 +6,15 @@ neck, collar or SMPL-style hip joints. Those are placed by fixed fractions in a 
 
 * pelvis: mid-hip raised by ``PELVIS_UP`` of the trunk length; spine1/2/3: on the straight line pelvis → neck
   at ``SPINE_FRACTIONS`` (a straight spine: curvature is not observable from BlazePose);
-* SMPL hips: the BlazePose hips pulled toward their midpoint (``HIP_WIDTH``) and lowered (``HIP_DOWN``);
+* SMPL hips: the BlazePose hips pulled toward their midpoint (``HIP_WIDTH``) (and lowered by ``HIP_DOWN``);
 * neck: mid-shoulder raised toward the mid-ear point (``NECK_UP``); head: ``HEAD_UP`` of the way to it;
 * collars: from the neck ``COLLAR_OUT`` of the way to each shoulder, lowered by ``COLLAR_DOWN``;
 * foot (SMPL's ball of the foot): between the heel and the toe tip at ``FOOT_BALL``.
 
-The fractions were fitted once (least squares) to the ground truth of the rendered Bandai-Namco test clip
-(``tests/data/video/``), i.e. to the skeleton the model is trained on, and are fixed constants here.
+The fractions were fitted once (Nelder-Mead on root-aligned MPJPE, then rounded) to the ground truth of the
+rendered Bandai-Namco test clip (``tests/data/video/walk_turn_left_front``), i.e. to the skeleton the model is
+trained on, and are fixed constants here. Finally every bone gets the length of that skeleton
+(:func:`with_bone_lengths`), keeping BlazePose's directions.
 """
 
 from __future__ import annotations
@@ -31,15 +33,20 @@ BODY = (L_SH, R_SH, L_EL, R_EL, L_WR, R_WR, L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANK,
 BODY_NAMES = ("left shoulder", "right shoulder", "left elbow", "right elbow", "left wrist", "right wrist",
               "left hip", "right hip", "left knee", "right knee", "left ankle", "right ankle")
 
-PELVIS_UP = 0.08
+PELVIS_UP = 0.06
 SPINE_FRACTIONS = (0.22, 0.45, 0.68)
-HIP_WIDTH = 0.62
-HIP_DOWN = 0.06
-NECK_UP = 0.25
-HEAD_UP = 0.8
-COLLAR_OUT = 0.35
-COLLAR_DOWN = 0.03
-FOOT_BALL = 0.7
+HIP_WIDTH = 0.7
+HIP_DOWN = 0.0
+NECK_UP = 0.3
+HEAD_UP = 0.9
+COLLAR_OUT = 0.6
+COLLAR_DOWN = 0.05
+FOOT_BALL = 0.75
+# Bone lengths (metres, from each joint's parent) of the Bandai-Namco dataset-2 skeleton, which the demo model
+# is trained on (the same for every clip of that dataset). A monocular video does not tell a person's size
+# (BlazePose's world landmarks are a learned average body), so the recovered directions are put on this body.
+BONE_LENGTHS = (0.0, 0.068, 0.068, 0.079, 0.391, 0.391, 0.079, 0.41, 0.41, 0.09, 0.118, 0.118, 0.164, 0.139,
+                0.139, 0.065, 0.053, 0.053, 0.243, 0.243, 0.223, 0.223)
 SMOOTH_SECONDS = 0.04  # Gaussian sigma of the landmark smoothing
 
 J = {n: i for i, n in enumerate(T2M.joint_names)}
@@ -97,3 +104,13 @@ def smpl22_from_blazepose(p: np.ndarray) -> np.ndarray:
         out[:, J[f"{side}_ankle"]] = p[:, ank]
         out[:, J[f"{side}_foot"]] = p[:, heel] + (p[:, toe] - p[:, heel]) * FOOT_BALL
     return out
+
+
+def with_bone_lengths(joints: np.ndarray, lengths: tuple[float, ...] = BONE_LENGTHS) -> np.ndarray:
+    """Joints [T, 22, 3] with each bone's direction kept and its length set (root first, down the tree)."""
+    out = np.array(joints, dtype=np.float64)
+    for j, parent in enumerate(T2M.parents):
+        if parent >= 0:
+            out[:, j] = out[:, parent] + _unit(joints[:, j] - joints[:, parent]) * lengths[j]
+    return out
+
