@@ -57,6 +57,7 @@ def make_metadata(
     to_metres: float | None = None,
     shot: dict[str, Any] | None = None,
     in_place: bool | None = None,
+    video: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
@@ -65,7 +66,8 @@ def make_metadata(
     model name), ``rig`` and ``pin_feet`` (what edits reuse), ``parent`` (the action an edit came
     from), ``source_action``, ``source`` ("inversion", "shot") and ``to_metres`` (real-motion edits), ``shot``
     (a shot's recipe: its kind, segments, parts, source actions; stored as JSON), ``in_place`` (the root's
-    travel was removed; its edits keep it so).
+    travel was removed; its edits keep it so), ``video`` (motion imported from a video, ``source`` "video": the
+    recipe — file, field of view, frames read and found, warnings; stored as JSON).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -89,6 +91,7 @@ def make_metadata(
         "salad_to_metres": None if to_metres is None else float(to_metres),
         "salad_shot": None if shot is None else json.dumps(shot),
         "salad_in_place": True if in_place else None,
+        "salad_video": None if video is None else json.dumps(video),
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out
@@ -106,6 +109,8 @@ def read_metadata(action: Any) -> dict[str, Any]:
         out["salad_edits"] = json.loads(out["salad_edits"])
     if "salad_shot" in out:
         out["salad_shot"] = json.loads(out["salad_shot"])
+    if "salad_video" in out:
+        out["salad_video"] = json.loads(out["salad_video"])
     return out
 
 
@@ -163,6 +168,9 @@ def refuse_inversion(name: str, meta: dict[str, Any]) -> None:
     if meta.get("salad_source") == "inversion":
         raise JobError(f"The action '{name}' was made by editing real animation, so it cannot be "
                        "regenerated from a seed: use 'Edit selected animation with text' on it instead.")
+    if meta.get("salad_source") == "video":
+        raise JobError(f"The action '{name}' was imported from a video, so it has no prompt and seed to regenerate "
+                       "from: use 'Edit selected animation with text' on it instead.")
     if meta.get("salad_source") == "shot":
         raise JobError(f"The action '{name}' is a shot (several prompts or existing motion), so it cannot be "
                        "regenerated from one prompt and seed: use 'Edit selected animation with text' on it "

@@ -12,7 +12,7 @@ space, contacts; the one entry point :func:`extract_motion`).
 
 from __future__ import annotations
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+from ..runtime.requests import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES  # noqa: F401 (one definition, torch-free)
 
 
 class VideoError(ValueError):

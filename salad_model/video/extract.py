@@ -10,7 +10,7 @@ import numpy as np
 
 from ..motion.bvh import resample_positions
 from ..motion.motion_process import canonicalize, foot_contacts
-from . import VideoError
+from . import FOV_MAX, FOV_MIN, VideoError
 from .landmarks import Landmarks, detect_landmarks
 from .reader import probe
 from .smpl import BODY, BODY_NAMES, fill_gaps, smooth, smpl22_from_blazepose, with_bone_lengths
@@ -77,8 +77,8 @@ def extract_motion(path: str | Path, fov_deg: float | None = None,
         raise VideoError(f"the clip is too short: {info.frames / info.fps:.1f} s; the model needs at least "
                          f"{MIN_SECONDS:g} s of motion")
     fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
-    if not 10.0 <= fov <= 150.0:
-        raise VideoError(f"the field of view must be within 10 … 150 degrees, got {fov:g}")
+    if not FOV_MIN <= fov <= FOV_MAX:
+        raise VideoError(f"the field of view must be within {FOV_MIN:g} … {FOV_MAX:g} degrees, got {fov:g}")
     max_frames = int(round(max_seconds * info.fps)) if max_seconds else None
     lm = detect_landmarks(info, progress, max_frames)
     n = len(lm.found)
