@@ -132,9 +132,10 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
         warnings.append(f"several people in the video (up to {people} in one frame): following the largest one")
     image, world, vis, found = [], [], [], []
     nan = np.full((N_LANDMARKS, 3), np.nan)
-    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True,
-                                enable_segmentation=False, min_detection_confidence=0.5,
-                                min_tracking_confidence=0.5) as pose:
+    with warnings.catch_warnings(), mp.solutions.pose.Pose(
+            static_image_mode=False, model_complexity=1, smooth_landmarks=True, enable_segmentation=False,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5) as pose:
+        warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")  # protobuf 4 notes, per frame
         for k, frame in enumerate(read_frames(info.path, max_frames)):
             x0, y0 = 0, 0
             crop = frame
