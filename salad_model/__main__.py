@@ -184,6 +184,15 @@ def _run(args: argparse.Namespace) -> int:
         for p in run_video_command(args, targets):
             print(p)
         return 0
+    video_joints = None
+    if args.command == "edit-real":  # a video is read before the model loads: a bad one fails at once
+        from .video import VIDEO_SUFFIXES, extract_motion
+
+        if args.motion.suffix.lower() in VIDEO_SUFFIXES:
+            video = extract_motion(args.motion, fov_deg=args.fov, progress=_progress("reading video"))
+            for w in video.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            video_joints = video.joints
     import torch
 
     from .runtime.pipeline import SaladPipeline
@@ -214,17 +223,8 @@ def _run(args: argparse.Namespace) -> int:
             paths += save_motion(source, args.source_out, args.bvh, args.preview, args.force)
     elif args.command == "edit-real":
         from .motion.motion_io import load_motion
-        from .video import VIDEO_SUFFIXES
 
-        if args.motion.suffix.lower() in VIDEO_SUFFIXES:
-            from .video import extract_motion
-
-            video = extract_motion(args.motion, fov_deg=args.fov, progress=_progress("reading video"))
-            for w in video.warnings:
-                print(f"warning: {w}", file=sys.stderr)
-            source = video.joints
-        else:
-            source = load_motion(args.motion)
+        source = video_joints if video_joints is not None else load_motion(args.motion)
         edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
                                       mirror=args.mirror).items() if v is not None}
         if edit:

@@ -125,11 +125,11 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
         if k in sample_at:
             samples[k] = _people_boxes(frame)
     people = max((len(b) for b in samples.values()), default=0)
-    warnings = []
+    notes = []
     track = None
     if people >= 2:
         track = largest_person_track(samples, max(total, 1))
-        warnings.append(f"several people in the video (up to {people} in one frame): following the largest one")
+        notes.append(f"several people in the video (up to {people} in one frame): following the largest one")
     image, world, vis, found = [], [], [], []
     nan = np.full((N_LANDMARKS, 3), np.nan)
     with warnings.catch_warnings(), mp.solutions.pose.Pose(
@@ -160,4 +160,4 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
     t = len(found)
     return Landmarks(np.array(image).reshape(t, N_LANDMARKS, 3), np.array(world).reshape(t, N_LANDMARKS, 3),
                      np.array(vis).reshape(t, N_LANDMARKS), np.array(found, dtype=bool), info.fps, info.width,
-                     info.height, people, warnings)
+                     info.height, people, notes)

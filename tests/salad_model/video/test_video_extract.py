@@ -145,3 +145,18 @@ def test_several_small_people_in_real_footage_follow_the_largest(tmp_path):
 def test_extract_refuses_a_missing_file(tmp_path):
     with pytest.raises(VideoError, match="not found"):
         extract_motion(tmp_path / "nothing.mp4")
+
+
+def test_edit_real_reads_a_video_and_refuses_a_bad_one_before_the_model(tiny_model_dir, tmp_path):
+    r = run_cli(["edit-real", str(CLIP), "--prompt", "A person walks forward.", "--model", str(tiny_model_dir),
+                 "--steps", "2", "--out", "edited.npz"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    d = np.load(tmp_path / "edited.npz")
+    meta = json.loads(str(d["meta"]))
+    assert d["joints"].shape[1:] == (22, 3) and 56 <= len(d["joints"]) <= 60 and meta["source"] == "inversion"
+    bad = tmp_path / "notes.mov"
+    bad.write_text("not a film")
+    r = run_cli(["edit-real", str(bad), "--prompt", "A person walks.", "--model", str(tmp_path / "no-model"),
+                 "--out", "bad.npz"], tmp_path)
+    assert r.returncode == 2 and "is not a video" in r.stderr  # the video is checked before the (missing) model
+    assert not (tmp_path / "bad.npz").exists()
