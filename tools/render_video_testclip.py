@@ -60,7 +60,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def frame_axes(z: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """3x3 rotation with columns (x = left made orthogonal to z, y = forward, z)."""
+    """3x3 rotation with columns (x = left made orthogonal to z, y = z × x, which is *backward*, z)."""
     z = _unit(z)
     x = _unit(left - z * (left @ z))
     return np.stack([x, np.cross(z, x), z], axis=1)
@@ -92,16 +92,16 @@ def pose_parts(p: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     head_up = p[J["head"]] - p[J["neck"]]
     hr = frame_axes(head_up, left)
     c = p[J["head"]] + hr[:, 2] * 0.06
-    x, y, z = hr[:, 0], hr[:, 1], hr[:, 2]
+    x, y, z = hr[:, 0], -hr[:, 1], hr[:, 2]  # y: the face's direction (the frame's own y axis points back)
     out["head"] = (c, hr, np.array([0.085, 0.1, 0.115]))
-    out["hair"] = (c + z * 0.03 - y * 0.015, hr, np.array([0.09, 0.1, 0.1]))
+    out["hair"] = (c + z * 0.045 - y * 0.035, hr, np.array([0.09, 0.085, 0.085]))  # top and back: the face shows
     for s, sx in (("l", 1.0), ("r", -1.0)):
-        out[f"eye_{s}"] = (c + y * 0.085 + x * 0.035 * sx + z * 0.02, hr, np.array([0.016, 0.012, 0.012]))
-        out[f"pupil_{s}"] = (c + y * 0.095 + x * 0.035 * sx + z * 0.02, hr, np.array([0.008, 0.006, 0.008]))
-        out[f"brow_{s}"] = (c + y * 0.09 + x * 0.035 * sx + z * 0.045, hr, np.array([0.022, 0.006, 0.005]))
+        out[f"eye_{s}"] = (c + y * 0.078 + x * 0.035 * sx + z * 0.015, hr, np.array([0.022, 0.016, 0.016]))
+        out[f"pupil_{s}"] = (c + y * 0.092 + x * 0.035 * sx + z * 0.015, hr, np.array([0.011, 0.006, 0.011]))
+        out[f"brow_{s}"] = (c + y * 0.088 + x * 0.035 * sx + z * 0.042, hr, np.array([0.024, 0.007, 0.006]))
         out[f"ear_{s}"] = (c + x * 0.085 * sx, hr, np.array([0.012, 0.025, 0.03]))
-    out["nose"] = (c + y * 0.1 - z * 0.01, hr, np.array([0.012, 0.02, 0.025]))
-    out["mouth"] = (c + y * 0.088 - z * 0.05, hr, np.array([0.025, 0.008, 0.007]))
+    out["nose"] = (c + y * 0.1 - z * 0.012, hr, np.array([0.014, 0.025, 0.028]))
+    out["mouth"] = (c + y * 0.086 - z * 0.05, hr, np.array([0.03, 0.01, 0.009]))
     return out
 
 
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
+    ap.add_argument("--samples", type=int, default=2, help="Cycles samples per pixel (2: noisy but cheap; enough)")
     ap.add_argument("--lens", type=float, default=35.0)
     a = ap.parse_args(argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)

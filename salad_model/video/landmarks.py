@@ -33,7 +33,7 @@ class Landmarks:
     fps: float
     width: int
     height: int
-    people: int = 1  # most people HOG saw in one sampled frame (0: none seen; BlazePose may still find one)
+    people: int = 1  # most people HOG saw in two sampled frames (one frame may be a false detection; 0: none)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -124,12 +124,13 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
     for k, frame in enumerate(read_frames(info.path, max(sample_at) + 1)):
         if k in sample_at:
             samples[k] = _people_boxes(frame)
-    people = max((len(b) for b in samples.values()), default=0)
+    counts = sorted(len(b) for b in samples.values())
+    people = counts[-2] if len(counts) >= 2 else (counts[-1] if counts else 0)  # seen in two sampled frames at least
     notes = []
     track = None
     if people >= 2:
         track = largest_person_track(samples, max(total, 1))
-        notes.append(f"several people in the video (up to {people} in one frame): following the largest one")
+        notes.append(f"several people in the video (up to {people} at once): following the largest one")
     image, world, vis, found = [], [], [], []
     nan = np.full((N_LANDMARKS, 3), np.nan)
     with warnings.catch_warnings(), mp.solutions.pose.Pose(

@@ -12,8 +12,8 @@ neck, collar or SMPL-style hip joints. Those are placed by fixed fractions in a 
 * foot (SMPL's ball of the foot): between the heel and the toe tip at ``FOOT_BALL``.
 
 The fractions were fitted once (Nelder-Mead on root-aligned MPJPE, then rounded) to the ground truth of the
-rendered Bandai-Namco test clip (``tests/data/video/walk_turn_left_front``), i.e. to the skeleton the model is
-trained on, and are fixed constants here. Finally every bone gets the length of that skeleton
+rendered Bandai-Namco test clip (``tests/data/video/walk_turn_left_front``, an earlier render of it whose figure
+had its face on the back of the head), i.e. to the skeleton the model is trained on, and are fixed constants here. Finally every bone gets the length of that skeleton
 (:func:`with_bone_lengths`), keeping BlazePose's directions.
 """
 
