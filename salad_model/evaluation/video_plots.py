@@ -31,12 +31,17 @@ def video_picture(video: Path, out: Path, seconds: float = 0.6) -> Path:
     if not ok:
         raise ValueError(f"cannot read frame {k} of {video}")
     rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [4, 3]})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 4), gridspec_kw={"width_ratios": [1, 1]})
     a.imshow(rgb)
     pts = lm.image[k, :, :2]
     for i, j in POSE_EDGES:
         a.plot(*pts[[i, j]].T, color="#ffcc00", lw=2)
     a.scatter(*pts[11:].T, s=8, color="#d62728", zorder=3)
+    lo, hi = pts.min(0), pts.max(0)
+    half = 0.6 * max(hi[1] - lo[1], hi[0] - lo[0])  # zoom onto the person
+    mid = (lo + hi) / 2
+    a.set_xlim(mid[0] - half, mid[0] + half)
+    a.set_ylim(mid[1] + half, mid[1] - half)
     a.set_title(f"{video.name}, frame {k}: BlazePose landmarks", fontsize=9)
     a.axis("off")
     t = min(int(round((k - m.meta["trimmed"][0]) / lm.fps * m.meta["fps"])), len(m.joints) - 1)

@@ -2,7 +2,7 @@
 and every kind of bad video through the CLI (clear message, exit code 2, nothing written).
 
 The rendered clip (tests/data/video/walk_turn_left_front, 3 s): measured person found in 75/75 frames,
-root-aligned MPJPE 6.5 cm, root path error 32 cm mean / 48 cm at the end (docs/video.md). Bounds: the issue's
+root-aligned MPJPE 6.3 cm, root path error 33 cm mean / 49 cm at the end (docs/video.md). Bounds: the issue's
 95% / 8 cm; the root path at about twice the measured error.
 """
 
