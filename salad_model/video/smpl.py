@@ -13,7 +13,8 @@ neck, collar or SMPL-style hip joints. Those are placed by fixed fractions in a 
 
 The fractions were fitted once (Nelder-Mead on root-aligned MPJPE, then rounded) to the ground truth of the
 rendered Bandai-Namco test clip (``tests/data/video/walk_turn_left_front``, an earlier render of it whose figure
-had its face on the back of the head), i.e. to the skeleton the model is trained on, and are fixed constants here. Finally every bone gets the length of that skeleton
+had its face on the back of the head), i.e. to the skeleton the model is trained on, and are fixed constants
+here. Finally every bone gets the length of that skeleton
 (:func:`with_bone_lengths`), keeping BlazePose's directions.
 """
 
