@@ -31,11 +31,12 @@ def register() -> None:
         shot_operators,
         shot_panels,
         shot_settings,
+        video_operators,
     )
 
     for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes,
                 *action_library.classes, *menus.classes, *shot_settings.classes, *shot_operators.classes,
-                *shot_panels.classes):
+                *shot_panels.classes, *video_operators.classes):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()

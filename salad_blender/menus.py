@@ -22,6 +22,7 @@ class SALAD_MT_animation(bpy.types.Menu):
         for side, label in (("lower", "Legs"), ("upper", "Arms"), ("all", "All")):
             layout.operator("salad.mirror", text=f"Mirror {label}").side = side
         layout.operator("salad.edit_real")
+        layout.operator("salad.import_video", icon="FILE_MOVIE")
         layout.separator()
         layout.operator("salad.toggle_ab")
         layout.operator("salad.push_to_nla")

@@ -58,6 +58,7 @@ def make_metadata(
     shot: dict[str, Any] | None = None,
     in_place: bool | None = None,
     cyclic: int | None = None,
+    video: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
@@ -67,7 +68,8 @@ def make_metadata(
     from), ``source_action``, ``source`` ("inversion", "shot") and ``to_metres`` (real-motion edits), ``shot``
     (a shot's recipe: its kind, segments, parts, source actions; stored as JSON), ``in_place`` (the root's
     travel was removed; its edits keep it so), ``cyclic`` (Make Cyclic: the blend in scene frames; its
-    edits loop too).
+    edits loop too), ``video`` (motion imported from a video, ``source`` "video": the
+    recipe — file, field of view, frames read and found, warnings; stored as JSON).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -92,6 +94,7 @@ def make_metadata(
         "salad_shot": None if shot is None else json.dumps(shot),
         "salad_in_place": True if in_place else None,
         "salad_cyclic": int(cyclic) if cyclic else None,
+        "salad_video": None if video is None else json.dumps(video),
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out
@@ -109,6 +112,8 @@ def read_metadata(action: Any) -> dict[str, Any]:
         out["salad_edits"] = json.loads(out["salad_edits"])
     if "salad_shot" in out:
         out["salad_shot"] = json.loads(out["salad_shot"])
+    if "salad_video" in out:
+        out["salad_video"] = json.loads(out["salad_video"])
     return out
 
 
@@ -166,6 +171,9 @@ def refuse_inversion(name: str, meta: dict[str, Any]) -> None:
     if meta.get("salad_source") == "inversion":
         raise JobError(f"The action '{name}' was made by editing real animation, so it cannot be "
                        "regenerated from a seed: use 'Edit selected animation with text' on it instead.")
+    if meta.get("salad_source") == "video":
+        raise JobError(f"The action '{name}' was imported from a video, so it has no prompt and seed to regenerate "
+                       "from: use 'Edit selected animation with text' on it instead.")
     if meta.get("salad_source") == "shot":
         raise JobError(f"The action '{name}' is a shot (several prompts or existing motion), so it cannot be "
                        "regenerated from one prompt and seed: use 'Edit selected animation with text' on it "

@@ -36,6 +36,8 @@ PROPORTION_MIN, PROPORTION_MAX = 0.0, 1.0
 SCHEDULERS = ("ddim", "dpm++")
 EDIT_MODES = ("auto", "word_swap", "refine", "reweight", "mirror")
 MIRROR_SIDES = ("all", "upper", "lower")
+FOV_MIN, FOV_MAX = 10.0, 150.0  # video import: the camera's horizontal field of view, degrees
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MIRROR_METHODS = ("geometric", "attention")  # exact mirror image | the paper's attention-row swap
 
 ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")

@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "indices 0–6, comma-separated); the other parts follow the source")
     _common(e)
     r = sub.add_parser("edit-real", help="edit real motion (BVH/npz): invert it under a caption, then edit")
-    r.add_argument("motion", type=Path, help=".bvh (SMPL-22 or Bandai-Namco names) or .npz with 'joints'")
+    r.add_argument("motion", type=Path, help=".bvh (SMPL-22 or Bandai-Namco names), .npz with 'joints', or a video "
+                   "(mp4 / mov / avi: its motion is extracted first, see the video command)")
+    r.add_argument("--fov", type=float, default=None, help="a video's horizontal field of view (degrees)")
     r.add_argument("--prompt", required=True, help="a caption describing the input motion")
     r.add_argument("--to", dest="edit_prompt", default=None)
     r.add_argument("--mode", default="auto", choices=["auto", "word_swap", "refine", "reweight", "mirror"])
@@ -146,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serving.shots_cli import add_shot_commands
 
     add_shot_commands(sub, _common)
+    from .video.cli import add_video_command
+
+    add_video_command(sub, _progress)
     return ap
 
 
@@ -177,6 +182,21 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "source_out", None):
         targets += output_paths(args.source_out, args.bvh, args.preview)
     check_targets(targets, force=args.force)  # before any model work
+    if args.command == "video":  # no model: BlazePose only
+        from .video.cli import run_video_command
+
+        for p in run_video_command(args, targets):
+            print(p)
+        return 0
+    video_joints = None
+    if args.command == "edit-real":  # a video is read before the model loads: a bad one fails at once
+        from .video import VIDEO_SUFFIXES, extract_motion
+
+        if args.motion.suffix.lower() in VIDEO_SUFFIXES:
+            video = extract_motion(args.motion, fov_deg=args.fov, progress=_progress("reading video"))
+            for w in video.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            video_joints = video.joints
     import torch
 
     from .runtime.pipeline import SaladPipeline
@@ -210,13 +230,14 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "edit-real":
         from .motion.motion_io import load_motion
 
+        source = video_joints if video_joints is not None else load_motion(args.motion)
         edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
                                       mirror=args.mirror).items() if v is not None}
         if edit:
             edit.update(mode=args.mode, mirror_method=args.mirror_method)
             if args.edit_guidance is not None:
                 edit["edit_guidance"] = args.edit_guidance
-        motion = pipe.edit_real(args.prompt, joints=load_motion(args.motion), overlap=args.overlap,
+        motion = pipe.edit_real(args.prompt, joints=source, overlap=args.overlap,
                                 null_text_iters=args.null_text_iters, steps=args.steps, guidance=args.guidance,
                                 callback=_progress("inverting + editing"), **edit)
         paths = save_motion(motion, args.out, args.bvh, args.preview, args.force)

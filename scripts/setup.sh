@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # The CPU build of torch 2.13.0 first (on these machines pip takes a local wheel; elsewhere PyPI's).
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[dev,blender]"
+  .venv/bin/python -m pip install -q -e ".[dev,blender,video]"
   touch "$stamp"
 fi
 echo "environment ready: $(pwd)/.venv"

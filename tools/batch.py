@@ -6,6 +6,7 @@ button — no second code path — driving ``poll()`` in a loop because headless
     blender -b --python-exit-code 1 --python tools/batch.py -- --prompt "a person jumps" --out out/
     python tools/batch.py --prompts prompts.txt --seconds 4 --out out/ --bvh --fbx --render
     python tools/batch.py --segment "a person walks forward:4" --segment "a person waves:3" --out out/ --strip 6
+    python tools/batch.py --video clip.mp4 --out out/ --bvh
 
 (the second form needs the ``bpy`` module, e.g. ``pip install bpy``). Blender exits 0 after a Python
 error in a ``--python`` script unless ``--python-exit-code 1`` is given; this script calls
@@ -46,6 +47,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     src.add_argument("--prompts", type=Path, help="a text file, one prompt per line (# comments)")
     src.add_argument("--segment", action="append", metavar="PROMPT:SECONDS[:SEED]",
                      help="a shot: one continuous motion from these segments in order (repeat the option)")
+    src.add_argument("--video", type=Path, help="a video (mp4 / mov / avi): import its motion (Import Motion from "
+                     "Video; the worker needs the 'video' extra)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -57,6 +60,7 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--guidance", type=float, default=None, help="default: the model's own (see its config)")
     p.add_argument("--sampler", default="ddim", choices=("ddim", "dpm++"))
     p.add_argument("--fps", type=int, default=None, help="scene frame rate (default: Blender's, 24)")
+    p.add_argument("--fov", type=float, default=None, help="--video: the camera's horizontal field of view (deg)")
     p.add_argument("--no-pin-feet", action="store_true", help="keep the model's foot sliding")
     p.add_argument("--bvh", action="store_true", help="also write <slug>.bvh (Blender's BVH exporter)")
     p.add_argument("--fbx", action="store_true", help="also write <slug>.fbx (armature, body, animation)")
@@ -381,7 +385,11 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
         scene.render.fps, scene.render.fps_base = int(a.fps), 1.0
     target = jobs.Target(kind="new", pin_feet=not a.no_pin_feet)
     sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
-    if prompt is None:  # a shot, through the add-on's "Generate Shot" job
+    if a.video is not None:  # the add-on's "Import Motion from Video" job
+        from salad_blender import video_jobs
+
+        job = video_jobs.start_import_video(config, str(a.video), target, fov=a.fov)
+    elif prompt is None:  # a shot, through the add-on's "Generate Shot" job
         from salad_blender import shot_jobs
 
         segments = [{"prompt": p, "seconds": s, **({} if seed is None else {"seed": seed})}
@@ -474,7 +482,7 @@ def _main(argv: list[str] | None = None) -> int:
             print(f"error: --segment: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        prompts = [None] if a.segment else read_prompts(a)
+        prompts = [None] if (a.segment or a.video) else read_prompts(a)
     except OSError as exc:
         print(f"error: cannot read --prompts: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -500,7 +508,8 @@ def _main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         for i, prompt in enumerate(prompts, 1):
-            slug = slugify(prompt if prompt is not None else "shot " + a.segments[0][0], taken)
+            name = ("video " + a.video.stem) if a.video else ("shot " + a.segments[0][0]) if prompt is None else prompt
+            slug = slugify(name, taken)
             tag = f"[{i}/{len(prompts)} {slug}]"
             try:
                 run_one(jobs, config, prompt, a, out, slug, tag)

@@ -37,6 +37,8 @@ REWEIGHT_MIN, REWEIGHT_MAX = -2.0, 3.0
 PROPORTION_MIN, PROPORTION_MAX = 0.0, 1.0
 NULL_TEXT_ITERS_MAX = 1000
 THREADS_MAX = 1024
+FOV_MIN, FOV_MAX = 10.0, 150.0  # a video camera's horizontal field of view, degrees (issue 14)
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 JOINTS_MAX_ABS = 1000.0  # metres: real motion farther than 1 km from the origin is a unit mistake
 JOINTS_MAX_FRAMES = 100_000
 
@@ -112,6 +114,10 @@ FIELDS: dict[str, Field] = {
     "parts": Field("any"),
     "context_seconds": Field("num", 0.0, 60.0, positive=True),
     "resample": Field("int", 0, 10),
+    # video (serving/video_ops.py, issue 14): a file the worker reads, the camera's field of view
+    "path": Field("str", max_bytes=4096),
+    "fov": Field("num", FOV_MIN, FOV_MAX),
+    "max_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),
     "joints_a": Field("array"),
     "joints_b": Field("array"),
     "source_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),

@@ -55,12 +55,14 @@ from .process import (  # noqa: E402
     watch_parent,
 )
 from .shot_ops import SHOT_FIELDS, SHOT_OPS, ShotOps  # noqa: E402
+from .video_ops import VIDEO_FIELDS, VIDEO_OPS, VideoOps  # noqa: E402
 
 STEP_DELAY_ENV = "SALAD_WORKER_DEBUG_STEP_DELAY"  # tests only: seconds slept after each step
 EXIT_GRACE = 5.0  # seconds the main thread gets to finish after EOF before the process is ended
 
 IMMEDIATE_OPS = ("hello", "version", "cancel", "shutdown")
 MODEL_OPS = ("load", "unload", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real") + SHOT_OPS
+MODEL_OPS += VIDEO_OPS
 
 _STOP = object()
 
@@ -86,6 +88,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
 
 
 FIELDS.update(SHOT_FIELDS)
+FIELDS.update(VIDEO_FIELDS)
 
 
 def check_fields(msg: dict) -> dict:
@@ -102,7 +105,7 @@ def check_fields(msg: dict) -> dict:
 # The worker
 
 
-class Worker(ModelOps, ShotOps):
+class Worker(ModelOps, ShotOps, VideoOps):
     """Request loop state: output channel, request queue, cancel flags, the loaded pipeline."""
 
     def __init__(self, out: IO[bytes], inp: IO[bytes], device: str = "auto", threads: int | None = None,

@@ -11,7 +11,7 @@ from salad_model.serving import protocol as worker_protocol
 
 COPIED = ("MAX_LINE_BYTES", "MAX_PROMPT_BYTES", "SEED_MIN", "SEED_MAX", "STEPS_MIN", "STEPS_MAX", "GUIDANCE_MIN",
           "GUIDANCE_MAX", "REWEIGHT_MIN", "REWEIGHT_MAX", "PROPORTION_MIN", "PROPORTION_MAX", "SCHEDULERS",
-          "EDIT_MODES", "MIRROR_SIDES", "MIRROR_METHODS")
+          "EDIT_MODES", "MIRROR_SIDES", "MIRROR_METHODS", "FOV_MIN", "FOV_MAX", "VIDEO_SUFFIXES")
 
 
 def test_addon_copy_of_the_request_constants_agrees():

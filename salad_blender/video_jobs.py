@@ -1,0 +1,64 @@
+"""*Import Motion from Video* (issue 14): the worker reads a video into SMPL-22 motion; a new Action plays it.
+
+The worker's ``video`` op needs no model (BlazePose from the ``video`` extra of the worker's environment), so
+the job sends no ``load``. The result goes onto a new SALAD body or the chosen armature like a generation,
+with ``salad_source = "video"`` and the recipe (file, field of view, frames read and found, warnings) in
+``salad_video``; the user's existing animation is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import bpy
+
+from .blender_data import place_motion
+from .inputs import JobError, Target, check_model
+from .motion_job import MotionJob
+from .protocol import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES
+from .worker_pool import POOL, WorkerConfig, WorkerPool
+
+
+def check_video_path(path: str, fov: float | None = None) -> str:
+    """The absolute path of a video file the worker can be asked to read, or a JobError saying what is wrong."""
+    raw = (path or "").strip()
+    if not raw:
+        raise JobError("Choose a video file first (mp4, mov or avi).")
+    full = os.path.abspath(bpy.path.abspath(raw)) if raw.startswith("//") else os.path.abspath(os.path.expanduser(raw))
+    if not os.path.isfile(full):
+        raise JobError(f"The video '{raw}' does not exist.")
+    if not full.lower().endswith(VIDEO_SUFFIXES):
+        raise JobError(f"'{os.path.basename(full)}' is not a video file SALAD reads ({', '.join(VIDEO_SUFFIXES)}).")
+    if fov is not None and not FOV_MIN <= fov <= FOV_MAX:
+        raise JobError(f"The field of view must be within {FOV_MIN:g} … {FOV_MAX:g} degrees.")
+    return full
+
+
+def video_recipe(path: str, meta: dict) -> dict[str, Any]:
+    """What the Action records about its video (``salad_video``)."""
+    keys = ("video_fps", "video_frames", "found_frames", "people", "fov_deg", "trimmed", "gravity", "warnings")
+    return {"file": os.path.basename(path), **{k: meta[k] for k in keys if k in meta}}
+
+
+def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: float | None = None,
+                       pool: WorkerPool | None = None) -> MotionJob:
+    """Video file → a new Action on a new body or on ``target``'s armature (checked before the worker runs)."""
+    full = check_video_path(path, fov)
+    if target.kind == "armature" and bpy.data.objects.get(target.armature) is None:
+        raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
+    target.scene = target.scene or bpy.context.scene.name
+    model = check_model(config.model)
+    name = f"video {os.path.splitext(os.path.basename(full))[0]}"
+
+    def apply(result: dict) -> bpy.types.Action:
+        meta = result.get("meta") or {}
+        return place_motion(result, target, prompt="", meta=meta, model=model, name=name, edits=[],
+                            extra={"source": "video", "video": video_recipe(full, meta)})
+
+    op: dict[str, Any] = {"op": "video", "path": full}
+    if fov is not None:
+        op["fov"] = float(fov)
+    pool = pool or POOL
+    return MotionJob("video", "Import from video", pool.get(config), pool.hello, load=None, op=op, apply=apply,
+                     describe="Reading the video")

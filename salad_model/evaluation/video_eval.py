@@ -1,0 +1,165 @@
+"""Issue 14 evaluation: motion recovered from rendered test videos against their ground truth.
+
+``python -m salad_model.evaluation.video_eval tests/data/video/*.mp4 [more.mp4 …] --out video.json
+--markdown video.md [--model demo --steps 20]``
+
+Each video needs its ground truth beside it (``<name>.npz`` from ``tools/render_video_testclip.py``). Per
+video: the share of frames with a person, root-aligned MPJPE (both motions at 20 fps and canonicalised; one
+yaw for the whole clip aligns the recovered facing with the truth), the root path error (mean and final
+horizontal distance of the pelvis paths after that alignment), extraction speed (video frames per second of
+wall-clock time and of the process's CPU time). With ``--model``: the evaluation classifier's content on the
+recovered motion against the ground truth, and a style word swap of the recovered motion through inversion
+(is the target style reached, is the content kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..motion.bvh import resample_positions
+from ..motion.motion_process import canonicalize, joints_to_features
+from .metrics import root_aligned_mpjpe
+
+MODEL_FPS = 20.0
+
+
+def yaw_align(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``pred`` turned about +Y (one angle, about its frame-0 root) to best match ``target`` (root-aligned)."""
+    p = (pred - pred[:, :1]).reshape(-1, 3)
+    t = (target - target[:, :1]).reshape(-1, 3)
+    # maximise sum t · R(θ) p over the horizontal components: θ = atan2(Σ (p_z t_x − p_x t_z), Σ (p_x t_x + p_z t_z))
+    s = np.sum(p[:, 2] * t[:, 0] - p[:, 0] * t[:, 2])
+    c = np.sum(p[:, 0] * t[:, 0] + p[:, 2] * t[:, 2])
+    th = np.arctan2(s, c)
+    rot = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]])
+    origin = pred[0, 0] * np.array([1.0, 0.0, 1.0])
+    return (pred - origin) @ rot.T + origin
+
+
+def ground_truth(npz: Path, meta: dict) -> np.ndarray:
+    """The truth at 20 fps over the frames the extraction kept, canonicalised like the recovered motion."""
+    d = np.load(npz, allow_pickle=False)
+    j = np.asarray(d["joints"], np.float64)
+    first, last = meta.get("trimmed", [0, len(j) - 1])
+    j = j[first:last + 1]
+    return canonicalize(resample_positions(j, float(d["fps"]), MODEL_FPS))
+
+
+def accuracy(pred: np.ndarray, truth: np.ndarray) -> dict:
+    n = min(len(pred), len(truth))
+    pred, truth = pred[:n], truth[:n]
+    aligned = yaw_align(pred, truth)
+    err = root_aligned_mpjpe(aligned, truth)
+    path = np.linalg.norm((aligned[:, 0] - truth[:, 0])[:, [0, 2]], axis=-1)
+    travel = np.linalg.norm(np.diff(truth[:, 0, [0, 2]], axis=0), axis=-1).sum()
+    travel_pred = np.linalg.norm(np.diff(aligned[:, 0, [0, 2]], axis=0), axis=-1).sum()
+    return {"frames": n, "mpjpe_m": float(err.mean()), "mpjpe_p90_m": float(np.percentile(err, 90)),
+            "root_path_mean_m": float(path.mean()), "root_path_end_m": float(path[-1]),
+            "truth_travel_m": float(travel), "recovered_travel_m": float(travel_pred)}
+
+
+def evaluate_video(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    from ..video import extract_motion
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    m = extract_motion(path)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = m.meta["video_frames"]
+    truth = ground_truth(path.with_suffix(".npz"), m.meta)
+    row = {"video": path.name, "video_frames": n, "found_share": m.meta["found_frames"] / n,
+           "fps_wall": n / wall, "fps_cpu": n / cpu, "gravity": m.meta["gravity"], "warnings": m.warnings,
+           **accuracy(m.joints, truth)}
+    return row, m.joints, truth
+
+
+def content_and_swap(rows: list[dict], motions: list[tuple[np.ndarray, np.ndarray]], model: str, steps: int,
+                     log=print) -> dict:
+    """Classifier content of recovered vs true motion, and a style word swap of each recovered motion."""
+    from ..runtime.pipeline import SaladPipeline
+    from .classifier import canonical_style, load_classifier
+    from .eval_real import STYLE_TARGETS, style_caption
+
+    clf = load_classifier()
+    pipe = SaladPipeline.from_pretrained(model)
+    out = {"content_true": 0, "content_recovered": 0, "swap_target": 0, "swap_content": 0, "n": len(rows)}
+    for row, (rec, truth) in zip(rows, motions, strict=True):
+        content = row["content"]
+        style = canonical_style(row["style"])
+        feats = [joints_to_features(x[: (len(x) // 4) * 4 + 1]).astype(np.float32) for x in (rec, truth)]
+        target = STYLE_TARGETS[style]
+        caption, edit = style_caption(content, style), style_caption(content, target)
+        inv = pipe.invert(caption, features=feats[0][: (len(feats[0]) // 4) * 4], steps=steps, guidance=1.0)
+        swap = pipe.edit_inverted(inv, edit_prompt=edit)
+        p = clf.predict([feats[1], feats[0], swap.features])
+        contents = [clf.config.contents[i] for i in p["content_prob"].argmax(-1)]
+        styles = [clf.config.styles[i] for i in p["style_prob"].argmax(-1)]
+        row.update(caption=caption, edit_caption=edit, target_style=target, pred_content_true=contents[0],
+                   pred_content_recovered=contents[1], pred_content_swap=contents[2], pred_style_swap=styles[2])
+        out["content_true"] += contents[0] == content
+        out["content_recovered"] += contents[1] == content
+        out["swap_target"] += styles[2] == target
+        out["swap_content"] += contents[2] == content
+        log(f"  {row['video']}: content true {contents[0]}, recovered {contents[1]}; swap {style} → {target}: "
+            f"{styles[2]} / {contents[2]}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("videos", nargs="+", type=Path, help="rendered videos, each with <name>.npz beside it")
+    ap.add_argument("--out", type=Path, default=None, help="JSON of every figure")
+    ap.add_argument("--markdown", type=Path, default=None, help="a Markdown table")
+    ap.add_argument("--model", default=None, help="also classify and style-swap (e.g. 'demo')")
+    ap.add_argument("--steps", type=int, default=20, help="inversion / edit steps of the swap")
+    ap.add_argument("--picture", type=Path, default=None, help="also draw the first video's frame + skeleton (PNG)")
+    a = ap.parse_args(argv)
+    if a.picture:
+        from .video_plots import video_picture
+
+        print(video_picture(a.videos[0], a.picture))
+    rows, motions = [], []
+    for v in a.videos:
+        row, rec, truth = evaluate_video(v)
+        gt = np.load(v.with_suffix(".npz"), allow_pickle=False)
+        clip = str(gt["clip"])
+        parts = clip.removesuffix(".bvh").split("_")
+        row.update(clip=clip, content=parts[1], style=parts[2])
+        rows.append(row)
+        motions.append((rec, truth))
+        print(f"{v.name}: found {100 * row['found_share']:.0f}%, MPJPE {100 * row['mpjpe_m']:.1f} cm, root path "
+              f"{100 * row['root_path_mean_m']:.0f} cm mean / {100 * row['root_path_end_m']:.0f} cm end, "
+              f"{row['fps_wall']:.1f} fps wall, {row['fps_cpu']:.1f} fps CPU", flush=True)
+    summary = {"videos": len(rows), "found_share_min": min(r["found_share"] for r in rows),
+               "mpjpe_mean_m": float(np.mean([r["mpjpe_m"] for r in rows])),
+               "root_path_mean_m": float(np.mean([r["root_path_mean_m"] for r in rows])),
+               "fps_wall_mean": float(np.mean([r["fps_wall"] for r in rows])),
+               "fps_cpu_mean": float(np.mean([r["fps_cpu"] for r in rows]))}
+    if a.model:
+        summary["classifier"] = content_and_swap(rows, motions, a.model, a.steps)
+    result = {"summary": summary, "rows": rows}
+    print(json.dumps(summary, indent=1))
+    if a.out:
+        a.out.write_text(json.dumps(result, indent=1))
+    if a.markdown:
+        a.markdown.write_text(format_markdown(result))
+    return 0
+
+
+def format_markdown(result: dict) -> str:
+    lines = ["| video | frames | person found | MPJPE (root-aligned) | root path mean / end | truth travel | "
+             "fps (wall / CPU) |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['video']} | {r['video_frames']} | {100 * r['found_share']:.0f}% | "
+                     f"{100 * r['mpjpe_m']:.1f} cm | {100 * r['root_path_mean_m']:.0f} / "
+                     f"{100 * r['root_path_end_m']:.0f} cm | {r['truth_travel_m']:.2f} m | "
+                     f"{r['fps_wall']:.1f} / {r['fps_cpu']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

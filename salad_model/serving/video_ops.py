@@ -1,0 +1,44 @@
+"""Worker operation ``video`` (issue 14): a video file → motion (joints, contacts, meta), no model needed.
+
+Mixed into the worker like :mod:`shot_ops`. Progress events count frames read (stage ``"reading video"``); a
+cancel is seen after the frame in flight. Bad videos (not a video, unreadable codec, no person, partly out of
+frame, too short, the ``video`` extra missing) are ``invalid_input`` errors with the reason; several people
+are a warning in ``meta.warnings`` (the largest person is followed). torch is never imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import protocol as P
+from .errors import RequestError
+
+VIDEO_FIELDS: dict[str, tuple[str, ...]] = {"video": ("path", "fov", "max_seconds")}
+VIDEO_OPS = tuple(VIDEO_FIELDS)
+VIDEO_STAGE = "reading video"
+
+
+class VideoOps:
+    """The worker's video operation (needs ``_check_cancel``, ``_progress`` and ``_lock`` of the worker)."""
+
+    def op_video(self, rid: Any, params: dict) -> dict:
+        import numpy as np
+
+        from ..video import VideoError, extract_motion
+
+        if not params.get("path"):
+            raise RequestError(P.INVALID_INPUT, "video needs 'path': the video file to read")
+
+        def progress(i: int, n: int) -> None:
+            self._check_cancel(rid)  # raises the worker's cancel
+            with self._lock:
+                self._step = i
+            self._progress(rid, VIDEO_STAGE, i, n)
+
+        try:
+            m = extract_motion(params["path"], fov_deg=params.get("fov"), progress=progress,
+                               max_seconds=params.get("max_seconds"))
+        except VideoError as exc:
+            raise RequestError(P.INVALID_INPUT, str(exc)) from None
+        return {"joints": np.asarray(m.joints, np.float32), "contacts": np.asarray(m.contacts, bool),
+                "meta": m.meta}

@@ -1,0 +1,62 @@
+"""``python -m salad_model video IN.mp4 --out motion.npz [--bvh]``: the CLI's video command (no model, no torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_video_command(sub, progress) -> None:
+    v = sub.add_parser("video", help="video → motion: BlazePose landmarks → SMPL-22 joints (npz, 20 fps)")
+    v.add_argument("video", type=Path, help="mp4 / mov / avi showing one person, whole body")
+    v.add_argument("--out", type=Path, required=True, help="NAME or NAME.npz (NAME.bvh with --bvh)")
+    v.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
+    v.add_argument("--preview", nargs="?", const="gif", default=None, choices=["gif", "mp4"],
+                   help="also write a stick-figure animation")
+    v.add_argument("--fov", type=float, default=None,
+                   help="the camera's horizontal field of view in degrees (default 55: a typical phone or webcam)")
+    v.add_argument("--max-seconds", type=float, default=None, help="read only the first N seconds")
+    v.add_argument("--force", action="store_true", help="overwrite existing output files")
+    v.set_defaults(video_progress=progress)
+
+
+def motion_writers(motion, bvh: bool, preview: str | None) -> list:
+    """Writers (npz [+ bvh, + preview]) in the order of ``salad_model.__main__.output_paths``."""
+    from ..motion.motion_process import joints_to_features
+
+    joints, fps = motion.joints, motion.meta["fps"]
+    features = joints_to_features(joints)
+
+    def npz(p: Path) -> None:
+        with open(p, "wb") as f:
+            np.savez(f, joints=joints.astype(np.float32), features=features.astype(np.float32),
+                     contacts=np.asarray(motion.contacts, bool), fps=np.float32(fps), meta=json.dumps(motion.meta))
+
+    def bvh_file(p: Path) -> None:
+        from ..motion.bvh import write_joint_positions_bvh
+
+        write_joint_positions_bvh(p, joints, fps=fps)
+
+    def preview_file(p: Path) -> None:
+        from ..evaluation.plots import preview as draw
+
+        draw(joints, p, title=motion.meta.get("video", ""), fps=fps, stride=2)
+
+    return [npz, *([bvh_file] if bvh else []), *([preview_file] if preview else [])]
+
+
+def run_video_command(args: argparse.Namespace, targets: list[Path]) -> list[Path]:
+    """Extract, then write all outputs atomically (nothing is written when the video is refused)."""
+    from ..runtime.outputs import write_outputs
+    from . import extract_motion
+
+    motion = extract_motion(args.video, fov_deg=args.fov, progress=args.video_progress("reading video"),
+                            max_seconds=args.max_seconds)
+    for w in motion.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    writers = motion_writers(motion, args.bvh, args.preview)
+    return write_outputs(dict(zip(targets, writers, strict=True)), force=args.force)

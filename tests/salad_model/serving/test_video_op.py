@@ -1,0 +1,54 @@
+"""The worker's ``video`` op as a real subprocess (issue 14): progress per frame read, cancel, result, errors.
+
+No model is loaded: BlazePose comes from the ``video`` extra and torch is not needed.
+"""
+
+import pytest
+from needs import require_module
+from test_worker import RawWorker, error_of
+from testdata import DATA
+
+from salad_model.serving import protocol as P
+
+CLIP = DATA / "video" / "walk_turn_left_front.mp4"
+
+
+@pytest.fixture(scope="module")
+def worker():
+    require_module("mediapipe")
+    w = RawWorker()
+    assert "video" in set(w.result("hello")["ops"])
+    yield w
+    assert w.close() == 0 and not w.bad_lines
+
+
+def test_video_reports_frames_read_and_returns_motion(worker):
+    rid = worker.next_id()
+    worker.send({"id": rid, "op": "video", "path": str(CLIP)})
+    final = worker.finish(rid)
+    assert final["event"] == "result", final
+    steps = [(ev["step"], ev["steps"], ev["stage"]) for _, ev in worker.by_id[rid] if ev["event"] == "progress"]
+    assert steps == [(i, 75, "reading video") for i in range(1, 76)]  # one event per frame read
+    d = P.from_wire(final["data"])
+    assert d["joints"].shape == (60, 22, 3) and d["contacts"].shape == (59, 4)
+    assert d["meta"]["source"] == "video" and d["meta"]["found_frames"] >= 72 and d["meta"]["warnings"] == []
+
+
+def test_video_cancel_stops_between_frames(worker):
+    rid = worker.next_id()
+    worker.send({"id": rid, "op": "video", "path": str(CLIP)})
+    worker.until(rid, lambda ev: ev["event"] == "progress" and ev["step"] >= 3)
+    worker.send({"id": worker.next_id(), "op": "cancel", "target": rid})
+    final = worker.finish(rid)
+    assert final["code"] == "cancelled" and final["step"] < 75, final
+
+
+def test_video_errors_are_invalid_input(worker, tmp_path):
+    bad = tmp_path / "x.mp4"
+    bad.write_text("not a video")
+    err = error_of(worker, "video", path=str(bad))
+    assert err["code"] == "invalid_input" and "is not a video" in err["message"]
+    assert error_of(worker, "video", path=str(tmp_path / "none.mp4"))["message"].endswith("none.mp4")
+    err = error_of(worker, "video", path=str(CLIP), fov=500)
+    assert err["code"] == "invalid_input" and "fov" in err["message"]
+    assert error_of(worker, "video")["code"] == "invalid_input"
