@@ -92,7 +92,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: OMP_NUM_THREADS, else the physical cores)")
     p.add_argument("--out", type=Path, required=True,
                    help="output name: NAME or NAME.npz writes NAME.npz (NAME.bvh with --bvh, NAME.gif with --preview)")
     p.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
@@ -173,13 +174,10 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "source_out", None):
         targets += output_paths(args.source_out, args.bvh, args.preview)
     check_targets(targets, force=args.force)  # before any model work
-    import torch
-
+    print(f"loading model {args.model} …", file=sys.stderr, flush=True)  # the next seconds are torch and weights
     from .runtime.pipeline import SaladPipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
+    pipe = SaladPipeline.from_pretrained(args.model, device=args.device, threads=args.threads)
     if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:
         from .serving.shots_cli import run_shot_command
 
