@@ -18,21 +18,28 @@ from pathlib import Path  # noqa: E402
 
 
 def _progress(label: str):
+    """Per-step progress on stderr: a tqdm bar on a terminal (rate and time left), a plain line at each
+    quarter in logs (a redrawn bar would fill a log file with carriage returns)."""
     start = time.time()
-
-    tty = sys.stderr.isatty()
-
-    def cb(i: int, n: int) -> None:
-        if not tty:  # logs: a line at each quarter instead of a redrawn bar
+    if not sys.stderr.isatty():
+        def line(i: int, n: int) -> None:
             if i == n or i % max(n // 4, 1) == 0:
                 sys.stderr.write(f"{label}: step {i}/{n} ({time.time() - start:.1f}s)\n")
-            return
-        width = 30
-        done = int(width * i / n)
-        sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {i}/{n} {time.time() - start:5.1f}s")
-        if i == n:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+
+        return line
+    from tqdm import tqdm
+
+    bar = None
+
+    def cb(i: int, n: int) -> None:
+        nonlocal bar
+        if bar is None or n != bar.total or i < bar.n:  # a new pass (shots call one callback per window)
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=n, desc=label, unit="step", file=sys.stderr, dynamic_ncols=True)
+        bar.update(i - bar.n)
+        if i >= n:
+            bar.close()
 
     return cb
 
