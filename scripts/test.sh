@@ -18,7 +18,8 @@ status=0
 echo "test.sh: the whole suite on Blender 5.0.1 (.venv)"
 SALAD_EXPECT_BPY=5.0.1 .venv/bin/python -m pytest -q "$@" || status=$?
 if [ "$bpy42" = 1 ]; then
-  mapfile -t bpy_tests < <(.venv-bpy42/bin/python tests/bpy_suite.py)
+  listed=$(.venv-bpy42/bin/python tests/bpy_suite.py)  # set -e: a failure here stops the script
+  mapfile -t bpy_tests <<< "$listed"
   echo "test.sh: the Blender tests again on Blender 4.2 LTS (.venv-bpy42): ${bpy_tests[*]}"
   SALAD_EXPECT_BPY=4.2.0 .venv-bpy42/bin/python -m pytest -q "${bpy_tests[@]}" || status=$((status ? status : $?))
 else
