@@ -90,7 +90,7 @@ def load(model: str, device: str):
                         ref.mean, ref.std, {"type": "tiny", "seed": 0, "dim": cfg["denoiser"]["text_dim"]},
                         DiffusionConfig(), {**cfg["info"], "name": "demo-config (random weights)"})
         return SaladPipeline(b, device=device)
-    return SaladPipeline.from_pretrained(model, device=device)
+    return SaladPipeline.from_pretrained(model, device=device, threads=torch.get_num_threads())  # main() sets them
 
 
 def bench_generation(pipe, frames: int, steps: int, repeat: int, baseline: bool = True) -> dict:

@@ -53,7 +53,7 @@ def bench_warm(model: str, device: str, frames: int, steps: int, runs: int) -> d
     from salad_model.serving.worker import physical_cores
 
     torch.set_num_threads(physical_cores())  # what the worker uses
-    pipe = SaladPipeline.from_pretrained(model, device=device)
+    pipe = SaladPipeline.from_pretrained(model, device=device, threads=torch.get_num_threads())
     c = _client()
     try:
         c.start().wait(60)

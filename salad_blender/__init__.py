@@ -13,12 +13,40 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# Blender before 4.2 has no extensions: it unpacks the zip into its add-ons folder as a legacy add-on (the
+# zip keeps everything in one salad_motion/ folder, so it lands as one package) and reads this bl_info,
+# then register() refuses with a clear message. Blender 4.2+ ignores bl_info for blender_manifest.toml.
+# Keep it a literal with no blank line inside: old Blenders parse it without importing the module.
+bl_info = {
+    "name": "SALAD Motion",
+    "version": (0, 1, 0),
+    "blender": (4, 2, 0),
+    "category": "Animation",
+    "description": "Text to 3D human animation, edited by editing the text",
+    "warning": "Needs Blender 4.2 or newer",
+}
+
+MIN_BLENDER = (4, 2, 0)
+
 _registered: list = []
+
+
+def blender_version_problem(version: tuple) -> str | None:
+    """Why this Blender cannot run the add-on (None when it can): registering on 3.x-4.1 fails on APIs they lack."""
+    if tuple(version[:3]) >= MIN_BLENDER:
+        return None
+    have = ".".join(str(v) for v in version[:3])
+    return (f"SALAD Motion needs Blender 4.2 or newer (this is Blender {have}); install Blender 4.2 LTS or later "
+            "and install the zip there with Get Extensions > Install from Disk")
 
 
 def register() -> None:
     """Register preferences, scene settings, operators and panels (the add-on system calls this)."""
     import bpy
+
+    problem = blender_version_problem(tuple(bpy.app.version))
+    if problem:
+        raise RuntimeError(problem)  # Blender shows it as the enable operator's error report
 
     from . import (
         action_library,

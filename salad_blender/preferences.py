@@ -52,8 +52,10 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
         description="What pip installs into the environment: a requirement, a wheel, a folder or a git URL")
     torch_index: EnumProperty(
         name="Torch Build", default="cpu",
-        items=[("cpu", "CPU Only (Smaller)", "CPU wheels from download.pytorch.org (~200 MB)"),
-               ("default", "Default (PyPI)", "PyPI's torch: CUDA-enabled on Linux and Windows (~2.5 GB)")])
+        items=[("cpu", "CPU Only (Smaller)", "CPU wheels from download.pytorch.org (environment: "
+                f"{setup_env.DOWNLOAD_SIZES['cpu']})"),
+               ("default", "Default (PyPI)", "PyPI's torch: CUDA-enabled on Linux and Windows (environment: "
+                f"{setup_env.DOWNLOAD_SIZES['default']})")])
 
     show_advanced: BoolProperty(name="Advanced", default=False,
                                 description="What pip installs into the model environment")

@@ -29,6 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TORCH_INDEXES = {"default": None, "cpu": "https://download.pytorch.org/whl/cpu"}
+# What "Set Up Model Environment" downloads, per torch build (the one figure the UI and docs quote). Measured
+# 2026-12 on Linux x86-64 from pip's resolution: CPU torch ~0.19 GB + the model package's other
+# dependencies ~0.22 GB; PyPI's torch with its CUDA libraries ~2.7-3.0 GB + the same 0.22 GB.
+DOWNLOAD_SIZES = {"cpu": "about 0.4 GB", "default": "about 3 GB"}
 DEFAULT_PACKAGE = "salad-blender"  # the distribution that ships salad_model (pyproject name)
 BUNDLED_WHEEL_DIR = "model"  # inside the extension: the model package as one wheel (tools/build_extension.py)
 BUNDLED_WHEEL_GLOB = f"{DEFAULT_PACKAGE.replace('-', '_')}-*.whl"
@@ -78,7 +82,8 @@ def check_online(online_access: bool, overridden: bool = False) -> None:
                          "Blender without it to download the model environment.")
     raise SetupError("Online access is disabled. Enable 'Allow Online Access' in Preferences > System > "
                      "Network, then click 'Set Up Model Environment' again (it downloads torch and the "
-                     "model package with pip, about 1-3 GB).")
+                     f"model package with pip: {DOWNLOAD_SIZES['cpu']} with the CPU-only torch build, "
+                     f"{DOWNLOAD_SIZES['default']} with PyPI's).")
 
 
 def plan_steps(venv_dir: str | os.PathLike, *, base_python: str | None = None,

@@ -21,6 +21,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from .cpu import prefer_passive_omp
+
+# Before anything of ours imports torch: idle OpenMP threads sleep instead of spinning (salad_model/cpu.py).
+prefer_passive_omp()
+
 __version__ = "0.1.0"
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -18,21 +18,28 @@ from pathlib import Path  # noqa: E402
 
 
 def _progress(label: str):
+    """Per-step progress on stderr: a tqdm bar on a terminal (rate and time left), a plain line at each
+    quarter in logs (a redrawn bar would fill a log file with carriage returns)."""
     start = time.time()
-
-    tty = sys.stderr.isatty()
-
-    def cb(i: int, n: int) -> None:
-        if not tty:  # logs: a line at each quarter instead of a redrawn bar
+    if not sys.stderr.isatty():
+        def line(i: int, n: int) -> None:
             if i == n or i % max(n // 4, 1) == 0:
                 sys.stderr.write(f"{label}: step {i}/{n} ({time.time() - start:.1f}s)\n")
-            return
-        width = 30
-        done = int(width * i / n)
-        sys.stderr.write(f"\r{label} [{'#' * done}{'.' * (width - done)}] {i}/{n} {time.time() - start:5.1f}s")
-        if i == n:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+
+        return line
+    from tqdm import tqdm
+
+    bar = None
+
+    def cb(i: int, n: int) -> None:
+        nonlocal bar
+        if bar is None or n != bar.total or i < bar.n:  # a new pass (shots call one callback per window)
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=n, desc=label, unit="step", file=sys.stderr, dynamic_ncols=True)
+        bar.update(i - bar.n)
+        if i >= n:
+            bar.close()
 
     return cb
 
@@ -92,7 +99,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: OMP_NUM_THREADS, else the physical cores)")
     p.add_argument("--out", type=Path, required=True,
                    help="output name: NAME or NAME.npz writes NAME.npz (NAME.bvh with --bvh, NAME.gif with --preview)")
     p.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
@@ -197,13 +205,10 @@ def _run(args: argparse.Namespace) -> int:
             for w in video.warnings:
                 print(f"warning: {w}", file=sys.stderr)
             video_joints = video.joints
-    import torch
-
+    print(f"loading model {args.model} …", file=sys.stderr, flush=True)  # the next seconds are torch and weights
     from .runtime.pipeline import SaladPipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
+    pipe = SaladPipeline.from_pretrained(args.model, device=args.device, threads=args.threads)
     if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:
         from .serving.shots_cli import run_shot_command
 

@@ -46,6 +46,20 @@ def pytest_make_collect_report(collector):  # noqa: ANN001, ANN201 - pytest hook
     _fail_skip_in_ci(outcome.get_result())
 
 
+# scripts/test.sh runs the Blender tests on two bpy versions: every run says which (also under -q).
+def pytest_report_header(config):  # noqa: ANN001, ANN201 - pytest hook
+    from bpy_suite import bpy_header
+
+    return bpy_header()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ANN201 - pytest hook
+    if config.get_verbosity() < 0:  # -q prints no header
+        from bpy_suite import bpy_header
+
+        terminalreporter.write_line(bpy_header())
+
+
 GOLDEN = DATA / "golden"
 
 

@@ -214,6 +214,22 @@ def _key_frame(scene, arm) -> int:  # noqa: ANN001
 
 PREVIEW_OBJECTS = ("SALAD Preview Camera", "SALAD Floor", "SALAD Sun")
 
+# Headless Blender on Linux asks EGL for an OpenGL 4.6 context first and steps down until the driver accepts
+# one; every refusal prints this line from Blender's C code (e.g. Mesa's software llvmpipe offers 4.5: three
+# lines on the first render, one per context). Said once, before the first render, so nobody hunts for a bug.
+EGL_NOTE = ("note: headless Blender may now print 'EGL Error (0x3009): EGL_BAD_MATCH' lines: it asks the OpenGL "
+            "driver for version 4.6 first and steps down to what the driver offers; harmless, the picture renders")
+_egl_note_shown = False
+
+
+def explain_egl_once() -> None:
+    global _egl_note_shown
+    import bpy
+
+    if not _egl_note_shown and bpy.app.background and sys.platform.startswith("linux"):
+        print(EGL_NOTE, file=sys.stderr, flush=True)
+    _egl_note_shown = True
+
 
 def render_preview(scene, arm, path: Path, engine: str, resolution: str, frame: int | None = None) -> None:  # noqa: ANN001
     """A still of ``frame`` (default the key frame, :func:`preview_frame`): 3/4 front camera framing the body,
@@ -417,6 +433,8 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     if a.fbx:
         written.append(out / f"{slug}.fbx")
         export_fbx(arm, written[-1])
+    if a.render or a.strip:
+        explain_egl_once()
     if a.render:
         written.append(out / f"{slug}.png")
         render_preview(scene, arm, written[-1], a.engine, a.resolution)

@@ -2,8 +2,11 @@
 
 Uses Blender's own builder, ``blender_ext.py build`` (it validates the manifest the way Blender's
 installer does), found inside the Blender installation or the ``bpy`` wheel. The extension source is
-``salad_blender/`` itself — the manifest sits next to ``__init__.py``, where Blender expects it at
-the zip root — and ``[build] paths_exclude_pattern`` in the manifest keeps benchmarks and caches out.
+``salad_blender/`` itself — the manifest sits next to ``__init__.py`` — and ``[build]
+paths_exclude_pattern`` in the manifest keeps benchmarks and caches out. The built zip is then re-packed
+with everything inside one ``salad_motion/`` folder (Blender 4.2+ finds a manifest in a single top
+folder): Blender 3.x-4.1 unpack an add-on zip into their add-ons folder as it is, so this way they get one
+package whose ``bl_info`` and ``register()`` say "needs Blender 4.2 or newer" instead of loose files.
 The model package travels as ONE wheel, ``model/salad_blender-<version>-py3-none-any.whl`` (built here
 with ``pip wheel``; it holds salad_model and the demo weights): Blender never imports it, the
 "Set up model environment" button pip-installs it into the worker's own environment, so an animator
@@ -102,20 +105,39 @@ def build(out_dir: Path, blender_ext: Path | None = None, source: Path = SOURCE,
             proc = subprocess.run([py, str(tool), *cmd], capture_output=True, text=True, env=env, timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"blender_ext.py {cmd[0]} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    nest_in_folder(out, m["id"])
     check_zip(out, model_wheel)
     return out
 
 
+def nest_in_folder(path: Path, folder: str) -> None:
+    """Re-pack ``path`` in place with every entry under ``folder/`` (entries and their compression kept)."""
+    tmp = path.with_suffix(".nesting")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            info.filename = f"{folder}/{info.filename}"
+            dst.writestr(info, data)
+    tmp.replace(path)
+
+
 def check_zip(path: Path, model_wheel: bool = True) -> list[str]:
-    """The add-on at the zip root; the model side only inside the one wheel (never importable by Blender)."""
+    """Everything in one top folder named for the extension id; the model side only inside the one wheel
+    (never importable by Blender). Returns the names inside that folder."""
+    folder = manifest()["id"] + "/"
     with zipfile.ZipFile(path) as z:
-        names = z.namelist()
+        full = z.namelist()
+        loose = [n for n in full if not n.startswith(folder)]
+        if loose:
+            raise RuntimeError(f"{path.name} has entries outside {folder} (Blender < 4.2 would install them as "
+                               f"loose files): {loose[:5]}")
+        names = [n.removeprefix(folder) for n in full]
         wheels = [n for n in names if n.startswith(f"{WHEEL_DIR}/") and n.endswith(".whl")]
-        inside = zipfile.ZipFile(z.open(wheels[0])).namelist() if len(wheels) == 1 else []
+        inside = zipfile.ZipFile(z.open(folder + wheels[0])).namelist() if len(wheels) == 1 else []
     required = {"blender_manifest.toml", "__init__.py", "jobs.py", "client.py", "operators.py"}
     missing = required - set(names)
     if missing:
-        raise RuntimeError(f"{path.name} lacks {sorted(missing)} at its root")
+        raise RuntimeError(f"{path.name} lacks {sorted(missing)} in {folder}")
     bad = [n for n in names if n.startswith(("salad_model", "tests", "bench_")) or "__pycache__" in n
            or n.endswith((".pyc", ".pt", ".tar", ".safetensors"))]
     if bad:

@@ -61,7 +61,7 @@ def run_metrics(a: argparse.Namespace) -> dict:
 
     clf_dir = Path(a.classifier) if a.classifier else CLASSIFIER_DIR
     clf = load_classifier(clf_dir)
-    pipe = SaladPipeline.from_pretrained(a.model, device=a.device)
+    pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
     info = pipe.info
     rep: dict = {"model": {"name": pipe.name, "source": str(info.get("source", a.model)),
                            "trained_iterations": info.get("trained_iterations")},
@@ -119,7 +119,7 @@ def run_real(a: argparse.Namespace) -> int:
     from .eval_real import format_real_markdown, real_statistics
 
     clf = load_classifier(Path(a.classifier) if a.classifier else CLASSIFIER_DIR)
-    pipe = SaladPipeline.from_pretrained(a.model, device=a.device)
+    pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
     rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
            "command": "python -m salad_model.evaluation.eval " + " ".join(sys.argv[1:]),
            "real": real_statistics(pipe, clf, a.data, a.limit, a.steps, a.null_text_iters, a.seed,

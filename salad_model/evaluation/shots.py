@@ -358,7 +358,7 @@ def run(a) -> int:
 
     torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
     clf = load_classifier(Path(a.classifier) if a.classifier else CLASSIFIER_DIR)
-    pipe = SaladPipeline.from_pretrained(a.model, device=a.device)
+    pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
     rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
            "command": "python -m salad_model.evaluation.eval " + " ".join(sys.argv[1:]),
            "shots": shot_statistics(pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import ASSETS_DIR
+from ..cpu import apply_cpu_settings
 from ..motion.features import recover_from_ric
 from . import requests as R
 from .checkpoints import ModelBundle, load_any
@@ -65,9 +66,14 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
     # -- construction -----------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, model: str | Path = "demo", device: str = "auto", text_encoder=None
-                        ) -> SaladPipeline:
-        """``demo`` (bundled), a folder in our format, or an official checkpoint folder."""
+    def from_pretrained(cls, model: str | Path = "demo", device: str = "auto", text_encoder=None,
+                        threads: int | None = None) -> SaladPipeline:
+        """``demo`` (bundled), a folder in our format, or an official checkpoint folder.
+
+        Applies the CLI's CPU settings (:func:`salad_model.cpu.apply_cpu_settings`): torch uses ``threads``
+        threads, by default OMP_NUM_THREADS or the physical cores. The constructor leaves torch's threads
+        alone, for callers that manage them (the worker)."""
+        apply_cpu_settings(threads)
         path = DEMO_MODEL_DIR if str(model) == "demo" else Path(model)
         return cls(load_any(path), text_encoder=text_encoder, device=device)
 

@@ -7,38 +7,11 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any
 
+from ..cpu import physical_cores  # noqa: F401 - re-exported (the worker's default threads)
+
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use (hyper-threads share the FPU: more threads only contend)."""
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = list(range(os.cpu_count() or 1))
-    if sys.platform.startswith("linux"):
-        cores = set()
-        for c in cpus:
-            topo = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
-            try:
-                cores.add((topo.joinpath("physical_package_id").read_text().strip(),
-                           topo.joinpath("core_id").read_text().strip()))
-            except OSError:
-                cores.add(("cpu", str(c)))
-        return max(1, len(cores))
-    if sys.platform == "darwin":
-        import subprocess
-
-        try:
-            out = subprocess.run(["sysctl", "-n", "hw.physicalcpu"], capture_output=True, text=True,
-                                 timeout=2)
-            return max(1, int(out.stdout.strip()))
-        except (OSError, ValueError, subprocess.SubprocessError):
-            pass
-    return max(1, len(cpus))
 
 
 def installed_version(dist: str) -> str | None:

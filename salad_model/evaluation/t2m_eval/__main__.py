@@ -59,7 +59,8 @@ def evaluate(a: argparse.Namespace):
         from ...runtime.text import load_text_encoder
 
         text_encoder = load_text_encoder(json.loads(a.text_encoder), device=device)
-    pipe = SaladPipeline.from_pretrained(a.model, device=device, text_encoder=text_encoder)
+    pipe = SaladPipeline.from_pretrained(a.model, device=device, text_encoder=text_encoder,
+                                         threads=torch.get_num_threads())  # as set in main()
     gen = SaladGenerator(pipe, mean, std, steps=a.steps, guidance=a.guidance, seed=a.seed)
     out = Path(a.out) if a.out else Path("runs") / "t2m_eval" / f"{a.benchmark}_{pipe.name}"
     out.mkdir(parents=True, exist_ok=True)
