@@ -83,8 +83,8 @@ def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="demo", help="'demo' (bundled), our model folder, or an official "
-                   "checkpoint folder (checkpoints/t2m/<denoiser name>)")
+    p.add_argument("--model", default="demo", help="'demo' (bundled), 'official' (after `download official`), "
+                   "our model folder, or an official checkpoint folder (checkpoints/t2m/<denoiser name>)")
     p.add_argument("--seconds", type=float, default=None, help="duration (rounded to 4-frame units)")
     p.add_argument("--frames", type=int, default=None, help="length in frames (multiple of 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serving.shots_cli import add_shot_commands
 
     add_shot_commands(sub, _common)
+    from .fetch.cli import add_download_command
+
+    add_download_command(sub)
     return ap
 
 
@@ -165,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from salad_model.runtime.outputs import check_targets
+
+    from .fetch.cli import resolve_model, run_download
+
+    if args.command == "download":
+        return run_download(args)
+    args.model = resolve_model(args.model)
 
     if getattr(args, "seconds", 0) is None and getattr(args, "frames", 0) is None:
         args.seconds = 4.0
