@@ -21,9 +21,10 @@ def add_download_command(sub: argparse._SubParsersAction) -> None:
 
 
 def online_allowed() -> bool:
-    """The command line's online switch: HF_HUB_OFFLINE or SALAD_OFFLINE set to 1/true means offline."""
+    """The command line's online switch: HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE (the hub honours both) or
+    SALAD_OFFLINE set to 1/true means offline."""
     return not any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-                   for k in ("HF_HUB_OFFLINE", "SALAD_OFFLINE"))
+                   for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "SALAD_OFFLINE"))
 
 
 def run_download(args: argparse.Namespace) -> int:

@@ -198,8 +198,8 @@ def download_official(dataset: str = "t2m", root: Path | None = None, *, online:
     """Fetch, verify and publish the official model; returns the model folder for ``--model``."""
     if not online:
         raise DownloadError("Online access is off, so nothing was downloaded. Allow it (Blender: Preferences > "
-                            "System > Network > Allow Online Access; command line: unset HF_HUB_OFFLINE / "
-                            "SALAD_OFFLINE) and try again.")
+                            "System > Network > Allow Online Access; command line: unset HF_HUB_OFFLINE, "
+                            "TRANSFORMERS_OFFLINE and SALAD_OFFLINE) and try again.")
     if dataset not in DATASETS:
         raise DownloadError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     root = Path(root) if root is not None else default_root()
