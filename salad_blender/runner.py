@@ -67,7 +67,7 @@ class Runner:
         if details:
             print(details, file=sys.stderr)
         if notify:
-            report(job_report_level(job.state), f"SALAD: {job.message}")
+            report("WARNING" if getattr(job, "warning", "") else job_report_level(job.state), f"SALAD: {job.message}")
         if slot == "motion" and job.state == "done":
             try:
                 bpy.ops.ed.undo_push(message=f"SALAD {job.label}")
