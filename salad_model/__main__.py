@@ -189,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = SaladPipeline.from_pretrained(args.model, device=args.device)
-    prompts = [getattr(args, k, None) for k in ("prompt", "source_prompt", "edit_prompt")]
+    keys = ("edit_prompt",) if args.command == "edit-real" else ("prompt", "source_prompt", "edit_prompt")
+    prompts = [getattr(args, k, None) for k in keys]  # edit-real's --prompt describes the input: not checked
     for warning in pipe.prompt_warnings(*(p for p in prompts if isinstance(p, str))):
         print(f"warning: {warning.message}", file=sys.stderr)  # still generates: the user may know better
     if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:
