@@ -149,7 +149,7 @@ def draw_official(box: bpy.types.UILayout, prefs: SALAD_AddonPreferences, width:
     if job is not None and job.finished:
         for i, line in enumerate(ui_state.fit_lines(job.message, width, 4)):
             box.label(text=line, icon=("ERROR" if job.state == "failed" else "INFO") if i == 0 else "BLANK1")
-    box.label(text=f"Ready: {path}" if path else "Not downloaded yet (about 1 GB with the CLIP text model)",
+    box.label(text=f"Ready: {path}" if path else "Not downloaded yet (the authors' checkpoints and CLIP)",
               icon="CHECKMARK" if path else "INFO")
 
 
