@@ -47,6 +47,7 @@ class MotionJob:
         self.status = "Starting the model worker"
         self.message = ""
         self.details = ""
+        self.warning = ""  # the worker's prompt_warning message: the prompt is far from the model's training
         self.output: Any = None
         self.result: dict | None = None
         self.started = time.monotonic()
@@ -128,7 +129,9 @@ class MotionJob:
                 self._fail(f"{self.label}: {exc}")
                 return True
             self.state, self.progress = "done", 1.0
-            self.status = self.message = self.message or f"{self.label}: done in {self.elapsed:.1f} s"
+            self.warning = str((result.get("prompt_warning") or {}).get("message") or "")
+            done = self.message or f"{self.label}: done in {self.elapsed:.1f} s"
+            self.status = self.message = f"{done}. Warning: {self.warning}" if self.warning else done
             self.finished_at = time.monotonic()
         return True
 

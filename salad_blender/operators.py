@@ -15,7 +15,7 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import heatmap, jobs, metadata, preferences, setup_env, ui_state
+from . import heatmap, jobs, metadata, official_model, preferences, setup_env, ui_state
 from .runner import RUNNER, redraw
 from .settings import (
     MIRROR_SIDE_ITEMS,
@@ -42,7 +42,8 @@ def __getattr__(name: str):  # noqa: ANN202
     return getattr(importlib.import_module(f".{_MOVED[name]}", __package__), name)
 
 
-JOB_SLOT_ITEMS = [("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", "")]  # runner slots
+JOB_SLOT_ITEMS = [("motion", "Motion", ""), ("check", "Check", ""), ("setup", "Set-up", ""),
+                  ("download", "Download", "")]  # runner slots
 
 
 def finished_job(which: str):  # noqa: ANN201 - MotionJob or SetupJob
@@ -337,6 +338,36 @@ class SALAD_OT_setup_env(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class SALAD_OT_get_official_model(bpy.types.Operator):
+    """Download the authors' official model (HumanML3D) and its CLIP text model, verified before use"""
+
+    bl_description = ("Download the authors' official SALAD checkpoints (Google Drive) and the CLIP text model "
+                      "(Hugging Face) with the model environment's Python; the model is offered only after it "
+                      "loaded strictly. Needs online access; resumes an interrupted download")
+    bl_idname = "salad.get_official_model"
+    bl_label = "Get Official Model"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return say_no(cls, "The download is running" if RUNNER.busy("download") else "")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        prefs = preferences.get_prefs(context)
+        python = bpy.path.abspath(prefs.python_path) if prefs is not None and prefs.python_path else \
+            preferences.default_python()
+        dataset = prefs.official_dataset if prefs is not None else "t2m"
+        try:
+            official_model.check_online(bpy.app.online_access, getattr(bpy.app, "online_access_override", False))
+            root = official_model.official_root(preferences.ADDON_ID, create=True)
+            job = official_model.start_download(python, root, dataset, online_access=bpy.app.online_access)
+        except setup_env.SetupError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        RUNNER.start("download", job)
+        self.report({"INFO"}, f"SALAD: downloading the official model into {root}")
+        return {"FINISHED"}
+
+
 class _EnvOperator:
     """Acts on the managed model environment: only when it exists (and, if ``refuse_busy``, nothing runs)."""
 
@@ -479,6 +510,7 @@ classes = (
     SALAD_OT_copy_prompt,
     SALAD_OT_show_attention,
     SALAD_OT_setup_env,
+    SALAD_OT_get_official_model,
     SALAD_OT_open_env_folder,
     SALAD_OT_remove_env,
     SALAD_OT_dismiss,

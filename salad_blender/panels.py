@@ -47,7 +47,8 @@ def draw_job(layout: bpy.types.UILayout, context: bpy.types.Context, kinds: tupl
     if not job.finished:
         draw_progress(layout, job.progress, job.status, cancel="motion", width=width)
         return
-    icon = {"done": "CHECKMARK", "failed": "ERROR", "cancelled": "INFO"}[job.state]
+    icon = {"done": "ERROR" if getattr(job, "warning", "") else "CHECKMARK", "failed": "ERROR",
+            "cancelled": "INFO"}[job.state]
     box = layout.box()
     col = box.column(align=True)
     for i, line in enumerate(ui_state.fit_lines(job.message, width - 4, 4)):

@@ -16,7 +16,7 @@ import sys
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import setup_env, ui_state
+from . import official_model, setup_env, ui_state
 from .inputs import PREFS_HINT, JobError
 from .runner import RUNNER, draw_progress
 from .worker_pool import WorkerConfig
@@ -41,7 +41,13 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
     model_source: EnumProperty(
         name="Model", default="DEMO",
         items=[("DEMO", "Demo Model", "The small demo model that ships with the worker package"),
+               ("OFFICIAL", "Official Model", "The authors' model trained on HumanML3D or KIT-ML (Get Official "
+                "Model downloads it)"),
                ("FOLDER", "Model Folder", "An official SALAD checkpoint folder or a model in our format")])
+    official_dataset: EnumProperty(
+        name="Dataset", default="t2m",
+        items=[("t2m", "HumanML3D", "The general-purpose model (HumanML3D, 20 fps)"),
+               ("kit", "KIT-ML", "The KIT-ML model (12.5 fps)")])
     model_folder: StringProperty(name="Model Folder", subtype="DIR_PATH",
                                  description="Official checkpoint folder (with opt.txt) or our model folder")
     device: EnumProperty(name="Device", items=DEVICES, default="auto")
@@ -108,6 +114,8 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
         col.row().prop(self, "model_source", expand=True)
         if self.model_source == "FOLDER":
             col.prop(self, "model_folder")
+        if self.model_source == "OFFICIAL":
+            draw_official(col.box(), self, width)
         row = col.row()
         row.prop(self, "device")
         row.prop(self, "threads")
@@ -125,6 +133,26 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
                 box.label(text=line, icon=("ERROR" if check.state == "failed" else "INFO") if i == 0 else "NONE")
             for line in (check.details or "").splitlines()[-6:]:
                 box.label(text=line[:140])
+
+
+def draw_official(box: bpy.types.UILayout, prefs: SALAD_AddonPreferences, width: int) -> None:
+    """The official model: where it is, or the button (and the download's progress) to get it."""
+    box.prop(prefs, "official_dataset")
+    root = official_model.official_root(ADDON_ID)
+    path = official_model.official_model_path(root, prefs.official_dataset)
+    job = RUNNER.download
+    if job is not None and not job.finished:
+        draw_progress(box, job.progress, job.status, cancel="download", width=width)
+    else:
+        box.operator("salad.get_official_model", icon="IMPORT", text="Get Official Model" if not path
+                     else "Check Official Model Again")
+        if not bpy.app.online_access and not path:
+            box.label(text="Online access is off: enable it in Preferences > System > Network", icon="ERROR")
+    if job is not None and job.finished:
+        for i, line in enumerate(ui_state.fit_lines(job.message, width, 4)):
+            box.label(text=line, icon=("ERROR" if job.state == "failed" else "INFO") if i == 0 else "BLANK1")
+    box.label(text=f"Ready: {path}" if path else "Not downloaded yet (the authors' checkpoints and CLIP)",
+              icon="CHECKMARK" if path else "INFO")
 
 
 def get_prefs(context: bpy.types.Context | None = None) -> SALAD_AddonPreferences | None:
@@ -166,6 +194,11 @@ def worker_config(context: bpy.types.Context | None = None) -> WorkerConfig:
         if not prefs.model_folder.strip():
             raise JobError(f"Pick the model folder in {PREFS_HINT} (or choose the demo model).")
         model = bpy.path.abspath(prefs.model_folder)
+    elif prefs.model_source == "OFFICIAL":
+        model = official_model.official_model_path(official_model.official_root(ADDON_ID), prefs.official_dataset)
+        if not model:
+            raise JobError(f"The official model is not downloaded yet: click 'Get Official Model' in {PREFS_HINT} "
+                           "(or choose the demo model).")
     else:
         model = "demo"
     return WorkerConfig(python=bpy.path.abspath(prefs.python_path) if prefs.python_path

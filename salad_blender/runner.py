@@ -15,14 +15,16 @@ from .motion_job import POLL_INTERVAL, MotionJob
 
 
 class Runner:
-    """At most one motion job (generate / edit / attention), one check and one environment set-up."""
+    """At most one motion job (generate / edit / attention), one check, one environment set-up and one
+    official-model download."""
 
-    SLOTS = ("motion", "check", "setup")
+    SLOTS = ("motion", "check", "setup", "download")
 
     def __init__(self) -> None:
         self.motion: MotionJob | None = None
         self.check: MotionJob | None = None
         self.setup: setup_env.SetupJob | None = None
+        self.download: setup_env.SetupJob | None = None
 
     def busy(self, slot: str = "motion") -> bool:
         job = getattr(self, slot)
@@ -65,7 +67,7 @@ class Runner:
         if details:
             print(details, file=sys.stderr)
         if notify:
-            report(job_report_level(job.state), f"SALAD: {job.message}")
+            report("WARNING" if getattr(job, "warning", "") else job_report_level(job.state), f"SALAD: {job.message}")
         if slot == "motion" and job.state == "done":
             try:
                 bpy.ops.ed.undo_push(message=f"SALAD {job.label}")

@@ -90,8 +90,8 @@ def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="demo", help="'demo' (bundled), our model folder, or an official "
-                   "checkpoint folder (checkpoints/t2m/<denoiser name>)")
+    p.add_argument("--model", default="demo", help="'demo' (bundled), 'official' (after `download official`), "
+                   "our model folder, or an official checkpoint folder (checkpoints/t2m/<denoiser name>)")
     p.add_argument("--seconds", type=float, default=None, help="duration (rounded to 4-frame units)")
     p.add_argument("--frames", type=int, default=None, help="length in frames (multiple of 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .video.cli import add_video_command
 
     add_video_command(sub, _progress)
+    from .fetch.cli import add_download_command
+
+    add_download_command(sub)
     return ap
 
 
@@ -183,6 +186,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if getattr(args, "fast", False) and (args.steps != 50 or args.sampler != "ddim"):
         raise ValueError("--fast sets its own steps and sampler: give --fast or --steps/--sampler, not both")
+    from .fetch.cli import resolve_model, run_download
+
+    if args.command == "download":
+        return run_download(args)
+    if hasattr(args, "model"):  # `video` loads no model
+        args.model = resolve_model(args.model)
+
     if getattr(args, "seconds", 0) is None and getattr(args, "frames", 0) is None:
         args.seconds = 4.0
     extra = (".attention.png", ".attention.npz") if args.command == "attention" else ()
@@ -209,6 +219,10 @@ def _run(args: argparse.Namespace) -> int:
     from .runtime.pipeline import SaladPipeline
 
     pipe = SaladPipeline.from_pretrained(args.model, device=args.device, threads=args.threads)
+    keys = ("edit_prompt",) if args.command == "edit-real" else ("prompt", "source_prompt", "edit_prompt")
+    prompts = [getattr(args, k, None) for k in keys]  # edit-real's --prompt describes the input: not checked
+    for warning in pipe.prompt_warnings(*(p for p in prompts if isinstance(p, str))):
+        print(f"warning: {warning.message}", file=sys.stderr)  # still generates: the user may know better
     if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:
         from .serving.shots_cli import run_shot_command
 

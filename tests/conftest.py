@@ -13,6 +13,8 @@ from testdata import DATA  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+pytest_plugins = ("official_release",)  # release / server fixtures of the download tests (loopback only)
+
 # ------------------------------------------------------------------------------------------------
 # No silent skips in CI. Locally a test whose dependency is missing (bpy, ../shared) skips; with CI=true
 # (.ci/run, GitHub Actions) every skip is a failure unless its reason starts with one of these prefixes

@@ -3,7 +3,7 @@
 Runs the add-on's own job functions (``salad_blender.jobs``), the code behind the "Generate Motion"
 button — no second code path — driving ``poll()`` in a loop because headless Blender runs no timers.
 
-    blender -b --python-exit-code 1 --python tools/batch.py -- --prompt "a person jumps" --out out/
+    blender -b --python-exit-code 1 --python tools/batch.py -- --prompt "a person runs forward" --out out/
     python tools/batch.py --prompts prompts.txt --seconds 4 --out out/ --bvh --fbx --render
     python tools/batch.py --segment "a person walks forward:4" --segment "a person waves:3" --out out/ --strip 6
     python tools/batch.py --video clip.mp4 --out out/ --bvh
@@ -423,6 +423,8 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     if job.state != "done":
         details = f"\n{job.details}" if job.details else ""
         raise jobs.JobError(job.message + details)
+    if getattr(job, "warning", ""):
+        print(f"{tag} warning: {job.warning}", file=sys.stderr, flush=True)
     action = job.output
     arm = next(o for o in scene.objects if o.animation_data is not None and o.animation_data.action == action)
     written = [out / f"{slug}.blend"]

@@ -135,6 +135,22 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from exc
 
+    def prompt_warnings(self, *prompts: str | None) -> list:
+        """A :class:`~.novelty.PromptWarning` for each prompt far from the model's training captions.
+
+        Uses the model folder's vocabulary (runtime/novelty.py); a model without one never warns.
+        """
+        from .novelty import Vocabulary
+
+        if not hasattr(self, "_vocabulary"):
+            source = self.info.get("source")
+            ours = self.info.get("format") != "official" and source
+            self._vocabulary = Vocabulary.load(source) if ours else None
+        if self._vocabulary is None:
+            return []
+        found = (self._vocabulary.check(p, self.text_encoder) for p in dict.fromkeys(p for p in prompts if p))
+        return [w for w in found if w is not None]
+
     @staticmethod
     def check_sampling(guidance: float, steps: int, scheduler: str) -> None:
         R.check_sampling(guidance, steps, scheduler)

@@ -111,6 +111,12 @@ class ModelOps:
         return {"prompt": prompt, "tokens": te.tokens(prompt), "num_tokens": n, "max_length": te.max_length,
                 "too_long": n > te.max_length}
 
+    def _warned(self, data: dict, *prompts: str | None) -> dict:
+        """The result's ``prompt_warning``: the first far-from-training prompt (None: all known)."""
+        warnings = self._pipeline().prompt_warnings(*prompts)
+        data["prompt_warning"] = warnings[0].to_dict() if warnings else None
+        return data
+
     @staticmethod
     def _motion(m) -> dict:
         import numpy as np
@@ -131,7 +137,7 @@ class ModelOps:
         m = pipe.generate(params["prompt"], callback=self._step_callback(rid),
                           record_maps=params.get("record_maps", True), fast=params.get("fast", False),
                           **self._sampling(params))
-        return self._motion(m)
+        return self._warned(self._motion(m), params["prompt"])
 
     def op_edit_real(self, rid: Any, params: dict) -> dict:
         """Invert a real motion (joints [T, 22, 3], model space, 20 fps) under ``prompt`` and edit it."""
@@ -146,15 +152,15 @@ class ModelOps:
                                        "edit_guidance") if k in params}
         kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
         m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
-        return self._motion(m)
+        return self._warned(self._motion(m), edit.get("edit_prompt"))
 
     def op_attention(self, rid: Any, params: dict) -> dict:
         pipe = self._pipeline()
         if "prompt" not in params:
             raise RequestError(P.INVALID_INPUT, "attention needs a \"prompt\"")
         a = pipe.attention(params["prompt"], callback=self._step_callback(rid), **self._sampling(params))
-        return {**self._motion(a.motion), "tokens": list(a.tokens), "maps": a.maps.astype("float32"),
-                "parts": list(a.parts)}
+        return self._warned({**self._motion(a.motion), "tokens": list(a.tokens), "maps": a.maps.astype("float32"),
+                             "parts": list(a.parts)}, params["prompt"])
 
     def op_edit(self, rid: Any, params: dict) -> dict:
         pipe = self._pipeline()
@@ -167,7 +173,7 @@ class ModelOps:
         res = pipe.edit(params["source_prompt"], callback=self._step_callback(rid), return_source=want_source,
                         **self._sampling(params), **kw)
         out, src = res if want_source else (res, None)
-        data = self._motion(out)
+        data = self._warned(self._motion(out), kw.get("edit_prompt") or params["source_prompt"])
         if want_source:
             data["source"] = None if src is None else self._motion(src)
         return data

@@ -7,8 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "salad_blender"
 # Everything but the Blender UI and the code that creates Blender data imports without bpy.
-PURE = ("smpl22", "facing", "retarget", "rigs", "heatmap", "protocol", "client", "setup_env", "inputs", "metadata",
-        "real_motion", "worker_pool", "motion_job", "shot_inputs", "ui_state", "rigify", "loops")
+PURE = ("smpl22", "facing", "retarget", "rigs", "heatmap", "protocol", "client", "setup_env", "official_model",
+        "inputs", "metadata", "real_motion", "worker_pool", "motion_job", "shot_inputs", "ui_state", "rigify", "loops")
 
 
 def test_pure_modules_import_without_bpy():
