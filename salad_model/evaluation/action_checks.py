@@ -233,13 +233,27 @@ def real_report(data_dir: Path | None = None) -> list[dict]:
     return rows
 
 
-def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Path | None) -> dict:
-    """Generate every action's plain prompts over ``seeds`` seeds and report pass rates per action."""
+def heldout_prompts(action: str, n: int = 2, seed: int = 19) -> tuple[str, ...]:
+    """Held-out paraphrases of an action (sentence shapes and verbs never trained on), style normal."""
+    from ..training.data.captions import make_captions
+
+    return tuple(c.rstrip(".") for c in make_captions(action, "normal", n, seed, heldout=True))
+
+
+def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Path | None,
+                    wording: str = "plain") -> dict:
+    """Generate every action's prompts over ``seeds`` seeds and report pass rates per action.
+
+    ``wording``: ``plain`` (PROMPTS, the issue's kind) or ``heldout`` (held-out paraphrases).
+    """
     from ..runtime.pipeline import SaladPipeline
 
+    if wording not in ("plain", "heldout"):
+        raise ValueError(f"wording must be 'plain' or 'heldout', got {wording!r}")
     pipe = SaladPipeline.from_pretrained(model, device="cpu")
     per_action = {}
-    for action, prompts in PROMPTS.items():
+    for action in PROMPTS:
+        prompts = PROMPTS[action] if wording == "plain" else heldout_prompts(action)
         runs = [(p, seed) for p in prompts for seed in range(seeds)]
         motions = pipe.generate_batch([p for p, _ in runs], seconds=[seconds] * len(runs),
                                       seeds=[s for _, s in runs], steps=steps)
@@ -248,7 +262,8 @@ def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Pat
         rate = float(np.mean([r["passed"] for r in results]))
         per_action[action] = {"rule": CHECKS[action].rule, "pass_rate": rate, "n": len(results), "runs": results}
         print(f"{action:15s} {rate:5.0%} of {len(results)}  ({CHECKS[action].rule})", flush=True)
-    report = {"model": model, "seconds": seconds, "steps": steps, "seeds": seeds, "actions": per_action,
+    report = {"model": model, "wording": wording, "seconds": seconds, "steps": steps, "seeds": seeds,
+              "actions": per_action,
               "unchecked": list(NO_CHECK)}
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -268,13 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seconds", type=float, default=4.0)
     g.add_argument("--steps", type=int, default=50)
     g.add_argument("--out", type=Path, default=None, help="write the full report (JSON) here")
+    g.add_argument("--wording", choices=["plain", "heldout"], default="plain",
+                   help="plain prompts (default) or held-out paraphrases of each action")
     a = ap.parse_args(argv)
     if a.cmd == "real":
         for row in real_report(a.data):
             print(f"{row['action']:15s} own clip: {'pass' if row['own_clip'] else 'FAIL'}   "
                   f"walk: {'pass' if row['walk'] else 'fail'}")
     else:
-        generate_report(a.model, a.seeds, a.seconds, a.steps, a.out)
+        generate_report(a.model, a.seeds, a.seconds, a.steps, a.out, a.wording)
     return 0
 
 

@@ -105,3 +105,17 @@ def test_generate_report_counts_passes_per_action(clip, monkeypatch, tmp_path):
     assert all(v["pass_rate"] == 0.0 for k, v in rep["actions"].items() if k != "jump")
     assert calls[0] == (["a person jumps"] * 3 + ["someone jumps forward"] * 3, [0, 1, 2] * 2, 7)
     assert json.loads(out.read_text())["actions"]["crawl"]["runs"][0]["prompt"] == "a person crawls forward"
+
+
+def test_heldout_wording_is_never_a_training_caption(tmp_path):
+    from salad_model.training.data.captions import uses_heldout_template
+
+    caps = D.clip_captions("jump", "normal", "deepmimic_jump")
+    for action in A.PROMPTS:
+        train = {c.rstrip(".").lower() for c in D.clip_captions(action, "normal", f"deepmimic_{action}")["train"]}
+        for p in A.heldout_prompts(action):
+            assert p.lower() not in train
+    assert any(uses_heldout_template(p) for p in A.heldout_prompts("jump"))
+    assert "A person jumps." in caps["train"] or any("jump" in c for c in caps["train"])
+    with pytest.raises(ValueError, match="wording"):
+        A.generate_report("demo", 1, 2.0, 5, None, wording="fancy")
