@@ -244,7 +244,7 @@ def heldout_prompts(action: str, n: int = 2, seed: int = 19) -> tuple[str, ...]:
 
 
 def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Path | None,
-                    wording: str = "plain") -> dict:
+                    wording: str = "plain", actions: list[str] | None = None) -> dict:
     """Generate every action's prompts over ``seeds`` seeds and report pass rates per action.
 
     ``wording``: ``plain`` (PROMPTS, the issue's kind) or ``heldout`` (held-out paraphrases).
@@ -253,9 +253,12 @@ def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Pat
 
     if wording not in ("plain", "heldout"):
         raise ValueError(f"wording must be 'plain' or 'heldout', got {wording!r}")
+    unknown = sorted(set(actions or ()) - set(PROMPTS))
+    if unknown:
+        raise ValueError(f"unknown actions {unknown} (known: {', '.join(PROMPTS)})")
     pipe = SaladPipeline.from_pretrained(model, device="cpu")
     per_action = {}
-    for action in PROMPTS:
+    for action in actions or list(PROMPTS):
         prompts = PROMPTS[action] if wording == "plain" else heldout_prompts(action)
         runs = [(p, seed) for p in prompts for seed in range(seeds)]
         motions = pipe.generate_batch([p for p, _ in runs], seconds=[seconds] * len(runs),
@@ -288,13 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--out", type=Path, default=None, help="write the full report (JSON) here")
     g.add_argument("--wording", choices=["plain", "heldout"], default="plain",
                    help="plain prompts (default) or held-out paraphrases of each action")
+    g.add_argument("--actions", nargs="+", default=None, help="only these actions (default: all)")
     a = ap.parse_args(argv)
     if a.cmd == "real":
         for row in real_report(a.data):
             print(f"{row['action']:15s} own clip: {'pass' if row['own_clip'] else 'FAIL'}   "
                   f"walk: {'pass' if row['walk'] else 'fail'}")
     else:
-        generate_report(a.model, a.seeds, a.seconds, a.steps, a.out, a.wording)
+        generate_report(a.model, a.seeds, a.seconds, a.steps, a.out, a.wording, a.actions)
     return 0
 
 

@@ -111,6 +111,8 @@ def test_generate_report_counts_passes_per_action(clip, monkeypatch, tmp_path):
     assert all(v["pass_rate"] == 0.0 for k, v in rep["actions"].items() if k != "jump")
     assert calls[0] == (["a person jumps"] * 3 + ["someone jumps forward"] * 3, [0, 1, 2] * 2, 7)
     assert json.loads(out.read_text())["actions"]["crawl"]["runs"][0]["prompt"] == "a person crawls forward"
+    only = A.generate_report("fake", seeds=1, seconds=8.0, steps=7, out=None, actions=["crawl"])
+    assert list(only["actions"]) == ["crawl"] and only["actions"]["crawl"]["pass_rate"] == 0.0
 
 
 def test_heldout_wording_is_never_a_training_caption(tmp_path):
@@ -125,3 +127,5 @@ def test_heldout_wording_is_never_a_training_caption(tmp_path):
     assert "A person jumps." in caps["train"] or any("jump" in c for c in caps["train"])
     with pytest.raises(ValueError, match="wording"):
         A.generate_report("demo", 1, 2.0, 5, None, wording="fancy")
+    with pytest.raises(ValueError, match=r"unknown actions \['moonwalk'\]"):
+        A.generate_report("demo", 1, 2.0, 5, None, actions=["jump", "moonwalk"])
