@@ -81,7 +81,7 @@ class MotionData:
                         "heldout": cap.get("mirror_heldout" if mir else "heldout", []),
                     })
                 if limit and len(self.items) >= limit:
-                    break
+                    return
 
     def windows(self, window: int) -> list[tuple[int, int]]:
         """Every (clip, start) with a full window (the reference's VAE sampling)."""
