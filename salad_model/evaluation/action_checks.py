@@ -243,6 +243,45 @@ def heldout_prompts(action: str, n: int = 2, seed: int = 19) -> tuple[str, ...]:
     return tuple(c.rstrip(".") for c in make_captions(action, "normal", n, seed, heldout=True))
 
 
+def contact_sheet(out: Path, stems: tuple[str, ...] = ("jump", "backflip", "cartwheel", "crawl", "roll",
+                                                          "getup_facedown"), frames: int = 8,
+                  data_dir: Path | None = None) -> Path:
+    """Side views (forward → right, up ↑) of mapped DeepMimic clips, ``frames`` poses over each clip's
+    first cycle, one row per clip: what the mapping made of them, for people to look at."""
+    from ..motion.skeleton import T2M
+    from ..training.data import deepmimic as dm
+    from .plots import pyplot
+
+    plt = pyplot()
+    data_dir = Path(data_dir or dm.DEFAULT_DATA_DIR)
+    skel = dm.load_skeleton(data_dir / "humanoid3d.txt")
+    colors = ["#d62728", "#1f77b4", "#333333", "#ff7f0e", "#2ca02c"]
+    fig, axes = plt.subplots(len(stems), 1, figsize=(12, 1.9 * len(stems)), dpi=70, squeeze=False)
+    for ax, stem in zip(axes[:, 0], stems, strict=True):
+        raw = dm.read_clip(data_dir / "motions" / f"humanoid3d_{stem}.txt", skel)
+        j = dm.clip_joints(data_dir / "motions" / f"humanoid3d_{stem}.txt", skel)
+        span = min(len(j), int(raw.times[-1] * FPS) + 1)
+        for k, t in enumerate(np.linspace(0, span - 1, frames).astype(int)):
+            x0 = k * 1.6 - j[t, PELVIS, 2]  # poses side by side, each centred on its pelvis
+            for c, chain in enumerate(T2M.chains):
+                p = j[t, list(chain)]
+                ax.plot(p[:, 2] + x0, p[:, 1], color=colors[c], lw=2)
+        ax.axhline(0, color="#999999", lw=0.8)
+        content = dm.CLIP_LABELS[stem][0]
+        verdict = run_check(content, j)["passed"] if content in CHECKS else None
+        ax.set_title(f"{stem} ({len(j) / FPS:.1f} s{', looped' if raw.loop else ''}), first cycle — check "
+                     f"{'passes' if verdict else 'fails' if verdict is not None else 'n/a'}", fontsize=9, loc="left")
+        ax.set_aspect("equal")
+        ax.set_xlim(-0.9, frames * 1.6 - 0.7)
+        ax.set_ylim(-0.05, 2.3)
+        ax.axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Path | None,
                     wording: str = "plain", actions: list[str] | None = None) -> dict:
     """Generate every action's prompts over ``seeds`` seeds and report pass rates per action.
@@ -283,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("real", help="every check on its own DeepMimic clip and on the walk")
     r.add_argument("--data", type=Path, default=None, help="the deepmimic folder (default: shared/data/deepmimic)")
+    sh = sub.add_parser("sheet", help="a picture of mapped DeepMimic clips (side views)")
+    sh.add_argument("--out", type=Path, default=Path("deepmimic_clips.png"))
+    sh.add_argument("--data", type=Path, default=None)
     g = sub.add_parser("generate", help="pass rates of generated motion per action")
     g.add_argument("--model", default="demo")
     g.add_argument("--seeds", type=int, default=10)
@@ -297,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in real_report(a.data):
             print(f"{row['action']:15s} own clip: {'pass' if row['own_clip'] else 'FAIL'}   "
                   f"walk: {'pass' if row['walk'] else 'fail'}")
+    elif a.cmd == "sheet":
+        print(contact_sheet(a.out, data_dir=a.data))
     else:
         generate_report(a.model, a.seeds, a.seconds, a.steps, a.out, a.wording, a.actions)
     return 0
