@@ -21,13 +21,13 @@ def test_nearest_shared_beside_the_checkout_or_a_parent(tmp_path, monkeypatch):
     assert shared.find_shared(checkout) == tmp_path / "work" / "wt" / "shared"
 
 
-def test_empty_shared_folders_are_skipped_and_the_fallback_is_beside_the_checkout(tmp_path, monkeypatch):
+def test_an_empty_shared_folder_nearer_the_checkout_is_skipped(tmp_path, monkeypatch):
     monkeypatch.delenv("SALAD_SHARED", raising=False)
-    checkout = tmp_path / "a" / "repo"
+    checkout = tmp_path / "a" / "wt" / "repo"
     checkout.mkdir(parents=True)
-    (tmp_path / "a" / "shared").mkdir()  # no data/ or spec/: not it
-    assert shared.find_shared(checkout) in (tmp_path / "a" / "shared", *[
-        p / "shared" for p in tmp_path.parents if (p / "shared" / "data").is_dir() or (p / "shared" / "spec").is_dir()])
+    (tmp_path / "a" / "wt" / "shared").mkdir()  # no data/ or spec/: not it
+    (tmp_path / "a" / "shared" / "data").mkdir(parents=True)
+    assert shared.find_shared(checkout) == tmp_path / "a" / "shared"
 
 
 def test_bandai_default_uses_it():
