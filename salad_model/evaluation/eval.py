@@ -101,6 +101,17 @@ def run_vae(a: argparse.Namespace) -> dict:
     test = load_split(Path(a.data), "test")
     r = vae_reconstruction(vae, mean, std, [c.features for c in test])
     rep: dict = {"vae": {**r, "checkpoint": str(Path(a.run) / "vae" / "latest.pt"), "iteration": it}}
+    for extra in getattr(a, "extra_data", None) or ():  # e.g. the DeepMimic clips (issue 19), every clip
+        from ..training.data.bandai import clip_arrays, load_dataset
+
+        clips, joints, feats = load_dataset(extra)
+        per = {c["name"]: vae_reconstruction(vae, mean, std, [clip_arrays(c, joints, feats)[1]])["mpjpe_cm"]
+               for c in clips}
+        rep.setdefault("vae_extra", {})[str(extra)] = {
+            **vae_reconstruction(vae, mean, std, [clip_arrays(c, joints, feats)[1] for c in clips]),
+            "per_clip_cm": per}
+        print(f"VAE MPJPE on {extra}: {rep['vae_extra'][str(extra)]['mpjpe_cm']:.2f} cm "
+              f"(test split of --data: {r['mpjpe_cm']:.2f} cm)", flush=True)
     clf_dir = Path(a.classifier) if a.classifier else CLASSIFIER_DIR
     if (clf_dir / "config.json").is_file():  # what the VAE alone costs the evaluator (upper bound for generation)
         clf = load_classifier(clf_dir)
@@ -185,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--classifier", type=Path, default=None)
     v.add_argument("--threads", type=int, default=None)
     v.add_argument("--out", type=Path, default=None)
+    v.add_argument("--extra-data", type=Path, action="append", default=None,
+                   help="also every clip of this built dataset (e.g. data_cache/deepmimic), per clip")
     r = sub.add_parser("real", help="issue #7: reconstruction MPJPE and edits of real test clips via inversion")
     r.add_argument("--model", default="demo")
     r.add_argument("--data", type=Path, default=DEFAULT_DATA)

@@ -48,33 +48,40 @@ def load_config(path: str | Path) -> dict:
 
 
 class MotionData:
-    """Normalised per-clip features of one split, each clip also mirrored (left/right swapped)."""
+    """Normalised per-clip features of one split, each clip also mirrored (left/right swapped).
 
-    def __init__(self, data_dir: Path, split: str, mirror: bool = True, limit: int | None = None):
+    ``extra_dirs``: more built datasets of the same layout (e.g. DeepMimic), normalised with the
+    statistics of ``data_dir`` (the model's), so a fine-tune keeps the shipped normalisation.
+    """
+
+    def __init__(self, data_dir: Path, split: str, mirror: bool = True, limit: int | None = None,
+                 extra_dirs: tuple[Path, ...] = ()):
         from ..motion.motion_process import mirror_features
         from .data.bandai import clip_arrays, load_dataset
 
-        clips, joints, feats = load_dataset(data_dir)
         self.mean = np.load(Path(data_dir) / "mean.npy").astype(np.float32)
         self.std = np.load(Path(data_dir) / "std.npy").astype(np.float32)
-        captions = json.loads((Path(data_dir) / "captions.json").read_text())
         self.items: list[dict] = []
-        for c in clips:
-            if c["split"] != split:
-                continue
-            _, f = clip_arrays(c, joints, feats)
-            f = np.asarray(f, dtype=np.float32)
-            cap = captions.get(c["name"], {})
-            variants = [(f, False)] + ([(mirror_features(f), True)] if mirror else [])
-            for arr, mir in variants:
-                self.items.append({
-                    "name": c["name"], "content": c["content"], "style": c["style"], "mirrored": mir,
-                    "features": (arr - self.mean) / self.std,
-                    "captions": cap.get("mirror_train" if mir else "train", []),
-                    "heldout": cap.get("mirror_heldout" if mir else "heldout", []),
-                })
-            if limit and len(self.items) >= limit:
-                break
+        for folder in (data_dir, *extra_dirs):
+            clips, joints, feats = load_dataset(folder)
+            captions = json.loads((Path(folder) / "captions.json").read_text())
+            for c in clips:
+                if c["split"] != split:
+                    continue
+                _, f = clip_arrays(c, joints, feats)
+                f = np.asarray(f, dtype=np.float32)
+                cap = captions.get(c["name"], {})
+                variants = [(f, False)] + ([(mirror_features(f), True)] if mirror else [])
+                for arr, mir in variants:
+                    self.items.append({
+                        "name": c["name"], "dataset": c.get("dataset", ""), "content": c["content"],
+                        "style": c["style"], "mirrored": mir,
+                        "features": (arr - self.mean) / self.std,
+                        "captions": cap.get("mirror_train" if mir else "train", []),
+                        "heldout": cap.get("mirror_heldout" if mir else "heldout", []),
+                    })
+                if limit and len(self.items) >= limit:
+                    return
 
     def windows(self, window: int) -> list[tuple[int, int]]:
         """Every (clip, start) with a full window (the reference's VAE sampling)."""
@@ -85,7 +92,8 @@ def open_data(cfg: dict, data_dir: Path, split: str, stage: str, mirror: bool = 
     """The reader named by ``cfg["data_format"]``: bandai (MotionData) or the humanml3d / kit standard layouts."""
     kind = cfg.get("data_format", "bandai")
     if kind == "bandai":
-        return MotionData(data_dir, split, mirror=mirror, limit=limit)
+        extra = tuple(Path(d) for d in cfg.get("extra_data", ()))
+        return MotionData(data_dir, split, mirror=mirror, limit=limit, extra_dirs=extra)
     from .data.humanml3d import HumanML3DData
 
     return HumanML3DData(data_dir, split, kind, stage=stage, stats_dir=cfg.get("stats_dir"), limit=limit)
@@ -206,8 +214,16 @@ def train_vae(cfg: dict, data_dir: Path, out: Path, iters: int | None = None, li
     tr = Trainer(out, "vae", vae, opt)
     total = iters or tc["iters"]
     t0 = time.time()
+    window_p = None
+    if tc.get("balance_power", 0.0) > 0:  # windows of rare actions drawn more often (training/balance.py)
+        from .balance import item_weights
+
+        window_p = item_weights([train.items[c] for c, _ in windows], tc["balance_power"])
     while tr.it < total and not tr.stop:
-        idx = np.random.randint(len(windows), size=tc["batch"])
+        if window_p is None:
+            idx = np.random.randint(len(windows), size=tc["batch"])
+        else:
+            idx = np.random.choice(len(windows), size=tc["batch"], p=window_p)
         starts = [windows[k] for k in idx][ctx.shard(tc["batch"])]
         x = torch.from_numpy(np.stack([train.items[c]["features"][s:s + tc["window"]] for c, s in starts]))
         x = x.to(ctx.device)
@@ -330,11 +346,23 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
     rng.seed(1234 + tr.it)  # a resumed run continues with fresh batches instead of replaying the first ones
     by_len = sorted(range(len(train.items)), key=lambda k: train.items[k]["mu"].shape[0])
     pool = min(len(by_len), 4 * tc["batch"])
+    balanced = None
+    if tc.get("balance_power", 0.0) > 0:  # rare actions drawn more often (training/balance.py)
+        from .balance import LengthBatches, group_shares, item_weights
+
+        w = item_weights(train.items, tc["balance_power"])
+        balanced = LengthBatches([it["mu"].shape[0] for it in train.items], w, pool)
+        shares = sorted(group_shares(train.items, w).items(), key=lambda kv: kv[1])
+        print("balanced sampling, smallest group shares:",
+              ", ".join(f"{k[1]}@{k[0]} {v:.3f}" for k, v in shares[:5]), flush=True)
     while tr.it < total and not tr.stop:
         # Length-bucketed batches: draw from a window of similar lengths so padding stays small (about twice
         # the throughput of uniform batches on this data, whose median clip is ~40% of the longest).
-        lo = rng.randrange(len(by_len) - pool + 1)
-        batch = [train.items[by_len[lo + rng.randrange(pool)]] for _ in range(tc["batch"])]
+        if balanced is not None:
+            batch = [train.items[k] for k in balanced.draw(tc["batch"], rng)]
+        else:
+            lo = rng.randrange(len(by_len) - pool + 1)
+            batch = [train.items[by_len[lo + rng.randrange(pool)]] for _ in range(tc["batch"])]
         crops = [sample_crop(it, tc, rng) for it in batch]
         t_max = max(n for _, n in crops)
         z0 = torch.zeros(len(batch), t_max, 7, vae.latent_dim)
@@ -439,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", choices=["bandai", "humanml3d", "kit"], default=None,
                     help="dataset layout of --data (default: the config's data_format, else bandai)")
     ap.add_argument("--stats", type=Path, default=None, help="humanml3d/kit: folder with the meta mean.npy/std.npy")
+    ap.add_argument("--extra-data", type=Path, action="append", default=None,
+                    help="bandai layout: another built dataset to train on too (repeatable; e.g. data_cache/deepmimic)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto; under torchrun each rank uses its GPU")
     a = ap.parse_args(argv)
     distributed.setup(a.device)
@@ -449,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg["data_format"] = a.dataset
     if a.stats:
         cfg["stats_dir"] = str(a.stats)
+    if a.extra_data:
+        cfg["extra_data"] = [str(d) for d in a.extra_data]
     if a.stage == "vae":
         train_vae(cfg, a.data, a.out, a.iters, a.limit)
     elif a.stage == "denoiser":

@@ -37,9 +37,10 @@ from salad_model.motion.motion_process import (
 )
 from salad_model.motion.skeleton import T2M
 from salad_model.training.data.captions import make_captions, mirror_content
+from salad_model.training.data.shared import shared_data
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "bandai-namco"
+DEFAULT_DATA_DIR = shared_data("bandai-namco")  # $SALAD_SHARED, else the nearest shared/ (data/shared.py)
 ARCHIVES = ("dataset-1.tar.xz", "dataset-2.tar.xz")
 SOURCE_FPS = 30.0
 TARGET_FPS = 20.0

@@ -56,13 +56,16 @@ _PLAIN_CONTENT: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] =
     "walk": (
         [("walks forward", "walking forward"), ("walks", "walking"),
          ("walks straight ahead", "walking straight ahead"),
-         ("takes a few steps forward", "taking a few steps forward")],
-        [("strolls forward", "strolling forward")],
+         ("takes a few steps forward", "taking a few steps forward"),
+         ("walks ahead", "walking ahead"), ("moves forward on foot", "moving forward on foot"),
+         ("goes for a walk", "going for a walk")],
+        [("strolls forward", "strolling forward"), ("ambles along", "ambling along"),
+         ("paces ahead", "pacing ahead")],
     ),
     "run": (
         [("runs forward", "running forward"), ("runs", "running"), ("jogs forward", "jogging forward"),
-         ("runs straight ahead", "running straight ahead")],
-        [("goes for a run", "going for a run")],
+         ("runs straight ahead", "running straight ahead"), ("runs ahead", "running ahead")],
+        [("goes for a run", "going for a run"), ("races along", "racing along")],
     ),
     "dash": (
         [("sprints forward", "sprinting forward"), ("dashes forward", "dashing forward"),
@@ -108,12 +111,13 @@ _PLAIN_CONTENT: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] =
     ),
     "punch": (
         [("throws a punch", "throwing a punch"), ("punches", "punching"),
-         ("punches forward", "punching forward")],
-        [("strikes with a fist", "striking with a fist")],
+         ("punches forward", "punching forward"), ("throws a jab", "throwing a jab")],
+        [("strikes with a fist", "striking with a fist"), ("hits the air with a fist", "hitting the air with a fist")],
     ),
     "kick": (
-        [("kicks", "kicking"), ("throws a kick", "throwing a kick"), ("kicks forward", "kicking forward")],
-        [("strikes with a leg", "striking with a leg")],
+        [("kicks", "kicking"), ("throws a kick", "throwing a kick"), ("kicks forward", "kicking forward"),
+         ("kicks with one leg", "kicking with one leg")],
+        [("strikes with a leg", "striking with a leg"), ("lashes out with a foot", "lashing out with a foot")],
     ),
     "slash": (
         [("slashes with a sword", "slashing with a sword"),
@@ -143,6 +147,97 @@ _PLAIN_CONTENT: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] =
         [("holds both hands up high", "holding both hands up high")],
     ),
 }
+
+
+# Actions of the DeepMimic clips (training.data.deepmimic): no sides, one take each.
+_PLAIN_CONTENT.update({
+    "jump": (
+        [("jumps", "jumping"), ("jumps forward", "jumping forward"), ("jumps up", "jumping up"),
+         ("leaps forward", "leaping forward"), ("jumps with both feet", "jumping with both feet"),
+         ("jumps into the air", "jumping into the air")],
+        [("springs into the air", "springing into the air"), ("makes a big leap", "making a big leap")],
+    ),
+    "backflip": (
+        [("does a backflip", "doing a backflip"), ("does a back flip", "doing a back flip"),
+         ("flips backward", "flipping backward"), ("performs a backflip", "performing a backflip"),
+         ("does a backward somersault", "doing a backward somersault")],
+        [("somersaults backwards", "somersaulting backwards"),
+         ("jumps and turns over backwards", "jumping and turning over backwards")],
+    ),
+    "sideflip": (
+        [("does a side flip", "doing a side flip"), ("does a sideflip", "doing a sideflip"),
+         ("flips sideways", "flipping sideways"), ("performs a side flip", "performing a side flip")],
+        [("somersaults sideways", "somersaulting sideways"),
+         ("jumps and turns over sideways", "jumping and turning over sideways")],
+    ),
+    "cartwheel": (
+        [("does a cartwheel", "doing a cartwheel"), ("performs a cartwheel", "performing a cartwheel"),
+         ("turns a cartwheel", "turning a cartwheel"), ("cartwheels", "cartwheeling"),
+         ("does a cartwheel to the side", "doing a cartwheel to the side")],
+        [("wheels sideways over the hands", "wheeling sideways over the hands")],
+    ),
+    "roll": (
+        [("rolls forward", "rolling forward"), ("does a forward roll", "doing a forward roll"),
+         ("rolls on the ground", "rolling on the ground"), ("does a roll", "doing a roll")],
+        [("tumbles head over heels", "tumbling head over heels")],
+    ),
+    "crawl": (
+        [("crawls forward", "crawling forward"), ("crawls", "crawling"),
+         ("crawls on all fours", "crawling on all fours"), ("crawls along the floor", "crawling along the floor"),
+         ("moves forward on hands and knees", "moving forward on hands and knees")],
+        [("creeps along the ground", "creeping along the ground")],
+    ),
+    "jog": (
+        [("jogs", "jogging"), ("jogs forward", "jogging forward"), ("runs at an easy pace", "running at an easy pace"),
+         ("goes jogging", "going jogging")],
+        [("trots along", "trotting along")],
+    ),
+    "dance": (
+        [("dances", "dancing"), ("performs a dance", "performing a dance"),
+         ("does a little dance", "doing a little dance"), ("dances in place", "dancing in place")],
+        [("moves to music", "moving to music"), ("grooves to a beat", "grooving to a beat")],
+    ),
+    "dance-spin": (
+        [("spins while dancing", "spinning while dancing"), ("does a dance spin", "doing a dance spin"),
+         ("dances and turns around", "dancing and turning around")],
+        [("pirouettes", "doing a pirouette")],
+    ),
+    "spin": (
+        [("spins around", "spinning around"), ("turns around in place", "turning around in place"),
+         ("spins in a circle", "spinning in a circle"), ("turns all the way around", "turning all the way around")],
+        [("twirls around", "twirling around")],
+    ),
+    "spin-kick": (
+        [("does a spin kick", "doing a spin kick"), ("does a spinning kick", "doing a spinning kick"),
+         ("spins and kicks", "spinning and kicking"), ("kicks while spinning", "kicking while spinning")],
+        [("performs a roundhouse kick", "performing a roundhouse kick")],
+    ),
+    "getup-facedown": (
+        [("gets up from lying face down", "getting up from lying face down"),
+         ("stands up from lying on the stomach", "standing up from lying on the stomach"),
+         ("gets up off the floor", "getting up off the floor"),
+         ("pushes up from the ground and stands", "pushing up from the ground and standing")],
+        [("rises to the feet after lying prone", "rising to the feet after lying prone")],
+    ),
+    "getup-faceup": (
+        [("gets up from lying on the back", "getting up from lying on the back"),
+         ("stands up from lying face up", "standing up from lying face up"),
+         ("gets up off the floor", "getting up off the floor"),
+         ("sits up and stands", "sitting up and standing")],
+        [("rises to the feet after lying supine", "rising to the feet after lying supine")],
+    ),
+    "sneak": (
+        [("sneaks forward", "sneaking forward"), ("walks stealthily", "walking stealthily"),
+         ("tiptoes forward", "tiptoeing forward"), ("sneaks along quietly", "sneaking along quietly")],
+        [("prowls forward without a sound", "prowling forward without a sound")],
+    ),
+    "zombie-walk": (
+        [("walks like a zombie", "walking like a zombie"),
+         ("shuffles forward like a zombie", "shuffling forward like a zombie"),
+         ("walks with arms stretched out like a zombie", "walking with arms stretched out like a zombie")],
+        [("lurches forward like the undead", "lurching forward like the undead")],
+    ),
+})
 
 
 def _content_phrases(content: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -184,7 +279,8 @@ _TIRED = StyleWords(
 
 STYLES: dict[str, StyleWords] = {
     "normal": StyleWords(
-        ("a person", "someone", "a man", "a woman"), ("", "normally", "in a neutral way", "casually"),
+        ("a person", "someone", "a man", "a woman", "somebody", "a guy", "a lady"),
+        ("", "normally", "in a neutral way", "casually"),
         ("an individual",), ("in an ordinary way",)),
     "happy": StyleWords(
         ("a happy person", "a cheerful person", "a joyful person"),
@@ -249,8 +345,9 @@ STYLES: dict[str, StyleWords] = {
 }
 
 # Style-neutral subjects for templates that express the style as a manner.
-PLAIN_SUBJECTS = ("a person", "someone", "a man", "a woman", "the person", "a human")
-PLAIN_SUBJECTS_HELDOUT = ("an individual", "a character")
+PLAIN_SUBJECTS = ("a person", "someone", "a man", "a woman", "the person", "a human", "somebody", "a guy",
+                  "a lady", "the man", "the woman")
+PLAIN_SUBJECTS_HELDOUT = ("an individual", "a character", "a figure")
 
 # --- templates ----------------------------------------------------------------------------------
 # {ss}: styled subject, {s}: plain subject, {v}: verb phrase, {vg}: participle, {m}: manner.
@@ -262,12 +359,28 @@ TRAIN_TEMPLATES = (
     "{ss} is {vg}.",
     "{s} is {vg} {m}.",
     "{ss} {v} {m}.",
+    "this is {ss} {vg}.",
+    "{ss} {v} for a while.",
+    "{ss} starts {vg}.",
+    "{s} is {vg}, {m}.",
+    "the motion of {ss} {vg}.",
 )
+# Other sentence shapes, never trained on; each starts with or contains one of HELDOUT_MARKERS.
 HELDOUT_TEMPLATES = (
     "{s} can be seen {vg} {m}.",
     "here, {ss} {v}.",
     "we see {ss} {vg}.",
+    "there is {ss} {vg}.",
+    "in this clip, {ss} {v}.",
+    "watch {ss} as they keep {vg}.",
 )
+HELDOUT_MARKERS = ("can be seen", "here,", "we see", "there is", "in this clip", "watch ")
+
+
+def uses_heldout_template(caption: str) -> bool:
+    """Whether a caption was made from a held-out sentence shape."""
+    c = caption.lower()
+    return any(c.startswith(m) or f" {m}" in c for m in HELDOUT_MARKERS)
 
 
 def _needs_manner(template: str) -> bool:

@@ -235,9 +235,17 @@ def test_vae_subcommand_reads_a_training_checkpoint(mini_dataset, mini_classifie
     train.train_vae(cfg, mini_dataset, tmp_path / "run", iters=1)
     out = tmp_path / "vae.json"
     assert ev.main(["vae", "--run", str(tmp_path / "run"), "--config", str(cfg_path), "--data", str(mini_dataset),
-                    "--classifier", str(mini_classifier[0]), "--threads", "1", "--out", str(out)]) == 0
+                    "--classifier", str(mini_classifier[0]), "--threads", "1", "--out", str(out),
+                    "--extra-data", str(mini_dataset)]) == 0
     rep = json.loads(out.read_text())
     assert rep["vae"]["iteration"] == 1 and rep["vae"]["mpjpe_cm"] > 0
+    # --extra-data: every clip of another built dataset, per clip (the DeepMimic clips of issue 19)
+    extra = rep["vae_extra"][str(mini_dataset)]
+    names = [c["name"] for c in json.loads((mini_dataset / "clips.json").read_text())]
+    assert sorted(extra["per_clip_cm"]) == sorted(names) and extra["clips"] == len(names)
+    test_names = [c["name"] for c in json.loads((mini_dataset / "clips.json").read_text()) if c["split"] == "test"]
+    assert np.mean([extra["per_clip_cm"][n] for n in test_names]) == pytest.approx(rep["vae"]["mpjpe_clip_mean_cm"],
+                                                                                  rel=1e-4)
     assert set(rep["vae_roundtrip_classification"]["real"]) == {"content_acc", "style_acc",
                                                                 "style_acc_within_dataset", "lr_acc"}
 

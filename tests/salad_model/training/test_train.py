@@ -57,3 +57,59 @@ def test_lr_schedule():
     assert train.lr_at(0, 1.0, 9, [20], 0.1) == pytest.approx(0.1)
     assert train.lr_at(15, 1.0, 9, [20], 0.1) == 1.0
     assert train.lr_at(25, 1.0, 9, [20], 0.1) == pytest.approx(0.1)
+
+
+def _extra_dataset(mini_dataset, path):
+    """One clip of the mini dataset relabelled as a DeepMimic 'jump' (one take: the rare group)."""
+    import shutil
+
+    path.mkdir()
+    clips = json.loads((mini_dataset / "clips.json").read_text())
+    first = next(c for c in clips if c["split"] == "train")
+    for f in ("joints.npy", "features.npy"):
+        shutil.copy(mini_dataset / f, path / f)
+    rec = {**first, "name": "deepmimic_jump", "dataset": "deepmimic", "content": "jump"}
+    (path / "clips.json").write_text(json.dumps([rec]))
+    (path / "captions.json").write_text(json.dumps({"deepmimic_jump": {
+        "train": ["A person jumps."], "heldout": [], "mirror_train": ["A person jumps."], "mirror_heldout": []}}))
+
+
+@pytest.mark.parametrize("power", [0.0, 1.0])
+def test_denoiser_draws_rare_groups_by_weight_with_extra_data(mini_dataset, tiny_config, tmp_path, monkeypatch,
+                                                               power):
+    from salad_model.training import balance
+
+    _extra_dataset(mini_dataset, tmp_path / "dm")
+    cfg = {**tiny_config, "extra_data": [str(tmp_path / "dm")]}
+    cfg["denoiser_train"] = {**cfg["denoiser_train"], "balance_power": power, "batch": 32}
+    drawn = []
+    real_draw = balance.LengthBatches.draw
+
+    def spy(self, batch, rng):
+        idx = real_draw(self, batch, rng)
+        drawn.append(idx)
+        return idx
+
+    seen_items = []
+    real_open = train.open_data
+
+    def open_spy(*a, **k):
+        d = real_open(*a, **k)
+        seen_items.append(d)
+        return d
+
+    monkeypatch.setattr(balance.LengthBatches, "draw", spy)
+    monkeypatch.setattr(train, "open_data", open_spy)
+    out = tmp_path / "run"
+    train.train_vae(cfg, mini_dataset, out, iters=1)
+    train.train_denoiser(cfg, mini_dataset, out, iters=6)
+    items = seen_items[-1].items
+    assert sum(it["dataset"] == "deepmimic" for it in items) == 2  # the extra clip and its mirror image
+    if power == 0.0:
+        assert not drawn  # unweighted: the original length-bucketed draw
+        return
+    groups = [(items[k]["dataset"], items[k]["content"]) for b in drawn for k in b]
+    n_groups = len(set(balance.group_key(it) for it in items))
+    share = groups.count(("deepmimic", "jump")) / len(groups)
+    # every group gets the same share at power 1 (uniform draws would give it 2 of ~22 items)
+    assert share == pytest.approx(1 / n_groups, abs=0.12)

@@ -1,4 +1,5 @@
-"""Captions from Bandai labels: coverage, determinism, correct hands, held-out wording, left/right swap."""
+"""Captions from Bandai and DeepMimic labels: coverage, determinism, correct hands, held-out wording and
+sentence shapes, the plain prompts of the new actions, left/right swap."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ CONTENTS_2 = ["walk", "walk-turn-left", "walk-turn-right", "run", "wave-both-han
 STYLES_1 = ["normal", "happy", "sad", "angry", "proud", "not-confident", "masculinity", "feminine",
             "childish", "old", "tired", "active", "musical", "giant", "chimpira"]
 STYLES_2 = ["active", "elderly", "exhausted", "feminine", "masculine", "normal", "youthful"]
+# DeepMimic actions (training/data/deepmimic.py), style "normal"
+CONTENTS_DM = ["jump", "backflip", "sideflip", "cartwheel", "roll", "crawl", "jog", "dance", "dance-spin", "spin",
+               "spin-kick", "getup-facedown", "getup-faceup", "sneak", "zombie-walk", "walk", "run", "kick", "punch"]
 SIDED = [c for c in CONTENTS_1 + CONTENTS_2 if "left" in c or "right" in c]
 NO_HAND = ["bow", "bye", "byebye", "guide", "respond", "call", "punch", "kick", "slash", "dance-long",
            "dance-short", "walk", "run", "dash", "walk-back"]
@@ -24,7 +28,10 @@ WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 
 
 def test_every_label_has_captions():
-    for content in CONTENTS_1 + CONTENTS_2:
+    from salad_model.training.data.deepmimic import CLIP_LABELS
+
+    assert {c for c, _ in CLIP_LABELS.values()} == set(CONTENTS_DM)
+    for content in CONTENTS_1 + CONTENTS_2 + CONTENTS_DM:
         for style in STYLES_1 + STYLES_2:
             caps = C.make_captions(content, style, 6, seed=1)
             assert len(caps) == 6 and len(set(caps)) == 6, (content, style)
@@ -59,7 +66,7 @@ def test_sided_contents_name_the_correct_hand():
 
 
 def test_unsided_contents_never_name_a_side():
-    for content in NO_HAND + ["wave-both-hands", "raise-up-both-hands"]:
+    for content in NO_HAND + CONTENTS_DM + ["wave-both-hands", "raise-up-both-hands"]:
         for seed in range(20):
             caps = C.make_captions(content, "happy", 5, seed) + C.make_captions(content, "old", 3, seed, True)
             for cap in caps:
@@ -87,20 +94,49 @@ def test_training_captions_never_use_heldout_wording():
     held = _heldout_phrases()
     rng = random.Random(0)
     for _ in range(3000):
-        content = rng.choice(CONTENTS_1 + CONTENTS_2)
+        content = rng.choice(CONTENTS_1 + CONTENTS_2 + CONTENTS_DM)
         style = rng.choice(STYLES_1 + STYLES_2)
         cap = C.make_caption(content, style, rng).lower()
         assert not any(h in cap for h in held), cap
-        assert not cap.startswith(("here,", "we see")) and "can be seen" not in cap
+        assert not C.uses_heldout_template(cap), cap
 
 
 def test_heldout_captions_always_contain_something_new():
     held = _heldout_phrases()
     rng = random.Random(1)
     for _ in range(2000):
-        cap = C.make_caption(rng.choice(CONTENTS_2), rng.choice(STYLES_2), rng, heldout=True).lower()
-        new_template = cap.startswith(("here,", "we see")) or "can be seen" in cap
-        assert new_template or any(h in cap for h in held), cap
+        content = rng.choice(CONTENTS_2 + CONTENTS_DM)
+        cap = C.make_caption(content, rng.choice(STYLES_2), rng, heldout=True).lower()
+        assert C.uses_heldout_template(cap) or any(h in cap for h in held), cap
+
+
+def test_heldout_set_has_every_kind_of_paraphrase():
+    """Held-out captions of one label include new sentence shapes, new verbs with train shapes, new subjects."""
+    held_verbs = [v.lower() for v, _ in C._PLAIN_CONTENT["walk"][1]]
+    caps = [c.lower() for c in C.make_captions("walk", "normal", 60, seed=3, heldout=True)]
+    shapes = {m for c in caps for m in C.HELDOUT_MARKERS if c.startswith(m) or f" {m}" in c}
+    assert len(shapes) >= 4
+    assert any(not C.uses_heldout_template(c) and any(v in c for v in held_verbs) for c in caps)
+    assert any(s in c for c in caps for s in C.PLAIN_SUBJECTS_HELDOUT)
+    assert len(held_verbs) >= 2  # more than one held-out paraphrase of the commonest action
+
+
+def test_plain_prompts_of_the_new_actions_are_training_captions():
+    """The issue's prompts are exactly what the generator makes for the DeepMimic labels (seen in training)."""
+    wanted = {"jump": "A person jumps.", "cartwheel": "Someone does a cartwheel.", "crawl": "A person crawls forward.",
+              "backflip": "A person does a backflip.", "roll": "A person rolls forward."}
+    for content, sentence in wanted.items():
+        rng = random.Random(0)
+        seen = {C.make_caption(content, "normal", rng) for _ in range(4000)}
+        assert sentence in seen, content
+
+
+def test_training_wording_is_broader_than_before():
+    """More train sentence shapes and subjects than the first generator (7 templates, 6 plain subjects)."""
+    assert len(C.TRAIN_TEMPLATES) >= 12 and len(C.PLAIN_SUBJECTS) >= 10
+    rng = random.Random(5)
+    caps = {C.make_caption("jump", "normal", rng) for _ in range(3000)}
+    assert len(caps) > 300
 
 
 def test_train_and_heldout_style_words_are_disjoint():

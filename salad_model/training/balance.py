@@ -1,0 +1,65 @@
+"""Weighted item sampling for the denoiser: rare actions are drawn more often than their clip count says.
+
+Bandai dataset-2 has 140–360 training clips per action, dataset-1 one to 24, DeepMimic one take per
+action. Drawn uniformly, a batch of 64 holds one dataset-1 clip and no DeepMimic clip in most batches, and
+those actions are hardly learnt. Each item's probability is ``n_g ** -power`` for its group ``g`` (source
+dataset, content) of ``n_g`` items, so a group's share of the batches grows as ``n_g ** (1 - power)``:
+``power`` 0 is uniform over items, 1 gives every action the same share, 0.5 is in between.
+
+Batches stay length-bucketed (padding is what the CPU pays for): an anchor item is drawn with these
+weights, then the batch is drawn with the same weights from the ``pool`` items of the most similar length
+around it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def group_key(item: dict) -> tuple:
+    """Groups: (source dataset, content label); a mirrored copy belongs to its original's group."""
+    return (item.get("dataset", ""), item["content"])
+
+
+def item_weights(items: Sequence[dict], power: float, key: Callable[[dict], tuple] = group_key) -> np.ndarray:
+    """Probability per item (sums to 1): ``n_g ** -power`` for an item of a group with ``n_g`` items."""
+    if not items:
+        raise ValueError("no items to weigh")
+    if power < 0:
+        raise ValueError(f"power must be >= 0, got {power}")
+    keys = [key(it) for it in items]
+    counts = Counter(keys)
+    w = np.array([counts[k] ** -power for k in keys], dtype=np.float64)
+    return w / w.sum()
+
+
+def group_shares(items: Sequence[dict], weights: np.ndarray, key: Callable[[dict], tuple] = group_key
+                 ) -> dict[tuple, float]:
+    """Expected fraction of draws per group under ``weights``."""
+    out: dict[tuple, float] = {}
+    for it, w in zip(items, weights, strict=True):
+        out[key(it)] = out.get(key(it), 0.0) + float(w)
+    return out
+
+
+class LengthBatches:
+    """Weighted, length-bucketed batches of item indices (see the module docstring)."""
+
+    def __init__(self, lengths: Sequence[int], weights: np.ndarray, pool: int):
+        if len(lengths) != len(weights):
+            raise ValueError("one weight per item")
+        self.order = sorted(range(len(lengths)), key=lambda k: lengths[k])
+        self.rank = {k: r for r, k in enumerate(self.order)}
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.pool = max(1, min(int(pool), len(self.order)))
+        self._cum = np.cumsum(self.weights).tolist()
+
+    def draw(self, batch: int, rng: random.Random) -> list[int]:
+        anchor = rng.choices(range(len(self.weights)), cum_weights=self._cum, k=1)[0]
+        lo = min(max(0, self.rank[anchor] - self.pool // 2), len(self.order) - self.pool)
+        window = self.order[lo:lo + self.pool]
+        return rng.choices(window, weights=[self.weights[k] for k in window], k=batch)
