@@ -158,3 +158,73 @@ def test_edit_spec_messages_and_defaults():
     assert EditSpec.create(mode="mirror").geometric_mirror == "all"  # no side given: the whole body
     assert EditSpec.create(mode="word_swap", edit_prompt="x").kind == "word_swap"
     assert EditSpec.create(edit_prompt="x").geometric_mirror is None
+
+
+def _body(frames: int = 4, hips=((0.1, 0.9, 0.0), (-0.1, 0.9, 0.0)), shoulders=((0.1, 1.4, 0.0), (-0.1, 1.4, 0.0))):
+    """A stick body [T, 22, 3] (Y up) whose only non-zero joints are the hips (1, 2) and shoulders (16, 17)."""
+    a = np.zeros((frames, 22, 3))
+    a[:, 1], a[:, 2] = hips
+    a[:, 16], a[:, 17] = shoulders
+    return a
+
+
+def _refusal(joints) -> str:
+    with pytest.raises(InputError) as err:
+        R.check_joints(joints)
+    return str(err.value)
+
+
+def test_encoded_arrays_are_accepted_as_they_are():
+    enc = {"dtype": "float32", "shape": [1, 22, 3], "data": "AAAA"}
+    assert check_value("joints", enc) is enc
+    for bad in ({"dtype": "float32", "shape": [1]}, {**enc, "extra": 1}, ["dtype", "shape", "data"]):
+        with pytest.raises(InputError, match=r"^'joints' must be an encoded array \{dtype, shape, data\}$"):
+            check_value("joints", bad)
+
+
+def test_joint_refusals_name_the_problem():
+    assert _refusal([[1.0, 2.0], [3.0]]).startswith("motion must be a numeric array [T, 22, 3]: ")
+    assert _refusal(np.full((2, 22, 3), "x")) == "motion must be a numeric array [T, 22, 3], got dtype <U1"
+    assert _refusal(np.zeros((40, 21, 3))) == "motion must be joints [T, 22, 3], got (40, 21, 3)"
+    assert _refusal(np.zeros((0, 22, 3))) == "motion must have 1 … 100000 frames, got 0"
+    assert _refusal(np.repeat(_body(1), 100_001, axis=0)) == "motion must have 1 … 100000 frames, got 100001"
+    nan = _body()
+    nan[2, 5, 0] = np.inf
+    assert _refusal(nan) == "motion contains NaN or infinite values"
+    far = _body()
+    far[1, 7, 2] = -1000.001
+    assert _refusal(far) == ("motion has coordinates beyond 1000 m; joints must be in metres "
+                             "(is it in centimetres, or corrupt?)")
+    collapsed = _body(5)
+    collapsed[2:] = _body(3, hips=((0, 0.9, 0),) * 2, shoulders=((0, 1.4, 0),) * 2)
+    assert _refusal(collapsed) == ("motion frame 2 is degenerate: hips and shoulders have no left-right extent, "
+                                   "so the body has no facing direction")
+
+
+def test_joint_limits_themselves_are_accepted():
+    one = R.check_joints(_body(1).astype(np.float32))
+    assert one.shape == (1, 22, 3) and one.dtype == np.float64
+    assert R.check_joints(np.repeat(_body(1), 100_000, axis=0)).shape[0] == 100_000
+    edge = _body()
+    edge[:, 7, 0] = 1000.0  # exactly 1 km from the origin
+    assert R.check_joints(edge)[0, 7, 0] == 1000.0
+    assert R.check_joints(_body(hips=((1e-4, 0.9, 0), (0, 0.9, 0)), shoulders=((0, 1.4, 0),) * 2)).shape == (4, 22, 3)
+
+
+@pytest.mark.parametrize("hips,shoulders,facing", [
+    (((0.1, 0.9, 0), (-0.1, 0.9, 0)), ((0.1, 1.4, 0), (-0.1, 1.4, 0)), True),  # hips as wide as the shoulders
+    (((0.1, 0.9, 0), (0.1, 0.9, 0)), ((0.2, 1.4, 0.1), (0, 1.4, 0.1)), True),  # only the shoulders have width
+    (((0.1, 0.9, 0), (-0.1, 0.9, 0)), ((0.1, 1.4, 0), (0.1, 1.4, 0)), True),  # only the hips have width
+    (((0, 0.9, 0), (0, 0.9, 0)), ((0, 1.4, 0), (0, 1.4, 0)), False),  # both collapsed
+    (((0.1, 0.9, 0), (-0.1, 0.9, 0)), ((-0.1, 1.4, 0), (0.1, 1.4, 0)), False),  # twisted half a turn: cancel
+    (((0, 0.8, 0), (0, 1.0, 0)), ((0, 1.3, 0), (0, 1.5, 0)), False),  # widths only along the up axis
+])
+def test_a_body_has_a_facing_when_hips_plus_shoulders_point_across(hips, shoulders, facing):
+    joints = _body(hips=hips, shoulders=shoulders)
+    joints[:, 3] = (0.05, 1.0, 0.0)  # other joints anywhere: only 1, 2, 16, 17 decide
+    joints[:, 18] = (0.3, 1.2, 0.0)
+    if facing:
+        assert R.check_joints(joints).shape == (4, 22, 3)
+    else:
+        assert "is degenerate" in _refusal(joints)
+    assert R.check_joints(joints[:, :21], num_joints=21).shape == (4, 21, 3)  # other skeletons: no such check
