@@ -64,10 +64,12 @@ MODULES: dict[str, Module] = {
     ), preload=("diffusers.schedulers.scheduling_ddim", "diffusers.schedulers.scheduling_dpmsolver_multistep")),
     "sampling": Module("salad_model/runtime/sampling.py", (
         "tests/salad_model/runtime/test_sampling.py",
+        "tests/salad_model/runtime/test_sampler_steps.py",
         "tests/salad_model/runtime/test_golden.py::test_scheduler",
     ), preload=("diffusers.schedulers.scheduling_ddim", "diffusers.schedulers.scheduling_dpmsolver_multistep")),
     "features": Module("salad_model/motion/features.py", (
         "tests/salad_model/motion/test_features.py",
+        "tests/salad_model/motion/test_features_unbatched.py",
         "tests/salad_model/runtime/test_golden.py::test_recover_from_ric",
         "tests/salad_model/runtime/test_golden.py::test_vae_encoder_decoder",
     )),
