@@ -228,3 +228,21 @@ def test_a_body_has_a_facing_when_hips_plus_shoulders_point_across(hips, shoulde
     else:
         assert "is degenerate" in _refusal(joints)
     assert R.check_joints(joints[:, :21], num_joints=21).shape == (4, 21, 3)  # other skeletons: no such check
+
+
+def test_fractional_and_short_durations_are_lengths_too():
+    R.check_length_args(None, 2.5)
+    R.check_length_args(None, 0.5)  # below one second: the pipeline decides whether the model can make it
+    R.check_length_args(None, np.float32(3.25))
+
+
+def test_the_first_degenerate_frame_is_named_even_after_a_frame_at_the_limit():
+    joints = _body(3)
+    joints[0] = _body(1, hips=((1e-4, 0.9, 0), (0, 0.9, 0)), shoulders=((0, 1.4, 0),) * 2)[0]  # exactly 1e-4
+    joints[2] = _body(1, hips=((0, 0.9, 0),) * 2, shoulders=((0, 1.4, 0),) * 2)[0]
+    assert _refusal(joints).startswith("motion frame 2 is degenerate")
+
+
+def test_a_field_table_typo_is_a_programming_error_that_names_the_kind():
+    with pytest.raises(AssertionError, match="unknown field kind 'integer'"):
+        check_value("x", 1, Field("integer"))
