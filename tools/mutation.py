@@ -6,6 +6,7 @@
     python tools/mutation.py --list               # the modules and the tests each runs
     python tools/mutation.py --report             # scores of the last runs, no new run
     python tools/mutation.py editing --show       # the diff of each surviving mutant
+    python tools/mutation.py editing --verify     # survivors against the whole test selection
 
 Why per module: mutmut runs, for each mutant, the tests that cover the mutated function; the whole suite
 takes minutes and spawns worker processes and Blender, so each module gets only its fast unit tests. Each
@@ -169,6 +170,9 @@ def score(name: str, mod: Module) -> dict | None:
         codes = {k: v for k, v in codes.items()
                  if any(k.split(".")[-1].startswith(f"x_{f}__mutmut_") for f in mod.functions)}
     out = {"killed": [], "timeout": [], "survived": [], "no tests": [], "not checked": [], "other": []}
+    verified = BUILD / name / "verified.json"
+    whole = set(json.loads(verified.read_text())) if verified.exists() else set()
+    codes = {k: (1 if k in whole and v in SURVIVED else v) for k, v in codes.items()}
     for key, code in sorted(codes.items()):
         bucket = ("killed" if code in KILLED else "timeout" if code in TIMEOUT else "survived"
                   if code in SURVIVED else "no tests" if code in NO_TESTS else "not checked" if code is None
@@ -193,6 +197,35 @@ def report(names: list[str]) -> None:
             print(f"    survived: {key}")
 
 
+def verify(name: str, mod: Module) -> None:
+    """Run the module's WHOLE test selection against each survivor; record the ones it kills.
+
+    mutmut runs per mutant only the tests it saw calling the mutated function, and it credits a call made
+    while a module- or session-scoped fixture is built to the first test that asked for the fixture
+    only; a survivor can therefore be killed by a test mutmut did not pick. Those go to ``verified.json``
+    beside ``mutants/`` and count as killed.
+    """
+    s = score(name, mod)
+    if s is None:
+        return
+    work = BUILD / name
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
+    env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    path = work / "verified.json"
+    killed = set(json.loads(path.read_text())) if path.exists() else set()
+    for key in s["survived"] + s["other"]:
+        if key in killed:
+            continue
+        out = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                              "-p", "no:randomly", *mod.tests], cwd=work / "mutants", capture_output=True,
+                             env={**env, "MUTANT_UNDER_TEST": key}, check=False)
+        verdict = {0: "survived", 1: "killed", 3: "killed"}.get(out.returncode, f"rc {out.returncode}")
+        print(f"   {key}: {verdict} by the whole selection", flush=True)
+        if out.returncode in (1, 3):
+            killed.add(key)
+            path.write_text(json.dumps(sorted(killed), indent=0))
+
+
 def show(name: str, mod: Module) -> None:
     """The diff of every surviving mutant of the module's last run (``mutmut show`` for each)."""
     s = score(name, mod)
@@ -210,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print modules and their tests")
     ap.add_argument("--report", action="store_true", help="only print the scores of the last runs")
     ap.add_argument("--show", action="store_true", help="print the diffs of the last runs' survivors")
+    ap.add_argument("--verify", action="store_true",
+                    help="run each survivor against the module's whole test selection (see verify())")
     ap.add_argument("--fresh", action="store_true", help="discard the last run's verdicts (default: resume)")
     ap.add_argument("--retest", action="store_true",
                     help="re-check only the survivors and uncovered mutants of the last run (after adding tests)")
@@ -225,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for n in names:
             print(f"{n}: {MODULES[n].path}\n    " + "\n    ".join(MODULES[n].tests))
+        return 0
+    if args.verify:
+        for n in names:
+            verify(n, MODULES[n])
+        report(names)
         return 0
     if args.show:
         for n in names:
