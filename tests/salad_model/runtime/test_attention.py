@@ -115,3 +115,21 @@ def test_training_dropout_applies_on_both_paths_and_eval_has_none(lk) -> None:
         torch.manual_seed(7)
         want = torch.matmul(F.dropout(attention_probs(q, k, None), 0.5), v)
         torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_training_dropout_uses_the_modules_rate(p) -> None:
+    """The explicit path drops probabilities at the module's own rate, not F.dropout's default of 0.5."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from salad_model.runtime.attention import attention_probs
+
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(4, 2, n, 4, generator=g) for n in (30, 30, 30))
+    torch.manual_seed(11)
+    out = FUSED(SimpleNamespace(dropout=p, training=True), q, k, v, None)
+    torch.manual_seed(11)
+    want = torch.matmul(F.dropout(attention_probs(q, k, None), p), v)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)

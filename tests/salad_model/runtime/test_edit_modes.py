@@ -20,6 +20,7 @@ from salad_model.runtime.editing import (
     Reweight,
     SourceMaps,
     WordSwap,
+    align_tokens,
     choose_mode,
     recording_forward,
 )
@@ -203,3 +204,15 @@ def test_recording_forward_restores_fused_attention_even_on_error():
     with pytest.raises(RuntimeError, match="stop"):
         recording_forward(den, boom, rec)
     assert att.processor is attention.FUSED
+
+
+@pytest.mark.parametrize("src,edit,expected", [
+    ([5], [7, 5], [-1, 0]),  # one word inserted before everything
+    ([5], [7, 8, 9, 5], [-1, -1, -1, 0]),  # several
+    ([5, 6], [5, 6, 7, 8], [0, 1, -1, -1]),  # appended
+    ([4, 5, 6], [6], [2]),  # words dropped from the front
+    ([], [1, 2], [-1, -1]),
+    ([1, 2], [], []),
+])
+def test_alignment_handles_insertions_and_deletions_at_the_ends(src, edit, expected):
+    assert align_tokens(src, edit) == expected
