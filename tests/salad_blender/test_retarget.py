@@ -547,3 +547,65 @@ def test_contacts_of_the_wrong_shape_are_refused_by_name():
     with pytest.raises(ValueError) as err:
         rt.pin_contacts(_legs(5), np.zeros((5, 2)))
     assert str(err.value) == "contacts must be [T, 4] for T = 5, got [5, 2]"
+
+
+def _leg_rig(drop: tuple[str, ...] = ()) -> tuple[rt.RigRest, dict[str, str]]:
+    """Bones at joint positions (Blender space, Z up): left leg straight 0.9 m; right leg bent, 0.894 m along
+    thigh + shin but 0.8 m hip to ankle. ``drop``: joints left out of the bone map."""
+    heads = {"pelvis": (0, 0, 1.0), "spine1": (0, 0, 1.2), "left_hip": (0.1, 0, 1.0), "left_knee": (0.1, 0, 0.5),
+             "left_ankle": (0.1, 0, 0.1), "right_hip": (-0.1, 0, 1.0), "right_knee": (-0.1, -0.2, 0.6),
+             "right_ankle": (-0.1, 0, 0.2)}
+    rest = np.stack([np.eye(4)] * len(heads))
+    rest[:, :3, 3] = list(heads.values())
+    rig = rt.RigRest(list(heads), np.full(len(heads), -1), rest)
+    return rig, {j: j for j in heads if j not in drop}
+
+
+@pytest.mark.parametrize("drop,rig_leg", [
+    ((), (0.9 + 2 * np.hypot(0.2, 0.4)) / 2),  # both legs, each along its bones
+    (("right_knee",), (0.9 + 0.8) / 2),  # no knee: hip to ankle
+    (("left_hip",), 2 * np.hypot(0.2, 0.4)),  # a leg without its hip or ankle does not count
+    (("left_ankle",), 2 * np.hypot(0.2, 0.4)),
+    (("left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle"), None),  # no legs: scale 1
+])
+def test_placement_scale_is_rig_leg_over_motion_leg(drop, rig_leg):
+    rig, bone_map = _leg_rig(drop)
+    motion = np.zeros((3, 22, 3))
+    for side, x in (("left", 0.1), ("right", -0.1)):  # straight legs of 1 m
+        for joint, z in (("hip", 1.0), ("knee", 0.5), ("ankle", 0.0)):
+            motion[:, smpl22.INDEX[f"{side}_{joint}"]] = (x, 0.0, z)
+    p = rt.auto_placement(rig, bone_map, motion)
+    assert p.scale == pytest.approx(1.0 if rig_leg is None else rig_leg, abs=1e-12)
+    assert np.allclose(p.origin, [0.0, 0.0, 0.0])  # below the pelvis, on the armature's plane
+
+
+def test_retarget_refuses_bad_joints_and_maps_by_name():
+    rig, bone_map = _leg_rig()
+    with pytest.raises(ValueError) as err:
+        rt.retarget(np.zeros((4, 21, 3)), rig, bone_map)
+    assert str(err.value) == "expected joints of shape [T, 22, 3], got [4, 21, 3]"
+    with pytest.raises(ValueError) as err:
+        rt.retarget(np.zeros((4, 22, 3)), rig, {"left_hip": "left_hip"})
+    assert str(err.value) == "the bone map must map 'pelvis' (the root bone that carries the translation)"
+    with pytest.raises(ValueError) as err:
+        rt.retarget(np.zeros((4, 22, 3)), rig, {"pelvis": "pelvis", "head": "Head", "neck": "Neck"})
+    assert str(err.value) == "bones not in the armature: ['Head', 'Neck']"
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5])
+def test_quat_continuity_of_short_tracks_and_along_a_chosen_axis(frames):
+    q = np.stack([axis_angle([0, 0, 1], 0.3 * i) for i in range(frames)])
+    q[1::2] *= -1  # every other key stored with the opposite sign
+    out = rt.quat_continuity(q[:, None], axis=0)[:, 0]  # [T, 1 bone, 4]
+    assert np.allclose(np.abs(out), np.abs(q)) and (np.sum(out[1:] * out[:-1], -1) > 0).all()
+    assert np.array_equal(out[0], q[0])  # the first key keeps its sign
+    moved = rt.quat_continuity(np.moveaxis(q[:, None], 0, 1), axis=1)  # time on axis 1: same result
+    assert np.array_equal(np.moveaxis(moved, 1, 0)[:, 0], out)
+
+
+def test_swing_onto_the_opposite_direction_is_a_half_turn():
+    for a in ([0, 0, 1.0], [1.0, 0, 0], [0.3, -0.5, 0.8]):
+        a = np.asarray(a) / np.linalg.norm(a)
+        r = rt.swing(a, -a)
+        assert np.isfinite(r).all() and np.allclose(r @ a, -a, atol=1e-12)
+        assert np.allclose(r @ r.T, np.eye(3), atol=1e-12) and np.isclose(np.linalg.det(r), 1.0)
