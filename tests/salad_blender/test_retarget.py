@@ -609,3 +609,13 @@ def test_swing_onto_the_opposite_direction_is_a_half_turn():
         r = rt.swing(a, -a)
         assert np.isfinite(r).all() and np.allclose(r @ a, -a, atol=1e-12)
         assert np.allclose(r @ r.T, np.eye(3), atol=1e-12) and np.isclose(np.linalg.det(r), 1.0)
+
+
+def test_in_place_removes_only_the_ground_travel():
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(30, 22, 3))
+    joints[:, :, 0] += np.linspace(0, 5, 30)[:, None]  # walks along X
+    out = rt.without_root_travel(joints)
+    assert np.abs(out[:, 0, [0, 2]] - joints[0, 0, [0, 2]]).max() < 1e-12  # pelvis stays over its start
+    assert np.allclose(out[:, :, 1], joints[:, :, 1])  # heights unchanged
+    assert np.allclose(out - out[:, :1], joints - joints[:, :1])  # the pose relative to the pelvis unchanged
