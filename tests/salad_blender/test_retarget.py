@@ -619,3 +619,15 @@ def test_in_place_removes_only_the_ground_travel():
     assert np.abs(out[:, 0, [0, 2]] - joints[0, 0, [0, 2]]).max() < 1e-12  # pelvis stays over its start
     assert np.allclose(out[:, :, 1], joints[:, :, 1])  # heights unchanged
     assert np.allclose(out - out[:, :1], joints - joints[:, :1])  # the pose relative to the pelvis unchanged
+
+
+def test_a_rig_with_only_a_spine_follows_the_spine(walk):
+    """Pelvis with a single mapped child (no legs, no arms): the pelvis turns by the swing onto its spine."""
+    jb = smpl22.model_to_blender(walk[:30])
+    rig = smpl_rig(rigs.tpose_joints_from_motion(smpl22.model_to_blender(walk)))
+    spine = {j: j for j in ("pelvis", "spine1", "spine2", "spine3", "neck", "head")}
+    res = rt.retarget(walk[:30], rig, spine)
+    fk = rt.forward_kinematics(rig, res)
+    for a, b in (("pelvis", "spine1"), ("spine3", "neck"), ("neck", "head")):
+        ia, ib = smpl22.INDEX[a], smpl22.INDEX[b]
+        assert angle_deg(fk[:, ib] - fk[:, ia], jb[:, ib] - jb[:, ia]).max() < 1e-3
