@@ -171,3 +171,13 @@ def test_the_controlled_path_drops_only_in_training_at_the_modules_rate() -> Non
         v = att.Wv(kv_in).view(b, -1, 2, 4).transpose(1, 2)
         want = att.Wo(torch.matmul(dropped, v).transpose(1, 2).reshape(b, lq, 8))
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_self_attention_with_gradients_equals_the_cached_inference_path(attn) -> None:
+    """Training (gradients on) projects keys/values from the queries' own input, as inference does."""
+    q_in, _ = _inputs()
+    with torch.no_grad():
+        want = attn(q_in)
+    got = attn(q_in)
+    assert got.requires_grad
+    torch.testing.assert_close(got.detach(), want, rtol=1e-6, atol=1e-6)
