@@ -216,3 +216,26 @@ def test_recording_forward_restores_fused_attention_even_on_error():
 ])
 def test_alignment_handles_insertions_and_deletions_at_the_ends(src, edit, expected):
     assert align_tokens(src, edit) == expected
+
+
+def test_recorder_defaults_and_a_single_averaged_call():
+    rec = AttentionRecorder(batch=2, cond_rows=slice(1, 2))  # default: every kind kept
+    for kind in ("skel", "temp", "cross"):
+        rec(_grid(kind, rows=2), kind, 0)
+    assert set(rec.maps) == {("skel", 0), ("temp", 0), ("cross", 0)}
+    avg = AttentionRecorder(batch=2, cond_rows=slice(1, 2), average_cross=True)
+    one = _grid("cross", rows=2, seed=4)
+    avg(one, "cross", 0)
+    torch.testing.assert_close(avg.cross_mean(), one[1:2].mean(dim=1), rtol=0, atol=1e-7)  # the mean of one
+
+
+@pytest.mark.parametrize("kind", ["skel", "temp"])
+def test_the_controller_mirrors_injected_self_attention_when_asked(kind):
+    mode = Mirror("all", mirror_self=True)
+    ctrl = EditController(mode, ROWS, 4, src_proportion=1.0)
+    ctrl.begin_step(0, 10, ROWS, 4)
+    probs = _grid(kind)
+    rows = probs.view(4, -1, *probs.shape[1:])
+    out = ctrl(probs, kind, 0).view(4, -1, *probs.shape[1:])
+    assert torch.equal(out[ROWS["edit_c"]], mode.self_attention(rows[ROWS["src_c"]], kind))
+    assert not torch.equal(out[ROWS["edit_c"]], rows[ROWS["src_c"]])
