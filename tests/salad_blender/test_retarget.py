@@ -631,3 +631,18 @@ def test_a_rig_with_only_a_spine_follows_the_spine(walk):
     for a, b in (("pelvis", "spine1"), ("spine3", "neck"), ("neck", "head")):
         ia, ib = smpl22.INDEX[a], smpl22.INDEX[b]
         assert angle_deg(fk[:, ib] - fk[:, ia], jb[:, ib] - jb[:, ia]).max() < 1e-3
+
+
+def test_the_fade_moves_across_the_ground_only_and_a_single_frame_keeps_its_shape():
+    j = _legs()
+    a = smpl22.INDEX["left_ankle"]
+    j[:, a, 1] += 0.02 * np.sin(np.arange(30))  # the ankle bobs ...
+    j[:, a, 2] += 0.005 * np.arange(30)  # ... and drifts forward while it slides sideways
+    c = np.zeros((30, 4))
+    c[10:16, 0] = 1
+    out = rt.pin_contacts(j, c, blend=2)
+    target = j[10:16, a].mean(axis=0)
+    for i, edge, w in ((9, 10, 2 / 3), (8, 10, 1 / 3), (16, 15, 2 / 3), (17, 15, 1 / 3)):
+        assert np.allclose(out[i, a], j[i, a] + w * (target - j[edge, a]) * [1.0, 0.0, 1.0], atol=1e-9), i
+    one = np.stack([axis_angle([0, 0, 1], 0.1 * b) for b in range(3)])[None]  # [1 frame, 3 bones, 4]
+    assert np.array_equal(rt.quat_continuity(one, axis=0), one)
