@@ -646,3 +646,17 @@ def test_the_fade_moves_across_the_ground_only_and_a_single_frame_keeps_its_shap
         assert np.allclose(out[i, a], j[i, a] + w * (target - j[edge, a]) * [1.0, 0.0, 1.0], atol=1e-9), i
     one = np.stack([axis_angle([0, 0, 1], 0.1 * b) for b in range(3)])[None]  # [1 frame, 3 bones, 4]
     assert np.array_equal(rt.quat_continuity(one, axis=0), one)
+
+
+def test_keys_stay_continuous_through_a_turn_past_half_a_circle():
+    """A walk turning 300 degrees: the pelvis's quaternion passes w = 0, where its canonical sign flips."""
+    from benchmarks.bench_retarget import synthetic_walk
+
+    walk = synthetic_walk(80, turn_deg=300.0)
+    jb = smpl22.model_to_blender(walk)
+    rig = smpl_rig(rigs.tpose_joints_from_motion(jb))
+    res = rt.retarget(walk, rig, rigs.SMPL22_MAP)
+    assert np.all(np.sum(res.quats[1:] * res.quats[:-1], -1) > 0.0)
+    assert (np.sign(rt.quat_from_matrix(rt.matrix_from_quat(res.quats[:, 0]))[:, 0]) != np.sign(
+        res.quats[:, 0, 0])).any()  # the canonical (w >= 0) form did flip somewhere: the check is not empty
+    assert np.abs(rt.forward_kinematics(rig, res) - jb).max() < 1e-5
