@@ -74,7 +74,8 @@ MODULES: dict[str, Module] = {
         "tests/salad_model/runtime/test_golden.py::test_recover_from_ric",
         "tests/salad_model/runtime/test_golden.py::test_vae_encoder_decoder",
     )),
-    "retarget": Module("salad_blender/retarget.py", ("tests/salad_blender/test_retarget.py",)),
+    "retarget": Module("salad_blender/retarget.py", ("tests/salad_blender/test_retarget.py",
+                                                     "tests/salad_blender/test_retarget_math.py")),
     # the worker's field checks (check_fields) now delegate to runtime/requests: score them there
     "requests": Module("salad_model/runtime/requests.py", ("tests/salad_model/runtime/test_requests.py",
                                                            "tests/salad_model/runtime/test_request_messages.py")),
