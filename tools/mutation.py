@@ -1,9 +1,12 @@
 """Mutation testing of the core modules with mutmut 3, one module at a time (developer command, not CI).
 
-    python tools/mutation.py                      # every module, 20 min budget each
+    python tools/mutation.py                      # every module, 20 min budget each; resumes the last run
+    python tools/mutation.py editing --retest     # after adding tests: re-check only the survivors
     python tools/mutation.py attention retarget   # some modules
     python tools/mutation.py --list               # the modules and the tests each runs
     python tools/mutation.py --report             # scores of the last runs, no new run
+    python tools/mutation.py editing --show       # the diff of each surviving mutant
+    python tools/mutation.py editing --verify     # survivors against the whole test selection
 
 Why per module: mutmut runs, for each mutant, the tests that cover the mutated function; the whole suite
 takes minutes and spawns worker processes and Blender, so each module gets only its fast unit tests. Each
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -43,6 +47,9 @@ class Module:
     path: str  # the file to mutate
     tests: tuple[str, ...]  # pytest node ids / files: fast unit tests of that file
     functions: tuple[str, ...] = ()  # score only these functions (empty: all)
+    # imported once in mutmut's fork server (a root conftest.py of the copy), not once per mutant: the
+    # schedulers' lazy ``import diffusers`` alone takes 3-8 s on a loaded machine
+    preload: tuple[str, ...] = ()
 
 
 MODULES: dict[str, Module] = {
@@ -51,21 +58,27 @@ MODULES: dict[str, Module] = {
     )),
     "editing": Module("salad_model/runtime/editing.py", (
         "tests/salad_model/runtime/test_editing.py",
+        "tests/salad_model/runtime/test_edit_modes.py",
+        "tests/salad_model/runtime/test_sample_edit.py",
         "tests/salad_model/runtime/test_golden.py::test_refine_alignment_matches_reference_indices",
         "tests/salad_model/runtime/test_golden.py::test_refine_reindexes_source_columns_after_an_insertion",
-    )),
+    ), preload=("diffusers.schedulers.scheduling_ddim", "diffusers.schedulers.scheduling_dpmsolver_multistep")),
     "sampling": Module("salad_model/runtime/sampling.py", (
         "tests/salad_model/runtime/test_sampling.py",
+        "tests/salad_model/runtime/test_sampler_steps.py",
         "tests/salad_model/runtime/test_golden.py::test_scheduler",
-    )),
+    ), preload=("diffusers.schedulers.scheduling_ddim", "diffusers.schedulers.scheduling_dpmsolver_multistep")),
     "features": Module("salad_model/motion/features.py", (
         "tests/salad_model/motion/test_features.py",
+        "tests/salad_model/motion/test_features_unbatched.py",
         "tests/salad_model/runtime/test_golden.py::test_recover_from_ric",
         "tests/salad_model/runtime/test_golden.py::test_vae_encoder_decoder",
     )),
-    "retarget": Module("salad_blender/retarget.py", ("tests/salad_blender/test_retarget.py",)),
+    "retarget": Module("salad_blender/retarget.py", ("tests/salad_blender/test_retarget.py",
+                                                     "tests/salad_blender/test_retarget_math.py")),
     # the worker's field checks (check_fields) now delegate to runtime/requests: score them there
-    "requests": Module("salad_model/runtime/requests.py", ("tests/salad_model/runtime/test_requests.py",)),
+    "requests": Module("salad_model/runtime/requests.py", ("tests/salad_model/runtime/test_requests.py",
+                                                           "tests/salad_model/runtime/test_request_messages.py")),
 }
 
 KILLED = {1, 3}  # mutmut exit codes: a test failed, pytest error
@@ -79,25 +92,41 @@ def available() -> dict[str, Module]:
             if (REPO / m.path).exists() and all((REPO / t.split("::")[0]).exists() for t in m.tests)}
 
 
-def prepare(name: str, mod: Module) -> Path:
-    """A fresh copy of the checkout for one module, its pyproject carrying that module's mutmut config."""
+def _copy_if_changed(src: str, dst: str) -> str:
+    """copy2 only when the content differs: an unchanged file keeps its mtime, so mutmut keeps its mutants."""
+    d = Path(dst)
+    if not d.exists() or d.read_bytes() != Path(src).read_bytes():
+        shutil.copy2(src, dst)
+    return dst
+
+
+def prepare(name: str, mod: Module, fresh: bool = False) -> Path:
+    """The module's copy of the checkout, its pyproject carrying that module's mutmut config.
+
+    An existing copy is refreshed, not replaced: mutmut keeps its verdicts in ``mutants/``, so an interrupted
+    run resumes where it stopped and new tests are picked up. ``fresh`` starts over.
+    """
     work = BUILD / name
-    if work.exists():
+    if fresh and work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "mutants")
     for item in COPY:
         src = REPO / item
         if src.is_dir():
-            shutil.copytree(src, work / item, ignore=ignore)
+            shutil.copytree(src, work / item, ignore=ignore, dirs_exist_ok=True, copy_function=_copy_if_changed)
         else:
-            shutil.copy2(src, work / item)
+            _copy_if_changed(str(src), str(work / item))
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"]
     top = mod.path.split("/", 1)[0]
     cfg = {**cfg, "source_paths": [top], "only_mutate": [mod.path],
            "also_copy": [p for p in cfg.get("also_copy", []) if p != top] + [p for p in ("salad_model",
                                                                                          "salad_blender") if p != top],
            "pytest_add_cli_args_test_selection": list(mod.tests)}
+    if mod.preload:
+        (work / "conftest.py").write_text('"""Generated by tools/mutation.py: imported before mutmut forks."""\n'
+                                          + "".join(f"import {m}  # noqa: F401\n" for m in mod.preload))
+        cfg["also_copy"] = [*cfg["also_copy"], "conftest.py"]
     text = (work / "pyproject.toml").read_text()
     start = text.index("[tool.mutmut]")
     end = text.find("\n[", start + 1)
@@ -106,17 +135,29 @@ def prepare(name: str, mod: Module) -> Path:
     return work
 
 
-def run(name: str, mod: Module, budget: float, children: int) -> None:
-    work = prepare(name, mod)
+def run(name: str, mod: Module, budget: float, children: int, fresh: bool = False, retest: bool = False) -> None:
+    """Run (or resume) mutmut on one module; ``retest``: only re-check its survivors and uncovered mutants."""
+    if retest:
+        s = score(name, mod)
+        again = [] if s is None else s["survived"] + s["other"] + s["no tests"]
+        if not again:
+            print(f"== {name}: nothing to re-test", flush=True)
+            return
+    work = prepare(name, mod, fresh=fresh)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
     env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *(again if retest else [])]
     print(f"== {name}: {mod.path} in {work} (budget {budget:.0f} s)", flush=True)
+    # own process group: at the budget's end mutmut's fork server and test children stop with it
+    proc = subprocess.Popen(["nice", "-n", "10", *cmd], cwd=work, env=env, start_new_session=True)
     try:
-        subprocess.run(["nice", "-n", "10", *cmd], cwd=work, env=env, timeout=budget, check=False)
+        proc.wait(timeout=budget)
     except subprocess.TimeoutExpired:
-        print(f"   {name}: budget exhausted; the score covers the mutants checked so far", flush=True)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+        print(f"   {name}: budget exhausted; the score covers the mutants checked so far "
+              f"(run it again to resume)", flush=True)
 
 
 def score(name: str, mod: Module) -> dict | None:
@@ -129,6 +170,9 @@ def score(name: str, mod: Module) -> dict | None:
         codes = {k: v for k, v in codes.items()
                  if any(k.split(".")[-1].startswith(f"x_{f}__mutmut_") for f in mod.functions)}
     out = {"killed": [], "timeout": [], "survived": [], "no tests": [], "not checked": [], "other": []}
+    verified = BUILD / name / "verified.json"
+    whole = set(json.loads(verified.read_text())) if verified.exists() else set()
+    codes = {k: (1 if k in whole and v in SURVIVED else v) for k, v in codes.items()}
     for key, code in sorted(codes.items()):
         bucket = ("killed" if code in KILLED else "timeout" if code in TIMEOUT else "survived"
                   if code in SURVIVED else "no tests" if code in NO_TESTS else "not checked" if code is None
@@ -153,6 +197,44 @@ def report(names: list[str]) -> None:
             print(f"    survived: {key}")
 
 
+def verify(name: str, mod: Module) -> None:
+    """Run the module's WHOLE test selection against each survivor; record the ones it kills.
+
+    mutmut runs per mutant only the tests it saw calling the mutated function, and it credits a call made
+    while a module- or session-scoped fixture is built to the first test that asked for the fixture
+    only; a survivor can therefore be killed by a test mutmut did not pick. Those go to ``verified.json``
+    beside ``mutants/`` and count as killed.
+    """
+    s = score(name, mod)
+    if s is None:
+        return
+    work = BUILD / name
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
+    env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    path = work / "verified.json"
+    killed = set(json.loads(path.read_text())) if path.exists() else set()
+    for key in s["survived"] + s["other"]:
+        if key in killed:
+            continue
+        out = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                              "-p", "no:randomly", *mod.tests], cwd=work / "mutants", capture_output=True,
+                             env={**env, "MUTANT_UNDER_TEST": key}, check=False)
+        verdict = {0: "survived", 1: "killed", 3: "killed"}.get(out.returncode, f"rc {out.returncode}")
+        print(f"   {key}: {verdict} by the whole selection", flush=True)
+        if out.returncode in (1, 3):
+            killed.add(key)
+            path.write_text(json.dumps(sorted(killed), indent=0))
+
+
+def show(name: str, mod: Module) -> None:
+    """The diff of every surviving mutant of the module's last run (``mutmut show`` for each)."""
+    s = score(name, mod)
+    for key in [] if s is None else s["survived"] + s["other"]:
+        out = subprocess.run([sys.executable, "-m", "mutmut", "show", key], cwd=BUILD / name, capture_output=True,
+                             text=True, check=False)
+        print(out.stdout.strip() or out.stderr.strip(), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("modules", nargs="*", help=f"default: all available of {', '.join(MODULES)}")
@@ -160,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--children", type=int, default=1, help="parallel mutants (default 1: shared CPU)")
     ap.add_argument("--list", action="store_true", help="print modules and their tests")
     ap.add_argument("--report", action="store_true", help="only print the scores of the last runs")
+    ap.add_argument("--show", action="store_true", help="print the diffs of the last runs' survivors")
+    ap.add_argument("--verify", action="store_true",
+                    help="run each survivor against the module's whole test selection (see verify())")
+    ap.add_argument("--fresh", action="store_true", help="discard the last run's verdicts (default: resume)")
+    ap.add_argument("--retest", action="store_true",
+                    help="re-check only the survivors and uncovered mutants of the last run (after adding tests)")
     args = ap.parse_args(argv)
     avail = available()
     names = args.modules or list(avail)
@@ -173,9 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             print(f"{n}: {MODULES[n].path}\n    " + "\n    ".join(MODULES[n].tests))
         return 0
+    if args.verify:
+        for n in names:
+            verify(n, MODULES[n])
+        report(names)
+        return 0
+    if args.show:
+        for n in names:
+            show(n, MODULES[n])
+        return 0
     if not args.report:
         for n in names:
-            run(n, MODULES[n], args.budget, args.children)
+            run(n, MODULES[n], args.budget, args.children, fresh=args.fresh, retest=args.retest)
     report(names)
     return 0
 

@@ -198,7 +198,7 @@ def check_value(name: str, value: Any, field: Field | None = None) -> Any:
     lo, hi = f.lo, f.hi
     # int vs float comparisons are exact in Python (no overflow for 10**400).
     if (lo is not None and (value < lo or (f.positive and value <= lo))) or (hi is not None and value > hi):
-        rng = f"a positive number, at most {hi:g}," if f.positive else f"within {_range(lo, hi)}"
+        rng = f"a positive number, at most {hi:g}" if f.positive else f"within {_range(lo, hi)}"
         raise InputError(f"{name!r} must be {rng}, got {short_repr(value)}")
     return value if f.kind == "int" else float(value)
 

@@ -127,16 +127,23 @@ def test_continue_inbetween_and_parts_buttons(addon):
     assert bpy.ops.salad.shot_parts_preset(preset="upper") == {"FINISHED"}
     assert s.parts == {"torso", "left_arm", "right_arm", "head"}
     assert bpy.ops.salad.regenerate_parts(blocking=True) == {"FINISHED"}
-    assert addon.worker.ops[-1]["source_prompt"] == "a"  # a plain generation: regenerated from its recipe
+    req = addon.worker.ops[-1]
+    assert req["source_prompt"] == "a"  # a plain generation: regenerated from its recipe
+    assert req["prompt"] == "a person waves" and sorted(req["parts"]) == sorted(s.parts)  # the preset's parts
 
     actions.assign_action(obj, a, a.slots[0] if hasattr(a, "slots") else None)
     s.continue_prompt, s.continue_seconds = "a person sits down", 2.0
     assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
-    assert addon.worker.ops[-1]["op"] == "continue" and addon.worker.ops[-1]["seconds"] == 2.0
+    req = addon.worker.ops[-1]
+    assert (req["op"], req["prompt"], req["seconds"]) == ("continue", "a person sits down", 2.0)
 
     actions.assign_action(obj, a, a.slots[0] if hasattr(a, "slots") else None)
     s.action_a, s.action_b, s.inbetween_prompt, s.inbetween_seconds = a, b, "a person turns", 1.0
     assert bpy.ops.salad.inbetween(blocking=True) == {"FINISHED"}
+    req = addon.worker.ops[-1]
+    assert (req["op"], req["prompt"], req["seconds"]) == ("inbetween", "a person turns", 1.0)
+    # A (60 model frames) then B (50), each sampled over its whole range (24 fps keys back to 20 fps: 59 / 49)
+    assert len(req["joints_a"]) > len(req["joints_b"]) > 45
     new = obj.animation_data.action
     assert metadata.shot_recipe(metadata.action_meta(new))["sources"] == [a.name, b.name]
     s.action_b = None

@@ -108,20 +108,6 @@ def test_a_selected_mesh_means_the_rig_that_deforms_it():
     assert ui_state.edit_blocker(child) == "" and "not an armature" in ui_state.edit_blocker(loose)
 
 
-def test_in_place_removes_only_the_ground_travel():
-    import numpy as np
-
-    from salad_blender import retarget
-
-    rng = np.random.default_rng(0)
-    joints = rng.normal(size=(30, 22, 3))
-    joints[:, :, 0] += np.linspace(0, 5, 30)[:, None]  # walks along X
-    out = retarget.without_root_travel(joints)
-    assert np.abs(out[:, 0, [0, 2]] - joints[0, 0, [0, 2]]).max() < 1e-12  # pelvis stays over its start
-    assert np.allclose(out[:, :, 1], joints[:, :, 1])  # heights unchanged
-    assert np.allclose(out - out[:, :1], joints - joints[:, :1])  # the pose relative to the pelvis unchanged
-
-
 def test_which_actions_belong_to_a_rig():
     assert ui_state.bone_of_path('pose.bones["hand.L"].location') == "hand.L"
     assert ui_state.bone_of_path('pose.bones["a \\"q\\" b"].scale') == 'a "q" b'

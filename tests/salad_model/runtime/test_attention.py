@@ -115,3 +115,69 @@ def test_training_dropout_applies_on_both_paths_and_eval_has_none(lk) -> None:
         torch.manual_seed(7)
         want = torch.matmul(F.dropout(attention_probs(q, k, None), 0.5), v)
         torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_training_dropout_uses_the_modules_rate(p) -> None:
+    """The explicit path drops probabilities at the module's own rate, not F.dropout's default of 0.5."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from salad_model.runtime.attention import attention_probs
+
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(4, 2, n, 4, generator=g) for n in (30, 30, 30))
+    torch.manual_seed(11)
+    out = FUSED(SimpleNamespace(dropout=p, training=True), q, k, v, None)
+    torch.manual_seed(11)
+    want = torch.matmul(F.dropout(attention_probs(q, k, None), p), v)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+
+
+def test_precomputed_keys_values_equal_projecting_the_context(attn) -> None:
+    """The denoiser passes each layer's text keys/values once (``kv=``); that must equal ``kv_in=``."""
+    q_in, kv_in = _inputs()
+    mask = padding_to_additive(VALID, torch.float32)
+    with torch.no_grad():
+        want = attn(q_in, kv_in=kv_in, mask=mask)
+        got = attn(q_in, kv=attn.project_kv(kv_in), mask=mask)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert padding_to_additive(VALID, torch.float64).dtype == torch.float64  # the mask in the scores' dtype
+
+
+def test_the_controlled_path_drops_only_in_training_at_the_modules_rate() -> None:
+    """Editing and heat maps run the controlled processor in eval: no dropout there, whatever the rate."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    att = Attention(dim=8, heads=2, dropout=0.3, kind="cross", layer=0)
+    q_in, kv_in = _inputs()
+    mask = padding_to_additive(VALID, torch.float32)
+    att.eval()
+    with torch.no_grad():
+        fused = att(q_in, kv_in=kv_in, mask=mask)
+        att.processor = ControlledAttnProcessor(lambda p, kind, layer: p)
+        torch.testing.assert_close(att(q_in, kv_in=kv_in, mask=mask), fused, rtol=1e-5, atol=1e-6)
+    att.train()
+    seen = []
+    att.processor = ControlledAttnProcessor(lambda p, kind, layer: seen.append(p.clone()) or p)
+    with torch.no_grad():
+        torch.manual_seed(5)
+        out = att(q_in, kv_in=kv_in, mask=mask)
+        torch.manual_seed(5)
+        dropped = F.dropout(seen[0], 0.3)
+        b, lq = q_in.shape[:2]
+        v = att.Wv(kv_in).view(b, -1, 2, 4).transpose(1, 2)
+        want = att.Wo(torch.matmul(dropped, v).transpose(1, 2).reshape(b, lq, 8))
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_self_attention_with_gradients_equals_the_cached_inference_path(attn) -> None:
+    """Training (gradients on) projects keys/values from the queries' own input, as inference does."""
+    q_in, _ = _inputs()
+    with torch.no_grad():
+        want = attn(q_in)
+    got = attn(q_in)
+    assert got.requires_grad
+    torch.testing.assert_close(got.detach(), want, rtol=1e-6, atol=1e-6)
