@@ -370,3 +370,23 @@ def test_keys_stay_continuous_through_a_turn_past_half_a_circle():
     assert (np.sign(rt.quat_from_matrix(rt.matrix_from_quat(res.quats[:, 0]))[:, 0]) != np.sign(
         res.quats[:, 0, 0])).any()  # the canonical (w >= 0) form did flip somewhere: the check is not empty
     assert np.abs(rt.forward_kinematics(rig, res) - jb).max() < 1e-5
+
+
+def test_legs_keep_their_lengths_when_the_pinned_point_is_nearer_the_hip_than_the_leg_can_fold():
+    """A short thigh and a long shin (|thigh - shin| = 0.25 m): the ankle swings ±0.3 m sideways during one
+    contact, so the pinned point (the run's mean) lies 0.05 m from the hip, nearer than the folded leg
+    reaches. The ankle stops at the fold (0.25 m) and both bones keep their lengths (2e-6 m)."""
+    j = _legs(6)
+    ix = smpl22.INDEX
+    h, k, a, f = (ix[f"left_{n}"] for n in ("hip", "knee", "ankle", "foot"))
+    j[:, k] = j[:, h] + (0.0, -0.05, 0.0)
+    j[:, a] = j[:, h] + (0.0, -0.05, 0.0)
+    j[:, a, 0] += np.array([0.3, -0.3, 0.3, -0.3, 0.3, -0.3])
+    j[:, f] = j[:, a] + (0.0, -0.05, 0.1)
+    c = np.zeros((6, 4))
+    c[:, 0] = 1
+    out = rt.pin_contacts(j, c, blend=0)
+    for p, q in ((h, k), (k, a)):
+        assert np.allclose(np.linalg.norm(out[:, q] - out[:, p], axis=-1),
+                           np.linalg.norm(j[:, q] - j[:, p], axis=-1), atol=2e-6)
+    assert np.allclose(np.linalg.norm(out[:, a] - out[:, h], axis=-1), 0.25, atol=1e-5)
