@@ -349,25 +349,9 @@ def add_arguments(p) -> None:
 
 
 def run(a) -> int:
-    import os
-    import sys
+    """``eval shots``: :func:`shot_statistics` through eval's model runner (report JSON and Markdown)."""
+    from .eval import run_with_model
 
-    from ..runtime.pipeline import SaladPipeline
-    from .classifier import CLASSIFIER_DIR, load_classifier
-    from .report import to_jsonable
-
-    torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
-    clf = load_classifier(Path(a.classifier) if a.classifier else CLASSIFIER_DIR)
-    pipe = SaladPipeline.from_pretrained(a.model, device=a.device)
-    rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
-           "command": "python -m salad_model.evaluation.eval " + " ".join(sys.argv[1:]),
-           "shots": shot_statistics(pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed,
-                                    a.joins, a.parts, not a.no_cost, log=lambda s: print(s, flush=True))}
-    md = format_shots_markdown(rep["shots"])
-    print(md)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(to_jsonable(rep), indent=1) + "\n")
-    if a.markdown:
-        a.markdown.write_text(md + "\n")
-    return 0
+    return run_with_model(a, "shots", lambda pipe, clf, log: shot_statistics(
+        pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed, a.joins, a.parts, not a.no_cost,
+        log=log), format_shots_markdown)
