@@ -7,7 +7,6 @@ where the original did), nothing existing changed, and cancels and worker refusa
 was. Placement to the millimetre and every bad input are in test_shot_jobs_scripted.py.
 """
 
-import sys
 import time
 
 import numpy as np
@@ -24,18 +23,6 @@ from salad_blender import shot_inputs as si  # noqa: E402
 
 FAST = jobs.Sampling(seed=3, steps=3)
 SEGS = [si.Segment("a person walks forward", 2.4), si.Segment("a person waves", 2.0), si.Segment("a person bows", 2.0)]
-
-
-@pytest.fixture(scope="module")
-def config(tiny_model_dir):
-    return jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    p = jobs.WorkerPool()
-    yield p
-    p.close()
 
 
 def done(job, timeout=180):
