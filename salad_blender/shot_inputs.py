@@ -22,7 +22,7 @@ from .inputs import JobError, Sampling, clean_prompt
 
 MAX_SHOT_SECONDS = 300.0  # a shot's total length (the worker's limit)
 MIN_SEGMENT_SECONDS = 2.0  # a segment's shortest length on the shipped models (their 40-frame minimum clip)
-CONTEXT_SECONDS = 2.0  # motion each continuation / in-between side is conditioned on (sent as context_seconds)
+CONTEXT_SECONDS = 1.0  # motion each continuation / in-between side is conditioned on (sent as context_seconds)
 MIN_CONTINUE_SECONDS = 0.4  # two latent frames
 MIN_GAP_SECONDS = 0.2  # one latent frame
 
