@@ -3,7 +3,7 @@
 Pure Python (no bpy), so every rule a user can trip over is tested without Blender. Shots (issue 13)
 are the worker ops ``compose`` (a timeline of segments), ``continue``, ``inbetween`` and
 ``regenerate_parts``. The worker checks the same rules against the loaded model; the limits here are
-deliberate copies of the model side's (``salad_model`` shots: 300 s per shot, 2 s of conditioning
+deliberate copies of the model side's (``salad_model`` shots: 300 s per shot, 1 s of conditioning
 context, the shipped models' 2 s minimum clip), so a wrong input fails at once, before a worker is
 started or anything in the scene is touched. A model with other limits still gets the worker's exact
 message (an ``invalid_input`` error, which also leaves the scene as it was).

@@ -17,8 +17,14 @@ LEGS = (((1, 4, 7, 10), (0, 1)), ((2, 5, 8, 11), (2, 3)))
 _FLAT = np.array([1.0, 0.0, 1.0])  # horizontal only: the model's Y is up
 
 
+def ease(x: np.ndarray | float) -> np.ndarray:
+    """Smoothstep 3x² − 2x³ on [0, 1]: a fade whose speed starts and ends at zero (no jerk spike at its ends)."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
 def trapezoid(frames: int, ranges: list[tuple[int, int]], fade: int) -> np.ndarray:
-    """Weights [T]: 1 inside each [lo, hi) but ``fade`` frames rising / falling at its edges, 0 outside."""
+    """Weights [T]: 1 inside each [lo, hi) but ``fade`` frames easing in / out at its edges, 0 outside."""
     w = np.zeros(frames)
     t = np.arange(frames, dtype=np.float64)
     for lo, hi in ranges:
@@ -27,7 +33,7 @@ def trapezoid(frames: int, ranges: list[tuple[int, int]], fade: int) -> np.ndarr
             continue
         ramp = np.minimum((t - lo + 1) / (fade + 1), (hi - t) / (fade + 1))
         inside = (t >= lo) & (t < hi)
-        w = np.maximum(w, np.where(inside, np.clip(ramp, 0.0, 1.0), 0.0))
+        w = np.maximum(w, np.where(inside, ease(ramp), 0.0))
     return w
 
 
@@ -41,7 +47,7 @@ def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def hold_offsets(pos: np.ndarray, flags: np.ndarray, blend: int) -> tuple[np.ndarray, np.ndarray]:
     """Horizontal offsets [T, 3] that keep ``pos`` [T, 3] at its mean over each contact run, and where they act.
 
-    The offset at a run's first / last frame carries on, shrinking linearly, over ``blend`` frames outside it.
+    The offset at a run's first / last frame carries on, easing out, over ``blend`` frames outside it.
     """
     t_len = len(pos)
     off, acts = np.zeros((t_len, 3)), np.zeros(t_len, bool)
@@ -50,7 +56,7 @@ def hold_offsets(pos: np.ndarray, flags: np.ndarray, blend: int) -> tuple[np.nda
         d = (pos[s:e].mean(0) - pos[s:e]) * _FLAT
         off[s:e], acts[s:e], strength[s:e] = d, True, 1.0
         for k in range(1, blend + 1):
-            a = 1.0 - k / (blend + 1)
+            a = float(ease(1.0 - k / (blend + 1)))
             for i, edge in ((s - k, 0), (e - 1 + k, -1)):
                 if 0 <= i < t_len and a > strength[i]:
                     off[i], acts[i], strength[i] = a * d[edge], True, a

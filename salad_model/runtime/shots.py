@@ -53,7 +53,12 @@ DEFAULT_SEAM_SMOOTHING = 1.5  # σ (frames) of the feature smoothing at joins; 0
 # Joins to existing (often captured) motion: planted feet are held still within this many seconds of the join
 # (continue / in-between; docs/MODEL_CARD.md, "Shots"); 0 = off.
 DEFAULT_FOOT_LOCK_SECONDS = 1.0
-FOOT_LOCK_FADE = 4  # frames over which the foot lock fades in and out at the edges of its frames
+FOOT_LOCK_FADE = 4  # frames over which the foot lock eases in and out at the edges of its frames
+FOOT_LOCK_BLEND = 5  # frames over which a held foot eases back to its own path around a contact
+# How much of a planted foot's slide the lock removes. Full holds (1.0) raised the jerk at timeline seams to
+# 1.22× the inside (legs stretched to their length where the model's feet slide far); 0.8: 1.15× with the
+# sliding at 0.73× (DDIM-10 check on 10 timelines, docs/MODEL_CARD.md "Shots").
+FOOT_LOCK_STRENGTH = 0.8
 
 
 def derive_seed(*parts: object) -> int:
@@ -345,8 +350,8 @@ class ShotDirector:
         for lo, hi in (lock or []) if self.foot_lock else []:
             lo, hi = max(0, int(lo)), min(len(joints), int(hi))
             if hi - lo > 2 * FOOT_LOCK_FADE:
-                w = trapezoid(hi, [(lo, hi)], FOOT_LOCK_FADE)
-                joints[:hi] = lock_feet(joints[:hi], feats[:hi, -4:], w)
+                w = FOOT_LOCK_STRENGTH * trapezoid(hi, [(lo, hi)], FOOT_LOCK_FADE)
+                joints[:hi] = lock_feet(joints[:hi], feats[:hi, -4:], w, blend=FOOT_LOCK_BLEND)
                 done.append([lo, hi])
         if done:
             meta["shot"]["foot_lock"] = done

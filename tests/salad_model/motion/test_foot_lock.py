@@ -30,8 +30,8 @@ def _speed(joints, joint):
 def test_trapezoid_and_runs():
     w = trapezoid(20, [(5, 15)], fade=2)
     assert np.all(w[:5] == 0) and np.all(w[15:] == 0)
-    np.testing.assert_allclose(w[5:8], [1 / 3, 2 / 3, 1.0])
-    np.testing.assert_allclose(w[12:15], [1.0, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(w[5:8], [7 / 27, 20 / 27, 1.0])  # smoothstep of 1/3, 2/3
+    np.testing.assert_allclose(w[12:15], [1.0, 20 / 27, 7 / 27])
     assert contact_runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
 
 
