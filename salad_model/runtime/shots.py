@@ -55,10 +55,13 @@ DEFAULT_SEAM_SMOOTHING = 1.5  # σ (frames) of the feature smoothing at joins; 0
 DEFAULT_FOOT_LOCK_SECONDS = 1.0
 FOOT_LOCK_FADE = 4  # frames over which the foot lock eases in and out at the edges of its frames
 FOOT_LOCK_BLEND = 5  # frames over which a held foot eases back to its own path around a contact
-# How much of a planted foot's slide the lock removes. Full holds (1.0) raised the jerk at timeline seams to
-# 1.22× the inside (legs stretched to their length where the model's feet slide far); 0.8: 1.15× with the
-# sliding at 0.73× (DDIM-10 check on 10 timelines, docs/MODEL_CARD.md "Shots").
+# How much of a planted foot's slide the lock removes at a timeline seam (generated on both sides). Full holds
+# (1.0) raised the jerk at seams to 1.22× the inside (legs stretched to their length where the model's feet
+# slide far); 0.8: 1.15× with the sliding at 0.73× (DDIM-10 check on 10 timelines, docs/MODEL_CARD.md "Shots").
 FOOT_LOCK_STRENGTH = 0.8
+# At a join to existing motion (continue / in-between; often a capture, whose feet barely slide) the whole
+# slide: holding 0.8 left the in-between joins sliding 1.58× the captured frames around them (30 joins).
+JOIN_LOCK_STRENGTH = 1.0
 
 
 def derive_seed(*parts: object) -> int:
@@ -337,7 +340,7 @@ class ShotDirector:
             return (pipe.vae.decode(latent) * pipe.std + pipe.mean)[0].float().cpu().numpy()
 
     def _motion(self, feats: np.ndarray, latent: torch.Tensor | None, meta: dict,
-                lock: list[tuple[int, int]] | None = None) -> Motion:
+                lock: list[tuple[int, int]] | None = None, strength: float = FOOT_LOCK_STRENGTH) -> Motion:
         """Smooth the seams, integrate; ``lock``: frame ranges [lo, hi) where planted feet are held still.
 
         Each range is locked seeing only the frames before its end (a contact run is cut there), so a lock
@@ -350,7 +353,7 @@ class ShotDirector:
         for lo, hi in (lock or []) if self.foot_lock else []:
             lo, hi = max(0, int(lo)), min(len(joints), int(hi))
             if hi - lo > 2 * FOOT_LOCK_FADE:
-                w = FOOT_LOCK_STRENGTH * trapezoid(hi, [(lo, hi)], FOOT_LOCK_FADE)
+                w = strength * trapezoid(hi, [(lo, hi)], FOOT_LOCK_FADE)
                 joints[:hi] = lock_feet(joints[:hi], feats[:hi, -4:], w, blend=FOOT_LOCK_BLEND)
                 done.append([lo, hi])
         if done:
@@ -442,7 +445,8 @@ class ShotDirector:
                           seams=[t_src] + [w["start_frame"] + w["context_frames"] for w in windows[1:]],
                           windows=windows, blend=[a, t_src])
         meta["placement"] = src.placement
-        return self._motion(feats, latent, meta, lock=[(max(a, t_src - self.foot_lock), t_src + self.foot_lock)])
+        return self._motion(feats, latent, meta, lock=[(max(a, t_src - self.foot_lock), t_src + self.foot_lock)],
+                            strength=JOIN_LOCK_STRENGTH)
 
     def inbetween(self, a: ShotSource | Motion | np.ndarray, b: ShotSource | Motion | np.ndarray, prompt: str,
                   seconds: float, seed: int = 0, callback: StepCallback | None = None) -> Motion:
@@ -490,8 +494,8 @@ class ShotDirector:
                           source_kinds=[sa.kind, sb.kind])
         meta["placement"] = sa.placement
         tb, w = ta + g, self.foot_lock
-        return self._motion(feats, latent, meta, lock=[(max(ta - 4 * ctx, ta - w), ta + w),
-                                                       (tb - w, min(tb + w, tb + 4 * ctx))])
+        lock = [(max(ta - 4 * ctx, ta - w), ta + w), (tb - w, min(tb + w, tb + 4 * ctx))]
+        return self._motion(feats, latent, meta, lock=lock, strength=JOIN_LOCK_STRENGTH)
 
     # -- body parts -----------------------------------------------------------------------------------
 
