@@ -3,7 +3,7 @@
 Pure Python (no bpy), so every rule a user can trip over is tested without Blender. Shots (issue 13)
 are the worker ops ``compose`` (a timeline of segments), ``continue``, ``inbetween`` and
 ``regenerate_parts``. The worker checks the same rules against the loaded model; the limits here are
-deliberate copies of the model side's (``salad_model`` shots: 300 s per shot, 2 s of conditioning
+deliberate copies of the model side's (``salad_model`` shots: 300 s per shot, 1 s of conditioning
 context, the shipped models' 2 s minimum clip), so a wrong input fails at once, before a worker is
 started or anything in the scene is touched. A model with other limits still gets the worker's exact
 message (an ``invalid_input`` error, which also leaves the scene as it was).
@@ -22,7 +22,7 @@ from .inputs import JobError, Sampling, clean_prompt
 
 MAX_SHOT_SECONDS = 300.0  # a shot's total length (the worker's limit)
 MIN_SEGMENT_SECONDS = 2.0  # a segment's shortest length on the shipped models (their 40-frame minimum clip)
-CONTEXT_SECONDS = 2.0  # motion each continuation / in-between side is conditioned on (sent as context_seconds)
+CONTEXT_SECONDS = 1.0  # motion each continuation / in-between side is conditioned on (sent as context_seconds)
 MIN_CONTINUE_SECONDS = 0.4  # two latent frames
 MIN_GAP_SECONDS = 0.2  # one latent frame
 

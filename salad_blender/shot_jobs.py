@@ -204,6 +204,36 @@ def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, 
     return _Source(action.name, start, sampled)
 
 
+@dataclass
+class _Sampled:
+    """What a job on sampled animation needs: sampling fields, the sources, the bone map, scene and model."""
+
+    fields: dict[str, Any]
+    sources: list[_Source]
+    bone_map: str | dict[str, str]
+    scene: str
+    model: str
+
+
+def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict[str, str],
+                    sampling: Sampling | None, wanted: Sequence[tuple[bpy.types.Action, str]],
+                    *context_limit: Any) -> _Sampled:
+    """Sample each (action, purpose) of ``wanted`` on ``obj``; each must be long enough for its purpose.
+
+    ``context_limit`` (seconds, what they are) replaces the conditioning window as the shortest length.
+    """
+    fields = si.sampling_fields(sampling or Sampling())
+    rig_name, mapping = check_rig(obj, rig)
+    scene = bpy.context.scene
+    sources = []
+    for action, purpose in wanted:
+        src = _sample(obj, action, mapping, scene)
+        si.check_context(src.frames, action.name, purpose, *context_limit)
+        sources.append(src)
+    model = check_model(config.model)
+    return _Sampled(fields, sources, mapping if rig_name == "custom" else rig_name, scene.name, model)
+
+
 def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | dict[str, str], *, prompt: str,
                 name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any]):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts."""
@@ -239,20 +269,14 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
     action = _armature_action(obj, action, "continue")
     prompt = _prompt(prompt, "the continuation")
     seconds = si.check_seconds(seconds, "The continuation", si.MIN_CONTINUE_SECONDS, si.MAX_SHOT_SECONDS)
-    sampling = sampling or Sampling()
-    fields = si.sampling_fields(sampling)
-    rig_name, mapping = check_rig(obj, rig)
-    scene = bpy.context.scene
-    src = _sample(obj, action, mapping, scene)
-    si.check_context(src.frames, action.name, "continuing it")
-    model = check_model(config.model)
+    got = _sample_sources(config, obj, rig, sampling, [(action, "continuing it")])
+    src, fields = got.sources[0], got.fields
     op = {"op": "continue", "joints": src.sampled.joints, "prompt": prompt, "seconds": seconds,
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
-    apply = _real_apply(obj.name, scene.name, src, bone_map, prompt=prompt, name=f"{action.name} + {prompt}",
-                        seed=fields["seed"], model=model, pin_feet=pin_feet, recipe=recipe)
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{action.name} + {prompt}",
+                        seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
 
 
@@ -270,22 +294,15 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     _armature_action(obj, action_a, "in-between")
     prompt = _prompt(prompt, "the in-between")
     seconds = si.check_seconds(seconds, "The in-between gap", si.MIN_GAP_SECONDS, si.MAX_SHOT_SECONDS)
-    sampling = sampling or Sampling()
-    fields = si.sampling_fields(sampling)
-    rig_name, mapping = check_rig(obj, rig)
-    scene = bpy.context.scene
-    src_a = _sample(obj, action_a, mapping, scene)
-    si.check_context(src_a.frames, action_a.name, "in-betweening from it")
-    src_b = _sample(obj, action_b, mapping, scene)
-    si.check_context(src_b.frames, action_b.name, "in-betweening to it")
-    model = check_model(config.model)
+    got = _sample_sources(config, obj, rig, sampling, [(action_a, "in-betweening from it"),
+                                                        (action_b, "in-betweening to it")])
+    (src_a, src_b), fields = got.sources, got.fields
     op = {"op": "inbetween", "joints_a": src_a.sampled.joints, "joints_b": src_b.sampled.joints, "prompt": prompt,
           "seconds": seconds, "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
-    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
-    apply = _real_apply(obj.name, scene.name, src_a, bone_map, prompt=prompt,
-                        name=f"{action_a.name} > {prompt} > {action_b.name}", seed=fields["seed"], model=model,
+    apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
+                        name=f"{action_a.name} > {prompt} > {action_b.name}", seed=fields["seed"], model=got.model,
                         pin_feet=pin_feet, recipe=recipe)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
@@ -336,16 +353,12 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
 
         return make_job("regenerate_parts", "Regenerate parts", config.with_model(model), op, apply, pool,
                         describe=f"Regenerating {label}")
-    rig_name, mapping = check_rig(obj, rig)
-    scene = bpy.context.scene
-    src = _sample(obj, action, mapping, scene)
-    si.check_context(src.frames, action.name, "regenerating its parts", si.MIN_SEGMENT_SECONDS,
-                     "the model's shortest clip")
-    model = check_model(config.model)
+    got = _sample_sources(config, obj, rig, sampling, [(action, "regenerating its parts")], si.MIN_SEGMENT_SECONDS,
+                          "the model's shortest clip")
+    src = got.sources[0]
     op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
     recipe.update(source="animation", seed=fields["seed"])
-    bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
-    apply = _real_apply(obj.name, scene.name, src, bone_map, prompt=prompt, name=name, seed=fields["seed"],
-                        model=model, pin_feet=pin_feet, recipe=recipe)
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
+                        model=got.model, pin_feet=pin_feet, recipe=recipe)
     return make_job("regenerate_parts", "Regenerate parts", config, op, apply, pool,
                     describe=f"Regenerating {label}")

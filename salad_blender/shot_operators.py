@@ -151,44 +151,56 @@ class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):
                                               shot_settings(context).reroll_segment - 1, seed)
 
 
-class SALAD_OT_continue_action(_JobOperator, bpy.types.Operator):
+class _AnimationJobOperator(_JobOperator):
+    """A job on the active armature's animation (continue, in-between, regenerate parts).
+
+    One place reads what these share: the worker, how the sources are sampled, the Text to Motion panel's
+    rig and foot pinning; a subclass says only which job it starts with which of its panel's fields.
+    """
+
+    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
+        return self.start(context, shot_settings(context), preferences.worker_config(context),
+                          sampling=sources_sampling(context), rig=_rig(context), pin_feet=settings(context).pin_feet)
+
+    def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
+              **common: object) -> jobs.MotionJob:
+        raise NotImplementedError
+
+
+class SALAD_OT_continue_action(_AnimationJobOperator, bpy.types.Operator):
     """Continue the active armature's action (any animation) with a prompt, into a new Action"""
 
     bl_idname = "salad.continue_action"
     bl_label = "Continue Selected Action"
 
-    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        s = shot_settings(context)
-        return shot_jobs.start_continue(preferences.worker_config(context), context.active_object, s.continue_prompt,
-                                        s.continue_seconds, sampling=sources_sampling(context), rig=_rig(context),
-                                        pin_feet=settings(context).pin_feet)
+    def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
+              **common: object) -> jobs.MotionJob:
+        return shot_jobs.start_continue(config, context.active_object, s.continue_prompt, s.continue_seconds,
+                                        **common)
 
 
-class SALAD_OT_inbetween(_JobOperator, bpy.types.Operator):
+class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
     """Fill a gap between the end of action A and the start of action B (on the active armature) with a prompt"""
 
     bl_idname = "salad.inbetween"
     bl_label = "In-between"
 
-    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        s = shot_settings(context)
-        return shot_jobs.start_inbetween(preferences.worker_config(context), context.active_object, s.action_a,
-                                         s.action_b, s.inbetween_prompt, s.inbetween_seconds,
-                                         sampling=sources_sampling(context), rig=_rig(context),
-                                         pin_feet=settings(context).pin_feet)
+    def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
+              **common: object) -> jobs.MotionJob:
+        return shot_jobs.start_inbetween(config, context.active_object, s.action_a, s.action_b, s.inbetween_prompt,
+                                         s.inbetween_seconds, **common)
 
 
-class SALAD_OT_regenerate_parts(_JobOperator, bpy.types.Operator):
+class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
     """Regenerate the ticked body parts of the active armature's action from a prompt, into a new Action"""
 
     bl_idname = "salad.regenerate_parts"
     bl_label = "Regenerate Parts"
 
-    def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        s = shot_settings(context)
-        return shot_jobs.start_regenerate_parts(preferences.worker_config(context), context.active_object,
-                                                s.parts_prompt, sorted(s.parts), sampling=sources_sampling(context),
-                                                rig=_rig(context), pin_feet=settings(context).pin_feet)
+    def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
+              **common: object) -> jobs.MotionJob:
+        return shot_jobs.start_regenerate_parts(config, context.active_object, s.parts_prompt, sorted(s.parts),
+                                                **common)
 
 
 classes = (

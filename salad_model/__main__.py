@@ -89,11 +89,13 @@ def save_motion(motion, out: Path, bvh: bool = False, preview: str | None = None
     return write_outputs(dict(zip(paths, writers, strict=True)), force=force)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, length: bool = True) -> None:
+    """Options every generating command shares; ``length``: also --seconds / --frames (one clip's length)."""
     p.add_argument("--model", default="demo", help="'demo' (bundled), 'official' (after `download official`), "
                    "our model folder, or an official checkpoint folder (checkpoints/t2m/<denoiser name>)")
-    p.add_argument("--seconds", type=float, default=None, help="duration (rounded to 4-frame units)")
-    p.add_argument("--frames", type=int, default=None, help="length in frames (multiple of 4)")
+    if length:
+        p.add_argument("--seconds", type=float, default=None, help="duration (rounded to 4-frame units)")
+        p.add_argument("--frames", type=int, default=None, help="length in frames (multiple of 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: model's)")
     p.add_argument("--steps", type=int, default=50)

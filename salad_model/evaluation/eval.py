@@ -125,18 +125,20 @@ def run_vae(a: argparse.Namespace) -> dict:
     return rep
 
 
-def run_real(a: argparse.Namespace) -> int:
+def run_with_model(a: argparse.Namespace, key: str, statistics, markdown) -> int:
+    """Load the classifier and ``a.model``, put ``statistics(pipe, clf, log)`` under ``key`` and write the report.
+
+    The runner of the evaluations that generate with a model (``real``, ``shots``): the report JSON (``--out``)
+    and its Markdown tables (``--markdown``, also printed) come from ``markdown(report[key])``.
+    """
     from ..runtime.pipeline import SaladPipeline
-    from .eval_real import format_real_markdown, real_statistics
 
     clf = load_classifier(Path(a.classifier) if a.classifier else CLASSIFIER_DIR)
     pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
     rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
            "command": "python -m salad_model.evaluation.eval " + " ".join(sys.argv[1:]),
-           "real": real_statistics(pipe, clf, a.data, a.limit, a.steps, a.null_text_iters, a.seed,
-                                   log=lambda s: print(s, flush=True), split=a.split,
-                                   null_text_limit=a.null_text_limit)}
-    md = format_real_markdown(rep["real"])
+           key: statistics(pipe, clf, lambda s: print(s, flush=True))}
+    md = markdown(rep[key])
     print(md)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +146,14 @@ def run_real(a: argparse.Namespace) -> int:
     if a.markdown:
         a.markdown.write_text(md + "\n")
     return 0
+
+
+def run_real(a: argparse.Namespace) -> int:
+    from .eval_real import format_real_markdown, real_statistics
+
+    return run_with_model(a, "real", lambda pipe, clf, log: real_statistics(
+        pipe, clf, a.data, a.limit, a.steps, a.null_text_iters, a.seed, log=log, split=a.split,
+        null_text_limit=a.null_text_limit), format_real_markdown)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,10 +166,13 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int = 50, resample: int = 0,
-                    context_seconds: float = 2.0, seed: int = 0, joins: int | None = None, parts: int | None = None,
-                    cost: bool = True, log=print) -> dict:
-    """All of issue #13's measurements on one model (see the module docstring)."""
-    from ..runtime.shots import Segment, ShotDirector
+                    context_seconds: float | None = None, seed: int = 0, joins: int | None = None,
+                    parts: int | None = None, cost: bool = True, log=print) -> dict:
+    """All of issue #13's measurements on one model (see the module docstring).
+
+    ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
+    """
+    from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, Segment, ShotDirector
     from .classifier import load_split
 
     data_dir = Path(data_dir)
@@ -177,6 +180,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     test = [c for c in load_split(data_dir, "test") if len(c.features) >= 44]
     rng = random.Random(seed)
     fps = pipe.fps
+    context_seconds = DEFAULT_CONTEXT_SECONDS if context_seconds is None else context_seconds
     d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps)
     contact = tuple(pipe.vae.skeleton.contact_joints)
     rep: dict = {"settings": {"timelines": timelines, "steps": steps, "resample": resample,
@@ -197,20 +201,20 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
             seg_pred.append(m.features[sm["content_start"]:sm["content_end"]])
             singles.append((s.prompt, int(round(s.seconds * fps / 4)) * 4, sm["seed"]))
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
-    pred = _classify(clf, seg_pred)
     for b in range(0, len(singles), 16):
         chunk = singles[b:b + 16]
         out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
                                   seeds=[s for _, _, s in chunk], steps=steps)
         seg_single += [o.features for o in out]
-    pred_single = _classify(clf, seg_single)
-    acc = float(np.mean([p == t for p, t in zip(pred, seg_true, strict=True)]))
-    acc_single = float(np.mean([p == t for p, t in zip(pred_single, seg_true, strict=True)]))
-    rep["timelines"] = {**seam_measures(tl_clips, fps, contact), "segments": len(seg_true), "content_acc_segments": acc,
-                        "content_acc_single_clips": acc_single,
-                        "content_ratio": acc / acc_single if acc_single else float("nan")}
-    rep["timelines"]["content_pass"] = bool(rep["timelines"]["content_ratio"] >= 0.9)
-    log(f"timelines: {json.dumps({k: v for k, v in rep['timelines'].items()}, default=float)}")
+    if timelines:
+        pred, pred_single = _classify(clf, seg_pred), _classify(clf, seg_single)
+        acc = float(np.mean([p == t for p, t in zip(pred, seg_true, strict=True)]))
+        acc_single = float(np.mean([p == t for p, t in zip(pred_single, seg_true, strict=True)]))
+        rep["timelines"] = {**seam_measures(tl_clips, fps, contact), "segments": len(seg_true),
+                            "content_acc_segments": acc, "content_acc_single_clips": acc_single,
+                            "content_ratio": acc / acc_single if acc_single else float("nan")}
+        rep["timelines"]["content_pass"] = bool(rep["timelines"]["content_ratio"] >= 0.9)
+        log(f"timelines: {json.dumps({k: v for k, v in rep['timelines'].items()}, default=float)}")
 
     # -- continuation and in-between of real clips -----------------------------------------------
     joins = timelines if joins is None else joins
@@ -308,11 +312,12 @@ def format_shots_markdown(rep: dict) -> str:
             f"{r['root_disp_inside_p99']:.3f} | {r['root_ratio']:.2f} | ≤ 1.5 | "
             f"{'yes' if r['root_ratio'] <= 1.5 else 'no'} "
             f"({100 * r['root_disp_seam_pass_fraction']:.0f}% of {r['seams']} seams) |"]
-    t = rep["timelines"]
-    lines += ["", f"Content per segment: {100 * t['content_acc_segments']:.1f}% of {t['segments']} segments vs "
-              f"{100 * t['content_acc_single_clips']:.1f}% for the same captions as single clips "
-              f"(ratio {t['content_ratio']:.2f}; criterion ≥ 0.90: "
-              f"{'holds' if t['content_pass'] else 'does not hold'})."]
+    t = rep.get("timelines")
+    if t is not None:
+        lines += ["", f"Content per segment: {100 * t['content_acc_segments']:.1f}% of {t['segments']} segments vs "
+                  f"{100 * t['content_acc_single_clips']:.1f}% for the same captions as single clips "
+                  f"(ratio {t['content_ratio']:.2f}; criterion ≥ 0.90: "
+                  f"{'holds' if t['content_pass'] else 'does not hold'})."]
     if "parts" in rep:
         p = rep["parts"]
         lines += [f"Arms regenerated on {p['n']} generated walks: kept joints {p['kept_cm_mean']:.2f} cm mean "
@@ -340,7 +345,7 @@ def add_arguments(p) -> None:
     p.add_argument("--no-cost", action="store_true", help="skip the 60 s timeline timing")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--resample", type=int, default=0)
-    p.add_argument("--context", type=float, default=2.0, help="conditioning window (s)")
+    p.add_argument("--context", type=float, default=None, help="conditioning window (s; default the shipped one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
@@ -349,25 +354,9 @@ def add_arguments(p) -> None:
 
 
 def run(a) -> int:
-    import os
-    import sys
+    """``eval shots``: :func:`shot_statistics` through eval's model runner (report JSON and Markdown)."""
+    from .eval import run_with_model
 
-    from ..runtime.pipeline import SaladPipeline
-    from .classifier import CLASSIFIER_DIR, load_classifier
-    from .report import to_jsonable
-
-    torch.set_num_threads(a.threads or min(2, os.cpu_count() or 1))
-    clf = load_classifier(Path(a.classifier) if a.classifier else CLASSIFIER_DIR)
-    pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
-    rep = {"model": {"name": pipe.name, "trained_iterations": pipe.info.get("trained_iterations")},
-           "command": "python -m salad_model.evaluation.eval " + " ".join(sys.argv[1:]),
-           "shots": shot_statistics(pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed,
-                                    a.joins, a.parts, not a.no_cost, log=lambda s: print(s, flush=True))}
-    md = format_shots_markdown(rep["shots"])
-    print(md)
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(to_jsonable(rep), indent=1) + "\n")
-    if a.markdown:
-        a.markdown.write_text(md + "\n")
-    return 0
+    return run_with_model(a, "shots", lambda pipe, clf, log: shot_statistics(
+        pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed, a.joins, a.parts, not a.no_cost,
+        log=log), format_shots_markdown)

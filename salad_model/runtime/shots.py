@@ -31,13 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..motion.foot_lock import lock_feet, trapezoid
 from .inpainting import PART_NAMES, Inpainting, parse_parts
 from .pipeline import InputError, Motion, SaladPipeline
 from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
-DEFAULT_CONTEXT_SECONDS = 2.0
+DEFAULT_CONTEXT_SECONDS = 1.0  # held motion at a window's start (2 s cost per-segment content: model card)
 # Seam settings, chosen on 6 three-segment timelines (docs/MODEL_CARD.md, "Shots"): with plain replacement the
 # mean jerk within ±0.5 s of a seam was 1.39× the jerk inside segments, a one-frame pop where the new prompt's
 # first latent frame meets the held context. RePaint resampling (1 pass: 1.39×, at twice the cost), a soft
@@ -47,8 +48,20 @@ DEFAULT_CONTEXT_SECONDS = 2.0
 # frames, faded out over ±0.4 s) brought it to 1.01× (foot sliding 1.22×). Defaults: the ramp and the smoothing.
 DEFAULT_BLEND_FRAMES = 0  # latent frames over which a held context hands over softly to new motion
 DEFAULT_OVERHANG_FRAMES = 0  # latent frames a window generates past what it keeps
-DEFAULT_GUIDANCE_RAMP = 4  # latent frames after a held context over which text guidance rises to full
+DEFAULT_GUIDANCE_RAMP = 0  # latent frames after a held context over which text guidance rises to full
 DEFAULT_SEAM_SMOOTHING = 1.5  # σ (frames) of the feature smoothing at joins; 0 = off
+# Joins to existing (often captured) motion: planted feet are held still within this many seconds of the join
+# (continue / in-between; docs/MODEL_CARD.md, "Shots"); 0 = off.
+DEFAULT_FOOT_LOCK_SECONDS = 1.0
+FOOT_LOCK_FADE = 4  # frames over which the foot lock eases in and out at the edges of its frames
+FOOT_LOCK_BLEND = 5  # frames over which a held foot eases back to its own path around a contact
+# How much of a planted foot's slide the lock removes at a timeline seam (generated on both sides). Full holds
+# (1.0) raised the jerk at seams to 1.22× the inside (legs stretched to their length where the model's feet
+# slide far); 0.8: 1.15× with the sliding at 0.73× (DDIM-10 check on 10 timelines, docs/MODEL_CARD.md "Shots").
+FOOT_LOCK_STRENGTH = 0.8
+# At a join to existing motion (continue / in-between; often a capture, whose feet barely slide) the whole
+# slide: holding 0.8 left the in-between joins sliding 1.58× the captured frames around them (30 joins).
+JOIN_LOCK_STRENGTH = 1.0
 
 
 def derive_seed(*parts: object) -> int:
@@ -124,7 +137,8 @@ class ShotDirector:
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
                  guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                  blend: int = DEFAULT_BLEND_FRAMES, overhang: int = DEFAULT_OVERHANG_FRAMES,
-                 guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING):
+                 guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING,
+                 foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS):
         self.pipe = pipe
         self.guidance = pipe.default_guidance if guidance is None else float(guidance)
         pipe.check_sampling(self.guidance, steps, scheduler)
@@ -149,6 +163,10 @@ class ShotDirector:
             raise InputError(f"seam_smoothing must be within 0…4 frames, got {seam_smoothing!r}")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
         self.seam_smoothing = float(seam_smoothing)
+        if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
+                or not 0 <= foot_lock_seconds <= 5:
+            raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")
+        self.foot_lock = int(round(foot_lock_seconds * pipe.fps))  # frames either side of a join
         self.reach = decoder_reach(pipe.vae, pipe.denoiser.config.vae_dim, pipe.device)
         # latent frames a segment's windows run past its end: the decoder's reach (prefix stability) + the
         # soft hand-over, which the next window may still change
@@ -321,10 +339,26 @@ class ShotDirector:
         with torch.inference_mode():
             return (pipe.vae.decode(latent) * pipe.std + pipe.mean)[0].float().cpu().numpy()
 
-    def _motion(self, feats: np.ndarray, latent: torch.Tensor | None, meta: dict) -> Motion:
+    def _motion(self, feats: np.ndarray, latent: torch.Tensor | None, meta: dict,
+                lock: list[tuple[int, int]] | None = None, strength: float = FOOT_LOCK_STRENGTH) -> Motion:
+        """Smooth the seams, integrate; ``lock``: frame ranges [lo, hi) where planted feet are held still.
+
+        Each range is locked seeing only the frames before its end (a contact run is cut there), so a lock
+        never makes a frame depend on later motion (a timeline's prefix stays stable).
+        """
         feats = smooth_seams(feats, meta["shot"].get("seams", []), self.seam_smoothing)
         feats = np.ascontiguousarray(feats, dtype=np.float32)
-        return Motion(self.pipe._joints(feats), feats, meta, latent)
+        joints = self.pipe._joints(feats)
+        done = []
+        for lo, hi in (lock or []) if self.foot_lock else []:
+            lo, hi = max(0, int(lo)), min(len(joints), int(hi))
+            if hi - lo > 2 * FOOT_LOCK_FADE:
+                w = strength * trapezoid(hi, [(lo, hi)], FOOT_LOCK_FADE)
+                joints[:hi] = lock_feet(joints[:hi], feats[:hi, -4:], w, blend=FOOT_LOCK_BLEND)
+                done.append([lo, hi])
+        if done:
+            meta["shot"]["foot_lock"] = done
+        return Motion(joints, feats, meta, latent)
 
     def _meta(self, kind: str, prompt: str, seed: int, frames: int, **extra: object) -> dict:
         meta = self.pipe._meta(prompt, seed, frames, self.guidance, self.steps, self.scheduler)
@@ -368,7 +402,11 @@ class ShotDirector:
         meta = self._meta("compose", "; ".join(s.prompt for s in segs), seed, total, segments=seg_meta,
                           windows=windows, seams=[int(x) for x in seams if x < total],
                           spill_frames=4 * self.spill, blend_frames=4 * self.blend, seconds=total / fps)
-        return self._motion(feats, latent[:, : total // 4], meta)
+        # feet locked around each seam, within the seam's own segment (frames before it never change)
+        lock = [(max(int(bounds[w["segment"]]), x - self.foot_lock),
+                 min(int(bounds[w["segment"] + 1]), x + self.foot_lock))
+                for w, x in zip(windows[1:], seams, strict=True) if x < total]
+        return self._motion(feats, latent[:, : total // 4], meta, lock=lock)
 
     # -- continue / in-between ------------------------------------------------------------------------
 
@@ -407,7 +445,8 @@ class ShotDirector:
                           seams=[t_src] + [w["start_frame"] + w["context_frames"] for w in windows[1:]],
                           windows=windows, blend=[a, t_src])
         meta["placement"] = src.placement
-        return self._motion(feats, latent, meta)
+        return self._motion(feats, latent, meta, lock=[(max(a, t_src - self.foot_lock), t_src + self.foot_lock)],
+                            strength=JOIN_LOCK_STRENGTH)
 
     def inbetween(self, a: ShotSource | Motion | np.ndarray, b: ShotSource | Motion | np.ndarray, prompt: str,
                   seconds: float, seed: int = 0, callback: StepCallback | None = None) -> Motion:
@@ -454,7 +493,9 @@ class ShotDirector:
                           gap=[ta, ta + g], seams=[ta, ta + g], context_frames=4 * ctx, window_seed=s,
                           source_kinds=[sa.kind, sb.kind])
         meta["placement"] = sa.placement
-        return self._motion(feats, latent, meta)
+        tb, w = ta + g, self.foot_lock
+        lock = [(max(ta - 4 * ctx, ta - w), ta + w), (tb - w, min(tb + w, tb + 4 * ctx))]
+        return self._motion(feats, latent, meta, lock=lock, strength=JOIN_LOCK_STRENGTH)
 
     # -- body parts -----------------------------------------------------------------------------------
 

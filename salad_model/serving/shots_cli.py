@@ -26,43 +26,33 @@ from pathlib import Path
 import numpy as np
 
 
-def _shot_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="demo", help="'demo' (bundled), our model folder, or an official folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: model's)")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "dpm++"])
-    p.add_argument("--context", type=float, default=2.0, help="seconds of motion each window is conditioned on")
+def _shot_options(p: argparse.ArgumentParser, common: Callable[..., None]) -> None:
+    """``python -m salad_model``'s common options (without one clip's length) and the windows' settings."""
+    common(p, length=False)
+    p.add_argument("--context", type=float, default=None,
+                   help="seconds of motion each window is conditioned on (default: the measured 1 s)")
     p.add_argument("--resample", type=int, default=0, help="RePaint passes per step (ddim only; 0 = measured default)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", type=Path, required=True,
-                   help="output name: NAME or NAME.npz writes NAME.npz (NAME.bvh with --bvh, NAME.gif with --preview)")
-    p.add_argument("--bvh", action="store_true", help="also write a BVH next to the npz")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.add_argument("--preview", nargs="?", const="gif", default=None, choices=["gif", "mp4"],
-                   help="also write a stick-figure animation")
 
 
-def add_shot_commands(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_shot_commands(sub, common: Callable[..., None]) -> None:
     """Add compose / continue / inbetween to the ``python -m salad_model`` sub-parsers."""
     c = sub.add_parser("compose", help="a timeline of prompts → one continuous motion (any length up to 300 s)")
     c.add_argument("--segment", action="append", required=True, metavar="PROMPT:SECONDS[:SEED]",
                    help="one segment; repeat in order (a segment's own seed re-rolls only it)")
-    _shot_options(c)
+    _shot_options(c, common)
     k = sub.add_parser("continue", help="extend a motion (file or --source-prompt) by --seconds under --prompt")
     k.add_argument("source", type=Path, nargs="?", default=None, help=".npz or .bvh motion to continue")
     k.add_argument("--source-prompt", default=None, help="generate the source from this prompt instead")
     k.add_argument("--source-seconds", type=float, default=4.0)
     k.add_argument("--prompt", required=True, help="what happens next")
     k.add_argument("--seconds", type=float, required=True, help="how much to add")
-    _shot_options(k)
+    _shot_options(k, common)
     b = sub.add_parser("inbetween", help="fill a gap of --seconds between the end of A and the start of B")
     b.add_argument("a", type=Path, help=".npz or .bvh")
     b.add_argument("b", type=Path, help=".npz or .bvh")
     b.add_argument("--prompt", required=True, help="what happens in the gap")
     b.add_argument("--seconds", type=float, required=True, help="gap length")
-    _shot_options(b)
+    _shot_options(b, common)
 
 
 def load_source(pipe, path: Path):
@@ -89,8 +79,9 @@ def run_shot_command(pipe, args, progress, save_motion) -> list[Path]:
     from ..runtime.shots import Segment, ShotDirector
 
     if args.command in ("compose", "continue", "inbetween"):
-        d = ShotDirector(pipe, context_seconds=args.context, resample=args.resample, guidance=args.guidance,
-                         steps=args.steps, scheduler=args.sampler)
+        ctx = {} if args.context is None else {"context_seconds": args.context}
+        d = ShotDirector(pipe, resample=args.resample, guidance=args.guidance, steps=args.steps,
+                         scheduler=args.sampler, **ctx)
     else:  # edit --parts: the edit command's options
         d = ShotDirector(pipe, guidance=args.guidance, steps=args.steps, scheduler=args.sampler)
     if args.command == "compose":

@@ -27,6 +27,26 @@ def scene():
     return bpy.context.scene
 
 
+@pytest.fixture(scope="module")
+def config(tiny_model_dir):
+    """A worker on the tiny random model, one thread (the job tests' worker settings)."""
+    import sys
+
+    from salad_blender import jobs
+
+    return jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """A worker pool of the test module's own, closed at its end."""
+    from salad_blender import jobs
+
+    p = jobs.WorkerPool()
+    yield p
+    p.close()
+
+
 def _rot(axis: str, deg: float) -> np.ndarray:
     c, s = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
     if axis == "x":

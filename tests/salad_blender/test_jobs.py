@@ -28,11 +28,6 @@ PROMPT = "a person walks forward and waves with the right hand"
 FAST = dict(seconds=4.0, steps=10)
 
 
-@pytest.fixture(scope="module")
-def config(tiny_model_dir):
-    return jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _close_shared_worker():
     """The session's worker is shared with test_operators (same settings): close it at the very end."""

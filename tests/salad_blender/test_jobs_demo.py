@@ -27,13 +27,6 @@ def demo_config():
 
 
 @pytest.fixture(scope="module")
-def pool():
-    p = jobs.WorkerPool()
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
 def clip() -> np.ndarray:
     from salad_model.motion.bandai_rig import bvh_to_smpl22
 

@@ -33,18 +33,6 @@ def clip() -> np.ndarray:
     return bvh_to_smpl22(BVH.read_text(), fps=20.0)
 
 
-@pytest.fixture(scope="module")
-def config(tiny_model_dir):
-    return jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    p = jobs.WorkerPool()
-    yield p
-    p.close()
-
-
 def keyed_body(clip: np.ndarray, fps: int = 20, data_scale: float = 1.0, obj_scale: float = 1.0
                ) -> bpy.types.Object:
     """A fresh scene with an SMPL-22 armature playing the clip (a plain, non-SALAD action).

@@ -168,15 +168,15 @@ def test_regenerate_parts_of_a_generation_and_of_mocap(pool):
     ("empty_prompt", "Segment 2 has no prompt"),
     ("duration", r"Segment 1's duration is 0.5 s; it must be within 2–300 s"),
     ("total", "The shot is 320 s long; the limit is 300 s"),
-    ("short_continue", r"The action 'Walk' is 1.50 s long; continuing it needs at least 2 s"),
-    ("short_inbetween", r"The action 'Short' is 1.50 s long; in-betweening to it needs at least 2 s"),
+    ("short_continue", r"The action 'Walk' is 0.75 s long; continuing it needs at least 1 s"),
+    ("short_inbetween", r"The action 'Short' is 0.75 s long; in-betweening to it needs at least 1 s"),
     ("no_b", "Pick both actions"),
     ("no_part", "No body part selected"),
     ("no_continue_prompt", "Type a prompt for the continuation"),
     ("no_armature", "Select an armature with an animation to continue"),
 ])
 def test_bad_input_changes_nothing_and_sends_nothing(pool, case, pattern):
-    obj = keyed_body({"Walk": synthetic_walk(31 if case == "short_continue" else 96), "Short": synthetic_walk(31)})
+    obj = keyed_body({"Walk": synthetic_walk(16 if case == "short_continue" else 96), "Short": synthetic_walk(16)})
     snap = snapshot()
     new = jobs.Target(kind="new")
     calls = {

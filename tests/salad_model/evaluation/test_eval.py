@@ -350,6 +350,32 @@ def test_eval_real_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier,
     assert "inversion adds on top of the VAE" in md.read_text()
 
 
+def test_eval_shots_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier, tmp_path):
+    """`eval shots` through eval's model runner: a timeline's seams and segments, joins, the report files."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(mini_dataset, data)
+    clips = json.loads((data / "clips.json").read_text())
+    for c in clips:  # the shot evaluation draws three test clips of at least 44 frames: the six walk takes
+        if "walk" in c["name"]:
+            c["split"] = "test"
+    (data / "clips.json").write_text(json.dumps(clips))
+    folder, _ = mini_classifier
+    out, md = tmp_path / "shots.json", tmp_path / "shots.md"
+    assert ev.main(["shots", "--model", str(tiny_model_dir), "--data", str(data), "--classifier", str(folder),
+                    "--timelines", "1", "--joins", "1", "--parts", "0", "--no-cost", "--steps", "2", "--threads", "1",
+                    "--seed", "3", "--out", str(out), "--markdown", str(md)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["model"]["name"] == "random-tiny" and rep["command"].startswith("python -m salad_model.evaluation.eval")
+    s = rep["shots"]
+    assert s["settings"]["timelines"] == 1 and s["settings"]["seed"] == 3
+    assert s["timelines"]["segments"] == 3 and s["timelines"]["seams"] == 2  # three segments, two hand-overs
+    assert s["continuation"]["seams"] == 1 and s["inbetween"]["seams"] == 2  # in-between: both ends
+    assert "parts" not in s and "cost" not in s
+    assert md.read_text().startswith("Shots (`python -m salad_model.evaluation.eval shots`): 1 three-segment")
+
+
 def test_generated_metrics_on_validation_clips(tiny_pipeline, mini_dataset, mini_classifier):
     """--split val generates for validation clips only (where the guidance scale is chosen)."""
     folder, _ = mini_classifier
