@@ -535,7 +535,7 @@ def _main(argv: list[str] | None = None) -> int:
                 run_one(jobs, config, prompt, a, out, slug, tag)
             except (jobs.JobError, RuntimeError, OSError, ValueError) as exc:
                 failed += 1
-                print(f"error: {prompt or 'the shot'!r}: {exc}", file=sys.stderr)
+                print(f"error: {prompt or ('the video' if a.video else 'the shot')!r}: {exc}", file=sys.stderr)
     finally:
         jobs.shutdown()
     print(f"{len(prompts) - failed}/{len(prompts)} prompt(s) written to {out} in {time.monotonic() - t0:.1f} s",

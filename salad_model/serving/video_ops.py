@@ -40,5 +40,8 @@ class VideoOps:
                                max_seconds=params.get("max_seconds"))
         except VideoError as exc:
             raise RequestError(P.INVALID_INPUT, str(exc)) from None
-        return {"joints": np.asarray(m.joints, np.float32), "contacts": np.asarray(m.contacts, bool),
-                "meta": m.meta}
+        contacts = np.asarray(m.contacts, bool)  # [T-1, 4]: each frame's step to the next one
+        # the worker's motions carry one row per frame (as generate's do): the last frame keeps its
+        # predecessor's flags, so the add-on's foot pinning takes the result as it takes a generated one
+        contacts = np.concatenate([contacts, contacts[-1:]]) if len(contacts) else np.zeros((len(m.joints), 4), bool)
+        return {"joints": np.asarray(m.joints, np.float32), "contacts": contacts, "meta": m.meta}

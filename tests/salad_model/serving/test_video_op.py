@@ -30,7 +30,8 @@ def test_video_reports_frames_read_and_returns_motion(worker):
     steps = [(ev["step"], ev["steps"], ev["stage"]) for _, ev in worker.by_id[rid] if ev["event"] == "progress"]
     assert steps == [(i, 75, "reading video") for i in range(1, 76)]  # one event per frame read
     d = P.from_wire(final["data"])
-    assert d["joints"].shape == (60, 22, 3) and d["contacts"].shape == (59, 4)
+    assert d["joints"].shape == (60, 22, 3) and d["contacts"].shape == (60, 4)
+    assert (d["contacts"][-1] == d["contacts"][-2]).all()  # one row per frame: the last repeats its predecessor
     assert d["meta"]["source"] == "video" and d["meta"]["found_frames"] >= 72 and d["meta"]["warnings"] == []
 
 
