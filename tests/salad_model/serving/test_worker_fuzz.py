@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_worker import RawWorker
+from testdata import DATA
 
-from salad_model import protocol as P
+from salad_model.serving import protocol as P
+from salad_model.serving.worker import IMMEDIATE_OPS, MODEL_OPS
 
 IDS = st.one_of(st.sampled_from(["a", "b", "c"]), st.integers(0, 3))
 HOSTILE_VALUES = [None, True, False, -1, 0, 1.7, 2**64, 10**400, -(10**400), float("nan"), float("inf"), "7", "",
@@ -29,16 +31,22 @@ HOSTILE = st.one_of(
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
                     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=4), kids, max_size=4),
                     max_leaves=12)
-OPS = ["hello", "version", "cancel", "model_info", "prompt_tokens", "generate", "edit", "attention", "edit_real",
-       "fly", ""]
+FORBIDDEN_OPS = ("shutdown", "load", "unload")  # would end the worker or drop its model (not hostile input)
+# every op the worker serves (its own table, so new ops are fuzzed too), plus unknown ones
+OPS = [op for op in IMMEDIATE_OPS + MODEL_OPS if op not in FORBIDDEN_OPS] + ["fly", ""]
+JOINTS = P.encode_array(np.load(DATA / "video" / "walk_turn_left_front.npz")["joints"][:40].astype(np.float32))
 BASE = {
     "generate": {"prompt": "a person walks", "frames": 40, "steps": 2, "seed": 1},
     "edit": {"source_prompt": "a person walks", "frames": 40, "steps": 2, "word": "walks", "scale": 2.0},
     "attention": {"prompt": "a person walks", "frames": 40, "steps": 2},
     "prompt_tokens": {"prompt": "a person walks"},
     "cancel": {"target": "a"},
+    "compose": {"segments": [{"prompt": "a person walks", "seconds": 2}], "steps": 2},
+    "continue": {"joints": JOINTS, "prompt": "a person runs", "seconds": 2, "steps": 2},
+    "inbetween": {"joints_a": JOINTS, "joints_b": JOINTS, "prompt": "a person turns", "seconds": 2, "steps": 2},
+    "regenerate_parts": {"joints": JOINTS, "prompt": "a person waves", "parts": ["arms"], "steps": 2},
+    "video": {"path": str(DATA / "video" / "README.md")},  # a quick refusal (reading a real clip takes seconds)
 }
-FORBIDDEN_OPS = ("shutdown", "load", "unload")  # would end the worker or drop its model (not hostile input)
 
 
 @st.composite
