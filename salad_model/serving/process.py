@@ -9,7 +9,7 @@ import threading
 import time
 from typing import IO, Any
 
-from ..cpu import physical_cores  # noqa: F401 - re-exported (the worker's default threads)
+from ..cpu import default_threads, physical_cores  # noqa: F401 - re-exported (the worker's default threads)
 
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
 

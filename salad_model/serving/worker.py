@@ -50,8 +50,9 @@ from .process import (  # noqa: E402
     _hard_exit,
     _log,
     claim_stdio,
+    default_threads,
     installed_version,
-    physical_cores,
+    physical_cores,  # noqa: F401 (re-exported)
     watch_parent,
 )
 from .shot_ops import SHOT_FIELDS, SHOT_OPS, ShotOps  # noqa: E402
@@ -122,7 +123,7 @@ class Worker(ModelOps, ShotOps, VideoOps):
         self._cancel_seen_step: int | None = None
         self._stopping = False
         self.device = device
-        self.threads = threads or physical_cores()
+        self.threads = threads or default_threads()  # the CLI's and API's rule (salad_model/cpu.py)
         self.step_delay = step_delay
         self.pipe = None
         self._model_key: tuple | None = None
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=os.environ.get("SALAD_WORKER_DEVICE", "auto"),
                         help="default device for load requests: auto (cuda → mps → cpu), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: number of physical cores)")
+                        help="torch CPU threads (default: OMP_NUM_THREADS if set, else the physical cores)")
     args = parser.parse_args(argv)
     out, inp = claim_stdio()
     watch_parent()
