@@ -198,7 +198,11 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
             text = f"{text}: {last}"
         hint = ("Check 'Worker Python' in " + PREFS_HINT + " (the 'Check' button shows the worker's log); "
                 "it needs an environment with salad_model and torch installed")
-        return f"The model worker stopped ({text}; exit code {rc}). {hint}.", tail
+        lead = "the model worker "  # the client's wording ("the model worker exited with code 1: ...")
+        text = text[len(lead):] if text.startswith(lead) else text
+        if rc is not None and f"code {rc}" not in text and f"signal {-rc}" not in text:
+            text = f"{text}; exit code {rc}"  # said once: the client's message usually has it already
+        return f"The model worker stopped ({text}). {hint}.", tail
     if code == "protocol_mismatch":
         return f"{text}.", ""
     if code in ("model_error", "no_model") or stage == "load":

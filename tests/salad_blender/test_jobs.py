@@ -271,7 +271,8 @@ def test_crashing_worker_interpreter(scene, config, tmp_path):
     finally:
         pool.close()
     assert job.state == "failed"
-    assert "worker stopped" in job.message and "exit code 1" in job.message
+    assert "worker stopped (exited with code 1: ModuleNotFoundError: No module named torch)" in job.message
+    assert job.message.count("code 1") == 1 and job.message.count("model worker") == 1  # said once
     assert "No module named torch" in job.message and "Worker Python" in job.message
     assert snapshot() == before
 

@@ -66,6 +66,14 @@ def test_worker_errors_become_directions():
     exited = WorkerError("worker_exited", "the worker exited", {"returncode": 1, "stderr": "ImportError: torch"})
     message, details = motion_job.describe_worker_error(exited, "run")
     assert "ImportError: torch" in message and "exit code 1" in message and details == "ImportError: torch"
+    # the client's own wording (issue: "(the model worker exited with code 1; exit code 1)"): said once
+    exited = WorkerError("worker_exited", "the model worker exited with code 1: ImportError: torch",
+                         {"returncode": 1, "stderr": "ImportError: torch"})
+    message, _ = motion_job.describe_worker_error(exited, "run")
+    assert message.startswith("The model worker stopped (exited with code 1: ImportError: torch). Check ")
+    killed = WorkerError("worker_exited", "the model worker was killed by signal 9", {"returncode": -9})
+    message, _ = motion_job.describe_worker_error(killed, "run")
+    assert message.startswith("The model worker stopped (was killed by signal 9). Check ")
 
 
 def test_cancel_before_an_answer():
