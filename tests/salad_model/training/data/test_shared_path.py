@@ -54,11 +54,14 @@ def test_testdata_uses_the_same_rule_without_torch():
     from pathlib import Path
 
     tests = Path(__file__).resolve().parents[3]
-    code = ("import sys; import testdata\n"
+    # From the checkout's root with tests/ appended: with tests/ first, its salad_model/ test folder would shadow
+    # the package (pytest puts the package first too).
+    code = ("import sys; sys.path.append('tests'); import testdata\n"
             "from salad_model.training.data.shared import locate_shared\n"
             "assert testdata.SHARED == locate_shared(testdata.REPO), testdata.SHARED\n"
             "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tests, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tests.parent, capture_output=True, text=True,
+                         timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
     assert "def find_shared" not in (tests / "testdata.py").read_text()
