@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from .setup_env import SetupError, SetupJob, Step
+from .setup_env import check_online as setup_check_online
 
 MARKER = "salad_official.json"  # written by salad_model.fetch.official once the model has loaded strictly
 DATASETS = {"t2m": "HumanML3D", "kit": "KIT-ML"}
@@ -34,14 +35,10 @@ def official_model_path(root: str | os.PathLike, dataset: str = "t2m") -> str:
 
 
 def check_online(online_access: bool, overridden: bool = False) -> None:
-    if online_access:
-        return
-    if overridden:
-        raise SetupError("Online access is disabled from the command line (--offline-mode): restart Blender "
-                         "without it to download the official model.")
-    raise SetupError("Online access is disabled. Enable 'Allow Online Access' in Preferences > System > Network, "
-                     "then click 'Get Official Model' again (it downloads the authors' checkpoints from Google "
-                     "Drive and the CLIP text model from Hugging Face).")
+    """The set-up's online check, worded for the official model's download."""
+    setup_check_online(online_access, overridden, target="the official model", button="Get Official Model",
+                       downloads="the authors' checkpoints from Google Drive and the CLIP text model from "
+                                 "Hugging Face")
 
 
 class DownloadJob(SetupJob):

