@@ -6,6 +6,7 @@ statistics and an evaluator file nobody needs) and a hub repo with a tiny random
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 import torch
 from fake_hubs import FakeHubs
+from safetensors.torch import load_file
 
+from salad_model.fetch import official
 from salad_model.runtime.checkpoints import random_bundle, write_opt
 from salad_model.runtime.denoiser import Denoiser, DenoiserConfig
 
@@ -50,6 +53,9 @@ def write_clip(folder: Path, width: int = 16) -> None:
               "image_size": 32, "patch_size": 16}
     torch.manual_seed(0)
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).save_pretrained(folder)
+    # The hub repo's weights are pytorch_model.bin (no model.safetensors at the pinned commit)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
     (folder / "README.md").write_text("not requested")  # outside allow_patterns
 
 
@@ -78,6 +84,16 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"drive": t2m, "hub": root / "hub" / CLIP_REPO}
 
 
+def mirror_sources(path: Path, hub: Path) -> Path:
+    """The shipped sources with the CLIP pin of this release's random weights (what a mirror would publish)."""
+    src = official.sources()
+    weights = hub / "pytorch_model.bin"
+    pin = hashlib.sha256(weights.read_bytes()).hexdigest()
+    src["clip"]["sha256"] = {f"{official.CLIP_FOLDER}/pytorch_model.bin": pin}
+    path.write_text(json.dumps(src), encoding="utf-8")
+    return path
+
+
 @pytest.fixture()
 def server(release: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A private copy of the release (tests damage files) behind a loopback server; hub offline mode lifted."""
@@ -87,6 +103,7 @@ def server(release: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyP
     shutil.copytree(release["drive"], drive)
     shutil.copytree(release["hub"], hub)
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # only this loopback server is reachable
+    monkeypatch.setenv("SALAD_OFFICIAL_SOURCES", str(mirror_sources(tmp_path / "sources.json", hub)))
     with FakeHubs(drive_root=drive, hub_repos={CLIP_REPO: hub}, lifetime=240) as hubs:
         hubs.drive, hubs.hub = drive, hub
         yield hubs

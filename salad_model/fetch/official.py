@@ -11,7 +11,6 @@ next run fetches it again. Nothing half-downloaded is ever at the place where th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from .. import CONFIGS_DIR
+from ..runtime.integrity import MARKER, IntegrityError, check_download, sha256_file
 from .drive import DRIVE_URL, DownloadError, DriveEntry, DriveFolder, http_error_message
 
-MARKER = "salad_official.json"
 STATS = "Comp_v6_KLD005"
 CLIP_FOLDER = "clip-vit-base-patch32"
 DATASETS = ("t2m", "kit")
@@ -31,7 +30,10 @@ Log = Callable[[str], None]
 
 
 def sources() -> dict:
-    return json.loads((CONFIGS_DIR / "official_sources.json").read_text(encoding="utf-8"))
+    """Where the release comes from and the pinned hashes: ``configs/official_sources.json``, or the file
+    ``$SALAD_OFFICIAL_SOURCES`` names (a mirror of the release with its own pins; the tests' loopback copy)."""
+    path = os.environ.get("SALAD_OFFICIAL_SOURCES") or CONFIGS_DIR / "official_sources.json"
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def default_root() -> Path:
@@ -93,14 +95,6 @@ def _plan(entries: list[DriveEntry], denoiser_name: str) -> tuple[PurePosixPath,
                             "<name>/model/net_best_fid.tar); it is incomplete or not the SALAD release.")
     ddir = candidates[0]
     return ddir.parent, by_path[ddir / "opt.txt"]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fetch_drive(folder: DriveFolder, entries: list[DriveEntry], ckpt: Path, dataset: str, denoiser_name: str,
@@ -188,8 +182,23 @@ class _Refused(Exception):
 
 
 def _files(folder: Path) -> dict[str, dict]:
-    return {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    return {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(folder.rglob("*")) if p.is_file() and ".cache" not in p.relative_to(folder).parts}
+
+
+def _check_pins(ckpt: Path, files: dict[str, dict], pins: dict[str, str]) -> None:
+    """Published sha256 pins (paths relative to checkpoints/): a differing file is deleted and refused."""
+    for rel, want in sorted(pins.items()):
+        rel = rel.removeprefix("checkpoints/")
+        got = files.get(rel, {}).get("sha256")
+        if got is None:
+            raise DownloadError(f"{ckpt / rel} was not downloaded, but it is the pinned weights file (sha256 "
+                                f"{want}); the source no longer serves it. Update salad_model or report it.")
+        if got != want.lower():
+            (ckpt / rel).unlink()
+            raise DownloadError(f"{ckpt / rel} has sha256 {got}, expected {want} (the published hash): refused "
+                                "and deleted. Run the command again; if it happens again the source serves other "
+                                "weights than the pinned release, so report it.")
 
 
 def download_official(dataset: str = "t2m", root: Path | None = None, *, online: bool = True,
@@ -206,7 +215,11 @@ def download_official(dataset: str = "t2m", root: Path | None = None, *, online:
     final = root / dataset
     ready = official_model_dir(root, dataset)
     if ready is not None:
-        log(f"The official {dataset} model is already here: {ready}")
+        try:
+            check_download(ready)  # the files still have the sha256 recorded when they were downloaded
+        except IntegrityError as exc:
+            raise DownloadError(str(exc)) from exc
+        log(f"The official {dataset} model is already here (files unchanged since the download): {ready}")
         return ready
     src = sources()
     folder_id = drive_folder or src[dataset]["drive_folder"]
@@ -232,12 +245,7 @@ def download_official(dataset: str = "t2m", root: Path | None = None, *, online:
 
     log("Verifying: loading the model strictly (keys, shapes, text width)")
     files = _files(ckpt)
-    pins = {**src["clip"].get("sha256", {}), **src[dataset].get("sha256", {})}
-    for rel, want in pins.items():
-        got = files.get(rel.removeprefix("checkpoints/"), {}).get("sha256")
-        if got is not None and got != want:
-            (ckpt / rel).unlink()
-            raise DownloadError(f"{rel} has sha256 {got}, expected {want}: refused and deleted; run again.")
+    _check_pins(ckpt, files, {**src["clip"].get("sha256", {}), **src[dataset].get("sha256", {})})
     try:
         info = verify(model_dir, clip_dir, dataset)
     except _Refused as exc:

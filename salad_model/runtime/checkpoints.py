@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .denoiser import Denoiser, DenoiserConfig, strip_clip_keys
+from .integrity import IntegrityError, check_download
 from .sampling import DiffusionConfig
 from .vae import VAE, VAEConfig
 
@@ -170,6 +171,10 @@ def load_official(denoiser_dir: Path, clip_dir: Path | None = None, stats_dir: P
     ddir = Path(denoiser_dir)
     if not ddir.is_dir():
         raise CheckpointError(f"model folder not found: {ddir}")
+    try:  # a `download official` folder: every file against the sha256 recorded at download
+        check_download(ddir)
+    except IntegrityError as exc:
+        raise CheckpointError(str(exc)) from exc
     dopt = parse_opt(ddir / "opt.txt")
     ds_dir = ddir.parent
     vae_name = dopt.get("vae_name")

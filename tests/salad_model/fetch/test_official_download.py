@@ -46,7 +46,7 @@ def test_download_verifies_and_offers_the_model(server: FakeHubs, tmp_path: Path
     assert (path / "model" / "net_best_fid.tar").read_bytes() == served.read_bytes()
     marker = json.loads((root / "t2m" / official.MARKER).read_text())
     assert marker["model"] == f"checkpoints/t2m/{DEN}" and marker["text_dim"] == 16
-    assert "checkpoints/clip-vit-base-patch32/model.safetensors" in marker["files"]
+    assert "checkpoints/clip-vit-base-patch32/pytorch_model.bin" in marker["files"]
     assert not (root / "t2m" / "checkpoints" / "clip-vit-base-patch32" / "README.md").exists()
     assert not _file_gets(server, server.drive / "text_mot_match" / "model" / "finest.tar")  # evaluator skipped
     assert any("%]" in line for line in fetch.lines)  # progress lines
@@ -112,7 +112,7 @@ def test_http_errors_say_what_happened(server: FakeHubs, tmp_path: Path, status:
         fetch(server, tmp_path / "models")
     assert ("not shared publicly" if status == 403 else "outdated") in str(err.value)
     server.fail.clear()
-    server.fail["model.safetensors"] = status  # the hub side
+    server.fail["pytorch_model.bin"] = status  # the hub side
     with pytest.raises(DownloadError, match=f"CLIP text model.*HTTP {status}"):
         fetch(server, tmp_path / "models")
     assert official.official_model_dir(tmp_path / "models", "t2m") is None
