@@ -223,6 +223,10 @@ def _run(args: argparse.Namespace) -> int:
     pipe = SaladPipeline.from_pretrained(args.model, device=args.device, threads=args.threads)
     keys = ("edit_prompt",) if args.command == "edit-real" else ("prompt", "source_prompt", "edit_prompt")
     prompts = [getattr(args, k, None) for k in keys]  # edit-real's --prompt describes the input: not checked
+    if args.command == "compose":  # a timeline: every segment's prompt
+        from .runtime.shots import Segment
+
+        prompts += [Segment.parse(s).prompt for s in args.segment]
     for warning in pipe.prompt_warnings(*(p for p in prompts if isinstance(p, str))):
         print(f"warning: {warning.message}", file=sys.stderr)  # still generates: the user may know better
     if args.command in ("compose", "continue", "inbetween") or getattr(args, "parts", None) is not None:

@@ -58,7 +58,8 @@ def _joints(params: dict, key: str):
 
 
 class ShotOps:
-    """The worker's shot operations (needs ``_pipeline``, ``_step_callback`` and ``_motion`` of the worker)."""
+    """The worker's shot operations (needs ``_pipeline``, ``_step_callback``, ``_motion`` and ``_warned`` of the
+    worker: every prompt gets the unknown-prompt check, the first far one is the result's ``prompt_warning``)."""
 
     def _director(self, params: dict):
         from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, ShotDirector
@@ -70,22 +71,23 @@ class ShotOps:
     def op_compose(self, rid: Any, params: dict) -> dict:
         _need("compose", params, "segments")
         d = self._director(params)
-        m = d.compose(_segments(params["segments"]), seed=params.get("seed", 0), callback=self._step_callback(rid))
-        return self._motion(m)
+        segments = _segments(params["segments"])
+        m = d.compose(segments, seed=params.get("seed", 0), callback=self._step_callback(rid))
+        return self._warned(self._motion(m), *(s.prompt for s in segments))
 
     def op_continue(self, rid: Any, params: dict) -> dict:
         _need("continue", params, "joints", "prompt", "seconds")
         d = self._director(params)
         m = d.continue_motion(_joints(params, "joints"), params["prompt"], params["seconds"],
                               seed=params.get("seed", 0), callback=self._step_callback(rid))
-        return self._motion(m)
+        return self._warned(self._motion(m), params["prompt"])
 
     def op_inbetween(self, rid: Any, params: dict) -> dict:
         _need("inbetween", params, "joints_a", "joints_b", "prompt", "seconds")
         d = self._director(params)
         m = d.inbetween(_joints(params, "joints_a"), _joints(params, "joints_b"), params["prompt"],
                         params["seconds"], seed=params.get("seed", 0), callback=self._step_callback(rid))
-        return self._motion(m)
+        return self._warned(self._motion(m), params["prompt"])
 
     def op_regenerate_parts(self, rid: Any, params: dict) -> dict:
         from ..runtime.pipeline import InputError
@@ -99,7 +101,7 @@ class ShotOps:
         if "joints" in params:
             src = _joints(params, "joints")
             m = d.regenerate_parts(src, params["prompt"], params["parts"], seed=params.get("seed", 0), callback=cb)
-            return self._motion(m)
+            return self._warned(self._motion(m), params["prompt"])
         # a generation as the source: its steps are the first half of the progress, the regeneration's the second
         src = self._pipeline().generate(
             params["source_prompt"], frames=params.get("frames"),
@@ -107,4 +109,4 @@ class ShotOps:
             guidance=d.guidance, steps=d.steps, scheduler=d.scheduler, callback=lambda i, n: cb(i, 2 * n))
         m = d.regenerate_parts(src, params["prompt"], params["parts"], seed=params.get("seed", 0),
                                callback=lambda i, n: cb(n + i, 2 * n))
-        return self._motion(m)
+        return self._warned(self._motion(m), params["prompt"], params["source_prompt"])
