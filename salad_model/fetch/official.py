@@ -257,6 +257,7 @@ def download_official(dataset: str = "t2m", root: Path | None = None, *, online:
         raise DownloadError(f"The downloaded model was refused: {exc}.{again}") from exc
     marker = {"model": model_dir.relative_to(stage).as_posix(), "clip": clip_dir.relative_to(stage).as_posix(),
               **info, "drive_folder": folder_id, "clip_repo": src["clip"]["repo"],
+              "clip_revision": src["clip"].get("revision", "main"),
               "files": {f"checkpoints/{k}": v for k, v in files.items()}}
     shutil.rmtree(ckpt / CLIP_FOLDER / ".cache", ignore_errors=True)  # the hub's resume bookkeeping
     (stage / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
