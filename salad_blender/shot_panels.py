@@ -12,6 +12,7 @@ from . import metadata
 from . import shot_inputs as si
 from .panels import JOB_KINDS, draw_job
 from .runner import RUNNER
+from .settings import active_rig
 
 EDIT_PANEL = "SALAD_PT_edit"  # the Edit Motion panel (panels.py), parent of Regenerate Parts
 
@@ -33,7 +34,7 @@ class SALAD_UL_shot_segments(bpy.types.UIList):
 
 
 def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
-    act = metadata.active_salad_action(context.active_object)
+    act = metadata.active_salad_action(active_rig(context))
     recipe = metadata.shot_recipe(metadata.action_meta(act)) if act is not None else None
     return act, recipe
 
@@ -95,7 +96,7 @@ class SALAD_PT_shot_continue(bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         s = context.scene.salad_shot
         layout = self.layout
-        obj = context.active_object
+        obj = active_rig(context)
         ad = obj.animation_data if obj is not None and obj.type == "ARMATURE" else None
         busy = RUNNER.busy()
         box = layout.box()

@@ -1,0 +1,78 @@
+"""Shot panel bugs found by the session-6 audit, each pinned by a test (the worker is shot_fakes.ShotWorker)."""
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from shot_fakes import FakePool, ShotWorker  # noqa: E402
+from test_shot_operators import ListLayout  # noqa: E402
+
+from salad_blender import motion_job, shot_panels  # noqa: E402
+
+
+@pytest.fixture
+def addon(scene, tiny_model_dir, monkeypatch):
+    import addon_utils
+
+    bpy.context.preferences.use_preferences_save = False
+    addon_utils.enable("salad_blender", default_set=True)
+    prefs = bpy.context.preferences.addons["salad_blender"].preferences
+    prefs.python_path, prefs.model_source, prefs.model_folder = sys.executable, "FOLDER", str(tiny_model_dir)
+    pool = FakePool(ShotWorker(steps=1))
+    monkeypatch.setattr(motion_job, "POOL", pool)
+    g = bpy.context.scene.salad
+    g.steps, g.pin_feet = 3, False
+    yield pool
+    addon_utils.disable("salad_blender", default_set=True)
+
+
+def make_shot() -> bpy.types.Object:
+    """A two-segment shot on a new SALAD body (armature with its mesh child)."""
+    s = bpy.context.scene.salad_shot
+    for prompt in ("a person walks forward", "a person waves"):
+        bpy.ops.salad.shot_segment_add()
+        s.segments[s.active_segment].prompt, s.segments[s.active_segment].seconds = prompt, 2.0
+    bpy.context.scene.salad.target = "NEW"
+    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
+    return bpy.data.objects["SALAD Body"]
+
+
+def activate(obj) -> None:  # noqa: ANN001 - a bpy Object
+    for o in bpy.context.view_layer.objects:
+        o.select_set(False)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+
+
+def draw(panel_cls) -> list:
+    calls: list = []
+    panel_cls.draw(SimpleNamespace(layout=ListLayout(calls)), bpy.context)
+    return calls
+
+
+def test_shot_buttons_take_the_rig_of_a_selected_body_mesh(addon):
+    """Animators click the character's body: the Shot panel means its rig, like every other SALAD panel."""
+    body = make_shot()
+    mesh = next(c for c in body.children if c.type == "MESH")
+    shot = body.animation_data.action
+    activate(mesh)
+    calls = draw(shot_panels.SALAD_PT_shot)
+    assert ("op", "salad.reroll_segment") in calls and ("op", "salad.shot_use_recipe") in calls
+    assert bpy.ops.salad.reroll_segment(seed=7, blocking=True) == {"FINISHED"}
+    assert body.animation_data.action != shot and shot.name in bpy.data.actions
+    bpy.context.scene.salad_shot.segments.clear()
+    assert bpy.ops.salad.shot_use_recipe() == {"FINISHED"}
+    assert len(bpy.context.scene.salad_shot.segments) == 2
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt, s.continue_seconds = "a person sits down", 1.0
+    before = body.animation_data.action
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["op"] == "continue"
+    assert body.animation_data.action != before and before.name in bpy.data.actions
+    s.parts, s.parts_prompt = {"left_arm"}, "a person waves"
+    assert bpy.ops.salad.regenerate_parts(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["op"] == "regenerate_parts"
+    assert mesh.animation_data is None or mesh.animation_data.action is None  # the mesh got nothing
