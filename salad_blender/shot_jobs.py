@@ -27,7 +27,7 @@ from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
-from .jobs import check_rig
+from .jobs import check_rig, check_scene_range
 from .motion_job import MotionJob, make_job
 from .pose_sampling import sample_motion
 from .worker_pool import WorkerConfig, WorkerPool
@@ -113,13 +113,16 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
 
 
 def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, index: int, seed: int, *,
-                         action: bpy.types.Action | None = None, pool: WorkerPool | None = None) -> MotionJob:
+                         action: bpy.types.Action | None = None, scene_range: str = "set",
+                         pool: WorkerPool | None = None) -> MotionJob:
     """The active shot again with segment ``index`` (0-based) under ``seed``: a new Action beside it.
 
     Everything else comes from the shot's recipe (segments with their seeds, model, steps, sampler,
     guidance, rig), so the motion before that segment is unchanged (the model's guarantee) and the
-    segments after it follow on from the new one.
+    segments after it follow on from the new one. ``scene_range``: what the result does to the scene's
+    frame range (:class:`inputs.Target`; the UI passes "extend" unless 'Set Scene Range' is on).
     """
+    check_scene_range(scene_range)
     action = action or metadata.active_salad_action(obj)
     if obj is None or action is None:
         raise JobError("Select an armature that plays a shot made by 'Generate Shot'.")
@@ -129,7 +132,8 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
     target = Target(kind="armature", armature=obj.name, rig=metadata.meta_rig(meta), scene=bpy.context.scene.name,
-                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])))
+                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])),
+                    scene_range=scene_range)
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
                          name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
@@ -235,7 +239,8 @@ def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict
 
 
 def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | dict[str, str], *, prompt: str,
-                name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any]):  # noqa: ANN202
+                name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
+                scene_range: str = "set"):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts."""
 
     def apply(result: dict) -> bpy.types.Action:
@@ -248,7 +253,7 @@ def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | di
         return actions.apply_motion(
             target, np.asarray(result["joints"], dtype=np.float64), prompt=prompt, name=name, seed=seed,
             model=model, guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", 0)),
-            bone_map=bone_map, scene=scene, start_frame=src.start, frame_range="set",
+            bone_map=bone_map, scene=scene, start_frame=src.start, frame_range=scene_range,
             contacts=None if contacts is None else np.asarray(contacts),
             placement=real_motion.real_placement(src.sampled, wmeta),
             meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
@@ -260,12 +265,13 @@ def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | di
 
 def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, seconds: float, *,
                    sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
-                   action: bpy.types.Action | None = None, pin_feet: bool = True,
+                   action: bpy.types.Action | None = None, pin_feet: bool = True, scene_range: str = "set",
                    pool: WorkerPool | None = None) -> MotionJob:
     """The armature's action (any: generated, mocap, keyframed) followed by ``seconds`` of ``prompt``: a new Action.
 
     The new Action holds the source (as the model reads it) and the continuation, from where the source starts.
     """
+    check_scene_range(scene_range)
     action = _armature_action(obj, action, "continue")
     prompt = _prompt(prompt, "the continuation")
     seconds = si.check_seconds(seconds, "The continuation", si.MIN_CONTINUE_SECONDS, si.MAX_SHOT_SECONDS)
@@ -276,19 +282,21 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
     apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{action.name} + {prompt}",
-                        seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe)
+                        seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
+                        scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
 
 
 def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a: bpy.types.Action | None,
                     action_b: bpy.types.Action | None, prompt: str, seconds: float, *,
                     sampling: Sampling | None = None, rig: str | dict[str, str] = "auto", pin_feet: bool = True,
-                    pool: WorkerPool | None = None) -> MotionJob:
+                    scene_range: str = "set", pool: WorkerPool | None = None) -> MotionJob:
     """A's motion, a ``seconds`` gap following ``prompt``, then B's motion, as one new Action on the armature.
 
     Both actions are sampled on ``obj`` (B is played on it only while it is sampled); the result starts
     where A starts.
     """
+    check_scene_range(scene_range)
     if action_a is None or action_b is None:
         raise JobError("Pick both actions: A (before the gap) and B (after it).")
     _armature_action(obj, action_a, "in-between")
@@ -303,7 +311,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
                         name=f"{action_a.name} > {prompt} > {action_b.name}", seed=fields["seed"], model=got.model,
-                        pin_feet=pin_feet, recipe=recipe)
+                        pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
 
@@ -314,7 +322,7 @@ def _is_plain_generation(meta: dict[str, Any]) -> bool:
 
 def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, parts: Sequence[str], *,
                            sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
-                           action: bpy.types.Action | None = None, pin_feet: bool = True,
+                           action: bpy.types.Action | None = None, pin_feet: bool = True, scene_range: str = "set",
                            pool: WorkerPool | None = None) -> MotionJob:
     """Regenerate the chosen body parts of the armature's action from ``prompt``; the others follow it: a new Action.
 
@@ -323,6 +331,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     (the exact latent, with its seed); any other action is sampled like real motion and ``sampling.seed``
     seeds the new parts.
     """
+    check_scene_range(scene_range)
     chosen = si.check_parts(parts)
     action = _armature_action(obj, action, "regenerate")
     prompt = _prompt(prompt, "the regenerated parts")
@@ -343,7 +352,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         recipe.update(source="generation", seed=gen["seed"])
         target = Target(kind="armature", armature=obj.name, rig=src_rig, scene=bpy.context.scene.name,
                         pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
-                        start_frame=int(round(action.frame_range[0])))
+                        start_frame=int(round(action.frame_range[0])), scene_range=scene_range)
         parent = action.name
 
         def apply(result: dict) -> bpy.types.Action:
@@ -359,6 +368,6 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
     recipe.update(source="animation", seed=fields["seed"])
     apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
-                        model=got.model, pin_feet=pin_feet, recipe=recipe)
+                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("regenerate_parts", "Regenerate parts", config, op, apply, pool,
                     describe=f"Regenerating {label}")

@@ -14,7 +14,7 @@ from bpy.props import EnumProperty, IntProperty
 from . import jobs, metadata, preferences, shot_jobs
 from . import shot_inputs as si
 from .operators import _JobOperator
-from .settings import active_rig, settings, target_from
+from .settings import active_rig, scene_range, settings, target_from
 from .shot_settings import segments_from, shot_sampling, shot_settings, sources_sampling
 
 
@@ -148,19 +148,21 @@ class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         seed = self.seed if self.seed >= 0 else random.randint(0, 2**31 - 1)
         return shot_jobs.start_reroll_segment(preferences.worker_config(context), active_rig(context),
-                                              shot_settings(context).reroll_segment - 1, seed)
+                                              shot_settings(context).reroll_segment - 1, seed,
+                                              scene_range=scene_range(settings(context)))
 
 
 class _AnimationJobOperator(_JobOperator):
     """A job on the active armature's animation (continue, in-between, regenerate parts).
 
     One place reads what these share: the worker, how the sources are sampled, the Text to Motion panel's
-    rig and foot pinning; a subclass says only which job it starts with which of its panel's fields.
+    rig, foot pinning and what a result does to the scene range; a subclass says only which job it starts with which of its panel's fields.
     """
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return self.start(context, shot_settings(context), preferences.worker_config(context),
-                          sampling=sources_sampling(context), rig=_rig(context), pin_feet=settings(context).pin_feet)
+                          sampling=sources_sampling(context), rig=_rig(context), pin_feet=settings(context).pin_feet,
+                          scene_range=scene_range(settings(context)))
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:

@@ -76,3 +76,25 @@ def test_shot_buttons_take_the_rig_of_a_selected_body_mesh(addon):
     assert bpy.ops.salad.regenerate_parts(blocking=True) == {"FINISHED"}
     assert addon.worker.ops[-1]["op"] == "regenerate_parts"
     assert mesh.animation_data is None or mesh.animation_data.action is None  # the mesh got nothing
+
+
+def test_shot_results_keep_the_scene_range_unless_asked(addon):
+    """'Set Scene Range' off (the default): a result only extends the end; the user's range never shrinks."""
+    body = make_shot()
+    scene = bpy.context.scene
+    g, s = scene.salad, scene.salad_shot
+    assert not g.set_scene_range
+    activate(body)
+    s.continue_prompt, s.continue_seconds = "a person sits down", 1.0
+    s.parts, s.parts_prompt = {"left_arm"}, "a person waves"
+    jobs = (lambda: bpy.ops.salad.reroll_segment(seed=7, blocking=True),
+            lambda: bpy.ops.salad.continue_action(blocking=True),
+            lambda: bpy.ops.salad.regenerate_parts(blocking=True))
+    for run in jobs:
+        scene.frame_start, scene.frame_end = 1, 900
+        assert run() == {"FINISHED"}
+        assert (scene.frame_start, scene.frame_end) == (1, 900), addon.worker.ops[-1]["op"]
+    g.set_scene_range = True
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    lo, hi = body.animation_data.action.frame_range
+    assert (scene.frame_start, scene.frame_end) == (int(lo), int(hi)) != (1, 900)
