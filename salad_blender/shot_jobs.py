@@ -170,6 +170,11 @@ def _armature_action(obj: bpy.types.Object | None, action: bpy.types.Action | No
     return action
 
 
+def _short(action: bpy.types.Action) -> str:
+    """A source action's name inside a new one's: without the "SALAD: " the new name gets anyway."""
+    return action.name.removeprefix(metadata.ACTION_PREFIX)
+
+
 @contextlib.contextmanager
 def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
     """Let ``obj`` play ``action`` while it is sampled; the assignment (and slot) before is restored."""
@@ -281,7 +286,7 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{action.name} + {prompt}",
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{_short(action)} + {prompt}",
                         seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
                         scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
@@ -310,8 +315,8 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
-                        name=f"{action_a.name} > {prompt} > {action_b.name}", seed=fields["seed"], model=got.model,
-                        pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
+                        name=f"{_short(action_a)} > {prompt} > {_short(action_b)}", seed=fields["seed"],
+                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
 

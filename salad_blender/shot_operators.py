@@ -156,7 +156,8 @@ class _AnimationJobOperator(_JobOperator):
     """A job on the active armature's animation (continue, in-between, regenerate parts).
 
     One place reads what these share: the worker, how the sources are sampled, the Text to Motion panel's
-    rig, foot pinning and what a result does to the scene range; a subclass says only which job it starts with which of its panel's fields.
+    rig, foot pinning and scene-range choice; a subclass says only which job it starts with which of its
+    panel's fields.
     """
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:

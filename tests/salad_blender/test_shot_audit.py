@@ -10,7 +10,7 @@ bpy = pytest.importorskip("bpy")
 from shot_fakes import FakePool, ShotWorker  # noqa: E402
 from test_shot_operators import ListLayout  # noqa: E402
 
-from salad_blender import motion_job, shot_panels  # noqa: E402
+from salad_blender import metadata, motion_job, shot_panels  # noqa: E402
 
 
 @pytest.fixture
@@ -98,3 +98,20 @@ def test_shot_results_keep_the_scene_range_unless_asked(addon):
     assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
     lo, hi = body.animation_data.action.frame_range
     assert (scene.frame_start, scene.frame_end) == (int(lo), int(hi)) != (1, 900)
+
+
+def test_continue_and_inbetween_names_say_salad_once(addon):
+    """A result named after a SALAD source action: 'SALAD: walk + sits', not 'SALAD: SALAD: walk + sits'."""
+    body = make_shot()
+    activate(body)
+    shot = body.animation_data.action
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt, s.continue_seconds = "a person sits", 1.0
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    cont = body.animation_data.action
+    short = shot.name.removeprefix("SALAD: ")
+    assert cont.name == metadata.action_name(f"{short} + a person sits")  # cut to Blender's name length
+    s.action_a, s.action_b, s.inbetween_prompt, s.inbetween_seconds = shot, cont, "a person turns", 1.0
+    assert bpy.ops.salad.inbetween(blocking=True) == {"FINISHED"}
+    name = body.animation_data.action.name
+    assert name.startswith(f"SALAD: {short[:10]}") and name.count("SALAD: ") == 1, name
