@@ -254,6 +254,8 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         lo, hi = action.frame_range
         frame_range = (int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6)))
     start, end = int(frame_range[0]), int(frame_range[1])
+    if not actions.action_fcurves(action):
+        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to edit.")
     if end <= start:
         raise JobError(f"The action '{action.name}' has a single frame; there is no motion to edit.")
     sampled = sample_motion(obj, mapping, start, end, scene)

@@ -204,6 +204,8 @@ def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, 
     """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
     lo, hi = action.frame_range
     start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
+    if not actions.action_fcurves(action):
+        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to use.")
     if end <= start:
         raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
     with _playing(obj, action):

@@ -7,6 +7,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import snapshot  # noqa: E402
 from shot_fakes import FakePool, ShotWorker  # noqa: E402
 from test_shot_operators import ListLayout  # noqa: E402
 
@@ -115,3 +116,22 @@ def test_continue_and_inbetween_names_say_salad_once(addon):
     assert bpy.ops.salad.inbetween(blocking=True) == {"FINISHED"}
     name = body.animation_data.action.name
     assert name.startswith(f"SALAD: {short[:10]}") and name.count("SALAD: ") == 1, name
+
+
+def test_an_action_without_keys_is_called_that(addon):
+    """A new, empty action is not 'a single frame': the refusal says it has no keyframes (scene untouched)."""
+    from salad_blender import actions, jobs
+
+    body = make_shot()
+    activate(body)
+    empty = bpy.data.actions.new("Blank")
+    actions.assign_action(body, empty, None)
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt = "a person sits"
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="'Blank' has no keyframes"):
+        bpy.ops.salad.continue_action(blocking=True)
+    config = jobs.WorkerConfig(python=sys.executable, model="demo", device="cpu", threads=1)
+    with pytest.raises(jobs.JobError, match="'Blank' has no keyframes"):
+        jobs.start_edit_real(config, body, "a person walks", new_prompt="a person runs")
+    assert snapshot() == before and not [r for r in addon.worker.sent if r["op"] == "continue"]
