@@ -112,6 +112,11 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
                     describe=f"Shot of {n} segment{'s' if n > 1 else ''}")
 
 
+def _kept_look(meta: dict[str, Any]) -> dict[str, Any]:
+    """The parent's In Place and Make Cyclic choices, for a result made again from its recipe (as edits keep them)."""
+    return {"in_place": bool(meta.get("salad_in_place", False)), "cyclic_blend": int(meta.get("salad_cyclic") or 0)}
+
+
 def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, index: int, seed: int, *,
                          action: bpy.types.Action | None = None, scene_range: str = "set",
                          pool: WorkerPool | None = None) -> MotionJob:
@@ -133,7 +138,7 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
     target = Target(kind="armature", armature=obj.name, rig=metadata.meta_rig(meta), scene=bpy.context.scene.name,
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])),
-                    scene_range=scene_range)
+                    scene_range=scene_range, **_kept_look(meta))
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
                          name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
@@ -359,7 +364,8 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         recipe.update(source="generation", seed=gen["seed"])
         target = Target(kind="armature", armature=obj.name, rig=src_rig, scene=bpy.context.scene.name,
                         pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
-                        start_frame=int(round(action.frame_range[0])), scene_range=scene_range)
+                        start_frame=int(round(action.frame_range[0])), scene_range=scene_range,
+                        **_kept_look(meta))
         parent = action.name
 
         def apply(result: dict) -> bpy.types.Action:

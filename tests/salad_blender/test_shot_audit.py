@@ -11,6 +11,7 @@ from blender_state import snapshot  # noqa: E402
 from shot_fakes import FakePool, ShotWorker  # noqa: E402
 from test_shot_operators import ListLayout  # noqa: E402
 
+from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender import metadata, motion_job, shot_panels  # noqa: E402
 
 
@@ -135,3 +136,33 @@ def test_an_action_without_keys_is_called_that(addon):
     with pytest.raises(jobs.JobError, match="'Blank' has no keyframes"):
         jobs.start_edit_real(config, body, "a person walks", new_prompt="a person runs")
     assert snapshot() == before and not [r for r in addon.worker.sent if r["op"] == "continue"]
+
+
+def test_reroll_and_parts_keep_in_place_and_cyclic(addon):
+    """A re-rolled take or regenerated parts of an In Place, cyclic motion stay in place and cyclic (as edits do)."""
+    from salad_blender import actions
+
+    g = bpy.context.scene.salad
+    g.in_place, g.make_cyclic, g.cyclic_blend = True, True, 6
+    body = make_shot()
+    g.in_place, g.make_cyclic = False, False  # the panel's options now: the recipe must win
+    activate(body)
+    assert bpy.ops.salad.reroll_segment(seed=9, blocking=True) == {"FINISHED"}
+
+    def looks(act) -> tuple:  # noqa: ANN001 - a bpy Action
+        meta = metadata.action_meta(act)
+        root = [fc for fc in actions.action_fcurves(act) if fc.data_path == 'pose.bones["pelvis"].location']
+        travel = max(abs(fc.keyframe_points[-1].co[1] - fc.keyframe_points[0].co[1]) for fc in root
+                     if fc.array_index in (0, 2))
+        cycles = all(any(m.type == "CYCLES" for m in fc.modifiers) for fc in actions.action_fcurves(act))
+        return bool(meta.get("salad_in_place")), int(meta.get("salad_cyclic") or 0), travel < 0.05, cycles
+
+    assert looks(body.animation_data.action) == (True, 6, True, True)
+    gen = actions.apply_motion(body, synthetic_walk(80), prompt="a person walks", bone_map="smpl22", start_frame=1,
+                               seed=3, cyclic_blend=6, meta={"in_place": True, "rig": "smpl22"})
+    actions.assign_action(body, gen, actions.object_slot(gen, body))
+    s = bpy.context.scene.salad_shot
+    s.parts, s.parts_prompt = {"left_arm"}, "a person waves"
+    assert bpy.ops.salad.regenerate_parts(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["source_prompt"] == "a person walks"  # regenerated from its recipe
+    assert looks(body.animation_data.action) == (True, 6, True, True)
