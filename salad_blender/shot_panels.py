@@ -101,7 +101,7 @@ class SALAD_PT_shot_continue(bpy.types.Panel):
         busy = RUNNER.busy()
         box = layout.box()
         if ad is None or ad.action is None:
-            box.label(text="Select an armature that plays an action", icon="INFO")
+            box.label(text="Select an armature with an action", icon="INFO")
         else:
             box.label(text=ad.action.name, icon="ACTION")
         box.prop(s, "continue_prompt", text="Then")

@@ -166,3 +166,14 @@ def test_reroll_and_parts_keep_in_place_and_cyclic(addon):
     assert bpy.ops.salad.regenerate_parts(blocking=True) == {"FINISHED"}
     assert addon.worker.ops[-1]["source_prompt"] == "a person walks"  # regenerated from its recipe
     assert looks(body.animation_data.action) == (True, 6, True, True)
+
+
+def test_continue_hint_fits_the_default_sidebar(addon):
+    """The hint drawn with nothing selected was cut ('Select an armature that plays an ac…') at the default width."""
+    from salad_blender import ui_state
+
+    bpy.ops.mesh.primitive_cube_add()
+    labels = [text for kind, text in draw(shot_panels.SALAD_PT_shot_continue) if kind == "label"]
+    assert labels and labels[0].startswith("Select an armature")
+    # a label in a box beside an icon: the box's borders take about four characters of the region's width
+    assert all(len(text) <= ui_state.chars_for_width(300) - 4 for text in labels), labels
