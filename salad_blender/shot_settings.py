@@ -85,13 +85,18 @@ def segments_from(s: SALAD_PG_shot) -> list[si.Segment]:
 def shot_sampling(context: bpy.types.Context) -> Sampling:
     """The shot seed with the Text to Motion panel's steps, sampler and guidance."""
     g = context.scene.salad
-    return Sampling(seed=shot_settings(context).seed, guidance=g.guidance, steps=g.steps, sampler=g.sampler)
+    return Sampling(seed=shot_settings(context).seed, guidance=_guidance(g), steps=g.steps, sampler=g.sampler)
 
 
 def sources_sampling(context: bpy.types.Context) -> Sampling:
     """Continue / in-between / parts: the Text to Motion panel's seed and sampling."""
     g = context.scene.salad
-    return Sampling(seed=g.seed, guidance=g.guidance, steps=g.steps, sampler=g.sampler)
+    return Sampling(seed=g.seed, guidance=_guidance(g), steps=g.steps, sampler=g.sampler)
+
+
+def _guidance(g: bpy.types.PropertyGroup) -> float | None:
+    """The panel's guidance, or None (the model's own) while 'Model Default' is ticked, as Generate reads it."""
+    return None if g.use_model_guidance else g.guidance
 
 
 classes = (SALAD_PG_shot_segment, SALAD_PG_shot)

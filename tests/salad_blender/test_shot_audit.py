@@ -177,3 +177,21 @@ def test_continue_hint_fits_the_default_sidebar(addon):
     assert labels and labels[0].startswith("Select an armature")
     # a label in a box beside an icon: the box's borders take about four characters of the region's width
     assert all(len(text) <= ui_state.chars_for_width(300) - 4 for text in labels), labels
+
+
+def test_shots_honour_model_default_guidance(addon):
+    """'Model Default' ticked: shot requests leave guidance to the model, like Generate; unticked: the value is sent."""
+    g = bpy.context.scene.salad
+    g.use_model_guidance, g.guidance = True, 3.0
+    body = make_shot()
+    assert "guidance" not in addon.worker.ops[-1]
+    activate(body)
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt, s.continue_seconds = "a person sits", 1.0
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["op"] == "continue" and "guidance" not in addon.worker.ops[-1]
+    g.use_model_guidance = False
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["guidance"] == 3.0
+    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["guidance"] == 3.0
