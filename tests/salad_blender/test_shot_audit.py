@@ -3,6 +3,7 @@
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -34,12 +35,14 @@ def addon(scene, tiny_model_dir, monkeypatch):
 def make_shot() -> bpy.types.Object:
     """A two-segment shot on a new SALAD body (armature with its mesh child)."""
     s = bpy.context.scene.salad_shot
+    s.segments.clear()
     for prompt in ("a person walks forward", "a person waves"):
         bpy.ops.salad.shot_segment_add()
         s.segments[s.active_segment].prompt, s.segments[s.active_segment].seconds = prompt, 2.0
     bpy.context.scene.salad.target = "NEW"
+    before = set(bpy.data.objects)
     assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
-    return bpy.data.objects["SALAD Body"]
+    return next(o for o in set(bpy.data.objects) - before if o.type == "ARMATURE")
 
 
 def activate(obj) -> None:  # noqa: ANN001 - a bpy Object
@@ -195,3 +198,31 @@ def test_shots_honour_model_default_guidance(addon):
     assert addon.worker.ops[-1]["guidance"] == 3.0
     assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
     assert addon.worker.ops[-1]["guidance"] == 3.0
+
+
+def _height_and_travel(body) -> tuple[float, float]:  # noqa: ANN001 - a bpy Object
+    from blender_state import world_heads
+
+    names = ["pelvis", "head", "left_foot"]
+    first = world_heads(body, names, int(body.animation_data.action.frame_range[0]))
+    last = world_heads(body, names, int(body.animation_data.action.frame_range[1]))
+    return float(first[1, 2] - first[2, 2]), float(np.linalg.norm((last[0] - first[0])[:2]))
+
+
+def test_new_body_is_human_sized_in_the_scene_units(addon):
+    """Unit scale 0.01 (1 unit = 1 cm, as rigs from FBX/Maya come): the new body is 1.7 m, not 1.7 cm, and walks
+    as far in metres; a re-roll onto it keeps that size."""
+    scene = bpy.context.scene
+    body = make_shot()
+    height, travel = _height_and_travel(body)
+    assert 1.0 < height < 2.2 and travel > 0.5  # metres at unit scale 1
+    bpy.ops.object.select_all(action="DESELECT")
+    scene.unit_settings.scale_length = 0.01
+    big = make_shot()
+    assert big != body
+    big_height, big_travel = _height_and_travel(big)
+    assert big_height == pytest.approx(100 * height, rel=1e-3) and big_travel == pytest.approx(100 * travel, rel=1e-3)
+    activate(big)
+    bpy.context.scene.salad_shot.reroll_segment = 2
+    assert bpy.ops.salad.reroll_segment(seed=7, blocking=True) == {"FINISHED"}
+    assert _height_and_travel(big)[0] == pytest.approx(big_height, rel=1e-3)
