@@ -185,8 +185,7 @@ class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         act = ui_state.playing_action(active_rig(context))
-        why = ("The active action was made from real animation: it has no generation to record"
-               if ui_state.is_inversion(act) else "")
+        why = ui_state.regenerate_blocker(act) if act is not None else ""
         return _JobOperator.poll.__func__(cls, context) and say_no(cls, why)
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:

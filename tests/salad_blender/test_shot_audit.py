@@ -226,3 +226,24 @@ def test_new_body_is_human_sized_in_the_scene_units(addon):
     bpy.context.scene.salad_shot.reroll_segment = 2
     assert bpy.ops.salad.reroll_segment(seed=7, blocking=True) == {"FINISHED"}
     assert _height_and_travel(big)[0] == pytest.approx(big_height, rel=1e-3)
+
+
+def test_edits_and_attention_are_greyed_out_for_shots_and_videos(addon):
+    """A shot or a video import has no one-prompt recipe: the edit buttons and the heat map say so before a click
+    (they were enabled and failed on click); a plain generation still allows them."""
+    from salad_blender import actions, panels, ui_state
+
+    body = make_shot()
+    activate(body)
+    blocked = ("edit_prompt", "reweight", "mirror", "attention", "copy_prompt")
+    assert not any(getattr(bpy.ops.salad, name).poll() for name in blocked)
+    assert "is a shot" in ui_state.edit_blocker(body)
+    assert not panels.SALAD_PT_edit_prompt.poll(bpy.context)
+    assert bpy.ops.salad.edit_real.poll() and bpy.ops.salad.regenerate_parts.poll()  # what works on a shot
+    body.animation_data.action["salad_source"] = "video"
+    assert "imported from a video" in ui_state.edit_blocker(body)
+    assert not any(getattr(bpy.ops.salad, name).poll() for name in blocked)
+    gen = actions.apply_motion(body, synthetic_walk(80), prompt="a person walks", bone_map="smpl22", seed=3,
+                               meta={"rig": "smpl22"})
+    actions.assign_action(body, gen, actions.object_slot(gen, body))
+    assert ui_state.edit_blocker(body) == "" and all(getattr(bpy.ops.salad, name).poll() for name in blocked)
