@@ -129,6 +129,27 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
     return name, mapping
 
 
+def check_target(target: Target) -> None:
+    """Check a result's target now and resolve its rig presets (generate, shots, video import).
+
+    A new body needs nothing; an armature (and each other selected armature of 'All Selected') must
+    take the motion under the preset, each resolved on its own rig, so a wrong one fails before the
+    worker runs. Sets ``target.rig``, ``target.other_rigs`` and ``target.scene``.
+    """
+    if target.kind == "armature":
+        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
+                                  target.rig)
+        preset = target.rig
+        target.rig = mapping if name == "custom" else name  # edits reuse what auto-detection found
+        target.others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
+        for other in target.others:  # apply to all selected armatures: each checked now, each its own rig
+            o_name, o_map = check_rig(bpy.data.objects.get(other), preset)
+            target.other_rigs[other] = o_map if o_name == "custom" else o_name
+    elif target.kind != "new":
+        raise JobError(f"Unknown target '{target.kind}'.")
+    target.scene = target.scene or bpy.context.scene.name
+
+
 def check_scene_range(scene_range: str) -> None:
     if scene_range not in SCENE_RANGES:
         raise JobError(f"scene_range must be one of {', '.join(SCENE_RANGES)}, not '{scene_range}'.")
@@ -146,18 +167,7 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
         raise JobError("Type a prompt first, e.g. 'a person walks forward and waves with the right hand'.")
     sampling.check()
     check_scene_range(target.scene_range)
-    if target.kind == "armature":
-        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
-                                  target.rig)
-        preset = target.rig
-        target.rig = mapping if name == "custom" else name  # edits reuse what auto-detection found
-        target.others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
-        for other in target.others:  # apply to all selected armatures: each checked now, each its own rig
-            o_name, o_map = check_rig(bpy.data.objects.get(other), preset)
-            target.other_rigs[other] = o_map if o_name == "custom" else o_name
-    elif target.kind != "new":
-        raise JobError(f"Unknown target '{target.kind}'.")
-    target.scene = target.scene or bpy.context.scene.name
+    check_target(target)
     model = check_model(config.model)
 
     def apply(result: dict) -> bpy.types.Action:

@@ -27,20 +27,10 @@ from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
-from .jobs import check_rig, check_scene_range
+from .jobs import check_rig, check_scene_range, check_target
 from .motion_job import MotionJob, make_job
 from .pose_sampling import sample_motion
 from .worker_pool import WorkerConfig, WorkerPool
-
-
-def _check_target(target: Target) -> None:
-    """A new body, or an armature whose bone map works now (as :func:`jobs.start_generate` checks it)."""
-    if target.kind == "armature":
-        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None, target.rig)
-        target.rig = mapping if name == "custom" else name
-    elif target.kind != "new":
-        raise JobError(f"Unknown target '{target.kind}'.")
-    target.scene = target.scene or bpy.context.scene.name
 
 
 def _prompt(text: str, what: str) -> str:
@@ -90,7 +80,7 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling)
-    _check_target(target)
+    check_target(target)
     model = check_model(config.model)
     title = name or si.shot_title(segs)
     shot_seed = int(sampling.seed)

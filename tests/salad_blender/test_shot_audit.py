@@ -247,3 +247,45 @@ def test_edits_and_attention_are_greyed_out_for_shots_and_videos(addon):
                                meta={"rig": "smpl22"})
     actions.assign_action(body, gen, actions.object_slot(gen, body))
     assert ui_state.edit_blocker(body) == "" and all(getattr(bpy.ops.salad, name).poll() for name in blocked)
+
+
+def _select(active, *others) -> None:  # noqa: ANN001 - bpy Objects
+    for o in bpy.context.view_layer.objects:
+        o.select_set(False)
+    for o in (active, *others):
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = active
+
+
+def test_generate_shot_onto_all_selected_checks_each_rig_now(addon):
+    """'All Selected' onto an SMPL-22 rig and a Rigify rig: each gets its own rig preset (as Generate does); a rig
+    that cannot take the motion is refused before the worker runs (it failed after the whole shot was made)."""
+    from testdata import DATA
+
+    from salad_blender import actions, armature, ui_state
+
+    smpl = armature.create_smpl22_armature("Body A", synthetic_walk(8), with_mesh=False)
+    with bpy.data.libraries.load(str(DATA / "rigify_human.blend")) as (_src, dst):
+        dst.objects = ["rig"]
+    rig = dst.objects[0]
+    bpy.context.scene.collection.objects.link(rig)
+    s, g = bpy.context.scene.salad_shot, bpy.context.scene.salad
+    bpy.ops.salad.shot_segment_add()
+    s.segments[0].prompt, s.segments[0].seconds = "a person walks", 2.0
+    g.target, g.all_selected, g.rig_preset = "SELECTED", True, "AUTO"
+    _select(smpl, rig)
+    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
+    bones = {ui_state.bone_of_path(fc.data_path) for fc in actions.action_fcurves(rig.animation_data.action)}
+    assert "torso" in bones and bones - {""} <= {b.name for b in rig.data.bones}  # Rigify's own controls
+    assert smpl.animation_data.action != rig.animation_data.action
+
+    broken = armature.create_smpl22_armature("Body B", synthetic_walk(8), with_mesh=False)
+    _select(broken)
+    bpy.ops.object.mode_set(mode="EDIT")
+    broken.data.edit_bones.remove(broken.data.edit_bones["left_foot"])
+    bpy.ops.object.mode_set(mode="OBJECT")
+    _select(smpl, broken)
+    sent, before = len(addon.worker.sent), snapshot()
+    with pytest.raises(RuntimeError, match="'Body B' cannot take the motion"):
+        bpy.ops.salad.generate_shot(blocking=True)
+    assert len(addon.worker.sent) == sent and snapshot() == before

@@ -38,3 +38,20 @@ def test_wrong_target_is_refused_before_the_video_is_read(scene, tiny_model_dir)
     target = jobs.Target(kind="armature", armature=rig.name, rig="auto")
     video_jobs.start_import_video(config, str(CLIP), target, pool=pool)
     assert target.rig == "smpl22"  # resolved now, as Generate resolves it
+
+
+def test_all_selected_armatures_are_checked_before_the_video_is_read(scene, tiny_model_dir):
+    import sys
+
+    config = jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
+    pool = FakePool()
+    good = armature.create_smpl22_armature("Good", synthetic_walk(8), with_mesh=False)
+    broken = armature.create_smpl22_armature("Broken", synthetic_walk(8), with_mesh=False)
+    bpy.context.view_layer.objects.active = broken
+    bpy.ops.object.mode_set(mode="EDIT")
+    broken.data.edit_bones.remove(broken.data.edit_bones["left_foot"])
+    bpy.ops.object.mode_set(mode="OBJECT")
+    target = jobs.Target(kind="armature", armature=good.name, others=(good.name, broken.name))
+    with pytest.raises(jobs.JobError, match="'Broken' cannot take the motion"):
+        video_jobs.start_import_video(config, str(CLIP), target, pool=pool)
+    assert pool.worker.sent == []
