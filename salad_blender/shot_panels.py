@@ -10,11 +10,12 @@ import bpy
 
 from . import metadata
 from . import shot_inputs as si
-from .panels import JOB_KINDS, draw_job
+from .panels import JOB_KINDS, draw_job, prop_with_placeholder
 from .runner import RUNNER
 from .settings import active_rig
 
 EDIT_PANEL = "SALAD_PT_edit"  # the Edit Motion panel (panels.py), parent of Regenerate Parts
+PART_ROWS = (("head", "torso"), ("left_arm", "right_arm"), ("left_leg", "right_leg"), ("root",))  # as a body stands
 
 
 class SALAD_UL_shot_segments(bpy.types.UIList):
@@ -133,8 +134,12 @@ class SALAD_PT_regenerate_parts(bpy.types.Panel):
         row = layout.row(align=True)
         for key, label in (("arms", "Arms"), ("legs", "Legs"), ("upper", "Upper"), ("lower", "Lower")):
             row.operator("salad.shot_parts_preset", text=label).preset = key
-        layout.prop(s, "parts", expand=True)
-        layout.prop(s, "parts_prompt", text="")
+        col = layout.column(align=True)  # two toggles a row, like a body: full names fit the sidebar
+        for pair in PART_ROWS:
+            row = col.row(align=True)
+            for part in pair:
+                row.prop_enum(s, "parts", part)
+        prop_with_placeholder(layout, s, "parts_prompt", "What they do, e.g. 'waves with both hands'", text="")
         row = layout.row()
         row.enabled = not RUNNER.busy()
         row.operator("salad.regenerate_parts", icon="MOD_ARMATURE")

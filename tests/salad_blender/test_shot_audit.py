@@ -1,5 +1,6 @@
 """Shot panel bugs found by the session-6 audit, each pinned by a test (the worker is shot_fakes.ShotWorker)."""
 
+import itertools
 import sys
 from types import SimpleNamespace
 
@@ -289,3 +290,47 @@ def test_generate_shot_onto_all_selected_checks_each_rig_now(addon):
     with pytest.raises(RuntimeError, match="'Body B' cannot take the motion"):
         bpy.ops.salad.generate_shot(blocking=True)
     assert len(addon.worker.sent) == sent and snapshot() == before
+
+
+class GridLayout(ListLayout):
+    """Records each row's toggles (prop_enum) and text fields' placeholders, to check what the sidebar can show."""
+
+    rows = itertools.count()
+
+    def __init__(self, calls):
+        super().__init__(calls)
+        self.row_id = next(GridLayout.rows)
+
+    def row(self, **_):
+        return GridLayout(self.calls)
+
+    column = box = split = row
+
+    def prop(self, data, name, **kw):
+        super().prop(data, name, **kw)
+        self.calls.append(("prop_kw", name, kw))
+
+    def prop_enum(self, data, name, value, **_):
+        assert value in {i.identifier for i in data.bl_rna.properties[name].enum_items}, value
+        self.calls.append(("toggle", self.row_id, value))
+
+
+def test_regenerate_parts_panel_is_readable_in_the_default_sidebar(addon):
+    """Seven part toggles in one row were cut to 'Lef… Rig… Tor… Lef… Rig…' (which left?); the prompt field had
+    no hint. Now: at most two toggles a row, with their full names, and a placeholder."""
+    from salad_blender import shot_inputs, ui_state
+
+    calls: list = []
+    shot_panels.SALAD_PT_regenerate_parts.draw(SimpleNamespace(layout=GridLayout(calls)), bpy.context)
+    toggles = [c for c in calls if c[0] == "toggle"]
+    assert sorted(v for _, _, v in toggles) == sorted(shot_inputs.PART_NAMES)
+    rows: dict = {}
+    for _, row, value in toggles:
+        rows.setdefault(row, []).append(value)
+    labels = {i.identifier: i.name for i in bpy.context.scene.salad_shot.bl_rna.properties["parts"].enum_items}
+    half = ui_state.chars_for_width(300) // 2 - 2  # a toggle's share of a two-button row
+    assert all(len(r) <= 2 for r in rows.values()) and all(len(labels[v]) <= half for v in labels)
+    assert not [c for c in calls if c[:2] == ("prop", "parts")]  # not the squeezed expand=True row
+    prompt = next(kw for kind, name, *rest in calls if kind == "prop_kw" and name == "parts_prompt" for kw in rest)
+    if bpy.app.version >= (4, 1, 0):
+        assert prompt.get("placeholder")
