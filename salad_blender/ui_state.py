@@ -95,11 +95,10 @@ def regenerate_blocker(action: Any) -> str:
     if is_inversion(action):
         return f"'{action.name}' was made from real animation: use Edit Animation with Text"
     source = action.get("salad_source") if metadata.is_salad_action(action) else None
-    if source == "video":
-        return f"'{action.name}' was imported from a video: use Edit Animation with Text"
+    if source == "video":  # the name is on the line above in the panel: the advice gets the room
+        return "A video import has no prompt to edit: use Edit Animation with Text"
     if source == "shot":
-        return (f"'{action.name}' is a shot: use Edit Animation with Text or Regenerate Parts, or re-roll a "
-                "segment in the Shot panel")
+        return "A shot has no one prompt: use Regenerate Parts, Edit Animation with Text or Re-roll Segment"
     return ""
 
 

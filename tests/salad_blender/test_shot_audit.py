@@ -238,11 +238,11 @@ def test_edits_and_attention_are_greyed_out_for_shots_and_videos(addon):
     activate(body)
     blocked = ("edit_prompt", "reweight", "mirror", "attention", "copy_prompt")
     assert not any(getattr(bpy.ops.salad, name).poll() for name in blocked)
-    assert "is a shot" in ui_state.edit_blocker(body)
+    assert "A shot has no one prompt" in ui_state.edit_blocker(body)
     assert not panels.SALAD_PT_edit_prompt.poll(bpy.context)
     assert bpy.ops.salad.edit_real.poll() and bpy.ops.salad.regenerate_parts.poll()  # what works on a shot
     body.animation_data.action["salad_source"] = "video"
-    assert "imported from a video" in ui_state.edit_blocker(body)
+    assert "A video import" in ui_state.edit_blocker(body)
     assert not any(getattr(bpy.ops.salad, name).poll() for name in blocked)
     gen = actions.apply_motion(body, synthetic_walk(80), prompt="a person walks", bone_map="smpl22", seed=3,
                                meta={"rig": "smpl22"})
@@ -334,3 +334,19 @@ def test_regenerate_parts_panel_is_readable_in_the_default_sidebar(addon):
     prompt = next(kw for kind, name, *rest in calls if kind == "prop_kw" and name == "parts_prompt" for kw in rest)
     if bpy.app.version >= (4, 1, 0):
         assert prompt.get("placeholder")
+
+
+def test_shot_and_video_reasons_fit_the_edit_panel(addon):
+    """The Edit panel shows a blocker in three lines; with the action's long name in it the advice was cut
+    ("… is a shot: use Edit Animation…")."""
+    from salad_blender import ui_state
+
+    body = make_shot()
+    act = body.animation_data.action
+    act.name = "SALAD: shot: a person walks forward | a person waves with the right hand"
+    width = ui_state.chars_for_width(300) - 4  # the panel's width for these lines (panels.SALAD_PT_edit)
+    for source in ("shot", "video"):
+        act["salad_source"] = source
+        lines = ui_state.fit_lines(ui_state.edit_blocker(body), width, 3)
+        assert not lines[-1].endswith("…"), lines
+        assert "Edit Animation with Text" in " ".join(lines)
