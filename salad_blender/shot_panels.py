@@ -60,7 +60,7 @@ class SALAD_PT_shot(bpy.types.Panel):
         if 0 <= s.active_segment < len(s.segments):
             seg = s.segments[s.active_segment]
             box = layout.box()
-            box.prop(seg, "prompt", text="")
+            prop_with_placeholder(box, seg, "prompt", "What happens, e.g. 'a person walks forward'", text="")
             row = box.row(align=True)
             row.prop(seg, "seconds")
             row.prop(seg, "use_seed", text="", icon="LOCKED" if seg.use_seed else "UNLOCKED")

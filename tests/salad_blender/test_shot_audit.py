@@ -350,3 +350,14 @@ def test_shot_and_video_reasons_fit_the_edit_panel(addon):
         lines = ui_state.fit_lines(ui_state.edit_blocker(body), width, 3)
         assert not lines[-1].endswith("…"), lines
         assert "Edit Animation with Text" in " ".join(lines)
+
+
+def test_new_segment_prompt_field_has_a_hint(addon):
+    """Add Segment leaves an empty, unlabelled text box; it says what to type (Blender 4.1+ placeholders)."""
+    bpy.ops.salad.shot_segment_add()
+    calls: list = []
+    shot_panels.SALAD_PT_shot.draw(SimpleNamespace(layout=GridLayout(calls)), bpy.context)
+    kws = [rest[0] for kind, name, *rest in calls if kind == "prop_kw" and name == "prompt"]
+    assert kws and kws[0].get("text") == ""
+    if bpy.app.version >= (4, 1, 0):
+        assert "e.g." in kws[0].get("placeholder", "")
