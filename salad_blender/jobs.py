@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, heatmap, real_motion, rigs
+from . import actions, armature, heatmap, loops, real_motion, rigs
 from .blender_data import place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
@@ -150,6 +150,24 @@ def check_target(target: Target) -> None:
     target.scene = target.scene or bpy.context.scene.name
 
 
+def check_cyclic(target: Target, model_frames: int) -> None:
+    """Make Cyclic: refuse now a blend the clip cannot hold (it failed only after the motion was made).
+
+    ``model_frames``: the most the worker can return (20 fps); the scene's keys follow from its fps.
+    """
+    if not target.cyclic_blend:
+        return
+    frames = loops.scene_frames(model_frames, actions.scene_fps(scene_named(target.scene)))
+    why = loops.blend_problem(frames, target.cyclic_blend)
+    if why:
+        raise JobError(f"Make Cyclic: {why}. Lower Blend Frames or make the clip longer.")
+
+
+def max_model_frames(seconds: float) -> int:
+    """The most frames the worker makes of ``seconds`` (whole latent frames of 4, rounded up)."""
+    return 4 * int(np.ceil(float(seconds) * 20.0 / 4.0 - 1e-9))
+
+
 def check_scene_range(scene_range: str) -> None:
     if scene_range not in SCENE_RANGES:
         raise JobError(f"scene_range must be one of {', '.join(SCENE_RANGES)}, not '{scene_range}'.")
@@ -168,6 +186,7 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
     sampling.check()
     check_scene_range(target.scene_range)
     check_target(target)
+    check_cyclic(target, sampling.frames if sampling.frames is not None else max_model_frames(sampling.seconds))
     model = check_model(config.model)
 
     def apply(result: dict) -> bpy.types.Action:

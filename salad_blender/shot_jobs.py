@@ -27,7 +27,7 @@ from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
-from .jobs import check_rig, check_scene_range, check_target
+from .jobs import check_cyclic, check_rig, check_scene_range, check_target, max_model_frames
 from .motion_job import MotionJob, make_job
 from .pose_sampling import sample_motion
 from .worker_pool import WorkerConfig, WorkerPool
@@ -81,6 +81,7 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling)
     check_target(target)
+    check_cyclic(target, sum(max_model_frames(seg.seconds) for seg in segs))
     model = check_model(config.model)
     title = name or si.shot_title(segs)
     shot_seed = int(sampling.seed)

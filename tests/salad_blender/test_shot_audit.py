@@ -361,3 +361,25 @@ def test_new_segment_prompt_field_has_a_hint(addon):
     assert kws and kws[0].get("text") == ""
     if bpy.app.version >= (4, 1, 0):
         assert "e.g." in kws[0].get("placeholder", "")
+
+
+def test_a_cyclic_blend_too_long_for_the_clip_is_refused_before_the_worker(addon, tiny_model_dir):
+    """Make Cyclic with 200 blend frames on a 4 s clip failed only after the motion was made; the clip's length
+    is known at the click (Generate: seconds; a shot: its segments)."""
+    from salad_blender import jobs, shot_jobs
+    from salad_blender.inputs import Sampling, Target
+
+    config = jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
+    bpy.context.scene.render.fps = 24
+    for blend in (200, 46):  # 4 s = 80 model frames = 95 frames at 24 fps; a loop needs 2 × blend + 4
+        with pytest.raises(jobs.JobError, match="Blend Frames"):
+            jobs.start_generate(config, "a person walks", Sampling(seconds=4.0), Target(cyclic_blend=blend),
+                                pool=addon)
+        with pytest.raises(jobs.JobError, match="Blend Frames"):
+            shot_jobs.start_compose(config, [{"prompt": "a person walks", "seconds": 2.0}] * 2, Sampling(),
+                                    Target(cyclic_blend=blend), pool=addon)
+    assert not addon.worker.sent
+    for blend in (12, 45):  # fits
+        jobs.start_generate(config, "a person walks", Sampling(seconds=4.0), Target(cyclic_blend=blend), pool=addon)
+        shot_jobs.start_compose(config, [{"prompt": "a person walks", "seconds": 2.0}] * 2, Sampling(),
+                                Target(cyclic_blend=blend), pool=addon)
