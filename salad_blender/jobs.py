@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, heatmap, loops, real_motion, rigs
+from . import actions, armature, heatmap, loops, real_motion, rigs, ui_state
 from .blender_data import place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
@@ -127,6 +127,17 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
         raise JobError(f"The armature '{obj.name}' cannot take the motion: {exc} Choose the right rig "
                        "preset or a custom bone map, or target a new SMPL-22 body.") from exc
     return name, mapping
+
+
+def check_source_action(obj: bpy.types.Object, action: bpy.types.Action, verb: str) -> None:
+    """An action to sample on ``obj`` must key some of its bones (not be empty, nor a camera's or a cube's)."""
+    curves = actions.action_fcurves(action)
+    if not curves:
+        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to {verb}.")
+    bones = {b.name for b in obj.data.bones}
+    if not any(ui_state.bone_of_path(fc.data_path) in bones for fc in curves):
+        raise JobError(f"The action '{action.name}' animates no bone of '{obj.name}'; pick an action made for "
+                       "this armature.")
 
 
 def check_target(target: Target) -> None:
@@ -283,8 +294,7 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         lo, hi = action.frame_range
         frame_range = (int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6)))
     start, end = int(frame_range[0]), int(frame_range[1])
-    if not actions.action_fcurves(action):
-        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to edit.")
+    check_source_action(obj, action, "edit")
     if end <= start:
         raise JobError(f"The action '{action.name}' has a single frame; there is no motion to edit.")
     sampled = sample_motion(obj, mapping, start, end, scene)

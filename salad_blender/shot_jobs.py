@@ -27,7 +27,7 @@ from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
-from .jobs import check_cyclic, check_rig, check_scene_range, check_target, max_model_frames
+from .jobs import check_cyclic, check_rig, check_scene_range, check_source_action, check_target, max_model_frames
 from .motion_job import MotionJob, make_job
 from .pose_sampling import sample_motion
 from .worker_pool import WorkerConfig, WorkerPool
@@ -200,8 +200,7 @@ def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, 
     """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
     lo, hi = action.frame_range
     start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
-    if not actions.action_fcurves(action):
-        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to use.")
+    check_source_action(obj, action, "use")
     if end <= start:
         raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
     with _playing(obj, action):

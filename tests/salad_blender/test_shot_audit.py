@@ -383,3 +383,30 @@ def test_a_cyclic_blend_too_long_for_the_clip_is_refused_before_the_worker(addon
         jobs.start_generate(config, "a person walks", Sampling(seconds=4.0), Target(cyclic_blend=blend), pool=addon)
         shot_jobs.start_compose(config, [{"prompt": "a person walks", "seconds": 2.0}] * 2, Sampling(),
                                 Target(cyclic_blend=blend), pool=addon)
+
+
+def test_an_action_that_moves_no_bone_of_the_rig_is_refused(addon):
+    """B = a cube's action (the A/B pickers list every action of the file): the armature slid in its rest pose
+    and In-between / Continue 'worked'. Now refused before the worker, and the pickers offer bone actions only."""
+    from salad_blender import actions, armature, shot_settings
+
+    obj = armature.create_smpl22_armature("Mocap", synthetic_walk(60), with_mesh=False)
+    walk = actions.apply_motion(obj, synthetic_walk(60), prompt="a", bone_map="smpl22", start_frame=1, seed=3)
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    for frame, x in ((1, 0.0), (60, 3.0)):
+        cube.location.x = x
+        cube.keyframe_insert("location", frame=frame)
+    slide = cube.animation_data.action
+    activate(obj)
+    s = bpy.context.scene.salad_shot
+    s.action_a, s.action_b, s.inbetween_prompt, s.continue_prompt = walk, slide, "a person turns", "a person sits"
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="animates no bone of 'Mocap'"):
+        bpy.ops.salad.inbetween(blocking=True)
+    actions.assign_action(obj, slide, None)
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="animates no bone of 'Mocap'"):
+        bpy.ops.salad.continue_action(blocking=True)
+    assert snapshot() == before and not addon.worker.ops
+    assert shot_settings.bone_action(None, walk) and not shot_settings.bone_action(None, slide)
