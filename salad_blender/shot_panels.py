@@ -139,7 +139,7 @@ class SALAD_PT_regenerate_parts(bpy.types.Panel):
             row = col.row(align=True)
             for part in pair:
                 row.prop_enum(s, "parts", part)
-        prop_with_placeholder(layout, s, "parts_prompt", "What they do, e.g. 'waves with both hands'", text="")
+        prop_with_placeholder(layout, s, "parts_prompt", "e.g. 'waves with both hands'", text="")
         row = layout.row()
         row.enabled = not RUNNER.busy()
         row.operator("salad.regenerate_parts", icon="MOD_ARMATURE")
