@@ -410,3 +410,19 @@ def test_an_action_that_moves_no_bone_of_the_rig_is_refused(addon):
         bpy.ops.salad.continue_action(blocking=True)
     assert snapshot() == before and not addon.worker.ops
     assert shot_settings.bone_action(None, walk) and not shot_settings.bone_action(None, slide)
+
+
+def test_f3_search_finds_every_job_operator(addon):
+    """Blender's F3 searches menus: the SALAD menu (Object/Pose ▸ Animation) lists every job button, the
+    session-5 ones (shots, continue, in-between, regenerate parts, re-roll) included."""
+    from test_ui_scene import FakeMenuLayout, MenuProxy
+
+    from salad_blender import menus, operators
+
+    jobs_ops = {cls.bl_idname for cls in operators._JobOperator.__subclasses__() + [
+        c for base in operators._JobOperator.__subclasses__() for c in base.__subclasses__()]
+        if getattr(cls, "bl_idname", "").startswith("salad.") and cls.bl_idname != "salad.check_worker"}
+    assert {"salad.generate_shot", "salad.continue_action", "salad.regenerate_parts"} <= jobs_ops
+    calls: list = []
+    menus.SALAD_MT_animation.draw(MenuProxy(FakeMenuLayout(calls)), bpy.context)
+    assert jobs_ops <= {name for kind, name in calls if kind == "op"}, jobs_ops - {n for _, n in calls}
