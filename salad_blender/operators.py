@@ -74,6 +74,9 @@ class _JobOperator:
         raise NotImplementedError
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        if RUNNER.busy(self.slot):  # a file browser executes without the poll: never cancel the running job
+            self.report({"ERROR"}, "A SALAD job is running: wait for it or cancel it first.")
+            return {"CANCELLED"}
         try:
             job = self.make_job(context)
         except jobs.JobError as exc:

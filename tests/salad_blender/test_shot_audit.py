@@ -426,3 +426,29 @@ def test_f3_search_finds_every_job_operator(addon):
     calls: list = []
     menus.SALAD_MT_animation.draw(MenuProxy(FakeMenuLayout(calls)), bpy.context)
     assert jobs_ops <= {name for kind, name in calls if kind == "op"}, jobs_ops - {n for _, n in calls}
+
+
+def test_a_second_job_never_cancels_the_running_one(addon):
+    """A file browser (Import Motion from Video) executes without asking the poll again: confirming it while a
+    shot ran cancelled the shot without a word. The operator itself refuses while its slot is busy."""
+    from salad_blender import video_operators
+    from salad_blender.runner import RUNNER
+
+    body = make_shot()
+    activate(body)
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt = "a person sits"
+    running = motion_job.make_job("continue", "Continue", motion_job.WorkerConfig(
+        python=sys.executable, model="demo"), {"op": "continue"}, lambda r: None, addon)
+    RUNNER.start("motion", running, timer=False)
+    try:
+        reports: list = []
+        op = SimpleNamespace(blocking=True, slot="motion", filepath="clip.mp4", fov=55.0,
+                             report=lambda kind, text: reports.append((kind, text)),
+                             make_job=lambda context: pytest.fail("no new job while one runs"))
+        assert video_operators.SALAD_OT_import_video.execute(op, bpy.context) == {"CANCELLED"}
+        assert not running.finished and RUNNER.motion is running
+        assert reports and "job is running" in reports[0][1]
+    finally:
+        running.cancel()
+        RUNNER.motion = None
