@@ -52,7 +52,8 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
     created = None
     if target.kind == "new":
         collection = bpy.data.collections.get(target.collection) if target.collection else None
-        obj = created = new_body(target.name, joints, collection or scene.collection, target.location)
+        obj = created = new_body(target.name, joints, collection or scene.collection, target.location,
+                                 units=units_per_metre(scene))
         rig: str | dict[str, str] = "smpl22"
     else:
         obj = bpy.data.objects.get(target.armature)
@@ -113,9 +114,19 @@ def undo_actions(made: list[bpy.types.Action], before: dict[str, tuple]) -> None
         bpy.data.actions.remove(act)
 
 
+def units_per_metre(scene: bpy.types.Scene) -> float:
+    """Blender units in one metre of the scene: 1, or 100 at unit scale 0.01 (a scene in centimetres)."""
+    us = scene.unit_settings
+    scale = float(us.scale_length) if us.system != "NONE" else 1.0
+    return 1.0 / scale if scale > 0 else 1.0
+
+
 def new_body(name: str, joints: np.ndarray, collection: bpy.types.Collection,
-             location: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> bpy.types.Object:
+             location: tuple[float, float, float] = (0.0, 0.0, 0.0), *, units: float = 1.0) -> bpy.types.Object:
     """Our SMPL-22 body with the motion's proportions (exact FK), else with standard proportions.
+
+    ``units``: the object's scale, so the body is human-sized in the scene's units (:func:`units_per_metre`);
+    the retargeter reads it from the object like any scaled rig.
 
     A badly trained or random model can produce joints whose median proportions make no body (feet
     pointing backwards, a mirrored pelvis); the retargeter still maps their bone directions onto a
@@ -128,6 +139,7 @@ def new_body(name: str, joints: np.ndarray, collection: bpy.types.Collection,
         remove_object_tree(obj)
         obj = armature.create_smpl22_armature(name, None, collection=collection, location=location)
         obj["salad_standard_body"] = True
+    obj.scale = (units, units, units)
     obj.matrix_world = obj.matrix_basis  # no parent: make the placement visible before the first redraw
     return obj
 

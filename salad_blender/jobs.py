@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, heatmap, real_motion, rigs
+from . import actions, armature, heatmap, loops, real_motion, rigs, ui_state
 from .blender_data import place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
@@ -129,6 +129,56 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
     return name, mapping
 
 
+def check_source_action(obj: bpy.types.Object, action: bpy.types.Action, verb: str) -> None:
+    """An action to sample on ``obj`` must key some of its bones (not be empty, nor a camera's or a cube's)."""
+    curves = actions.action_fcurves(action)
+    if not curves:
+        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to {verb}.")
+    bones = {b.name for b in obj.data.bones}
+    if not any(ui_state.bone_of_path(fc.data_path) in bones for fc in curves):
+        raise JobError(f"The action '{action.name}' animates no bone of '{obj.name}'; pick an action made for "
+                       "this armature.")
+
+
+def check_target(target: Target) -> None:
+    """Check a result's target now and resolve its rig presets (generate, shots, video import).
+
+    A new body needs nothing; an armature (and each other selected armature of 'All Selected') must
+    take the motion under the preset, each resolved on its own rig, so a wrong one fails before the
+    worker runs. Sets ``target.rig``, ``target.other_rigs`` and ``target.scene``.
+    """
+    if target.kind == "armature":
+        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
+                                  target.rig)
+        preset = target.rig
+        target.rig = mapping if name == "custom" else name  # edits reuse what auto-detection found
+        target.others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
+        for other in target.others:  # apply to all selected armatures: each checked now, each its own rig
+            o_name, o_map = check_rig(bpy.data.objects.get(other), preset)
+            target.other_rigs[other] = o_map if o_name == "custom" else o_name
+    elif target.kind != "new":
+        raise JobError(f"Unknown target '{target.kind}'.")
+    target.scene = target.scene or bpy.context.scene.name
+
+
+def check_cyclic(target: Target, model_frames: int) -> None:
+    """Make Cyclic: refuse now a blend the clip cannot hold (it failed only after the motion was made).
+
+    ``model_frames``: the most the worker can return (20 fps); the scene's keys follow from its fps.
+    """
+    if not target.cyclic_blend:
+        return
+    frames = loops.scene_frames(model_frames, actions.scene_fps(scene_named(target.scene)))
+    why = loops.blend_problem(frames, target.cyclic_blend)
+    if why:
+        raise JobError(f"Make Cyclic: {why}. Lower Blend Frames or make the clip longer.")
+
+
+def max_model_frames(seconds: float) -> int:
+    """The most frames the worker makes of ``seconds`` (whole latent frames of 4, rounded up)."""
+    return 4 * int(np.ceil(float(seconds) * 20.0 / 4.0 - 1e-9))
+
+
 def check_scene_range(scene_range: str) -> None:
     if scene_range not in SCENE_RANGES:
         raise JobError(f"scene_range must be one of {', '.join(SCENE_RANGES)}, not '{scene_range}'.")
@@ -146,18 +196,8 @@ def start_generate(config: WorkerConfig, prompt: str, sampling: Sampling, target
         raise JobError("Type a prompt first, e.g. 'a person walks forward and waves with the right hand'.")
     sampling.check()
     check_scene_range(target.scene_range)
-    if target.kind == "armature":
-        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
-                                  target.rig)
-        preset = target.rig
-        target.rig = mapping if name == "custom" else name  # edits reuse what auto-detection found
-        target.others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
-        for other in target.others:  # apply to all selected armatures: each checked now, each its own rig
-            o_name, o_map = check_rig(bpy.data.objects.get(other), preset)
-            target.other_rigs[other] = o_map if o_name == "custom" else o_name
-    elif target.kind != "new":
-        raise JobError(f"Unknown target '{target.kind}'.")
-    target.scene = target.scene or bpy.context.scene.name
+    check_target(target)
+    check_cyclic(target, sampling.frames if sampling.frames is not None else max_model_frames(sampling.seconds))
     model = check_model(config.model)
 
     def apply(result: dict) -> bpy.types.Action:
@@ -254,6 +294,7 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         lo, hi = action.frame_range
         frame_range = (int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6)))
     start, end = int(frame_range[0]), int(frame_range[1])
+    check_source_action(obj, action, "edit")
     if end <= start:
         raise JobError(f"The action '{action.name}' has a single frame; there is no motion to edit.")
     sampled = sample_motion(obj, mapping, start, end, scene)

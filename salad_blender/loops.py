@@ -25,6 +25,21 @@ from . import retarget as rt
 MIN_LOOP = 4  # keys a loop must keep beside its blend
 
 
+def scene_frames(model_frames: int, fps: float) -> int:
+    """Keys a clip of ``model_frames`` (20 fps) gets at the scene's ``fps`` (as :func:`retarget.resample` does)."""
+    return int(np.floor((int(model_frames) - 1) / 20.0 * fps + 1e-6)) + 1
+
+
+def blend_problem(frames: int, blend: int) -> str:
+    """Why a ``frames``-key clip cannot loop with ``blend`` frames of cross-fade ("" when it can)."""
+    need = 2 * int(blend) + MIN_LOOP
+    if frames >= need:
+        return ""
+    most = (frames - MIN_LOOP) // 2
+    fix = f"at most {most}" if most >= 1 else "make the clip longer"
+    return f"{blend} Blend Frames need a clip of at least {need} frames, this one has {frames} ({fix})"
+
+
 def blend_weights(blend: int) -> np.ndarray:
     """Smoothstep weights [blend] from 0 (all loop end) at key 0 towards 1 (all clip start)."""
     x = np.arange(blend, dtype=np.float64) / blend

@@ -193,6 +193,11 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
     if code == "worker_exited":
         rc = err.event.get("returncode")
         tail = tail or err.event.get("stderr", "")
+        if isinstance(rc, int) and rc < 0 and stage != "hello":  # killed mid-job (out of memory, by hand): not
+            # the interpreter's fault (a crash while starting up still points at the Worker Python)
+            return (f"The model worker stopped (was killed by signal {-rc}); nothing was changed and the next job "
+                    "starts a new one. If it happens again the computer may be short of memory: try a shorter "
+                    "clip.", tail)
         last = next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "")
         if last and last not in text:
             text = f"{text}: {last}"

@@ -76,6 +76,7 @@ class DownloadJob(SetupJob):
 
     def _fail(self, message: str) -> None:
         error = next((ln[len("error: "):] for ln in reversed(self.log) if ln.startswith("error: ")), "")
+        error = error.rstrip(".")  # the command's line is a sentence already
         super()._fail(f"Getting the official model failed: {error or message}. Nothing was changed; finished "
                       "files are kept and the next try resumes." if error else message)
 

@@ -74,6 +74,9 @@ class _JobOperator:
         raise NotImplementedError
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        if RUNNER.busy(self.slot):  # a file browser executes without the poll: never cancel the running job
+            self.report({"ERROR"}, "A SALAD job is running: wait for it or cancel it first.")
+            return {"CANCELLED"}
         try:
             job = self.make_job(context)
         except jobs.JobError as exc:
@@ -185,8 +188,7 @@ class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         act = ui_state.playing_action(active_rig(context))
-        why = ("The active action was made from real animation: it has no generation to record"
-               if ui_state.is_inversion(act) else "")
+        why = ui_state.regenerate_blocker(act) if act is not None else ""
         return _JobOperator.poll.__func__(cls, context) and say_no(cls, why)
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:

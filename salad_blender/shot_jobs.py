@@ -27,20 +27,10 @@ from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
-from .jobs import check_rig
+from .jobs import check_cyclic, check_rig, check_scene_range, check_source_action, check_target, max_model_frames
 from .motion_job import MotionJob, make_job
 from .pose_sampling import sample_motion
 from .worker_pool import WorkerConfig, WorkerPool
-
-
-def _check_target(target: Target) -> None:
-    """A new body, or an armature whose bone map works now (as :func:`jobs.start_generate` checks it)."""
-    if target.kind == "armature":
-        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None, target.rig)
-        target.rig = mapping if name == "custom" else name
-    elif target.kind != "new":
-        raise JobError(f"Unknown target '{target.kind}'.")
-    target.scene = target.scene or bpy.context.scene.name
 
 
 def _prompt(text: str, what: str) -> str:
@@ -90,7 +80,8 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling)
-    _check_target(target)
+    check_target(target)
+    check_cyclic(target, sum(max_model_frames(seg.seconds) for seg in segs))
     model = check_model(config.model)
     title = name or si.shot_title(segs)
     shot_seed = int(sampling.seed)
@@ -112,14 +103,22 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
                     describe=f"Shot of {n} segment{'s' if n > 1 else ''}")
 
 
+def _kept_look(meta: dict[str, Any]) -> dict[str, Any]:
+    """The parent's In Place and Make Cyclic choices, for a result made again from its recipe (as edits keep them)."""
+    return {"in_place": bool(meta.get("salad_in_place", False)), "cyclic_blend": int(meta.get("salad_cyclic") or 0)}
+
+
 def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, index: int, seed: int, *,
-                         action: bpy.types.Action | None = None, pool: WorkerPool | None = None) -> MotionJob:
+                         action: bpy.types.Action | None = None, scene_range: str = "set",
+                         pool: WorkerPool | None = None) -> MotionJob:
     """The active shot again with segment ``index`` (0-based) under ``seed``: a new Action beside it.
 
     Everything else comes from the shot's recipe (segments with their seeds, model, steps, sampler,
     guidance, rig), so the motion before that segment is unchanged (the model's guarantee) and the
-    segments after it follow on from the new one.
+    segments after it follow on from the new one. ``scene_range``: what the result does to the scene's
+    frame range (:class:`inputs.Target`; the UI passes "extend" unless 'Set Scene Range' is on).
     """
+    check_scene_range(scene_range)
     action = action or metadata.active_salad_action(obj)
     if obj is None or action is None:
         raise JobError("Select an armature that plays a shot made by 'Generate Shot'.")
@@ -129,7 +128,8 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
     target = Target(kind="armature", armature=obj.name, rig=metadata.meta_rig(meta), scene=bpy.context.scene.name,
-                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])))
+                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])),
+                    scene_range=scene_range, **_kept_look(meta))
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
                          name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
@@ -166,6 +166,11 @@ def _armature_action(obj: bpy.types.Object | None, action: bpy.types.Action | No
     return action
 
 
+def _short(action: bpy.types.Action) -> str:
+    """A source action's name inside a new one's: without the "SALAD: " the new name gets anyway."""
+    return action.name.removeprefix(metadata.ACTION_PREFIX)
+
+
 @contextlib.contextmanager
 def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
     """Let ``obj`` play ``action`` while it is sampled; the assignment (and slot) before is restored."""
@@ -195,6 +200,7 @@ def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, 
     """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
     lo, hi = action.frame_range
     start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
+    check_source_action(obj, action, "use")
     if end <= start:
         raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
     with _playing(obj, action):
@@ -235,7 +241,8 @@ def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict
 
 
 def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | dict[str, str], *, prompt: str,
-                name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any]):  # noqa: ANN202
+                name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
+                scene_range: str = "set"):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts."""
 
     def apply(result: dict) -> bpy.types.Action:
@@ -248,7 +255,7 @@ def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | di
         return actions.apply_motion(
             target, np.asarray(result["joints"], dtype=np.float64), prompt=prompt, name=name, seed=seed,
             model=model, guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", 0)),
-            bone_map=bone_map, scene=scene, start_frame=src.start, frame_range="set",
+            bone_map=bone_map, scene=scene, start_frame=src.start, frame_range=scene_range,
             contacts=None if contacts is None else np.asarray(contacts),
             placement=real_motion.real_placement(src.sampled, wmeta),
             meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
@@ -260,12 +267,13 @@ def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | di
 
 def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, seconds: float, *,
                    sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
-                   action: bpy.types.Action | None = None, pin_feet: bool = True,
+                   action: bpy.types.Action | None = None, pin_feet: bool = True, scene_range: str = "set",
                    pool: WorkerPool | None = None) -> MotionJob:
     """The armature's action (any: generated, mocap, keyframed) followed by ``seconds`` of ``prompt``: a new Action.
 
     The new Action holds the source (as the model reads it) and the continuation, from where the source starts.
     """
+    check_scene_range(scene_range)
     action = _armature_action(obj, action, "continue")
     prompt = _prompt(prompt, "the continuation")
     seconds = si.check_seconds(seconds, "The continuation", si.MIN_CONTINUE_SECONDS, si.MAX_SHOT_SECONDS)
@@ -275,20 +283,22 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{action.name} + {prompt}",
-                        seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe)
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{_short(action)} + {prompt}",
+                        seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
+                        scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
 
 
 def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a: bpy.types.Action | None,
                     action_b: bpy.types.Action | None, prompt: str, seconds: float, *,
                     sampling: Sampling | None = None, rig: str | dict[str, str] = "auto", pin_feet: bool = True,
-                    pool: WorkerPool | None = None) -> MotionJob:
+                    scene_range: str = "set", pool: WorkerPool | None = None) -> MotionJob:
     """A's motion, a ``seconds`` gap following ``prompt``, then B's motion, as one new Action on the armature.
 
     Both actions are sampled on ``obj`` (B is played on it only while it is sampled); the result starts
     where A starts.
     """
+    check_scene_range(scene_range)
     if action_a is None or action_b is None:
         raise JobError("Pick both actions: A (before the gap) and B (after it).")
     _armature_action(obj, action_a, "in-between")
@@ -302,8 +312,8 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
-                        name=f"{action_a.name} > {prompt} > {action_b.name}", seed=fields["seed"], model=got.model,
-                        pin_feet=pin_feet, recipe=recipe)
+                        name=f"{_short(action_a)} > {prompt} > {_short(action_b)}", seed=fields["seed"],
+                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
 
@@ -314,7 +324,7 @@ def _is_plain_generation(meta: dict[str, Any]) -> bool:
 
 def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, parts: Sequence[str], *,
                            sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
-                           action: bpy.types.Action | None = None, pin_feet: bool = True,
+                           action: bpy.types.Action | None = None, pin_feet: bool = True, scene_range: str = "set",
                            pool: WorkerPool | None = None) -> MotionJob:
     """Regenerate the chosen body parts of the armature's action from ``prompt``; the others follow it: a new Action.
 
@@ -323,6 +333,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     (the exact latent, with its seed); any other action is sampled like real motion and ``sampling.seed``
     seeds the new parts.
     """
+    check_scene_range(scene_range)
     chosen = si.check_parts(parts)
     action = _armature_action(obj, action, "regenerate")
     prompt = _prompt(prompt, "the regenerated parts")
@@ -343,7 +354,8 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         recipe.update(source="generation", seed=gen["seed"])
         target = Target(kind="armature", armature=obj.name, rig=src_rig, scene=bpy.context.scene.name,
                         pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
-                        start_frame=int(round(action.frame_range[0])))
+                        start_frame=int(round(action.frame_range[0])), scene_range=scene_range,
+                        **_kept_look(meta))
         parent = action.name
 
         def apply(result: dict) -> bpy.types.Action:
@@ -359,6 +371,6 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
     recipe.update(source="animation", seed=fields["seed"])
     apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
-                        model=got.model, pin_feet=pin_feet, recipe=recipe)
+                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("regenerate_parts", "Regenerate parts", config, op, apply, pool,
                     describe=f"Regenerating {label}")

@@ -14,7 +14,7 @@ from bpy.props import EnumProperty, IntProperty
 from . import jobs, metadata, preferences, shot_jobs
 from . import shot_inputs as si
 from .operators import _JobOperator
-from .settings import settings, target_from
+from .settings import active_rig, scene_range, settings, target_from
 from .shot_settings import segments_from, shot_sampling, shot_settings, sources_sampling
 
 
@@ -91,7 +91,7 @@ class SALAD_OT_shot_use_recipe(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        act = metadata.active_salad_action(context.active_object)
+        act = metadata.active_salad_action(active_rig(context))
         try:
             if act is None:
                 raise jobs.JobError("Select an armature that plays a shot made by 'Generate Shot'.")
@@ -147,20 +147,23 @@ class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         seed = self.seed if self.seed >= 0 else random.randint(0, 2**31 - 1)
-        return shot_jobs.start_reroll_segment(preferences.worker_config(context), context.active_object,
-                                              shot_settings(context).reroll_segment - 1, seed)
+        return shot_jobs.start_reroll_segment(preferences.worker_config(context), active_rig(context),
+                                              shot_settings(context).reroll_segment - 1, seed,
+                                              scene_range=scene_range(settings(context)))
 
 
 class _AnimationJobOperator(_JobOperator):
     """A job on the active armature's animation (continue, in-between, regenerate parts).
 
     One place reads what these share: the worker, how the sources are sampled, the Text to Motion panel's
-    rig and foot pinning; a subclass says only which job it starts with which of its panel's fields.
+    rig, foot pinning and scene-range choice; a subclass says only which job it starts with which of its
+    panel's fields.
     """
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return self.start(context, shot_settings(context), preferences.worker_config(context),
-                          sampling=sources_sampling(context), rig=_rig(context), pin_feet=settings(context).pin_feet)
+                          sampling=sources_sampling(context), rig=_rig(context), pin_feet=settings(context).pin_feet,
+                          scene_range=scene_range(settings(context)))
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
@@ -175,7 +178,7 @@ class SALAD_OT_continue_action(_AnimationJobOperator, bpy.types.Operator):
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
-        return shot_jobs.start_continue(config, context.active_object, s.continue_prompt, s.continue_seconds,
+        return shot_jobs.start_continue(config, active_rig(context), s.continue_prompt, s.continue_seconds,
                                         **common)
 
 
@@ -187,7 +190,7 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
-        return shot_jobs.start_inbetween(config, context.active_object, s.action_a, s.action_b, s.inbetween_prompt,
+        return shot_jobs.start_inbetween(config, active_rig(context), s.action_a, s.action_b, s.inbetween_prompt,
                                          s.inbetween_seconds, **common)
 
 
@@ -199,7 +202,7 @@ class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
-        return shot_jobs.start_regenerate_parts(config, context.active_object, s.parts_prompt, sorted(s.parts),
+        return shot_jobs.start_regenerate_parts(config, active_rig(context), s.parts_prompt, sorted(s.parts),
                                                 **common)
 
 

@@ -10,10 +10,12 @@ import bpy
 
 from . import metadata
 from . import shot_inputs as si
-from .panels import JOB_KINDS, draw_job
+from .panels import JOB_KINDS, draw_job, prop_with_placeholder
 from .runner import RUNNER
+from .settings import active_rig
 
 EDIT_PANEL = "SALAD_PT_edit"  # the Edit Motion panel (panels.py), parent of Regenerate Parts
+PART_ROWS = (("head", "torso"), ("left_arm", "right_arm"), ("left_leg", "right_leg"), ("root",))  # as a body stands
 
 
 class SALAD_UL_shot_segments(bpy.types.UIList):
@@ -33,7 +35,7 @@ class SALAD_UL_shot_segments(bpy.types.UIList):
 
 
 def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
-    act = metadata.active_salad_action(context.active_object)
+    act = metadata.active_salad_action(active_rig(context))
     recipe = metadata.shot_recipe(metadata.action_meta(act)) if act is not None else None
     return act, recipe
 
@@ -58,7 +60,7 @@ class SALAD_PT_shot(bpy.types.Panel):
         if 0 <= s.active_segment < len(s.segments):
             seg = s.segments[s.active_segment]
             box = layout.box()
-            box.prop(seg, "prompt", text="")
+            prop_with_placeholder(box, seg, "prompt", "What happens, e.g. 'a person walks forward'", text="")
             row = box.row(align=True)
             row.prop(seg, "seconds")
             row.prop(seg, "use_seed", text="", icon="LOCKED" if seg.use_seed else "UNLOCKED")
@@ -95,12 +97,12 @@ class SALAD_PT_shot_continue(bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         s = context.scene.salad_shot
         layout = self.layout
-        obj = context.active_object
+        obj = active_rig(context)
         ad = obj.animation_data if obj is not None and obj.type == "ARMATURE" else None
         busy = RUNNER.busy()
         box = layout.box()
         if ad is None or ad.action is None:
-            box.label(text="Select an armature that plays an action", icon="INFO")
+            box.label(text="Select an armature with an action", icon="INFO")
         else:
             box.label(text=ad.action.name, icon="ACTION")
         box.prop(s, "continue_prompt", text="Then")
@@ -132,8 +134,12 @@ class SALAD_PT_regenerate_parts(bpy.types.Panel):
         row = layout.row(align=True)
         for key, label in (("arms", "Arms"), ("legs", "Legs"), ("upper", "Upper"), ("lower", "Lower")):
             row.operator("salad.shot_parts_preset", text=label).preset = key
-        layout.prop(s, "parts", expand=True)
-        layout.prop(s, "parts_prompt", text="")
+        col = layout.column(align=True)  # two toggles a row, like a body: full names fit the sidebar
+        for pair in PART_ROWS:
+            row = col.row(align=True)
+            for part in pair:
+                row.prop_enum(s, "parts", part)
+        prop_with_placeholder(layout, s, "parts_prompt", "e.g. 'waves with both hands'", text="")
         row = layout.row()
         row.enabled = not RUNNER.busy()
         row.operator("salad.regenerate_parts", icon="MOD_ARMATURE")

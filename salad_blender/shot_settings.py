@@ -17,6 +17,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import actions
 from . import shot_inputs as si
 from .inputs import Sampling
 
@@ -25,6 +26,11 @@ _PART_LABELS = {"root": "Root", "left_leg": "Left leg", "right_leg": "Right leg"
 # (Enum items built here: the annotations are evaluated later, where a comprehension sees no module names.)
 _PART_ITEMS = [(p, _PART_LABELS[p], f"Regenerate the {_PART_LABELS[p].lower()}", 1 << i)
                for i, p in enumerate(si.PART_NAMES)]
+
+
+def bone_action(_self: object, action: bpy.types.Action) -> bool:
+    """The A / B pickers offer actions that move bones (not a camera's, a light's or a cube's)."""
+    return any(fc.data_path.startswith("pose.bones[") for fc in actions.action_fcurves(action))
 
 
 class SALAD_PG_shot_segment(bpy.types.PropertyGroup):
@@ -55,9 +61,9 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
     continue_seconds: FloatProperty(name="Seconds", default=3.0, min=si.MIN_CONTINUE_SECONDS,
                                     max=si.MAX_SHOT_SECONDS, soft_max=20.0, step=50, precision=1, unit="TIME",
                                     description="How long the continuation lasts")
-    action_a: PointerProperty(name="A", type=bpy.types.Action,
+    action_a: PointerProperty(name="A", type=bpy.types.Action, poll=bone_action,
                               description="The action before the gap (played on the active armature)")
-    action_b: PointerProperty(name="B", type=bpy.types.Action,
+    action_b: PointerProperty(name="B", type=bpy.types.Action, poll=bone_action,
                               description="The action after the gap (played on the active armature)")
     inbetween_prompt: StringProperty(name="Gap", default="",
                                      description="What happens between the end of A and the start of B")
@@ -85,13 +91,18 @@ def segments_from(s: SALAD_PG_shot) -> list[si.Segment]:
 def shot_sampling(context: bpy.types.Context) -> Sampling:
     """The shot seed with the Text to Motion panel's steps, sampler and guidance."""
     g = context.scene.salad
-    return Sampling(seed=shot_settings(context).seed, guidance=g.guidance, steps=g.steps, sampler=g.sampler)
+    return Sampling(seed=shot_settings(context).seed, guidance=_guidance(g), steps=g.steps, sampler=g.sampler)
 
 
 def sources_sampling(context: bpy.types.Context) -> Sampling:
     """Continue / in-between / parts: the Text to Motion panel's seed and sampling."""
     g = context.scene.salad
-    return Sampling(seed=g.seed, guidance=g.guidance, steps=g.steps, sampler=g.sampler)
+    return Sampling(seed=g.seed, guidance=_guidance(g), steps=g.steps, sampler=g.sampler)
+
+
+def _guidance(g: bpy.types.PropertyGroup) -> float | None:
+    """The panel's guidance, or None (the model's own) while 'Model Default' is ticked, as Generate reads it."""
+    return None if g.use_model_guidance else g.guidance
 
 
 classes = (SALAD_PG_shot_segment, SALAD_PG_shot)

@@ -87,6 +87,21 @@ def is_inversion(action: Any) -> bool:
     return metadata.is_salad_action(action) and action.get("salad_source") == "inversion"
 
 
+def regenerate_blocker(action: Any) -> str:
+    """Why a SALAD action has no one-prompt recipe to regenerate (edits, its heat map): "" for a generation.
+
+    The same cases :func:`metadata.refuse_inversion` refuses, said before a click (a greyed-out button).
+    """
+    if is_inversion(action):
+        return f"'{action.name}' was made from real animation: use Edit Animation with Text"
+    source = action.get("salad_source") if metadata.is_salad_action(action) else None
+    if source == "video":  # the name is on the line above in the panel: the advice gets the room
+        return "A video import has no prompt to edit: use Edit Animation with Text"
+    if source == "shot":
+        return "A shot has no one prompt: use Regenerate Parts, Edit Animation with Text or Re-roll Segment"
+    return ""
+
+
 def edit_blocker(obj: Any) -> str:
     """Why the SALAD edits (new prompt, re-weight, mirror, attention of the action) cannot run."""
     obj = armature_of(obj)
@@ -98,9 +113,7 @@ def edit_blocker(obj: Any) -> str:
         return f"'{obj.name}' plays no action: generate a motion first"
     if not metadata.is_salad_action(act):
         return f"'{act.name}' was not made by SALAD: use Edit Animation with Text"
-    if is_inversion(act):
-        return f"'{act.name}' was made from real animation: use Edit Animation with Text"
-    return ""
+    return regenerate_blocker(act)
 
 
 def real_edit_blocker(obj: Any) -> str:

@@ -15,6 +15,7 @@ import bpy
 
 from .blender_data import place_motion
 from .inputs import JobError, Target, check_model
+from .jobs import check_target
 from .motion_job import MotionJob
 from .protocol import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES
 from .worker_pool import POOL, WorkerConfig, WorkerPool
@@ -45,9 +46,9 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
                        pool: WorkerPool | None = None) -> MotionJob:
     """Video file → a new Action on a new body or on ``target``'s armature (checked before the worker runs)."""
     full = check_video_path(path, fov)
-    if target.kind == "armature" and bpy.data.objects.get(target.armature) is None:
+    if target.kind == "armature" and bpy.data.objects.get(target.armature or "") is None:
         raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
-    target.scene = target.scene or bpy.context.scene.name
+    check_target(target)  # a cube, a wrong preset or a selected rig that cannot take it: said now, not after the video
     model = check_model(config.model)
     name = f"video {os.path.splitext(os.path.basename(full))[0]}"
 

@@ -463,6 +463,16 @@ def check_out_folder(out: Path) -> str | None:
     return None
 
 
+def summary(kind: str, total: int, written: int, out: Path, seconds: float) -> str:
+    """The run's last line, worded for what it made: "2/3 prompt(s) written …" counts only prompt runs."""
+    if kind == "prompts":
+        return f"{written}/{total} prompt(s) written to {out} in {seconds:.1f} s"
+    what = "video motion" if kind == "video" else "shot"
+    if written:
+        return f"{what} written to {out} in {seconds:.1f} s"
+    return f"{what} failed (see the error above) after {seconds:.1f} s"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the batch; unexpected failures are one ``error:`` line (SALAD_DEBUG=1 shows the traceback)."""
     try:
@@ -538,8 +548,8 @@ def _main(argv: list[str] | None = None) -> int:
                 print(f"error: {prompt or ('the video' if a.video else 'the shot')!r}: {exc}", file=sys.stderr)
     finally:
         jobs.shutdown()
-    print(f"{len(prompts) - failed}/{len(prompts)} prompt(s) written to {out} in {time.monotonic() - t0:.1f} s",
-          file=sys.stderr)
+    kind = "video" if a.video else "shot" if a.segment else "prompts"
+    print(summary(kind, len(prompts), len(prompts) - failed, out, time.monotonic() - t0), file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -71,9 +71,25 @@ def test_worker_errors_become_directions():
                          {"returncode": 1, "stderr": "ImportError: torch"})
     message, _ = motion_job.describe_worker_error(exited, "run")
     assert message.startswith("The model worker stopped (exited with code 1: ImportError: torch). Check ")
-    killed = WorkerError("worker_exited", "the model worker was killed by signal 9", {"returncode": -9})
-    message, _ = motion_job.describe_worker_error(killed, "run")
-    assert message.startswith("The model worker stopped (was killed by signal 9). Check ")
+
+
+def test_a_killed_worker_is_not_blamed_on_the_worker_python():
+    """Killed mid-job (out of memory, or by hand): no 'check Worker Python' and no stray log line in the message.
+
+    Seen in Blender: "The model worker stopped (was killed by signal 9: [salad worker 18227] torch 2.13.0+cpu
+    imported). Check 'Worker Python' … it needs an environment with salad_model and torch installed."
+    """
+    tail = "[salad worker 18227] torch 2.13.0+cpu imported"
+    for stderr in ("", tail):
+        killed = WorkerError("worker_exited", "the model worker was killed by signal 9",
+                             {"returncode": -9, "stderr": stderr})
+        message, details = motion_job.describe_worker_error(killed, "run")
+        assert message == ("The model worker stopped (was killed by signal 9); nothing was changed and the next job "
+                           "starts a new one. If it happens again the computer may be short of memory: try a "
+                           "shorter clip.")
+        assert details == stderr  # the log stays in Details
+    crashed = WorkerError("worker_exited", "the model worker was killed by signal 11", {"returncode": -11})
+    assert "Check 'Worker Python'" in motion_job.describe_worker_error(crashed, "hello")[0]  # a broken interpreter
 
 
 def test_cancel_before_an_answer():

@@ -99,3 +99,13 @@ def test_a_partial_download_is_never_offered(tmp_path: Path) -> None:
     (tmp_path / "t2m").mkdir()
     (tmp_path / "t2m" / official_model.MARKER).write_text("{not json")
     assert official_model.official_model_path(tmp_path) == ""
+
+
+def test_a_failure_message_ends_one_sentence_once(tmp_path: Path) -> None:
+    """The command's own 'error: …' line already ends in a full stop: no 'try again.. Nothing was changed'."""
+    job = official_model.DownloadJob(str(tmp_path / "no-python"), tmp_path / "official", "t2m")  # starts nothing
+    job.log.append("error: Online access is off, so nothing was downloaded. Allow it and try again.")
+    job._fail("exited with code 1")
+    assert job.message == ("Getting the official model failed: Online access is off, so nothing was downloaded. "
+                           "Allow it and try again. Nothing was changed; finished files are kept and the next try "
+                           "resumes.")

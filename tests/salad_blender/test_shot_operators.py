@@ -31,6 +31,10 @@ class ListLayout(FakeLayout):
     def separator(self, **_):
         pass
 
+    def prop_enum(self, data, prop, value, **_):
+        assert value in {i.identifier for i in data.bl_rna.properties[prop].enum_items}, value
+        self.calls.append(("prop", prop))
+
     def template_list(self, list_id, _name, data, prop, active_data, active_prop, **_):
         assert list_id in dir(bpy.types), list_id
         assert prop in data.bl_rna.properties and active_prop in active_data.bl_rna.properties

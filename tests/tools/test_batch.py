@@ -155,6 +155,7 @@ def test_batch_shot_with_picture_strip(tmp_path, tiny_model_dir):
             "--out", out, "--model", tiny_model_dir, "--steps", 2, "--threads", 1, "--strip", 4,
             "--resolution", "80x100")
     assert p.returncode == 0, p.stderr
+    assert f"shot written to {out}" in p.stderr and "prompt(s)" not in p.stderr
     strip = out / "shot_a_person_walks_forward_strip.png"
     assert png_size(strip) == (4 * 80, 100)
     bpy.ops.wm.open_mainfile(filepath=str(out / "shot_a_person_walks_forward.blend"))

@@ -27,7 +27,7 @@ def test_batch_video_writes_a_new_action_with_its_recipe(tmp_path):
     # feet pinned (the default): the worker's contacts must line up with the video's frames
     p = run("--video", CLIP, "--out", out, "--model", "demo", "--threads", 1, "--fps", 20, "--bvh")
     assert p.returncode == 0, p.stderr
-    assert "1/1 prompt(s) written" in p.stderr
+    assert "video motion written to" in p.stderr
     slug = "video_walk_turn_left_front"
     assert sorted(f.name for f in out.iterdir()) == [f"{slug}.blend", f"{slug}.bvh"]
     assert "Frames: 60" in (out / f"{slug}.bvh").read_text()  # 3 s at 20 fps
@@ -54,6 +54,6 @@ def test_batch_video_refuses_a_file_that_is_not_a_video(tmp_path):
     p = run("--video", fake, "--out", out, "--model", "demo", "--threads", 1)
     assert p.returncode == 1, p.stderr
     assert f"error: 'the video': {fake} is not a video (OpenCV cannot open it" in p.stderr
-    assert "0/1 prompt(s) written" in p.stderr
+    assert "video motion failed (see the error above)" in p.stderr
     assert list(out.iterdir()) == []  # no .blend, no partial file
     assert fake.read_text().startswith("not a film")  # the input is left as it was
