@@ -84,8 +84,13 @@ def run_metrics(a: argparse.Namespace) -> dict:
                                               a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split,
                                               guided_steps=guided)
     if a.edits:
-        rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, a.edit_steps or a.steps, a.sampler,
-                                       log=lambda s: print(s, flush=True))
+        steps, sampler, guided = a.edit_steps or a.steps, a.sampler, a.guided_steps
+        if a.fast:  # edits of fast generations: the same preset for source and edit
+            from ..runtime.requests import FAST_PRESET
+
+            steps, sampler, guided = FAST_PRESET["steps"], FAST_PRESET["scheduler"], FAST_PRESET["guided_steps"]
+        rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, steps, sampler,
+                                       log=lambda s: print(s, flush=True), guided_steps=guided)
     return rep
 
 

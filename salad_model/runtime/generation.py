@@ -42,7 +42,7 @@ class GenerationMixin:
     """generate, generate_batch, attention; uses the pipeline's checks, text context and decoder."""
 
     def _plan(self, prompt: str, frames: int | None, seconds: float | None, seed: int, guidance: float | None,
-              steps: int, scheduler: str) -> _Plan:
+              steps: int, scheduler: str, guided_steps: int | None = None) -> _Plan:
         """The shared first half of every generation: check → resolve length → initial noise."""
         guidance = self.default_guidance if guidance is None else guidance
         guidance, steps, scheduler = R.check_sampling(guidance, steps, scheduler)
@@ -51,7 +51,7 @@ class GenerationMixin:
         prompt = self.check_prompt(prompt)
         z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
         return _Plan(prompt, frames, seed, guidance, steps, scheduler, z_T,
-                     self._source_key(prompt, seed, frames, guidance, steps, scheduler))
+                     self._source_key(prompt, seed, frames, guidance, steps, scheduler, guided_steps))
 
     def _sample_recorded(self, plan: _Plan, recorder, callback: StepCallback | None,
                          on_step=None) -> torch.Tensor:

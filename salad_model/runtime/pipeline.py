@@ -189,10 +189,11 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
             joints = recover_from_ric(feats, self.vae.skeleton.num_joints)
         return feats.float().cpu().numpy(), joints.float().cpu().numpy()
 
-    def _source_key(self, prompt: str, seed: int, frames: int, guidance: float, steps: int, scheduler: str
-                    ) -> tuple:
+    def _source_key(self, prompt: str, seed: int, frames: int, guidance: float, steps: int, scheduler: str,
+                    guided_steps: int | None = None) -> tuple:
         """What identifies a generation (for the recorded maps and the last motion an edit starts from)."""
-        return (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+        guided = None if guided_steps is None or guided_steps >= steps else int(guided_steps)
+        return (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler, guided)
 
     def _joints(self, feats: np.ndarray) -> np.ndarray:
         """De-normalised features [T, D] (numpy) → joints [T, J, 3]."""
