@@ -54,6 +54,7 @@ def register() -> None:
         operators,
         panels,
         preferences,
+        preview_actions,
         runner,
         settings,
         shot_operators,
@@ -64,7 +65,7 @@ def register() -> None:
 
     for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes,
                 *action_library.classes, *menus.classes, *shot_settings.classes, *shot_operators.classes,
-                *shot_panels.classes, *video_operators.classes):
+                *shot_panels.classes, *video_operators.classes, *preview_actions.CLASSES):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()
