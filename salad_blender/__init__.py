@@ -71,6 +71,7 @@ def register() -> None:
     settings.register()
     shot_settings.register()
     runner.register()
+    preview_actions.register()
     panels.register_status()
     menus.register()
 
@@ -79,10 +80,11 @@ def unregister() -> None:
     """Stop jobs and the worker, then unregister everything in reverse order."""
     import bpy
 
-    from . import menus, panels, runner, settings, shot_settings
+    from . import menus, panels, preview_actions, runner, settings, shot_settings
 
     menus.unregister()
     panels.unregister_status()
+    preview_actions.unregister()
     runner.unregister()
     shot_settings.unregister()
     settings.unregister()

@@ -159,3 +159,27 @@ class SALAD_OT_preview_discard(bpy.types.Operator):
 
 
 CLASSES = (SALAD_OT_preview_apply, SALAD_OT_preview_discard)
+
+
+@bpy.app.handlers.persistent
+def _drop_on_load(*_args) -> None:  # noqa: ANN002
+    """Another file is opened: its Actions are not this session's (the running request is cancelled)."""
+    global SESSION
+    if SESSION is not None and SESSION.job is not None:
+        SESSION.job.cancel()
+    SESSION = None
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(_drop_on_load)
+
+
+def unregister() -> None:
+    global SESSION
+    if _drop_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_drop_on_load)
+    if SESSION is not None and SESSION.job is not None:
+        SESSION.job.cancel()
+    SESSION = None
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
