@@ -103,6 +103,9 @@ def make_metadata(
     return out
 
 
+PREVIEW_KEY = "salad_preview"  # a live re-weight preview Action (preview_actions); deleted only with this key
+
+
 def read_metadata(action: Any) -> dict[str, Any]:
     """The SALAD metadata of an action as Python values (seed int, edits list); {} if none."""
     out: dict[str, Any] = {}

@@ -17,7 +17,7 @@ import bpy
 from . import jobs, metadata, ui_state
 from .live_preview import ReweightPreview
 
-PREVIEW_KEY = "salad_preview"
+PREVIEW_KEY = metadata.PREVIEW_KEY
 SESSION: ReweightPreview | None = None
 
 
