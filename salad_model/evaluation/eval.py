@@ -63,6 +63,8 @@ def run_metrics(a: argparse.Namespace) -> dict:
     clf = load_classifier(clf_dir)
     pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
     info = pipe.info
+    if getattr(a, "bf16", False):
+        pipe.use_cpu_bf16(True)
     rep: dict = {"model": {"name": pipe.name, "source": str(info.get("source", a.model)),
                            "trained_iterations": info.get("trained_iterations")},
                  "data": str(a.data), "classifier": classifier_summary(clf, clf_dir),
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--guided-steps", type=int, default=None,
                    help="guidance on the first N steps only, the conditional half alone after (fast mode)")
     m.add_argument("--fast", action="store_true", help="the fast-mode preset (replaces --steps/--sampler)")
+    m.add_argument("--bf16", action="store_true", help="generations under CPU bfloat16 autocast (use_cpu_bf16)")
     m.add_argument("--split", default="test", choices=["test", "val"],
                    help="clips to generate for: test (report) or val (choose settings such as --guidance)")
     m.add_argument("--batch", type=int, default=16)

@@ -126,10 +126,12 @@ class GenerationMixin:
         z_T = z_T.reshape(n, t_lat, 7, -1)[..., : self.denoiser.config.vae_dim].to(self.device)
         mask = latent_mask(lengths, t_lat).to(self.device) if len(set(lengths)) > 1 else None
         cond = self.text_context(prompts if text_features is None else None, text_features)
-        with torch.inference_mode():
+        bf16 = self.cpu_autocast is not None and self.device.type == "cpu"
+        with torch.inference_mode(), torch.autocast("cpu", dtype=self.cpu_autocast or torch.bfloat16, enabled=bf16):
             net = self.denoiser if self._graphed is None else self._graphed
             z = sample(net, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
                        diffusion=self.bundle.diffusion, guided_steps=guided_steps)
+        z = z.float()
         out = []
         for i in range(n):  # decode each clip alone: the VAE's temporal convolutions would read the padding
             zi = z[i : i + 1, : lengths[i] // 4]
