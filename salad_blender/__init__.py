@@ -54,6 +54,7 @@ def register() -> None:
         operators,
         panels,
         preferences,
+        preview_actions,
         runner,
         settings,
         shot_operators,
@@ -64,12 +65,13 @@ def register() -> None:
 
     for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes,
                 *action_library.classes, *menus.classes, *shot_settings.classes, *shot_operators.classes,
-                *shot_panels.classes, *video_operators.classes):
+                *shot_panels.classes, *video_operators.classes, *preview_actions.CLASSES):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()
     shot_settings.register()
     runner.register()
+    preview_actions.register()
     panels.register_status()
     menus.register()
 
@@ -78,10 +80,11 @@ def unregister() -> None:
     """Stop jobs and the worker, then unregister everything in reverse order."""
     import bpy
 
-    from . import menus, panels, runner, settings, shot_settings
+    from . import menus, panels, preview_actions, runner, settings, shot_settings
 
     menus.unregister()
     panels.unregister_status()
+    preview_actions.unregister()
     runner.unregister()
     shot_settings.unregister()
     settings.unregister()

@@ -79,7 +79,8 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
                 contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
                 placement=o_place, cyclic_blend=target.cyclic_blend,
                 meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
-                      "rig": o_rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place, **extra}))
+                      "rig": o_rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place,
+                      "guided_steps": meta.get("guided_steps"), **extra}))
     except BaseException:
         undo_actions(made, before)
         scene.frame_start, scene.frame_end = scene_range

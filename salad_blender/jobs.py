@@ -335,6 +335,7 @@ def start_attention(config: WorkerConfig, *, action: bpy.types.Action | None = N
         refuse_inversion(action.name, meta)
         prompt = current_prompt(meta)
         fields = regenerate_fields(meta)
+        fields.pop("guided_steps", None)  # the attention op samples with guidance on every step
         model = check_model(str(meta.get("salad_model") or "demo"))
     else:
         prompt = clean_prompt(prompt)

@@ -59,6 +59,7 @@ def make_metadata(
     in_place: bool | None = None,
     cyclic: int | None = None,
     video: dict[str, Any] | None = None,
+    guided_steps: int | None = None,
 ) -> dict[str, Any]:
     """Custom properties for a SALAD action (the only place they are spelled).
 
@@ -69,7 +70,8 @@ def make_metadata(
     (a shot's recipe: its kind, segments, parts, source actions; stored as JSON), ``in_place`` (the root's
     travel was removed; its edits keep it so), ``cyclic`` (Make Cyclic: the blend in scene frames; its
     edits loop too), ``video`` (motion imported from a video, ``source`` "video": the
-    recipe — file, field of view, frames read and found, warnings; stored as JSON).
+    recipe — file, field of view, frames read and found, warnings; stored as JSON), ``guided_steps`` (fast
+    mode: guidance ran on the first that many steps only; edits regenerate the source the same way).
     """
     seed = int(seed)
     out: dict[str, Any] = {
@@ -95,9 +97,13 @@ def make_metadata(
         "salad_in_place": True if in_place else None,
         "salad_cyclic": int(cyclic) if cyclic else None,
         "salad_video": None if video is None else json.dumps(video),
+        "salad_guided_steps": None if guided_steps is None else int(guided_steps),
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out
+
+
+PREVIEW_KEY = "salad_preview"  # a live re-weight preview Action (preview_actions); deleted only with this key
 
 
 def read_metadata(action: Any) -> dict[str, Any]:
@@ -160,10 +166,14 @@ def meta_rig(meta: dict[str, Any]) -> str | dict[str, str]:
 
 
 def regenerate_fields(meta: dict[str, Any]) -> dict[str, Any]:
-    """The request fields that regenerate an action's source motion (what its edits start from)."""
-    return {"seed": int(meta["salad_seed"]), "frames": int(meta["salad_frames"]),
-            "guidance": float(meta["salad_guidance"]), "steps": int(meta["salad_steps"]),
-            "scheduler": str(meta.get("salad_scheduler") or "ddim")}
+    """The request fields that regenerate an action's source motion (what its edits start from); a fast-mode
+    action's ``guided_steps`` too, so its edits start from the motion that was shown."""
+    out = {"seed": int(meta["salad_seed"]), "frames": int(meta["salad_frames"]),
+           "guidance": float(meta["salad_guidance"]), "steps": int(meta["salad_steps"]),
+           "scheduler": str(meta.get("salad_scheduler") or "ddim")}
+    if meta.get("salad_guided_steps") is not None:
+        out["guided_steps"] = int(meta["salad_guided_steps"])
+    return out
 
 
 def refuse_inversion(name: str, meta: dict[str, Any]) -> None:

@@ -256,7 +256,27 @@ class SALAD_PT_edit_reweight(_EditSubPanel, bpy.types.Panel):
         if s.reweight_word and word.lower() != s.reweight_word.strip().lower():
             layout.label(text=f"Not in the prompt: using '{word}'", icon="INFO")
         layout.prop(s, "reweight_scale", slider=True)
+        _draw_live_preview(layout, context)
         layout.operator("salad.reweight", text=f"Re-weight '{word}'", icon="MODIFIER")
+
+
+def _draw_live_preview(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    """Live re-weight preview: its state and Apply / Discard (or why moving the slider does not preview)."""
+    from . import preview_actions
+
+    session = preview_actions.SESSION
+    if session is None or not session.active:
+        why = preview_actions.preview_blocker(context)
+        layout.label(text=why if why else "Move the weight to preview", icon="INFO" if why else "HIDE_OFF")
+        return
+    busy = session.job is not None or session.pending is not None
+    shown = f"Previewing ×{session.shown[1]:g}" if session.shown else "Preview"
+    layout.label(text=f"{shown}{' (updating…)' if busy else ''}", icon="HIDE_OFF")
+    if session.message:
+        layout.label(text=session.message, icon="ERROR")
+    row = layout.row(align=True)
+    row.operator("salad.preview_apply", icon="CHECKMARK")
+    row.operator("salad.preview_discard", icon="X")
 
 
 class SALAD_PT_edit_mirror(_EditSubPanel, bpy.types.Panel):

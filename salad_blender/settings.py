@@ -28,6 +28,13 @@ def active_prompt(context) -> str:  # noqa: ANN001 - bpy.types.Context or a stan
     return metadata.current_prompt(metadata.action_meta(act)) if act is not None else ""
 
 
+def _reweight_moved(self, context):  # noqa: ANN001, ANN202 - Blender callback signature
+    """Live preview (fast mode): the UI only schedules; preview_actions / live_preview do the work."""
+    from . import preview_actions
+
+    preview_actions.slider_changed(context)
+
+
 def _word_items(self, context):  # noqa: ANN001, ANN202 - Blender callback signature
     """(word, word, tooltip) for each word of the active action's prompt."""
     words = split_words(active_prompt(context))
@@ -107,7 +114,9 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                                   description="The word whose influence changes (empty or not in the prompt: "
                                               "its first content word)")
     reweight_scale: FloatProperty(name="Weight", default=2.0, min=P.REWEIGHT_MIN, max=P.REWEIGHT_MAX,
-                                  description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite")
+                                  description="1 = unchanged, >1 stronger, 0 = ignore the word, <0 = opposite. "
+                                              "With Fast on, moving it previews the edit live",
+                                  update=_reweight_moved)
     real_caption: StringProperty(name="Caption", default="",
                                  description="What the selected animation shows, e.g. 'a person walks' (the model "
                                              "inverts the motion under this text)")

@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(g)
     e = sub.add_parser("edit", help="edit a generation (source prompt + seed + length) by attention control")
     e.add_argument("source_prompt")
+    e.add_argument("--fast", action="store_true",
+                   help="the source was generated with --fast: source and edit use the fast preset")
     e.add_argument("--to", dest="edit_prompt", default=None, help="new prompt (word swap or refinement)")
     e.add_argument("--mode", default="auto", choices=["auto", "word_swap", "refine", "reweight", "mirror"])
     e.add_argument("--word", default=None, help="word or phrase to re-weight")
@@ -238,9 +240,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     common = dict(frames=args.frames, seconds=args.seconds, seed=args.seed, guidance=args.guidance,
                   steps=args.steps, scheduler=args.sampler)
+    if args.command in ("generate", "edit") and args.fast:
+        common.update(fast=True)
     if args.command == "generate":
-        if args.fast:
-            common.update(fast=True)
         motion = pipe.generate(args.prompt, callback=_progress("generating"), **common)
         paths = save_motion(motion, args.out, args.bvh, args.preview, args.force)
     elif args.command == "edit":

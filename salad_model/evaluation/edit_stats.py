@@ -45,7 +45,7 @@ def _classify_one(clf: MotionClassifier, feats: list[np.ndarray]) -> dict:
 
 
 def mirror_statistics(pipe, clf: MotionClassifier, seeds: int, frames: int, steps: int, sampler: str,
-                      method: str) -> dict:
+                      method: str, guided_steps: int | None = None) -> dict:
     """Mirror edits (``mirror="all"``) of one-handed prompts, cycling over four prompts; flips and content kept.
 
     A flip is a change of the classifier's left/right decision between source and edit; content is kept
@@ -58,7 +58,7 @@ def mirror_statistics(pipe, clf: MotionClassifier, seeds: int, frames: int, step
     for s in range(seeds):
         prompt = MIRROR_PROMPTS[s % len(MIRROR_PROMPTS)]
         edit, src = pipe.edit(prompt, frames=frames, seed=s, mirror="all", mirror_method=method, steps=steps,
-                              scheduler=sampler, return_source=True)
+                              scheduler=sampler, return_source=True, guided_steps=guided_steps)
         c = _classify_one(clf, [src.features, edit.features, mirror_features(src.features)])
         rows.append({"prompt": prompt, "seed": s, "side_source": c["side"][0], "side_edit": c["side"][1],
                      "side_exact_mirror": c["side"][2], "wrist_source": geometric_side(src.joints),
@@ -81,16 +81,19 @@ def mirror_statistics(pipe, clf: MotionClassifier, seeds: int, frames: int, step
 
 
 def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 100, steps: int = 50,
-                    sampler: str = "ddim", scales: tuple[float, ...] = REWEIGHT_SCALES, log=print) -> dict:
+                    sampler: str = "ddim", scales: tuple[float, ...] = REWEIGHT_SCALES, log=print,
+                    guided_steps: int | None = None) -> dict:
     """Mirror flips, style swaps and re-weighting monotonicity, each over ``seeds`` seeds.
 
     Mirror: :func:`mirror_statistics` for the default geometric mirror and for the paper's attention mirror.
+    ``guided_steps``: guidance on the first that many steps only (fast mode), sources and edits alike.
     """
+    g = {} if guided_steps is None else {"guided_steps": guided_steps}
     fps = pipe.fps
     t0 = time.time()
     frames = pipe.check_frames(frames)
-    mirror = mirror_statistics(pipe, clf, seeds, frames, steps, sampler, "geometric")
-    mirror_attn = mirror_statistics(pipe, clf, seeds, frames, steps, sampler, "attention")
+    mirror = mirror_statistics(pipe, clf, seeds, frames, steps, sampler, "geometric", guided_steps)
+    mirror_attn = mirror_statistics(pipe, clf, seeds, frames, steps, sampler, "attention", guided_steps)
     log(f"  mirror: flip {mirror['flip_rate']:.2f} geometric, {mirror_attn['flip_rate']:.2f} attention "
         f"({time.time() - t0:.0f}s)")
     # --- style swap
@@ -99,7 +102,7 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
         recs = []
         for s in range(seeds):
             edit, src = pipe.edit(src_p, frames=frames, seed=s, edit_prompt=edit_p, steps=steps, scheduler=sampler,
-                                  return_source=True)
+                                  return_source=True, **g)
             c = _classify_one(clf, [src.features, edit.features])
             recs.append({"seed": s, "style_source": c["style"][0], "style_edit": c["style"][1],
                          "content_source": c["content"][0], "content_edit": c["content"][1],
@@ -123,7 +126,7 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
         for s in range(seeds):
             for k, sc in enumerate(scales):
                 m = pipe.edit(prompt, frames=frames, seed=s, word=word, scale=float(sc), steps=steps,
-                              scheduler=sampler)
+                              scheduler=sampler, **g)
                 values[s, k] = _quantity(qty, m.joints, fps)
         rho = np.array([spearman(np.array(scales), v) for v in values])
         ok = rho[np.isfinite(rho)]
@@ -137,5 +140,6 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
                     "values": values.round(5).tolist()})
         log(f"  reweight {word!r} in {prompt!r}: mean rho {rew[-1]['spearman_mean']:+.2f} "
             f"({time.time() - t0:.0f}s)")
-    return {"seeds": seeds, "frames": frames, "steps": steps, "sampler": sampler, "seconds": round(time.time() - t0, 1),
+    return {"seeds": seeds, "frames": frames, "steps": steps, "sampler": sampler, **g,
+            "seconds": round(time.time() - t0, 1),
             "mirror": mirror, "mirror_attention": mirror_attn, "style_swap": swaps, "reweight": rew}

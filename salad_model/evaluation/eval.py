@@ -63,6 +63,8 @@ def run_metrics(a: argparse.Namespace) -> dict:
     clf = load_classifier(clf_dir)
     pipe = SaladPipeline.from_pretrained(a.model, device=a.device, threads=torch.get_num_threads())  # as set above
     info = pipe.info
+    if getattr(a, "bf16", False):
+        pipe.use_cpu_bf16(True)
     rep: dict = {"model": {"name": pipe.name, "source": str(info.get("source", a.model)),
                            "trained_iterations": info.get("trained_iterations")},
                  "data": str(a.data), "classifier": classifier_summary(clf, clf_dir),
@@ -84,8 +86,13 @@ def run_metrics(a: argparse.Namespace) -> dict:
                                               a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split,
                                               guided_steps=guided)
     if a.edits:
-        rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, a.edit_steps or a.steps, a.sampler,
-                                       log=lambda s: print(s, flush=True))
+        steps, sampler, guided = a.edit_steps or a.steps, a.sampler, a.guided_steps
+        if a.fast:  # edits of fast generations: the same preset for source and edit
+            from ..runtime.requests import FAST_PRESET
+
+            steps, sampler, guided = FAST_PRESET["steps"], FAST_PRESET["scheduler"], FAST_PRESET["guided_steps"]
+        rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, steps, sampler,
+                                       log=lambda s: print(s, flush=True), guided_steps=guided)
     return rep
 
 
@@ -178,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--guided-steps", type=int, default=None,
                    help="guidance on the first N steps only, the conditional half alone after (fast mode)")
     m.add_argument("--fast", action="store_true", help="the fast-mode preset (replaces --steps/--sampler)")
+    m.add_argument("--bf16", action="store_true", help="generations under CPU bfloat16 autocast (use_cpu_bf16)")
     m.add_argument("--split", default="test", choices=["test", "val"],
                    help="clips to generate for: test (report) or val (choose settings such as --guidance)")
     m.add_argument("--batch", type=int, default=16)

@@ -48,7 +48,8 @@ def format_report(rep: dict) -> str:
                   f"{'diversity':<28}{g['diversity_generated']:>12.3f}{'':>14}{g['diversity_real_test']:>17.3f}"]
     e = rep.get("edits")
     if e:
-        lines.append(f"editing ({e['seeds']} seeds, {e['frames']} frames, {e['sampler']} {e['steps']} steps):")
+        guided = f", guidance on the first {e['guided_steps']}" if e.get("guided_steps") is not None else ""
+        lines.append(f"editing ({e['seeds']} seeds, {e['frames']} frames, {e['sampler']} {e['steps']} steps{guided}):")
         for m in (e["mirror"], e.get("mirror_attention")):
             if m:
                 lines.append(f"  mirror ({m.get('method', 'attention')}): left/right flip {pct(m['flip_rate'])} "
@@ -100,7 +101,9 @@ def format_markdown(rep: dict) -> str:
             cells = [pct(m.get(key, nan)) for m in ms]
             return f"| {label} | " + " | ".join(f"**{c}**" if bold else c for c in cells) + " |"
 
-        out += [f"{e['seeds']} seeds per statistic, {e['frames']} frames, {e['sampler']} {e['steps']} steps.", "",
+        guided = f", guidance on the first {e['guided_steps']}" if e.get("guided_steps") is not None else ""
+        out += [f"{e['seeds']} seeds per statistic, {e['frames']} frames, {e['sampler']} {e['steps']} steps"
+                f"{guided}.", "",
                 "| mirror edit (`mirror=\"all\"`) on one-handed prompts | "
                 + " | ".join(f"`mirror_method=\"{m.get('method', 'attention')}\"`" for m in ms) + " |",
                 "|---|" + "---|" * len(ms),

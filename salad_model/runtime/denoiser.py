@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import cross_fold
 from .attention import MASK_VALUE, Attention, AttnProcessor, padding_to_additive
 
 
@@ -121,9 +122,11 @@ class STTransformerLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
                 text_kv: tuple[torch.Tensor, torch.Tensor],
-                temp_mask: torch.Tensor | None, text_mask: torch.Tensor | None) -> torch.Tensor:
+                temp_mask: torch.Tensor | None, text_mask: torch.Tensor | None,
+                folds: dict | None = None) -> torch.Tensor:
         """``c`` is the timestep condition [B, d], or this layer's four FiLM (1 + scale, shift) pairs already
-        computed (:meth:`Denoiser.film_params`: one GEMM for every FiLM of the network)."""
+        computed (:meth:`Denoiser.film_params`: one GEMM for every FiLM of the network). ``folds``: the text
+        context's cache of folded cross attention (:mod:`cross_fold`; used where it applies)."""
         b, t, p, d = x.shape
         films = c if isinstance(c, list) else [(1 + s, sh) for s, sh in (m.params(c) for m in self.films())]
         inplace = not torch.is_grad_enabled()
@@ -144,7 +147,12 @@ class STTransformerLayer(nn.Module):
         h = self.skel_attn.grid_self_attention(self.skel_norm(x), 2)
         x = add_film(x, 1, self.drop(h), fresh=True)
         # Cross attention from all T·7 tokens (time-major) to the words.
-        h = self.cross_attn(self.cross_src_norm(x).reshape(b, t * p, d), kv=text_kv, mask=text_mask)
+        xn = self.cross_src_norm(x).reshape(b, t * p, d)
+        if folds is not None and cross_fold.usable(self.cross_attn, x):
+            fold = cross_fold.cached_fold(folds, self.cross_attn.layer, self.cross_attn, *text_kv)
+            h = cross_fold.attend(fold, xn, text_mask)
+        else:
+            h = self.cross_attn(xn, kv=text_kv, mask=text_mask)
         x = add_film(x, 2, self.drop(h).view(b, t, p, d), fresh=True)
         # Feed-forward.
         h = self.ffn_linear2(self.act(self.ffn_linear1(self.ffn_norm(x))))
@@ -177,6 +185,8 @@ class TextContext:
     memory: torch.Tensor  # [B, L, d] projected words
     mask: torch.Tensor | None  # additive [B, 1, 1, L]
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [B, H, L, d_h] each
+    # per layer, built at the first step that uses them (cross_fold: text folded into Wq / Wo)
+    folds: dict = field(default_factory=dict, repr=False, compare=False)
 
     def select(self, index: torch.Tensor | list[int]) -> TextContext:
         idx = torch.as_tensor(index, device=self.memory.device)
@@ -288,12 +298,12 @@ class Denoiser(nn.Module):
         n = len(tr.input_blocks)
         skips = []
         for i, block in enumerate(tr.input_blocks):
-            h = block(h, films[i] if films else c, text.kv[i], temp_mask, text.mask)
+            h = block(h, films[i] if films else c, text.kv[i], temp_mask, text.mask, text.folds)
             skips.append(h)
-        h = tr.middle_block(h, films[n] if films else c, text.kv[n], temp_mask, text.mask)
+        h = tr.middle_block(h, films[n] if films else c, text.kv[n], temp_mask, text.mask, text.folds)
         for i, block in enumerate(tr.output_blocks):
             h = tr.skip_blocks[i](torch.cat([h, skips.pop()], dim=-1))
-            h = block(h, films[n + 1 + i] if films else c, text.kv[n + 1 + i], temp_mask, text.mask)
+            h = block(h, films[n + 1 + i] if films else c, text.kv[n + 1 + i], temp_mask, text.mask, text.folds)
         assert len(layers) == 2 * n + 1
         return self.output_process(h)
 

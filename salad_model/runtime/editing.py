@@ -311,7 +311,10 @@ class EditResult:
 
 
 def _guided(v: torch.Tensor, rows: dict[str, int], u: str, c: str, guidance: float) -> torch.Tensor:
-    vu, vc = v[rows[u]:rows[u] + 1], v[rows[c]:rows[c] + 1]
+    vc = v[rows[c]:rows[c] + 1]
+    if u not in rows:  # guidance has ended (guided_steps): the conditional prediction alone
+        return vc
+    vu = v[rows[u]:rows[u] + 1]
     return vu + guidance * (vc - vu)
 
 
@@ -321,12 +324,14 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
                 scheduler: str = "ddim", src_proportion: float = 0.2, inject_temporal: bool = True,
                 source_maps: SourceMaps | None = None, record_key: tuple | None = None,
                 callback: StepCallback | None = None, diffusion: DiffusionConfig | None = None,
-                ) -> EditResult:
+                guided_steps: int | None = None) -> EditResult:
     """Edit the generation of ``src`` (from noise ``z_T`` [1, T', 7, C]) towards ``edit``.
 
     With ``source_maps`` (from an earlier edit of the same source) the source rows are skipped; with
     ``record_key`` the source's maps are recorded for such reuse. ``null`` may be one context per step
-    (null-text inversion of real motion).
+    (null-text inversion of real motion). ``guided_steps``: guidance on the first that many steps only, for
+    the source and the edit alike (fast mode: the source is the fast generation the user saw, as
+    :func:`sampling.sample` makes it); the unconditional rows are left out after them.
     """
     cache_hit = source_maps is not None
     record = None
@@ -344,8 +349,9 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
     try:
         for i, t in enumerate(s_edit.timesteps):
             frac = i / n
-            roles = [] if cache_hit else ["src_u", "src_c"]
-            roles += ["edit_u", "edit_c"]
+            guided = guided_steps is None or i < guided_steps
+            roles = [] if cache_hit else (["src_u", "src_c"] if guided else ["src_c"])
+            roles += ["edit_u", "edit_c"] if guided else ["edit_c"]
             if mode.needs_free(frac, ctrl.injecting_self(frac)):
                 roles.append("edit_free")
             rows = {r: k for k, r in enumerate(roles)}

@@ -78,13 +78,19 @@ class EditMixin:
         return Motion(self._joints(feats), feats, meta)
 
     def source_motion(self, prompt: str, frames: int, seed: int, guidance: float, steps: int, scheduler: str,
-                      callback: StepCallback | None = None) -> Motion:
-        """The generation an edit starts from: the last recorded one when it matches, else generated now."""
-        key = self._source_key(prompt, seed, frames, guidance, steps, scheduler)
+                      callback: StepCallback | None = None, guided_steps: int | None = None) -> Motion:
+        """The generation an edit starts from: the last recorded one when it matches, else generated now
+        (with ``guided_steps`` as that generation had them: a fast-mode source is the fast motion)."""
+        key = self._source_key(prompt, seed, frames, guidance, steps, scheduler, guided_steps)
         if self._last_motion is not None and self._last_motion[0] == key:
             if callback is not None:
                 callback(steps, steps)
             return self._last_motion[1]
+        if key[-1] is not None:  # guidance on the first steps only: sampled as generate_batch does (no maps)
+            m = self.generate_batch([prompt], [frames], None, [seed], guidance, steps, scheduler, callback,
+                                    guided_steps=guided_steps)[0]
+            self._last_motion = (key, m)
+            return m
         return self.generate(prompt, frames, seed=seed, guidance=guidance, steps=steps, scheduler=scheduler,
                              callback=callback, record_maps=True)
 
@@ -94,24 +100,31 @@ class EditMixin:
              steps: int = 50, scheduler: str = "ddim", src_proportion: float = 0.2,
              swap_src_proportion: float = 0.2, inject_temporal: bool | None = None,
              callback: StepCallback | None = None, return_source: bool = False,
-             mirror_method: str = "geometric") -> Motion | tuple[Motion, Motion | None]:
+             mirror_method: str = "geometric", guided_steps: int | None = None,
+             fast: bool = False) -> Motion | tuple[Motion, Motion | None]:
         """Edit the generation (source prompt, seed, length) by attention control.
 
         Stateless: the source is regenerated from the same noise (cached maps of the last source are
         reused when the request matches). ``inject_temporal`` defaults to False for word swap (as the
         paper's notebook) and True otherwise. Mirroring is geometric (exact) unless
-        ``mirror_method="attention"`` asks for the paper's attention-row swap.
+        ``mirror_method="attention"`` asks for the paper's attention-row swap. ``guided_steps`` / ``fast``
+        as in :meth:`generate`: source and edit are sampled the way the source was generated.
         """
+        if R.check_value("fast", fast):
+            steps, scheduler, guided_steps = (R.FAST_PRESET[k] for k in ("steps", "scheduler", "guided_steps"))
+        if guided_steps is not None:
+            guided_steps = R.check_value("guided_steps", guided_steps)
         spec = EditSpec.create(mode=mode, edit_prompt=edit_prompt, word=word, scale=scale, mirror=mirror,
                                mirror_method=mirror_method, src_proportion=src_proportion,
                                swap_src_proportion=swap_src_proportion, inject_temporal=inject_temporal)
-        plan = self._plan(source_prompt, frames, seconds, seed, guidance, steps, scheduler)
+        plan = self._plan(source_prompt, frames, seconds, seed, guidance, steps, scheduler, guided_steps)
         source_prompt, frames, seed, guidance, steps, scheduler, key = (
             plan.prompt, plan.frames, plan.seed, plan.guidance, plan.steps, plan.scheduler, plan.key)
+        guided_steps = key[-1]  # None when guidance runs on every step
         src_proportion, swap_src_proportion = spec.src_proportion, spec.swap_src_proportion
         which = spec.geometric_mirror
         if which is not None:
-            src = self.source_motion(source_prompt, frames, seed, guidance, steps, scheduler, callback)
+            src = self.source_motion(source_prompt, frames, seed, guidance, steps, scheduler, callback, guided_steps)
             out = self.mirror_motion(src, which)
             return (out, src) if return_source else out
         edit_obj, edit_text, why = self.edit_mode(source_prompt, spec.edit_prompt or "", spec.mode, spec.word,
@@ -125,16 +138,17 @@ class EditMixin:
             res = sample_edit(self.denoiser, z_T, ctx.select([0]), ctx.select([1]), self._null(1), edit_obj,
                               guidance, steps, scheduler, src_proportion, inject_temporal,
                               source_maps=cached, record_key=None if cached else key, callback=callback,
-                              diffusion=self.bundle.diffusion)
+                              diffusion=self.bundle.diffusion, guided_steps=guided_steps)
         if res.recorded is not None:
             self._maps_cache = res.recorded
         feats, joints = self.decode(res.z_edit)
         meta = self._meta(source_prompt, seed, frames, guidance, steps, scheduler)
+        if guided_steps is not None:
+            meta["guided_steps"] = guided_steps
         src = None
         if res.z_source is not None:
             sf, sj = self.decode(res.z_source)
-            src = Motion(sj[0], sf[0], self._meta(source_prompt, seed, frames, guidance, steps, scheduler),
-                         res.z_source)
+            src = Motion(sj[0], sf[0], {**meta, "edits": []}, res.z_source)
             self._last_motion = (key, src)
         meta["edits"] = [{**edit_obj.describe(), "edit_prompt": edit_text, "why": why,
                           "src_proportion": src_proportion, "inject_temporal": inject_temporal}]

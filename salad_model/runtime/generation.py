@@ -42,7 +42,7 @@ class GenerationMixin:
     """generate, generate_batch, attention; uses the pipeline's checks, text context and decoder."""
 
     def _plan(self, prompt: str, frames: int | None, seconds: float | None, seed: int, guidance: float | None,
-              steps: int, scheduler: str) -> _Plan:
+              steps: int, scheduler: str, guided_steps: int | None = None) -> _Plan:
         """The shared first half of every generation: check → resolve length → initial noise."""
         guidance = self.default_guidance if guidance is None else guidance
         guidance, steps, scheduler = R.check_sampling(guidance, steps, scheduler)
@@ -51,7 +51,7 @@ class GenerationMixin:
         prompt = self.check_prompt(prompt)
         z_T = initial_noise(seed, frames)[..., : self.denoiser.config.vae_dim].to(self.device)
         return _Plan(prompt, frames, seed, guidance, steps, scheduler, z_T,
-                     self._source_key(prompt, seed, frames, guidance, steps, scheduler))
+                     self._source_key(prompt, seed, frames, guidance, steps, scheduler, guided_steps))
 
     def _sample_recorded(self, plan: _Plan, recorder, callback: StepCallback | None,
                          on_step=None) -> torch.Tensor:
@@ -126,10 +126,12 @@ class GenerationMixin:
         z_T = z_T.reshape(n, t_lat, 7, -1)[..., : self.denoiser.config.vae_dim].to(self.device)
         mask = latent_mask(lengths, t_lat).to(self.device) if len(set(lengths)) > 1 else None
         cond = self.text_context(prompts if text_features is None else None, text_features)
-        with torch.inference_mode():
+        bf16 = self.cpu_autocast is not None and self.device.type == "cpu"
+        with torch.inference_mode(), torch.autocast("cpu", dtype=self.cpu_autocast or torch.bfloat16, enabled=bf16):
             net = self.denoiser if self._graphed is None else self._graphed
             z = sample(net, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
                        diffusion=self.bundle.diffusion, guided_steps=guided_steps)
+        z = z.float()
         out = []
         for i in range(n):  # decode each clip alone: the VAE's temporal convolutions would read the padding
             zi = z[i : i + 1, : lengths[i] // 4]

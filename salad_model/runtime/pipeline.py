@@ -62,6 +62,7 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
         self._maps_cache: SourceMaps | None = None
         self._last_motion: tuple[tuple, Motion] | None = None
         self._graphed = None  # GPU: a cuda_graph.GraphedDenoiser for plain generations (use_cuda_graphs)
+        self.cpu_autocast: torch.dtype | None = None  # opt-in: plain generations' steps in bf16 (use_cpu_bf16)
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -87,6 +88,13 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
         from .cuda_graph import GraphedDenoiser
 
         self._graphed = GraphedDenoiser(self.denoiser, dtype)
+
+    def use_cpu_bf16(self, on: bool = True) -> None:
+        """Opt-in, CPU: plain generations run the denoiser under bfloat16 autocast (oneDNN; fast on CPUs with
+        AMX / AVX512-BF16, measured 0.54x a step's CPU time here). Not exact: a step differs from fp32 by
+        ~0.8% relative (README, "Speed"; benchmarks/bench_bf16.py). Generations that record maps, edits and
+        inversion stay fp32 (an attention edit's source is then the fp32 generation, not the bf16 one)."""
+        self.cpu_autocast = torch.bfloat16 if on else None
 
     # -- properties and validation ----------------------------------------------------------------
 
@@ -189,10 +197,11 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
             joints = recover_from_ric(feats, self.vae.skeleton.num_joints)
         return feats.float().cpu().numpy(), joints.float().cpu().numpy()
 
-    def _source_key(self, prompt: str, seed: int, frames: int, guidance: float, steps: int, scheduler: str
-                    ) -> tuple:
+    def _source_key(self, prompt: str, seed: int, frames: int, guidance: float, steps: int, scheduler: str,
+                    guided_steps: int | None = None) -> tuple:
         """What identifies a generation (for the recorded maps and the last motion an edit starts from)."""
-        return (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler)
+        guided = None if guided_steps is None or guided_steps >= steps else int(guided_steps)
+        return (self.name, prompt, int(seed), frames, float(guidance), steps, scheduler, guided)
 
     def _joints(self, feats: np.ndarray) -> np.ndarray:
         """De-normalised features [T, D] (numpy) → joints [T, J, 3]."""

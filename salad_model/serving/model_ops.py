@@ -167,7 +167,7 @@ class ModelOps:
         if "source_prompt" not in params:
             raise RequestError(P.INVALID_INPUT, "edit needs the \"source_prompt\" of the motion to edit")
         keys = ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method", "src_proportion",
-                "swap_src_proportion", "inject_temporal")
+                "swap_src_proportion", "inject_temporal", "fast", "guided_steps")
         kw = {k: params[k] for k in keys if k in params}
         want_source = bool(params.get("return_source"))
         res = pipe.edit(params["source_prompt"], callback=self._step_callback(rid), return_source=want_source,

@@ -83,7 +83,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "prompt_tokens": ("prompt",),
     "generate": ("prompt", "record_maps", "fast", *_SAMPLING),
     "attention": ("prompt", *_SAMPLING),
-    "edit": ("source_prompt", *R.EDIT_KEYS, "return_source", *_SAMPLING),
+    "edit": ("source_prompt", *R.EDIT_KEYS, "return_source", "fast", "guided_steps", *_SAMPLING),
     "edit_real": ("prompt", "joints", *R.REAL_EDIT_KEYS, "overlap", "null_text_iters", "steps", "guidance"),
 }
 

@@ -15,7 +15,7 @@ def every_written_key() -> set[str]:
     optional = {name: p for name, p in inspect.signature(metadata.make_metadata).parameters.items()
                 if p.default is None}
     values = {"rig": {"pelvis": "hips"}, "pin_feet": True, "in_place": True, "shot": {"kind": "compose"},
-              "to_metres": 1.0, "cyclic": 8, "video": {"path": "clip.mp4"}}
+              "to_metres": 1.0, "cyclic": 8, "video": {"path": "clip.mp4"}, "guided_steps": 4}
     fields = {name: values.get(name, "x") for name in optional}
     return set(metadata.make_metadata(prompt="a person walks", seed=0, frames=40, **fields))
 

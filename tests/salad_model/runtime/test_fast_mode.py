@@ -63,12 +63,14 @@ def test_guided_steps_range_is_checked(pipe):
         pipe.generate_batch(["a person walks"], frames=[40], guided_steps=-1)
 
 
-def test_worker_takes_fast_on_generate_only():
+def test_worker_takes_fast_on_generate_and_edit_only():
     assert check_fields({"op": "generate", "id": 1, "prompt": "a walk", "fast": True})["fast"] is True
     with pytest.raises(RequestError, match="fast"):
         check_fields({"op": "generate", "id": 1, "prompt": "a walk", "fast": "true"})
+    # an edit of a fast generation samples like it (test_fast_edits.py); the heat map op does not take it
+    assert check_fields({"op": "edit", "id": 1, "source_prompt": "a walk", "fast": True})["fast"] is True
     with pytest.raises(RequestError, match="unknown field"):
-        check_fields({"op": "edit", "id": 1, "source_prompt": "a walk", "fast": True})
+        check_fields({"op": "attention", "id": 1, "prompt": "a walk", "fast": True})
 
 
 def test_cli_refuses_fast_with_explicit_steps(tmp_path, capsys):
@@ -77,6 +79,19 @@ def test_cli_refuses_fast_with_explicit_steps(tmp_path, capsys):
     assert main(["generate", "a person walks", "--fast", "--steps", "20", "--out", str(tmp_path / "x")]) == 2
     assert "--fast sets its own steps" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_cli_edit_of_a_fast_generation_starts_from_it(tmp_path, tiny_model_dir):
+    import numpy as np
+
+    from salad_model.__main__ import main
+
+    common = ["--model", str(tiny_model_dir), "--frames", "40", "--seed", "2", "--fast"]
+    assert main(["generate", "a person walks", *common, "--out", str(tmp_path / "gen")]) == 0
+    assert main(["edit", "a person walks", "--word", "walks", "--scale", "2", *common, "--out",
+                 str(tmp_path / "edit"), "--source-out", str(tmp_path / "src")]) == 0
+    gen, src = np.load(tmp_path / "gen.npz"), np.load(tmp_path / "src.npz")
+    assert np.abs(gen["joints"] - src["joints"]).max() <= 1e-5
 
 
 # -- the denoiser's inference-only paths ---------------------------------------------------------------

@@ -1,0 +1,185 @@
+"""Blender side of the live re-weight preview (:mod:`live_preview`): preview Actions, the session, the timer
+and the Apply / Discard operators.
+
+A preview Action carries ``salad_preview`` and no fake user; only such an Action is ever deleted here (the
+user's own Actions are refused). The slider's update callback (settings.reweight_scale) calls
+:func:`slider_changed`; a timer calls :func:`tick` (headless Blender runs no timers: tests call the
+session's ``tick`` with their own clock).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import bpy
+
+from . import jobs, metadata, ui_state
+from .live_preview import ReweightPreview
+
+PREVIEW_KEY = metadata.PREVIEW_KEY
+SESSION: ReweightPreview | None = None
+
+
+class BlenderPreviewStore:
+    """Preview Actions of one armature (looked up by name: the object may be renamed or deleted meanwhile)."""
+
+    def __init__(self, obj_name: str) -> None:
+        self.obj_name = obj_name
+
+    def mark(self, action: bpy.types.Action) -> None:
+        action[PREVIEW_KEY] = True
+        action.use_fake_user = False  # an orphaned preview is not saved with the file
+
+    def discard(self, action: bpy.types.Action) -> None:
+        if not is_preview(action):
+            raise ValueError(f"Refusing to delete the action '{action.name}': it is not a SALAD preview.")
+        bpy.data.actions.remove(action)
+
+    def keep(self, action: bpy.types.Action) -> bpy.types.Action:
+        if PREVIEW_KEY in action.keys():
+            del action[PREVIEW_KEY]
+        action.use_fake_user = True  # as every SALAD edit result
+        return action
+
+    def restore(self, source: bpy.types.Action) -> None:
+        obj = bpy.data.objects.get(self.obj_name)
+        if obj is not None and obj.animation_data is not None and source is not None:
+            obj.animation_data.action = source
+
+
+def is_preview(action: Any) -> bool:
+    return action is not None and bool(action.get(PREVIEW_KEY, False))
+
+
+def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightPreview:
+    """A preview session on the SALAD action ``obj`` plays (a preview it plays counts as its source's)."""
+    global SESSION
+    act = metadata.active_salad_action(obj)
+    if SESSION is not None and SESSION.preview is not None and act is SESSION.preview:
+        return SESSION
+    if act is None:
+        raise jobs.JobError("Select an armature that plays a SALAD action (generate a motion first).")
+    if SESSION is not None:
+        SESSION.discard()
+    name = obj.name
+
+    def start(word: str, scale: float) -> jobs.MotionJob:
+        target = bpy.data.objects.get(name)
+        return jobs.start_edit(config, target, word=word, scale=scale, action=act, scene_range="keep")
+
+    SESSION = ReweightPreview(act, start, BlenderPreviewStore(name))
+    return SESSION
+
+
+def _rig(context: bpy.types.Context) -> Any:
+    """The armature the user means (as settings.active_rig; not imported: settings calls this module)."""
+    return ui_state.armature_of(getattr(context, "active_object", None))
+
+
+def preview_blocker(context: bpy.types.Context) -> str:
+    """Why moving the slider does not preview ("" = it does)."""
+    if not context.scene.salad.fast:
+        return "Live preview needs Fast on"
+    why = ui_state.edit_blocker(_rig(context))
+    if why:
+        return why
+    act = metadata.active_salad_action(_rig(context))
+    if metadata.action_meta(act).get("salad_guided_steps") is None and not is_preview(act):
+        return "Live preview works on motions generated with Fast on"
+    return ""
+
+
+def slider_changed(context: bpy.types.Context) -> None:
+    """The re-weight slider moved: schedule a preview (debounced) when fast mode allows it."""
+    from . import preferences
+
+    if preview_blocker(context):
+        return
+    s = context.scene.salad
+    obj = _rig(context)
+    try:
+        session = start_session(preferences.worker_config(context), obj)
+    except jobs.JobError:
+        return
+    prompt = metadata.current_prompt(metadata.action_meta(session.source))
+    word = ui_state.resolve_word(s.reweight_word, prompt)
+    session.changed(word, s.reweight_scale, time.monotonic())
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=session.debounce)
+
+
+def tick() -> float | None:
+    """The timer: one step of the session (None stops the timer)."""
+    from .runner import _window_context, redraw
+
+    if SESSION is None:
+        return None
+    with _window_context():
+        delay = SESSION.tick(time.monotonic())
+    redraw()
+    return delay
+
+
+class SALAD_OT_preview_apply(bpy.types.Operator):
+    """Keep the previewed re-weight as a new Action"""
+
+    bl_idname = "salad.preview_apply"
+    bl_label = "Apply Preview"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return SESSION is not None and SESSION.preview is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        global SESSION
+        kept = SESSION.apply()
+        SESSION = None
+        self.report({"INFO"}, f"SALAD: kept '{kept.name}'")
+        return {"FINISHED"}
+
+
+class SALAD_OT_preview_discard(bpy.types.Operator):
+    """Drop the preview; the original Action plays again"""
+
+    bl_idname = "salad.preview_discard"
+    bl_label = "Discard Preview"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return SESSION is not None and SESSION.active
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        global SESSION
+        SESSION.discard()
+        SESSION = None
+        return {"FINISHED"}
+
+
+CLASSES = (SALAD_OT_preview_apply, SALAD_OT_preview_discard)
+
+
+@bpy.app.handlers.persistent
+def _drop_on_load(*_args) -> None:  # noqa: ANN002
+    """Another file is opened: its Actions are not this session's (the running request is cancelled)."""
+    global SESSION
+    if SESSION is not None and SESSION.job is not None:
+        SESSION.job.cancel()
+    SESSION = None
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(_drop_on_load)
+
+
+def unregister() -> None:
+    global SESSION
+    if _drop_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_drop_on_load)
+    if SESSION is not None and SESSION.job is not None:
+        SESSION.job.cancel()
+    SESSION = None
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)

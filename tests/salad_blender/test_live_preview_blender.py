@@ -1,0 +1,103 @@
+"""The live re-weight preview in Blender with the tiny model's worker (headless: the test drives the session's
+clock, timers do not fire): the slider schedules, previews replace each other, the user's Action stays,
+Apply keeps the shown preview as a new Action, Discard brings the source back."""
+
+import sys
+import time
+
+import pytest
+from needs import require_module
+
+bpy = require_module("bpy")
+
+from salad_blender import actions, jobs, preview_actions, settings  # noqa: E402
+from salad_blender.live_preview import DEBOUNCE  # noqa: E402
+
+HANG = 240  # seconds: fails only a stuck test
+
+
+@pytest.fixture
+def config(scene, tiny_model_dir):
+    import addon_utils
+
+    bpy.context.preferences.use_preferences_save = False
+    addon_utils.enable("salad_blender", default_set=True)
+    yield jobs.WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1)
+    if preview_actions.SESSION is not None:
+        preview_actions.SESSION.discard()
+        preview_actions.SESSION = None
+    addon_utils.disable("salad_blender", default_set=True)
+
+
+@pytest.fixture
+def fast_rig(config):
+    s = settings.settings(bpy.context)
+    s.fast, s.seconds, s.seed = True, 2.0, 4
+    job = jobs.start_generate(config, "a person walks forward", settings.sampling_from(s), jobs.Target(pin_feet=False))
+    assert job.wait(HANG) and job.state == "done", job.message
+    arm = bpy.data.objects["SALAD Body"]
+    return arm, job.output
+
+
+def drive(session, t):
+    """Tick with a clock of our own until the session is idle; returns the clock."""
+    deadline = time.monotonic() + HANG
+    while session.tick(t) is not None:
+        assert time.monotonic() < deadline, f"preview stuck: {session.job and session.job.status}"
+        t += 0.1
+        time.sleep(0.01)
+    return t
+
+
+def test_previews_replace_each_other_and_apply_keeps_the_shown_one(config, fast_rig):
+    arm, source = fast_rig
+    source_meta = actions.read_metadata(source)
+    session = preview_actions.start_session(config, arm)
+    session.changed("walks", 2.0, now=0.0)
+    assert session.tick(DEBOUNCE / 2) is not None and session.job is None  # debounced: nothing started yet
+    t = drive(session, DEBOUNCE)
+    first = session.preview
+    assert first is not None and first != source and preview_actions.is_preview(first)
+    assert arm.animation_data.action == first and not first.use_fake_user
+    first_name = first.name
+    session.changed("walks", 3.0, now=t)
+    t = drive(session, t + DEBOUNCE)
+    second = session.preview
+    assert first_name not in bpy.data.actions  # one preview Action, replaced by the next
+    assert arm.animation_data.action == second and actions.read_metadata(second)["salad_edits"][-1]["scale"] == 3.0
+    assert source.name in bpy.data.actions and actions.read_metadata(source) == source_meta  # the user's, untouched
+    kept = session.apply()
+    assert kept == second and not preview_actions.is_preview(kept) and kept.use_fake_user
+    assert arm.animation_data.action == kept and kept["salad_parent"] == source.name
+
+
+def test_discard_plays_the_source_again_and_removes_the_preview(config, fast_rig):
+    arm, source = fast_rig
+    session = preview_actions.start_session(config, arm)
+    session.changed("walks", 0.5, now=0.0)
+    drive(session, DEBOUNCE)
+    name = session.preview.name
+    session.discard()
+    assert name not in bpy.data.actions and arm.animation_data.action == source
+
+
+def test_the_store_refuses_to_delete_an_action_that_is_not_a_preview(config, fast_rig):
+    arm, source = fast_rig
+    with pytest.raises(ValueError, match="not a SALAD preview"):
+        preview_actions.BlenderPreviewStore(arm.name).discard(source)
+    assert source.name in bpy.data.actions
+
+
+def test_the_slider_schedules_a_preview_only_with_fast_on(config, fast_rig):
+    arm, _ = fast_rig
+    bpy.context.view_layer.objects.active = arm
+    s = settings.settings(bpy.context)
+    s.fast = False
+    s.reweight_scale = 2.5
+    assert preview_actions.SESSION is None
+    assert preview_actions.preview_blocker(bpy.context) == "Live preview needs Fast on"
+    s.fast = True
+    s.reweight_scale = 1.5  # the update callback: a session with a pending request, no job yet
+    session = preview_actions.SESSION
+    assert session is not None and session.pending is not None and session.pending[1] == 1.5
+    assert session.job is None
