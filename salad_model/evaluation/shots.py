@@ -172,7 +172,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
 
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
     """
-    from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, Segment, ShotDirector
+    from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, Segment, ShotDirector, derive_seed
     from .classifier import load_split
 
     data_dir = Path(data_dir)
@@ -189,7 +189,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     t_start = time.time()
 
     # -- timelines --------------------------------------------------------------------------------
-    tl_clips, seg_true, seg_pred, seg_single, singles = [], [], [], [], []
+    tl_clips, seg_true, seg_pred, seg_single, singles, singles_alt, seg_alt = [], [], [], [], [], [], []
     for k in range(timelines):
         picks = rng.sample(test, 3)
         segs = [Segment(rng.choice(_heldout(captions, c)), float(rng.choice((3, 4, 5)))) for c in picks]
@@ -200,19 +200,26 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
             seg_true.append(c.content)
             seg_pred.append(m.features[sm["content_start"]:sm["content_end"]])
             singles.append((s.prompt, int(round(s.seconds * fps / 4)) * 4, sm["seed"]))
+            singles_alt.append((s.prompt, singles[-1][1], derive_seed(sm["seed"], 0)))  # its first window's seed
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
-    for b in range(0, len(singles), 16):
-        chunk = singles[b:b + 16]
-        out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
-                                  seeds=[s for _, _, s in chunk], steps=steps)
-        seg_single += [o.features for o in out]
+    for jobs, feats in ((singles, seg_single), (singles_alt, seg_alt)):
+        for b in range(0, len(jobs), 16):
+            chunk = jobs[b:b + 16]
+            out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
+                                      seeds=[s for _, _, s in chunk], steps=steps)
+            feats += [o.features for o in out]
     if timelines:
-        pred, pred_single = _classify(clf, seg_pred), _classify(clf, seg_single)
-        acc = float(np.mean([p == t for p, t in zip(pred, seg_true, strict=True)]))
-        acc_single = float(np.mean([p == t for p, t in zip(pred_single, seg_true, strict=True)]))
+        hits = [[p == t for p, t in zip(_classify(clf, x), seg_true, strict=True)]
+                for x in (seg_pred, seg_single, seg_alt)]
+        acc, acc_single, acc_alt = (float(np.mean(h)) for h in hits)
         rep["timelines"] = {**seam_measures(tl_clips, fps, contact), "segments": len(seg_true),
                             "content_acc_segments": acc, "content_acc_single_clips": acc_single,
-                            "content_ratio": acc / acc_single if acc_single else float("nan")}
+                            "content_ratio": acc / acc_single if acc_single else float("nan"),
+                            # the measure's own spread: segment k of a timeline by position (the 1st has no
+                            # held context), and the same single clips drawn with another seed
+                            "content_acc_by_position": np.asarray(hits[0], float).reshape(-1, 3).mean(0).tolist(),
+                            "content_acc_single_clips_other_seed": acc_alt,
+                            "single_clip_seed_ratio": acc_alt / acc_single if acc_single else float("nan")}
         rep["timelines"]["content_pass"] = bool(rep["timelines"]["content_ratio"] >= 0.9)
         log(f"timelines: {json.dumps({k: v for k, v in rep['timelines'].items()}, default=float)}")
 
@@ -318,6 +325,12 @@ def format_shots_markdown(rep: dict) -> str:
                   f"{100 * t['content_acc_single_clips']:.1f}% for the same captions as single clips "
                   f"(ratio {t['content_ratio']:.2f}; criterion ≥ 0.90: "
                   f"{'holds' if t['content_pass'] else 'does not hold'})."]
+        if "content_acc_by_position" in t:
+            by_pos = " / ".join(f"{100 * x:.1f}%" for x in t["content_acc_by_position"])
+            lines += [f"By position in the timeline: {by_pos} "
+                      f"(the 1st segment holds no context). The same single clips drawn with another seed (each "
+                      f"segment's first window's): {100 * t['content_acc_single_clips_other_seed']:.1f}% "
+                      f"(ratio {t['single_clip_seed_ratio']:.2f} to the first draw: the measure's own spread)."]
     if "parts" in rep:
         p = rep["parts"]
         lines += [f"Arms regenerated on {p['n']} generated walks: kept joints {p['kept_cm_mean']:.2f} cm mean "

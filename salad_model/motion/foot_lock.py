@@ -82,12 +82,37 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np
     return new_knee, hip + dist[:, None] * axis
 
 
-def lock_feet(joints: np.ndarray, contacts: np.ndarray, weight: np.ndarray, blend: int = 3) -> np.ndarray:
+def reach_toward(ankle: np.ndarray, toe: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Toe [N, 3] moved about ``ankle`` towards ``target`` (horizontally), the ankle–toe bone keeping its length.
+
+    The foot turns about the vertical to face the target and reaches it where it can by flattening: the
+    horizontal reach stays within [its own, the bone's length], so the toe never dips below its height
+    relative to the ankle (no toe through the floor); a target nearer than that is overshot along its line.
+    """
+    bone = np.linalg.norm(toe - ankle, axis=-1)
+    d = (toe - ankle)[:, [0, 2]]
+    want = (target - ankle)[:, [0, 2]]
+    dist = np.linalg.norm(want, axis=-1)
+    own = np.linalg.norm(d, axis=-1)
+    reach = np.clip(dist, np.minimum(own, bone), bone)
+    unit = np.where(dist[:, None] > 1e-9, want / np.maximum(dist, 1e-9)[:, None], d / np.maximum(own, 1e-9)[:, None])
+    out = toe.copy()
+    out[:, 0], out[:, 2] = ankle[:, 0] + unit[:, 0] * reach, ankle[:, 2] + unit[:, 1] * reach
+    up = np.where(toe[:, 1] >= ankle[:, 1], 1.0, -1.0)
+    out[:, 1] = ankle[:, 1] + up * np.sqrt(np.maximum(bone ** 2 - reach ** 2, 0.0))
+    return out
+
+
+def lock_feet(joints: np.ndarray, contacts: np.ndarray, weight: np.ndarray, blend: int = 3,
+              hold_toes: bool = True) -> np.ndarray:
     """``joints`` with planted feet held still where ``weight`` [T] (0…1) is positive; other frames unchanged.
 
     Each contact run of an ankle or toe keeps its mean horizontal position (offsets fade in and out over
     ``blend`` frames around the run), scaled by ``weight``; the foot moves rigidly (held by the ankle's run, or
     the toe's where only the toe is planted) and the knee is re-solved so the leg keeps its bone lengths.
+    ``hold_toes``: where the toe is planted while the ankle leads, the foot also turns and flattens about the
+    held ankle so the toe reaches its own held place (:func:`reach_toward`): a foot pivoting on a planted heel
+    otherwise slides its toe (docs/MODEL_CARD.md, "Shots": in-between joins to captured motion).
     """
     j = np.array(joints, dtype=np.float64)
     c = np.asarray(contacts) > 0.5
@@ -104,6 +129,11 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, weight: np.ndarray, blen
         shift = np.where(on_a[m, None], off_a[m], off_t[m]) * w[m, None]
         target = j[m, ankle] + shift
         new_knee, new_ankle = two_bone_ik(j[m, hip], j[m, knee], j[m, ankle], target)
-        j[m, toe] += new_ankle - j[m, ankle]
+        new_toe = j[m, toe] + (new_ankle - j[m, ankle])
+        if hold_toes:
+            both = on_a[m] & on_t[m]  # the ankle leads while the toe is planted (or easing out of a plant)
+            held_toe = j[m, toe] + off_t[m] * w[m, None]
+            new_toe[both] = reach_toward(new_ankle[both], new_toe[both], held_toe[both])
+        j[m, toe] = new_toe
         j[m, knee], j[m, ankle] = new_knee, new_ankle
     return j

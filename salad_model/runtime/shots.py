@@ -60,7 +60,9 @@ FOOT_LOCK_BLEND = 5  # frames over which a held foot eases back to its own path 
 # slide far); 0.8: 1.15× with the sliding at 0.73× (DDIM-10 check on 10 timelines, docs/MODEL_CARD.md "Shots").
 FOOT_LOCK_STRENGTH = 0.8
 # At a join to existing motion (continue / in-between; often a capture, whose feet barely slide) the whole
-# slide: holding 0.8 left the in-between joins sliding 1.58× the captured frames around them (30 joins).
+# slide: holding 0.8 left the in-between joins sliding 1.58× the captured frames around them (30 joins). There
+# a toe planted with its heel is held too (foot_lock.reach_toward: 1.15× → 0.78× on 30 in-betweens); at
+# timeline seams it raised the jerk (1.21× → 1.24× on 10 timelines), so seams hold the heel only.
 JOIN_LOCK_STRENGTH = 1.0
 
 
@@ -340,7 +342,8 @@ class ShotDirector:
             return (pipe.vae.decode(latent) * pipe.std + pipe.mean)[0].float().cpu().numpy()
 
     def _motion(self, feats: np.ndarray, latent: torch.Tensor | None, meta: dict,
-                lock: list[tuple[int, int]] | None = None, strength: float = FOOT_LOCK_STRENGTH) -> Motion:
+                lock: list[tuple[int, int]] | None = None, strength: float = FOOT_LOCK_STRENGTH,
+                hold_toes: bool = False) -> Motion:
         """Smooth the seams, integrate; ``lock``: frame ranges [lo, hi) where planted feet are held still.
 
         Each range is locked seeing only the frames before its end (a contact run is cut there), so a lock
@@ -354,7 +357,7 @@ class ShotDirector:
             lo, hi = max(0, int(lo)), min(len(joints), int(hi))
             if hi - lo > 2 * FOOT_LOCK_FADE:
                 w = strength * trapezoid(hi, [(lo, hi)], FOOT_LOCK_FADE)
-                joints[:hi] = lock_feet(joints[:hi], feats[:hi, -4:], w, blend=FOOT_LOCK_BLEND)
+                joints[:hi] = lock_feet(joints[:hi], feats[:hi, -4:], w, blend=FOOT_LOCK_BLEND, hold_toes=hold_toes)
                 done.append([lo, hi])
         if done:
             meta["shot"]["foot_lock"] = done
@@ -446,7 +449,7 @@ class ShotDirector:
                           windows=windows, blend=[a, t_src])
         meta["placement"] = src.placement
         return self._motion(feats, latent, meta, lock=[(max(a, t_src - self.foot_lock), t_src + self.foot_lock)],
-                            strength=JOIN_LOCK_STRENGTH)
+                            strength=JOIN_LOCK_STRENGTH, hold_toes=True)
 
     def inbetween(self, a: ShotSource | Motion | np.ndarray, b: ShotSource | Motion | np.ndarray, prompt: str,
                   seconds: float, seed: int = 0, callback: StepCallback | None = None) -> Motion:
@@ -495,7 +498,7 @@ class ShotDirector:
         meta["placement"] = sa.placement
         tb, w = ta + g, self.foot_lock
         lock = [(max(ta - 4 * ctx, ta - w), ta + w), (tb - w, min(tb + w, tb + 4 * ctx))]
-        return self._motion(feats, latent, meta, lock=lock, strength=JOIN_LOCK_STRENGTH)
+        return self._motion(feats, latent, meta, lock=lock, strength=JOIN_LOCK_STRENGTH, hold_toes=True)
 
     # -- body parts -----------------------------------------------------------------------------------
 

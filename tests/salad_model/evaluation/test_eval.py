@@ -372,7 +372,12 @@ def test_eval_shots_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier
     assert s["settings"]["timelines"] == 1 and s["settings"]["seed"] == 3
     assert s["timelines"]["segments"] == 3 and s["timelines"]["seams"] == 2  # three segments, two hand-overs
     assert s["continuation"]["seams"] == 1 and s["inbetween"]["seams"] == 2  # in-between: both ends
+    t = s["timelines"]  # the content measure's spread: by position (mean = the whole rate), another seed's singles
+    assert len(t["content_acc_by_position"]) == 3
+    assert np.mean(t["content_acc_by_position"]) == pytest.approx(t["content_acc_segments"])
+    assert t["content_acc_single_clips_other_seed"] in (0.0, 1 / 3, 2 / 3, 1.0)
     assert "parts" not in s and "cost" not in s
+    assert "By position in the timeline" in md.read_text()
     assert md.read_text().startswith("Shots (`python -m salad_model.evaluation.eval shots`): 1 three-segment")
 
 

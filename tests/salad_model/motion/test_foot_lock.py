@@ -5,7 +5,7 @@ import pytest
 from testdata import DATA
 
 from salad_model.motion.bandai_rig import bvh_to_smpl22
-from salad_model.motion.foot_lock import LEGS, contact_runs, lock_feet, trapezoid
+from salad_model.motion.foot_lock import LEGS, contact_runs, lock_feet, reach_toward, trapezoid
 from salad_model.motion.motion_process import foot_contacts
 
 
@@ -69,3 +69,50 @@ def test_bad_shapes_are_refused(sliding_walk):
         lock_feet(joints, contacts[:, :2], np.ones(len(joints)))
     with pytest.raises(ValueError, match="weight"):
         lock_feet(joints, contacts, np.ones(3))
+
+
+def _pivoting_foot(frames: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """One planted leg (heel and toe in contact for the whole clip) whose foot swivels ±25° about the ankle."""
+    j = np.zeros((frames, 22, 3))
+    (hip, knee, ankle, toe), _ = LEGS[0]
+    yaw = np.radians(25) * np.sin(np.linspace(0, 2 * np.pi, frames))
+    j[:, hip] = [0.1, 0.9, 0.0]
+    j[:, knee] = [0.1, 0.5, 0.05]
+    j[:, ankle] = [0.1, 0.08, 0.0]
+    j[:, toe] = np.stack([0.1 + 0.15 * np.sin(yaw), np.full(frames, 0.02), 0.15 * np.cos(yaw)], -1)
+    contacts = np.zeros((frames, 4))
+    contacts[:, :2] = 1.0  # left ankle and left toe planted
+    return j, contacts
+
+
+def test_a_planted_toe_is_held_too_when_the_foot_pivots_on_its_heel():
+    """The ankle leads the hold; a toe planted with it no longer slides (the foot turns to its held place)."""
+    joints, contacts = _pivoting_foot()
+    (hip, knee, ankle, toe), _ = LEGS[0]
+    w = np.ones(len(joints))
+    held = lock_feet(joints, contacts, w)
+    loose = lock_feet(joints, contacts, w, hold_toes=False)
+    assert _speed(joints, toe).mean() > 0.1  # the swivel slides the toe (0.14 m/s)
+    assert _speed(loose, toe).mean() > 0.1  # holding the ankle alone leaves it sliding
+    assert _speed(held, toe).max() < 1e-6  # held still (the toe's horizontal length is constant here)
+    assert _speed(held, ankle).max() < 1e-6
+    np.testing.assert_allclose(np.linalg.norm(held[:, toe] - held[:, ankle], axis=-1),
+                               np.linalg.norm(joints[:, toe] - joints[:, ankle], axis=-1), atol=1e-9)
+    np.testing.assert_allclose(held[:, toe, 1], joints[:, toe, 1])  # the toe's height is its own
+    # where the weight is 0 nothing moves
+    w[:10] = 0.0
+    part = lock_feet(joints, contacts, w)
+    assert np.array_equal(part[:10], joints[:10])
+
+
+def test_reach_toward_keeps_the_bone_and_never_dips_the_toe():
+    ankle = np.array([[0.0, 0.08, 0.0]] * 3)
+    toe = np.array([[0.0, 0.02, 0.12]] * 3)  # 12 cm ahead, 6 cm below: bone 13.4 cm
+    target = np.array([[0.13, 0.0, 0.0], [0.0, 0.0, 0.05], [0.0, 0.0, 0.5]])  # farther, nearer, out of reach
+    out = reach_toward(ankle, toe, target)
+    bone = np.linalg.norm(toe - ankle, axis=-1)
+    np.testing.assert_allclose(np.linalg.norm(out - ankle, axis=-1), bone, atol=1e-12)
+    np.testing.assert_allclose(out[0, [0, 2]], [0.13, 0.0], atol=1e-12)  # turned and flattened onto it
+    assert out[0, 1] > toe[0, 1]  # flattening lifts the toe, never lowers it
+    np.testing.assert_allclose(out[1], toe[1], atol=1e-12)  # a nearer target: the foot keeps its pitch
+    np.testing.assert_allclose(out[2], [0.0, 0.08, bone[2]], atol=1e-12)  # as far as the bone goes, flat

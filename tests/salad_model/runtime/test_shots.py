@@ -302,3 +302,28 @@ def test_joins_to_existing_motion_hold_planted_feet_nearby(tiny_pipeline):
         assert slide[0] < 0.75 * slide[1]  # the random model's feet fly (≈ 2 m/s); measured 0.51×
     with pytest.raises(InputError, match="foot_lock_seconds"):
         ShotDirector(tiny_pipeline, foot_lock_seconds=-1)
+
+
+def test_toes_are_held_at_joins_to_existing_motion_not_at_timeline_seams(tiny_pipeline, monkeypatch):
+    """Joins to existing motion hold a toe planted with its heel (in-between sliding); seams keep the heel hold."""
+    import salad_model.runtime.shots as shots_mod
+
+    seen: list[tuple[str, bool]] = []
+    now = {"kind": ""}
+    real = shots_mod.lock_feet
+
+    def spy(*a, **kw):
+        seen.append((now["kind"], kw["hold_toes"]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(shots_mod, "lock_feet", spy)
+    d = ShotDirector(tiny_pipeline, steps=1)
+    src = tiny_pipeline.generate("a person walks forward", frames=80, seed=2, steps=1)
+    b = tiny_pipeline.generate("a person waves", frames=72, seed=6, steps=1)
+    for kind, make in (("compose", lambda: d.compose(SEGS, seed=1)),
+                       ("continue", lambda: d.continue_motion(src, "a person sits down", 2.0, seed=3)),
+                       ("inbetween", lambda: d.inbetween(src, b, "a person turns around", 2.0, seed=1))):
+        now["kind"] = kind
+        make()
+    assert {k for k, _ in seen} == {"compose", "continue", "inbetween"}
+    assert all(toes == (k != "compose") for k, toes in seen)
