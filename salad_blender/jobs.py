@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, heatmap, loops, real_motion, rigs, ui_state
+from . import actions, armature, heatmap, loops, metadata, real_motion, rigs, ui_state
 from .blender_data import place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
@@ -286,7 +286,8 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
     rig_name, mapping = check_rig(obj, rig)
     fields, name, what, edit = edit_choice(caption, "caption", new_prompt, word, scale, mirror, mirror_method)
     if uncaptioned:
-        name = f"{action.name.removeprefix(ACTION_PREFIX)} [mirror {mirror}]"
+        name = metadata.derived_name([action.name.removeprefix(ACTION_PREFIX), f" [mirror {mirror}]"],
+                                     [(0, metadata.MIN_SOURCE_BYTES)])
     req: dict[str, Any] = {"op": "edit_real", "prompt": caption, **fields,
                            **inversion_fields(steps, null_text_iters, guidance)}
     scene = bpy.context.scene

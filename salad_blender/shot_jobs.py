@@ -171,6 +171,14 @@ def _short(action: bpy.types.Action) -> str:
     return action.name.removeprefix(metadata.ACTION_PREFIX)
 
 
+def _joined(*parts: bpy.types.Action | str) -> str:
+    """A result's name from source actions and text: long source names are shortened first, then the prompt."""
+    texts = [_short(p) if isinstance(p, bpy.types.Action) else p for p in parts]
+    sources = [(i, metadata.MIN_SOURCE_BYTES) for i, p in enumerate(parts) if isinstance(p, bpy.types.Action)]
+    prompt = [(i, 0) for i, p in enumerate(parts) if isinstance(p, str) and p.strip()]
+    return metadata.derived_name(texts, sources + prompt)
+
+
 @contextlib.contextmanager
 def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
     """Let ``obj`` play ``action`` while it is sampled; the assignment (and slot) before is restored."""
@@ -283,7 +291,7 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{_short(action)} + {prompt}",
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=_joined(action, " + ", prompt),
                         seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
                         scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
@@ -312,7 +320,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
-                        name=f"{_short(action_a)} > {prompt} > {_short(action_b)}", seed=fields["seed"],
+                        name=_joined(action_a, " > ", prompt, " > ", action_b), seed=fields["seed"],
                         model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
@@ -340,7 +348,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     sampling = sampling or Sampling()
     fields = si.sampling_fields(sampling)
     label = ", ".join(chosen)
-    name = f"{prompt} [{label}]"
+    name = metadata.derived_name([prompt, f" [{label}]"], [(0, metadata.MIN_SOURCE_BYTES)])
     recipe: dict[str, Any] = {"kind": "regenerate_parts", "prompt": prompt, "parts": chosen,
                               "sources": [action.name]}
     if metadata.is_salad_action(action) and _is_plain_generation(meta := metadata.action_meta(action)):

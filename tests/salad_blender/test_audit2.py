@@ -9,7 +9,9 @@ from needs import require_module
 
 bpy = require_module("bpy")
 
-from salad_blender import actions, armature, jobs, shot_jobs  # noqa: E402
+from test_shot_audit import activate, addon, make_shot  # noqa: E402, F401 - addon is a fixture
+
+from salad_blender import actions, armature, jobs, metadata, shot_jobs  # noqa: E402
 
 # scene fps as Blender stores it: (fps, fps_base); 30 / 1.001 = 29.97 (NTSC)
 SCENE_RATES = [(20, 1.0), (24, 1.0), (25, 1.0), (30, 1.0), (60, 1.0), (30, 1.001)]
@@ -37,3 +39,67 @@ def test_generated_motion_samples_back_to_its_frame_count(scene, walk, fps, fps_
     assert np.abs(got[:-1] - clip[:-1]).max() < 0.03
     last_step = np.abs(clip[-1] - clip[-2]).max()
     assert np.abs(got[-1] - clip[-1]).max() <= last_step + 1e-3
+
+
+# ------------------------------------------------------------------------------------ 2. derived names
+
+LONG_SOURCE = "a person walks forward slowly, then turns around to look behind them"
+CJK_SOURCE = "一个人向前慢慢地走然后转身回头看"  # 16 characters, 48 bytes
+
+
+def _fits_and_keeps(name: str, *starts: str) -> None:
+    assert len(name.encode("utf-8")) <= metadata.NAME_BYTES
+    for s in starts:
+        assert s in name, (s, name)
+
+
+def test_continue_names_shorten_the_source_first_and_keep_the_prompt():
+    """Before: 'source + prompt' was cut at its end, so a long source hid the continuation's prompt."""
+    cont = [(0, metadata.MIN_SOURCE_BYTES), (2, 0)]
+    a = metadata.derived_name([LONG_SOURCE, " + ", "a person sits down"], cont)
+    b = metadata.derived_name([LONG_SOURCE, " + ", "a person jumps"], cont)
+    assert a == "a person walks forward slowl... + a person sits down" and a != b  # cut only as far as needed
+    _fits_and_keeps(b, "a person walks", "+ a person jumps")
+    # a continuation of a continuation still names its newest prompt
+    c = metadata.derived_name([a, " + ", "a person stands up"], cont)
+    _fits_and_keeps(c, "a person walks", "+ a person stands up")
+    # an over-long prompt keeps its start; the source keeps at least its first MIN_SOURCE_BYTES
+    d = metadata.derived_name([LONG_SOURCE, " + ", "a person dances " * 10], cont)
+    _fits_and_keeps(d, "a person walk", "+ a person dances a person")
+    # in-between: both sources shortened before the prompt
+    e = metadata.derived_name([LONG_SOURCE, " > ", "a person turns", " > ", LONG_SOURCE],
+                              [(0, metadata.MIN_SOURCE_BYTES), (4, metadata.MIN_SOURCE_BYTES), (2, 0)])
+    _fits_and_keeps(e, "> a person turns >", "a person")
+    assert metadata.derived_name(["walk", " + ", "sit"], cont) == "walk + sit"  # short names are kept whole
+
+
+def test_derived_names_never_split_a_utf8_character():
+    cont = [(0, metadata.MIN_SOURCE_BYTES), (2, 0)]
+    for prompt in ("一个人坐下来", "一个人坐下来休息一会儿然后站起来再走开", "é" * 40):
+        name = metadata.derived_name([CJK_SOURCE * 2, " + ", prompt], cont)
+        assert len(name.encode("utf-8")) <= metadata.NAME_BYTES and "\ufffd" not in name
+        src, _, rest = name.partition(" + ")
+        assert src.endswith("...") and (CJK_SOURCE * 2).startswith(src[:-3])  # whole characters of the source
+        kept = rest.removesuffix("...")
+        assert prompt.startswith(kept) and len(kept) >= min(len(prompt), 3)
+
+
+def test_continues_of_a_long_named_action_keep_their_prompts(addon):  # noqa: F811 - the fixture
+    """Through the operator (fake worker): before, both continuations were named by the source's text alone,
+    'SALAD: a person walks forward slowly, then turns aro...' and the same with '.001'."""
+    body = make_shot()
+    activate(body)
+    shot = body.animation_data.action
+    shot.name = "SALAD: " + LONG_SOURCE
+    s = bpy.context.scene.salad_shot
+    names = []
+    for prompt in ("a person sits", "a person jumps"):
+        body.animation_data.action = shot
+        s.continue_prompt, s.continue_seconds = prompt, 1.0
+        assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+        names.append(body.animation_data.action.name)
+        assert names[-1].startswith("SALAD: a person walks") and names[-1].endswith(f" + {prompt}"), names[-1]
+    s.continue_prompt = "a person waves"  # continuing the continuation
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    names.append(body.animation_data.action.name)
+    assert names[-1].endswith(" + a person waves") and len(set(names)) == 3, names
