@@ -3,6 +3,8 @@
 Runs in-process with the bpy wheel; each test starts from ``read_factory_settings(use_empty=True)``.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from needs import require_module
@@ -103,3 +105,25 @@ def test_continues_of_a_long_named_action_keep_their_prompts(addon):  # noqa: F8
     assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
     names.append(body.animation_data.action.name)
     assert names[-1].endswith(" + a person waves") and len(set(names)) == 3, names
+
+
+# ------------------------------------------------------------------------------------ 3. Remove Segment
+
+
+def test_remove_segment_with_the_index_out_of_range_is_disabled_and_cancels(addon):  # noqa: F811 - the fixture
+    """Before: poll only asked for a segment, and execute returned FINISHED having removed nothing."""
+    from salad_blender.shot_operators import SALAD_OT_shot_segment_remove
+
+    s = bpy.context.scene.salad_shot
+    s.segments.clear()
+    for _ in range(2):
+        bpy.ops.salad.shot_segment_add()
+    s.active_segment = 5  # a script can set any index >= 0
+    assert not bpy.ops.salad.shot_segment_remove.poll()
+    reports = []
+    fake = SimpleNamespace(report=lambda kind, msg: reports.append((kind, msg)))
+    assert SALAD_OT_shot_segment_remove.execute(fake, bpy.context) == {"CANCELLED"}
+    assert reports == [({"ERROR"}, "No segment 6 to remove: the shot has 2.")] and len(s.segments) == 2
+    s.active_segment = 1
+    assert bpy.ops.salad.shot_segment_remove() == {"FINISHED"} and len(s.segments) == 1
+    assert s.active_segment == 0
