@@ -179,9 +179,17 @@ def _joined(*parts: bpy.types.Action | str) -> str:
     return metadata.derived_name(texts, sources + prompt)
 
 
+_POSE_CHANNELS = ("location", "rotation_quaternion", "rotation_euler", "rotation_axis_angle", "scale")
+
+
 @contextlib.contextmanager
 def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
-    """Let ``obj`` play ``action`` while it is sampled; the assignment (and slot) before is restored."""
+    """Let ``obj`` play ``action`` while it is sampled; the object is left as it was afterwards.
+
+    The assignment (and slot) before is restored; an armature that had no animation block gets none, and the
+    pose channels the played action moved are put back (evaluation writes them into the armature's pose).
+    """
+    had_data = obj.animation_data is not None
     ad = obj.animation_data_create()
     old_action = ad.action
     has_slots = hasattr(ad, "action_slot")
@@ -189,6 +197,7 @@ def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
     if old_action == action:
         yield
         return
+    pose = [(pb, {c: tuple(getattr(pb, c)) for c in _POSE_CHANNELS}) for pb in obj.pose.bones] if obj.pose else []
     try:
         ad.action = action
         if has_slots and ad.action_slot is None:
@@ -201,6 +210,11 @@ def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
         ad.action = old_action
         if has_slots and old_action is not None and old_slot is not None:
             ad.action_slot = old_slot
+        if not had_data:
+            obj.animation_data_clear()
+        for pb, values in pose:
+            for c, v in values.items():
+                setattr(pb, c, v)
 
 
 def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, str],

@@ -127,3 +127,47 @@ def test_remove_segment_with_the_index_out_of_range_is_disabled_and_cancels(addo
     s.active_segment = 1
     assert bpy.ops.salad.shot_segment_remove() == {"FINISHED"} and len(s.segments) == 1
     assert s.active_segment == 0
+
+
+# ------------------------------------------------------------------------------------ 4. In-between
+
+
+def _anim_state(obj) -> dict:  # noqa: ANN001 - a bpy Object
+    """What sampling must not change on an armature: its animation block, and its pose channels."""
+    return {"animation_data": obj.animation_data is not None,
+            "pose": {pb.name: (tuple(pb.location), tuple(pb.rotation_quaternion), tuple(pb.scale))
+                     for pb in obj.pose.bones}}
+
+
+@pytest.mark.parametrize("how", ["refused", "cancelled", "worker_error"])
+def test_inbetween_on_an_armature_without_animation_leaves_it_so(how):
+    """Before: sampling A and B on the armature created an animation block that stayed after a failure or a
+    cancel, and left the armature in B's last sampled pose."""
+    from shot_fakes import FakePool, ShotWorker
+    from test_shot_jobs_scripted import CONFIG, FAST, keyed_body
+
+    from benchmarks.bench_retarget import synthetic_walk
+    from salad_blender.client import WorkerError
+
+    pool = FakePool(ShotWorker(steps=2))
+    obj = keyed_body({"A": synthetic_walk(96), "B": synthetic_walk(60, turn_deg=-40.0),
+                      "Short": synthetic_walk(16)})
+    for act in bpy.data.actions:
+        act.use_fake_user = True  # kept while no object uses them
+    obj.animation_data_clear()
+    bpy.context.view_layer.update()
+    before = _anim_state(obj)
+    a, b = bpy.data.actions["A"], bpy.data.actions["Short" if how == "refused" else "B"]
+    if how == "refused":
+        with pytest.raises(jobs.JobError, match="in-betweening to it needs at least 1 s"):
+            shot_jobs.start_inbetween(CONFIG, obj, a, b, "a person turns", 1.0, sampling=FAST, pool=pool)
+    else:
+        if how == "worker_error":
+            pool.worker.error = WorkerError("invalid_input", "no")
+        job = shot_jobs.start_inbetween(CONFIG, obj, a, b, "a person turns", 1.0, sampling=FAST, pool=pool)
+        if how == "cancelled":
+            job.poll()
+            job.cancel()
+        job.wait(timeout=30)
+        assert job.state == ("cancelled" if how == "cancelled" else "failed")
+    assert _anim_state(obj) == before
