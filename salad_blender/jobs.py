@@ -296,7 +296,9 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
                            **inversion_fields(steps, null_text_iters, guidance)}
     scene = bpy.context.scene
     if frame_range is None:
-        lo, hi = action.frame_range
+        ad = obj.animation_data
+        playing = ad is not None and ad.action == action
+        lo, hi = actions.slot_frame_range(action, getattr(ad, "action_slot", None) if playing else None)
         frame_range = (int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6)))
     start, end = int(frame_range[0]), int(frame_range[1])
     check_source_action(obj, action, "edit")

@@ -220,12 +220,12 @@ def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
 def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, str],
             scene: bpy.types.Scene) -> _Source:
     """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
-    lo, hi = action.frame_range
-    start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
     check_source_action(obj, action, "use")
-    if end <= start:
-        raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
     with _playing(obj, action):
+        lo, hi = actions.slot_frame_range(action, getattr(obj.animation_data, "action_slot", None))
+        start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
+        if end <= start:
+            raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
         sampled = sample_motion(obj, mapping, start, end, scene)
     if not np.all(np.isfinite(sampled.joints)):
         raise JobError(f"The animation '{action.name}' has invalid (NaN) bone positions.")
