@@ -171,3 +171,23 @@ def test_inbetween_on_an_armature_without_animation_leaves_it_so(how):
         job.wait(timeout=30)
         assert job.state == ("cancelled" if how == "cancelled" else "failed")
     assert _anim_state(obj) == before
+
+
+# ------------------------------------------------------------------------------------ 5. odd scenes
+
+
+def test_shot_in_an_odd_scene_keys_and_samples_back_its_frames(addon):  # noqa: F811 - the fixture
+    """Generate Shot in a 60 / 2 fps scene with frame_step 2 and start frame 7: the 80-frame shot (two 2 s
+    segments) gets floor(79 * 30 / 20) + 1 = 119 keys from frame 7, and Continue sends those back as 80 frames."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base, scene.frame_step, scene.frame_start = 60, 2.0, 2, 7
+    body = make_shot()
+    shot = body.animation_data.action
+    assert tuple(shot.frame_range) == (7.0, 7.0 + 118) and metadata.action_meta(shot)["salad_frames"] == 80
+    activate(body)
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt, s.continue_seconds = "a person sits", 1.0
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    sent = addon.worker.ops[-1]
+    assert sent["op"] == "continue" and len(sent["joints"]) == 80
+    assert body.animation_data.action.frame_range[0] == 7.0

@@ -87,3 +87,4 @@ def test_mirror_arms_in_an_odd_scene(addon, plain, parented):  # noqa: F811 - th
     n = len(range(lo, last + 1, 3))
     assert np.abs(after[:n, BELOW_NECK] - before[:n, BELOW_NECK]).max() < 1e-4
     assert np.abs(after[:n, ARMS] - before[:n, ARMS]).max() > 0.05
+
