@@ -88,3 +88,32 @@ def test_mirror_arms_in_an_odd_scene(addon, plain, parented):  # noqa: F811 - th
     assert np.abs(after[:n, BELOW_NECK] - before[:n, BELOW_NECK]).max() < 1e-4
     assert np.abs(after[:n, ARMS] - before[:n, ARMS]).max() > 0.05
 
+
+
+def test_generate_onto_a_parented_moved_armature(addon):  # noqa: F811 - the fixture
+    """Generate onto the selected armature under a rotated, scaled, moved parent in a 60 / 2 fps scene: the new
+    motion starts where the armature's pelvis stands (1 cm), its bones keep their world lengths (1e-4 relative),
+    and the armature's own animation is kept."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base, scene.frame_step = 60, 2.0, 2
+    arm = _body(plain=True, parented=True)
+    old = arm.animation_data.action
+    scene.frame_set(scene.frame_start)
+    pelvis_before = world_heads(arm, ["pelvis"], scene.frame_start)[0]
+    rest = {b.name: b.length for b in arm.data.bones}
+    s = scene.salad
+    s.target, s.prompt = "SELECTED", "a person jumps"
+    assert bpy.ops.salad.generate(blocking=True) == {"FINISHED"}
+    new = arm.animation_data.action
+    assert new != old and bpy.data.actions.get(old.name) == old
+    lo, hi = (int(round(v)) for v in new.frame_range)
+    pelvis = world_heads(arm, ["pelvis"], lo)[0]
+    assert np.linalg.norm(pelvis[:2] - pelvis_before[:2]) < 0.01
+    scale = float(np.cbrt(abs(np.linalg.det(np.array(arm.matrix_world)[:3, :3]))))
+    for f in (lo, (lo + hi) // 2, hi):
+        scene.frame_set(f)
+        ev = arm.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        for b in ("left_knee", "spine2", "right_elbow"):
+            pb = ev.pose.bones[b]
+            length = np.linalg.norm(np.array(arm.matrix_world.to_3x3() @ (pb.tail - pb.head)))
+            assert abs(length / (rest[b] * scale) - 1.0) < 1e-4, (b, f)
