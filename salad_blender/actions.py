@@ -103,6 +103,20 @@ def action_fcurves(action: bpy.types.Action, slot: Any = None) -> list[bpy.types
     return out
 
 
+def slot_frame_range(action: bpy.types.Action, slot: Any = None) -> tuple[float, float]:
+    """The frames of ``action`` that ``slot`` keys: a slotted action shared by several objects spans all of
+    theirs, so sampling one object over ``action.frame_range`` held its last pose through the others' frames.
+
+    A manual frame range (``use_frame_range``) is the animator's choice and wins.
+    """
+    if slot is None or action.use_frame_range or not is_slotted(action):
+        return tuple(action.frame_range)
+    ranges = [tuple(fc.range()) for fc in action_fcurves(action, slot) if len(fc.keyframe_points)]
+    if not ranges:
+        return tuple(action.frame_range)
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
 def _write_curve(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
     """Bulk-write keys: one ``add`` and ``foreach_set`` calls, linear interpolation."""
     n = len(frames)

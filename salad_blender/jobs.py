@@ -25,7 +25,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, heatmap, loops, real_motion, rigs, ui_state
+from . import actions, armature, heatmap, loops, metadata, real_motion, rigs, ui_state
 from .blender_data import place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
@@ -119,6 +119,10 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
                        "choose 'New SMPL-22 body' as the target.")
     if obj.mode == "EDIT":
         raise JobError(f"'{obj.name}' is in Edit Mode; switch to Object or Pose Mode first.")
+    if obj.library is not None:  # Python may assign it an action, but the file keeps the library's
+        raise JobError(f"'{obj.name}' is linked from the library '{obj.library.name}', so its animation cannot be "
+                       "changed in this file: make it a library override (Object > Library Override > Make) "
+                       "or local first.")
     try:
         rest = armature.rig_rest_from_object(obj)
         name, mapping = rigs.resolve_bone_map(rest.bone_names, rig)
@@ -286,12 +290,15 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
     rig_name, mapping = check_rig(obj, rig)
     fields, name, what, edit = edit_choice(caption, "caption", new_prompt, word, scale, mirror, mirror_method)
     if uncaptioned:
-        name = f"{action.name.removeprefix(ACTION_PREFIX)} [mirror {mirror}]"
+        name = metadata.derived_name([action.name.removeprefix(ACTION_PREFIX), f" [mirror {mirror}]"],
+                                     [(0, metadata.MIN_SOURCE_BYTES)])
     req: dict[str, Any] = {"op": "edit_real", "prompt": caption, **fields,
                            **inversion_fields(steps, null_text_iters, guidance)}
     scene = bpy.context.scene
     if frame_range is None:
-        lo, hi = action.frame_range
+        ad = obj.animation_data
+        playing = ad is not None and ad.action == action
+        lo, hi = actions.slot_frame_range(action, getattr(ad, "action_slot", None) if playing else None)
         frame_range = (int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6)))
     start, end = int(frame_range[0]), int(frame_range[1])
     check_source_action(obj, action, "edit")

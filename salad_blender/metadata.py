@@ -14,6 +14,7 @@ continuations, in-betweens, part regenerations), which record their recipe as JS
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,17 +25,45 @@ ACTION_PREFIX = "SALAD: "
 _INT32 = (-(2**31), 2**31 - 1)
 
 
-def action_name(prompt: str, max_bytes: int = 52) -> str:
+NAME_BYTES = 52  # of an action name after "SALAD: " (7 + 52 + ".001" = Blender 4.2's 63-byte ID names)
+MIN_SOURCE_BYTES = 16  # what a shortened source name keeps in a derived name (with its "...")
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """``text`` cut to ``max_bytes`` UTF-8 bytes with "..." when it is longer; never splits a character."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    if max_bytes < 4:
+        return raw[:max(max_bytes, 0)].decode("utf-8", errors="ignore")
+    return raw[: max_bytes - 3].decode("utf-8", errors="ignore").rstrip() + "..."
+
+
+def action_name(prompt: str, max_bytes: int = NAME_BYTES) -> str:
     """Action name for a prompt, short enough that Blender's ".001" suffixes still fit.
 
     Blender before 5.0 caps ID names at 63 UTF-8 bytes, so the cut counts bytes, not characters
     (a 50-character Chinese prompt is 150 bytes), and never splits a character.
     """
-    text = " ".join(str(prompt).split()) or "motion"
-    raw = text.encode("utf-8")
-    if len(raw) > max_bytes:
-        text = raw[: max_bytes - 3].decode("utf-8", errors="ignore").rstrip() + "..."
-    return ACTION_PREFIX + text
+    return ACTION_PREFIX + _cut(" ".join(str(prompt).split()) or "motion", max_bytes)
+
+
+def derived_name(parts: Sequence[str], cut_order: Sequence[tuple[int, int]], max_bytes: int = NAME_BYTES) -> str:
+    """A name made of ``parts`` (source names, separators, a prompt) that fits, keeping what tells results apart.
+
+    When too long, ``parts[i]`` for each ``(i, least_bytes)`` of ``cut_order`` is cut in turn (its start kept),
+    no shorter than ``least_bytes``: sources first, then the new prompt, so a continuation of a long action
+    still names its own prompt instead of ending in the source's text. Returns the name without "SALAD: "
+    (:func:`action_name` of it is itself).
+    """
+    parts = [re.sub(r"\s+", " ", p) for p in map(str, parts)]
+    for i, least in cut_order:
+        excess = sum(len(p.encode("utf-8")) for p in parts) - max_bytes
+        if excess <= 0:
+            break
+        size = len(parts[i].encode("utf-8"))
+        parts[i] = _cut(parts[i], max(least, size - excess))
+    return _cut(" ".join("".join(parts).split()) or "motion", max_bytes)
 
 
 def make_metadata(

@@ -70,14 +70,20 @@ def joint_bones(mapping: Mapping[str, str]) -> list[str]:
 
 
 def resample_positions(points: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear resampling of [F, ...] samples from ``fps_in`` to ``fps_out`` (same start, no overshoot)."""
+    """Linear resampling of [F, ...] samples from ``fps_in`` to ``fps_out`` (same start).
+
+    The count inverts :func:`retarget.resample` (and :func:`loops.scene_frames`), which keys a clip of N
+    frames at ``floor((N - 1) * fps_in / fps_out) + 1`` frames, its last key at or before the clip's end:
+    rounding up here gets the N back (a 40-frame shot keyed at 24 fps is 47 keys, sampled back to 40 frames,
+    not 39). The last sample may then lie up to one output frame past the last input one; it holds that pose.
+    """
     points = np.asarray(points, dtype=np.float64)
     n = len(points)
     if n < 2 or abs(fps_in - fps_out) < 1e-9:
         return points.copy()
     duration = (n - 1) / fps_in
-    m = int(np.floor(duration * fps_out + 1e-6)) + 1
-    t = np.arange(m) / fps_out * fps_in  # positions in input frames
+    m = int(np.ceil(duration * fps_out - 1e-6)) + 1
+    t = np.minimum(np.arange(m) / fps_out * fps_in, n - 1)  # positions in input frames (the end held)
     i0 = np.clip(np.floor(t).astype(int), 0, n - 1)
     i1 = np.clip(i0 + 1, 0, n - 1)
     w = (t - i0).reshape((-1,) + (1,) * (points.ndim - 1))

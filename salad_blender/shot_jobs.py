@@ -171,9 +171,25 @@ def _short(action: bpy.types.Action) -> str:
     return action.name.removeprefix(metadata.ACTION_PREFIX)
 
 
+def _joined(*parts: bpy.types.Action | str) -> str:
+    """A result's name from source actions and text: long source names are shortened first, then the prompt."""
+    texts = [_short(p) if isinstance(p, bpy.types.Action) else p for p in parts]
+    sources = [(i, metadata.MIN_SOURCE_BYTES) for i, p in enumerate(parts) if isinstance(p, bpy.types.Action)]
+    prompt = [(i, 0) for i, p in enumerate(parts) if isinstance(p, str) and p.strip()]
+    return metadata.derived_name(texts, sources + prompt)
+
+
+_POSE_CHANNELS = ("location", "rotation_quaternion", "rotation_euler", "rotation_axis_angle", "scale")
+
+
 @contextlib.contextmanager
 def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
-    """Let ``obj`` play ``action`` while it is sampled; the assignment (and slot) before is restored."""
+    """Let ``obj`` play ``action`` while it is sampled; the object is left as it was afterwards.
+
+    The assignment (and slot) before is restored; an armature that had no animation block gets none, and the
+    pose channels the played action moved are put back (evaluation writes them into the armature's pose).
+    """
+    had_data = obj.animation_data is not None
     ad = obj.animation_data_create()
     old_action = ad.action
     has_slots = hasattr(ad, "action_slot")
@@ -181,6 +197,7 @@ def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
     if old_action == action:
         yield
         return
+    pose = [(pb, {c: tuple(getattr(pb, c)) for c in _POSE_CHANNELS}) for pb in obj.pose.bones] if obj.pose else []
     try:
         ad.action = action
         if has_slots and ad.action_slot is None:
@@ -193,17 +210,22 @@ def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
         ad.action = old_action
         if has_slots and old_action is not None and old_slot is not None:
             ad.action_slot = old_slot
+        if not had_data:
+            obj.animation_data_clear()
+        for pb, values in pose:
+            for c, v in values.items():
+                setattr(pb, c, v)
 
 
 def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, str],
             scene: bpy.types.Scene) -> _Source:
     """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
-    lo, hi = action.frame_range
-    start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
     check_source_action(obj, action, "use")
-    if end <= start:
-        raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
     with _playing(obj, action):
+        lo, hi = actions.slot_frame_range(action, getattr(obj.animation_data, "action_slot", None))
+        start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
+        if end <= start:
+            raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
         sampled = sample_motion(obj, mapping, start, end, scene)
     if not np.all(np.isfinite(sampled.joints)):
         raise JobError(f"The animation '{action.name}' has invalid (NaN) bone positions.")
@@ -283,7 +305,7 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=f"{_short(action)} + {prompt}",
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=_joined(action, " + ", prompt),
                         seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
                         scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
@@ -312,7 +334,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
-                        name=f"{_short(action_a)} > {prompt} > {_short(action_b)}", seed=fields["seed"],
+                        name=_joined(action_a, " > ", prompt, " > ", action_b), seed=fields["seed"],
                         model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
@@ -340,7 +362,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     sampling = sampling or Sampling()
     fields = si.sampling_fields(sampling)
     label = ", ".join(chosen)
-    name = f"{prompt} [{label}]"
+    name = metadata.derived_name([prompt, f" [{label}]"], [(0, metadata.MIN_SOURCE_BYTES)])
     recipe: dict[str, Any] = {"kind": "regenerate_parts", "prompt": prompt, "parts": chosen,
                               "sources": [action.name]}
     if metadata.is_salad_action(action) and _is_plain_generation(meta := metadata.action_meta(action)):

@@ -13,7 +13,7 @@ from bpy.props import EnumProperty, IntProperty
 
 from . import jobs, metadata, preferences, shot_jobs
 from . import shot_inputs as si
-from .operators import _JobOperator
+from .operators import _JobOperator, say_no
 from .settings import active_rig, scene_range, settings, target_from
 from .shot_settings import segments_from, shot_sampling, shot_settings, sources_sampling
 
@@ -54,10 +54,16 @@ class SALAD_OT_shot_segment_remove(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return len(shot_settings(context).segments) > 0
+        s = shot_settings(context)
+        if 0 <= s.active_segment < len(s.segments):
+            return True
+        return say_no(cls, "Select a segment in the list first" if s.segments else "The shot has no segments")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         s = shot_settings(context)
+        if not 0 <= s.active_segment < len(s.segments):  # a script can set the index past the end
+            self.report({"ERROR"}, f"No segment {s.active_segment + 1} to remove: the shot has {len(s.segments)}.")
+            return {"CANCELLED"}
         s.segments.remove(s.active_segment)
         s.active_segment = max(0, min(s.active_segment, len(s.segments) - 1))
         return {"FINISHED"}

@@ -116,7 +116,8 @@ def test_continue_and_inbetween_names_say_salad_once(addon):
     assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
     cont = body.animation_data.action
     short = shot.name.removeprefix("SALAD: ")
-    assert cont.name == metadata.action_name(f"{short} + a person sits")  # cut to Blender's name length
+    assert cont.name == metadata.action_name(metadata.derived_name([short, " + ", "a person sits"],
+                                                                   [(0, metadata.MIN_SOURCE_BYTES), (2, 0)]))
     s.action_a, s.action_b, s.inbetween_prompt, s.inbetween_seconds = shot, cont, "a person turns", 1.0
     assert bpy.ops.salad.inbetween(blocking=True) == {"FINISHED"}
     name = body.animation_data.action.name
