@@ -68,9 +68,20 @@ def fill_gaps(track: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def smooth(track: np.ndarray, fps: float, seconds: float = SMOOTH_SECONDS) -> np.ndarray:
-    """Gaussian smoothing along time (sigma ``seconds``); edges reflect the nearest frame."""
+    """Gaussian smoothing along time (sigma ``seconds``).
+
+    The ends are padded by point reflection (``2 x[0] - x[k]``), which keeps a steady motion steady: padding
+    with the end frame (scipy's "nearest") slowed the first and last frames of every walk to half speed.
+    """
     sigma = seconds * fps
-    return track if sigma < 0.3 else gaussian_filter1d(track, sigma, axis=0, mode="nearest")
+    if sigma < 0.3 or len(track) < 2:
+        return track
+    x = np.asarray(track, dtype=np.float64)
+    n = min(int(np.ceil(4 * sigma)), len(x) - 1)
+    head = 2 * x[:1] - x[n:0:-1]
+    tail = 2 * x[-1:] - x[-2:-n - 2:-1]
+    padded = np.concatenate([head, x, tail])
+    return gaussian_filter1d(padded, sigma, axis=0, mode="nearest")[n:n + len(x)]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
