@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                "fps_wall_mean": float(np.mean([r["fps_wall"] for r in rows])),
                "fps_cpu_mean": float(np.mean([r["fps_cpu"] for r in rows]))}
     if a.model:
-        summary["classifier"] = content_and_swap(rows, motions, a.model, a.steps)
+        c = summary["classifier"] = content_and_swap(rows, motions, a.model, a.steps)
+        c["content_rate_ratio"] = c["content_recovered"] / max(c["content_true"], 1)  # issue 14: >= 0.8
+        c["swap_content_rate"] = c["swap_content"] / max(c["n"], 1)  # issue 14: >= 0.7
     result = {"summary": summary, "rows": rows}
     print(json.dumps(summary, indent=1))
     if a.out:
@@ -158,6 +160,16 @@ def format_markdown(result: dict) -> str:
                      f"{100 * r['mpjpe_m']:.1f} cm | {100 * r['root_path_mean_m']:.0f} / "
                      f"{100 * r['root_path_end_m']:.0f} cm | {r['truth_travel_m']:.2f} m | "
                      f"{r['fps_wall']:.1f} / {r['fps_cpu']:.1f} |")
+    c = result["summary"].get("classifier")
+    if c:
+        lines += ["", "| video | content | classifier on truth | on recovered | swap → target style | swap: "
+                  "style / content |", "|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            lines.append(f"| {r['video']} | {r['content']} | {r['pred_content_true']} | {r['pred_content_recovered']} "
+                         f"| {r['style']} → {r['target_style']} | {r['pred_style_swap']} / {r['pred_content_swap']} |")
+        lines += ["", f"Content recognised: truth {c['content_true']}/{c['n']}, recovered {c['content_recovered']}/"
+                  f"{c['n']} ({100 * c['content_rate_ratio']:.0f}% of the truth's rate); style swap: target reached "
+                  f"{c['swap_target']}/{c['n']}, content kept {c['swap_content']}/{c['n']}."]
     return "\n".join(lines) + "\n"
 
 

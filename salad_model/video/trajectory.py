@@ -119,9 +119,10 @@ def ground_feet(joints: np.ndarray, fps: float, window_s: float = 0.4, share: fl
     """Joints [T, 22, 3] (Y up) lifted or lowered per frame so that the resting foot stands on y = 0.
 
     The lowest foot joint (ankles, balls) of each frame is the floor contact in most frames of walking and
-    standing; its height is the depth solve's vertical noise. The floor offset is that height's lower quartile
-    over a sliding 0.4 s window (a running stride's flight phase is shorter, so a run keeps its bounce),
-    smoothed, and never above the lowest foot: no foot goes below the floor.
+    standing; its height is the depth solve's vertical noise. The floor offset is that height's median over a
+    sliding 0.4 s window (a running stride's flight phase is shorter than half of it, so a run keeps its
+    bounce; a jump longer than about 0.2 s in the air is partly flattened), smoothed, and never above the
+    lowest foot: no foot goes below the floor.
     """
     from scipy.ndimage import gaussian_filter1d, percentile_filter
 
