@@ -27,6 +27,7 @@ N_LANDMARKS = 33
 PEOPLE_SAMPLES = 8  # frames HOG looks at
 HOG_MIN_WEIGHT = 0.6  # SVM score a HOG box needs to count as a person
 HOG_MAX_WIDTH = 1024  # wider frames are searched at 1/2, 1/3 … of their size (HOG's cost grows with the pixels)
+SMALL_PERSON_RETRY = 0.5  # found in fewer frames than this: BlazePose tries again on a crop around HOG's box
 HOG_PYRAMID = 1.1  # step between pyramid levels (1.05 cost twice as much and found the same people)
 
 
@@ -124,24 +125,11 @@ def _crop_window(box: np.ndarray, width: int, height: int, margin: float = 0.5) 
     return x0, y0, max(x1, x0 + 2), max(y1, y0 + 2)
 
 
-def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | None = None,
-                     max_frames: int | None = None) -> Landmarks:
-    """Run BlazePose over the video; ``progress(frames_read, total)`` after each frame (it may raise to cancel)."""
+def _pose_pass(info: VideoInfo, track: np.ndarray | None, progress: Callable[[int, int], None] | None,
+               max_frames: int | None, total: int) -> tuple[list, list, list, list]:
+    """BlazePose over every frame (or over the crop around ``track``'s box); per-frame lists."""
     mp = _mediapipe()
-
     cv2 = _cv2()
-    total = info.frames if info.frames > 0 else 0
-    if max_frames:
-        total = min(total, max_frames) if total else max_frames
-    sample_at = set(np.linspace(0, max(total - 1, 0), PEOPLE_SAMPLES).round().astype(int).tolist()) if total else {0}
-    samples = people_boxes(read_sampled_frames(info.path, sample_at))
-    counts = sorted(len(b) for b in samples.values())
-    people = counts[-2] if len(counts) >= 2 else (counts[-1] if counts else 0)  # seen in two sampled frames at least
-    notes = []
-    track = None
-    if people >= 2:
-        track = largest_person_track(samples, max(total, 1))
-        notes.append(f"several people in the video (up to {people} at once): following the largest one")
     image, world, vis, found = [], [], [], []
     nan = np.full((N_LANDMARKS, 3), np.nan)
     frames = prefetch(read_frames(info.path, max_frames))
@@ -170,6 +158,41 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
                 found.append(True)
             if progress is not None:
                 progress(k + 1, max(total, k + 1))
+    return image, world, vis, found
+
+
+def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | None = None,
+                     max_frames: int | None = None) -> Landmarks:
+    """Run BlazePose over the video; ``progress(frames_read, total)`` after each frame (it may raise to cancel).
+
+    A person too small for BlazePose on the whole frame (found in under half of the frames) is looked for once
+    more on an enlarged crop around HOG's box (searched at 2x where 1x missed them): a walker far from the
+    camera at the start of a clip, or a figure a hundred pixels tall. That second pass reads the video again.
+    """
+    _mediapipe()  # the missing extra is reported before any work
+    total = info.frames if info.frames > 0 else 0
+    if max_frames:
+        total = min(total, max_frames) if total else max_frames
+    sample_at = set(np.linspace(0, max(total - 1, 0), PEOPLE_SAMPLES).round().astype(int).tolist()) if total else {0}
+    sampled = read_sampled_frames(info.path, sample_at)
+    samples = people_boxes(sampled)
+    counts = sorted(len(b) for b in samples.values())
+    people = counts[-2] if len(counts) >= 2 else (counts[-1] if counts else 0)  # seen in two sampled frames at least
+    notes = []
+    track = None
+    if people >= 2:
+        track = largest_person_track(samples, max(total, 1))
+        notes.append(f"several people in the video (up to {people} at once): following the largest one")
+    image, world, vis, found = _pose_pass(info, track, progress, max_frames, total)
+    if track is None and found and np.mean(found) < SMALL_PERSON_RETRY:
+        samples = {k: b if len(b) else _hog_boxes(sampled[k], 2.0) for k, b in samples.items()}
+        small = largest_person_track(samples, max(total, len(found)))
+        if small is not None:
+            second = _pose_pass(info, small, progress, max_frames, total)
+            if sum(second[3]) > sum(found):
+                notes.append(f"the person is small in the picture (BlazePose found them in {100 * np.mean(found):.0f}% "
+                             f"of the frames): read again from an enlarged crop around them")
+                image, world, vis, found = second
     t = len(found)
     return Landmarks(np.array(image).reshape(t, N_LANDMARKS, 3), np.array(world).reshape(t, N_LANDMARKS, 3),
                      np.array(vis).reshape(t, N_LANDMARKS), np.array(found, dtype=bool), info.fps, info.width,

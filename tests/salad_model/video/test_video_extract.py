@@ -178,3 +178,19 @@ def test_edit_real_reads_a_video_and_refuses_a_bad_one_before_the_model(tiny_mod
                  "--out", "bad.npz"], tmp_path)
     assert r.returncode == 2 and "is not a video" in r.stderr  # the video is checked before the (missing) model
     assert not (tmp_path / "bad.npz").exists()
+
+
+def test_a_small_person_is_read_again_from_an_enlarged_crop(tmp_path):
+    """The committed walk shrunk to a third inside a frame of its own background (the walker 50–110 px tall):
+    BlazePose on the whole frame misses them in most frames; the crop around HOG's box finds them."""
+    small = []
+    for f in clip_frames():
+        canvas = np.empty_like(f)
+        canvas[:] = f[5, 5]  # the background (sky) colour
+        canvas[240:] = f[-5, 5]  # and the floor's
+        s = cv2.resize(f, (f.shape[1] // 3, f.shape[0] // 3), interpolation=cv2.INTER_AREA)
+        canvas[200:200 + s.shape[0], 240:240 + s.shape[1]] = s
+        small.append(canvas)
+    m = extract_motion(write_video(tmp_path / "far.mp4", small))
+    assert any("small in the picture" in w for w in m.warnings), m.warnings
+    assert m.meta["found_frames"] >= 0.9 * m.meta["video_frames"]
