@@ -6,8 +6,8 @@ its box in between and give BlazePose only that crop, and say so in the warnings
 
 Cost (docs/video.md): BlazePose's cost does not depend on the frame size, HOG's grows with it, and on a
 3-second clip eight HOG searches cost more than BlazePose on all 75 frames. So HOG sees an HD frame at half
-size (``HOG_MAX_WIDTH``) with a coarser pyramid, searches at twice the size only when nobody was found at all,
-and frames are decoded in a background thread while BlazePose works.
+size (``HOG_MAX_WIDTH``) with a coarser pyramid, searches at twice the size only when BlazePose misses the
+person, and frames are decoded in a background thread while BlazePose works.
 """
 
 from __future__ import annotations
@@ -81,17 +81,20 @@ def _hog_boxes(img: np.ndarray, scale: float) -> np.ndarray:
 
 
 def people_boxes(frames: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    """HOG person boxes [N, 4] (x, y, w, h, full-frame pixels) in each sampled frame.
+    """HOG person boxes [N, 4] (x, y, w, h, full-frame pixels) in each sampled frame, searched as they are.
 
-    HOG's window is 128 px tall: the frames are searched as they are (at most ``HOG_MAX_WIDTH`` wide), and
-    only when that finds nobody in any of them once more at twice the size (small, far people; four times the
-    cost). A person found in some frames at 1x is the one BlazePose will follow; searching the others at 2x
-    (what an earlier version did) cost most of a short clip's time and found nobody new.
+    HOG's window is 128 px tall, so smaller people are not found here; they are searched at twice the size
+    only when BlazePose misses the person (see :func:`detect_landmarks`): searching every frame where 1x
+    found nobody at 2x up front (what an earlier version did) cost more than BlazePose on a whole short clip
+    and changed nothing when BlazePose found the person anyway.
     """
-    boxes = {k: _hog_boxes(f, 1.0) for k, f in frames.items()}
-    if any(len(b) for b in boxes.values()):
-        return boxes
-    return {k: _hog_boxes(f, 2.0) for k, f in frames.items()}
+    return {k: _hog_boxes(f, 1.0) for k, f in frames.items()}
+
+
+def _count(samples: dict[int, np.ndarray]) -> int:
+    """Most people seen in at least two sampled frames (one frame may hold a false detection)."""
+    counts = sorted(len(b) for b in samples.values())
+    return counts[-2] if len(counts) >= 2 else (counts[-1] if counts else 0)
 
 
 def largest_person_track(samples: dict[int, np.ndarray], n_frames: int) -> np.ndarray | None:
@@ -176,8 +179,7 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
     sample_at = set(np.linspace(0, max(total - 1, 0), PEOPLE_SAMPLES).round().astype(int).tolist()) if total else {0}
     sampled = read_sampled_frames(info.path, sample_at)
     samples = people_boxes(sampled)
-    counts = sorted(len(b) for b in samples.values())
-    people = counts[-2] if len(counts) >= 2 else (counts[-1] if counts else 0)  # seen in two sampled frames at least
+    people = _count(samples)
     notes = []
     track = None
     if people >= 2:
@@ -187,6 +189,9 @@ def detect_landmarks(info: VideoInfo, progress: Callable[[int, int], None] | Non
     if track is None and found and np.mean(found) < SMALL_PERSON_RETRY:
         samples = {k: b if len(b) else _hog_boxes(sampled[k], 2.0) for k, b in samples.items()}
         small = largest_person_track(samples, max(total, len(found)))
+        people = max(people, _count(samples))
+        if people >= 2:
+            notes.append(f"several people in the video (up to {people} at once): following the largest one")
         if small is not None:
             second = _pose_pass(info, small, progress, max_frames, total)
             if sum(second[3]) > sum(found):
