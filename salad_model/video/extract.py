@@ -14,7 +14,7 @@ from . import FOV_MAX, FOV_MIN, VideoError
 from .landmarks import Landmarks, detect_landmarks
 from .reader import probe
 from .smpl import BODY, BODY_NAMES, fill_gaps, smooth, smpl22_from_blazepose, with_bone_lengths
-from .trajectory import DEFAULT_FOV_DEG, camera_translation, to_world
+from .trajectory import DEFAULT_FOV_DEG, ground_feet, landmarks_in_camera, to_world
 
 MODEL_FPS = 20.0
 MIN_SECONDS = 2.0  # the model's shortest motion (40 frames at 20 fps)
@@ -56,12 +56,12 @@ def landmarks_to_motion(lm: Landmarks, fov_deg: float = DEFAULT_FOV_DEG) -> tupl
     world = smooth(fill_gaps(lm.world, found), lm.fps)
     image = smooth(fill_gaps(lm.image, found), lm.fps)
     vis = fill_gaps(lm.visibility, found)
-    trans = camera_translation(image[..., :2], world, vis, lm.width, lm.height, fov_deg)
+    world, trans = landmarks_in_camera(image[..., :2], world, vis, lm.width, lm.height, fov_deg)
     trans = smooth(trans, lm.fps, 0.08)  # depth from apparent size is the noisiest part
     points = world + trans[:, None, :]
     trunk = ((world[:, 11] + world[:, 12]) - (world[:, 23] + world[:, 24])).mean(0)
     points, how = to_world(points, trunk)
-    return with_bone_lengths(smpl22_from_blazepose(points)), how
+    return ground_feet(with_bone_lengths(smpl22_from_blazepose(points)), lm.fps), how
 
 
 def extract_motion(path: str | Path, fov_deg: float | None = None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,3 +73,74 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
     finally:
         cap.release()
+
+
+def read_sampled_frames(path: str | Path, indices: Iterable[int]) -> dict[int, np.ndarray]:
+    """RGB frames at ``indices``; the others are only grabbed (demuxed and decoded, never converted)."""
+    cv2 = _cv2()
+    want = sorted(set(int(i) for i in indices))
+    out: dict[int, np.ndarray] = {}
+    if not want:
+        return out
+    cap = cv2.VideoCapture(str(path))
+    try:
+        for k in range(want[-1] + 1):
+            if not cap.grab():
+                break
+            if k in want:
+                ok, frame = cap.retrieve()
+                if ok and frame is not None:
+                    out[k] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+    return out
+
+
+_DONE = object()
+
+
+def prefetch(frames: Iterator[np.ndarray], depth: int = 8) -> Iterator[np.ndarray]:
+    """``frames`` decoded in a background thread, up to ``depth`` ahead (OpenCV decodes without the GIL).
+
+    Decoding the next frames then overlaps with the pose model on the current one. Closing the returned
+    generator (a cancel, an error) stops the thread and releases the video.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for f in frames:
+                if not put(f):
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+            return
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # releases the capture now, in the thread that iterated it
+        put(_DONE)
+
+    thread = threading.Thread(target=work, name="video-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -68,9 +68,27 @@ def fill_gaps(track: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def smooth(track: np.ndarray, fps: float, seconds: float = SMOOTH_SECONDS) -> np.ndarray:
-    """Gaussian smoothing along time (sigma ``seconds``); edges reflect the nearest frame."""
+    """Gaussian smoothing along time (sigma ``seconds``).
+
+    Each end is padded by point reflection through a straight line fitted to its first (last) 4 sigma of
+    frames, which keeps a steady motion steady and still smooths the end frames: padding with the end frame
+    (scipy's "nearest") slowed the first and last frames of every walk to half speed.
+    """
     sigma = seconds * fps
-    return track if sigma < 0.3 else gaussian_filter1d(track, sigma, axis=0, mode="nearest")
+    if sigma < 0.3 or len(track) < 3:
+        return track
+    x = np.asarray(track, dtype=np.float64)
+    n = min(int(np.ceil(4 * sigma)), len(x) - 1)
+
+    def end_value(seg: np.ndarray) -> np.ndarray:  # the fitted line's value at seg[0]
+        t = np.arange(len(seg), dtype=np.float64)
+        t0 = t - t.mean()
+        slope = np.tensordot(t0, seg - seg.mean(0), axes=(0, 0)) / (t0 @ t0)
+        return seg.mean(0) - slope * t.mean()
+
+    a, b = end_value(x[:n + 1]), end_value(x[::-1][:n + 1])
+    padded = np.concatenate([2 * a - x[n:0:-1], x, 2 * b - x[-2:-n - 2:-1]])
+    return gaussian_filter1d(padded, sigma, axis=0, mode="nearest")[n:n + len(x)]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
