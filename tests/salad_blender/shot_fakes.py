@@ -11,6 +11,9 @@ End-to-end runs against the real worker are in test_shot_jobs.py.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import numpy as np
 
 from benchmarks.bench_retarget import synthetic_walk
@@ -146,3 +149,25 @@ class FakePool:
 
     def get(self, config):
         return self.worker
+
+
+@contextlib.contextmanager
+def shot_addon(tiny_model_dir, monkeypatch):
+    """The add-on enabled on the tiny model with this module's scripted worker as its pool (yielded)."""
+    import addon_utils
+    import bpy
+
+    from salad_blender import motion_job
+
+    bpy.context.preferences.use_preferences_save = False
+    addon_utils.enable("salad_blender", default_set=True)
+    prefs = bpy.context.preferences.addons["salad_blender"].preferences
+    prefs.python_path, prefs.model_source, prefs.model_folder = sys.executable, "FOLDER", str(tiny_model_dir)
+    pool = FakePool(ShotWorker(steps=1))
+    monkeypatch.setattr(motion_job, "POOL", pool)
+    g = bpy.context.scene.salad
+    g.steps, g.pin_feet = 3, False
+    try:
+        yield pool
+    finally:
+        addon_utils.disable("salad_blender", default_set=True)

@@ -10,7 +10,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_state import snapshot  # noqa: E402
-from shot_fakes import FakePool, ShotWorker  # noqa: E402
+from shot_fakes import shot_addon  # noqa: E402
 from test_shot_operators import ListLayout  # noqa: E402
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
@@ -19,18 +19,8 @@ from salad_blender import metadata, motion_job, shot_panels  # noqa: E402
 
 @pytest.fixture
 def addon(scene, tiny_model_dir, monkeypatch):
-    import addon_utils
-
-    bpy.context.preferences.use_preferences_save = False
-    addon_utils.enable("salad_blender", default_set=True)
-    prefs = bpy.context.preferences.addons["salad_blender"].preferences
-    prefs.python_path, prefs.model_source, prefs.model_folder = sys.executable, "FOLDER", str(tiny_model_dir)
-    pool = FakePool(ShotWorker(steps=1))
-    monkeypatch.setattr(motion_job, "POOL", pool)
-    g = bpy.context.scene.salad
-    g.steps, g.pin_feet = 3, False
-    yield pool
-    addon_utils.disable("salad_blender", default_set=True)
+    with shot_addon(tiny_model_dir, monkeypatch) as pool:
+        yield pool
 
 
 def make_shot() -> bpy.types.Object:

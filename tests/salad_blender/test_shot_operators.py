@@ -1,7 +1,6 @@
 """The Shot panel's operators and panels in the registered add-on: the segment list, presets, recipes,
 every job button (``blocking=True``; the worker is the scripted shot_fakes.ShotWorker), errors reported."""
 
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -10,10 +9,10 @@ bpy = pytest.importorskip("bpy")
 
 from blender_state import snapshot  # noqa: E402
 from fake_ui import FakeLayout  # noqa: E402
-from shot_fakes import FakePool, ShotWorker  # noqa: E402
+from shot_fakes import shot_addon  # noqa: E402
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
-from salad_blender import actions, armature, metadata, motion_job, shot_panels  # noqa: E402
+from salad_blender import actions, armature, metadata, shot_panels  # noqa: E402
 
 SHOT_OPERATORS = ("shot_segment_add", "shot_segment_remove", "shot_segment_move", "shot_use_recipe",
                   "shot_parts_preset", "generate_shot", "reroll_segment", "continue_action", "inbetween",
@@ -43,18 +42,8 @@ class ListLayout(FakeLayout):
 
 @pytest.fixture
 def addon(scene, tiny_model_dir, monkeypatch):
-    import addon_utils
-
-    bpy.context.preferences.use_preferences_save = False
-    addon_utils.enable("salad_blender", default_set=True)
-    prefs = bpy.context.preferences.addons["salad_blender"].preferences
-    prefs.python_path, prefs.model_source, prefs.model_folder = sys.executable, "FOLDER", str(tiny_model_dir)
-    pool = FakePool(ShotWorker(steps=1))
-    monkeypatch.setattr(motion_job, "POOL", pool)
-    g = bpy.context.scene.salad
-    g.steps, g.pin_feet = 3, False
-    yield pool
-    addon_utils.disable("salad_blender", default_set=True)
+    with shot_addon(tiny_model_dir, monkeypatch) as pool:
+        yield pool
 
 
 def draw(panel_cls):
