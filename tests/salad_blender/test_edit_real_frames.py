@@ -63,3 +63,21 @@ def test_edit_real_result_has_the_source_scene_frames(clip, config, pool, fps, f
         assert (fc.keyframe_points[0].co[0], fc.keyframe_points[-1].co[0]) == (lo, hi)
     scene = bpy.context.scene
     assert (scene.frame_start, scene.frame_end) == (lo, hi)
+
+
+@pytest.mark.parametrize("fps,fps_base", [(20, 1.0), (24, 1.0), (30, 1.001)])
+def test_a_2_second_clip_goes_through_regenerate_parts(clip, config, pool, fps, fps_base):
+    """40 poses (2 s, the model's shortest clip) are accepted (was "1.95 s; needs 2 s") and keep their length."""
+    from salad_blender import shot_jobs
+
+    obj = mocap_body(clip[:40], fps, fps_base)
+    source = obj.animation_data.action
+    lo, hi = (int(round(v)) for v in source.frame_range)
+    job = shot_jobs.start_regenerate_parts(config, obj, "a person waves", ["arms"],
+                                           sampling=jobs.Sampling(seed=3, steps=2), pool=pool)
+    job.wait(timeout=180)
+    assert job.state == "done", job.message
+    assert len(job.result["joints"]) == 40
+    for fc in actions.action_fcurves(job.output):
+        assert len(fc.keyframe_points) == hi - lo + 1
+        assert (fc.keyframe_points[0].co[0], fc.keyframe_points[-1].co[0]) == (lo, hi)
