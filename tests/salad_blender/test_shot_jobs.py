@@ -85,7 +85,7 @@ def test_continue_real_motion_keeps_the_source(config, pool):
     src_keys = key_values(src)
     new = done(shot_jobs.start_continue(config, obj, "a person runs", 2.0, sampling=FAST, pin_feet=False, pool=pool))
     meta = metadata.action_meta(new)
-    assert meta["salad_frames"] == 92 + 40 and key_values(src) == src_keys and obj.animation_data.action == new
+    assert meta["salad_frames"] == 96 + 40 and key_values(src) == src_keys and obj.animation_data.action == new
     # before its last 1 s (the hand-over) the source comes back as itself, where it stood
     for f, heads in was.items():
         assert np.abs(world_heads(obj, names, f) - heads).max() < 0.02, f
