@@ -373,6 +373,7 @@ def apply_motion(
     name: str | None = None,
     meta: dict[str, Any] | None = None,
     cyclic_blend: int = 0,
+    max_frames: int | None = None,
 ) -> bpy.types.Action:
     """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
 
@@ -382,6 +383,8 @@ def apply_motion(
     ``name``: what the action is named after (default the prompt; edits name it after the edit).
     ``meta``: further :func:`metadata.make_metadata` fields (rig, sampler, parent ...).
     ``cyclic_blend`` > 0: a seamless loop (Make Cyclic) with that many scene frames of cross-fade.
+    ``max_frames``: at most this many keys (an edited real clip: its scene frames; the 20 fps result's
+    last pose may lie up to one model frame past the clip's end, which would key one frame too many).
     Everything is validated and computed before the first Blender datum is created, so an error
     leaves the scene unchanged.
     """
@@ -393,6 +396,8 @@ def apply_motion(
         raise rigs.RigError(f"{arm_obj.name!r} is in NLA tweak mode; leave it before generating")
     result = prepare_retarget(arm_obj, joints, bone_map=bone_map, fps=scene_fps(scene),
                               contacts=contacts, placement=placement, cyclic_blend=cyclic_blend)
+    if max_frames is not None:
+        result = result.cropped(max_frames)
     start = int(scene.frame_start if start_frame is None else start_frame)
     props = make_metadata(prompt=prompt, seed=seed, frames=len(joints), model=model, guidance=guidance,
                           steps=steps, edits=edits, cyclic=cyclic_blend or None, **(meta or {}))

@@ -325,7 +325,7 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
             guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", req.get("steps", 0))),
             edits=edits, bone_map=bone_map, scene=sc, start_frame=start,
             contacts=None if contacts is None else np.asarray(contacts), frame_range=scene_range,
-            placement=real_motion.real_placement(sampled, wmeta),
+            placement=real_motion.real_placement(sampled, wmeta), max_frames=end - start + 1,
             meta={"source_action": source_name, "source": "inversion", "rig": bone_map, "pin_feet": bool(pin_feet),
                   "to_metres": float(sampled.to_metres)})
 

@@ -23,7 +23,7 @@ anywhere and have any roll.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -320,6 +320,11 @@ class RetargetResult:
     @property
     def num_frames(self) -> int:
         return int(self.quats.shape[0])
+
+    def cropped(self, frames: int) -> RetargetResult:
+        """The first ``frames`` frames (a real clip's edit keeps exactly the source's scene frames)."""
+        n = max(1, min(int(frames), self.num_frames))
+        return replace(self, quats=self.quats[:n], root_location=self.root_location[:n])
 
 
 def _effective_tree(bone_map: dict[str, str]) -> tuple[dict[int, int], dict[int, list[int]]]:

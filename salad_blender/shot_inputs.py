@@ -166,9 +166,9 @@ def check_parts(parts: Iterable[str]) -> list[str]:
 def context_frames(seconds: float = CONTEXT_SECONDS) -> int:
     """Joint frames (20 fps) a source needs to hold ``seconds`` of conditioning context.
 
-    The worker turns joints into features (one frame fewer) in whole latent frames of 4.
+    The worker keeps every joint frame (salad_model/runtime/pose_count.py), in whole latent frames of 4.
     """
-    return 4 * int(round(seconds * smpl22.FPS / 4)) + 1
+    return 4 * int(round(seconds * smpl22.FPS / 4))
 
 
 def check_context(frames: int, name: str, what: str, seconds: float = CONTEXT_SECONDS,
@@ -178,5 +178,5 @@ def check_context(frames: int, name: str, what: str, seconds: float = CONTEXT_SE
     ``what`` names the use in the message ('continuing it', ...); ``seconds`` / ``why`` another minimum.
     """
     if frames < context_frames(seconds):
-        raise JobError(f"The action '{name}' is {(frames - 1) / smpl22.FPS:.2f} s long; {what} needs at least "
+        raise JobError(f"The action '{name}' is {frames / smpl22.FPS:.2f} s long; {what} needs at least "
                        f"{seconds:g} s of it ({why}).")

@@ -264,8 +264,10 @@ def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict
 
 def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | dict[str, str], *, prompt: str,
                 name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
-                scene_range: str = "set"):  # noqa: ANN202
-    """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts."""
+                scene_range: str = "set", same_length: bool = False):  # noqa: ANN202
+    """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts.
+
+    ``same_length``: the result keys exactly the source's scene frames (part regeneration)."""
 
     def apply(result: dict) -> bpy.types.Action:
         target = bpy.data.objects.get(obj_name)
@@ -280,6 +282,7 @@ def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | di
             bone_map=bone_map, scene=scene, start_frame=src.start, frame_range=scene_range,
             contacts=None if contacts is None else np.asarray(contacts),
             placement=real_motion.real_placement(src.sampled, wmeta),
+            max_frames=len(src.sampled.world) if same_length else None,
             meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
                   "source": "shot", "rig": bone_map, "pin_feet": bool(pin_feet),
                   "to_metres": float(src.sampled.to_metres), "shot": recipe})
@@ -393,6 +396,6 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
     recipe.update(source="animation", seed=fields["seed"])
     apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
-                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
+                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range, same_length=True)
     return make_job("regenerate_parts", "Regenerate parts", config, op, apply, pool,
                     describe=f"Regenerating {label}")

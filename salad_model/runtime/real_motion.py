@@ -10,6 +10,7 @@ from . import requests as R
 from .denoiser import TextContext
 from .editing import WordSwap, sample_edit
 from .inversion import ddim_invert, null_text_optimize
+from .pose_count import pad_to_stride, with_end_pose
 from .requests import EditSpec, InputError
 from .results import Inversion, Motion
 from .sampling import StepCallback, sample
@@ -28,7 +29,8 @@ class RealMotionMixin:
         """De-normalised features [F, D] of real motion (joints [T, 22, 3] model space, or features).
 
         Joints are canonicalised first (floor, origin, facing +Z); the returned placement (root XZ and
-        heading of frame 0) lets a caller put an edited result back where the input was.
+        heading of frame 0) lets a caller put an edited result back where the input was. T poses give
+        T rows: the step after the last pose is extrapolated (why: :mod:`.pose_count`).
         """
         placement = {"root_xz": [0.0, 0.0], "heading": 0.0}
         if joints is not None:
@@ -37,7 +39,7 @@ class RealMotionMixin:
             joints = R.check_joints(joints, self.vae.skeleton.num_joints)
             placement = {"root_xz": [float(joints[0, 0, 0]), float(joints[0, 0, 2])],
                          "heading": float(facing_angle(joints)[0])}
-            features = joints_to_features(canonicalize(joints))
+            features = joints_to_features(with_end_pose(canonicalize(joints)))  # floor from real poses only
         if features is None:
             raise InputError("give the motion as joints or features")
         features = np.asarray(features, dtype=np.float32)
@@ -58,13 +60,14 @@ class RealMotionMixin:
         self.check_sampling(guidance, steps, "ddim")
         prompt = self.check_prompt(prompt)
         feats, placement = self.motion_features(joints, features)
-        frames = (len(feats) // 4) * 4
-        if frames < 16:
-            raise InputError(f"the motion is {len(feats)} frames long; inversion needs at least 16")
-        if frames > self.max_frames:
-            raise InputError(f"{frames} frames is longer than the model's {self.max_frames}; use edit_real, which "
+        length = len(feats)
+        if length < 16:
+            raise InputError(f"the motion is {length} frames long; inversion needs at least 16")
+        if length > self.max_frames:
+            raise InputError(f"{length} frames is longer than the model's {self.max_frames}; use edit_real, which "
                              "edits long clips in overlapping windows")
-        feats = feats[:frames]
+        feats = pad_to_stride(feats)
+        frames = len(feats)
         x = (torch.from_numpy(feats).to(self.device) - self.mean) / self.std
         total = 2 * steps if null_text_iters and guidance != 1.0 else steps
 
@@ -85,7 +88,7 @@ class RealMotionMixin:
                                        nm[:, :n].to(self.device), guidance, steps, null_text_iters,
                                        diffusion=self.bundle.diffusion, callback=progress(steps))
         return Inversion(prompt, frames, z0, traj[-1], nulls, float(guidance) if nulls else 1.0, steps, feats,
-                         placement)
+                         placement, length)
 
     def _nulls(self, inv: Inversion) -> TextContext | list[TextContext]:
         if inv.nulls is None:
@@ -101,9 +104,10 @@ class RealMotionMixin:
             z = sample(self.denoiser, inv.z_T, cond, self._nulls(inv), inv.guidance, inv.steps, "ddim", None,
                        callback, diffusion=self.bundle.diffusion)
         feats, joints = self.decode(z)
-        meta = self._meta(inv.prompt, 0, inv.frames, inv.guidance, inv.steps, "ddim")
+        n = inv.poses
+        meta = self._meta(inv.prompt, 0, n, inv.guidance, inv.steps, "ddim")
         meta.update(source="inversion", placement=inv.placement)
-        return Motion(joints[0], feats[0], meta, z)
+        return Motion(joints[0][:n], feats[0][:n], meta, z)
 
     def edit_inverted(self, inv: Inversion, edit_prompt: str | None = None, mode: str = "auto",
                       word: str | None = None, scale: float | None = None, mirror: str | None = None,
@@ -119,7 +123,8 @@ class RealMotionMixin:
         """
         which = self._geometric_mirror(mode, mirror, mirror_method)
         if which is not None:
-            return self._mirrored(inv.features, self._real_meta(inv.prompt, len(inv.features), inv.placement), which)
+            return self._mirrored(inv.features[:inv.poses], self._real_meta(inv.prompt, inv.poses, inv.placement),
+                                  which)
         edit_obj, edit_text, why = self.edit_mode(inv.prompt, edit_prompt or "", mode, word, scale, mirror,
                                                   swap_src_proportion)
         if inject_temporal is None:
@@ -133,7 +138,9 @@ class RealMotionMixin:
                               float(edit_guidance), inv.steps, "ddim", src_proportion, inject_temporal,
                               callback=callback, diffusion=self.bundle.diffusion)
         feats, joints = self.decode(res.z_edit)
-        meta = self._meta(inv.prompt, 0, inv.frames, inv.guidance, inv.steps, "ddim")
+        n = inv.poses
+        feats, joints = feats[:, :n], joints[:, :n]
+        meta = self._meta(inv.prompt, 0, n, inv.guidance, inv.steps, "ddim")
         meta.update(source="inversion", placement=inv.placement, edit_prompt=edit_text)
         meta["edits"] = [{**edit_obj.describe(), "edit_prompt": edit_text, "why": why,
                           "src_proportion": src_proportion, "inject_temporal": inject_temporal,
@@ -161,7 +168,9 @@ class RealMotionMixin:
                                        str(edit.get("mirror_method") or "geometric"))
         if which is not None:  # exact on the input itself: no inversion, any length
             return self._mirrored(feats, self._real_meta(self.check_prompt(prompt), len(feats), placement), which)
-        total = (len(feats) // 4) * 4
+        n_poses = len(feats)
+        feats = pad_to_stride(feats)
+        total = len(feats)
         win = self.max_frames
         if not 0 <= overlap < win // 2:
             raise InputError(f"overlap must be within 0…{win // 2 - 1} frames")
@@ -190,9 +199,9 @@ class RealMotionMixin:
                 w[-overlap:] = ramp[::-1]
             out[s:s + length] += w[:, None] * m.features[:length]
             weight[s:s + length] += w
-        blended = (out / weight[:, None]).astype(np.float32)
+        blended = (out / weight[:, None]).astype(np.float32)[:n_poses]  # the padding cut (pose_count)
         blended[:, -4:] = (blended[:, -4:] > 0.5).astype(np.float32)  # contacts stay binary
         j = self._joints(blended)
-        meta = {**metas[0], "frames": total, "windows": [[s, s + min(win, total - s)] for s in starts],
+        meta = {**metas[0], "frames": n_poses, "windows": [[s, min(s + win, n_poses)] for s in starts],
                 "placement": placement}
         return Motion(j, blended, meta)

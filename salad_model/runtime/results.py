@@ -34,8 +34,14 @@ class Inversion:
     nulls: list[torch.Tensor] | None
     guidance: float
     steps: int
-    features: np.ndarray  # the input, de-normalised, cropped to `frames`
+    features: np.ndarray  # the input, de-normalised, padded to `frames` (a multiple of 4)
     placement: dict
+    length: int = 0  # the input's own frame count (results are cut to it); 0: `frames`
+
+    @property
+    def poses(self) -> int:
+        """Frames of every result: the input's count, without the VAE stride's padding."""
+        return self.length or self.frames
 
 
 @dataclass

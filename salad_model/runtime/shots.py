@@ -27,6 +27,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ import torch
 from ..motion.foot_lock import lock_feet, trapezoid
 from .inpainting import PART_NAMES, Inpainting, parse_parts
 from .pipeline import InputError, Motion, SaladPipeline
+from .pose_count import cut_padding, pad_to_stride, shift_index
 from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 
@@ -114,6 +116,7 @@ class ShotSource:
     placement: dict
     kind: str  # "generated" or "real"
     meta: dict
+    poses: int = 0  # frames the user sees: length checks and results use it (a real source's padding excluded)
 
     @property
     def latent_frames(self) -> int:
@@ -189,18 +192,18 @@ class ShotDirector:
             t_lat = min(int(lat.shape[1]), len(motion.features) // 4)  # features and latent cover the same frames
             lat, feats = lat[:, :t_lat], np.asarray(motion.features, np.float32)[: 4 * t_lat]
             return ShotSource(lat, feats, dict(motion.meta.get("placement", {"root_xz": [0.0, 0.0], "heading": 0.0})),
-                              "generated", dict(motion.meta))
+                              "generated", dict(motion.meta), len(feats))
         if motion is not None:
             features = motion.features
         feats, placement = pipe.motion_features(joints, features)
-        t = (len(feats) // 4) * 4
-        if t < 4:
-            raise InputError(f"the motion is {len(feats)} frames long; a shot source needs at least 4")
-        feats = feats[:t]
+        n = len(feats)
+        if n < 4:
+            raise InputError(f"the motion is {n} frames long; a shot source needs at least 4")
+        feats = pad_to_stride(feats)  # N poses → N rows + held padding (why: pose_count)
         x = (torch.from_numpy(np.array(feats)).to(pipe.device) - pipe.mean) / pipe.std
         with torch.inference_mode():
             _, mu, _ = pipe.vae.encode(x[None], sample=False)
-        return ShotSource(mu.clone(), feats, placement, "real", {"frames": t})
+        return ShotSource(mu.clone(), feats, placement, "real", {"frames": n}, n)
 
     def _as_source(self, src: ShotSource | Motion | np.ndarray) -> ShotSource:
         if isinstance(src, ShotSource):
@@ -432,8 +435,8 @@ class ShotDirector:
         prompt = self.pipe.check_prompt(prompt)
         src = self._as_source(source)
         n_new = self._check_seconds(seconds, "continuation", 8 / self.pipe.fps, MAX_SHOT_SECONDS)
-        if src.latent_frames < self.context:
-            raise InputError(f"the motion to continue is {src.latent_frames * 4 / self.pipe.fps:.1f} s long; "
+        if src.poses < 4 * self.context:  # the user's frame count, not the padded latent's
+            raise InputError(f"the motion to continue is {src.poses / self.pipe.fps:.2f} s long; "
                              f"it must be at least the {self.context * 4 / self.pipe.fps:.1f} s conditioning window")
         progress = _Progress(callback, self._plan_windows(n_new, src.latent_frames), self.steps)
         windows: list[dict] = []
@@ -444,12 +447,15 @@ class ShotDirector:
         base = np.concatenate([src.features, decoded[t_src:]])
         feats = self._blend(base, decoded, a, t_src, rising=True)
         feats[:a] = src.features[:a]
-        meta = self._meta("continue", prompt, seed, len(feats), source_frames=t_src, source_kind=src.kind,
-                          seams=[t_src] + [w["start_frame"] + w["context_frames"] for w in windows[1:]],
-                          windows=windows, blend=[a, t_src])
+        n_src = src.poses  # a real source's stride padding is cut: its N poses, then the new motion
+        at = partial(shift_index, start=n_src, stop=t_src)
+        feats = cut_padding(feats, n_src, t_src)
+        meta = self._meta("continue", prompt, seed, len(feats), source_frames=n_src, source_kind=src.kind,
+                          seams=[at(t_src)] + [at(w["start_frame"] + w["context_frames"]) for w in windows[1:]],
+                          windows=windows, blend=[min(a, n_src), at(t_src)])
         meta["placement"] = src.placement
-        return self._motion(feats, latent, meta, lock=[(max(a, t_src - self.foot_lock), t_src + self.foot_lock)],
-                            strength=JOIN_LOCK_STRENGTH, hold_toes=True)
+        lock = [(min(max(a, t_src - self.foot_lock), n_src), at(t_src + self.foot_lock))]
+        return self._motion(feats, latent, meta, lock=lock, strength=JOIN_LOCK_STRENGTH, hold_toes=True)
 
     def inbetween(self, a: ShotSource | Motion | np.ndarray, b: ShotSource | Motion | np.ndarray, prompt: str,
                   seconds: float, seed: int = 0, callback: StepCallback | None = None) -> Motion:
@@ -466,8 +472,8 @@ class ShotDirector:
         gap = self._check_seconds(seconds, "in-between gap", 0.2, hi)
         ctx = min(self.context, (self.max_lat - gap) // 2)
         for name, s in (("A", sa), ("B", sb)):
-            if s.latent_frames < ctx:
-                raise InputError(f"motion {name} is {s.latent_frames * 4 / fps:.1f} s long; it must be at least the "
+            if s.poses < 4 * ctx:
+                raise InputError(f"motion {name} is {s.poses / fps:.2f} s long; it must be at least the "
                                  f"{ctx * 4 / fps:.1f} s conditioning window")
         dim = self.pipe.denoiser.config.vae_dim
         n = 2 * ctx + gap
@@ -492,12 +498,16 @@ class ShotDirector:
         feats = self._blend(base, feats, ta + g, ta + g + 4 * ctx, rising=False)
         feats[: ta - 4 * ctx] = sa.features[: ta - 4 * ctx]
         feats[ta + g + 4 * ctx:] = sb.features[4 * ctx:]
-        meta = self._meta("inbetween", prompt, seed, len(feats), a_frames=ta, b_frames=4 * sb.latent_frames,
-                          gap=[ta, ta + g], seams=[ta, ta + g], context_frames=4 * ctx, window_seed=s,
+        # real sources' stride padding is cut: A's N poses, the gap, B's N poses (why: pose_count)
+        na = sa.poses
+        feats = cut_padding(feats, na, ta)[: na + g + sb.poses]
+        at = partial(shift_index, start=na, stop=ta, end=len(feats))
+        tb, w = ta + g, self.foot_lock
+        meta = self._meta("inbetween", prompt, seed, len(feats), a_frames=na, b_frames=sb.poses,
+                          gap=[at(ta), at(tb)], seams=[at(ta), at(tb)], context_frames=4 * ctx, window_seed=s,
                           source_kinds=[sa.kind, sb.kind])
         meta["placement"] = sa.placement
-        tb, w = ta + g, self.foot_lock
-        lock = [(max(ta - 4 * ctx, ta - w), ta + w), (tb - w, min(tb + w, tb + 4 * ctx))]
+        lock = [(at(max(ta - 4 * ctx, ta - w)), at(ta + w)), (at(tb - w), at(min(tb + w, tb + 4 * ctx)))]
         return self._motion(feats, latent, meta, lock=lock, strength=JOIN_LOCK_STRENGTH, hold_toes=True)
 
     # -- body parts -----------------------------------------------------------------------------------
@@ -516,16 +526,18 @@ class ShotDirector:
             raise InputError(str(exc)) from exc
         prompt = self.pipe.check_prompt(prompt)
         src = self._as_source(source)
-        if not self.min_lat <= src.latent_frames <= self.max_lat:
-            raise InputError(f"part regeneration takes motions of {self.pipe.min_frames / self.pipe.fps:.1f}–"
-                             f"{self.pipe.max_frames / self.pipe.fps:.1f} s; this one is "
-                             f"{src.latent_frames * 4 / self.pipe.fps:.1f} s")
+        n = src.poses  # the count the user sees, not the VAE stride's
+        if not self.pipe.min_frames <= n <= self.pipe.max_frames or src.latent_frames > self.max_lat:
+            raise InputError(f"part regeneration takes motions of {self.pipe.min_frames} to {self.pipe.max_frames} "
+                             f"frames ({self.pipe.min_frames / self.pipe.fps:.1f}–"
+                             f"{self.pipe.max_frames / self.pipe.fps:.1f} s); this one is {n} frames "
+                             f"({n / self.pipe.fps:.2f} s)")
         keep = [p for p in range(7) if p not in regen]
         inp_mask = torch.zeros(src.latent.shape[:3], dtype=torch.bool, device=self.pipe.device)
         inp_mask[:, :, keep] = True
         z = self._sample(prompt, src.latent, inp_mask, derive_seed(seed, "parts"),
                          _Progress(callback, 1, self.steps).window())
-        feats = self._decode(z)
+        feats = self._decode(z)[:n]
         meta = self._meta("parts", prompt, seed, len(feats), parts=[PART_NAMES[p] for p in regen],
                           part_indices=list(regen), source_kind=src.kind,
                           source_prompt=src.meta.get("prompt"))

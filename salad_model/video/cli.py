@@ -27,9 +27,10 @@ def add_video_command(sub, progress) -> None:
 def motion_writers(motion, bvh: bool, preview: str | None) -> list:
     """Writers (npz [+ bvh, + preview]) in the order of ``salad_model.__main__.output_paths``."""
     from ..motion.motion_process import joints_to_features
+    from ..runtime.pose_count import with_end_pose
 
     joints, fps = motion.joints, motion.meta["fps"]
-    features = joints_to_features(joints)
+    features = joints_to_features(with_end_pose(joints))  # one row per pose, like edit_real's (pose_count)
 
     def npz(p: Path) -> None:
         with open(p, "wb") as f:

@@ -72,10 +72,11 @@ def test_parts():
 
 
 def test_context_window():
-    assert si.context_frames() == 21  # 1 s = 5 latent frames of 4 features, + 1 (features are differences)
-    si.check_context(21, "walk", "continuing it")
+    assert si.context_frames() == 20  # 1 s = 5 latent frames of 4 features, one per joint frame (pose_count)
+    si.check_context(20, "walk", "continuing it")
+    si.check_context(40, "walk", "regenerating its parts", 2.0)  # a 2 s SALAD shot (was "1.95 s; needs 2 s")
     with pytest.raises(JobError, match=r"The action 'walk' is 0.95 s long; continuing it needs at least 1 s"):
-        si.check_context(20, "walk", "continuing it")
+        si.check_context(19, "walk", "continuing it")
 
 
 def test_shot_recipe_in_metadata():

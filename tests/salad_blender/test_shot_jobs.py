@@ -85,7 +85,7 @@ def test_continue_real_motion_keeps_the_source(config, pool):
     src_keys = key_values(src)
     new = done(shot_jobs.start_continue(config, obj, "a person runs", 2.0, sampling=FAST, pin_feet=False, pool=pool))
     meta = metadata.action_meta(new)
-    assert meta["salad_frames"] == 92 + 40 and key_values(src) == src_keys and obj.animation_data.action == new
+    assert meta["salad_frames"] == 96 + 40 and key_values(src) == src_keys and obj.animation_data.action == new
     # before its last 1 s (the hand-over) the source comes back as itself, where it stood
     for f, heads in was.items():
         assert np.abs(world_heads(obj, names, f) - heads).max() < 0.02, f
@@ -97,13 +97,13 @@ def test_inbetween_and_parts_of_real_and_generated_motion(config, pool):
     keys = key_values(a), key_values(b)
     mid = done(shot_jobs.start_inbetween(config, obj, a, b, "a person turns around", 1.0, sampling=FAST,
                                          pin_feet=False, pool=pool))
-    assert metadata.action_meta(mid)["salad_frames"] == 92 + 20 + 56 and (key_values(a), key_values(b)) == keys
+    assert metadata.action_meta(mid)["salad_frames"] == 96 + 20 + 60 and (key_values(a), key_values(b)) == keys
 
     actions.assign_action(obj, a, a.slots[0] if hasattr(a, "slots") else None)
     parts = done(shot_jobs.start_regenerate_parts(config, obj, "a person waves", ["arms"], sampling=FAST,
                                                   pin_feet=False, pool=pool))
     meta = metadata.action_meta(parts)
-    assert meta["salad_frames"] == 92 and metadata.shot_recipe(meta)["source"] == "animation"
+    assert meta["salad_frames"] == 96 and metadata.shot_recipe(meta)["source"] == "animation"
 
     gen = done(jobs.start_generate(config, "a person walks", jobs.Sampling(seconds=2.4, seed=1, steps=3),
                                    jobs.Target(kind="armature", armature=obj.name, pin_feet=False), pool=pool))

@@ -155,8 +155,8 @@ def test_continue_real_motion_through_the_inversion_path(director, tiny_pipeline
     real = tiny_pipeline.generate("a person jumps", frames=64, seed=4).joints  # stands in for imported mocap
     real = real + np.array([1.0, 0.0, -2.0])  # anywhere in the world: canonicalised like edit_real
     out = director.continue_motion(real, "a person walks", 1.6, seed=0)
-    # 64 joint frames → 63 feature frames (velocities) → 60 (whole latent frames) + 32 new
-    assert out.joints.shape == (92, 22, 3) and out.meta["shot"]["source_frames"] == 60
+    # 64 joint frames → 64 feature frames (the last step extrapolated, runtime.pose_count) + 32 new
+    assert out.joints.shape == (96, 22, 3) and out.meta["shot"]["source_frames"] == 64
     assert out.meta["shot"]["source_kind"] == "real"
     assert out.meta["placement"]["root_xz"] == pytest.approx([real[0, 0, 0], real[0, 0, 2]], abs=1e-6)
 
@@ -217,7 +217,7 @@ def test_bad_inputs_of_continue_inbetween_and_parts(director, tiny_pipeline):
         director.continue_motion(short, "a person runs", 0)
     with pytest.raises(InputError, match="(?i)empty|prompt"):
         director.continue_motion(short, "", 2.0)
-    with pytest.raises(InputError, match="motion B is 0.6 s long; it must be at least the 1.0 s"):
+    with pytest.raises(InputError, match="motion B is 0.80 s long; it must be at least the 1.0 s"):
         director.inbetween(short, tiny, "a person runs", 2.0)
     with pytest.raises(InputError, match="in-between gap is 20 s"):
         director.inbetween(short, short, "a person runs", 20.0)
@@ -225,7 +225,8 @@ def test_bad_inputs_of_continue_inbetween_and_parts(director, tiny_pipeline):
         director.regenerate_parts(short, "a person waves", [])
     with pytest.raises(InputError, match="unknown body part"):
         director.regenerate_parts(short, "a person waves", "wings")
-    with pytest.raises(InputError, match="part regeneration takes motions of 2.0–9.8 s"):
+    with pytest.raises(InputError, match=r"part regeneration takes motions of 40 to 196 frames \(2.0–9.8 s\); "
+                                         r"this one is 16 frames"):
         director.regenerate_parts(tiny, "a person waves", "arms")
     with pytest.raises(InputError, match="resampling needs the ddim sampler"):
         ShotDirector(tiny_pipeline, resample=1, scheduler="dpm++")

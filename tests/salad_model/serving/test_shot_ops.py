@@ -46,14 +46,14 @@ def test_continue_inbetween_and_parts(worker):
     src = worker.result("generate", prompt="a person walks", frames=60, seed=2, steps=2)["joints"]
     arr = P.encode_array(np.asarray(src, np.float32))
     c = worker.result("continue", joints=arr, prompt="a person runs", seconds=2, steps=2)
-    assert c["joints"].shape == (56 + 40, 22, 3) and c["meta"]["shot"]["kind"] == "continue"
+    assert c["joints"].shape == (60 + 40, 22, 3) and c["meta"]["shot"]["kind"] == "continue"
     b = worker.result("inbetween", joints_a=arr, joints_b=arr, prompt="a person turns", seconds=2, steps=2)
-    assert b["joints"].shape == (56 + 40 + 56, 22, 3) and b["meta"]["shot"]["seams"] == [56, 96]
+    assert b["joints"].shape == (60 + 40 + 60, 22, 3) and b["meta"]["shot"]["seams"] == [60, 100]
     err = error_of(worker, "continue", joints=P.encode_array(np.asarray(src[:16], np.float32)), prompt="run",
                    seconds=2)
     assert err["code"] == "invalid_input" and "at least the 1.0 s conditioning window" in err["message"]
     p = worker.result("regenerate_parts", joints=arr, prompt="a person waves", parts=["arms"], steps=2)
-    assert p["meta"]["shot"]["parts"] == ["left_arm", "right_arm"] and p["joints"].shape == (56, 22, 3)
+    assert p["meta"]["shot"]["parts"] == ["left_arm", "right_arm"] and p["joints"].shape == (60, 22, 3)
     rid = worker.next_id()
     worker.send({"id": rid, "op": "regenerate_parts", "source_prompt": "a person walks", "frames": 48, "seed": 1,
                  "prompt": "a person waves", "parts": "upper", "steps": 2})

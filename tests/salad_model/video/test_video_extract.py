@@ -105,7 +105,7 @@ def test_cli_writes_npz_and_bvh_like_generate(tmp_path):
     r = run_cli(["video", str(CLIP), "--out", "walk.npz", "--bvh"], tmp_path)
     assert r.returncode == 0, r.stderr
     d = np.load(tmp_path / "walk.npz")
-    assert d["joints"].shape == (60, 22, 3) and float(d["fps"]) == 20.0 and d["features"].shape == (59, 263)
+    assert d["joints"].shape == (60, 22, 3) and float(d["fps"]) == 20.0 and d["features"].shape == (60, 263)
     meta = json.loads(str(d["meta"]))
     assert meta["source"] == "video" and meta["video"] == CLIP.name and meta["found_frames"] >= 72
     from salad_model.motion.bvh import read_bvh
