@@ -37,6 +37,31 @@ def item_weights(items: Sequence[dict], power: float, key: Callable[[dict], tupl
     return w / w.sum()
 
 
+def with_dataset_shares(items: Sequence[dict], weights: np.ndarray, shares: dict[str, float]) -> np.ndarray:
+    """Rescale ``weights`` so each named source dataset gets exactly its share of the draws.
+
+    Why: ``power`` alone also lifts every small action of a big dataset (Bandai dataset-1 rose from 5% to 20%
+    of the draws at power 0.5) and the fine-tune forgot dataset-2 contents; fixed shares per dataset keep the
+    rare-action lift inside a dataset while the datasets' mix stays chosen. Datasets not named share the rest
+    in proportion to their weight under ``weights``.
+    """
+    w = np.asarray(weights, dtype=np.float64).copy()
+    names = np.array([str(it.get("dataset", "")) for it in items])
+    unknown = sorted(set(shares) - set(names.tolist()))
+    if unknown:
+        raise ValueError(f"dataset_shares names datasets with no items: {', '.join(unknown)}")
+    if any(v <= 0 for v in shares.values()) or sum(shares.values()) >= 1:
+        raise ValueError(f"dataset_shares must be positive and sum to less than 1, got {shares}")
+    rest = ~np.isin(names, list(shares))
+    if not rest.any():
+        raise ValueError("dataset_shares leaves no dataset for the remaining share")
+    for name, share in shares.items():
+        m = names == name
+        w[m] *= share / w[m].sum()
+    w[rest] *= (1.0 - sum(shares.values())) / w[rest].sum()
+    return w / w.sum()
+
+
 def group_shares(items: Sequence[dict], weights: np.ndarray, key: Callable[[dict], tuple] = group_key
                  ) -> dict[tuple, float]:
     """Expected fraction of draws per group under ``weights``."""

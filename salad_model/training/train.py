@@ -348,9 +348,11 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
     pool = min(len(by_len), 4 * tc["batch"])
     balanced = None
     if tc.get("balance_power", 0.0) > 0:  # rare actions drawn more often (training/balance.py)
-        from .balance import LengthBatches, group_shares, item_weights
+        from .balance import LengthBatches, group_shares, item_weights, with_dataset_shares
 
         w = item_weights(train.items, tc["balance_power"])
+        if tc.get("dataset_shares"):  # the datasets' mix fixed, the rare-action lift kept inside each
+            w = with_dataset_shares(train.items, w, tc["dataset_shares"])
         balanced = LengthBatches([it["mu"].shape[0] for it in train.items], w, pool)
         shares = sorted(group_shares(train.items, w).items(), key=lambda kv: kv[1])
         print("balanced sampling, smallest group shares:",

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from salad_model.training.balance import LengthBatches, group_shares, item_weights
+from salad_model.training.balance import LengthBatches, group_shares, item_weights, with_dataset_shares
 
 
 def _items() -> list[dict]:
@@ -60,3 +60,30 @@ def test_length_batches_draw_groups_at_their_weighted_share_from_similar_lengths
     # the rare item is drawn about sqrt(400) times less than walk in total, not 400 times
     assert counts[("deepmimic", "jump")] > 0.03 * total
     assert np.median(spreads) < 30  # the batch comes from a window of similar lengths (all: 0–49)
+
+
+def test_dataset_shares_fix_the_mix_and_keep_the_lift_inside_a_dataset():
+    items = _items() + [{"dataset": "deepmimic", "content": "crawl", "len": 40} for _ in range(4)]
+    w = item_weights(items, 0.5)
+    fixed = with_dataset_shares(items, w, {"deepmimic": 0.1, "1": 0.05})
+    assert fixed.sum() == pytest.approx(1.0)
+    by_ds = Counter()
+    for it, p in zip(items, fixed, strict=True):
+        by_ds[str(it["dataset"])] += p
+    assert by_ds["deepmimic"] == pytest.approx(0.1) and by_ds["1"] == pytest.approx(0.05)
+    assert by_ds["2"] == pytest.approx(0.85)
+    # inside DeepMimic the single-take jump keeps its lift over the 4-take crawl (power 0.5: 2x per item)
+    jump, crawl = fixed[416], fixed[417]
+    assert jump / crawl == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("shares, msg", [
+    ({"kit": 0.1}, "no items: kit"),
+    ({"deepmimic": 0.6, "1": 0.5}, "sum to less than 1"),
+    ({"deepmimic": 0.0}, "positive"),
+    ({"deepmimic": 0.1, "1": 0.1, "2": 0.1}, "no dataset for the remaining share"),
+])
+def test_dataset_shares_refuse_a_mix_that_cannot_hold(shares, msg):
+    items = _items()
+    with pytest.raises(ValueError, match=msg):
+        with_dataset_shares(items, item_weights(items, 0.5), shares)
