@@ -64,11 +64,8 @@ FOOT_LOCK_STRENGTH = 0.8
 # a toe planted with its heel is held too (foot_lock.reach_toward: 1.15× → 0.78× on 30 in-betweens); at
 # timeline seams it raised the jerk (1.21× → 1.24× on 10 timelines), so seams hold the heel only.
 JOIN_LOCK_STRENGTH = 1.0
-# Where a timeline segment's prompt takes over. "spill": after the previous segment's spill (its prompt runs
-# ``spill`` latent frames past its end so that the decoder's reach never makes earlier frames depend on later
-# segments), i.e. 0.8 s after the nominal start. "nominal": at the nominal start — each segment is decoded on
-# its own (with its spill as right-hand context), frames before a segment come from the previous segment's decode
-# and the new decode takes over by a short cross-fade just after the start (shot_handover.py).
+# Where a segment's prompt takes over: "spill", 0.8 s after its start (after the previous prompt's spill);
+# "nominal", at its start (per-segment decode and a short cross-fade: shot_handover.py).
 HANDOVERS = ("spill", "nominal")
 DEFAULT_HANDOVER = "spill"
 
