@@ -148,7 +148,6 @@ class ShotDirector:
         self.pipe = pipe
         if handover not in HANDOVERS:
             raise InputError(f"handover must be one of {', '.join(HANDOVERS)}, got {handover!r}")
-        self.handover = handover
         self.guidance = pipe.default_guidance if guidance is None else float(guidance)
         pipe.check_sampling(self.guidance, steps, scheduler)
         if not isinstance(resample, int) or not 0 <= resample <= 10:
@@ -173,7 +172,7 @@ class ShotDirector:
         if handover == "nominal" and blend:
             raise InputError("the nominal hand-over holds the context strictly: blend must be 0")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
-        self.seam_smoothing = float(seam_smoothing)
+        self.seam_smoothing, self.handover = float(seam_smoothing), handover
         if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
                 or not 0 <= foot_lock_seconds <= 5:
             raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")
