@@ -167,12 +167,12 @@ def _median_time(fn, repeats: int) -> float:
 
 def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int = 50, resample: int = 0,
                     context_seconds: float | None = None, seed: int = 0, joins: int | None = None,
-                    parts: int | None = None, cost: bool = True, log=print) -> dict:
+                    parts: int | None = None, cost: bool = True, log=print, handover: str | None = None) -> dict:
     """All of issue #13's measurements on one model (see the module docstring).
 
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
     """
-    from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, Segment, ShotDirector, derive_seed
+    from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, DEFAULT_HANDOVER, Segment, ShotDirector, derive_seed
     from .classifier import load_split
 
     data_dir = Path(data_dir)
@@ -181,10 +181,12 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     rng = random.Random(seed)
     fps = pipe.fps
     context_seconds = DEFAULT_CONTEXT_SECONDS if context_seconds is None else context_seconds
-    d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps)
+    handover = DEFAULT_HANDOVER if handover is None else handover
+    d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps, handover=handover)
     contact = tuple(pipe.vae.skeleton.contact_joints)
     rep: dict = {"settings": {"timelines": timelines, "steps": steps, "resample": resample,
                               "context_seconds": context_seconds, "seed": seed, "guidance": d.guidance,
+                              "handover": handover,
                               "decoder_reach_latent_frames": d.reach}}
     t_start = time.time()
 
@@ -302,7 +304,8 @@ def format_shots_markdown(rep: dict) -> str:
     """The model card's table of issue #13's criteria."""
     s = rep["settings"]
     lines = [f"Shots (`python -m salad_model.evaluation.eval shots`): {s['timelines']} three-segment timelines of "
-             f"held-out captions, DDIM-{s['steps']}, resample {s['resample']}, context {s['context_seconds']:g} s.", "",
+             f"held-out captions, DDIM-{s['steps']}, resample {s['resample']}, context {s['context_seconds']:g} s"
+             f"{', hand-over ' + s['handover'] if s.get('handover') else ''}.", "",
              "| measure | at seams | inside | ratio | criterion | holds |", "|---|---|---|---|---|---|"]
     for key, name in (("timelines", "timelines"), ("continuation", "continuation"),
                       ("continuation_vs_generated", "continuation (inside = generated frames)"),
@@ -359,6 +362,8 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--resample", type=int, default=0)
     p.add_argument("--context", type=float, default=None, help="conditioning window (s; default the shipped one)")
+    p.add_argument("--handover", choices=("spill", "nominal"), default=None,
+                   help="where a segment's prompt takes over (default the shipped one; runtime/shot_handover.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
@@ -372,4 +377,4 @@ def run(a) -> int:
 
     return run_with_model(a, "shots", lambda pipe, clf, log: shot_statistics(
         pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed, a.joins, a.parts, not a.no_cost,
-        log=log), format_shots_markdown)
+        log=log, handover=a.handover), format_shots_markdown)

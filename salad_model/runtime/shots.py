@@ -66,6 +66,10 @@ FOOT_LOCK_STRENGTH = 0.8
 # a toe planted with its heel is held too (foot_lock.reach_toward: 1.15× → 0.78× on 30 in-betweens); at
 # timeline seams it raised the jerk (1.21× → 1.24× on 10 timelines), so seams hold the heel only.
 JOIN_LOCK_STRENGTH = 1.0
+# Where a segment's prompt takes over: "spill", 0.8 s after its start (after the previous prompt's spill);
+# "nominal", at its start (per-segment decode and a short cross-fade: shot_handover.py).
+HANDOVERS = ("spill", "nominal")
+DEFAULT_HANDOVER = "spill"
 
 
 def derive_seed(*parts: object) -> int:
@@ -143,8 +147,10 @@ class ShotDirector:
                  guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                  blend: int = DEFAULT_BLEND_FRAMES, overhang: int = DEFAULT_OVERHANG_FRAMES,
                  guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING,
-                 foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS):
+                 foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS, handover: str = DEFAULT_HANDOVER):
         self.pipe = pipe
+        if handover not in HANDOVERS:
+            raise InputError(f"handover must be one of {', '.join(HANDOVERS)}, got {handover!r}")
         self.guidance = pipe.default_guidance if guidance is None else float(guidance)
         pipe.check_sampling(self.guidance, steps, scheduler)
         if not isinstance(resample, int) or not 0 <= resample <= 10:
@@ -166,8 +172,10 @@ class ShotDirector:
             raise InputError(f"guidance_ramp must be an integer within 0…{self.max_lat // 4} latent frames")
         if not isinstance(seam_smoothing, (int, float)) or not 0 <= seam_smoothing <= 4:
             raise InputError(f"seam_smoothing must be within 0…4 frames, got {seam_smoothing!r}")
+        if handover == "nominal" and blend:
+            raise InputError("the nominal hand-over holds the context strictly: blend must be 0")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
-        self.seam_smoothing = float(seam_smoothing)
+        self.seam_smoothing, self.handover = float(seam_smoothing), handover
         if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
                 or not 0 <= foot_lock_seconds <= 5:
             raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")
@@ -346,13 +354,14 @@ class ShotDirector:
 
     def _motion(self, feats: np.ndarray, latent: torch.Tensor | None, meta: dict,
                 lock: list[tuple[int, int]] | None = None, strength: float = FOOT_LOCK_STRENGTH,
-                hold_toes: bool = False) -> Motion:
+                hold_toes: bool = False, smooth: bool = True) -> Motion:
         """Smooth the seams, integrate; ``lock``: frame ranges [lo, hi) where planted feet are held still.
 
         Each range is locked seeing only the frames before its end (a contact run is cut there), so a lock
         never makes a frame depend on later motion (a timeline's prefix stays stable).
         """
-        feats = smooth_seams(feats, meta["shot"].get("seams", []), self.seam_smoothing)
+        if smooth:
+            feats = smooth_seams(feats, meta["shot"].get("seams", []), self.seam_smoothing)
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         joints = self.pipe._joints(feats)
         done = []
@@ -385,6 +394,9 @@ class ShotDirector:
         segs = self._check_segments(segments)
         fps = self.pipe.fps
         lat = [self._check_seconds(s.seconds, "duration", 0, MAX_SHOT_SECONDS) for s in segs]
+        if self.handover == "nominal":
+            from .shot_handover import compose_nominal
+            return compose_nominal(self, segs, lat, seed, callback)
         # latent frames each segment's windows generate: its own, + spill past its end, − the previous spill
         wants = [n + self.spill - (self.spill if k else 0) for k, n in enumerate(lat)]
         n_windows, made = 0, 0

@@ -1,0 +1,83 @@
+"""Timelines with the nominal hand-over: each segment's prompt governs its own span from its nominal start,
+and changing a segment still leaves every frame before its start bit-identical."""
+
+import numpy as np
+import pytest
+
+from salad_model.runtime.pipeline import InputError
+from salad_model.runtime.shot_handover import HANDOVER_FRAMES, crossfade
+from salad_model.runtime.shots import Segment, ShotDirector
+
+STEPS = 4
+SEGS = [Segment("a person walks forward", 3.0), Segment("a person waves", 2.4), Segment("a person runs", 3.2)]
+
+
+@pytest.fixture(scope="module")
+def nominal(tiny_pipeline):
+    return ShotDirector(tiny_pipeline, steps=STEPS, handover="nominal")
+
+
+@pytest.fixture(scope="module")
+def base(nominal):
+    return nominal.compose(SEGS, seed=7)
+
+
+def test_nominal_timeline_is_deterministic_and_reports_nominal_spans(nominal, base):
+    again = nominal.compose(SEGS, seed=7)
+    assert base.joints.shape == (172, 22, 3) and np.array_equal(base.joints, again.joints)
+    shot = base.meta["shot"]
+    assert shot["handover"] == "nominal"
+    spans = [(s["content_start"], s["content_end"]) for s in shot["segments"]]
+    assert spans == [(s["start"], s["end"]) for s in shot["segments"]] == [(0, 60), (60, 108), (108, 172)]
+    assert shot["seams"][:2] == [60, 108]  # each later segment's first window generates from its nominal start
+    assert base.latent.shape[1] == 172 // 4
+
+
+def test_a_segments_prompt_governs_frames_right_after_its_start(nominal, base):
+    other = nominal.compose([SEGS[0], Segment("a person jumps", 2.4), SEGS[2]], seed=7)
+    assert np.array_equal(other.features[:60], base.features[:60])  # bit-identical before the start
+    assert np.array_equal(other.joints[:60], base.joints[:60])
+    # the prompt acts from its start: already inside the first hand-over frames, and within the first 0.8 s
+    # (the old "spill" hand-over left those 16 frames to the previous prompt)
+    assert np.abs(other.features[60:60 + HANDOVER_FRAMES] - base.features[60:60 + HANDOVER_FRAMES]).max() > 1e-4
+    assert np.abs(other.features[68:76] - base.features[68:76]).max() > 1e-3
+
+
+def test_changing_or_rerolling_a_segment_keeps_everything_before_it(nominal, base):
+    last = nominal.compose([SEGS[0], SEGS[1], Segment("a person jumps", 3.2)], seed=7)
+    assert np.array_equal(last.joints[:108], base.joints[:108])
+    assert np.abs(last.joints[108:] - base.joints[108:]).max() > 1e-3
+    reroll = nominal.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=99), SEGS[2]], seed=7)
+    assert np.array_equal(reroll.joints[:60], base.joints[:60])
+    longer = nominal.compose(SEGS[:2] + [Segment("a person runs", 6.0)], seed=7)
+    assert np.array_equal(longer.joints[:108], base.joints[:108])
+
+
+def test_long_segments_span_several_windows_and_stay_prefix_stable(tiny_pipeline):
+    d = ShotDirector(tiny_pipeline, steps=1, handover="nominal")
+    segs = [Segment("walk", 15.0), Segment("wave", 12.0)]
+    seen = []
+    m = d.compose(segs, seed=0, callback=lambda i, n: seen.append((i, n)))
+    assert m.joints.shape == (540, 22, 3) and np.isfinite(m.joints).all()
+    windows = m.meta["shot"]["windows"]
+    assert len(windows) >= 4 and all(w["context_frames"] + w["new_frames"] <= 196 for w in windows)
+    assert seen[-1] == (len(windows), len(windows))
+    other = d.compose([segs[0], Segment("run", 12.0)], seed=0)
+    assert np.array_equal(other.joints[:300], m.joints[:300])
+    assert np.abs(other.joints[300:] - m.joints[300:]).max() > 1e-3
+
+
+def test_crossfade_eases_in_and_keeps_contacts_binary():
+    prev, new = np.zeros((12, 6)), np.ones((12, 6))
+    out = crossfade(prev, new, 8)
+    w = out[:8, 0]
+    assert np.all(np.diff(w) > 0) and 0 < w[0] < 0.05 and 0.95 < w[-1] < 1  # smoothstep: slow at both ends
+    assert np.array_equal(out[8:], new[8:])
+    assert set(np.unique(out[:, -4:])) <= {0.0, 1.0}
+
+
+def test_unknown_handover_and_soft_blend_are_refused(tiny_pipeline):
+    with pytest.raises(InputError, match="handover must be one of spill, nominal"):
+        ShotDirector(tiny_pipeline, handover="middle")
+    with pytest.raises(InputError, match="blend must be 0"):
+        ShotDirector(tiny_pipeline, handover="nominal", blend=2)
