@@ -80,9 +80,9 @@ def test_mirror_arms_in_an_odd_scene(addon, plain, parented):  # noqa: F811 - th
     edit = jobs.action_meta(result)["salad_edits"][-1]
     assert result != source and edit["mirror" if plain else "which"] == "upper"
     first, last = (int(round(v)) for v in result.frame_range)
-    # a generation keeps every frame; an edit of animation loses its last pose in the worker (joints →
-    # features take one pose fewer, left to the model side) = 1.5 scene frames at 30 fps
-    assert first == lo and (last == hi if not plain else hi - 2 <= last < hi)
+    # every frame is kept: a generation's, and an edit of animation's (N poses → N model frames,
+    # runtime/pose_count.py; the add-on keys exactly the source's scene frames)
+    assert first == lo and last == hi
     after = pose(result)
     n = len(range(lo, last + 1, 3))
     assert np.abs(after[:n, BELOW_NECK] - before[:n, BELOW_NECK]).max() < 1e-4
