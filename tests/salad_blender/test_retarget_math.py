@@ -28,6 +28,14 @@ def quat_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- slerp
 
 
+
+def assert_leg_lengths_kept(out: np.ndarray, src: np.ndarray, leg: tuple[int, int, int], atol: float) -> None:
+    """Thigh and shin (hip→knee, knee→ankle) are as long in ``out`` as in ``src``, every frame."""
+    hip, knee, ankle = leg
+    for p, q in ((hip, knee), (knee, ankle)):
+        assert np.allclose(np.linalg.norm(out[:, q] - out[:, p], axis=-1),
+                           np.linalg.norm(src[:, q] - src[:, p], axis=-1), atol=atol)
+
 def test_slerp_turns_at_constant_speed_along_the_short_way():
     q0, q1 = axis_angle([0, 0, 1], 0.0), axis_angle([0, 0, 1], 2.0)  # 2 rad apart: not a lerp
     for t in (0.0, 0.25, 0.5, 0.9, 1.0):
@@ -223,9 +231,7 @@ def test_the_right_foot_is_pinned_when_only_it_is_planted_and_the_knee_keeps_ben
     # the ankle moves with the planted toe (rigid foot), the knee stays in front of the hip-ankle line
     assert np.allclose(out[5:20, toe] - out[5:20, ankle], j[5:20, toe] - j[5:20, ankle], atol=1e-9)
     assert (out[5:20, knee, 2] > 0.05).all()
-    for p, q in ((hip, knee), (knee, ankle)):
-        assert np.allclose(np.linalg.norm(out[:, q] - out[:, p], axis=-1),
-                           np.linalg.norm(j[:, q] - j[:, p], axis=-1), atol=1e-9)
+    assert_leg_lengths_kept(out, j, (hip, knee, ankle), atol=1e-9)
 
 
 def test_legs_keep_their_lengths_when_the_pinned_point_is_out_of_reach():
@@ -240,17 +246,13 @@ def test_legs_keep_their_lengths_when_the_pinned_point_is_out_of_reach():
     c = np.zeros((6, 4))
     c[:, 0] = 1
     out = rt.pin_contacts(j, c, blend=0)
-    for p, q in ((h, k), (k, a)):
-        assert np.allclose(np.linalg.norm(out[:, q] - out[:, p], axis=-1),
-                           np.linalg.norm(j[:, q] - j[:, p], axis=-1), atol=2e-6)
+    assert_leg_lengths_kept(out, j, (h, k, a), atol=2e-6)
     near = j.copy()
     near[:, a] = near[:, h] + (0.0, -0.1, 0.0)  # 0.1 from the hip, |thigh - shin| ~0.1: too near
     near[:, k] = near[:, h] + (0.0, -0.6, 0.1)
     near[:, a, 0] += np.array([0.0, 0.0, 0.0, 0.05, 0.05, 0.05])
     out = rt.pin_contacts(near, c, blend=0)
-    for p, q in ((h, k), (k, a)):
-        assert np.allclose(np.linalg.norm(out[:, q] - out[:, p], axis=-1),
-                           np.linalg.norm(near[:, q] - near[:, p], axis=-1), atol=2e-6)
+    assert_leg_lengths_kept(out, near, (h, k, a), atol=2e-6)
 
 
 def test_contacts_of_the_wrong_shape_are_refused_by_name():
@@ -386,7 +388,5 @@ def test_legs_keep_their_lengths_when_the_pinned_point_is_nearer_the_hip_than_th
     c = np.zeros((6, 4))
     c[:, 0] = 1
     out = rt.pin_contacts(j, c, blend=0)
-    for p, q in ((h, k), (k, a)):
-        assert np.allclose(np.linalg.norm(out[:, q] - out[:, p], axis=-1),
-                           np.linalg.norm(j[:, q] - j[:, p], axis=-1), atol=2e-6)
+    assert_leg_lengths_kept(out, j, (h, k, a), atol=2e-6)
     assert np.allclose(np.linalg.norm(out[:, a] - out[:, h], axis=-1), 0.25, atol=1e-5)
