@@ -10,8 +10,8 @@ OUT=${OUT:-runs/demo-dm}
 export PYTHONPATH="$PWD" OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
     HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
 stage_done() {  # the stage's checkpoint is at the config's iteration
-    "$PY" -c "import json,sys,torch; c=json.load(open('salad_model/configs/demo_deepmimic.json'));\
-it=torch.load('$OUT/$1/latest.pt',map_location='cpu',weights_only=False)['iter'];\
+    "$PY" -c "import json,sys; from salad_model.training.checkpoint_state import load_checkpoint;\
+c=json.load(open('salad_model/configs/demo_deepmimic.json')); it=load_checkpoint('$OUT/$1/latest.pt')['iter'];\
 sys.exit(0 if it>=c['$1_train']['iters'] else 1)"
 }
 nice -n 19 "$PY" -m salad_model.training.train vae --config demo_deepmimic --out "$OUT" --threads 1 || exit 1

@@ -98,11 +98,12 @@ def run_metrics(a: argparse.Namespace) -> dict:
 
 def run_vae(a: argparse.Namespace) -> dict:
     """VAE reconstruction straight from a training checkpoint (no denoiser needed)."""
+    from ..training.checkpoint_state import load_checkpoint
     from ..training.train import load_config, load_stage
 
     cfg = load_config(a.config)
     vae = load_stage(cfg, a.run, "vae")
-    it = torch.load(Path(a.run) / "vae" / "latest.pt", map_location="cpu", weights_only=False)["iter"]
+    it = load_checkpoint(Path(a.run) / "vae" / "latest.pt")["iter"]
     mean = torch.from_numpy(np.load(Path(a.data) / "mean.npy"))
     std = torch.from_numpy(np.load(Path(a.data) / "std.npy"))
     test = load_split(Path(a.data), "test")

@@ -32,6 +32,7 @@ from ..runtime.denoiser import Denoiser, DenoiserConfig  # noqa: E402
 from ..runtime.sampling import DiffusionConfig, make_scheduler  # noqa: E402
 from ..runtime.vae import VAE, VAEConfig, kl_loss  # noqa: E402
 from . import distributed  # noqa: E402
+from .checkpoint_state import load_checkpoint, restore_rng_states, rng_states  # noqa: E402
 
 CONFIG_DIR = CONFIGS_DIR
 
@@ -120,13 +121,11 @@ class Trainer:
         self.stop = False
         ckpt = self.dir / "latest.pt"
         if ckpt.is_file():
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            state = load_checkpoint(ckpt)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             self.it = state["iter"]
-            torch.set_rng_state(state["torch_rng"])
-            random.setstate(state["py_rng"])
-            np.random.set_state(state["np_rng"])
+            restore_rng_states(state)
             print(f"resumed {stage} at iteration {self.it}", flush=True)
         self.log = open(self.dir / "log.csv", "a", buffering=1) if self.ctx.is_main else None  # noqa: SIM115
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -146,7 +145,7 @@ class Trainer:
     def save(self) -> None:
         if self.ctx.is_main:
             state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "iter": self.it,
-                     "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(), "np_rng": np.random.get_state()}
+                     **rng_states()}
             tmp = self.dir / "latest.pt.tmp"
             torch.save(state, tmp)
             tmp.replace(self.dir / "latest.pt")
@@ -258,7 +257,7 @@ def load_stage(cfg: dict, out: Path, stage: str) -> torch.nn.Module:
     if not ckpt.is_file():
         raise SystemExit(f"no {stage} checkpoint at {ckpt}: train the {stage} first")
     model = VAE(VAEConfig(**cfg["vae"])) if stage == "vae" else Denoiser(DenoiserConfig(**cfg["denoiser"]))
-    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(load_checkpoint(ckpt)["model"])
     return model.eval()
 
 
@@ -425,8 +424,7 @@ def init_from(cfg: dict, src: Path, out: Path) -> dict[str, int]:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         opt = torch.optim.AdamW(model.parameters())
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "iter": int(its.get(stage, 0)),
-                    "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
-                    "np_rng": np.random.get_state()}, ckpt)
+                    **rng_states()}, ckpt)
         written[stage] = int(its.get(stage, 0))
     return written
 
@@ -445,8 +443,7 @@ def export(cfg: dict, data_dir: Path, out: Path, dest: Path, fp16: bool = True) 
         from .data.humanml3d import find_stats
 
         mean, std = (torch.from_numpy(a) for a in find_stats(data_dir, cfg["data_format"], cfg.get("stats_dir")))
-    its = {s: torch.load(Path(out) / s / "latest.pt", map_location="cpu", weights_only=False)["iter"]
-           for s in ("vae", "denoiser")}
+    its = {s: load_checkpoint(Path(out) / s / "latest.pt")["iter"] for s in ("vae", "denoiser")}
     info = {**cfg["info"], "name": cfg["name"], "dataset": cfg["dataset"], "trained_iterations": its}
     bundle = ModelBundle(vae, den, mean, std, cfg["text_encoder"], DiffusionConfig(), info)
     save_model(bundle, dest, dtype=torch.float16 if fp16 else torch.float32)

@@ -1,4 +1,7 @@
-"""Training entry points on a mini dataset in the real layout: a few steps, resume, export, generate."""
+"""Training entry points on a mini dataset in the real layout: a few steps, resume, export, generate.
+
+Checkpoints are read back with plain `torch.load(weights_only=True)`: a run never needs a full unpickle.
+"""
 
 import json
 
@@ -23,10 +26,10 @@ def tiny_config():
 def test_vae_trains_resumes_and_denoiser_exports(mini_dataset, tiny_config, tmp_path):
     out = tmp_path / "run"
     train.train_vae(tiny_config, mini_dataset, out, iters=2)
-    first = torch.load(out / "vae" / "latest.pt", weights_only=False)
+    first = torch.load(out / "vae" / "latest.pt", weights_only=True)
     assert first["iter"] == 2
     train.train_vae(tiny_config, mini_dataset, out, iters=4)  # resumes at 2, stops at 4
-    state = torch.load(out / "vae" / "latest.pt", weights_only=False)
+    state = torch.load(out / "vae" / "latest.pt", weights_only=True)
     assert state["iter"] == 4
     changed = [k for k in first["model"] if not torch.equal(first["model"][k], state["model"][k])]
     assert changed, "resumed training did not update any weight"
@@ -46,7 +49,7 @@ def test_vae_trains_resumes_and_denoiser_exports(mini_dataset, tiny_config, tmp_
     warm = train.init_from(tiny_config, dest, tmp_path / "warm")
     assert warm == {"vae": 4, "denoiser": 3}
     train.train_denoiser(tiny_config, mini_dataset, tmp_path / "warm", iters=4)
-    assert torch.load(tmp_path / "warm" / "denoiser" / "latest.pt", weights_only=False)["iter"] == 4
+    assert torch.load(tmp_path / "warm" / "denoiser" / "latest.pt", weights_only=True)["iter"] == 4
 
     pipe = SaladPipeline.from_pretrained(dest, device="cpu")
     m = pipe.generate("a person walks", frames=40, seed=0, steps=5)
