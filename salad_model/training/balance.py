@@ -88,3 +88,16 @@ class LengthBatches:
         lo = min(max(0, self.rank[anchor] - self.pool // 2), len(self.order) - self.pool)
         window = self.order[lo:lo + self.pool]
         return rng.choices(window, weights=[self.weights[k] for k in window], k=batch)
+
+
+def draw_weights(items: Sequence[dict], train_cfg: dict) -> np.ndarray | None:
+    """The denoiser's draw probability per item from its training config, or None for length-bucketed
+    uniform draws: ``balance_power`` lifts rare actions, then ``dataset_shares`` fixes the datasets' mix."""
+    if train_cfg.get("balance_power", 0.0) <= 0:
+        if train_cfg.get("dataset_shares"):
+            raise ValueError("dataset_shares needs balance_power > 0 (it rescales the balanced weights)")
+        return None
+    w = item_weights(items, train_cfg["balance_power"])
+    if train_cfg.get("dataset_shares"):
+        w = with_dataset_shares(items, w, train_cfg["dataset_shares"])
+    return w

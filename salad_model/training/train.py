@@ -32,6 +32,7 @@ from ..runtime.denoiser import Denoiser, DenoiserConfig  # noqa: E402
 from ..runtime.sampling import DiffusionConfig, make_scheduler  # noqa: E402
 from ..runtime.vae import VAE, VAEConfig, kl_loss  # noqa: E402
 from . import distributed  # noqa: E402
+from .balance import LengthBatches, draw_weights, group_shares  # noqa: E402
 from .checkpoint_state import load_checkpoint, restore_rng_states, rng_states  # noqa: E402
 
 CONFIG_DIR = CONFIGS_DIR
@@ -346,12 +347,8 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
     by_len = sorted(range(len(train.items)), key=lambda k: train.items[k]["mu"].shape[0])
     pool = min(len(by_len), 4 * tc["batch"])
     balanced = None
-    if tc.get("balance_power", 0.0) > 0:  # rare actions drawn more often (training/balance.py)
-        from .balance import LengthBatches, group_shares, item_weights, with_dataset_shares
-
-        w = item_weights(train.items, tc["balance_power"])
-        if tc.get("dataset_shares"):  # the datasets' mix fixed, the rare-action lift kept inside each
-            w = with_dataset_shares(train.items, w, tc["dataset_shares"])
+    w = draw_weights(train.items, tc)  # rare actions drawn more often, datasets' mix fixed (training/balance.py)
+    if w is not None:
         balanced = LengthBatches([it["mu"].shape[0] for it in train.items], w, pool)
         shares = sorted(group_shares(train.items, w).items(), key=lambda kv: kv[1])
         print("balanced sampling, smallest group shares:",

@@ -9,7 +9,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from salad_model.training.balance import LengthBatches, group_shares, item_weights, with_dataset_shares
+from salad_model.training.balance import (
+    LengthBatches,
+    draw_weights,
+    group_shares,
+    item_weights,
+    with_dataset_shares,
+)
+from salad_model.training.train import load_config
 
 
 def _items() -> list[dict]:
@@ -87,3 +94,19 @@ def test_dataset_shares_refuse_a_mix_that_cannot_hold(shares, msg):
     items = _items()
     with pytest.raises(ValueError, match=msg):
         with_dataset_shares(items, item_weights(items, 0.5), shares)
+
+
+def test_the_fine_tune_config_draws_its_datasets_at_their_shares():
+    """The weights train_denoiser draws with come from the config: the DeepMimic fine-tune's shares hold."""
+    tc = load_config("demo_deepmimic")["denoiser_train"]
+    items = _items()
+    w = draw_weights(items, tc)
+    by_ds = Counter()
+    for it, p in zip(items, w, strict=True):
+        by_ds[str(it["dataset"])] += p
+    for name, share in tc["dataset_shares"].items():
+        assert by_ds[name] == pytest.approx(share, abs=1e-12)
+    assert draw_weights(items, {**tc, "dataset_shares": {}}) == pytest.approx(item_weights(items, tc["balance_power"]))
+    assert draw_weights(items, load_config("demo")["denoiser_train"]) is None  # the demo: uniform length buckets
+    with pytest.raises(ValueError, match="needs balance_power"):
+        draw_weights(items, {"balance_power": 0.0, "dataset_shares": {"deepmimic": 0.1}})
