@@ -113,11 +113,13 @@ class ReweightPreview:
         kept, self.preview, self.shown = self.preview, None, None
         return None if kept is None else self.store.keep(kept)
 
-    def discard(self) -> None:
-        """Drop every request and the preview Action; the source plays again."""
+    def discard(self, restore: bool = True) -> None:
+        """Drop every request and the preview Action; the source plays again (unless ``restore`` is False:
+        the armature plays something else the user chose, which stays)."""
         self.pending = None
         self._cancel_job()
-        self.store.restore(self.source)
+        if restore:
+            self.store.restore(self.source)
         if self.preview is not None:
             self.store.discard(self.preview)
             self.preview = self.shown = None

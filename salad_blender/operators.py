@@ -15,7 +15,7 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import heatmap, jobs, metadata, official_model, preferences, setup_env, ui_state
+from . import heatmap, jobs, metadata, official_model, preferences, preview_actions, setup_env, ui_state
 from .runner import RUNNER, redraw
 from .settings import (
     MIRROR_SIDE_ITEMS,
@@ -114,6 +114,16 @@ class _EditOperator(_JobOperator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return _JobOperator.poll.__func__(cls, context) and say_no(cls, ui_state.edit_blocker(active_rig(context)))
 
+    @staticmethod
+    def start_edit(context: bpy.types.Context, **edit) -> jobs.MotionJob:  # noqa: ANN003 - start_edit's fields
+        """The edit of the user's action: while a live preview plays, of the preview's source (the preview is
+        dropped once the job has started; Apply Preview keeps it)."""
+        obj = active_rig(context)
+        job = jobs.start_edit(preferences.worker_config(context), obj, action=preview_actions.edit_source(obj),
+                              scene_range=scene_range(settings(context)), **edit)
+        preview_actions.end_session_for(obj)
+        return job
+
 
 class SALAD_OT_edit_prompt(_EditOperator, bpy.types.Operator):
     """Edit the active SALAD action with a new prompt (word swap or refinement, chosen automatically)"""
@@ -122,9 +132,7 @@ class SALAD_OT_edit_prompt(_EditOperator, bpy.types.Operator):
     bl_label = "Edit with New Prompt"
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        s = settings(context)
-        return jobs.start_edit(preferences.worker_config(context), active_rig(context),
-                               new_prompt=s.edit_prompt, scene_range=scene_range(s))
+        return self.start_edit(context, new_prompt=settings(context).edit_prompt)
 
 
 class SALAD_OT_reweight(_EditOperator, bpy.types.Operator):
@@ -136,8 +144,7 @@ class SALAD_OT_reweight(_EditOperator, bpy.types.Operator):
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
         word = ui_state.resolve_word(s.reweight_word, active_prompt(context))
-        return jobs.start_edit(preferences.worker_config(context), active_rig(context), word=word or None,
-                               scale=s.reweight_scale, scene_range=scene_range(s))
+        return self.start_edit(context, word=word or None, scale=s.reweight_scale)
 
 
 class SALAD_OT_mirror(_EditOperator, bpy.types.Operator):
@@ -149,9 +156,7 @@ class SALAD_OT_mirror(_EditOperator, bpy.types.Operator):
     side: EnumProperty(name="Side", default="all", items=MIRROR_SIDE_ITEMS)
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        s = settings(context)
-        return jobs.start_edit(preferences.worker_config(context), active_rig(context), mirror=self.side,
-                               mirror_method=s.mirror_method, scene_range=scene_range(s))
+        return self.start_edit(context, mirror=self.side, mirror_method=settings(context).mirror_method)
 
 
 class SALAD_OT_edit_real(_JobOperator, bpy.types.Operator):

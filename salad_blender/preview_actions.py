@@ -72,6 +72,40 @@ def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightP
     return SESSION
 
 
+def edit_source(obj: Any) -> Any:
+    """The Action a normal edit (Re-weight, Mirror, Edit with New Prompt) of ``obj`` starts from while a
+    preview plays: the preview's source, never the preview. None: the action ``obj`` plays (no preview
+    plays, or the source is gone — then the preview is all there is)."""
+    act = metadata.active_salad_action(obj)
+    if not is_preview(act):
+        return None
+    if SESSION is not None and SESSION.preview == act and _alive(SESSION.source):
+        return SESSION.source
+    parent = bpy.data.actions.get(str(act.get("salad_parent", "")))  # a preview whose session is gone
+    return parent if metadata.is_salad_action(parent) and not is_preview(parent) else None
+
+
+def end_session_for(obj: Any) -> None:
+    """A normal edit of ``obj`` has started: its preview session ends (the waiting or running request is
+    dropped, so no later preview lands over the edit's result; the preview Action is deleted and the source
+    plays again if the preview was playing). Another armature's session stays."""
+    global SESSION
+    if SESSION is None or obj is None or SESSION.store.obj_name != obj.name:
+        return
+    ad = obj.animation_data
+    playing_preview = ad is not None and SESSION.preview is not None and ad.action == SESSION.preview
+    SESSION.discard(restore=playing_preview and _alive(SESSION.source))
+    SESSION = None
+
+
+def _alive(action: Any) -> bool:
+    """Not deleted meanwhile (a removed ID raises ReferenceError on any access)."""
+    try:
+        return action is not None and action.name in bpy.data.actions
+    except ReferenceError:
+        return False
+
+
 def _rig(context: bpy.types.Context) -> Any:
     """The armature the user means (as settings.active_rig; not imported: settings calls this module)."""
     return ui_state.armature_of(getattr(context, "active_object", None))

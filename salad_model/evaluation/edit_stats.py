@@ -86,7 +86,8 @@ def edit_statistics(pipe, clf: MotionClassifier, seeds: int = 20, frames: int = 
     """Mirror flips, style swaps and re-weighting monotonicity, each over ``seeds`` seeds.
 
     Mirror: :func:`mirror_statistics` for the default geometric mirror and for the paper's attention mirror.
-    ``guided_steps``: guidance on the first that many steps only (fast mode), sources and edits alike.
+    ``guided_steps``: the sources' guidance on the first that many steps only (fast mode; the edits are guided
+    on every step, as :meth:`SaladPipeline.edit` samples them).
     """
     g = {} if guided_steps is None else {"guided_steps": guided_steps}
     fps = pipe.fps

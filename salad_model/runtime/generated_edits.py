@@ -108,7 +108,8 @@ class EditMixin:
         reused when the request matches). ``inject_temporal`` defaults to False for word swap (as the
         paper's notebook) and True otherwise. Mirroring is geometric (exact) unless
         ``mirror_method="attention"`` asks for the paper's attention-row swap. ``guided_steps`` / ``fast``
-        as in :meth:`generate`: source and edit are sampled the way the source was generated.
+        as in :meth:`generate`: the source is sampled the way it was generated; the edit is guided on every
+        step (:func:`editing.sample_edit`: unguided last steps lost the edit prompt's content).
         """
         if R.check_value("fast", fast):
             steps, scheduler, guided_steps = (R.FAST_PRESET[k] for k in ("steps", "scheduler", "guided_steps"))

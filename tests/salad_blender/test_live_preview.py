@@ -125,6 +125,19 @@ def test_discard_shows_the_source_again_and_deletes_only_the_preview():
     assert not ctl.active
 
 
+def test_discard_without_restore_leaves_what_the_armature_plays_and_cancels_the_running_request():
+    """A normal edit started while the armature plays another action: the session ends, nothing is reassigned."""
+    ctl, started, store = make(steps=(2, 50))
+    ctl.changed("walks", 2.0, now=0.0)
+    t = run(ctl, 0.0, 1.0)
+    ctl.changed("walks", 3.0, now=t)
+    run(ctl, t, t + 0.5)
+    assert started[-1].state == "running"
+    ctl.discard(restore=False)
+    assert store.restored == [] and store.discarded == ["action('walks', 2.0)"]
+    assert started[-1].state == "cancelled" and not ctl.active
+
+
 def test_a_failed_request_keeps_the_shown_preview_and_says_why():
     ctl, _, store = make()
     ctl.changed("walks", 2.0, now=0.0)

@@ -101,3 +101,57 @@ def test_the_slider_schedules_a_preview_only_with_fast_on(config, fast_rig):
     session = preview_actions.SESSION
     assert session is not None and session.pending is not None and session.pending[1] == 1.5
     assert session.job is None
+
+
+@pytest.fixture
+def prefs(config, tiny_model_dir):
+    """The add-on's preferences pointed at the tiny model (the operators read the worker from them)."""
+    p = bpy.context.preferences.addons["salad_blender"].preferences
+    p.python_path, p.model_source, p.model_folder, p.device, p.threads = (
+        sys.executable, "FOLDER", str(tiny_model_dir), "cpu", 1)
+    return p
+
+
+def _preview_playing(config, arm):
+    """A shown preview ("walks" ×2) on ``arm``, then the slider moved again (a request pending)."""
+    bpy.context.view_layer.objects.active = arm
+    session = preview_actions.start_session(config, arm)
+    session.changed("walks", 2.0, now=0.0)
+    drive(session, DEBOUNCE)
+    assert arm.animation_data.action == session.preview
+    s = settings.settings(bpy.context)
+    s.reweight_word = "walks"
+    s.reweight_scale = 0.5  # the slider's update callback: a new preview request waits in the session
+    assert preview_actions.SESSION is session and session.pending is not None
+    return session.preview.name
+
+
+@pytest.mark.parametrize(("op", "edit"), [("reweight", {"mode": "reweight", "scale": 0.5}),
+                                          ("mirror", {"mode": "mirror", "which": "all"})])
+def test_a_normal_edit_pressed_while_a_preview_plays_edits_the_source(prefs, config, fast_rig, op, edit):
+    """Re-weight / Mirror while a preview plays: a new Action made from the user's source (its parent, its edit
+    chain plus this one edit), the preview session ended and its Action gone, the source untouched."""
+    arm, source = fast_rig
+    source_meta = actions.read_metadata(source)
+    preview_name = _preview_playing(config, arm)
+    assert getattr(bpy.ops.salad, op)(blocking=True) == {"FINISHED"}
+    result = arm.animation_data.action
+    assert result not in (source,) and result.name != preview_name
+    assert result["salad_parent"] == source.name
+    edits = actions.read_metadata(result)["salad_edits"]
+    assert len(edits) == len(source_meta["salad_edits"]) + 1
+    assert {k: edits[-1][k] for k in edit} == edit
+    assert preview_actions.SESSION is None and preview_name not in bpy.data.actions
+    assert actions.read_metadata(source) == source_meta and not preview_actions.is_preview(result)
+
+
+def test_an_edit_of_a_preview_left_playing_without_its_session_starts_from_its_source(config, fast_rig):
+    """A preview still playing after its session is gone (another file was opened and this one reopened):
+    the edit starts from the preview's parent, found by name."""
+    arm, source = fast_rig
+    _preview_playing(config, arm)
+    preview = arm.animation_data.action
+    preview_actions.SESSION = None  # as _drop_on_load leaves it
+    assert preview_actions.edit_source(arm) == source
+    preview["salad_parent"] = "an action that is gone"
+    assert preview_actions.edit_source(arm) is None  # the playing action (the preview) is what there is

@@ -70,7 +70,11 @@ def test_recorded_source_maps_are_reused_by_the_next_fast_edit(pipe, fast_motion
     assert np.abs(again.joints - first.joints).max() <= SAME
 
 
-def test_sample_edit_drops_the_unconditional_rows_after_the_guided_steps(pipe):
+@pytest.mark.parametrize(("edit_guided_steps", "expected"), [
+    (None, [4, 4, 4, 4, 3, 3]),  # [src_u, src_c, edit_u, edit_c], then [src_c, edit_u, edit_c] (the default)
+    (4, [4, 4, 4, 4, 2, 2]),  # then [src_c, edit_c]
+])
+def test_sample_edit_drops_the_source_unconditional_row_after_the_guided_steps(pipe, edit_guided_steps, expected):
     den = pipe.denoiser
     ctx = pipe.text_context([PROMPT])
     batches = []
@@ -78,10 +82,11 @@ def test_sample_edit_drops_the_unconditional_rows_after_the_guided_steps(pipe):
     try:
         with torch.inference_mode():
             sample_edit(den, torch.randn(1, 10, 7, den.config.vae_dim), ctx, ctx, pipe._null(1),
-                        Reweight([2], 2.0), 4.0, steps=6, scheduler="dpm++", guided_steps=4)
+                        Reweight([2], 2.0), 4.0, steps=6, scheduler="dpm++", guided_steps=4,
+                        edit_guided_steps=edit_guided_steps)
     finally:
         hook.remove()
-    assert batches == [4, 4, 4, 4, 2, 2]  # [src_u, src_c, edit_u, edit_c], then [src_c, edit_c]
+    assert batches == expected
 
 
 def test_worker_edit_takes_fast_and_guided_steps():

@@ -70,6 +70,27 @@ def test_nothing_injected_is_the_plain_generation_of_the_edit_prompt(den, texts,
     assert (held.z_edit - plain).abs().max() > 1e-3
 
 
+def test_a_fast_source_keeps_its_guided_steps_while_the_edit_is_guided_on_every_step(den, texts, z_T):
+    """Fast mode: the source is sampled as it was generated (guidance on the first steps only), the edit row
+    with guidance on every step (unguided last steps lost the edit prompt's content: docs/MODEL_CARD.md)."""
+    kw = dict(guidance=2.5, steps=6, scheduler="dpm++", src_proportion=0.0)
+    res = sample_edit(den, z_T, texts["src"], texts["edit"], texts["null"], WordSwap(0.0), guided_steps=4, **kw)
+    fast_src = sample(den, z_T, texts["src"], texts["null"], guided_steps=4, **kw_sample(kw))
+    torch.testing.assert_close(res.z_source, fast_src, **TOL)
+    guided_edit = sample(den, z_T, texts["edit"], texts["null"], **kw_sample(kw))
+    torch.testing.assert_close(res.z_edit, guided_edit, **TOL)
+    # asking for the edit's guidance to end with the source's gives the edit prompt's fast generation
+    both = sample_edit(den, z_T, texts["src"], texts["edit"], texts["null"], WordSwap(0.0), guided_steps=4,
+                       edit_guided_steps=4, **kw)
+    fast_edit = sample(den, z_T, texts["edit"], texts["null"], guided_steps=4, **kw_sample(kw))
+    torch.testing.assert_close(both.z_edit, fast_edit, **TOL)
+    assert (fast_edit - guided_edit).abs().max() > 1e-3
+
+
+def kw_sample(kw: dict) -> dict:
+    return {k: v for k, v in kw.items() if k != "src_proportion"}
+
+
 def test_guidance_and_diffusion_config_reach_both_halves(den, texts, z_T):
     diffusion = DiffusionConfig(beta_end=0.02)
     res = sample_edit(den, z_T, texts["src"], texts["src"], texts["null"], CrossAttentionEdit(), guidance=5.0,
