@@ -1,0 +1,59 @@
+"""Add-on bugs found by the session-7 audit (third pass), each pinned by a test that failed before its fix.
+
+Runs in-process with the bpy wheel and the tiny model's worker.
+"""
+
+from needs import require_module
+
+bpy = require_module("bpy")
+
+from test_live_preview_blender import config, drive, fast_rig  # noqa: E402, F401 - fixtures
+
+from salad_blender import preview_actions  # noqa: E402
+from salad_blender.live_preview import DEBOUNCE  # noqa: E402
+
+# ------------------------------------------------------------------------ 1. live preview and undo
+
+
+def _preview(cfg, arm, scale: float):  # noqa: ANN001, ANN202
+    session = preview_actions.start_session(cfg, arm)
+    session.changed("walks", scale, now=0.0)
+    drive(session, DEBOUNCE)
+    assert session.preview is not None
+    return session
+
+
+def test_undo_that_removes_the_preview_leaves_a_working_session(config, fast_rig):  # noqa: F811 - the fixtures
+    """Ctrl+Z frees the Actions Python holds. Before: Apply Preview raised ReferenceError (a traceback for the
+    user), the next slider move failed in its update callback, and the bpy module crashed at exit
+    ("MEM_freeN on a pointer created with MEM_new")."""
+    arm, source = fast_rig
+    source_name = source.name
+    bpy.ops.ed.undo_push(message="SALAD Generate")  # what the runner pushes after a result
+    bpy.ops.ed.undo_push(message="Select")  # anything the user did next
+    _preview(config, arm, 2.0)  # a preview is made without an undo step
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    assert [a.name for a in bpy.data.actions] == [source_name]  # the undo removed the preview
+    session = preview_actions.SESSION
+    assert session is not None and session.preview is None and session.source.name == source_name
+    assert not bpy.ops.salad.preview_apply.poll()  # nothing to apply: greyed out, no traceback
+    arm = bpy.data.objects["SALAD Body"]
+    session.changed("walks", 0.5, now=0.0)  # the slider again: a new preview from the same source
+    drive(session, DEBOUNCE)
+    assert session.preview is not None and arm.animation_data.action == session.preview
+    assert session.preview["salad_parent"] == source_name
+
+
+def test_a_preview_kept_by_the_undo_step_can_still_be_applied(config, fast_rig):  # noqa: F811 - the fixtures
+    """An undo to a step that holds the preview: the session finds it again by name and Apply keeps it."""
+    arm, source = fast_rig
+    session = _preview(config, arm, 2.0)
+    name = session.preview.name
+    bpy.ops.ed.undo_push(message="Select")  # the preview is in this step
+    bpy.ops.ed.undo_push(message="Move")
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    assert preview_actions.SESSION is session and session.preview.name == name
+    assert bpy.ops.salad.preview_apply() == {"FINISHED"}
+    kept = bpy.data.actions[name]
+    assert not preview_actions.is_preview(kept) and kept.use_fake_user
+
