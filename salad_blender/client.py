@@ -285,6 +285,7 @@ class WorkerClient:
         self._hello_job: Job | None = None
         self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
         self._closing = False
+        self._cancel_sent: dict[Any, float] = {}  # request id → when its cancel was sent
 
     # -- process ------------------------------------------------------------------------------------
 
@@ -421,7 +422,16 @@ class WorkerClient:
         live = self._jobs.get(target)
         if live is None or live.done or not self.running:
             return None
+        self._cancel_sent.setdefault(target, time.monotonic())
         return self.submit({"op": "cancel", "target": target})
+
+    def unanswered_cancel(self) -> float:
+        """Seconds since the oldest unanswered cancel of a running request (0: none); a stuck worker never answers."""
+        self._pump()
+        now = time.monotonic()
+        for rid in [r for r in self._cancel_sent if r not in self._jobs]:
+            del self._cancel_sent[rid]
+        return max((now - t for t in self._cancel_sent.values()), default=0.0)
 
     # -- events -------------------------------------------------------------------------------------
 

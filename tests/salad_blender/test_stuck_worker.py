@@ -1,0 +1,38 @@
+"""A worker stuck in a cancelled request is replaced by the next job (real worker, tiny model, no Blender).
+
+Before: Cancel ended the job in the panel at once, but the worker stayed inside the step; the next job's
+``load`` queued behind it and the panel said "Loading the model" for as long as the step lasted (for ever
+when hung), with nothing telling the user to stop the worker.
+"""
+
+import sys
+import time
+
+from salad_blender import motion_job
+from salad_blender.worker_pool import WorkerConfig, WorkerPool
+
+HANG = 120  # seconds: fails only a stuck test (the stuck step below sleeps far longer)
+STUCK_STEP = 3600  # seconds the worker sleeps after each sampling step: a hung step
+
+
+def test_the_next_job_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr(motion_job, "CANCEL_GRACE", 1.0, raising=False)  # shortened (the step never ends)
+    config = WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1,
+                          env=(("SALAD_WORKER_DEBUG_STEP_DELAY", str(STUCK_STEP)),))
+    pool = WorkerPool()
+    try:
+        op = {"op": "generate", "prompt": "a person walks", "frames": 40, "seed": 0, "steps": 3}
+        stuck = motion_job.make_job("generate", "Generate", config, op, lambda r: r, pool)
+        deadline = time.monotonic() + HANG
+        while stuck.step < 1:  # inside the sampling loop: the worker now sleeps in its step
+            assert not stuck.poll() and time.monotonic() < deadline, stuck.status
+            time.sleep(0.05)
+        old_pid = pool.client.pid
+        stuck.cancel()
+        assert stuck.state == "cancelled"
+        check = motion_job.make_job("check", "Check", config, {"op": "model_info"}, lambda r: r, pool)
+        check.wait(HANG)
+        assert check.state == "done", check.message
+        assert check.output["name"] and pool.client.pid != old_pid  # a new worker answered
+    finally:
+        pool.close()
