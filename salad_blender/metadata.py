@@ -66,6 +66,22 @@ def derived_name(parts: Sequence[str], cut_order: Sequence[tuple[int, int]], max
     return _cut(" ".join("".join(parts).split()) or "motion", max_bytes)
 
 
+
+def continued_name(source: str, prompt: str, chained: bool = False) -> str:
+    """A continuation's name: "<source> + <prompt>"; ``chained`` (the source is a continuation itself) and too long:
+    "<first source> (+k) + <prompt>", k the continuations the source holds.
+
+    Why: a continuation of a continuation cut the source's end, so each further level got the same name plus
+    Blender's ".001" (the name did not say which was longer).
+    """
+    full = derived_name([source, " + ", prompt], [(0, MIN_SOURCE_BYTES), (2, 0)])
+    if not chained or " + " not in source or len(f"{source} + {prompt}".encode()) <= NAME_BYTES:
+        return full
+    parts = source.split(" + ")
+    counted = re.fullmatch(r"(.*) \(\+(\d+)\)", parts[0])
+    root, k = (counted[1], int(counted[2])) if counted else (parts[0], 0)
+    return derived_name([root, f" (+{k + len(parts) - 1}) + ", prompt], [(0, MIN_SOURCE_BYTES), (2, 0)])
+
 def make_metadata(
     *,
     prompt: str,

@@ -8,8 +8,9 @@ from needs import require_module
 bpy = require_module("bpy")
 
 from test_live_preview_blender import config, drive, fast_rig  # noqa: E402, F401 - fixtures
+from test_shot_audit import addon  # noqa: E402, F401 - the fixture
 
-from salad_blender import preview_actions  # noqa: E402
+from salad_blender import metadata, preview_actions  # noqa: E402
 from salad_blender.live_preview import DEBOUNCE  # noqa: E402
 
 # ------------------------------------------------------------------------ 1. live preview and undo
@@ -57,3 +58,30 @@ def test_a_preview_kept_by_the_undo_step_can_still_be_applied(config, fast_rig):
     kept = bpy.data.actions[name]
     assert not preview_actions.is_preview(kept) and kept.use_fake_user
 
+
+
+# ------------------------------------------------------------------------ 2. names of continued continuations
+
+
+def test_each_level_of_a_continued_continuation_has_its_own_name(addon):  # noqa: F811 - the fixture
+    """Continue, then Continue the result, and again. Before: the second and third levels were both
+    'a person walks + a person si... + a person sits down', told apart only by Blender's '.001'."""
+    from benchmarks.bench_retarget import synthetic_walk
+    from salad_blender import actions, armature
+
+    obj = armature.create_smpl22_armature("Mocap", synthetic_walk(60), with_mesh=False)
+    actions.apply_motion(obj, synthetic_walk(60), prompt="a person walks", bone_map="smpl22", start_frame=1)
+    bpy.context.view_layer.objects.active = obj
+    s = bpy.context.scene.salad_shot
+    s.continue_prompt, s.continue_seconds = "a person sits down", 2.0
+    names = []
+    for _ in range(3):  # each continues the action the previous one made (it is what the armature plays)
+        assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+        names.append(obj.animation_data.action.name)
+    assert names == ["SALAD: a person walks + a person sits down",
+                     "SALAD: a person walks (+1) + a person sits down",
+                     "SALAD: a person walks (+2) + a person sits down"]
+    # a plain action whose own name holds " + " is not taken for a chain; short chains stay spelt out
+    assert metadata.continued_name("Hip + Hop", "a person bows " * 4) == metadata.derived_name(
+        ["Hip + Hop", " + ", "a person bows " * 4], [(0, metadata.MIN_SOURCE_BYTES), (2, 0)])
+    assert metadata.continued_name("walk + sit", "stand", chained=True) == "walk + sit + stand"
