@@ -3,6 +3,7 @@
 Runs in-process with the bpy wheel and the tiny model's worker.
 """
 
+import pytest
 from needs import require_module
 
 bpy = require_module("bpy")
@@ -85,3 +86,38 @@ def test_each_level_of_a_continued_continuation_has_its_own_name(addon):  # noqa
     assert metadata.continued_name("Hip + Hop", "a person bows " * 4) == metadata.derived_name(
         ["Hip + Hop", " + ", "a person bows " * 4], [(0, metadata.MIN_SOURCE_BYTES), (2, 0)])
     assert metadata.continued_name("walk + sit", "stand", chained=True) == "walk + sit + stand"
+
+
+# ------------------------------------------------------------------------ 3. hand-edited salad_* properties
+
+BROKEN = [("salad_seed", "abc"), ("salad_edits", "[{bad"), ("salad_edits", '{"a": 1}'), ("salad_frames", "x"),
+          ("salad_rig", "{oops"), ("salad_shot", "nope"), ("salad_guidance", "high"), ("salad_cyclic", "many")]
+
+
+@pytest.mark.parametrize("key,value", BROKEN, ids=[f"{k}={v}" for k, v in BROKEN])
+def test_a_broken_custom_property_is_named_not_a_traceback(addon, key, value):  # noqa: F811 - the fixture
+    """The salad_* keys are editable custom properties. Before: one unreadable value (a seed typed as text,
+    JSON cut short) raised ValueError inside the panels' draw (SALAD Actions broke for every rig in the file,
+    the Edit and Shot panels drew half) and the edit operators showed a Python traceback."""
+    from types import SimpleNamespace
+
+    from test_shot_operators import ListLayout
+
+    from benchmarks.bench_retarget import synthetic_walk
+    from salad_blender import actions, armature, ui_state
+
+    obj = armature.create_smpl22_armature("Body", synthetic_walk(60), with_mesh=False)
+    act = actions.apply_motion(obj, synthetic_walk(60), prompt="a person walks", bone_map="smpl22", start_frame=1,
+                               seed=3, steps=10, guidance=2.5)
+    bpy.context.view_layer.objects.active = obj
+    act[key] = value
+    for panel in [c for c in bpy.types.Panel.__subclasses__() if c.__name__.startswith("SALAD_PT")]:
+        if "poll" in dir(panel) and not panel.poll(bpy.context):
+            continue
+        panel.draw(SimpleNamespace(layout=ListLayout([]), bl_idname=panel.__name__), bpy.context)  # must not raise
+    why = ui_state.edit_blocker(obj)
+    assert key in why and act.name in why  # the Edit panel's reason (greyed-out buttons)
+    assert ui_state.action_row(act) == (act.name, "broken custom property: see Edit Motion")
+    with pytest.raises(RuntimeError) as exc:
+        bpy.ops.salad.mirror(blocking=True)
+    assert key in str(exc.value) and "Traceback" not in str(exc.value)
