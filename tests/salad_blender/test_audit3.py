@@ -121,3 +121,40 @@ def test_a_broken_custom_property_is_named_not_a_traceback(addon, key, value):  
     with pytest.raises(RuntimeError) as exc:
         bpy.ops.salad.mirror(blocking=True)
     assert key in str(exc.value) and "Traceback" not in str(exc.value)
+
+
+# ------------------------------------------------------------------------ 4. Preferences text in its own window
+
+PREFS_REGION = 521  # px: the main region of the Preferences window Blender 4.3 opens (687 px wide, measured)
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_preferences_messages_fit_the_window_preferences_opens_in(scene, device, monkeypatch):
+    """Before: a fixed width of 110 characters; Blender cut the offline hint in the middle ("Online access is off:
+    enable it in Prefere… download torch", seen in Blender 4.3) and the CUDA note; the set-up button shared a row
+    with two others and read "Set Up Model Environ…"."""
+    from types import SimpleNamespace
+
+    from fake_ui import FakeLayout
+
+    import salad_blender
+    from salad_blender import preferences, ui_state
+
+    assert not bpy.app.online_access  # the bpy module runs offline: the hint is drawn
+    monkeypatch.setattr(preferences, "default_python", lambda: "")  # no environment yet: the set-up hint shows
+    salad_blender.register()
+    try:
+        prefs = SimpleNamespace(python_path="", model_source="OFFICIAL", model_folder="", device=device, threads=0,
+                                package_spec="salad", torch_index="cpu", show_advanced=False, official_dataset="t2m")
+        prefs.bl_rna = preferences.SALAD_AddonPreferences.bl_rna
+        calls: list = []
+        prefs.layout = FakeLayout(calls)
+        context = SimpleNamespace(region=SimpleNamespace(width=PREFS_REGION), preferences=bpy.context.preferences)
+        preferences.SALAD_AddonPreferences.draw(prefs, context)
+    finally:
+        salad_blender.unregister()
+    fits = ui_state.chars_for_width(PREFS_REGION - 40)
+    labels = [c[1] for c in calls if c[0] == "label" and not c[1].startswith(("Folder: ", "Using: ", "Ready: "))]
+    assert any(t.startswith("Online access is off: enable it in Preferences > System > Network to") for t in labels)
+    assert all(len(t) <= fits for t in labels), [t for t in labels if len(t) > fits]
+    assert ("op", "salad.setup_env") in calls
