@@ -158,3 +158,29 @@ def test_preferences_messages_fit_the_window_preferences_opens_in(scene, device,
     assert any(t.startswith("Online access is off: enable it in Preferences > System > Network to") for t in labels)
     assert all(len(t) <= fits for t in labels), [t for t in labels if len(t) > fits]
     assert ("op", "salad.setup_env") in calls
+
+
+# ------------------------------------------------------------------------ 5. NLA tweak mode, refused at the click
+
+
+def test_generate_onto_an_armature_in_nla_tweak_mode_is_refused_before_the_worker_runs(scene):
+    """Before: check_rig let it through, the worker generated the whole clip, and only the apply step said
+    "'Body' is in NLA tweak mode; leave it before generating"."""
+    from benchmarks.bench_retarget import synthetic_walk
+    from salad_blender import actions, armature, jobs
+
+    obj = armature.create_smpl22_armature("Body", synthetic_walk(60), with_mesh=False)
+    mine = actions.apply_motion(obj, synthetic_walk(60), prompt="mine", bone_map="smpl22", start_frame=1)
+    ad = obj.animation_data
+    ad.nla_tracks.new().strips.new("mine", 1, mine)
+    ad.action = None
+    ad.use_tweak_mode = True
+
+    class NoWorker:
+        def get(self, cfg):  # noqa: ANN001, ANN202
+            raise AssertionError("a worker was asked for")
+
+    cfg = jobs.WorkerConfig(python="python")
+    with pytest.raises(jobs.JobError, match="NLA tweak mode; leave it first"):
+        jobs.start_generate(cfg, "a person walks", jobs.Sampling(seconds=2),
+                            jobs.Target(kind="armature", armature=obj.name), pool=NoWorker())
