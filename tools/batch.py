@@ -450,7 +450,7 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
 def write_output(path: Path, write, written: list[Path]) -> None:  # noqa: ANN001 - write(path) makes the file
     """Write through a temporary name, renamed once complete (Blender's exporters write in place: a full disk
     left a truncated file under the final name). The .blend: Blender saves so itself. Errors: one line."""
-    tmp = path if path.suffix == ".blend" else path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = path if path.suffix == ".blend" else path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
         write(tmp)
         if tmp != path:
