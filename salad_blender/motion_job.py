@@ -105,8 +105,12 @@ class MotionJob:
                     self._restart_worker()
                     continue
                 if self.stage == "hello" and time.monotonic() > self._deadline:
-                    self._fail(f"The model worker did not answer within {HELLO_TIMEOUT:g} s. Click 'Check' "
-                               f"in {PREFS_HINT} to see what it prints.", self._client.stderr_tail(40))
+                    tail = self._client.stderr_tail(40)
+                    close = getattr(self._client, "close", None)
+                    if close is not None:  # it does not speak the protocol: it was kept, and each job waited again
+                        close(0.5)
+                    self._fail(f"The model worker did not answer within {HELLO_TIMEOUT:g} s and was stopped. Click "
+                               f"'Check' in {PREFS_HINT} to see what it prints.", tail)
                 return
             if job.error is not None:
                 self._worker_failed(job.error)

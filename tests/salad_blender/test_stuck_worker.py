@@ -36,3 +36,22 @@ def test_the_next_job_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_
         assert check.output["name"] and pool.client.pid != old_pid  # a new worker answered
     finally:
         pool.close()
+
+
+def test_a_worker_python_that_never_answers_hello_is_stopped(tmp_path, monkeypatch):
+    """'Worker Python' set to a program that starts but does not speak the protocol (here: prints lines forever).
+    Before: the job failed after HELLO_TIMEOUT but the process was kept running (burning CPU), and every
+    following job waited the whole timeout again on it."""
+    monkeypatch.setattr(motion_job, "HELLO_TIMEOUT", 1.0)  # shortened: the program never answers
+    chatty = tmp_path / "python"
+    chatty.write_text("#!/bin/sh\nwhile true; do echo not-json; sleep 0.01; done\n", encoding="utf-8")
+    chatty.chmod(0o755)
+    pool = WorkerPool()
+    try:
+        job = motion_job.make_job("check", "Check", WorkerConfig(python=str(chatty)), {"op": "model_info"},
+                                  lambda r: r, pool)
+        job.wait(HANG)
+        assert job.state == "failed" and "did not answer" in job.message
+        assert not pool.running  # stopped: the next job starts a new one instead of waiting on this one
+    finally:
+        pool.close()
