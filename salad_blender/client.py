@@ -298,6 +298,12 @@ class WorkerClient:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def busy(self) -> bool:
+        """Requests are queued or running in the worker (not counting cancelled ones and the cancels)."""
+        self._pump()
+        return self.running and any(j.op != "cancel" and rid not in self._cancel_sent for rid, j in self._jobs.items())
+
+    @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 from salad_blender import motion_job
+from salad_blender.inputs import JobError
 from salad_blender.worker_pool import WorkerConfig, WorkerPool
 
 HANG = 120  # seconds: fails only a stuck test (the stuck step below sleeps far longer)
@@ -53,5 +54,33 @@ def test_a_worker_python_that_never_answers_hello_is_stopped(tmp_path, monkeypat
         job.wait(HANG)
         assert job.state == "failed" and "did not answer" in job.message
         assert not pool.running  # stopped: the next job starts a new one instead of waiting on this one
+    finally:
+        pool.close()
+
+
+def test_a_job_with_other_worker_settings_does_not_kill_a_running_one(tiny_model_dir):
+    """Preferences' CPU Threads changed while a generation runs, then Check Worker. Before: the pool closed the
+    busy worker for the new settings, and the generation ended as 'cancelled, nothing was changed' unasked."""
+    slow = WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1,
+                        env=(("SALAD_WORKER_DEBUG_STEP_DELAY", "0.5"),))
+    other = WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=2, env=slow.env)
+    pool = WorkerPool()
+    try:
+        op = {"op": "generate", "prompt": "a person walks", "frames": 40, "seed": 0, "steps": 3}
+        gen = motion_job.make_job("generate", "Generate", slow, op, lambda r: r, pool)
+        deadline = time.monotonic() + HANG
+        while gen.stage != "run":
+            assert not gen.poll() and time.monotonic() < deadline, gen.status
+            time.sleep(0.05)
+        try:
+            motion_job.make_job("check", "Check", other, {"op": "model_info"}, lambda r: r, pool)
+        except JobError as exc:
+            assert "busy with another job" in str(exc)
+        else:
+            raise AssertionError("the check was started on a new worker")
+        gen.wait(HANG)
+        assert gen.state == "done", gen.message
+        check = motion_job.make_job("check", "Check", other, {"op": "model_info"}, lambda r: r, pool)  # now idle
+        assert check.wait(HANG).state == "done", check.message
     finally:
         pool.close()
