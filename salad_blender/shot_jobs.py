@@ -181,7 +181,10 @@ def _joined(*parts: bpy.types.Action | str) -> str:
 
 def _continued(action: bpy.types.Action, prompt: str) -> str:
     """The name of ``action`` continued by ``prompt`` (a continuation of a continuation counts its levels)."""
-    recipe = metadata.shot_recipe(metadata.action_meta(action)) or {}
+    try:  # any animation can be continued: mocap has no SALAD metadata at all
+        recipe = metadata.shot_recipe(metadata.read_metadata(action)) or {}
+    except metadata.MetadataError:
+        recipe = {}
     return metadata.continued_name(_short(action), prompt, chained=recipe.get("kind") == "continue")
 
 
