@@ -109,3 +109,16 @@ def extract_motion(path: str | Path, fov_deg: float | None = None,
             "fov_deg": fov, "fps": MODEL_FPS, "frames": len(joints20), "trimmed": [int(first), int(last)],
             **how, "warnings": warnings}
     return VideoMotion(joints20.astype(np.float32), foot_contacts(joints20), meta, lm, warnings)
+
+
+def clean_video_motion(motion: VideoMotion, pipe, strength: float) -> VideoMotion:
+    """``motion`` after the model's motion-prior clean-up (``pipe.clean_motion``); a new VideoMotion.
+
+    The model (a loaded ``SaladPipeline``) is passed in, so this module stays torch-free. The recipe goes in
+    ``meta["clean_up"]``.
+    """
+    m = pipe.clean_motion(motion.joints, strength=strength)
+    joints = canonicalize(np.asarray(m.joints, np.float64))
+    recipe = {"strength": float(strength), "model": pipe.name, "steps": m.meta["steps"], "seed": m.meta["seed"]}
+    meta = {**motion.meta, "frames": len(joints), "clean_up": recipe}
+    return VideoMotion(joints.astype(np.float32), foot_contacts(joints), meta, motion.landmarks, list(motion.warnings))
