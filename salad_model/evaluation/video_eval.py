@@ -101,7 +101,9 @@ def content_and_swap(rows: list[dict], motions: list[tuple[np.ndarray, np.ndarra
         feats = [joints_to_features(x[: (len(x) // 4) * 4 + 1]).astype(np.float32) for x in (rec, truth)]
         start = feats[0]  # what the swap inverts
         if clean_up is not None:
+            t0 = time.perf_counter()
             cleaned = canonicalize(pipe.clean_motion(rec, strength=clean_up).joints)
+            row["clean_up_s"] = time.perf_counter() - t0  # wall clock, the loaded model on this machine
             row.update({f"{k}_cleaned": v for k, v in accuracy(cleaned, truth).items() if k.endswith("_m")})
             fc = joints_to_features(cleaned[: (len(cleaned) // 4) * 4 + 1]).astype(np.float32)
             pc = clf.predict([fc])
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             c["content_rate_ratio_cleaned"] = c["content_cleaned"] / max(c["content_true"], 1)
             summary["mpjpe_mean_cleaned_m"] = float(np.mean([r["mpjpe_m_cleaned"] for r in rows]))
             summary["root_path_mean_cleaned_m"] = float(np.mean([r["root_path_mean_m_cleaned"] for r in rows]))
+            summary["clean_up_s_mean"] = float(np.mean([r["clean_up_s"] for r in rows]))
         c["swap_content_rate"] = c["swap_content"] / max(c["n"], 1)  # issue 14: >= 0.7
     result = {"summary": summary, "rows": rows, "refused": refused}
     print(json.dumps(summary, indent=1))
