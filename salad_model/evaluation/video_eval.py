@@ -87,6 +87,7 @@ def content_and_swap(rows: list[dict], motions: list[tuple[np.ndarray, np.ndarra
     motion at that strength; the swap then starts from the cleaned motion.
     """
     from ..runtime.pipeline import SaladPipeline
+    from ..video.extract import with_path_of
     from .classifier import canonical_style, load_classifier
     from .eval_real import STYLE_TARGETS, style_caption
 
@@ -102,7 +103,8 @@ def content_and_swap(rows: list[dict], motions: list[tuple[np.ndarray, np.ndarra
         start = feats[0]  # what the swap inverts
         if clean_up is not None:
             t0 = time.perf_counter()
-            cleaned = canonicalize(pipe.clean_motion(rec, strength=clean_up).joints)
+            cleaned = canonicalize(with_path_of(canonicalize(pipe.clean_motion(rec, strength=clean_up).joints),
+                                                canonicalize(rec)))  # as clean_video_motion does
             row["clean_up_s"] = time.perf_counter() - t0  # wall clock, the loaded model on this machine
             row.update({f"{k}_cleaned": v for k, v in accuracy(cleaned, truth).items() if k.endswith("_m")})
             fc = joints_to_features(cleaned[: (len(cleaned) // 4) * 4 + 1]).astype(np.float32)
