@@ -61,6 +61,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--sampler", default="ddim", choices=("ddim", "dpm++"))
     p.add_argument("--fps", type=int, default=None, help="scene frame rate (default: Blender's, 24)")
     p.add_argument("--fov", type=float, default=None, help="--video: the camera's horizontal field of view (deg)")
+    p.add_argument("--no-clean-up", dest="clean_up", action="store_false",
+                   help="--video: skip the model's motion-prior clean-up (on by default, as in the add-on)")
     p.add_argument("--no-pin-feet", action="store_true", help="keep the model's foot sliding")
     p.add_argument("--bvh", action="store_true", help="also write <slug>.bvh (Blender's BVH exporter)")
     p.add_argument("--fbx", action="store_true", help="also write <slug>.fbx (armature, body, animation)")
@@ -403,8 +405,10 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
     if a.video is not None:  # the add-on's "Import Motion from Video" job
         from salad_blender import video_jobs
+        from salad_blender.protocol import CLEAN_UP_STRENGTH
 
-        job = video_jobs.start_import_video(config, str(a.video), target, fov=a.fov)
+        job = video_jobs.start_import_video(config, str(a.video), target, fov=a.fov,
+                                            clean_up=CLEAN_UP_STRENGTH if a.clean_up else None)
     elif prompt is None:  # a shot, through the add-on's "Generate Shot" job
         from salad_blender import shot_jobs
 
