@@ -28,7 +28,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import loops, rigify, rigs, smpl22
+from . import loops, rigify, rigify_ik, rigs, smpl22
 from . import retarget as rt
 from .armature import rig_rest_from_object
 from .metadata import ACTION_PREFIX, action_name, make_metadata, read_metadata
@@ -253,6 +253,16 @@ def write_action(
             if cyclic:
                 mod = fc.modifiers.new("CYCLES")
                 mod.mode_before = mod.mode_after = "REPEAT_OFFSET"
+        for bone, (quats, loc) in result.ik_keys.items():  # a control rig's IK controls (Rigify)
+            prop, values = rotation_channels(quats, obj.pose.bones[bone].rotation_mode)
+            curves = [(f'pose.bones["{esc(bone)}"].{prop}', i, values[:, i], "REPEAT") for i in range(values.shape[1])]
+            curves += [(f'pose.bones["{esc(bone)}"].location', i, loc[:, i], "REPEAT_OFFSET") for i in range(3)]
+            for path, i, vals, mode in curves:
+                fc = sink.new(path, i, bone)
+                _write_curve(fc, frames, vals)
+                if cyclic:
+                    mod = fc.modifiers.new("CYCLES")
+                    mod.mode_before = mod.mode_after = mode
         for bone, prop, rest in rest_keys:
             for i, v in enumerate(rest):
                 _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames[:1], np.array([v]))
@@ -318,6 +328,12 @@ def prepare_retarget(
         up_armature = np.linalg.inv(rig.world)[:3, :3] @ np.array([0.0, 0.0, 1.0])
         up_local = rig.rest[rig.index[result.root_bone], :3, :3].T @ up_armature
         result = loops.make_cyclic(result, cyclic_blend, up_local)
+    if name == rigify.RIGIFY_CONTROL:  # IK controls last: they follow the final (resampled, looped) FK keys
+        limbs = rigify_ik.find_limbs(rig.bone_names)
+        local = {b.name: b.use_local_location for b in arm_obj.data.bones}
+        result.ik_keys = rigify_ik.ik_keys(rig, result, limbs, local)
+        result.switches = list(rigify.SWITCHES) + rigify_ik.switches(limbs)
+        result.rest_bones = rigify.rest_bones(rig.bone_names) + rigify_ik.rest_bones(rig.bone_names)
     return result
 
 

@@ -316,6 +316,9 @@ class RetargetResult:
     # the motion needs at rest beyond the keyed bones' ancestors (see :mod:`salad_blender.rigify`).
     switches: list[tuple[str, str, float]] = field(default_factory=list)
     rest_bones: list[str] = field(default_factory=list)
+    # Further bones keyed every frame, {bone: (quaternions [T, 4], location [T, 3])}: a control rig's IK
+    # controls matching the FK pose (:mod:`salad_blender.rigify_ik`); derived last, so never resampled.
+    ik_keys: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -324,7 +327,8 @@ class RetargetResult:
     def cropped(self, frames: int) -> RetargetResult:
         """The first ``frames`` frames (a real clip's edit keeps exactly the source's scene frames)."""
         n = max(1, min(int(frames), self.num_frames))
-        return replace(self, quats=self.quats[:n], root_location=self.root_location[:n])
+        return replace(self, quats=self.quats[:n], root_location=self.root_location[:n],
+                       ik_keys={b: (q[:n], loc[:n]) for b, (q, loc) in self.ik_keys.items()})
 
 
 def _effective_tree(bone_map: dict[str, str]) -> tuple[dict[int, int], dict[int, list[int]]]:

@@ -144,3 +144,59 @@ def test_a_posed_rig_in_ik_mode_still_plays(rigify_rig, walk):
     act = actions.apply_motion(rig, walk[:60], prompt="walk", scene=scene)
     assert {n: tuple(pb[n].rotation_quaternion) for n in ("hips", "chest")} == before  # pose not reset
     check_plays(rig, walk[:60], act)
+
+
+# (limb, DEF bone at the hip/shoulder, at the knee/elbow, at the ankle/wrist)
+LIMB_JOINTS = [(f"{limb}.{s}", f"DEF-{a}.{s}", f"DEF-{b}.{s}", f"DEF-{c}.{s}")
+               for s in ("L", "R") for limb, a, b, c in (("arm", "upper_arm", "forearm", "hand"),
+                                                          ("leg", "thigh", "shin", "foot"))]
+
+
+def _limb_heads(rig, frames: list[int]) -> np.ndarray:  # noqa: ANN001
+    """World heads [frames, limbs, 3 joints, 3] of the DEF limb bones after evaluation."""
+    names = [n for limb in LIMB_JOINTS for n in limb[1:]]
+    return np.stack([evaluated_heads(rig, names, f).reshape(len(LIMB_JOINTS), 3, 3) for f in frames])
+
+
+def _bend(h: np.ndarray) -> np.ndarray:
+    """The knee/elbow's offset from the hip→ankle line [..., 3] (which way the joint bends)."""
+    chord = h[..., 2, :] - h[..., 0, :]
+    chord = chord / np.linalg.norm(chord, axis=-1, keepdims=True)
+    off = h[..., 1, :] - h[..., 0, :]
+    return off - chord * np.sum(off * chord, axis=-1, keepdims=True)
+
+
+def test_flipping_the_limbs_to_ik_keeps_the_pose(rigify_rig, walk):
+    """The IK controls are keyed where FK puts the hands and feet: switching IK_FK to IK keeps the pose.
+
+    Tolerances: hands and feet 1 cm (measured 0.2 mm); the knee/elbow bend direction 1 degree (measured
+    0.0004; a flipped knee is ~180); knees and elbows 3 cm (measured 2.1 cm at a near-straight knee:
+    the rig's IK bones have IK Stretch 0.1 and Blender's solver shortens them ~1 % instead of bending,
+    the same for any IK pose, so the knee sits a little straighter than in FK).
+    """
+    import bpy
+
+    from salad_blender import actions
+
+    rig = rigify_rig
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    act = actions.apply_motion(rig, walk[:96], prompt="walk", scene=scene)
+    paths = {fc.data_path for fc in actions.action_fcurves(act)}
+    for bone in ("hand_ik.L", "foot_ik.R", "thigh_ik_target.L", "upper_arm_ik_target.R"):
+        assert f'pose.bones["{bone}"].location' in paths
+    frames = list(range(1, 111, 11))
+    fk = _limb_heads(rig, frames)
+    switched = 0
+    for fc in actions.action_fcurves(act):
+        if fc.data_path.endswith('["IK_FK"]'):
+            fc.keyframe_points[0].co.y = 0.0  # what the animator does: the limb to IK
+            switched += 1
+    assert switched == 4
+    ik = _limb_heads(rig, frames)
+    assert rig.pose.bones["thigh_parent.L"]["IK_FK"] == pytest.approx(0.0)
+    err = np.linalg.norm(ik - fk, axis=-1)  # [frames, limbs, joints]
+    worst = {LIMB_JOINTS[i][0]: err[:, i].max(axis=0).round(4).tolist() for i in range(len(LIMB_JOINTS))}
+    assert err[..., 2].max() < 0.01, worst  # hands and feet
+    assert err[..., 1].max() < 0.03, worst  # knees and elbows
+    assert float(_angle(_bend(ik), _bend(fk)).max()) < 1.0
