@@ -76,7 +76,8 @@ def switches(limbs: list[Limb]) -> list[tuple[str, str, float]]:
 
 
 def rest_bones(bone_names: list[str]) -> list[str]:
-    """IK-side controls the rigid foot assumes at rest (spin, heel roll, toe)."""
+    """IK-side controls the rigid foot assumes at rest (spin, heel roll, toe: SMPL-22 has no toe tip, so
+    ``toe_fk`` is never turned either and the IK toe at rest matches it)."""
     return [b for b in bone_names if b.split(".")[0] in ("foot_spin_ik", "foot_heel_ik", "toe_ik")]
 
 

@@ -166,13 +166,15 @@ def _bend(h: np.ndarray) -> np.ndarray:
     return off - chord * np.sum(off * chord, axis=-1, keepdims=True)
 
 
-def test_flipping_the_limbs_to_ik_keeps_the_pose(rigify_rig, walk):
+@pytest.mark.parametrize("cyclic", [0, 6])
+def test_flipping_the_limbs_to_ik_keeps_the_pose(rigify_rig, walk, cyclic):
     """The IK controls are keyed where FK puts the hands and feet: switching IK_FK to IK keeps the pose.
 
     Tolerances: hands and feet 1 cm (measured 0.2 mm); the knee/elbow bend direction 1 degree (measured
     0.0004; a flipped knee is ~180); knees and elbows 3 cm (measured 2.1 cm at a near-straight knee:
     the rig's IK bones have IK Stretch 0.1 and Blender's solver shortens them ~1 % instead of bending,
-    the same for any IK pose, so the knee sits a little straighter than in FK).
+    the same for any IK pose, so the knee sits a little straighter than in FK). A loop (Make Cyclic)
+    is checked on into its second cycle, where the IK controls' Cycles modifiers carry the travel.
     """
     import bpy
 
@@ -181,11 +183,11 @@ def test_flipping_the_limbs_to_ik_keeps_the_pose(rigify_rig, walk):
     rig = rigify_rig
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 24, 1.0
-    act = actions.apply_motion(rig, walk[:96], prompt="walk", scene=scene)
+    act = actions.apply_motion(rig, walk[:96], prompt="walk", scene=scene, cyclic_blend=cyclic)
     paths = {fc.data_path for fc in actions.action_fcurves(act)}
     for bone in ("hand_ik.L", "foot_ik.R", "thigh_ik_target.L", "upper_arm_ik_target.R"):
         assert f'pose.bones["{bone}"].location' in paths
-    frames = list(range(1, 111, 11))
+    frames = list(range(1, 221 if cyclic else 111, 11))
     fk = _limb_heads(rig, frames)
     switched = 0
     for fc in actions.action_fcurves(act):
@@ -200,3 +202,20 @@ def test_flipping_the_limbs_to_ik_keeps_the_pose(rigify_rig, walk):
     assert err[..., 2].max() < 0.01, worst  # hands and feet
     assert err[..., 1].max() < 0.03, worst  # knees and elbows
     assert float(_angle(_bend(ik), _bend(fk)).max()) < 1.0
+
+
+def test_ik_limbs_are_found_by_the_rigs_pole_names():
+    """Pole targets are detected under the current and the 0.5x names; a limb lacking a control is skipped."""
+    from salad_blender import rigify_ik
+
+    def limb_bones(upper: str, mid: str, end: str, s: str, pole: str) -> list[str]:
+        return [f"{upper}_fk.{s}", f"{mid}_fk.{s}", f"{end}_fk.{s}", f"ORG-{end}.{s}", f"{end}_ik.{s}",
+                f"{upper}_parent.{s}", pole]
+
+    names = (limb_bones("thigh", "shin", "foot", "L", "thigh_ik_target.L")
+             + limb_bones("thigh", "shin", "foot", "R", "knee_target.ik.R")
+             + limb_bones("upper_arm", "forearm", "hand", "L", "upper_arm_ik_target.L")[:-2])  # no pole, no switch
+    limbs = rigify_ik.find_limbs(names)
+    assert [(lb.end_ik, lb.pole) for lb in limbs] == [("foot_ik.L", "thigh_ik_target.L"),
+                                                       ("foot_ik.R", "knee_target.ik.R")]
+    assert ("thigh_parent.R", "pole_vector", 1.0) in rigify_ik.switches(limbs)
