@@ -8,6 +8,8 @@ controls (``upper_arm_fk``, ``forearm_fk``, ``hand_fk``, ``thigh_fk``, ``shin_fk
 and the rig's switches are keyed in the same new Action: limbs to FK (``IK_FK`` = 1 on the
 ``*_parent`` controls), the FK limbs following their parent (``FK_limb_follow`` = 0), neck and head
 following the spine (``neck_follow`` = ``head_follow`` = 1 on ``torso``).
+The IK controls are keyed to the same pose (:mod:`salad_blender.rigify_ik`), so a limb flipped to IK
+stays where it is.
 
 With those switches, the hips/chest controls, the tweaks and the root at rest, every MCH bone between
 two keyed controls is a rigid child (its constraints have zero influence or copy an identity), so the
