@@ -219,3 +219,17 @@ def test_ik_limbs_are_found_by_the_rigs_pole_names():
     assert [(lb.end_ik, lb.pole) for lb in limbs] == [("foot_ik.L", "thigh_ik_target.L"),
                                                        ("foot_ik.R", "knee_target.ik.R")]
     assert ("thigh_parent.R", "pole_vector", 1.0) in rigify_ik.switches(limbs)
+
+
+def test_cropping_a_result_crops_its_ik_keys():
+    """An edited real clip is cropped to its scene frames: the IK keys must stop where the FK keys stop."""
+    from salad_blender import retarget as rt
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(10, 2, 4))
+    ik = {"hand_ik.L": (rng.normal(size=(10, 4)), rng.normal(size=(10, 3)))}
+    res = rt.RetargetResult(["a", "b"], q, "a", np.zeros((10, 3)), 24.0, rt.Placement(), ik_keys=ik)
+    cut = res.cropped(4)
+    assert cut.num_frames == 4
+    np.testing.assert_array_equal(cut.ik_keys["hand_ik.L"][0], ik["hand_ik.L"][0][:4])
+    np.testing.assert_array_equal(cut.ik_keys["hand_ik.L"][1], ik["hand_ik.L"][1][:4])
