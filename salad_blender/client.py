@@ -285,6 +285,7 @@ class WorkerClient:
         self._hello_job: Job | None = None
         self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
         self._closing = False
+        self._cancel_sent: dict[Any, float] = {}  # request id → when its cancel was sent
 
     # -- process ------------------------------------------------------------------------------------
 
@@ -295,6 +296,12 @@ class WorkerClient:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def busy(self) -> bool:
+        """Requests are queued or running in the worker (not counting cancelled ones and the cancels)."""
+        self._pump()
+        return self.running and any(j.op != "cancel" and rid not in self._cancel_sent for rid, j in self._jobs.items())
 
     @property
     def pid(self) -> int | None:
@@ -421,7 +428,16 @@ class WorkerClient:
         live = self._jobs.get(target)
         if live is None or live.done or not self.running:
             return None
+        self._cancel_sent.setdefault(target, time.monotonic())
         return self.submit({"op": "cancel", "target": target})
+
+    def unanswered_cancel(self) -> float:
+        """Seconds since the oldest unanswered cancel of a running request (0: none); a stuck worker never answers."""
+        self._pump()
+        now = time.monotonic()
+        for rid in [r for r in self._cancel_sent if r not in self._jobs]:
+            del self._cancel_sent[rid]
+        return max((now - t for t in self._cancel_sent.values()), default=0.0)
 
     # -- events -------------------------------------------------------------------------------------
 

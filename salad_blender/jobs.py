@@ -119,6 +119,8 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
                        "choose 'New SMPL-22 body' as the target.")
     if obj.mode == "EDIT":
         raise JobError(f"'{obj.name}' is in Edit Mode; switch to Object or Pose Mode first.")
+    if obj.animation_data is not None and obj.animation_data.use_tweak_mode:  # refused only after generating
+        raise JobError(f"'{obj.name}' is in NLA tweak mode; leave it first (Tab in the NLA editor).")
     if obj.library is not None:  # Python may assign it an action, but the file keeps the library's
         raise JobError(f"'{obj.name}' is linked from the library '{obj.library.name}', so its animation cannot be "
                        "changed in this file: make it a library override (Object > Library Override > Make) "

@@ -82,8 +82,11 @@ class ReweightPreview:
                 pass  # back to the value on screen: nothing to compute
             else:
                 self._cancel_job()
-                self.job, self.job_request = self.start(word, scale), (word, scale)
-                self.message = ""
+                try:  # refused at the start (the worker busy with other settings, the source gone): say why
+                    self.job, self.job_request = self.start(word, scale), (word, scale)
+                    self.message = ""
+                except Exception as exc:  # noqa: BLE001 - a timer must not raise (Blender drops it, silently)
+                    self.message = str(exc)
         if self.job is not None and self.job.poll():
             self._finished(self.job)
         if self.pending is not None:

@@ -66,6 +66,22 @@ def derived_name(parts: Sequence[str], cut_order: Sequence[tuple[int, int]], max
     return _cut(" ".join("".join(parts).split()) or "motion", max_bytes)
 
 
+
+def continued_name(source: str, prompt: str, chained: bool = False) -> str:
+    """A continuation's name: "<source> + <prompt>"; ``chained`` (the source is a continuation itself) and too long:
+    "<first source> (+k) + <prompt>", k the continuations the source holds.
+
+    Why: a continuation of a continuation cut the source's end, so each further level got the same name plus
+    Blender's ".001" (the name did not say which was longer).
+    """
+    full = derived_name([source, " + ", prompt], [(0, MIN_SOURCE_BYTES), (2, 0)])
+    if not chained or " + " not in source or len(f"{source} + {prompt}".encode()) <= NAME_BYTES:
+        return full
+    parts = source.split(" + ")
+    counted = re.fullmatch(r"(.*) \(\+(\d+)\)", parts[0])
+    root, k = (counted[1], int(counted[2])) if counted else (parts[0], 0)
+    return derived_name([root, f" (+{k + len(parts) - 1}) + ", prompt], [(0, MIN_SOURCE_BYTES), (2, 0)])
+
 def make_metadata(
     *,
     prompt: str,
@@ -135,21 +151,64 @@ def make_metadata(
 PREVIEW_KEY = "salad_preview"  # a live re-weight preview Action (preview_actions); deleted only with this key
 
 
+class MetadataError(JobError):
+    """An action's ``salad_*`` custom property does not hold what SALAD wrote (edited by hand, another tool)."""
+
+
+def _json(kind: type):  # noqa: ANN202 - a parser
+    def parse(value: Any) -> Any:
+        out = json.loads(value)
+        if not isinstance(out, kind):
+            raise ValueError(f"not a JSON {'list' if kind is list else 'object'}")
+        return out
+    return parse
+
+
+def _rig(value: Any) -> Any:
+    if str(value).startswith("{"):
+        _json(dict)(value)
+    return value
+
+
+# How each typed key is read (the rest are kept as stored); what a broken value was expected to be.
+_READERS: dict[str, tuple[Any, str]] = {
+    "salad_seed": (int, "an integer"), "salad_frames": (int, "an integer"), "salad_steps": (int, "an integer"),
+    "salad_guidance": (float, "a number"), "salad_source_fps": (float, "a number"),
+    "salad_cyclic": (int, "an integer"), "salad_guided_steps": (int, "an integer"),
+    "salad_to_metres": (float, "a number"), "salad_edits": (_json(list), "a JSON list"),
+    "salad_shot": (_json(dict), "a JSON object"), "salad_video": (_json(dict), "a JSON object"),
+    "salad_rig": (_rig, "a rig name or a JSON bone map"),
+}
+
+
 def read_metadata(action: Any) -> dict[str, Any]:
-    """The SALAD metadata of an action as Python values (seed int, edits list); {} if none."""
+    """The SALAD metadata of an action as Python values (seed int, edits list); {} if none.
+
+    A custom property that does not read as what SALAD wrote raises :class:`MetadataError` naming it (it
+    raised ValueError deep in a panel's draw, or a traceback from the operators).
+    """
     out: dict[str, Any] = {}
     for key in action.keys():
         if key.startswith("salad_"):
             out[key] = action[key]
-    if "salad_seed" in out:
-        out["salad_seed"] = int(out["salad_seed"])
-    if "salad_edits" in out:
-        out["salad_edits"] = json.loads(out["salad_edits"])
-    if "salad_shot" in out:
-        out["salad_shot"] = json.loads(out["salad_shot"])
-    if "salad_video" in out:
-        out["salad_video"] = json.loads(out["salad_video"])
+    for key, (read, what) in _READERS.items():
+        if key in out:
+            try:
+                out[key] = read(out[key])
+            except (TypeError, ValueError, OverflowError):
+                shown = repr(out[key]) if len(repr(out[key])) <= 24 else repr(out[key])[:21] + "..."
+                raise MetadataError(f"The action '{action.name}' has a broken custom property {key} ({shown}, not "
+                                    f"{what}): undo that change, or delete the action.") from None
     return out
+
+
+def metadata_problem(action: Any) -> str:
+    """Why a SALAD action's recipe cannot be read ("" = it can): for greyed-out buttons and list rows."""
+    try:
+        read_metadata(action)
+    except MetadataError as exc:
+        return str(exc)
+    return ""
 
 
 def is_salad_action(action: Any) -> bool:

@@ -21,6 +21,7 @@ from .inputs import PREFS_HINT, JobError, check_model
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
 HELLO_TIMEOUT = 60.0  # seconds a fresh worker gets to answer hello (interpreter start-up only)
+CANCEL_GRACE = 10.0  # seconds a cancelled request may keep the worker busy before a new job restarts it
 POLL_INTERVAL = 0.1
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
@@ -59,6 +60,8 @@ class MotionJob:
         self._deadline = time.monotonic() + HELLO_TIMEOUT
         # Asked before the apply step: a reason to wait ("" = apply now), e.g. the user is in Edit Mode.
         self.hold: Callable[[], str] | None = None
+        # A new worker and its hello (make_job sets it), for a worker still busy with a cancelled request.
+        self.restart: Callable[[], tuple[WorkerClient, WorkerJob]] | None = None
 
     def __repr__(self) -> str:
         return f"MotionJob({self.kind!r}, {self.label!r}, state={self.state!r}, progress={self.progress:.2f})"
@@ -98,15 +101,38 @@ class MotionJob:
                 self.step, self.steps = job.step, job.steps
                 self.status = f"{self._describe}: step {job.step}/{job.steps}"
             if not job.done:
+                if self.stage == "load" and self._stuck():
+                    self._restart_worker()
+                    continue
                 if self.stage == "hello" and time.monotonic() > self._deadline:
-                    self._fail(f"The model worker did not answer within {HELLO_TIMEOUT:g} s. Click 'Check' "
-                               f"in {PREFS_HINT} to see what it prints.", self._client.stderr_tail(40))
+                    tail = self._client.stderr_tail(40)
+                    close = getattr(self._client, "close", None)
+                    if close is not None:  # it does not speak the protocol: it was kept, and each job waited again
+                        close(0.5)
+                    self._fail(f"The model worker did not answer within {HELLO_TIMEOUT:g} s and was stopped. Click "
+                               f"'Check' in {PREFS_HINT} to see what it prints.", tail)
                 return
             if job.error is not None:
                 self._worker_failed(job.error)
                 return
             if not self._next(job.result or {}):
                 return
+
+    def _stuck(self) -> bool:
+        """The worker has not answered a cancel for CANCEL_GRACE s: it is stuck in a step and would never load."""
+        age = getattr(self._client, "unanswered_cancel", None)
+        return self.restart is not None and age is not None and age() > CANCEL_GRACE
+
+    def _restart_worker(self) -> None:
+        """Replace a worker stuck in a cancelled request (this job waited behind it with no word of why)."""
+        try:
+            self._client, self._current = self.restart()
+        except JobError as exc:
+            self._fail(str(exc))
+            return
+        self.restart = None  # once per job
+        self.stage, self.status = "hello", "Restarting the model worker (it did not stop a cancelled request)"
+        self._deadline = time.monotonic() + HELLO_TIMEOUT
 
     def _next(self, result: dict) -> bool:
         """Go to the next stage; False while a finished result is held back (see ``hold``)."""
@@ -229,7 +255,15 @@ def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply
     load = {"op": "load", "model": model, "device": config.device}
     if config.threads > 0:
         load["threads"] = int(config.threads)
-    return MotionJob(kind, label, client, pool.hello, load=load, op=op, apply=apply, describe=describe)
+    job = MotionJob(kind, label, client, pool.hello, load=load, op=op, apply=apply, describe=describe)
+
+    def restart() -> tuple[WorkerClient, WorkerJob]:
+        pool.close()
+        return pool.get(config), pool.hello
+
+    if hasattr(pool, "close"):
+        job.restart = restart
+    return job
 
 
 def check_summary(report: dict) -> str:

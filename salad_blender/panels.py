@@ -211,7 +211,7 @@ class SALAD_PT_edit(_SaladPanel, bpy.types.Panel):
                 for entry in ui_state.action_summary(act, fps):
                     for line in ui_state.fit_lines(entry, width - 4, 2):
                         col.label(text=line, icon="BLANK1")
-                last = metadata.last_why(metadata.action_meta(act))
+                last = "" if metadata.metadata_problem(act) else metadata.last_why(metadata.action_meta(act))
                 for i, line in enumerate(ui_state.fit_lines(f"Why: {last}", width - 4, 4) if last else []):
                     col.label(text=line, icon="QUESTION" if i == 0 else "BLANK1")
             why = ui_state.edit_blocker(obj)

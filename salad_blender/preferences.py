@@ -68,7 +68,7 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        width = 110
+        width = prefs_width(context)
         managed = setup_env.managed_python(ADDON_ID)
         configured = bool(self.python_path) or bool(default_python())
 
@@ -79,16 +79,15 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
         if setup is not None and not setup.finished:
             draw_progress(box, setup.progress, setup.status, cancel="setup", width=width)
         else:
-            row = box.row(align=True)
+            row = box.row(align=True)  # its own row: beside two more buttons its label was cut
             row.scale_y = 1.0 if configured else 1.4
             row.operator("salad.setup_env", icon="IMPORT")
+            row = box.row(align=True)
             row.operator("salad.open_env_folder", icon="FILE_FOLDER")
             row.operator("salad.remove_env", icon="TRASH")
         if not bpy.app.online_access and not configured:
-            for i, line in enumerate(ui_state.fit_lines(
-                    "Online access is off: enable it in Preferences > System > Network to download torch "
-                    "and the model package", width, 2)):
-                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+            wrapped(box, "Online access is off: enable it in Preferences > System > Network to download torch "
+                         "and the model package", width, 3, "ERROR")
         if setup is not None and setup.finished:
             for i, line in enumerate(ui_state.fit_lines(setup.message, width, 4)):
                 box.label(text=line, icon=("ERROR" if setup.state == "failed" else "INFO") if i == 0 else "BLANK1")
@@ -102,8 +101,8 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
             col.prop(self, "package_spec")
             col.prop(self, "torch_index")
         if self.torch_index == "cpu":
-            box.label(text="The CPU torch build cannot use CUDA: choose Default (PyPI) under Advanced for an "
-                           "NVIDIA GPU" if self.device == "cuda" else "Torch build: CPU only (no CUDA)", icon="INFO")
+            wrapped(box, "The CPU torch build cannot use CUDA: choose Default (PyPI) under Advanced for an "
+                         "NVIDIA GPU" if self.device == "cuda" else "Torch build: CPU only (no CUDA)", width, 3, "INFO")
 
         # 2. the worker: which interpreter, model and device
         col = layout.column()
@@ -135,6 +134,24 @@ class SALAD_AddonPreferences(bpy.types.AddonPreferences):
                 box.label(text=line[:140])
 
 
+def prefs_width(context: bpy.types.Context) -> int:
+    """Characters that fit across the add-on's boxes in the Preferences window.
+
+    Why measured: a fixed 110 let Blender cut messages in the middle ("Online access is off: enable it in
+    Prefere… download torch") in the window Preferences opens at (its main region is ~520 px wide).
+    """
+    region = getattr(context, "region", None)
+    prefs = getattr(context, "preferences", None)
+    scale = prefs.system.ui_scale if prefs is not None else 1.0
+    return ui_state.chars_for_width(region.width - 40 * (scale or 1.0), scale) if region is not None else 110
+
+
+def wrapped(layout: bpy.types.UILayout, text: str, width: int, max_lines: int, icon: str) -> None:
+    """``text`` as labels of at most ``width`` characters (the icon on the first)."""
+    for i, line in enumerate(ui_state.fit_lines(text, width, max_lines)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
 def draw_official(box: bpy.types.UILayout, prefs: SALAD_AddonPreferences, width: int) -> None:
     """The official model: where it is, or the button (and the download's progress) to get it."""
     box.prop(prefs, "official_dataset")
@@ -147,7 +164,7 @@ def draw_official(box: bpy.types.UILayout, prefs: SALAD_AddonPreferences, width:
         box.operator("salad.get_official_model", icon="IMPORT", text="Get Official Model" if not path
                      else "Check Official Model Again")
         if not bpy.app.online_access and not path:
-            box.label(text="Online access is off: enable it in Preferences > System > Network", icon="ERROR")
+            wrapped(box, "Online access is off: enable it in Preferences > System > Network", width, 2, "ERROR")
     if job is not None and job.finished:
         for i, line in enumerate(ui_state.fit_lines(job.message, width, 4)):
             box.label(text=line, icon=("ERROR" if job.state == "failed" else "INFO") if i == 0 else "BLANK1")

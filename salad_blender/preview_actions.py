@@ -22,27 +22,38 @@ SESSION: ReweightPreview | None = None
 
 
 class BlenderPreviewStore:
-    """Preview Actions of one armature (looked up by name: the object may be renamed or deleted meanwhile)."""
+    """Preview Actions of one armature (looked up by name: the object may be renamed or deleted meanwhile).
 
-    def __init__(self, obj_name: str) -> None:
+    The names of the source and the shown preview are kept too: an undo frees the Actions Python holds
+    (their references raise ReferenceError), so the session finds them again by name (:func:`_refresh_on_undo`).
+    """
+
+    def __init__(self, obj_name: str, source_name: str = "") -> None:
         self.obj_name = obj_name
+        self.source_name = source_name
+        self.preview_name = ""
 
     def mark(self, action: bpy.types.Action) -> None:
         action[PREVIEW_KEY] = True
         action.use_fake_user = False  # an orphaned preview is not saved with the file
+        self.preview_name = action.name
 
     def discard(self, action: bpy.types.Action) -> None:
         if not is_preview(action):
             raise ValueError(f"Refusing to delete the action '{action.name}': it is not a SALAD preview.")
+        if action.name == self.preview_name:
+            self.preview_name = ""
         bpy.data.actions.remove(action)
 
     def keep(self, action: bpy.types.Action) -> bpy.types.Action:
         if PREVIEW_KEY in action.keys():
             del action[PREVIEW_KEY]
         action.use_fake_user = True  # as every SALAD edit result
+        self.preview_name = ""
         return action
 
     def restore(self, source: bpy.types.Action) -> None:
+        source = bpy.data.actions.get(self.source_name) if self.source_name else source
         obj = bpy.data.objects.get(self.obj_name)
         if obj is not None and obj.animation_data is not None and source is not None:
             obj.animation_data.action = source
@@ -62,13 +73,16 @@ def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightP
         raise jobs.JobError("Select an armature that plays a SALAD action (generate a motion first).")
     if SESSION is not None:
         SESSION.discard()
-    name = obj.name
+    name, source_name = obj.name, act.name
 
     def start(word: str, scale: float) -> jobs.MotionJob:
         target = bpy.data.objects.get(name)
-        return jobs.start_edit(config, target, word=word, scale=scale, action=act, scene_range="keep")
+        source = bpy.data.actions.get(source_name)  # by name: an undo frees the Action this session saw
+        if source is None:
+            raise jobs.JobError(f"The action '{source_name}' is gone (undo or deleted); nothing was changed.")
+        return jobs.start_edit(config, target, word=word, scale=scale, action=source, scene_range="keep")
 
-    SESSION = ReweightPreview(act, start, BlenderPreviewStore(name))
+    SESSION = ReweightPreview(act, start, BlenderPreviewStore(name, source_name))
     return SESSION
 
 
@@ -204,14 +218,46 @@ def _drop_on_load(*_args) -> None:  # noqa: ANN002
     SESSION = None
 
 
+@bpy.app.handlers.persistent
+def _refresh_on_undo(*_args) -> None:  # noqa: ANN002
+    """Undo / redo: the Actions the session held are freed; find them again by name (or end the session).
+
+    Without this, Apply Preview after Ctrl+Z showed a ReferenceError traceback and the next slider move failed
+    in its update callback, leaving live preview dead until the add-on was reloaded.
+    """
+    global SESSION
+    if SESSION is None or not isinstance(SESSION.store, BlenderPreviewStore):
+        return
+    store = SESSION.store
+    source = bpy.data.actions.get(store.source_name)
+    if source is None:  # the generation itself was undone: nothing to preview from
+        if SESSION.job is not None:
+            SESSION.job.cancel()
+        SESSION = None
+        return
+    preview = bpy.data.actions.get(store.preview_name) if store.preview_name else None
+    SESSION.source = source
+    if not is_preview(preview):
+        preview, store.preview_name, SESSION.shown = None, "", None
+    SESSION.preview = preview
+
+
+UNDO_HANDLERS = ("undo_post", "redo_post")
+
+
 def register() -> None:
     bpy.app.handlers.load_pre.append(_drop_on_load)
+    for h in UNDO_HANDLERS:
+        getattr(bpy.app.handlers, h).append(_refresh_on_undo)
 
 
 def unregister() -> None:
     global SESSION
     if _drop_on_load in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_drop_on_load)
+    for h in UNDO_HANDLERS:
+        if _refresh_on_undo in getattr(bpy.app.handlers, h):
+            getattr(bpy.app.handlers, h).remove(_refresh_on_undo)
     if SESSION is not None and SESSION.job is not None:
         SESSION.job.cancel()
     SESSION = None

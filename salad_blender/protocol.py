@@ -37,6 +37,7 @@ SCHEDULERS = ("ddim", "dpm++")
 EDIT_MODES = ("auto", "word_swap", "refine", "reweight", "mirror")
 MIRROR_SIDES = ("all", "upper", "lower")
 FOV_MIN, FOV_MAX = 10.0, 150.0  # video import: the camera's horizontal field of view, degrees
+CLEAN_UP_STRENGTH = 0.6  # video import: the model's motion-prior clean-up (salad_model runtime/motion_prior.py)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MIRROR_METHODS = ("geometric", "attention")  # exact mirror image | the paper's attention-row swap
 

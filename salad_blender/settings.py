@@ -25,7 +25,9 @@ def active_rig(context) -> object:  # noqa: ANN001 - bpy.types.Context or a stan
 def active_prompt(context) -> str:  # noqa: ANN001 - bpy.types.Context or a stand-in
     """The current prompt of the active object's SALAD action ("" without one)."""
     act = metadata.active_salad_action(active_rig(context))
-    return metadata.current_prompt(metadata.action_meta(act)) if act is not None else ""
+    if act is None or metadata.metadata_problem(act):
+        return ""
+    return metadata.current_prompt(metadata.action_meta(act))
 
 
 def _reweight_moved(self, context):  # noqa: ANN001, ANN202 - Blender callback signature

@@ -179,6 +179,15 @@ def _joined(*parts: bpy.types.Action | str) -> str:
     return metadata.derived_name(texts, sources + prompt)
 
 
+def _continued(action: bpy.types.Action, prompt: str) -> str:
+    """The name of ``action`` continued by ``prompt`` (a continuation of a continuation counts its levels)."""
+    try:  # any animation can be continued: mocap has no SALAD metadata at all
+        recipe = metadata.shot_recipe(metadata.read_metadata(action)) or {}
+    except metadata.MetadataError:
+        recipe = {}
+    return metadata.continued_name(_short(action), prompt, chained=recipe.get("kind") == "continue")
+
+
 _POSE_CHANNELS = ("location", "rotation_quaternion", "rotation_euler", "rotation_axis_angle", "scale")
 
 
@@ -308,7 +317,7 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=_joined(action, " + ", prompt),
+    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=_continued(action, prompt),
                         seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
                         scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")

@@ -36,6 +36,8 @@ class SALAD_UL_shot_segments(bpy.types.UIList):
 
 def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
     act = metadata.active_salad_action(active_rig(context))
+    if act is not None and metadata.metadata_problem(act):  # the Edit panel says what is broken
+        return act, None
     recipe = metadata.shot_recipe(metadata.action_meta(act)) if act is not None else None
     return act, recipe
 

@@ -113,7 +113,7 @@ def edit_blocker(obj: Any) -> str:
         return f"'{obj.name}' plays no action: generate a motion first"
     if not metadata.is_salad_action(act):
         return f"'{act.name}' was not made by SALAD: use Edit Animation with Text"
-    return regenerate_blocker(act)
+    return metadata.metadata_problem(act) or regenerate_blocker(act)
 
 
 def real_edit_blocker(obj: Any) -> str:
@@ -143,7 +143,10 @@ def frames_summary(model_frames: int, scene_fps: float) -> str:
 
 
 def action_summary(action: Any, scene_fps: float) -> list[str]:
-    """Lines describing a SALAD action under its name in the Edit panel."""
+    """Lines describing a SALAD action under its name in the Edit panel (none when its recipe is unreadable:
+    the panel says why)."""
+    if metadata.metadata_problem(action):
+        return []
     meta = metadata.action_meta(action)
     edits = len(meta.get("salad_edits") or [])
     if meta.get("salad_source") == "inversion":
@@ -206,6 +209,8 @@ def fits_rig(data_paths: list[str], bone_names: set[str]) -> bool:
 
 def action_row(action: Any) -> tuple[str, str]:
     """(label, tooltip-like detail) of a SALAD action in the list: its prompt; seed or source, and parent."""
+    if metadata.metadata_problem(action):
+        return action.name, "broken custom property: see Edit Motion"
     meta = metadata.action_meta(action)
     prompt = metadata.current_prompt(meta)
     if meta.get("salad_source") == "inversion":

@@ -1,7 +1,9 @@
 """*Import Motion from Video* (issue 14): the worker reads a video into SMPL-22 motion; a new Action plays it.
 
 The worker's ``video`` op needs no model (BlazePose from the ``video`` extra of the worker's environment), so
-the job sends no ``load``. The result goes onto a new SALAD body or the chosen armature like a generation,
+the job sends no ``load`` unless the motion-prior clean-up is asked for (``clean_up``, on by default in the
+operator: it lowered the pose error and made the motion read as its action more often, docs/video.md); then
+the chosen model is loaded first. The result goes onto a new SALAD body or the chosen armature like a generation,
 with ``salad_source = "video"`` and the recipe (file, field of view, frames read and found, warnings) in
 ``salad_video``; the user's existing animation is never touched.
 """
@@ -38,14 +40,20 @@ def check_video_path(path: str, fov: float | None = None) -> str:
 
 def video_recipe(path: str, meta: dict) -> dict[str, Any]:
     """What the Action records about its video (``salad_video``)."""
-    keys = ("video_fps", "video_frames", "found_frames", "people", "fov_deg", "trimmed", "gravity", "warnings")
+    keys = ("video_fps", "video_frames", "found_frames", "people", "fov_deg", "trimmed", "gravity", "warnings",
+            "clean_up")
     return {"file": os.path.basename(path), **{k: meta[k] for k in keys if k in meta}}
 
 
 def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: float | None = None,
-                       pool: WorkerPool | None = None) -> MotionJob:
-    """Video file → a new Action on a new body or on ``target``'s armature (checked before the worker runs)."""
+                       clean_up: float | None = None, pool: WorkerPool | None = None) -> MotionJob:
+    """Video file → a new Action on a new body or on ``target``'s armature (checked before the worker runs).
+
+    ``clean_up``: the strength (0, 1] of the model's motion-prior clean-up; None reads the video only.
+    """
     full = check_video_path(path, fov)
+    if clean_up is not None and not 0.0 < clean_up <= 1.0:
+        raise JobError("The clean-up strength must be within 0 … 1 (0.6 is the tested setting).")
     if target.kind == "armature" and bpy.data.objects.get(target.armature or "") is None:
         raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
     check_target(target)  # a cube, a wrong preset or a selected rig that cannot take it: said now, not after the video
@@ -60,6 +68,12 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
     op: dict[str, Any] = {"op": "video", "path": full}
     if fov is not None:
         op["fov"] = float(fov)
+    load = None
+    if clean_up is not None:
+        op["clean_up"] = float(clean_up)
+        load = {"op": "load", "model": model, "device": config.device}
+        if config.threads > 0:
+            load["threads"] = int(config.threads)
     pool = pool or POOL
-    return MotionJob("video", "Import from video", pool.get(config), pool.hello, load=None, op=op, apply=apply,
+    return MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
                      describe="Reading the video")

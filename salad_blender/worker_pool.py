@@ -52,6 +52,9 @@ class WorkerPool:
         """A started client for ``config`` (hello sent); spawns or restarts the worker as needed."""
         key = config.worker_key()
         client = self._client
+        if client is not None and key != self._key and client.busy:  # closing it would cancel that job unasked
+            raise JobError("The model worker is busy with another job, and this one needs it with other settings "
+                           "(Worker Python, Device or CPU Threads changed): wait for that job or cancel it first.")
         if client is not None and (key != self._key or not client.running):
             client.close()
             client = self._client = None

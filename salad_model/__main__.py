@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--edit-guidance", type=float, default=None,
                    help="guidance of the edit (default: 2.0 after plain DDIM inversion, --guidance after null-text)")
     r.add_argument("--overlap", type=int, default=40, help="frames shared by windows of long clips")
+    from .video.cli import add_clean_up_argument
+
+    add_clean_up_argument(r)
     _common(r)
     a = sub.add_parser("attention", help="per-word cross-attention heat maps (PNG + npz)")
     a.add_argument("prompt")
@@ -210,10 +213,15 @@ def _run(args: argparse.Namespace) -> int:
         for p in run_video_command(args, targets):
             print(p)
         return 0
-    video_joints = None
+    video_joints = video = None
     if args.command == "edit-real":  # a video is read before the model loads: a bad one fails at once
+        from .runtime.requests import check_value
         from .video import VIDEO_SUFFIXES, extract_motion
 
+        if args.clean_up is not None:
+            check_value("clean_up", args.clean_up)
+            if args.motion.suffix.lower() not in VIDEO_SUFFIXES:
+                raise ValueError("--clean-up is for motion read from a video (mocap is cleaner than the model's prior)")
         if args.motion.suffix.lower() in VIDEO_SUFFIXES:
             video = extract_motion(args.motion, fov_deg=args.fov, progress=_progress("reading video"))
             for w in video.warnings:
@@ -223,6 +231,10 @@ def _run(args: argparse.Namespace) -> int:
     from .runtime.pipeline import SaladPipeline
 
     pipe = SaladPipeline.from_pretrained(args.model, device=args.device, threads=args.threads)
+    if video is not None and args.clean_up is not None:
+        from .video.extract import clean_video_motion
+
+        video_joints = clean_video_motion(video, pipe, args.clean_up).joints
     keys = ("edit_prompt",) if args.command == "edit-real" else ("prompt", "source_prompt", "edit_prompt")
     prompts = [getattr(args, k, None) for k in keys]  # edit-real's --prompt describes the input: not checked
     if args.command == "compose":  # a timeline: every segment's prompt

@@ -61,6 +61,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--sampler", default="ddim", choices=("ddim", "dpm++"))
     p.add_argument("--fps", type=int, default=None, help="scene frame rate (default: Blender's, 24)")
     p.add_argument("--fov", type=float, default=None, help="--video: the camera's horizontal field of view (deg)")
+    p.add_argument("--no-clean-up", dest="clean_up", action="store_false",
+                   help="--video: skip the model's motion-prior clean-up (on by default, as in the add-on)")
     p.add_argument("--no-pin-feet", action="store_true", help="keep the model's foot sliding")
     p.add_argument("--bvh", action="store_true", help="also write <slug>.bvh (Blender's BVH exporter)")
     p.add_argument("--fbx", action="store_true", help="also write <slug>.fbx (armature, body, animation)")
@@ -403,8 +405,10 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     sampling = jobs.Sampling(seconds=a.seconds, seed=a.seed, guidance=a.guidance, steps=a.steps, sampler=a.sampler)
     if a.video is not None:  # the add-on's "Import Motion from Video" job
         from salad_blender import video_jobs
+        from salad_blender.protocol import CLEAN_UP_STRENGTH
 
-        job = video_jobs.start_import_video(config, str(a.video), target, fov=a.fov)
+        job = video_jobs.start_import_video(config, str(a.video), target, fov=a.fov,
+                                            clean_up=CLEAN_UP_STRENGTH if a.clean_up else None)
     elif prompt is None:  # a shot, through the add-on's "Generate Shot" job
         from salad_blender import shot_jobs
 
@@ -427,24 +431,41 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
         print(f"{tag} warning: {job.warning}", file=sys.stderr, flush=True)
     action = job.output
     arm = next(o for o in scene.objects if o.animation_data is not None and o.animation_data.action == action)
-    written = [out / f"{slug}.blend"]
-    bpy.ops.wm.save_as_mainfile(filepath=str(written[0]), check_existing=False)
+    written: list[Path] = []
+    outputs = [(".blend", lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), check_existing=False))]
     if a.bvh:
-        written.append(out / f"{slug}.bvh")
-        export_bvh(arm, written[-1], scene)
+        outputs.append((".bvh", lambda p: export_bvh(arm, p, scene)))
     if a.fbx:
-        written.append(out / f"{slug}.fbx")
-        export_fbx(arm, written[-1])
+        outputs.append((".fbx", lambda p: export_fbx(arm, p)))
     if a.render or a.strip:
         explain_egl_once()
     if a.render:
-        written.append(out / f"{slug}.png")
-        render_preview(scene, arm, written[-1], a.engine, a.resolution)
+        outputs.append((".png", lambda p: render_preview(scene, arm, p, a.engine, a.resolution)))
     if a.strip:
-        written.append(out / f"{slug}_strip.png")
-        render_strip(scene, arm, written[-1], strip_frames(scene, action, a.strip), a.engine, a.resolution)
+        frames = strip_frames(scene, action, a.strip)
+        outputs.append(("_strip.png", lambda p: render_strip(scene, arm, p, frames, a.engine, a.resolution)))
+    for suffix, write in outputs:
+        write_output(out / f"{slug}{suffix}", write, written)
+        written.append(out / f"{slug}{suffix}")
     print(f"{tag} done in {job.elapsed:.1f} s: " + ", ".join(p.name for p in written), file=sys.stderr)
     return written
+
+
+def write_output(path: Path, write, written: list[Path]) -> None:  # noqa: ANN001 - write(path) makes the file
+    """Write through a temporary name, renamed once complete (Blender's exporters write in place: a full disk
+    left a truncated file under the final name). The .blend: Blender saves so itself. Errors: one line."""
+    tmp = path if path.suffix == ".blend" else path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        write(tmp)
+        if tmp != path:
+            os.replace(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        if tmp != path:
+            tmp.unlink(missing_ok=True)
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Location:")]
+        why = re.sub(r"^(Error: )?(Python: )?(\w*Error: )?(\[Errno \d+\] )?", "", lines[-1] if lines else "")
+        done = f" ({', '.join(p.name for p in written)} written)" if written else ""
+        raise OSError(f"cannot write {path.name}: {getattr(exc, 'strerror', None) or why or exc}{done}") from None
 
 
 def check_out_folder(out: Path) -> str | None:

@@ -5,8 +5,9 @@ Networks (:mod:`vae`, :mod:`denoiser`), scheduler loop (:mod:`sampling`) and att
 statistics, validates user input, and returns plain results (numpy joints, features, metadata).
 
 This module holds loading, device choice, checks, text context and decoding; the requests live in mixins:
-:mod:`generation` (generate, batches, attention maps), :mod:`generated_edits` (edit, mirror) and
-:mod:`real_motion` (inversion, edit_real). Result types are in :mod:`results` and re-exported here.
+:mod:`generation` (generate, batches, attention maps), :mod:`generated_edits` (edit, mirror),
+:mod:`real_motion` (inversion, edit_real) and :mod:`motion_prior` (clean_motion). Result types are in
+:mod:`results` and re-exported here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .denoiser import TextContext
 from .editing import SourceMaps
 from .generated_edits import EditMixin
 from .generation import GenerationMixin
+from .motion_prior import MotionPriorMixin
 from .real_motion import REAL_EDIT_GUIDANCE, RealMotionMixin  # noqa: F401 (re-exported)
 from .requests import EDIT_MODES, MIRROR_METHODS, EditSpec, InputError  # noqa: F401 (re-exported)
 from .results import AttentionMaps, Inversion, Motion  # noqa: F401 (re-exported)
@@ -43,7 +45,7 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin):
+class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixin):
     """Text → motion with one model; holds the last source's attention maps for fast re-edits."""
 
     def __init__(self, bundle: ModelBundle, text_encoder=None, device: str = "auto"):

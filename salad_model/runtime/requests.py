@@ -38,6 +38,7 @@ PROPORTION_MIN, PROPORTION_MAX = 0.0, 1.0
 NULL_TEXT_ITERS_MAX = 1000
 THREADS_MAX = 1024
 FOV_MIN, FOV_MAX = 10.0, 150.0  # a video camera's horizontal field of view, degrees (issue 14)
+CLEAN_UP_STRENGTH = 0.6  # the motion-prior clean-up of a video's motion (runtime/motion_prior.py, docs/video.md)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 JOINTS_MAX_ABS = 1000.0  # metres: real motion farther than 1 km from the origin is a unit mistake
 JOINTS_MAX_FRAMES = 100_000
@@ -118,6 +119,7 @@ FIELDS: dict[str, Field] = {
     "path": Field("str", max_bytes=4096),
     "fov": Field("num", FOV_MIN, FOV_MAX),
     "max_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),
+    "clean_up": Field("num", 0.0, 1.0, positive=True),
     "joints_a": Field("array"),
     "joints_b": Field("array"),
     "source_seconds": Field("num", 0.0, SECONDS_MAX, positive=True),

@@ -1,9 +1,13 @@
 """Worker operation ``video`` (issue 14): a video file → motion (joints, contacts, meta), no model needed.
 
+With ``clean_up`` (a strength in (0, 1], e.g. 0.6) the loaded model's motion-prior clean-up
+(:mod:`salad_model.runtime.motion_prior`) follows the extraction; that needs a loaded model (``no_model``
+otherwise, before the video is read) and is recorded in ``meta.clean_up``.
+
 Mixed into the worker like :mod:`shot_ops`. Progress events count frames read (stage ``"reading video"``); a
 cancel is seen after the frame in flight. Bad videos (not a video, unreadable codec, no person, partly out of
 frame, too short, the ``video`` extra missing) are ``invalid_input`` errors with the reason; several people
-are a warning in ``meta.warnings`` (the largest person is followed). torch is never imported.
+are a warning in ``meta.warnings`` (the largest person is followed). Without ``clean_up`` torch is not needed.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 from . import protocol as P
 from .errors import RequestError
 
-VIDEO_FIELDS: dict[str, tuple[str, ...]] = {"video": ("path", "fov", "max_seconds")}
+VIDEO_FIELDS: dict[str, tuple[str, ...]] = {"video": ("path", "fov", "max_seconds", "clean_up")}
 VIDEO_OPS = tuple(VIDEO_FIELDS)
 VIDEO_STAGE = "reading video"
 
@@ -28,6 +32,8 @@ class VideoOps:
 
         if not params.get("path"):
             raise RequestError(P.INVALID_INPUT, "video needs 'path': the video file to read")
+        strength = params.get("clean_up")
+        pipe = self._pipeline() if strength is not None else None  # no model: refused before the video is read
 
         def progress(i: int, n: int) -> None:
             self._check_cancel(rid)  # raises the worker's cancel
@@ -40,6 +46,10 @@ class VideoOps:
                                max_seconds=params.get("max_seconds"))
         except VideoError as exc:
             raise RequestError(P.INVALID_INPUT, str(exc)) from None
+        if pipe is not None:
+            from ..video.extract import clean_video_motion
+
+            m = clean_video_motion(m, pipe, strength)
         contacts = np.asarray(m.contacts, bool)  # [T-1, 4]: each frame's step to the next one
         # the worker's motions carry one row per frame (as generate's do): the last frame keeps its
         # predecessor's flags, so the add-on's foot pinning takes the result as it takes a generated one

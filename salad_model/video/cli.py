@@ -1,4 +1,8 @@
-"""``python -m salad_model video IN.mp4 --out motion.npz [--bvh]``: the CLI's video command (no model, no torch)."""
+"""``python -m salad_model video IN.mp4 --out motion.npz [--bvh] [--clean-up]``: the CLI's video command.
+
+No model and no torch unless ``--clean-up`` asks for the model's motion-prior clean-up
+(:mod:`salad_model.runtime.motion_prior`).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,18 @@ def add_video_command(sub, progress) -> None:
                    help="the camera's horizontal field of view in degrees (default 55: a typical phone or webcam)")
     v.add_argument("--max-seconds", type=float, default=None, help="read only the first N seconds")
     v.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_clean_up_argument(v)
+    v.add_argument("--model", default="demo", help="the model of --clean-up (default: the shipped demo model)")
     v.set_defaults(video_progress=progress)
+
+
+def add_clean_up_argument(parser) -> None:
+    """``--clean-up [STRENGTH]``: the motion-prior clean-up of a video's motion (off unless given)."""
+    from ..runtime.requests import CLEAN_UP_STRENGTH
+
+    parser.add_argument("--clean-up", type=float, nargs="?", const=CLEAN_UP_STRENGTH, default=None,
+                        metavar="STRENGTH", help="pull the video's motion toward the model's motion prior (SDEdit "
+                        f"with an empty prompt; STRENGTH in (0, 1], default {CLEAN_UP_STRENGTH:g}; docs/video.md)")
 
 
 def motion_writers(motion, bvh: bool, preview: str | None) -> list:
@@ -53,11 +68,20 @@ def motion_writers(motion, bvh: bool, preview: str | None) -> list:
 def run_video_command(args: argparse.Namespace, targets: list[Path]) -> list[Path]:
     """Extract, then write all outputs atomically (nothing is written when the video is refused)."""
     from ..runtime.outputs import write_outputs
+    from ..runtime.requests import check_value
     from . import extract_motion
 
+    if args.clean_up is not None:
+        check_value("clean_up", args.clean_up)  # before any work
     motion = extract_motion(args.video, fov_deg=args.fov, progress=args.video_progress("reading video"),
                             max_seconds=args.max_seconds)
     for w in motion.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if args.clean_up is not None:
+        from ..runtime.pipeline import SaladPipeline
+        from .extract import clean_video_motion
+
+        print(f"loading model {args.model} for the clean-up …", file=sys.stderr, flush=True)
+        motion = clean_video_motion(motion, SaladPipeline.from_pretrained(args.model), args.clean_up)
     writers = motion_writers(motion, args.bvh, args.preview)
     return write_outputs(dict(zip(targets, writers, strict=True)), force=args.force)

@@ -157,3 +157,21 @@ def test_returning_to_the_shown_value_starts_nothing():
     ctl.changed("walks", 2.0, now=t + 0.1)  # back before the debounce ran out
     run(ctl, t + 0.1, t + 1.0)
     assert len(started) == 1
+
+
+def test_a_request_refused_at_its_start_says_why_and_the_timer_goes_on():
+    """Before: an error from starting the request (e.g. the worker busy with other settings) escaped tick(), which
+    Blender's timer reports as a console traceback before dropping the timer: the slider then did nothing, silently."""
+    ctl, _, store = make()
+
+    def refused(word, scale):
+        raise ValueError("The model worker is busy with another job")
+
+    ctl.start = refused
+    ctl.changed("walks", 2.0, now=0.0)
+    assert ctl.tick(1.0) is None  # nothing runs; the next slider move schedules again
+    assert "busy with another job" in ctl.message and ctl.preview is None and store.discarded == []
+    ctl.start = make()[0].start
+    ctl.changed("walks", 2.0, now=2.0)
+    run(ctl, 2.0, 3.0)
+    assert ctl.preview == "action('walks', 2.0)" and ctl.message == ""

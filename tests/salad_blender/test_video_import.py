@@ -43,6 +43,8 @@ def test_bad_choices_are_refused_before_the_worker(tmp_path, config):
         video_jobs.start_import_video(config, str(txt), jobs.Target())
     with pytest.raises(jobs.JobError, match="field of view"):
         video_jobs.start_import_video(config, str(CLIP), jobs.Target(), fov=300.0)
+    with pytest.raises(jobs.JobError, match="clean-up strength"):
+        video_jobs.start_import_video(config, str(CLIP), jobs.Target(), clean_up=1.5)
 
 
 def test_video_becomes_a_new_action_on_a_new_body(scene, config, pool):
@@ -79,3 +81,12 @@ def test_video_on_the_chosen_armature_keeps_its_animation(config, pool):
     assert bpy.data.actions.get("Mocap clip") is before and tuple(before.frame_range) == frame_range
     assert not metadata.read_metadata(before)  # the user's action was not turned into a SALAD one
     assert metadata.read_metadata(job.output)["salad_source"] == "video"
+
+
+def test_clean_up_loads_the_model_and_is_recorded(config, pool):
+    job = video_jobs.start_import_video(config, str(CLIP), jobs.Target(pin_feet=False), clean_up=0.6,
+                                        pool=pool).wait(900)
+    assert job.state == "done", job.message
+    meta = metadata.read_metadata(job.output)
+    assert meta["salad_source"] == "video" and meta["salad_frames"] == 60
+    assert meta["salad_video"]["clean_up"]["strength"] == 0.6 and meta["salad_video"]["clean_up"]["steps"] == 20

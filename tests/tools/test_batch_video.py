@@ -42,6 +42,7 @@ def test_batch_video_writes_a_new_action_with_its_recipe(tmp_path):
         assert meta["salad_source"] == "video" and meta["salad_frames"] == 60
         recipe = meta["salad_video"]
         assert recipe["file"] == CLIP.name and recipe["found_frames"] >= 72 and recipe["video_frames"] == 75
+        assert recipe["clean_up"]["strength"] == 0.6  # the motion-prior clean-up is on by default, as in the add-on
         assert len(bpy.data.actions) == 1  # nothing else was created or overwritten
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -1,6 +1,7 @@
 """The worker's ``video`` op as a real subprocess (issue 14): progress per frame read, cancel, result, errors.
 
-No model is loaded: BlazePose comes from the ``video`` extra and torch is not needed.
+No model is loaded (BlazePose comes from the ``video`` extra and torch is not needed) until the last test,
+which loads the tiny model for the motion-prior clean-up (``clean_up``).
 """
 
 import pytest
@@ -53,3 +54,14 @@ def test_video_errors_are_invalid_input(worker, tmp_path):
     err = error_of(worker, "video", path=str(CLIP), fov=500)
     assert err["code"] == "invalid_input" and "fov" in err["message"]
     assert error_of(worker, "video")["code"] == "invalid_input"
+
+
+def test_clean_up_needs_a_model_then_records_its_recipe(worker, tiny_model_dir):
+    err = error_of(worker, "video", path=str(CLIP), clean_up=0.6)
+    assert err["code"] == "no_model"  # refused before the video is read
+    err = error_of(worker, "video", path=str(CLIP), clean_up=1.5)
+    assert err["code"] == "invalid_input" and "clean_up" in err["message"]
+    worker.result("load", model=str(tiny_model_dir), device="cpu")
+    d = P.from_wire(worker.result("video", path=str(CLIP), clean_up=0.6))
+    assert d["joints"].shape == (60, 22, 3) and d["contacts"].shape == (60, 4)
+    assert d["meta"]["clean_up"]["strength"] == 0.6 and d["meta"]["source"] == "video"

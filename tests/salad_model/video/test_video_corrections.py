@@ -177,3 +177,32 @@ def test_the_people_count_searches_each_sampled_frame_once_at_its_own_size(monke
     monkeypatch.setattr(lmk, "_hog_boxes", fake)
     boxes = lmk.people_boxes({0: np.zeros((4, 4, 3), np.uint8), 5: np.zeros((4, 4, 3), np.uint8)})
     assert calls == [1.0, 1.0] and sorted(boxes) == [0, 5]
+
+
+def test_the_clean_up_keeps_the_videos_path_and_heading():
+    """The model's clean-up re-derives the root path from its velocities and drifts (mean path error 15 → 19
+    cm on the evaluation set); the cleaned body is carried along the video's own path and heading instead."""
+    from testdata import DATA
+
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
+    from salad_model.motion.motion_process import canonicalize
+    from salad_model.video.extract import with_path_of
+
+    path = canonicalize(bvh_to_smpl22((DATA / "dataset-2_walk-turn-left_active_024.bvh").read_text()))
+    t = np.linspace(0.0, 1.0, len(path))
+    drift = np.radians(30.0) * t  # the cleaned motion's heading drifts by up to 30 degrees …
+    c, s = np.cos(drift)[:, None], np.sin(drift)[:, None]
+    local = path - path[:, :1] * [1, 0, 1]
+    x, z = local[..., 0], local[..., 2]
+    turned = np.stack([c * x + s * z, local[..., 1], -s * x + c * z], -1)
+    pose = turned + (path[:, :1] + np.array([0.5, 0.0, -0.3]) * t[:, None, None]) * [1, 0, 1]  # … and its path
+    out = with_path_of(pose, path)
+    np.testing.assert_allclose(out[:, 0, [0, 2]], path[:, 0, [0, 2]], atol=1e-9)  # the video's root track
+    heading_err = np.angle(np.exp(1j * (facing_angle(out) - facing_angle(path))))
+    assert np.degrees(np.abs(heading_err)).max() < 1.0  # the video's heading (a smooth drift survives smoothing)
+    np.testing.assert_allclose(out[..., 1], pose[..., 1], atol=1e-9)  # heights are the cleaned motion's
+
+    def shape(j):  # root-relative distances between joints: unchanged by a turn about +Y
+        return np.linalg.norm(j[:, :, None] - j[:, None], axis=-1)
+
+    np.testing.assert_allclose(shape(out), shape(pose), atol=1e-9)  # the body is the cleaned one

@@ -113,6 +113,20 @@ def test_cli_writes_npz_and_bvh_like_generate(tmp_path):
     assert read_bvh(tmp_path / "walk.bvh").data.shape[0] == 60
 
 
+def test_cli_clean_up_records_its_recipe_and_refuses_a_bad_strength(tiny_model_dir, tmp_path):
+    r = run_cli(["video", str(CLIP), "--out", "clean.npz", "--clean-up", "--model", str(tiny_model_dir)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    d = np.load(tmp_path / "clean.npz")
+    meta = json.loads(str(d["meta"]))
+    assert d["joints"].shape == (60, 22, 3) and d["features"].shape == (60, 263)
+    assert meta["clean_up"]["strength"] == 0.6 and meta["clean_up"]["steps"] == 20 and meta["source"] == "video"
+    r = run_cli(["video", str(CLIP), "--out", "bad.npz", "--clean-up", "2", "--model", str(tiny_model_dir)], tmp_path)
+    assert r.returncode == 2 and "clean_up" in r.stderr and not (tmp_path / "bad.npz").exists()
+    r = run_cli(["edit-real", str(DATA / "dataset-2_walk-turn-left_active_024.bvh"), "--prompt", "A person walks.",
+                 "--clean-up", "--model", str(tiny_model_dir), "--out", "mocap.npz"], tmp_path)
+    assert r.returncode == 2 and "from a video" in r.stderr and not (tmp_path / "mocap.npz").exists()
+
+
 def _bad(tmp_path, video, message):
     r = run_cli(["video", str(video), "--out", "out.npz", "--bvh"], tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr)
