@@ -200,12 +200,15 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     t_start = time.time()
 
     # -- timelines --------------------------------------------------------------------------------
-    # Content: each segment of each draw against single clips of its caption at its length. The single clips
-    # are drawn twice per segment draw — with the segment's seed and with its first window's seed (the noise
-    # seed the segment itself starts from) — and pooled: neither shares the segment's noise rows (the window's
-    # new frames sit after its held context), so both are independent draws of the same caption, and their
-    # mean halves the seed noise of the denominator (one seed alone moved it by ±5 points).
-    tl_clips, seg_true, seg_pred, singles = [], [], [], []
+    # Content: each segment of each draw against single clips of its caption as long as the frames classified
+    # for the segment (from where its prompt takes over to where the next one does: the first segment's are
+    # 0.8 s longer than its nominal length, the last one's 0.8 s shorter; the classifier sees as many frames
+    # on both sides). The single clips are drawn twice per segment draw — with the segment's seed and with its
+    # first window's seed (the noise seed the segment itself starts from) — and pooled: neither shares the
+    # segment's noise rows (the window's new frames sit after its held context), so both are independent draws
+    # of the same caption, and their mean halves the seed noise of the denominator (one seed alone moved it by
+    # ±5 points).
+    tl_clips, seg_true, seg_pred, singles, spans = [], [], [], [], []
     for k in range(timelines):
         picks = rng.sample(test, 3)
         segs = [Segment(rng.choice(_heldout(captions, c)), float(rng.choice((3, 4, 5)))) for c in picks]
@@ -216,12 +219,14 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
             for c, s, sm in zip(picks, segs, sh["segments"], strict=True):
                 seg_true.append(c.content)
                 seg_pred.append(m.features[sm["content_start"]:sm["content_end"]])
-                frames = int(round(s.seconds * fps / 4)) * 4
+                spans.append([sm["content_start"], sm["content_end"]])
+                frames = sm["content_end"] - sm["content_start"]  # as many frames as the classifier sees there
                 singles.append([(s.prompt, frames, sm["seed"]), (s.prompt, frames, derive_seed(sm["seed"], 0))])
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
     if timelines:
         labels = _single_labels(pipe, clf, [j for pair in singles for j in pair], steps, singles_cache)
-        seg_hits = np.array([p == t for p, t in zip(_classify(clf, seg_pred), seg_true, strict=True)], float)
+        seg_labels = _classify(clf, seg_pred)
+        seg_hits = np.array([p == t for p, t in zip(seg_labels, seg_true, strict=True)], float)
         single_hits = np.array([[labels[_key(steps, *j)] == t for j in pair]
                                 for pair, t in zip(singles, seg_true, strict=True)], float)  # [N, 2]
         # [timeline, draw, position] and [timeline, draw, position, single seed]
@@ -237,7 +242,9 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                             # the two single-clip draws apart (segment seed, first window's seed)
                             "content_acc_single_clips_by_seed": by_seed.tolist(),
                             "content_ratio_by_single_seed": (acc / by_seed).tolist(),
-                            "segment_hits": seg_hits.tolist(), "single_hits": single_hits.tolist()}
+                            "segment_hits": seg_hits.tolist(), "single_hits": single_hits.tolist(),
+                            "segment_labels": seg_labels, "segment_contents": seg_true, "segment_spans": spans,
+                            "single_clip_frames": [pair[0][1] for pair in singles]}
         rep["timelines"]["content_pass"] = bool(rep["timelines"]["content_ratio"] >= 0.9)
         log(f"timelines: {json.dumps({k: v for k, v in rep['timelines'].items() if 'hits' not in k}, default=float)}")
 
@@ -341,20 +348,32 @@ def _key(steps: int, prompt: str, frames: int, seed: int) -> str:
 
 
 def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cache: Path | None) -> dict:
-    """Classifier labels of single clips (prompt, frames, seed), generated 16 at a time; cached in ``cache``."""
-    labels = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    """Classifier labels of single clips (prompt, frames, seed), generated 16 at a time.
+
+    With ``cache`` (a JSON file) labels are read from it and each batch's are added as soon as they exist;
+    the batches run from a process-dependent starting point, so runs side by side split the work."""
+
+    def read() -> dict:
+        return json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+
+    labels = read()
     todo = sorted({j for j in jobs if _key(steps, *j) not in labels})
-    for b in range(0, len(todo), 16):
-        chunk = todo[b:b + 16]
+    chunks = [todo[b : b + 16] for b in range(0, len(todo), 16)]
+    first = os.getpid() % len(chunks) if chunks and cache is not None else 0
+    for chunk in chunks[first:] + chunks[:first]:
+        labels = {**read(), **labels}
+        chunk = [j for j in chunk if _key(steps, *j) not in labels]
+        if not chunk:
+            continue
         out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
                                   seeds=[s for _, _, s in chunk], steps=steps)
         for j, lab in zip(chunk, _classify(clf, [o.features for o in out]), strict=True):
             labels[_key(steps, *j)] = lab
-    if cache is not None and todo:  # re-read: another run may have added labels meanwhile; replace atomically
-        labels = {**(json.loads(cache.read_text()) if cache.exists() else {}), **labels}
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(labels, indent=0, sort_keys=True))
-        tmp.replace(cache)
+        if cache is not None:  # another run may have added labels meanwhile; replace atomically
+            labels = {**read(), **labels}
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(labels, indent=0, sort_keys=True))
+            tmp.replace(cache)
     return labels
 
 
