@@ -39,17 +39,13 @@ from .pose_count import cut_padding, pad_to_stride, shift_index
 from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 from .seams import decoder_reach, smooth_seams
-from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, blended_contexts, blended_text
+from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, sample_blended
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 1.0  # held motion at a window's start (2 s cost per-segment content: model card)
-# Seam settings, chosen on 6 three-segment timelines (docs/MODEL_CARD.md, "Shots"): with plain replacement the
-# mean jerk within ±0.5 s of a seam was 1.39× the jerk inside segments, a one-frame pop where the new prompt's
-# first latent frame meets the held context. RePaint resampling (1 pass: 1.39×, at twice the cost), a soft
-# hand-over ramp of the held context (``blend`` 2: 1.48×) and windows that generate past what they keep
-# (``overhang`` 2, against the VAE's end-of-clip latents: 1.51×) did not help; a text-guidance ramp after the
-# context (4 latent frames: 1.38×, 8: 1.34×) helped a little; smoothing the features at the join (σ 1.5
-# frames, faded out over ±0.4 s) brought it to 1.01× (foot sliding 1.22×). Defaults: the ramp and the smoothing.
+# Seam settings (docs/MODEL_CARD.md, "Shots"; 6 timelines): plain replacement left a one-frame pop (jerk 1.39×
+# the inside). Resampling (1.39×, 2× cost), a soft hand-over (``blend`` 2: 1.48×), an ``overhang`` (2: 1.51×) and
+# a guidance ramp (8 frames: 1.34×) did not remove it; smoothing the features at the join (σ 1.5 frames) did.
 DEFAULT_BLEND_FRAMES = 0  # latent frames over which a held context hands over softly to new motion
 DEFAULT_OVERHANG_FRAMES = 0  # latent frames a window generates past what it keeps
 DEFAULT_GUIDANCE_RAMP = 0  # latent frames after a held context over which text guidance rises to full
@@ -69,9 +65,7 @@ FOOT_LOCK_STRENGTH = 0.8
 # timeline seams it raised the jerk (1.21× → 1.24× on 10 timelines), so seams hold the heel only.
 JOIN_LOCK_STRENGTH = 1.0
 # Where a segment's prompt takes over: "spill", 0.8 s after its start (after the previous prompt's spill);
-# "nominal", at its start (per-segment decode and a short cross-fade: shot_handover.py).
-HANDOVERS = ("spill", "nominal")
-DEFAULT_HANDOVER = "spill"
+HANDOVERS, DEFAULT_HANDOVER = ("spill", "nominal"), "spill"  # "nominal": at its start (shot_handover.py)
 
 
 def derive_seed(*parts: object) -> int:
@@ -296,7 +290,6 @@ class ShotDirector:
     def _sample(self, prompt: str, known: torch.Tensor, inpaint_mask: torch.Tensor | None, seed: int,
                 callback: StepCallback | None, prev: tuple[str, int] | None = None) -> torch.Tensor:
         """Denoise a window of ``known.shape[1]`` latent frames; cells where the mask is True follow ``known``.
-
         ``prev`` (previous prompt, held frames): blend it into the text across the seam (shot_text_blend)."""
         pipe = self.pipe
         t_lat = int(known.shape[1])
@@ -307,15 +300,11 @@ class ShotDirector:
             gw = self._guidance_weights(inpaint_mask) if frames_held else None
             inp = Inpainting(known, inpaint_mask, noise_seed=derive_seed(seed, "held"), resample=self.resample,
                              guidance_weights=gw)
-        cond, null = self._cond(prompt), pipe._null(1)
         with torch.inference_mode():
-            if prev is None or self.text_blend is None:
-                return sample(pipe.denoiser, z_T, cond, null, self.guidance, self.steps,
-                              self.scheduler, None, callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
-            cond, null, half = blended_contexts(self._cond(prev[0]), cond, null)
-            with blended_text(pipe.denoiser, half, self.text_blend.weights(prev[1], t_lat).to(pipe.device)):
-                return sample(pipe.denoiser, z_T, cond, null, self.guidance, self.steps, self.scheduler, None,
-                              callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
+            if prev is not None and self.text_blend is not None:
+                return sample_blended(self, prev, prompt, z_T, inp, callback)
+            return sample(pipe.denoiser, z_T, self._cond(prompt), pipe._null(1), self.guidance, self.steps,
+                          self.scheduler, None, callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
 
     def _extend(self, latent: torch.Tensor | None, prompt: str, new_total: int, seg_seed: int, segment: int,
                 progress: _Progress, windows: list[dict], prev_prompt: str | None = None) -> torch.Tensor:
