@@ -20,6 +20,7 @@ Pure metric functions are tested on synthetic motion with known answers
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -167,11 +168,16 @@ def _median_time(fn, repeats: int) -> float:
 
 def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int = 50, resample: int = 0,
                     context_seconds: float | None = None, seed: int = 0, joins: int | None = None,
-                    parts: int | None = None, cost: bool = True, log=print, handover: str | None = None) -> dict:
+                    parts: int | None = None, cost: bool = True, log=print, handover: str | None = None,
+                    text_blend: str | None = None, draws: int = 1, singles_cache: Path | None = None) -> dict:
     """All of issue #13's measurements on one model (see the module docstring).
 
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
+    ``draws``: each timeline composed with that many seeds (the content numerator's draws per segment);
+    ``text_blend`` "START,RAMP" / "off" / None (the shipped one); ``singles_cache``: a JSON file of single-clip
+    labels keyed by steps, frames, seed and prompt (reused across runs of the same model and classifier).
     """
+    from ..runtime.shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend
     from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, DEFAULT_HANDOVER, Segment, ShotDirector, derive_seed
     from .classifier import load_split
 
@@ -182,48 +188,65 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     fps = pipe.fps
     context_seconds = DEFAULT_CONTEXT_SECONDS if context_seconds is None else context_seconds
     handover = DEFAULT_HANDOVER if handover is None else handover
-    d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps, handover=handover)
+    blend = DEFAULT_TEXT_BLEND if text_blend is None else parse_text_blend(text_blend, TextBlend)
+    d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps, handover=handover,
+                     text_blend=blend)
     contact = tuple(pipe.vae.skeleton.contact_joints)
     rep: dict = {"settings": {"timelines": timelines, "steps": steps, "resample": resample,
                               "context_seconds": context_seconds, "seed": seed, "guidance": d.guidance,
-                              "handover": handover,
+                              "handover": handover, "draws": draws,
+                              "text_blend": None if blend is None else [blend.start, blend.ramp],
                               "decoder_reach_latent_frames": d.reach}}
     t_start = time.time()
 
     # -- timelines --------------------------------------------------------------------------------
-    tl_clips, seg_true, seg_pred, seg_single, singles, singles_alt, seg_alt = [], [], [], [], [], [], []
+    # Content: each segment of each draw against single clips of its caption as long as the frames classified
+    # for the segment (from where its prompt takes over to where the next one does: the first segment's are
+    # 0.8 s longer than its nominal length, the last one's 0.8 s shorter; the classifier sees as many frames
+    # on both sides). The single clips are drawn twice per segment draw — with the segment's seed and with its
+    # first window's seed (the noise seed the segment itself starts from) — and pooled: neither shares the
+    # segment's noise rows (the window's new frames sit after its held context), so both are independent draws
+    # of the same caption, and their mean halves the seed noise of the denominator (one seed alone moved it by
+    # ±5 points).
+    tl_clips, seg_true, seg_pred, singles, spans = [], [], [], [], []
     for k in range(timelines):
         picks = rng.sample(test, 3)
         segs = [Segment(rng.choice(_heldout(captions, c)), float(rng.choice((3, 4, 5)))) for c in picks]
-        m = d.compose(segs, seed=seed * 1000 + k)
-        sh = m.meta["shot"]
-        tl_clips.append((m.joints, m.features[:, -4:] > 0.5, sh["seams"]))
-        for c, s, sm in zip(picks, segs, sh["segments"], strict=True):
-            seg_true.append(c.content)
-            seg_pred.append(m.features[sm["content_start"]:sm["content_end"]])
-            singles.append((s.prompt, int(round(s.seconds * fps / 4)) * 4, sm["seed"]))
-            singles_alt.append((s.prompt, singles[-1][1], derive_seed(sm["seed"], 0)))  # its first window's seed
+        for r in range(draws):
+            m = d.compose(segs, seed=seed * 1000 + k + DRAW_STRIDE * r)
+            sh = m.meta["shot"]
+            tl_clips.append((m.joints, m.features[:, -4:] > 0.5, sh["seams"]))
+            for c, s, sm in zip(picks, segs, sh["segments"], strict=True):
+                seg_true.append(c.content)
+                seg_pred.append(m.features[sm["content_start"]:sm["content_end"]])
+                spans.append([sm["content_start"], sm["content_end"]])
+                frames = sm["content_end"] - sm["content_start"]  # as many frames as the classifier sees there
+                singles.append([(s.prompt, frames, sm["seed"]), (s.prompt, frames, derive_seed(sm["seed"], 0))])
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
-    for jobs, feats in ((singles, seg_single), (singles_alt, seg_alt)):
-        for b in range(0, len(jobs), 16):
-            chunk = jobs[b:b + 16]
-            out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
-                                      seeds=[s for _, _, s in chunk], steps=steps)
-            feats += [o.features for o in out]
     if timelines:
-        hits = [[p == t for p, t in zip(_classify(clf, x), seg_true, strict=True)]
-                for x in (seg_pred, seg_single, seg_alt)]
-        acc, acc_single, acc_alt = (float(np.mean(h)) for h in hits)
+        labels = _single_labels(pipe, clf, [j for pair in singles for j in pair], steps, singles_cache)
+        seg_labels = _classify(clf, seg_pred)
+        seg_hits = np.array([p == t for p, t in zip(seg_labels, seg_true, strict=True)], float)
+        single_hits = np.array([[labels[_key(steps, *j)] == t for j in pair]
+                                for pair, t in zip(singles, seg_true, strict=True)], float)  # [N, 2]
+        # [timeline, draw, position] and [timeline, draw, position, single seed]
+        seg_hits, single_hits = seg_hits.reshape(timelines, draws, 3), single_hits.reshape(timelines, draws, 3, 2)
+        acc, acc_single = float(seg_hits.mean()), float(single_hits.mean())
+        by_seed = single_hits.mean((0, 1, 2))
         rep["timelines"] = {**seam_measures(tl_clips, fps, contact), "segments": len(seg_true),
                             "content_acc_segments": acc, "content_acc_single_clips": acc_single,
                             "content_ratio": acc / acc_single if acc_single else float("nan"),
-                            # the measure's own spread: segment k of a timeline by position (the 1st has no
-                            # held context), and the same single clips drawn with another seed
-                            "content_acc_by_position": np.asarray(hits[0], float).reshape(-1, 3).mean(0).tolist(),
-                            "content_acc_single_clips_other_seed": acc_alt,
-                            "single_clip_seed_ratio": acc_alt / acc_single if acc_single else float("nan")}
+                            "content_ratio_interval90": ratio_interval(seg_hits, single_hits),
+                            "content_acc_by_position": seg_hits.mean((0, 1)).tolist(),
+                            "content_acc_single_by_position": single_hits.mean((0, 1, 3)).tolist(),
+                            # the two single-clip draws apart (segment seed, first window's seed)
+                            "content_acc_single_clips_by_seed": by_seed.tolist(),
+                            "content_ratio_by_single_seed": (acc / by_seed).tolist(),
+                            "segment_hits": seg_hits.tolist(), "single_hits": single_hits.tolist(),
+                            "segment_labels": seg_labels, "segment_contents": seg_true, "segment_spans": spans,
+                            "single_clip_frames": [pair[0][1] for pair in singles]}
         rep["timelines"]["content_pass"] = bool(rep["timelines"]["content_ratio"] >= 0.9)
-        log(f"timelines: {json.dumps({k: v for k, v in rep['timelines'].items()}, default=float)}")
+        log(f"timelines: {json.dumps({k: v for k, v in rep['timelines'].items() if 'hits' not in k}, default=float)}")
 
     # -- continuation and in-between of real clips -----------------------------------------------
     joins = timelines if joins is None else joins
@@ -295,6 +318,65 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     return rep
 
 
+DRAW_STRIDE = 100_000  # compose seed of draw r: seed·1000 + timeline + r·DRAW_STRIDE (draw 0: the old seeds)
+
+
+def parse_text_blend(spec: str, cls):
+    """``"START,RAMP"`` (latent frames around the seam) → ``cls(start, ramp)``; ``"off"`` → None."""
+    if spec == "off":
+        return None
+    try:
+        start, ramp = (int(x) for x in spec.split(","))
+    except ValueError:
+        raise SystemExit(f"--text-blend must be START,RAMP (integers) or off, got {spec!r}") from None
+    return cls(start, ramp)
+
+
+def ratio_interval(seg_hits: np.ndarray, single_hits: np.ndarray, n: int = 2000, seed: int = 0) -> list[float]:
+    """5th and 95th percentile of the content ratio over timelines resampled with replacement (paired: a
+    resampled timeline brings its segments and their single clips)."""
+    rng = np.random.default_rng(seed)
+    a = seg_hits.reshape(len(seg_hits), -1).mean(1)
+    b = single_hits.reshape(len(single_hits), -1).mean(1)
+    idx = rng.integers(0, len(a), size=(n, len(a)))
+    r = a[idx].mean(1) / np.maximum(b[idx].mean(1), 1e-9)
+    return [float(np.percentile(r, 5)), float(np.percentile(r, 95))]
+
+
+def _key(steps: int, prompt: str, frames: int, seed: int) -> str:
+    return f"{steps}|{frames}|{seed}|{prompt}"
+
+
+def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cache: Path | None) -> dict:
+    """Classifier labels of single clips (prompt, frames, seed), generated 16 at a time.
+
+    With ``cache`` (a JSON file) labels are read from it and each batch's are added as soon as they exist;
+    the batches run from a process-dependent starting point, so runs side by side split the work."""
+
+    def read() -> dict:
+        return json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+
+    labels = read()
+    todo = sorted({j for j in jobs if _key(steps, *j) not in labels})
+    chunks = [todo[b : b + 16] for b in range(0, len(todo), 16)]
+    first = os.getpid() % len(chunks) if chunks and cache is not None else 0
+    for chunk in chunks[first:] + chunks[:first]:
+        labels = {**read(), **labels}
+        chunk = [j for j in chunk if _key(steps, *j) not in labels]
+        if not chunk:
+            continue
+        out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
+                                  seeds=[s for _, _, s in chunk], steps=steps)
+        for j, lab in zip(chunk, _classify(clf, [o.features for o in out]), strict=True):
+            labels[_key(steps, *j)] = lab
+        if cache is not None:  # another run may have added labels meanwhile; replace atomically
+            labels = {**read(), **labels}
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(labels, indent=0, sort_keys=True))
+            tmp.replace(cache)
+    return labels
+
+
 def _joints(pipe, feats: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         return pipe._joints(np.asarray(feats, np.float32))
@@ -324,16 +406,21 @@ def format_shots_markdown(rep: dict) -> str:
             f"({100 * r['root_disp_seam_pass_fraction']:.0f}% of {r['seams']} seams) |"]
     t = rep.get("timelines")
     if t is not None:
-        lines += ["", f"Content per segment: {100 * t['content_acc_segments']:.1f}% of {t['segments']} segments vs "
-                  f"{100 * t['content_acc_single_clips']:.1f}% for the same captions as single clips "
-                  f"(ratio {t['content_ratio']:.2f}; criterion ≥ 0.90: "
+        draws = s.get("draws", 1)
+        lines += ["", f"Content per segment: {100 * t['content_acc_segments']:.1f}% of {t['segments']} segments "
+                  f"({draws} draw{'s' if draws > 1 else ''} per timeline) vs "
+                  f"{100 * t['content_acc_single_clips']:.1f}% for the same captions as single clips, two seeds "
+                  f"each (ratio {t['content_ratio']:.2f}; criterion ≥ 0.90: "
                   f"{'holds' if t['content_pass'] else 'does not hold'})."]
-        if "content_acc_by_position" in t:
+        if "content_ratio_interval90" in t:
+            lo, hi = t["content_ratio_interval90"]
             by_pos = " / ".join(f"{100 * x:.1f}%" for x in t["content_acc_by_position"])
-            lines += [f"By position in the timeline: {by_pos} "
-                      f"(the 1st segment holds no context). The same single clips drawn with another seed (each "
-                      f"segment's first window's): {100 * t['content_acc_single_clips_other_seed']:.1f}% "
-                      f"(ratio {t['single_clip_seed_ratio']:.2f} to the first draw: the measure's own spread)."]
+            single_pos = " / ".join(f"{100 * x:.1f}%" for x in t["content_acc_single_by_position"])
+            seeds = " and ".join(f"{100 * x:.1f}%" for x in t["content_acc_single_clips_by_seed"])
+            ratios = " and ".join(f"{x:.2f}" for x in t["content_ratio_by_single_seed"])
+            lines += [f"Ratio over timelines resampled with replacement: 90% within {lo:.2f}–{hi:.2f}. By position "
+                      f"in the timeline: {by_pos} (single clips {single_pos}; the 1st segment holds no context). "
+                      f"The single clips by seed (the segment's, its first window's): {seeds} (ratios {ratios})."]
     if "parts" in rep:
         p = rep["parts"]
         lines += [f"Arms regenerated on {p['n']} generated walks: kept joints {p['kept_cm_mean']:.2f} cm mean "
@@ -364,6 +451,10 @@ def add_arguments(p) -> None:
     p.add_argument("--context", type=float, default=None, help="conditioning window (s; default the shipped one)")
     p.add_argument("--handover", choices=("spill", "nominal"), default=None,
                    help="where a segment's prompt takes over (default the shipped one; runtime/shot_handover.py)")
+    p.add_argument("--text-blend", default=None,
+                   help="prompt blend across seams, START,RAMP latent frames or off (default the shipped one)")
+    p.add_argument("--draws", type=int, default=1, help="compose seeds per timeline (content numerator draws)")
+    p.add_argument("--singles-cache", type=Path, default=None, help="JSON cache of single-clip labels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
@@ -377,4 +468,5 @@ def run(a) -> int:
 
     return run_with_model(a, "shots", lambda pipe, clf, log: shot_statistics(
         pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed, a.joins, a.parts, not a.no_cost,
-        log=log, handover=a.handover), format_shots_markdown)
+        log=log, handover=a.handover, text_blend=a.text_blend, draws=a.draws, singles_cache=a.singles_cache),
+        format_shots_markdown)

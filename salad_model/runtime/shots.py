@@ -39,16 +39,13 @@ from .pose_count import cut_padding, pad_to_stride, shift_index
 from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 from .seams import decoder_reach, smooth_seams
+from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, sample_blended
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 1.0  # held motion at a window's start (2 s cost per-segment content: model card)
-# Seam settings, chosen on 6 three-segment timelines (docs/MODEL_CARD.md, "Shots"): with plain replacement the
-# mean jerk within ±0.5 s of a seam was 1.39× the jerk inside segments, a one-frame pop where the new prompt's
-# first latent frame meets the held context. RePaint resampling (1 pass: 1.39×, at twice the cost), a soft
-# hand-over ramp of the held context (``blend`` 2: 1.48×) and windows that generate past what they keep
-# (``overhang`` 2, against the VAE's end-of-clip latents: 1.51×) did not help; a text-guidance ramp after the
-# context (4 latent frames: 1.38×, 8: 1.34×) helped a little; smoothing the features at the join (σ 1.5
-# frames, faded out over ±0.4 s) brought it to 1.01× (foot sliding 1.22×). Defaults: the ramp and the smoothing.
+# Seam settings (docs/MODEL_CARD.md, "Shots"; 6 timelines): plain replacement left a one-frame pop (jerk 1.39×
+# the inside). Resampling (1.39×, 2× cost), a soft hand-over (``blend`` 2: 1.48×), an ``overhang`` (2: 1.51×) and
+# a guidance ramp (8 frames: 1.34×) did not remove it; smoothing the features at the join (σ 1.5 frames) did.
 DEFAULT_BLEND_FRAMES = 0  # latent frames over which a held context hands over softly to new motion
 DEFAULT_OVERHANG_FRAMES = 0  # latent frames a window generates past what it keeps
 DEFAULT_GUIDANCE_RAMP = 0  # latent frames after a held context over which text guidance rises to full
@@ -68,9 +65,7 @@ FOOT_LOCK_STRENGTH = 0.8
 # timeline seams it raised the jerk (1.21× → 1.24× on 10 timelines), so seams hold the heel only.
 JOIN_LOCK_STRENGTH = 1.0
 # Where a segment's prompt takes over: "spill", 0.8 s after its start (after the previous prompt's spill);
-# "nominal", at its start (per-segment decode and a short cross-fade: shot_handover.py).
-HANDOVERS = ("spill", "nominal")
-DEFAULT_HANDOVER = "spill"
+HANDOVERS, DEFAULT_HANDOVER = ("spill", "nominal"), "spill"  # "nominal": at its start (shot_handover.py)
 
 
 def derive_seed(*parts: object) -> int:
@@ -148,7 +143,8 @@ class ShotDirector:
                  guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                  blend: int = DEFAULT_BLEND_FRAMES, overhang: int = DEFAULT_OVERHANG_FRAMES,
                  guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING,
-                 foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS, handover: str = DEFAULT_HANDOVER):
+                 foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS, handover: str = DEFAULT_HANDOVER,
+                 text_blend: TextBlend | None = DEFAULT_TEXT_BLEND):
         self.pipe = pipe
         if handover not in HANDOVERS:
             raise InputError(f"handover must be one of {', '.join(HANDOVERS)}, got {handover!r}")
@@ -177,6 +173,7 @@ class ShotDirector:
             raise InputError("the nominal hand-over holds the context strictly: blend must be 0")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
         self.seam_smoothing, self.handover = float(seam_smoothing), handover
+        self.text_blend = None if text_blend is None else text_blend.checked(ctx, self.max_lat)
         if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
                 or not 0 <= foot_lock_seconds <= 5:
             raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")
@@ -291,8 +288,9 @@ class ShotDirector:
         return w[None]
 
     def _sample(self, prompt: str, known: torch.Tensor, inpaint_mask: torch.Tensor | None, seed: int,
-                callback: StepCallback | None) -> torch.Tensor:
-        """Denoise a window of ``known.shape[1]`` latent frames; cells where the mask is True follow ``known``."""
+                callback: StepCallback | None, prev: tuple[str, int] | None = None) -> torch.Tensor:
+        """Denoise a window of ``known.shape[1]`` latent frames; cells where the mask is True follow ``known``.
+        ``prev`` (previous prompt, held frames): blend it into the text across the seam (shot_text_blend)."""
         pipe = self.pipe
         t_lat = int(known.shape[1])
         z_T = initial_noise(seed, 4 * t_lat)[..., : pipe.denoiser.config.vae_dim].to(pipe.device)
@@ -303,11 +301,13 @@ class ShotDirector:
             inp = Inpainting(known, inpaint_mask, noise_seed=derive_seed(seed, "held"), resample=self.resample,
                              guidance_weights=gw)
         with torch.inference_mode():
+            if prev is not None and self.text_blend is not None:
+                return sample_blended(self, prev, prompt, z_T, inp, callback)
             return sample(pipe.denoiser, z_T, self._cond(prompt), pipe._null(1), self.guidance, self.steps,
                           self.scheduler, None, callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
 
     def _extend(self, latent: torch.Tensor | None, prompt: str, new_total: int, seg_seed: int, segment: int,
-                progress: _Progress, windows: list[dict]) -> torch.Tensor:
+                progress: _Progress, windows: list[dict], prev_prompt: str | None = None) -> torch.Tensor:
         """Append ``new_total`` latent frames under ``prompt`` in windows, each holding the latent's tail."""
         made = 0 if latent is None else int(latent.shape[1])
         chunk = 0
@@ -324,7 +324,8 @@ class ShotDirector:
             if ctx:
                 known[:, :ctx] = latent[:, made - ctx:]
                 mask[:, :ctx] = self._ramp(ctx)[:, None].to(mask.device)
-            z = self._sample(prompt, known, mask, seed, progress.window())[:, : ctx + new]  # drop the overhang
+            prev = (prev_prompt, ctx) if prev_prompt is not None and chunk == 0 and ctx else None
+            z = self._sample(prompt, known, mask, seed, progress.window(), prev)[:, : ctx + new]  # − the overhang
             windows.append({"segment": segment, "chunk": chunk, "start_frame": 4 * (made - ctx),
                             "context_frames": 4 * ctx, "new_frames": 4 * new, "seed": seed})
             # the soft hand-over frames of the context take the window's values; strictly held ones are unchanged
@@ -409,7 +410,8 @@ class ShotDirector:
         windows: list[dict] = []
         seg_seeds = [s.seed if s.seed is not None else derive_seed(seed, "segment", k) for k, s in enumerate(segs)]
         for k, (s, w) in enumerate(zip(segs, wants, strict=True)):
-            latent = self._extend(latent, s.prompt, w, seg_seeds[k], k, progress, windows)
+            latent = self._extend(latent, s.prompt, w, seg_seeds[k], k, progress, windows,
+                                  segs[k - 1].prompt if k else None)
         total = 4 * sum(lat)
         feats = self._decode(latent)[:total]
         bounds = np.cumsum([0] + [4 * n for n in lat])

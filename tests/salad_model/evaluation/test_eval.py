@@ -365,7 +365,8 @@ def test_eval_shots_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier
     out, md = tmp_path / "shots.json", tmp_path / "shots.md"
     assert ev.main(["shots", "--model", str(tiny_model_dir), "--data", str(data), "--classifier", str(folder),
                     "--timelines", "1", "--joins", "1", "--parts", "0", "--no-cost", "--steps", "2", "--threads", "1",
-                    "--seed", "3", "--out", str(out), "--markdown", str(md)]) == 0
+                    "--seed", "3", "--out", str(out), "--markdown", str(md),
+                    "--singles-cache", str(tmp_path / "singles.json")]) == 0
     rep = json.loads(out.read_text())
     assert rep["model"]["name"] == "random-tiny" and rep["command"].startswith("python -m salad_model.evaluation.eval")
     s = rep["shots"]
@@ -375,7 +376,17 @@ def test_eval_shots_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier
     t = s["timelines"]  # the content measure's spread: by position (mean = the whole rate), another seed's singles
     assert len(t["content_acc_by_position"]) == 3
     assert np.mean(t["content_acc_by_position"]) == pytest.approx(t["content_acc_segments"])
-    assert t["content_acc_single_clips_other_seed"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    # the denominator pools both single-clip seeds; the interval brackets the ratio
+    assert t["content_acc_single_clips"] == pytest.approx(np.mean(t["content_acc_single_clips_by_seed"]))
+    assert np.array(t["single_hits"]).shape == (1, 1, 3, 2) and np.array(t["segment_hits"]).shape == (1, 1, 3)
+    lo, hi = t["content_ratio_interval90"]
+    assert lo <= hi
+    # like for like: each single clip as long as the frames classified for its segment (the first segment's
+    # span runs past its nominal end, the last one's stops at the shot's end), two seeds each, all cached
+    lengths = [b - a for a, b in t["segment_spans"]]
+    assert t["single_clip_frames"] == lengths and t["segment_spans"][0][1] == t["segment_spans"][1][0]
+    cached = json.loads((tmp_path / "singles.json").read_text())
+    assert len(cached) == 6 and sorted(int(k.split("|")[1]) for k in cached) == sorted(lengths * 2)
     assert "parts" not in s and "cost" not in s
     assert "By position in the timeline" in md.read_text()
     assert md.read_text().startswith("Shots (`python -m salad_model.evaluation.eval shots`): 1 three-segment")

@@ -74,3 +74,17 @@ def test_wrists_raised_checks_each_asked_side():
     j[10:20, 21, 1] = 1.8  # the right hand goes up for half a second
     assert wrists_raised(j, ("right",)) and not wrists_raised(j, ("left",))
     assert not wrists_raised(j, ("left", "right"))
+
+
+def test_ratio_interval_is_paired_over_timelines():
+    """Timelines resampled with their own single clips: equal per-timeline ratios give that ratio exactly,
+    and the interval widens when timelines disagree (segments hit where their single clips miss)."""
+    from salad_model.evaluation.shots import ratio_interval
+
+    seg = np.array([[[1, 0, 1]], [[1, 1, 0]]], float)  # [timeline, draw, position]: 2/3 each
+    single = np.ones((2, 1, 3, 2))
+    assert ratio_interval(seg, single) == pytest.approx([2 / 3, 2 / 3])
+    seg = np.array([[[1, 1, 1]], [[0, 0, 0]]] * 5, float)
+    single = np.concatenate([np.ones((1, 1, 3, 2)), np.zeros((1, 1, 3, 2)) + 0.5] * 5)
+    lo, hi = ratio_interval(seg, single)
+    assert lo < (0.5 / 0.75) < hi  # the pooled ratio of the whole set lies inside
