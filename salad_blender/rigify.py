@@ -28,6 +28,7 @@ import numpy as np
 
 from . import retarget as rt
 from . import smpl22
+from .rigify_ik import posed_matrices
 
 RIGIFY_CONTROL = "rigify_control"  # the rig preset name (metadata, UI, bone-map resolution)
 
@@ -165,31 +166,8 @@ def retarget_control_rig(joints_model: np.ndarray, rig: rt.RigRest, *, placement
     result = rt.RetargetResult(names, quats, ROOT_CONTROL, np.zeros((t, 3)), float(fps), placement)
 
     # torso's location: move the whole body so the hips' midpoint lands on the motion's.
-    hips = [rig.index[ORG_MAP["left_hip"]], rig.index[ORG_MAP["right_hip"]]]
-    heads = _posed_heads(rig, result, hips)
+    heads = posed_matrices(rig, result, [ORG_MAP["left_hip"], ORG_MAP["right_hip"]])[..., :3, 3]
     want = 0.5 * (posed[:, smpl22.INDEX["left_hip"]] + posed[:, smpl22.INDEX["right_hip"]])
     shift = want - heads.mean(axis=1)
     result.root_location = shift @ rig.rest[rig.index[ROOT_CONTROL], :3, :3]
     return result
-
-
-def _posed_heads(rig: rt.RigRest, result: rt.RetargetResult, bones: list[int]) -> np.ndarray:
-    """Armature-space heads [T, k, 3] of ``bones`` under ``result`` (FK along their ancestor chains only)."""
-    t = result.num_frames
-    basis_of = {rig.index[n]: k for k, n in enumerate(result.bone_names)}
-    cache: dict[int, np.ndarray] = {}
-
-    def pose(b: int) -> np.ndarray:
-        if b in cache:
-            return cache[b]
-        local = np.broadcast_to(np.eye(4), (t, 4, 4)).copy()
-        if b in basis_of:
-            local[:, :3, :3] = rt.matrix_from_quat(result.quats[:, basis_of[b]])
-        if rig.bone_names[b] == result.root_bone:
-            local[:, :3, 3] = result.root_location
-        p = int(rig.parents[b])
-        m = rig.rest[b] @ local if p == -1 else pose(p) @ (np.linalg.inv(rig.rest[p]) @ rig.rest[b]) @ local
-        cache[b] = m
-        return m
-
-    return np.stack([pose(b)[:, :3, 3] for b in bones], axis=1)
