@@ -4,20 +4,15 @@ import errno
 import importlib
 import importlib.util
 import sys
-from pathlib import Path
 
+from batch_module import load_batch
 from needs import require_module
 
 bpy = require_module("bpy")
 
-BATCH = Path(__file__).resolve().parents[2] / "tools" / "batch.py"
-
 
 def _batch():
-    spec = importlib.util.spec_from_file_location("salad_batch_outputs", BATCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_batch("salad_batch_outputs")
 
 
 def test_a_full_disk_during_the_bvh_export_leaves_no_truncated_file(tmp_path, tiny_model_dir, monkeypatch, capsys):

@@ -1,16 +1,12 @@
 """The last line of ``tools/batch.py``: worded for what the run made (prompts, a shot or a video)."""
 
-import importlib.util
 from pathlib import Path
 
-BATCH = Path(__file__).resolve().parents[2] / "tools" / "batch.py"
+from batch_module import load_batch
 
 
 def _batch():
-    spec = importlib.util.spec_from_file_location("salad_batch_summary", BATCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_batch("salad_batch_summary")
 
 
 def test_summary_counts_prompts_only_for_prompt_runs():
