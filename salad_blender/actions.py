@@ -346,7 +346,8 @@ def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) ->
     and rotation modes alone and travels with the action.
     """
     keyed = set(result.bone_names)
-    todo: set[str] = set(keyed) | {b for b in result.rest_bones if b in arm_obj.pose.bones}
+    ik_keyed = set(result.ik_keys)  # rotation and location keyed; a stale scale (a foot_ik) scaled the limb's end
+    todo: set[str] = set(keyed) | ik_keyed | {b for b in result.rest_bones if b in arm_obj.pose.bones}
     for name in result.bone_names:
         b = arm_obj.data.bones[name].parent
         while b is not None:
@@ -357,10 +358,11 @@ def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) ->
         pb = arm_obj.pose.bones[name]
         rot_prop, rot_rest = rest_channels(pb.rotation_mode)
         chans = [("scale", (1.0, 1.0, 1.0))]
-        if name != result.root_bone:
-            chans.append(("location", (0.0, 0.0, 0.0)))
-        if name not in keyed:
-            chans.append((rot_prop, rot_rest))
+        if name not in ik_keyed:
+            if name != result.root_bone:
+                chans.append(("location", (0.0, 0.0, 0.0)))
+            if name not in keyed:
+                chans.append((rot_prop, rot_rest))
         for prop, rest in chans:
             now = tuple(getattr(pb, prop))
             if rot_prop == "rotation_axis_angle" and prop == rot_prop and abs(now[0]) < 1e-6:

@@ -76,9 +76,12 @@ def switches(limbs: list[Limb]) -> list[tuple[str, str, float]]:
 
 
 def rest_bones(bone_names: list[str]) -> list[str]:
-    """IK-side controls the rigid foot assumes at rest (spin, heel roll, toe: SMPL-22 has no toe tip, so
-    ``toe_fk`` is never turned either and the IK toe at rest matches it)."""
-    return [b for b in bone_names if b.split(".")[0] in ("foot_spin_ik", "foot_heel_ik", "toe_ik")]
+    """IK-side controls the keyed IK assumes at rest: the rigid foot's (spin, heel roll, toe: SMPL-22 has
+    no toe tip, so ``toe_fk`` is never turned either and the IK toe at rest matches it) and the IK chains'
+    base controls (``thigh_ik``, ``upper_arm_ik``: a stale location or scale there moved the flipped-to-IK
+    knee by 15 cm)."""
+    return [b for b in bone_names
+            if b.split(".")[0] in ("foot_spin_ik", "foot_heel_ik", "toe_ik", "thigh_ik", "upper_arm_ik")]
 
 
 def posed_matrices(rig: rt.RigRest, result: rt.RetargetResult, bones: list[str]) -> np.ndarray:

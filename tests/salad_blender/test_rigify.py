@@ -233,3 +233,36 @@ def test_cropping_a_result_crops_its_ik_keys():
     assert cut.num_frames == 4
     np.testing.assert_array_equal(cut.ik_keys["hand_ik.L"][0], ik["hand_ik.L"][0][:4])
     np.testing.assert_array_equal(cut.ik_keys["hand_ik.L"][1], ik["hand_ik.L"][1][:4])
+
+
+def test_a_stale_pose_on_the_ik_side_does_not_leak_into_the_flipped_limbs(rigify_rig, walk):
+    """A scaled or moved ``thigh_ik`` / ``upper_arm_ik`` and a scaled ``foot_ik`` (a left-over pose or an
+    older action's keys) are keyed at rest in the new action, so flipping IK_FK to IK keeps the pose.
+
+    Before: the flipped knee moved 15 cm, the elbow 9 cm, the toe 3 cm. Tolerances as in
+    test_flipping_the_limbs_to_ik_keeps_the_pose (ends 1 cm, knees/elbows 3 cm); the toe's head 1 cm.
+    The user's pose itself is left alone.
+    """
+    import bpy
+
+    from salad_blender import actions
+
+    rig = rigify_rig
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    pb = rig.pose.bones
+    pb["thigh_ik.L"].scale = (1.3, 0.8, 1.3)
+    pb["upper_arm_ik.R"].location = (0.05, 0.02, -0.03)
+    pb["foot_ik.R"].scale = (1.3, 1.3, 1.3)
+    act = actions.apply_motion(rig, walk[:60], prompt="walk", scene=scene)
+    assert tuple(pb["thigh_ik.L"].scale) == pytest.approx((1.3, 0.8, 1.3))  # the user's pose is not reset
+    frames = [1, 25, 49, 73]
+    toes = ["DEF-toe.L", "DEF-toe.R"]
+    fk, fk_toes = _limb_heads(rig, frames), np.stack([evaluated_heads(rig, toes, f) for f in frames])
+    for fc in actions.action_fcurves(act):
+        if fc.data_path.endswith('["IK_FK"]'):
+            fc.keyframe_points[0].co.y = 0.0
+    ik, ik_toes = _limb_heads(rig, frames), np.stack([evaluated_heads(rig, toes, f) for f in frames])
+    err = np.linalg.norm(ik - fk, axis=-1)
+    assert err[..., 2].max() < 0.01 and err[..., 1].max() < 0.03, err.max(axis=0).round(3).tolist()
+    assert np.linalg.norm(ik_toes - fk_toes, axis=-1).max() < 0.01
