@@ -57,7 +57,8 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
     if target.kind == "armature" and bpy.data.objects.get(target.armature or "") is None:
         raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
     check_target(target)  # a cube, a wrong preset or a selected rig that cannot take it: said now, not after the video
-    model = check_model(config.model)
+    # Only the clean-up uses the model: reading the video alone works with a model folder that is gone.
+    model = check_model(config.model) if clean_up is not None else ""
     name = f"video {os.path.splitext(os.path.basename(full))[0]}"
 
     def apply(result: dict) -> bpy.types.Action:

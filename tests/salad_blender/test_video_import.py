@@ -45,6 +45,20 @@ def test_bad_choices_are_refused_before_the_worker(tmp_path, config):
         video_jobs.start_import_video(config, str(CLIP), jobs.Target(), fov=300.0)
     with pytest.raises(jobs.JobError, match="clean-up strength"):
         video_jobs.start_import_video(config, str(CLIP), jobs.Target(), clean_up=1.5)
+    gone = jobs.WorkerConfig(python=config.python, model=str(tmp_path / "moved model"), device="cpu", threads=1)
+    with pytest.raises(jobs.JobError, match="model folder .* does not exist"):  # the clean-up needs it
+        video_jobs.start_import_video(gone, str(CLIP), jobs.Target(), clean_up=0.6)
+
+
+def test_without_clean_up_a_missing_model_folder_does_not_matter(scene, tmp_path, config, pool):
+    """Reading the video needs no model: a model folder moved away refused the import even with the
+    clean-up off (check_model ran for every import). The Action records no model then."""
+    scene.render.fps, scene.render.fps_base = 20, 1.0
+    gone = jobs.WorkerConfig(python=config.python, model=str(tmp_path / "moved model"), device="cpu", threads=1)
+    job = video_jobs.start_import_video(gone, str(CLIP), jobs.Target(pin_feet=False), pool=pool).wait(900)
+    assert job.state == "done", job.message
+    meta = metadata.read_metadata(job.output)
+    assert meta["salad_source"] == "video" and meta["salad_model"] == ""
 
 
 def test_video_becomes_a_new_action_on_a_new_body(scene, config, pool):
