@@ -73,6 +73,12 @@ def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightP
         raise jobs.JobError("Select an armature that plays a SALAD action (generate a motion first).")
     if SESSION is not None:
         SESSION.discard()
+    # A preview playing without its session (the file was saved with it and opened again): preview from its
+    # source, and let the next preview replace it; else the slider re-weighted the preview itself.
+    stale = act if is_preview(act) else None
+    act = (edit_source(obj) if stale is not None else None) or act
+    if act is stale:
+        stale = None  # its source is gone: the preview is all there is
     name, source_name = obj.name, act.name
 
     def start(word: str, scale: float) -> jobs.MotionJob:
@@ -83,6 +89,8 @@ def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightP
         return jobs.start_edit(config, target, word=word, scale=scale, action=source, scene_range="keep")
 
     SESSION = ReweightPreview(act, start, BlenderPreviewStore(name, source_name))
+    if stale is not None:
+        SESSION.preview, SESSION.store.preview_name = stale, stale.name
     return SESSION
 
 

@@ -155,3 +155,29 @@ def test_an_edit_of_a_preview_left_playing_without_its_session_starts_from_its_s
     assert preview_actions.edit_source(arm) == source
     preview["salad_parent"] = "an action that is gone"
     assert preview_actions.edit_source(arm) is None  # the playing action (the preview) is what there is
+
+
+def test_a_preview_reopened_with_its_file_is_previewed_from_its_source(config, fast_rig, tmp_path):
+    """The file was saved while a preview played and opened again (the session is gone, the preview plays):
+    moving the slider previews the source's re-weight, not a re-weight of the preview (before: 'walks' ×3
+    was made from the ×2 preview, its parent the preview), and the new preview replaces the reopened one."""
+    arm, source = fast_rig
+    source_edits = actions.read_metadata(source)["salad_edits"]
+    stale = _preview_playing(config, arm)
+    arm_name, source_name = arm.name, source.name
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "saved with a preview.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "saved with a preview.blend"))
+    assert preview_actions.SESSION is None  # _drop_on_load
+    arm, source = bpy.data.objects[arm_name], bpy.data.actions[source_name]
+    assert arm.animation_data.action.name == stale
+    session = preview_actions.start_session(config, arm)
+    assert session.source == source
+    session.changed("walks", 3.0, now=0.0)
+    drive(session, DEBOUNCE)
+    result = arm.animation_data.action
+    assert result == session.preview and result.name != stale and result["salad_parent"] == source.name
+    edits = actions.read_metadata(result)["salad_edits"]
+    assert len(edits) == len(source_edits) + 1 and edits[-1]["scale"] == 3.0
+    assert stale not in bpy.data.actions  # replaced, as any earlier preview
+    session.discard()
+    assert arm.animation_data.action == source
