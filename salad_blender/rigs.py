@@ -103,6 +103,19 @@ def validate_custom_map(bone_map: dict[str, str], bone_names: Iterable[str]) -> 
     return {j: bone_map[j] for j in smpl22.JOINT_NAMES if j in bone_map}
 
 
+def _refuse_generated_rigify_without_controls(names: set[str]) -> None:
+    """Auto-detect fell through to the DEF preset on a generated Rigify rig (its ORG bones are all there):
+    some controls are missing or renamed. Keys on its DEF bones are overridden by the rig's constraints, so
+    the new Action played nothing (a renamed ``upper_arm_fk.R``: every bone stood still) — say which."""
+    if all(b in names for b in rigify.ORG_MAP.values()):
+        missing = [b for b in rigify.control_bones() if b not in names]
+        raise RigError(
+            f"armature is a generated Rigify rig but lacks the control(s) {missing} (renamed?): the motion is "
+            "keyed on its FK controls (its DEF bones follow them). Rename them back, or choose the 'rigify' "
+            "preset if the DEF bones' constraints are off."
+        )
+
+
 def resolve_bone_map(
     bone_names: Iterable[str], preset: str | dict[str, str] | None = None
 ) -> tuple[str, dict[str, str]]:
@@ -121,6 +134,8 @@ def resolve_bone_map(
         for cand in preset_candidates(p, names):
             missing = _missing(cand, nameset)
             if not missing:
+                if preset in (None, "auto") and p == "rigify":
+                    _refuse_generated_rigify_without_controls(nameset)
                 return p, cand
             score = len(cand) - len(missing)
             if best is None or score > best[0]:

@@ -47,6 +47,10 @@ def test_detection_needs_controls_and_org_bones():
     assert rigify.missing_bones(no_fk) == ["forearm_fk.L"]
     with pytest.raises(rigs.RigError, match="forearm_fk.L"):
         rigs.resolve_bone_map(no_fk, rigify.RIGIFY_CONTROL)
+    # auto-detect fell back to the DEF preset: keys its constraints override (the Action played nothing)
+    with pytest.raises(rigs.RigError, match=r"generated Rigify rig but lacks the control\(s\) \['forearm_fk.L'\]"):
+        rigs.resolve_bone_map(no_fk)
+    assert rigs.resolve_bone_map(no_fk, "rigify")[0] == "rigify"  # on request it still goes onto the DEF bones
     assert rigify.is_generated_rigify(["torso", "spine"], rig_id="abc123")  # Rigify's own mark
 
 
