@@ -265,6 +265,12 @@ def _draw_live_preview(layout: bpy.types.UILayout, context: bpy.types.Context) -
     from . import preview_actions
 
     session = preview_actions.SESSION
+    if preview_actions.left_preview(context) is not None:  # saved with the file: keep it or drop it
+        layout.label(text="A preview saved with the file plays", icon="HIDE_OFF")
+        row = layout.row(align=True)
+        row.operator("salad.preview_apply", icon="CHECKMARK")
+        row.operator("salad.preview_discard", icon="X")
+        return
     if session is None or not session.active:
         why = preview_actions.preview_blocker(context)
         layout.label(text=why if why else "Move the weight to preview", icon="INFO" if why else "HIDE_OFF")

@@ -107,6 +107,26 @@ def edit_source(obj: Any) -> Any:
     return parent if metadata.is_salad_action(parent) and not is_preview(parent) else None
 
 
+def left_preview(context: bpy.types.Context) -> Any:
+    """The preview the active rig plays without a session (its file was saved with it and opened again) whose
+    source is still there, else None: Apply / Discard take it up (unkept, it has no fake user and was lost
+    once another Action played and the file was saved)."""
+    obj = _rig(context)
+    act = metadata.active_salad_action(obj)
+    if not is_preview(act) or (SESSION is not None and SESSION.preview == act):
+        return None
+    return act if edit_source(obj) is not None else None
+
+
+def _session_for_operator(context: bpy.types.Context) -> ReweightPreview:
+    """The running session, or one adopting :func:`left_preview` (the operators' poll allowed it)."""
+    from . import preferences
+
+    if left_preview(context) is not None:
+        return start_session(preferences.worker_config(context), _rig(context))
+    return SESSION
+
+
 def end_session_for(obj: Any) -> None:
     """A normal edit of ``obj`` has started: its preview session ends (the waiting or running request is
     dropped, so no later preview lands over the edit's result; the preview Action is deleted and the source
@@ -186,11 +206,11 @@ class SALAD_OT_preview_apply(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return SESSION is not None and SESSION.preview is not None
+        return (SESSION is not None and SESSION.preview is not None) or left_preview(context) is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         global SESSION
-        kept = SESSION.apply()
+        kept = _session_for_operator(context).apply()
         SESSION = None
         self.report({"INFO"}, f"SALAD: kept '{kept.name}'")
         return {"FINISHED"}
@@ -205,11 +225,11 @@ class SALAD_OT_preview_discard(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return SESSION is not None and SESSION.active
+        return (SESSION is not None and SESSION.active) or left_preview(context) is not None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         global SESSION
-        SESSION.discard()
+        _session_for_operator(context).discard()
         SESSION = None
         return {"FINISHED"}
 

@@ -181,3 +181,26 @@ def test_a_preview_reopened_with_its_file_is_previewed_from_its_source(config, f
     assert stale not in bpy.data.actions  # replaced, as any earlier preview
     session.discard()
     assert arm.animation_data.action == source
+
+
+@pytest.mark.parametrize("op", ["preview_apply", "preview_discard"])
+def test_a_preview_reopened_with_its_file_can_be_kept_or_dropped(prefs, config, fast_rig, tmp_path, op):
+    """Reopened with a preview playing, Apply / Discard were greyed out (no session): the preview, without a fake
+    user, was lost once another Action played and the file was saved. Now Apply keeps it as a normal Action and
+    Discard plays the source again and removes it."""
+    arm, source = fast_rig
+    stale = _preview_playing(config, arm)
+    arm_name, source_name = arm.name, source.name
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "saved with a preview.blend"))
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "saved with a preview.blend"))
+    arm = bpy.data.objects[arm_name]
+    bpy.context.view_layer.objects.active = arm
+    assert preview_actions.SESSION is None and getattr(bpy.ops.salad, op).poll()
+    assert getattr(bpy.ops.salad, op)() == {"FINISHED"}
+    assert preview_actions.SESSION is None
+    if op == "preview_apply":
+        kept = bpy.data.actions[stale]
+        assert arm.animation_data.action == kept and kept.use_fake_user and not preview_actions.is_preview(kept)
+    else:
+        assert arm.animation_data.action == bpy.data.actions[source_name] and stale not in bpy.data.actions
+    assert not getattr(bpy.ops.salad, op).poll()
