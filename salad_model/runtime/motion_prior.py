@@ -54,6 +54,7 @@ class MotionPriorMixin:
         """
         R.check_value("clean_up", strength)
         R.check_value("steps", steps)
+        R.check_value("overlap", overlap)
         feats, placement = self.motion_features(joints=joints)
         n_poses = len(feats)
         if n_poses < 16:
@@ -68,9 +69,9 @@ class MotionPriorMixin:
             length = min(win, total - s)
             w = np.ones(length)
             ramp = np.linspace(0, 1, overlap + 2)[1:-1]
-            if k > 0:
+            if k > 0 and overlap:
                 w[:overlap] = ramp
-            if k < len(starts) - 1:
+            if k < len(starts) - 1 and overlap:  # w[-0:] is the whole window
                 w[-overlap:] = ramp[::-1]
             out[s:s + length] += w[:, None] * self._clean_window(feats[s:s + length], strength, steps, seed + k)
             weight[s:s + length] += w

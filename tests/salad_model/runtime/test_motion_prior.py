@@ -92,3 +92,18 @@ def test_bad_strength_is_a_clear_error(tiny_pipeline, walk, strength):
 def test_too_short_motion_is_a_clear_error(tiny_pipeline, walk):
     with pytest.raises(InputError, match="at least 16"):
         tiny_pipeline.clean_motion(walk[:10])
+
+
+@pytest.mark.parametrize("overlap", [0, 2])
+def test_long_clips_without_overlap_are_cleaned_too(tiny_pipeline, walk, overlap):
+    """overlap 0 (or below one latent frame, rounded to 0): windows hand over without a ramp (a ValueError
+    from numpy before: the empty ramp was written over the whole window)."""
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    m = tiny_pipeline.clean_motion(long, steps=2, overlap=overlap)
+    assert m.joints.shape == long.shape and np.isfinite(m.joints).all()
+
+
+@pytest.mark.parametrize("overlap", [-4, 2.5, "40"])
+def test_bad_overlap_is_a_clear_error(tiny_pipeline, walk, overlap):
+    with pytest.raises(InputError, match="overlap"):
+        tiny_pipeline.clean_motion(walk, overlap=overlap)
