@@ -107,3 +107,23 @@ def test_long_clips_without_overlap_are_cleaned_too(tiny_pipeline, walk, overlap
 def test_bad_overlap_is_a_clear_error(tiny_pipeline, walk, overlap):
     with pytest.raises(InputError, match="overlap"):
         tiny_pipeline.clean_motion(walk, overlap=overlap)
+
+
+def test_the_callback_counts_every_denoising_step_of_every_window(tiny_pipeline, walk):
+    """callback(i, n) after each step: n = windows × steps at that strength (several windows here,
+    2 of 4 steps at strength 0.5), and an exception raised in it stops the clean-up (how the worker cancels)."""
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    seen = []
+    tiny_pipeline.clean_motion(long, strength=0.5, steps=4, callback=lambda i, n: seen.append((i, n)))
+    n = len(seen)
+    assert n > 2 and n % 2 == 0 and seen == [(i, n) for i in range(1, n + 1)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(i, n):
+        if i == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tiny_pipeline.clean_motion(long, strength=0.5, steps=4, callback=stop_at_3)
