@@ -256,14 +256,20 @@ def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply
     if config.threads > 0:
         load["threads"] = int(config.threads)
     job = MotionJob(kind, label, client, pool.hello, load=load, op=op, apply=apply, describe=describe)
+    job.restart = restarter(pool, config)
+    return job
+
+
+def restarter(pool: WorkerPool, config: WorkerConfig) -> Callable[[], tuple[WorkerClient, WorkerJob]] | None:
+    """``MotionJob.restart`` for a job on ``pool``: a new worker and its hello (None: a pool that cannot close)."""
+    if not hasattr(pool, "close"):
+        return None
 
     def restart() -> tuple[WorkerClient, WorkerJob]:
         pool.close()
         return pool.get(config), pool.hello
 
-    if hasattr(pool, "close"):
-        job.restart = restart
-    return job
+    return restart
 
 
 def check_summary(report: dict) -> str:

@@ -18,7 +18,7 @@ import bpy
 from .blender_data import place_motion
 from .inputs import JobError, Target, check_model
 from .jobs import check_target
-from .motion_job import MotionJob
+from .motion_job import MotionJob, restarter
 from .protocol import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
@@ -76,5 +76,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
         if config.threads > 0:
             load["threads"] = int(config.threads)
     pool = pool or POOL
-    return MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
-                     describe="Reading the video")
+    job = MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
+                    describe="Reading the video")
+    job.restart = restarter(pool, config)  # the clean-up's load behind a worker stuck in a cancelled request
+    return job

@@ -104,3 +104,34 @@ def test_clean_up_loads_the_model_and_is_recorded(config, pool):
     meta = metadata.read_metadata(job.output)
     assert meta["salad_source"] == "video" and meta["salad_frames"] == 60
     assert meta["salad_video"]["clean_up"]["strength"] == 0.6 and meta["salad_video"]["clean_up"]["steps"] == 20
+
+
+def test_an_import_with_the_clean_up_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_dir, monkeypatch):
+    """The clean-up loads the model: like any job with a load, the import replaces a worker stuck in a cancelled
+    request (test_stuck_worker.py) instead of saying "Loading the model" for as long as the stuck step lasts."""
+    import time
+
+    from salad_blender import motion_job
+    from salad_blender.worker_pool import WorkerConfig, WorkerPool
+
+    monkeypatch.setattr(motion_job, "CANCEL_GRACE", 1.0)  # shortened (the step never ends)
+    config = WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1,
+                          env=(("SALAD_WORKER_DEBUG_STEP_DELAY", "3600"),))
+    pool = WorkerPool()
+    try:
+        op = {"op": "generate", "prompt": "a person walks", "frames": 40, "seed": 0, "steps": 3}
+        stuck = motion_job.make_job("generate", "Generate", config, op, lambda r: r, pool)
+        deadline = time.monotonic() + 240
+        while stuck.step < 1:  # inside the sampling loop: the worker now sleeps in its step
+            assert not stuck.poll() and time.monotonic() < deadline, stuck.status
+            time.sleep(0.05)
+        old_pid = pool.client.pid
+        stuck.cancel()
+        job = video_jobs.start_import_video(config, str(CLIP), jobs.Target(pin_feet=False), clean_up=0.6, pool=pool)
+        while job.stage != "run":  # its load answered: by a new worker
+            assert not job.poll() and time.monotonic() < deadline, job.status
+            time.sleep(0.05)
+        assert pool.client.pid != old_pid
+        job.cancel()
+    finally:
+        pool.close()
