@@ -106,9 +106,11 @@ def test_clean_up_loads_the_model_and_is_recorded(config, pool):
     assert meta["salad_video"]["clean_up"]["strength"] == 0.6 and meta["salad_video"]["clean_up"]["steps"] == 20
 
 
-def test_an_import_with_the_clean_up_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_dir, monkeypatch):
-    """The clean-up loads the model: like any job with a load, the import replaces a worker stuck in a cancelled
-    request (test_stuck_worker.py) instead of saying "Loading the model" for as long as the stuck step lasts."""
+@pytest.mark.parametrize("clean_up", [0.6, None])
+def test_an_import_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_dir, monkeypatch, clean_up):
+    """Like any job, the import replaces a worker stuck in a cancelled request (test_stuck_worker.py) instead of
+    waiting behind it for as long as the stuck step lasts: with the clean-up its model load waited ("Loading the
+    model"), without it (no load) the video op itself stayed queued."""
     import time
 
     from salad_blender import motion_job
@@ -127,8 +129,9 @@ def test_an_import_with_the_clean_up_restarts_a_worker_stuck_in_a_cancelled_requ
             time.sleep(0.05)
         old_pid = pool.client.pid
         stuck.cancel()
-        job = video_jobs.start_import_video(config, str(CLIP), jobs.Target(pin_feet=False), clean_up=0.6, pool=pool)
-        while job.stage != "run":  # its load answered: by a new worker
+        job = video_jobs.start_import_video(config, str(CLIP), jobs.Target(pin_feet=False), clean_up=clean_up,
+                                            pool=pool)
+        while job.stage != "run" or job.step < 1:  # its load answered, frames read: by a new worker
             assert not job.poll() and time.monotonic() < deadline, job.status
             time.sleep(0.05)
         assert pool.client.pid != old_pid
