@@ -58,7 +58,11 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
         raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
     check_target(target)  # a cube, a wrong preset or a selected rig that cannot take it: said now, not after the video
     # Only the clean-up uses the model: reading the video alone works with a model folder that is gone.
-    model = check_model(config.model) if clean_up is not None else ""
+    try:
+        model = check_model(config.model) if clean_up is not None else ""
+    except JobError as exc:  # say why a video import needs a model, and how to do without
+        raise JobError(f"{exc} The clean-up uses the model; untick 'Clean Up with the Model' (tools/batch.py: "
+                       "--no-clean-up) to import without it.") from None
     name = f"video {os.path.splitext(os.path.basename(full))[0]}"
 
     def apply(result: dict) -> bpy.types.Action:

@@ -138,3 +138,12 @@ def test_an_import_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_dir
         job.cancel()
     finally:
         pool.close()
+
+
+def test_a_missing_model_for_the_clean_up_says_the_clean_up_needs_it(tmp_path, config):
+    """The import reads a video; that it needs the model only for the clean-up (on by default) was not said: the
+    refusal read like any generation's ("Pick a model folder ... or choose the demo model")."""
+    gone = jobs.WorkerConfig(python=config.python, model=str(tmp_path / "moved model"), device="cpu", threads=1)
+    with pytest.raises(jobs.JobError) as exc:
+        video_jobs.start_import_video(gone, str(CLIP), jobs.Target(), clean_up=0.6)
+    assert "does not exist" in str(exc.value) and "Clean Up with the Model" in str(exc.value)
