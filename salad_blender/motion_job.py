@@ -101,7 +101,7 @@ class MotionJob:
                 self.step, self.steps = job.step, job.steps
                 self.status = f"{self._describe}: step {job.step}/{job.steps}"
             if not job.done:
-                if self.stage == "load" and self._stuck():
+                if (self.stage == "load" or (self.stage == "run" and job.state == "queued")) and self._stuck():
                     self._restart_worker()
                     continue
                 if self.stage == "hello" and time.monotonic() > self._deadline:
@@ -119,7 +119,8 @@ class MotionJob:
                 return
 
     def _stuck(self) -> bool:
-        """The worker has not answered a cancel for CANCEL_GRACE s: it is stuck in a step and would never load."""
+        """The worker has not answered a cancel for CANCEL_GRACE s: it is stuck in a step and would never load
+        (or start an op that needs no load, e.g. a video import, queued behind it)."""
         age = getattr(self._client, "unanswered_cancel", None)
         return self.restart is not None and age is not None and age() > CANCEL_GRACE
 
@@ -256,14 +257,20 @@ def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply
     if config.threads > 0:
         load["threads"] = int(config.threads)
     job = MotionJob(kind, label, client, pool.hello, load=load, op=op, apply=apply, describe=describe)
+    job.restart = restarter(pool, config)
+    return job
+
+
+def restarter(pool: WorkerPool, config: WorkerConfig) -> Callable[[], tuple[WorkerClient, WorkerJob]] | None:
+    """``MotionJob.restart`` for a job on ``pool``: a new worker and its hello (None: a pool that cannot close)."""
+    if not hasattr(pool, "close"):
+        return None
 
     def restart() -> tuple[WorkerClient, WorkerJob]:
         pool.close()
         return pool.get(config), pool.hello
 
-    if hasattr(pool, "close"):
-        job.restart = restart
-    return job
+    return restart
 
 
 def check_summary(report: dict) -> str:

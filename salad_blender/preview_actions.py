@@ -53,9 +53,13 @@ class BlenderPreviewStore:
         return action
 
     def restore(self, source: bpy.types.Action) -> None:
+        """The source back in place of a preview; an action the user chose since (not a preview) stays."""
         source = bpy.data.actions.get(self.source_name) if self.source_name else source
         obj = bpy.data.objects.get(self.obj_name)
-        if obj is not None and obj.animation_data is not None and source is not None:
+        if obj is None or obj.animation_data is None or source is None:
+            return
+        playing = obj.animation_data.action
+        if playing is None or is_preview(playing):
             obj.animation_data.action = source
 
 

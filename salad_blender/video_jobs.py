@@ -18,7 +18,7 @@ import bpy
 from .blender_data import place_motion
 from .inputs import JobError, Target, check_model
 from .jobs import check_target
-from .motion_job import MotionJob
+from .motion_job import MotionJob, restarter
 from .protocol import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
@@ -58,7 +58,11 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
         raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
     check_target(target)  # a cube, a wrong preset or a selected rig that cannot take it: said now, not after the video
     # Only the clean-up uses the model: reading the video alone works with a model folder that is gone.
-    model = check_model(config.model) if clean_up is not None else ""
+    try:
+        model = check_model(config.model) if clean_up is not None else ""
+    except JobError as exc:  # say why a video import needs a model, and how to do without
+        raise JobError(f"{exc} The clean-up uses the model; untick 'Clean Up with the Model' (tools/batch.py: "
+                       "--no-clean-up) to import without it.") from None
     name = f"video {os.path.splitext(os.path.basename(full))[0]}"
 
     def apply(result: dict) -> bpy.types.Action:
@@ -76,5 +80,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
         if config.threads > 0:
             load["threads"] = int(config.threads)
     pool = pool or POOL
-    return MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
-                     describe="Reading the video")
+    job = MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
+                    describe="Reading the video")
+    job.restart = restarter(pool, config)  # the clean-up's load behind a worker stuck in a cancelled request
+    return job

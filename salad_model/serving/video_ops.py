@@ -2,7 +2,8 @@
 
 With ``clean_up`` (a strength in (0, 1], e.g. 0.6) the loaded model's motion-prior clean-up
 (:mod:`salad_model.runtime.motion_prior`) follows the extraction; that needs a loaded model (``no_model``
-otherwise, before the video is read) and is recorded in ``meta.clean_up``.
+otherwise, before the video is read) and is recorded in ``meta.clean_up``; its denoising steps are
+progress events of stage ``"cleaning up"``, a cancel is seen between them.
 
 Mixed into the worker like :mod:`shot_ops`. Progress events count frames read (stage ``"reading video"``); a
 cancel is seen after the frame in flight. Bad videos (not a video, unreadable codec, no person, partly out of
@@ -20,10 +21,11 @@ from .errors import RequestError
 VIDEO_FIELDS: dict[str, tuple[str, ...]] = {"video": ("path", "fov", "max_seconds", "clean_up")}
 VIDEO_OPS = tuple(VIDEO_FIELDS)
 VIDEO_STAGE = "reading video"
+CLEAN_UP_STAGE = "cleaning up"  # the clean-up's denoising steps (progress per step; a cancel stops between steps)
 
 
 class VideoOps:
-    """The worker's video operation (needs ``_check_cancel``, ``_progress`` and ``_lock`` of the worker)."""
+    """The worker's video operation (needs ``_check_cancel``, ``_progress``, ``_step_callback`` and ``_lock``)."""
 
     def op_video(self, rid: Any, params: dict) -> dict:
         import numpy as np
@@ -49,7 +51,7 @@ class VideoOps:
         if pipe is not None:
             from ..video.extract import clean_video_motion
 
-            m = clean_video_motion(m, pipe, strength)
+            m = clean_video_motion(m, pipe, strength, self._step_callback(rid, CLEAN_UP_STAGE))  # cancellable
         contacts = np.asarray(m.contacts, bool)  # [T-1, 4]: each frame's step to the next one
         # the worker's motions carry one row per frame (as generate's do): the last frame keeps its
         # predecessor's flags, so the add-on's foot pinning takes the result as it takes a generated one

@@ -219,3 +219,29 @@ def test_file_reopen_tests_in_their_own_process():
     r = subprocess.run([sys.executable, "-c", run, "-q", "-p", "no:cacheprovider", __file__,
                         "-k", "reopened_with_its_file"], env=env, capture_output=True, text=True, timeout=3 * HANG)
     assert r.returncode == 0 and "3 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_a_new_session_leaves_the_action_the_user_chose_playing(config, fast_rig):
+    """A preview played, then the user picked another SALAD action for the rig (the action list, or a new
+    generation) and moved the slider: the old session ends, but the rig keeps playing what the user chose
+    (before: the old session's source was put back over it, and stayed there if the new request failed)."""
+    arm, source = fast_rig
+    _preview_playing(config, arm)
+    chosen = source.copy()  # another SALAD action made with Fast on
+    chosen.name = "the user's choice"
+    arm.animation_data.action = chosen
+    session = preview_actions.start_session(config, arm)
+    assert session.source == chosen and arm.animation_data.action == chosen
+    session.discard()
+    assert arm.animation_data.action == chosen
+
+
+def test_discard_of_a_session_whose_preview_no_longer_plays_keeps_the_playing_action(config, fast_rig):
+    """Discard Preview while the rig plays an action the user picked after the preview: the preview is removed,
+    the picked action stays (the source is put back only over the preview)."""
+    arm, source = fast_rig
+    preview_name = _preview_playing(config, arm)
+    chosen = source.copy()
+    arm.animation_data.action = chosen
+    preview_actions.SESSION.discard()
+    assert preview_name not in bpy.data.actions and arm.animation_data.action == chosen

@@ -104,3 +104,46 @@ def test_clean_up_loads_the_model_and_is_recorded(config, pool):
     meta = metadata.read_metadata(job.output)
     assert meta["salad_source"] == "video" and meta["salad_frames"] == 60
     assert meta["salad_video"]["clean_up"]["strength"] == 0.6 and meta["salad_video"]["clean_up"]["steps"] == 20
+
+
+@pytest.mark.parametrize("clean_up", [0.6, None])
+def test_an_import_restarts_a_worker_stuck_in_a_cancelled_request(tiny_model_dir, monkeypatch, clean_up):
+    """Like any job, the import replaces a worker stuck in a cancelled request (test_stuck_worker.py) instead of
+    waiting behind it for as long as the stuck step lasts: with the clean-up its model load waited ("Loading the
+    model"), without it (no load) the video op itself stayed queued."""
+    import time
+
+    from salad_blender import motion_job
+    from salad_blender.worker_pool import WorkerConfig, WorkerPool
+
+    monkeypatch.setattr(motion_job, "CANCEL_GRACE", 1.0)  # shortened (the step never ends)
+    config = WorkerConfig(python=sys.executable, model=str(tiny_model_dir), device="cpu", threads=1,
+                          env=(("SALAD_WORKER_DEBUG_STEP_DELAY", "3600"),))
+    pool = WorkerPool()
+    try:
+        op = {"op": "generate", "prompt": "a person walks", "frames": 40, "seed": 0, "steps": 3}
+        stuck = motion_job.make_job("generate", "Generate", config, op, lambda r: r, pool)
+        deadline = time.monotonic() + 240
+        while stuck.step < 1:  # inside the sampling loop: the worker now sleeps in its step
+            assert not stuck.poll() and time.monotonic() < deadline, stuck.status
+            time.sleep(0.05)
+        old_pid = pool.client.pid
+        stuck.cancel()
+        job = video_jobs.start_import_video(config, str(CLIP), jobs.Target(pin_feet=False), clean_up=clean_up,
+                                            pool=pool)
+        while job.stage != "run" or job.step < 1:  # its load answered, frames read: by a new worker
+            assert not job.poll() and time.monotonic() < deadline, job.status
+            time.sleep(0.05)
+        assert pool.client.pid != old_pid
+        job.cancel()
+    finally:
+        pool.close()
+
+
+def test_a_missing_model_for_the_clean_up_says_the_clean_up_needs_it(tmp_path, config):
+    """The import reads a video; that it needs the model only for the clean-up (on by default) was not said: the
+    refusal read like any generation's ("Pick a model folder ... or choose the demo model")."""
+    gone = jobs.WorkerConfig(python=config.python, model=str(tmp_path / "moved model"), device="cpu", threads=1)
+    with pytest.raises(jobs.JobError) as exc:
+        video_jobs.start_import_video(gone, str(CLIP), jobs.Target(), clean_up=0.6)
+    assert "does not exist" in str(exc.value) and "Clean Up with the Model" in str(exc.value)

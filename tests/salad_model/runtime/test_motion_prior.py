@@ -92,3 +92,69 @@ def test_bad_strength_is_a_clear_error(tiny_pipeline, walk, strength):
 def test_too_short_motion_is_a_clear_error(tiny_pipeline, walk):
     with pytest.raises(InputError, match="at least 16"):
         tiny_pipeline.clean_motion(walk[:10])
+
+
+@pytest.mark.parametrize("overlap", [0, 2])
+def test_long_clips_without_overlap_are_cleaned_too(tiny_pipeline, walk, overlap):
+    """overlap 0 (or below one latent frame, rounded to 0): windows hand over without a ramp (a ValueError
+    from numpy before: the empty ramp was written over the whole window)."""
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    m = tiny_pipeline.clean_motion(long, steps=2, overlap=overlap)
+    assert m.joints.shape == long.shape and np.isfinite(m.joints).all()
+
+
+@pytest.mark.parametrize("overlap", [-4, 2.5, "40"])
+def test_bad_overlap_is_a_clear_error(tiny_pipeline, walk, overlap):
+    with pytest.raises(InputError, match="overlap"):
+        tiny_pipeline.clean_motion(walk, overlap=overlap)
+
+
+def test_the_callback_counts_every_denoising_step_of_every_window(tiny_pipeline, walk):
+    """callback(i, n) after each step: n = windows × steps at that strength (several windows here,
+    2 of 4 steps at strength 0.5), and an exception raised in it stops the clean-up (how the worker cancels)."""
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    seen = []
+    tiny_pipeline.clean_motion(long, strength=0.5, steps=4, callback=lambda i, n: seen.append((i, n)))
+    n = len(seen)
+    assert n > 2 and n % 2 == 0 and seen == [(i, n) for i in range(1, n + 1)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(i, n):
+        if i == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        tiny_pipeline.clean_motion(long, strength=0.5, steps=4, callback=stop_at_3)
+
+
+def test_frames_seen_by_one_window_only_are_that_windows_clean_up(tiny_pipeline, walk):
+    """Where only one window covers a frame (before the next one starts, after the previous one ends) the result is
+    that window cleaned on its own with its own seed (seed + window): windows placed, seeded and weighted right
+    (test_long_clips_are_cleaned_in_windows checks only shapes). Contacts are binarised, so they are left out;
+    tolerance 1e-5 (float32 features through float64 blending)."""
+    from salad_model.runtime.pose_count import pad_to_stride
+
+    pipe = tiny_pipeline
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    feats = pad_to_stride(pipe.motion_features(joints=long)[0])
+    total, win = len(feats), pipe.max_frames
+    overlap = min(40, win // 2 - 4) // 4 * 4
+    starts = sorted(set(range(0, total - win, win - overlap)) | {total - win})
+    assert len(starts) == 2  # the tiny model's window: two windows over this clip
+    got = pipe.clean_motion(long, steps=2, seed=7).features
+    first = pipe._clean_window(feats[:win], 0.6, 2, 7)
+    np.testing.assert_allclose(got[:starts[1], :-4], first[:starts[1], :-4], atol=1e-5)
+    last = pipe._clean_window(feats[starts[-1]:], 0.6, 2, 7 + len(starts) - 1)
+    alone = starts[-2] + win - starts[-1]  # the last window's first frame that the one before does not reach
+    n = len(long) - starts[-1]
+    np.testing.assert_allclose(got[starts[-2] + win:, :-4], last[alone:n, :-4], atol=1e-5)
+    # between them: a linear cross-fade over ``overlap`` frames at each window's shared end
+    ramp = np.linspace(0, 1, overlap + 2)[1:-1]
+    w0, w1 = np.ones(win), np.ones(total - starts[1])
+    w0[-overlap:], w1[:overlap] = ramp[::-1], ramp
+    lo, hi = starts[1], win
+    a, b = w0[lo:hi, None] * first[lo:hi], w1[: hi - lo, None] * last[: hi - lo]
+    want = (a + b) / (w0[lo:hi, None] + w1[: hi - lo, None])
+    np.testing.assert_allclose(got[lo:hi, :-4], want[:, :-4], atol=1e-5)

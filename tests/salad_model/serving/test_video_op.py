@@ -65,3 +65,28 @@ def test_clean_up_needs_a_model_then_records_its_recipe(worker, tiny_model_dir):
     d = P.from_wire(worker.result("video", path=str(CLIP), clean_up=0.6))
     assert d["joints"].shape == (60, 22, 3) and d["contacts"].shape == (60, 4)
     assert d["meta"]["clean_up"]["strength"] == 0.6 and d["meta"]["source"] == "video"
+
+
+def test_the_clean_up_reports_its_steps_and_stops_on_cancel(tiny_model_dir):
+    """The clean-up after the video is read is a denoising loop: it reports each step (stage "cleaning up") and
+    a cancel stops it between steps (before: no word between the last frame read and the result, and a cancel
+    was seen only once the clean-up had finished; a long video's clean-up held the worker that long). The
+    worker's debug step delay (0.1 s) keeps the 12 steps (strength 0.6 of 20) from ending before the cancel."""
+    require_module("mediapipe")
+    w = RawWorker(**{"SALAD_WORKER_DEBUG_STEP_DELAY": "0.1"})
+    try:
+        w.result("load", model=str(tiny_model_dir), device="cpu")
+        rid = w.next_id()
+        w.send({"id": rid, "op": "video", "path": str(CLIP), "clean_up": 0.6})
+        w.finish(rid)
+        cleaning = [(ev["step"], ev["steps"]) for _, ev in w.by_id[rid]
+                    if ev["event"] == "progress" and ev["stage"] == "cleaning up"]
+        assert cleaning == [(i, 12) for i in range(1, 13)]  # one window of 60 frames, 12 of 20 steps
+        rid = w.next_id()
+        w.send({"id": rid, "op": "video", "path": str(CLIP), "clean_up": 0.6})
+        w.until(rid, lambda ev: ev["event"] in ("result", "error") or ev.get("stage") == "cleaning up")
+        w.send({"id": w.next_id(), "op": "cancel", "target": rid})
+        final = w.finish(rid)
+        assert final["code"] == "cancelled" and final["step"] < 12, final
+    finally:
+        assert w.close() == 0 and not w.bad_lines
