@@ -26,6 +26,9 @@ POLL_INTERVAL = 0.1
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
 _RANGES = {"hello": (0.0, 0.03), "load": (0.03, 0.2), "run": (0.2, 0.97), "apply": (0.97, 1.0)}
+# What the status line calls a worker progress stage of an op that has more than one (the video import's
+# clean-up counts its own steps after the frames read: without its name the count seemed to start over).
+STAGE_NAMES = {"clean-up": "Cleaning up the motion (motion prior)"}
 
 
 class MotionJob:
@@ -62,6 +65,9 @@ class MotionJob:
         self.hold: Callable[[], str] | None = None
         # A new worker and its hello (make_job sets it), for a worker still busy with a cancelled request.
         self.restart: Callable[[], tuple[WorkerClient, WorkerJob]] | None = None
+        # The share (lo, hi) of the run's bar each worker progress stage fills, for ops with several stages
+        # (each counts from 0 again); a stage not listed fills the whole bar.
+        self.spans: dict[str, tuple[float, float]] = {}
 
     def __repr__(self) -> str:
         return f"MotionJob({self.kind!r}, {self.label!r}, state={self.state!r}, progress={self.progress:.2f})"
@@ -92,6 +98,10 @@ class MotionJob:
             job = self._current
             events = job.poll()
             lo, hi = _RANGES[self.stage]
+            worker_stage = getattr(job, "stage", "")
+            if self.stage == "run" and worker_stage in self.spans:
+                a, b = self.spans[worker_stage]
+                lo, hi = lo + (hi - lo) * a, lo + (hi - lo) * b
             self.progress = lo + (hi - lo) * float(job.progress)
             if self.stage == "load":
                 detail = next((e.get("detail") for e in reversed(events) if e.get("detail")), None)
@@ -99,7 +109,7 @@ class MotionJob:
                     self.status = f"Loading the model: {detail}"
             elif self.stage == "run" and job.steps:
                 self.step, self.steps = job.step, job.steps
-                self.status = f"{self._describe}: step {job.step}/{job.steps}"
+                self.status = f"{STAGE_NAMES.get(worker_stage, self._describe)}: step {job.step}/{job.steps}"
             if not job.done:
                 if self.stage == "load" and self._stuck():
                     self._restart_worker()

@@ -14,6 +14,8 @@ Clips longer than the model's window are cleaned in overlapping windows whose fe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -26,15 +28,24 @@ from .sampling import StepCallback, make_scheduler
 DEFAULT_STEPS = 20
 
 
+def _denoising_steps(strength: float, steps: int) -> int:
+    """How many of the ``steps`` DDIM steps a window runs at ``strength`` (the tail of the schedule)."""
+    return max(1, int(round(strength * steps)))
+
+
 class MotionPriorMixin:
     """clean_motion: real motion pulled toward the model's motion prior (SDEdit, empty prompt)."""
 
-    def _clean_window(self, feats: np.ndarray, strength: float, steps: int, seed: int) -> np.ndarray:
-        """De-normalised features [F, D] (F a multiple of 4) → cleaned features [F, D]."""
+    def _clean_window(self, feats: np.ndarray, strength: float, steps: int, seed: int,
+                      on_step: Callable[[], None] | None = None) -> np.ndarray:
+        """De-normalised features [F, D] (F a multiple of 4) → cleaned features [F, D].
+
+        ``on_step`` is called after every denoising step (progress, and a cancel raised from it stops here).
+        """
         x = (torch.from_numpy(feats).to(self.device) - self.mean) / self.std
         sched = make_scheduler("ddim", self.bundle.diffusion)
         sched.set_timesteps(steps)
-        timesteps = sched.timesteps[steps - max(1, int(round(strength * steps))):]
+        timesteps = sched.timesteps[steps - _denoising_steps(strength, steps):]
         with torch.inference_mode():
             _, z, _ = self.vae.encode(x[None], sample=False)
             noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(int(seed))).to(z)
@@ -42,6 +53,8 @@ class MotionPriorMixin:
             cond = self._null(1)
             for t in timesteps:
                 z = sched.step(self.denoiser(z, t, cond, None), t, z).prev_sample
+                if on_step is not None:
+                    on_step()
             out = self.vae.decode(z) * self.std + self.mean
         return out[0].float().cpu().numpy()
 
@@ -51,6 +64,9 @@ class MotionPriorMixin:
 
         The result is canonicalised (floor, origin, facing +Z at frame 0) like the motion features; the input
         array is not changed. ``strength`` in (0, 1]: the share of the noise schedule the clip is sent back.
+        ``callback(step, steps)`` runs after every denoising step, one running count over all windows (as the
+        shot ops count), so a long clip's clean-up shows progress and a ``Cancelled`` raised there stops it
+        within a step.
         """
         R.check_value("clean_up", strength)
         R.check_value("steps", steps)
@@ -64,6 +80,13 @@ class MotionPriorMixin:
         starts = [0] if total <= win else sorted(set(range(0, total - win, win - overlap)) | {total - win})
         out = np.zeros(feats.shape, np.float64)
         weight = np.zeros(total, np.float64)
+        count, n_steps = [0], len(starts) * _denoising_steps(strength, steps)
+
+        def on_step() -> None:
+            count[0] += 1
+            if callback is not None:
+                callback(count[0], n_steps)
+
         for k, s in enumerate(starts):
             length = min(win, total - s)
             w = np.ones(length)
@@ -72,10 +95,9 @@ class MotionPriorMixin:
                 w[:overlap] = ramp
             if k < len(starts) - 1:
                 w[-overlap:] = ramp[::-1]
-            out[s:s + length] += w[:, None] * self._clean_window(feats[s:s + length], strength, steps, seed + k)
+            out[s:s + length] += w[:, None] * self._clean_window(feats[s:s + length], strength, steps, seed + k,
+                                                                 on_step)
             weight[s:s + length] += w
-            if callback is not None:
-                callback(k + 1, len(starts))
         blended = (out / weight[:, None]).astype(np.float32)[:n_poses]
         blended[:, -4:] = (blended[:, -4:] > 0.5).astype(np.float32)  # contacts stay binary
         meta = {**self._meta(None, int(seed), n_poses, 1.0, int(steps), "ddim"), "source": "prior clean-up",

@@ -130,13 +130,15 @@ def with_path_of(pose: np.ndarray, path: np.ndarray, fps: float = MODEL_FPS, sig
     return out + path[:, :1] * np.array([1.0, 0.0, 1.0])
 
 
-def clean_video_motion(motion: VideoMotion, pipe, strength: float) -> VideoMotion:
+def clean_video_motion(motion: VideoMotion, pipe, strength: float,
+                       callback: Callable[[int, int], None] | None = None) -> VideoMotion:
     """``motion`` after the model's motion-prior clean-up (``pipe.clean_motion``); a new VideoMotion.
 
     The cleaned body keeps the video's root path and heading (:func:`with_path_of`). The model (a loaded
     ``SaladPipeline``) is passed in, so this module stays torch-free. The recipe goes in ``meta["clean_up"]``.
+    ``callback(step, steps)``: after every denoising step (the worker's progress and cancel).
     """
-    m = pipe.clean_motion(motion.joints, strength=strength)
+    m = pipe.clean_motion(motion.joints, strength=strength, callback=callback)
     raw = canonicalize(np.asarray(motion.joints, np.float64))
     joints = canonicalize(with_path_of(canonicalize(np.asarray(m.joints, np.float64)), raw))
     recipe = {"strength": float(strength), "model": pipe.name, "steps": m.meta["steps"], "seed": m.meta["seed"]}

@@ -92,3 +92,25 @@ def test_bad_strength_is_a_clear_error(tiny_pipeline, walk, strength):
 def test_too_short_motion_is_a_clear_error(tiny_pipeline, walk):
     with pytest.raises(InputError, match="at least 16"):
         tiny_pipeline.clean_motion(walk[:10])
+
+
+def test_callback_counts_every_denoising_step_and_a_cancel_stops_the_clean_up(tiny_pipeline, walk):
+    """Audit 5: one running count over every window's steps (progress for a long clip); Cancelled stops it."""
+    from salad_model.runtime.sampling import Cancelled
+
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    seen: list[tuple[int, int]] = []
+    tiny_pipeline.clean_motion(long, strength=0.5, steps=8, callback=lambda i, n: seen.append((i, n)))
+    n = seen[-1][1]
+    assert n % 4 == 0 and n >= 8  # 4 of 8 steps per window, at least two windows
+    assert seen == [(i, n) for i in range(1, n + 1)]
+
+    def stop_at_3(i: int, n: int) -> None:
+        if i == 3:
+            raise Cancelled()
+        seen.append((i, n))
+
+    seen.clear()
+    with pytest.raises(Cancelled):
+        tiny_pipeline.clean_motion(long, strength=0.5, steps=8, callback=stop_at_3)
+    assert seen == [(1, n), (2, n)]

@@ -6,7 +6,7 @@ which loads the tiny model for the motion-prior clean-up (``clean_up``).
 
 import pytest
 from needs import require_module
-from test_worker import RawWorker, error_of
+from test_worker import STEP_DELAY, RawWorker, error_of
 from testdata import DATA
 
 from salad_model.serving import protocol as P
@@ -65,3 +65,34 @@ def test_clean_up_needs_a_model_then_records_its_recipe(worker, tiny_model_dir):
     d = P.from_wire(worker.result("video", path=str(CLIP), clean_up=0.6))
     assert d["joints"].shape == (60, 22, 3) and d["contacts"].shape == (60, 4)
     assert d["meta"]["clean_up"]["strength"] == 0.6 and d["meta"]["source"] == "video"
+
+
+def test_clean_up_reports_every_denoising_step_and_can_be_cancelled(tiny_model_dir):
+    """Audit 5: the clean-up ran as one silent block (a frozen bar on a long video, cancel unseen until it ended).
+
+    Now it counts every denoising step of every window (stage ``clean-up``) and a cancel stops it between steps,
+    judged by the worker's own step count (``cancel_seen_step``), not by clocks.
+    """
+    require_module("mediapipe")
+    w = RawWorker(**{"SALAD_WORKER_DEBUG_STEP_DELAY": str(STEP_DELAY)})
+    try:
+        w.result("load", model=str(tiny_model_dir), device="cpu")
+        rid = w.next_id()
+        w.send({"id": rid, "op": "video", "path": str(CLIP), "clean_up": 0.6})
+        assert w.finish(rid)["event"] == "result"
+        steps = [(ev["step"], ev["steps"]) for _, ev in w.by_id[rid]
+                 if ev["event"] == "progress" and ev["stage"] == "clean-up"]
+        n = steps[-1][1] if steps else 0
+        assert n > 0 and n % 12 == 0  # 12 of the 20 DDIM steps (strength 0.6) per window
+        assert steps == [(i, n) for i in range(1, n + 1)]  # one event per step, one running count
+
+        rid = w.next_id()
+        w.send({"id": rid, "op": "video", "path": str(CLIP), "clean_up": 0.6})
+        w.until(rid, lambda ev: ev["event"] == "progress" and ev["stage"] == "clean-up" and ev["step"] >= 2)
+        w.send({"id": w.next_id(), "op": "cancel", "target": rid})
+        final = w.finish(rid)
+        assert final["code"] == "cancelled", final
+        assert final["step"] <= final["cancel_seen_step"] + 1 < n  # stopped within a step of reading the cancel
+        assert w.result("hello")["protocol"] == P.PROTOCOL_VERSION  # and the worker still answers
+    finally:
+        assert w.close() == 0 and not w.bad_lines
