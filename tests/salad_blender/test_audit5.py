@@ -1,0 +1,98 @@
+"""Add-on bugs found by the session-8 audit (fifth pass), each pinned by a test that failed before its fix.
+
+Headless bpy; no worker process (a scripted pool stands in where a job is started).
+"""
+
+import sys
+
+import numpy as np
+import pytest
+from needs import require_module
+
+bpy = require_module("bpy")
+
+from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
+from salad_blender import actions, armature, jobs, metadata, preview_actions  # noqa: E402
+
+
+class _Answered:
+    """A worker request that is already answered (what a client's submit returns)."""
+
+    done, progress, step, steps, stage, error = True, 1.0, 0, 0, "", None
+
+    def __init__(self, result=None):
+        self.result = result or {}
+
+    def poll(self):
+        return []
+
+
+class _Pool:
+    """Stands in for the worker pool: hands out a client whose requests are answered at once."""
+
+    def __init__(self):
+        self.hello = _Answered({"protocol": 1})
+        self.client = self
+
+    def get(self, config):
+        return self
+
+    def submit(self, request):
+        return _Answered()
+
+
+@pytest.fixture
+def salad_rig(scene):
+    obj = armature.create_smpl22_armature("Body", synthetic_walk(60), with_mesh=False)
+    act = actions.apply_motion(obj, synthetic_walk(60), prompt="a person walks", bone_map="smpl22", start_frame=1,
+                               seed=3, steps=10, guidance=2.5)
+    bpy.context.view_layer.objects.active = obj
+    return obj, act
+
+
+@pytest.mark.parametrize("value", ["no", "False", "0", 0, False, "off"])
+def test_a_preview_mark_that_says_no_protects_the_action(salad_rig, value):
+    """``salad_preview = "no"`` (hand-edited) counted as a preview, the only kind of Action the add-on deletes."""
+    _, act = salad_rig
+    act[metadata.PREVIEW_KEY] = value
+    assert not preview_actions.is_preview(act)
+    with pytest.raises(ValueError, match="not a SALAD preview"):
+        preview_actions.BlenderPreviewStore("Body").discard(act)
+    assert act.name in bpy.data.actions
+
+
+@pytest.mark.parametrize("value", [True, 1, "yes", "True"])
+def test_a_preview_mark_that_says_yes_is_a_preview(salad_rig, value):
+    _, act = salad_rig
+    act[metadata.PREVIEW_KEY] = value
+    assert preview_actions.is_preview(act)
+
+
+def test_an_unreadable_preview_mark_is_not_a_preview_and_is_named_as_broken(salad_rig):
+    _, act = salad_rig
+    act[metadata.PREVIEW_KEY] = "maybe"
+    assert not preview_actions.is_preview(act)
+    assert metadata.PREVIEW_KEY in metadata.metadata_problem(act)
+
+
+@pytest.mark.parametrize("key", ["salad_pin_feet", "salad_in_place"])
+def test_yes_no_metadata_reads_as_what_it_says(salad_rig, key):
+    """``salad_pin_feet = "no"`` read as True (``bool("no")``): an edit of that action pinned the feet anyway."""
+    _, act = salad_rig
+    act[key] = "no"
+    assert metadata.read_metadata(act)[key] is False
+    act[key] = "yes"
+    assert metadata.read_metadata(act)[key] is True
+    act[key] = "perhaps"
+    with pytest.raises(metadata.MetadataError, match=key):
+        metadata.read_metadata(act)
+
+
+def test_an_edit_of_an_action_marked_no_pin_feet_does_not_pin(salad_rig):
+    obj, act = salad_rig
+    act["salad_pin_feet"] = "no"
+    config = jobs.WorkerConfig(python=sys.executable, model="demo", device="cpu", threads=1)
+    job = jobs.start_edit(config, obj, mirror="all", pool=_Pool())
+    walk = synthetic_walk(60).astype(np.float32)
+    new = job._apply({"joints": walk, "contacts": np.ones((60, 4), bool), "meta": {"seed": 3, "edits": []}})
+    assert new is not act and new["salad_pin_feet"] is False
