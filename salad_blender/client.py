@@ -43,7 +43,16 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .protocol import CANCELLED, PROTOCOL_MISMATCH, PROTOCOL_VERSION, WORKER_EXITED, dumps, from_wire
+from .protocol import (
+    CANCELLED,
+    LINE_TOO_LONG,
+    MAX_LINE_BYTES,
+    PROTOCOL_MISMATCH,
+    PROTOCOL_VERSION,
+    WORKER_EXITED,
+    dumps,
+    from_wire,
+)
 
 WORKER_MODULE = "salad_model.serving.worker"
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
@@ -389,9 +398,10 @@ class WorkerClient:
                on_progress: JobCallback | None = None, on_done: JobCallback | None = None) -> Job:
         """Send one request (``{"op": ..., fields}``; an ``id`` is added if missing); returns its Job.
 
-        Starts the worker if it is not started (never, or closed). If it exited on its own, the job
-        fails at once with ``worker_exited``: :meth:`close` and :meth:`start` again (and load the
-        model again), as :class:`~salad_blender.worker_pool.WorkerPool` does.
+        Starts the worker if it is not started (never, or closed). A request longer than the worker's line
+        limit (``MAX_LINE_BYTES``) is not sent: its job fails at once with ``line_too_long``. If the worker
+        exited on its own, the job fails at once with ``worker_exited``: :meth:`close` and :meth:`start` again
+        (and load the model again), as :class:`~salad_blender.worker_pool.WorkerPool` does.
         Callbacks run inside ``poll()`` / ``wait()``, on the thread that polls.
         """
         req = dict(request)
@@ -406,6 +416,9 @@ class WorkerClient:
                 raise ValueError(f"request id {req['id']!r} is already in flight")
             job = Job(self, req, on_event, on_progress, on_done)
             line = dumps(req)
+            if len(line) > MAX_LINE_BYTES:  # the worker skips such a line and answers with id null: the job
+                job._deliver(self._too_long_event(job, len(line)))  # would wait forever; fail it here, unsent
+                return job
             if not self.running:
                 self._fail_exited(job)
                 return job
@@ -508,6 +521,12 @@ class WorkerClient:
             del self._jobs[job.id]
             job._deliver(self._closed_event(job.id) if self._closing else self._exit_event(returncode, job.id))
         self._unrouted.append({**self._exit_event(returncode), "event": "exit"})
+
+    @staticmethod
+    def _too_long_event(job: Job, size: int) -> dict:
+        return {"id": job.id, "event": "error", "code": LINE_TOO_LONG, "op": job.op,
+                "message": f"the {job.op} request is {size / 2**20:.1f} MiB; the worker reads at most "
+                           f"{MAX_LINE_BYTES / 2**20:g} MiB per request, so it was not sent"}
 
     @staticmethod
     def _closed_event(job_id: Any) -> dict:

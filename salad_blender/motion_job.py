@@ -9,20 +9,25 @@ step that touches Blender data (it is a callable given by :mod:`jobs`). No bpy h
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from . import rigs
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
 from .inputs import PREFS_HINT, JobError, check_model
+from .protocol import MAX_LINE_BYTES, dumps
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
 HELLO_TIMEOUT = 60.0  # seconds a fresh worker gets to answer hello (interpreter start-up only)
 CANCEL_GRACE = 10.0  # seconds a cancelled request may keep the worker busy before a new job restarts it
 POLL_INTERVAL = 0.1
+ID_ROOM = 300  # bytes the client's request id (at most 256) adds to a request line
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
 _RANGES = {"hello": (0.0, 0.03), "load": (0.03, 0.2), "run": (0.2, 0.97), "apply": (0.97, 1.0)}
@@ -250,15 +255,36 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
         return f"Cannot load the model: {text}. Pick another model in {PREFS_HINT}.", ""
     if code == "invalid_input":
         return f"{text}.", ""
-    if code == "out_of_memory":
+    if code in ("out_of_memory", "line_too_long"):
         return f"{text}.", ""
     return (f"The model worker failed ({code}): {text}. See the system console for the worker's log.",
             err.event.get("stderr", ""))
 
 
+def check_request_size(label: str, op: dict | None) -> None:
+    """Refuse now a request the worker cannot read (one JSON line of at most ``MAX_LINE_BYTES``).
+
+    Why: such a line was skipped by the worker with an answer no job could claim, so the job waited forever
+    (an Edit with Text of a 3-minute mocap clip hung at 'Inverting and editing'). The motion's joints are
+    what makes a request long: the message says how many frames fit.
+    """
+    if op is None:
+        return
+    size = len(dumps(op)) + ID_ROOM
+    if size <= MAX_LINE_BYTES:
+        return
+    frames = sum(len(v) for v in op.values() if isinstance(v, np.ndarray) and v.ndim == 3)
+    per_frame = 4 * math.ceil(22 * 3 * 4 / 3)  # one float32 SMPL-22 frame in base64
+    most = max(0, (MAX_LINE_BYTES - (size - frames * per_frame)) // per_frame)
+    raise JobError(f"{label}: the motion to send is too long ({frames} frames, {frames / 20:.0f} s at the model's "
+                   f"20 fps); one request to the model worker holds at most {most} frames ({most / 20:.0f} s). "
+                   "Choose a shorter frame range.")
+
+
 def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply: Callable[[dict], Any],
              pool: WorkerPool | None, describe: str = "") -> MotionJob:
     """A running job on the pool's worker (started if needed): ``load`` the config's model, then ``op``."""
+    check_request_size(label, op)
     model = check_model(config.model)
     pool = pool or POOL
     client = pool.get(config)

@@ -96,3 +96,57 @@ def test_an_edit_of_an_action_marked_no_pin_feet_does_not_pin(salad_rig):
     walk = synthetic_walk(60).astype(np.float32)
     new = job._apply({"joints": walk, "contacts": np.ones((60, 4), bool), "meta": {"seed": 3, "edits": []}})
     assert new is not act and new["salad_pin_feet"] is False
+
+
+# ------------------------------------------------------------------------ a request longer than the worker reads
+
+
+def test_a_request_too_long_for_the_worker_fails_at_once_and_the_next_one_works():
+    """The worker skips a line over MAX_LINE_BYTES and answers with id null; the client's job for it waited
+    forever (state 'queued'), so an add-on job hung at its status line. Now the client does not send it."""
+    from salad_blender.client import WorkerClient, WorkerError
+    from salad_blender.protocol import LINE_TOO_LONG
+
+    client = WorkerClient()
+    try:
+        client.start().wait(60)
+        job = client.submit({"op": "edit_real", "prompt": "a person walks", "mirror": "all",
+                             "joints": np.zeros((4000, 22, 3), np.float32)})
+        assert job.done and job.error is not None and job.error.code == LINE_TOO_LONG  # at once, unsent
+        assert "MiB" in job.error.message and "edit_real" in job.error.message
+        with pytest.raises(WorkerError):
+            job.wait(1)
+        assert client.call("hello", timeout=60)["protocol"] == 1  # the worker heard nothing odd
+        assert client.poll() == []  # and said nothing no job could claim
+    finally:
+        client.close()
+
+
+def test_the_add_on_refuses_a_motion_too_long_to_send_before_the_worker_starts():
+    from salad_blender import motion_job
+    from salad_blender.protocol import MAX_LINE_BYTES, dumps
+
+    used = []
+
+    class Pool(_Pool):
+        def get(self, config):
+            used.append(config)
+            return self
+
+    def op(frames):
+        return {"op": "edit_real", "prompt": "a person walks", "mirror": "all", "mirror_method": "geometric",
+                "joints": np.zeros((frames, 22, 3), np.float32)}
+
+    config = jobs.WorkerConfig(python=sys.executable, model="demo", device="cpu", threads=1)
+    with pytest.raises(jobs.JobError) as exc:
+        jobs.make_job("edit_real", "Mirror (real motion)", config, op(4000), lambda r: r, Pool())
+    assert not used  # nothing spawned, nothing sent
+    message = str(exc.value)
+    assert "4000 frames" in message and "shorter frame range" in message
+    most = int(message.split("holds at most ")[1].split(" frames")[0])
+    assert 2800 < most < 3000  # 1 MiB of base64 float32 joints: 352 bytes a frame
+    long_id = {"id": "r" * 256}
+    assert len(dumps({**op(most), **long_id})) <= MAX_LINE_BYTES  # what it says fits does fit
+    assert len(dumps(op(most + 1))) + motion_job.ID_ROOM > MAX_LINE_BYTES
+    jobs.make_job("edit_real", "Mirror (real motion)", config, op(most), lambda r: r, Pool())
+    assert used
