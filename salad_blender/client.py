@@ -171,6 +171,35 @@ class Job:
             self._on_done(self)
 
 
+def _decode_event(line: bytes) -> dict:
+    """One event line → event dict (arrays decoded); an unreadable one → a ``bad_json`` error event.
+
+    Nothing may escape: an exception here ended the reader thread before it queued the worker's exit, and every
+    job then waited forever. A readable event whose data does not decode (a corrupt array) fails its own job.
+    """
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        event, exc_seen = None, exc
+    else:
+        exc_seen = None if isinstance(event, dict) else ValueError("not an object")
+    if exc_seen is None and not isinstance(event.get("id"), (str, int, type(None))):
+        exc_seen = ValueError("its id is neither a string nor an integer")
+    if exc_seen is not None:
+        return {"id": None, "event": "error", "code": "bad_json",
+                "message": f"the worker sent an unreadable line ({exc_seen}): {line[:200]!r}"}
+    if "data" in event:
+        try:
+            event["data"] = from_wire(event["data"])
+        except Exception as exc:  # noqa: BLE001 - TypeError, RecursionError, MemoryError ... from a corrupt array
+            rid = event.get("id")
+            return {"id": rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None,
+                    "event": "error", "code": "bad_json",
+                    "message": f"the worker's {str(event.get('event'))[:40]} could not be read "
+                               f"({type(exc).__name__}: {str(exc)[:200]})"}
+    return event
+
+
 def _read_events(stream, events: queue.SimpleQueue, arrived: threading.Condition, counter: list[int],
                  proc: subprocess.Popen) -> None:
     """Reader thread: decode event lines (arrays included) and queue them; queue the exit at EOF."""
@@ -183,18 +212,8 @@ def _read_events(stream, events: queue.SimpleQueue, arrived: threading.Condition
 
     try:
         for line in stream:
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-                if not isinstance(event, dict):
-                    raise ValueError("not an object")
-                if "data" in event:
-                    event["data"] = from_wire(event["data"])
-            except ValueError as exc:
-                event = {"id": None, "event": "error", "code": "bad_json",
-                         "message": f"the worker sent an unreadable line ({exc}): {line[:200]!r}"}
-            put(event)
+            if line.strip():
+                put(_decode_event(line))
     except (OSError, ValueError):
         pass
     try:

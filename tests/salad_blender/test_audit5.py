@@ -150,3 +150,47 @@ def test_the_add_on_refuses_a_motion_too_long_to_send_before_the_worker_starts()
     assert len(dumps(op(most + 1))) + motion_job.ID_ROOM > MAX_LINE_BYTES
     jobs.make_job("edit_real", "Mirror (real motion)", config, op(most), lambda r: r, Pool())
     assert used
+
+
+# ------------------------------------------------------------------------ a worker that sends garbage
+
+FAKE_WORKER = r"""
+import json, sys
+def send(ev):
+    sys.stdout.write(json.dumps(ev) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    req = json.loads(line)
+    rid, op = req["id"], req["op"]
+    if op == "hello":
+        send({"id": rid, "event": "result", "op": op, "data": {"protocol": 1}})
+    elif op == "generate":  # a result whose array does not decode (data is a number, not base64)
+        bad = {"dtype": "float32", "shape": [2], "data": 5}
+        send({"id": rid, "event": "result", "op": op, "data": {"joints": bad}})
+    elif op == "attention":  # an event with an id no dict can hold, then nested too deep for the parser
+        send({"id": [rid], "event": "result", "op": op, "data": {}})
+        sys.stdout.write("[" * 100000 + "\n"); sys.stdout.flush()
+        send({"id": rid, "event": "result", "op": op, "data": {"ok": True}})
+    else:
+        send({"id": rid, "event": "result", "op": op, "data": {"ok": True}})
+"""
+
+
+def test_a_corrupt_event_fails_its_job_and_the_client_keeps_reading(tmp_path):
+    """An event whose array data is not base64 text raised TypeError in the client's reader thread, which ended
+    without queueing the worker's exit: that job and every later one waited forever. Now the event's own job fails
+    (bad_json, with the reason) and the events after it are read."""
+    from salad_blender.client import WorkerClient, WorkerError
+
+    (tmp_path / "fake_salad_worker.py").write_text(FAKE_WORKER)
+    client = WorkerClient(module="fake_salad_worker", env={"PYTHONPATH": str(tmp_path)})
+    try:
+        client.start().wait(60)
+        job = client.submit({"op": "generate", "prompt": "a person walks"})
+        with pytest.raises(WorkerError) as exc:
+            job.wait(60)
+        assert exc.value.code == "bad_json" and "TypeError" in exc.value.message
+        assert client.call("load", timeout=60) == {"ok": True}  # the reader thread lives on
+        assert client.call("attention", timeout=60) == {"ok": True}  # an unhashable id and a too-deep line skipped
+        assert [ev["code"] for ev in client.poll()] == ["bad_json", "bad_json"]
+    finally:
+        client.close()
