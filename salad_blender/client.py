@@ -224,9 +224,20 @@ def _read_events(stream, events: queue.SimpleQueue, arrived: threading.Condition
 
 
 def _read_stderr(stream, lines: collections.deque, echo: Callable[[str], None] | None) -> None:
+    """Drain the worker's stderr into the ring buffer, so a chatty library can never fill the pipe and block it.
+
+    Lines are read at most ``4 × MAX_STDERR_LINE`` bytes at a time and the rest of a longer one is dropped: a
+    progress bar redrawn with carriage returns and no newline was one line held whole in memory (it grew as
+    long as the bar ran).
+    """
+    limit = 4 * MAX_STDERR_LINE
     try:
-        for raw in stream:
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_STDERR_LINE]
+        while raw := stream.readline(limit):
+            cut = len(raw) == limit and not raw.endswith(b"\n")
+            if cut:  # too long: keep its start, skip to its end
+                while (more := stream.readline(limit)) and not more.endswith(b"\n"):
+                    pass
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_STDERR_LINE] + (" …" if cut else "")
             lines.append(text)
             if echo is not None:
                 try:

@@ -194,3 +194,50 @@ def test_a_corrupt_event_fails_its_job_and_the_client_keeps_reading(tmp_path):
         assert [ev["code"] for ev in client.poll()] == ["bad_json", "bad_json"]
     finally:
         client.close()
+
+
+# ------------------------------------------------------------------------ a chatty worker
+
+CHATTY_WORKER = r"""
+import json, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    err = sys.stderr.buffer
+    for k in range(2000):  # 2,000 log lines: far past the pipe's buffer
+        err.write(b"warning %d from a chatty library\n" % k)
+    for k in range(600_000):  # a progress bar redrawn with carriage returns, never a newline: 30 MB
+        err.write(b"\r[" + b"#" * 40 + b"] 99% ")
+    err.write(b"\nlast words\n")
+    err.flush()
+    sys.stdout.write(json.dumps({"id": req["id"], "event": "result", "op": req["op"], "data": {"protocol": 1}}) + "\n")
+    sys.stdout.flush()
+"""
+
+
+def test_a_stderr_flood_neither_blocks_the_worker_nor_fills_the_client_memory(tmp_path):
+    """The client drains stderr in a thread (a full pipe would block the worker mid-step) into a bounded ring.
+    Before: a progress bar without newlines was read whole as one line — 30 MB held at once for a 4,000-character
+    tail entry; now a long line is read in pieces and the rest of it dropped."""
+    import time
+    import tracemalloc
+
+    from salad_blender.client import MAX_STDERR_LINE, WorkerClient
+
+    (tmp_path / "chatty_salad_worker.py").write_text(CHATTY_WORKER)
+    client = WorkerClient(module="chatty_salad_worker", env={"PYTHONPATH": str(tmp_path)}, stderr_lines=100)
+    tracemalloc.start()
+    try:
+        assert client.start().wait(120)["protocol"] == 1
+        assert client.call("hello", timeout=120)["protocol"] == 1  # answered: the worker was never blocked
+        deadline = time.monotonic() + 60  # a hang guard only
+        while client.stderr_tail(1) != "last words" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        client.close()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB traced while reading stderr"  # 30 MB when read whole
+    tail = client.stderr_tail().split("\n")  # (the bar's carriage returns are inside one entry)
+    assert tail[-1] == "last words" and len(tail) == 100
+    bar = tail[-2]
+    assert bar.startswith("\r[####") and bar.endswith(" …") and len(bar) == MAX_STDERR_LINE + 2
