@@ -14,6 +14,7 @@ continuations, in-betweens, part regenerations), which record their recipe as JS
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -194,6 +195,13 @@ def _flag(value: Any) -> bool:
     return out
 
 
+def _finite(value: Any) -> float:
+    out = float(value)
+    if not math.isfinite(out):  # NaN / inf cannot travel to the worker (JSON) nor mean a guidance or a scale
+        raise ValueError("not finite")
+    return out
+
+
 def _rig(value: Any) -> Any:
     if str(value).startswith("{"):
         _json(dict)(value)
@@ -203,9 +211,9 @@ def _rig(value: Any) -> Any:
 # How each typed key is read (the rest are kept as stored); what a broken value was expected to be.
 _READERS: dict[str, tuple[Any, str]] = {
     "salad_seed": (int, "an integer"), "salad_frames": (int, "an integer"), "salad_steps": (int, "an integer"),
-    "salad_guidance": (float, "a number"), "salad_source_fps": (float, "a number"),
+    "salad_guidance": (_finite, "a finite number"), "salad_source_fps": (_finite, "a finite number"),
     "salad_cyclic": (int, "an integer"), "salad_guided_steps": (int, "an integer"),
-    "salad_to_metres": (float, "a number"), "salad_edits": (_json(list), "a JSON list"),
+    "salad_to_metres": (_finite, "a finite number"), "salad_edits": (_json(list), "a JSON list"),
     "salad_shot": (_json(dict), "a JSON object"), "salad_video": (_json(dict), "a JSON object"),
     "salad_rig": (_rig, "a rig name or a JSON bone map"),
     "salad_pin_feet": (_flag, "yes or no"), "salad_in_place": (_flag, "yes or no"), PREVIEW_KEY: (_flag, "yes or no"),

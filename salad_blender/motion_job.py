@@ -270,7 +270,12 @@ def check_request_size(label: str, op: dict | None) -> None:
     """
     if op is None:
         return
-    size = len(dumps(op)) + ID_ROOM
+    try:
+        size = len(dumps(op)) + ID_ROOM
+    except ValueError:  # NaN / inf: JSON cannot carry them (a raise here was a traceback in Blender's UI)
+        bad = [k for k, v in op.items() if isinstance(v, float) and not math.isfinite(v)]
+        raise JobError(f"{label}: {', '.join(repr(k) for k in bad) or 'a value'} is not a finite number; nothing "
+                       "was sent.") from None
     if size <= MAX_LINE_BYTES:
         return
     frames = sum(len(v) for v in op.values() if isinstance(v, np.ndarray) and v.ndim == 3)

@@ -241,3 +241,32 @@ def test_a_stderr_flood_neither_blocks_the_worker_nor_fills_the_client_memory(tm
     assert tail[-1] == "last words" and len(tail) == 100
     bar = tail[-2]
     assert bar.startswith("\r[####") and bar.endswith(" …") and len(bar) == MAX_STDERR_LINE + 2
+
+
+# ------------------------------------------------------------------------ non-finite numbers in hand-edited metadata
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_guidance_in_the_metadata_is_named_not_a_traceback(salad_rig, value):
+    """``salad_guidance = nan`` (hand-edited): the Mirror operator showed a Python traceback (JSON cannot carry NaN;
+    json.dumps raised inside the operator). Now the property is named as broken and the edit refused up front."""
+    obj, act = salad_rig
+    act["salad_guidance"] = value
+    assert "salad_guidance" in metadata.metadata_problem(act)
+    config = jobs.WorkerConfig(python=sys.executable, model="demo", device="cpu", threads=1)
+    with pytest.raises(jobs.JobError, match="salad_guidance"):
+        jobs.start_edit(config, obj, mirror="all", pool=_Pool())
+
+
+def test_a_request_with_a_non_finite_number_is_refused_before_the_worker():
+    used = []
+
+    class Pool(_Pool):
+        def get(self, config):
+            used.append(config)
+            return self
+
+    config = jobs.WorkerConfig(python=sys.executable, model="demo", device="cpu", threads=1)
+    with pytest.raises(jobs.JobError, match="'guidance' is not a finite number"):
+        jobs.make_job("edit", "Mirror", config, {"op": "edit", "guidance": float("nan")}, lambda r: r, Pool())
+    assert not used
