@@ -276,6 +276,10 @@ def check_request_size(label: str, op: dict | None) -> None:
         bad = [k for k, v in op.items() if isinstance(v, float) and not math.isfinite(v)]
         raise JobError(f"{label}: {', '.join(repr(k) for k in bad) or 'a value'} is not a finite number; nothing "
                        "was sent.") from None
+    except TypeError as exc:  # a value of a type JSON cannot carry: a bug of ours; the console gets the traceback
+        traceback.print_exc()
+        raise JobError(f"{label} failed unexpectedly: the request cannot be sent to the model worker ({exc}); nothing "
+                       "was changed.") from None
     if size <= MAX_LINE_BYTES:
         return
     frames = sum(len(v) for v in op.values() if isinstance(v, np.ndarray) and v.ndim == 3)
