@@ -270,3 +270,9 @@ def test_a_request_with_a_non_finite_number_is_refused_before_the_worker():
     with pytest.raises(jobs.JobError, match="'guidance' is not a finite number"):
         jobs.make_job("edit", "Mirror", config, {"op": "edit", "guidance": float("nan")}, lambda r: r, Pool())
     assert not used
+
+
+def test_a_request_value_json_cannot_carry_is_a_job_error_not_a_traceback():
+    config = jobs.WorkerConfig(python=sys.executable, model="demo", device="cpu", threads=1)
+    with pytest.raises(jobs.JobError, match="cannot be sent to the model worker"):
+        jobs.make_job("edit", "Mirror", config, {"op": "edit", "word": object()}, lambda r: r, _Pool())
