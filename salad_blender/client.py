@@ -3,8 +3,8 @@
 Pure Python + numpy, so it imports inside Blender (no torch, no ``salad_model``). The worker runs in
 the model's own Python environment; requests and events are JSON lines (``docs/worker_protocol.md``).
 
-Threads read the worker's stdout (events, decoded there so polling stays cheap) and stderr (kept in a
-bounded ring buffer for diagnostics). Nothing happens to jobs until the owner polls: ``job.poll()`` /
+Threads (:mod:`worker_streams`) read the worker's stdout (events, decoded there so polling stays cheap) and
+stderr (kept in a bounded ring buffer for diagnostics). Nothing happens to jobs until the owner polls: ``job.poll()`` /
 ``client.poll()`` apply queued events and run callbacks **on the polling thread** (Blender's main
 thread when called from a timer or modal operator, so callbacks may touch ``bpy``). Headless callers
 (tests, ``tools/batch.py``) loop on ``poll()`` or block in ``job.wait()``.
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import os
 import queue
 import signal
@@ -43,12 +42,20 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .protocol import CANCELLED, PROTOCOL_MISMATCH, PROTOCOL_VERSION, WORKER_EXITED, dumps, from_wire
+from .protocol import (
+    CANCELLED,
+    LINE_TOO_LONG,
+    MAX_LINE_BYTES,
+    PROTOCOL_MISMATCH,
+    PROTOCOL_VERSION,
+    WORKER_EXITED,
+    dumps,
+)
+from .worker_streams import MAX_STDERR_LINE, _read_events, _read_stderr  # noqa: F401 - MAX_STDERR_LINE re-exported
 
 WORKER_MODULE = "salad_model.serving.worker"
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
 CLIENT_NAME = "salad_blender.client"
-MAX_STDERR_LINE = 4000  # characters kept per stderr line (a runaway line must not eat memory)
 
 EventCallback = Callable[["Job", dict], None]
 JobCallback = Callable[["Job"], None]
@@ -160,53 +167,6 @@ class Job:
             self._on_progress(self)
         if self.done and self._on_done is not None:
             self._on_done(self)
-
-
-def _read_events(stream, events: queue.SimpleQueue, arrived: threading.Condition, counter: list[int],
-                 proc: subprocess.Popen) -> None:
-    """Reader thread: decode event lines (arrays included) and queue them; queue the exit at EOF."""
-
-    def put(item: Any) -> None:
-        events.put(item)
-        with arrived:
-            counter[0] += 1
-            arrived.notify_all()
-
-    try:
-        for line in stream:
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-                if not isinstance(event, dict):
-                    raise ValueError("not an object")
-                if "data" in event:
-                    event["data"] = from_wire(event["data"])
-            except ValueError as exc:
-                event = {"id": None, "event": "error", "code": "bad_json",
-                         "message": f"the worker sent an unreadable line ({exc}): {line[:200]!r}"}
-            put(event)
-    except (OSError, ValueError):
-        pass
-    try:
-        code = proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # stdout closed but the process lingers: report it anyway
-        code = None
-    put(("exit", code))
-
-
-def _read_stderr(stream, lines: collections.deque, echo: Callable[[str], None] | None) -> None:
-    try:
-        for raw in stream:
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")[:MAX_STDERR_LINE]
-            lines.append(text)
-            if echo is not None:
-                try:
-                    echo(text)
-                except Exception:  # noqa: BLE001 - a broken log hook must not stop draining stderr
-                    pass
-    except (OSError, ValueError):
-        pass
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
@@ -389,9 +349,10 @@ class WorkerClient:
                on_progress: JobCallback | None = None, on_done: JobCallback | None = None) -> Job:
         """Send one request (``{"op": ..., fields}``; an ``id`` is added if missing); returns its Job.
 
-        Starts the worker if it is not started (never, or closed). If it exited on its own, the job
-        fails at once with ``worker_exited``: :meth:`close` and :meth:`start` again (and load the
-        model again), as :class:`~salad_blender.worker_pool.WorkerPool` does.
+        Starts the worker if it is not started (never, or closed). A request longer than the worker's line
+        limit (``MAX_LINE_BYTES``) is not sent: its job fails at once with ``line_too_long``. If the worker
+        exited on its own, the job fails at once with ``worker_exited``: :meth:`close` and :meth:`start` again
+        (and load the model again), as :class:`~salad_blender.worker_pool.WorkerPool` does.
         Callbacks run inside ``poll()`` / ``wait()``, on the thread that polls.
         """
         req = dict(request)
@@ -406,6 +367,9 @@ class WorkerClient:
                 raise ValueError(f"request id {req['id']!r} is already in flight")
             job = Job(self, req, on_event, on_progress, on_done)
             line = dumps(req)
+            if len(line) > MAX_LINE_BYTES:  # the worker skips such a line and answers with id null: the job
+                job._deliver(self._too_long_event(job, len(line)))  # would wait forever; fail it here, unsent
+                return job
             if not self.running:
                 self._fail_exited(job)
                 return job
@@ -508,6 +472,12 @@ class WorkerClient:
             del self._jobs[job.id]
             job._deliver(self._closed_event(job.id) if self._closing else self._exit_event(returncode, job.id))
         self._unrouted.append({**self._exit_event(returncode), "event": "exit"})
+
+    @staticmethod
+    def _too_long_event(job: Job, size: int) -> dict:
+        return {"id": job.id, "event": "error", "code": LINE_TOO_LONG, "op": job.op,
+                "message": f"the {job.op} request is {size / 2**20:.1f} MiB; the worker reads at most "
+                           f"{MAX_LINE_BYTES / 2**20:g} MiB per request, so it was not sent"}
 
     @staticmethod
     def _closed_event(job_id: Any) -> dict:

@@ -14,6 +14,7 @@ continuations, in-betweens, part regenerations), which record their recipe as JS
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -164,6 +165,43 @@ def _json(kind: type):  # noqa: ANN202 - a parser
     return parse
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def read_flag(value: Any) -> bool | None:
+    """A yes/no custom property as a bool; None when it reads as neither.
+
+    Why not ``bool(value)``: a hand-edited string ``"no"`` or ``"False"`` is truthy, so a rig marked "no" for
+    foot pinning was pinned, and an action marked ``salad_preview = "no"`` counted as a preview (the only
+    Actions the add-on ever deletes). Booleans, the integers 0 / 1 and true/false, yes/no, on/off, 1/0 read.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    return None
+
+
+def _flag(value: Any) -> bool:
+    out = read_flag(value)
+    if out is None:
+        raise ValueError("not a yes/no value")
+    return out
+
+
+def _finite(value: Any) -> float:
+    out = float(value)
+    if not math.isfinite(out):  # NaN / inf cannot travel to the worker (JSON) nor mean a guidance or a scale
+        raise ValueError("not finite")
+    return out
+
+
 def _rig(value: Any) -> Any:
     if str(value).startswith("{"):
         _json(dict)(value)
@@ -173,11 +211,12 @@ def _rig(value: Any) -> Any:
 # How each typed key is read (the rest are kept as stored); what a broken value was expected to be.
 _READERS: dict[str, tuple[Any, str]] = {
     "salad_seed": (int, "an integer"), "salad_frames": (int, "an integer"), "salad_steps": (int, "an integer"),
-    "salad_guidance": (float, "a number"), "salad_source_fps": (float, "a number"),
+    "salad_guidance": (_finite, "a finite number"), "salad_source_fps": (_finite, "a finite number"),
     "salad_cyclic": (int, "an integer"), "salad_guided_steps": (int, "an integer"),
-    "salad_to_metres": (float, "a number"), "salad_edits": (_json(list), "a JSON list"),
+    "salad_to_metres": (_finite, "a finite number"), "salad_edits": (_json(list), "a JSON list"),
     "salad_shot": (_json(dict), "a JSON object"), "salad_video": (_json(dict), "a JSON object"),
     "salad_rig": (_rig, "a rig name or a JSON bone map"),
+    "salad_pin_feet": (_flag, "yes or no"), "salad_in_place": (_flag, "yes or no"), PREVIEW_KEY: (_flag, "yes or no"),
 }
 
 

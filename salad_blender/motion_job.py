@@ -9,23 +9,31 @@ step that touches Blender data (it is a callable given by :mod:`jobs`). No bpy h
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from . import rigs
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
 from .inputs import PREFS_HINT, JobError, check_model
+from .protocol import MAX_LINE_BYTES, dumps
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
 HELLO_TIMEOUT = 60.0  # seconds a fresh worker gets to answer hello (interpreter start-up only)
 CANCEL_GRACE = 10.0  # seconds a cancelled request may keep the worker busy before a new job restarts it
 POLL_INTERVAL = 0.1
+ID_ROOM = 300  # bytes the client's request id (at most 256) adds to a request line
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
 _RANGES = {"hello": (0.0, 0.03), "load": (0.03, 0.2), "run": (0.2, 0.97), "apply": (0.97, 1.0)}
+# What the status line calls a worker progress stage of an op that has more than one (the video import's
+# clean-up counts its own steps after the frames read: without its name the count seemed to start over).
+STAGE_NAMES = {"clean-up": "Cleaning up the motion (motion prior)"}
 
 
 class MotionJob:
@@ -62,6 +70,9 @@ class MotionJob:
         self.hold: Callable[[], str] | None = None
         # A new worker and its hello (make_job sets it), for a worker still busy with a cancelled request.
         self.restart: Callable[[], tuple[WorkerClient, WorkerJob]] | None = None
+        # The share (lo, hi) of the run's bar each worker progress stage fills, for ops with several stages
+        # (each counts from 0 again); a stage not listed fills the whole bar.
+        self.spans: dict[str, tuple[float, float]] = {}
 
     def __repr__(self) -> str:
         return f"MotionJob({self.kind!r}, {self.label!r}, state={self.state!r}, progress={self.progress:.2f})"
@@ -92,6 +103,10 @@ class MotionJob:
             job = self._current
             events = job.poll()
             lo, hi = _RANGES[self.stage]
+            worker_stage = getattr(job, "stage", "")
+            if self.stage == "run" and worker_stage in self.spans:
+                a, b = self.spans[worker_stage]
+                lo, hi = lo + (hi - lo) * a, lo + (hi - lo) * b
             self.progress = lo + (hi - lo) * float(job.progress)
             if self.stage == "load":
                 detail = next((e.get("detail") for e in reversed(events) if e.get("detail")), None)
@@ -99,7 +114,7 @@ class MotionJob:
                     self.status = f"Loading the model: {detail}"
             elif self.stage == "run" and job.steps:
                 self.step, self.steps = job.step, job.steps
-                self.status = f"{self._describe}: step {job.step}/{job.steps}"
+                self.status = f"{STAGE_NAMES.get(worker_stage, self._describe)}: step {job.step}/{job.steps}"
             if not job.done:
                 if (self.stage == "load" or (self.stage == "run" and job.state == "queued")) and self._stuck():
                     self._restart_worker()
@@ -241,15 +256,45 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
         return f"Cannot load the model: {text}. Pick another model in {PREFS_HINT}.", ""
     if code == "invalid_input":
         return f"{text}.", ""
-    if code == "out_of_memory":
+    if code in ("out_of_memory", "line_too_long"):
         return f"{text}.", ""
     return (f"The model worker failed ({code}): {text}. See the system console for the worker's log.",
             err.event.get("stderr", ""))
 
 
+def check_request_size(label: str, op: dict | None) -> None:
+    """Refuse now a request the worker cannot read (one JSON line of at most ``MAX_LINE_BYTES``).
+
+    Why: such a line was skipped by the worker with an answer no job could claim, so the job waited forever
+    (an Edit with Text of a 3-minute mocap clip hung at 'Inverting and editing'). The motion's joints are
+    what makes a request long: the message says how many frames fit.
+    """
+    if op is None:
+        return
+    try:
+        size = len(dumps(op)) + ID_ROOM
+    except ValueError:  # NaN / inf: JSON cannot carry them (a raise here was a traceback in Blender's UI)
+        bad = [k for k, v in op.items() if isinstance(v, float) and not math.isfinite(v)]
+        raise JobError(f"{label}: {', '.join(repr(k) for k in bad) or 'a value'} is not a finite number; nothing "
+                       "was sent.") from None
+    except TypeError as exc:  # a value of a type JSON cannot carry: a bug of ours; the console gets the traceback
+        traceback.print_exc()
+        raise JobError(f"{label} failed unexpectedly: the request cannot be sent to the model worker ({exc}); nothing "
+                       "was changed.") from None
+    if size <= MAX_LINE_BYTES:
+        return
+    frames = sum(len(v) for v in op.values() if isinstance(v, np.ndarray) and v.ndim == 3)
+    per_frame = 4 * math.ceil(22 * 3 * 4 / 3)  # one float32 SMPL-22 frame in base64
+    most = max(0, (MAX_LINE_BYTES - (size - frames * per_frame)) // per_frame)
+    raise JobError(f"{label}: the motion to send is too long ({frames} frames, {frames / 20:.0f} s at the model's "
+                   f"20 fps); one request to the model worker holds at most {most} frames ({most / 20:.0f} s). "
+                   "Choose a shorter frame range.")
+
+
 def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply: Callable[[dict], Any],
              pool: WorkerPool | None, describe: str = "") -> MotionJob:
     """A running job on the pool's worker (started if needed): ``load`` the config's model, then ``op``."""
+    check_request_size(label, op)
     model = check_model(config.model)
     pool = pool or POOL
     client = pool.get(config)

@@ -64,7 +64,8 @@ class BlenderPreviewStore:
 
 
 def is_preview(action: Any) -> bool:
-    return action is not None and bool(action.get(PREVIEW_KEY, False))
+    """Only an Action whose mark reads as yes (a hand-edited ``"no"`` does not) may be deleted as a preview."""
+    return action is not None and metadata.read_flag(action.get(PREVIEW_KEY, False)) is True
 
 
 def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightPreview:

@@ -22,6 +22,7 @@ WORKER_CODES = ("bad_json", "bad_request", "unknown_op", "invalid_input", "model
 WORKER_EXITED = "worker_exited"        # the process ended (crash, kill, close) before answering
 PROTOCOL_MISMATCH = "protocol_mismatch"  # hello answered with another protocol version
 CANCELLED = "cancelled"
+LINE_TOO_LONG = "line_too_long"  # also the client's own: a request it will not send (the worker would skip it)
 
 # Request limits and choices: a deliberate copy of salad_model/runtime/requests.py (the add-on cannot
 # import salad_model); tests/salad_model/runtime/test_requests.py checks that the two agree. The panel's

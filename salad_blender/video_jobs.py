@@ -22,6 +22,8 @@ from .motion_job import MotionJob, restarter
 from .protocol import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
+VIDEO_STAGE, CLEAN_UP_STAGE = "reading video", "clean-up"  # the worker's progress stages (serving/video_ops.py)
+
 
 def check_video_path(path: str, fov: float | None = None) -> str:
     """The absolute path of a video file the worker can be asked to read, or a JobError saying what is wrong."""
@@ -83,4 +85,6 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
     job = MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
                     describe="Reading the video")
     job.restart = restarter(pool, config)  # the clean-up's load behind a worker stuck in a cancelled request
+    if clean_up is not None:  # the frames read, then the clean-up's steps: each fills half of the bar
+        job.spans = {VIDEO_STAGE: (0.0, 0.5), CLEAN_UP_STAGE: (0.5, 1.0)}
     return job

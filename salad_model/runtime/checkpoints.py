@@ -366,7 +366,10 @@ def load_model(folder: Path) -> ModelBundle:
         if not path.is_file():
             raise CheckpointError(f"weights file not found: {path}")
         try:
-            return {k: v.float() for k, v in load_file(str(path)).items()}
+            # copy=True: load_file's tensors are views of a memory map of the file, so float32 ones (the stats)
+            # changed when the file was overwritten in place while loaded, and a truncated file could crash the
+            # process on access (SIGBUS); a copy is the weights as they were read
+            return {k: v.to(torch.float32, copy=True) for k, v in load_file(str(path)).items()}
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"cannot read {path}: {exc} (corrupt or truncated file)") from exc
 

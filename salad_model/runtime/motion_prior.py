@@ -29,7 +29,7 @@ DEFAULT_STEPS = 20
 
 
 def _denoising_steps(strength: float, steps: int) -> int:
-    """How many of the sampler's ``steps`` a window at ``strength`` is denoised for (at least one)."""
+    """How many of the ``steps`` DDIM steps a window runs at ``strength`` (the tail of the schedule)."""
     return max(1, int(round(strength * steps)))
 
 
@@ -38,8 +38,10 @@ class MotionPriorMixin:
 
     def _clean_window(self, feats: np.ndarray, strength: float, steps: int, seed: int,
                       on_step: Callable[[], None] | None = None) -> np.ndarray:
-        """De-normalised features [F, D] (F a multiple of 4) → cleaned features [F, D]; ``on_step`` after each
-        denoising step (:func:`_denoising_steps` of them)."""
+        """De-normalised features [F, D] (F a multiple of 4) → cleaned features [F, D].
+
+        ``on_step`` is called after every denoising step (progress, and a cancel raised from it stops here).
+        """
         x = (torch.from_numpy(feats).to(self.device) - self.mean) / self.std
         sched = make_scheduler("ddim", self.bundle.diffusion)
         sched.set_timesteps(steps)
@@ -62,7 +64,9 @@ class MotionPriorMixin:
 
         The result is canonicalised (floor, origin, facing +Z at frame 0) like the motion features; the input
         array is not changed. ``strength`` in (0, 1]: the share of the noise schedule the clip is sent back.
-        ``callback(i, n)`` after each denoising step of all windows (it may raise to stop, as in sampling).
+        ``callback(step, steps)`` runs after every denoising step, one running count over all windows (as the
+        shot ops count), so a long clip's clean-up shows progress and a ``Cancelled`` raised there stops it
+        within a step.
         """
         R.check_value("clean_up", strength)
         R.check_value("steps", steps)
@@ -77,12 +81,12 @@ class MotionPriorMixin:
         starts = [0] if total <= win else sorted(set(range(0, total - win, win - overlap)) | {total - win})
         out = np.zeros(feats.shape, np.float64)
         weight = np.zeros(total, np.float64)
-        done, n_steps = 0, len(starts) * _denoising_steps(strength, steps)
+        count, n_steps = [0], len(starts) * _denoising_steps(strength, steps)
 
-        def step() -> None:  # progress and cancel per denoising step: a long clip's clean-up takes a while
-            nonlocal done
-            done += 1
-            callback(done, n_steps)
+        def on_step() -> None:
+            count[0] += 1
+            if callback is not None:
+                callback(count[0], n_steps)
 
         for k, s in enumerate(starts):
             length = min(win, total - s)
@@ -93,7 +97,7 @@ class MotionPriorMixin:
             if k < len(starts) - 1 and overlap:  # w[-0:] is the whole window
                 w[-overlap:] = ramp[::-1]
             out[s:s + length] += w[:, None] * self._clean_window(feats[s:s + length], strength, steps, seed + k,
-                                                                 None if callback is None else step)
+                                                                 on_step)
             weight[s:s + length] += w
         blended = (out / weight[:, None]).astype(np.float32)[:n_poses]
         blended[:, -4:] = (blended[:, -4:] > 0.5).astype(np.float32)  # contacts stay binary

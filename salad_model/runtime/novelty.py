@@ -87,6 +87,7 @@ class Vocabulary:
     @classmethod
     def load(cls, folder: str | Path) -> Vocabulary | None:
         """The model folder's vocabulary, or None when it has none (then nothing is ever flagged)."""
+        import torch
         from safetensors.torch import load_file
 
         folder = Path(folder)
@@ -95,8 +96,9 @@ class Vocabulary:
             return None
         meta = json.loads(jfile.read_text(encoding="utf-8"))
         tensors = load_file(str(tfile))
-        return cls(list(meta["captions"]), list(meta["labels"]), tensors["embeddings"].float(),
-                   tensors["anchor"].float(), float(meta["threshold"]),
+        # copies, not views of the file's memory map (checkpoints.load_model says why)
+        return cls(list(meta["captions"]), list(meta["labels"]), tensors["embeddings"].to(torch.float32, copy=True),
+                   tensors["anchor"].to(torch.float32, copy=True), float(meta["threshold"]),
                    {k: v for k, v in meta.items() if k not in ("captions", "labels")})
 
     def save(self, folder: str | Path) -> None:

@@ -12,6 +12,7 @@ This module holds loading, device choice, checks, text context and decoding; the
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,14 +149,21 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixi
     def prompt_warnings(self, *prompts: str | None) -> list:
         """A :class:`~.novelty.PromptWarning` for each prompt far from the model's training captions.
 
-        Uses the model folder's vocabulary (runtime/novelty.py); a model without one never warns.
+        Uses the model folder's vocabulary (runtime/novelty.py); a model without one never warns, and neither does
+        one whose vocabulary cannot be read (it is optional: a truncated ``vocabulary.safetensors`` failed every
+        generation with an internal error) — that is said once, as a warning on stderr.
         """
         from .novelty import Vocabulary
 
         if not hasattr(self, "_vocabulary"):
             source = self.info.get("source")
             ours = self.info.get("format") != "official" and source
-            self._vocabulary = Vocabulary.load(source) if ours else None
+            try:
+                self._vocabulary = Vocabulary.load(source) if ours else None
+            except Exception as exc:  # noqa: BLE001 - SafetensorError, JSON, missing keys, shapes: all the same here
+                warnings.warn(f"the model's vocabulary in {source} cannot be read ({type(exc).__name__}: {exc}); "
+                              "prompts are not checked against the training captions", RuntimeWarning, stacklevel=2)
+                self._vocabulary = None
         if self._vocabulary is None:
             return []
         found = (self._vocabulary.check(p, self.text_encoder) for p in dict.fromkeys(p for p in prompts if p))

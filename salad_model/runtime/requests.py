@@ -175,6 +175,7 @@ def check_value(name: str, value: Any, field: Field | None = None) -> Any:
             raise InputError(f"{name!r} must be a string, got {short_repr(value)}")
         if f.max_bytes is not None and len(value.encode("utf-8", "surrogatepass")) > f.max_bytes:
             raise InputError(f"{name!r} is too long: at most {f.max_bytes} bytes (UTF-8)")
+        check_unicode(value, repr(name))
         if f.choices is not None and value not in f.choices:
             raise InputError(f"{name!r} must be one of {', '.join(f.choices)}, got {short_repr(value)}")
         return value
@@ -223,6 +224,16 @@ def check_fields(params: dict, allowed: tuple[str, ...] | frozenset[str]) -> dic
 _INVISIBLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
 
 
+def check_unicode(text: str, what: str) -> None:
+    """Refuse a lone surrogate (JSON's ``"\\ud800"`` decodes to one): the tokeniser failed on it with
+    "TextEncodeInput must be Union[...]" (an internal error for ``prompt_tokens``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid Unicode text: a lone surrogate (U+{ord(text[exc.start]):04X}) at "
+                         f"character {exc.start + 1}.") from None
+
+
 def check_prompt_text(text: Any, name: str = "prompt") -> str:
     """A prompt stripped of surrounding whitespace; refuses non-strings, invisible-only and oversized text.
 
@@ -234,6 +245,7 @@ def check_prompt_text(text: Any, name: str = "prompt") -> str:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_PROMPT_BYTES:
         raise InputError(f"The {name} is too long: {size} bytes, at most {MAX_PROMPT_BYTES} (UTF-8).")
+    check_unicode(text, f"The {name}")
     stripped = text.strip()
     if not stripped or all(unicodedata.category(c) in _INVISIBLE or c.isspace() for c in stripped):
         raise InputError(f"The {name} is empty: describe the motion, e.g. 'a person walks forward'.")

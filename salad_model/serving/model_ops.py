@@ -19,6 +19,20 @@ from .process import _log
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def folder_fingerprint(folder: Path, limit: int = 500) -> tuple:
+    """(relative path, size, mtime_ns) of the model folder's files: a folder whose files changed is loaded again.
+
+    Why: ``load`` reused the loaded model whenever the path and device matched, so weights re-exported or
+    re-downloaded into the same folder were never read until the worker restarted (and the add-on sends a ``load``
+    before every job). A deleted folder has no fingerprint: its ``load`` fails clearly, the old model stays.
+    """
+    try:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())[:limit]
+        return tuple((str(p.relative_to(folder)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()])
+    except OSError:
+        return ()
+
+
 class ModelOps:
     """One method per model op; ``self.pipe`` is the loaded SaladPipeline (None until ``load``)."""
 
@@ -62,7 +76,7 @@ class ModelOps:
         if dev.type == "mps" and not (mps is not None and mps.is_available()):
             raise RequestError(P.INVALID_INPUT, "Apple MPS is not available in the worker's Python env")
         path = DEMO_MODEL_DIR if model == "demo" else Path(model).expanduser()
-        key = (str(path.resolve()), str(dev))
+        key = (str(path.resolve()), str(dev), folder_fingerprint(path))
         if self.pipe is not None and key == self._model_key and not params.get("reload"):
             return {**self.model_info(), "reused": True}
         self._progress(rid, "load", 1, 3, detail="reading weights")

@@ -2,11 +2,11 @@
 
 With ``clean_up`` (a strength in (0, 1], e.g. 0.6) the loaded model's motion-prior clean-up
 (:mod:`salad_model.runtime.motion_prior`) follows the extraction; that needs a loaded model (``no_model``
-otherwise, before the video is read) and is recorded in ``meta.clean_up``; its denoising steps are
-progress events of stage ``"cleaning up"``, a cancel is seen between them.
+otherwise, before the video is read) and is recorded in ``meta.clean_up``.
 
-Mixed into the worker like :mod:`shot_ops`. Progress events count frames read (stage ``"reading video"``); a
-cancel is seen after the frame in flight. Bad videos (not a video, unreadable codec, no person, partly out of
+Mixed into the worker like :mod:`shot_ops`. Progress events count frames read (stage ``"reading video"``), then
+the clean-up's denoising steps over all its windows (stage ``"clean-up"``); a cancel is seen after the frame or
+step in flight. Bad videos (not a video, unreadable codec, no person, partly out of
 frame, too short, the ``video`` extra missing) are ``invalid_input`` errors with the reason; several people
 are a warning in ``meta.warnings`` (the largest person is followed). Without ``clean_up`` torch is not needed.
 """
@@ -21,7 +21,7 @@ from .errors import RequestError
 VIDEO_FIELDS: dict[str, tuple[str, ...]] = {"video": ("path", "fov", "max_seconds", "clean_up")}
 VIDEO_OPS = tuple(VIDEO_FIELDS)
 VIDEO_STAGE = "reading video"
-CLEAN_UP_STAGE = "cleaning up"  # the clean-up's denoising steps (progress per step; a cancel stops between steps)
+CLEAN_UP_STAGE = "clean-up"  # the motion-prior clean-up: one count over every window's denoising steps
 
 
 class VideoOps:
@@ -51,7 +51,9 @@ class VideoOps:
         if pipe is not None:
             from ..video.extract import clean_video_motion
 
-            m = clean_video_motion(m, pipe, strength, self._step_callback(rid, CLEAN_UP_STAGE))  # cancellable
+            with self._lock:
+                self._step = 0  # the cancel's step count starts again with the clean-up's steps
+            m = clean_video_motion(m, pipe, strength, callback=self._step_callback(rid, CLEAN_UP_STAGE))
         contacts = np.asarray(m.contacts, bool)  # [T-1, 4]: each frame's step to the next one
         # the worker's motions carry one row per frame (as generate's do): the last frame keeps its
         # predecessor's flags, so the add-on's foot pinning takes the result as it takes a generated one

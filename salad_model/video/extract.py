@@ -130,12 +130,13 @@ def with_path_of(pose: np.ndarray, path: np.ndarray, fps: float = MODEL_FPS, sig
     return out + path[:, :1] * np.array([1.0, 0.0, 1.0])
 
 
-def clean_video_motion(motion: VideoMotion, pipe, strength: float, callback=None) -> VideoMotion:  # noqa: ANN001
+def clean_video_motion(motion: VideoMotion, pipe, strength: float,
+                       callback: Callable[[int, int], None] | None = None) -> VideoMotion:
     """``motion`` after the model's motion-prior clean-up (``pipe.clean_motion``); a new VideoMotion.
 
     The cleaned body keeps the video's root path and heading (:func:`with_path_of`). The model (a loaded
     ``SaladPipeline``) is passed in, so this module stays torch-free. The recipe goes in ``meta["clean_up"]``.
-    ``callback(i, n)``: after each denoising step (progress; it may raise to cancel).
+    ``callback(step, steps)``: after every denoising step (the worker's progress and cancel).
     """
     m = pipe.clean_motion(motion.joints, strength=strength, callback=callback)
     raw = canonicalize(np.asarray(motion.joints, np.float64))

@@ -100,3 +100,36 @@ def test_cancel_before_an_answer():
     job.cancel()
     assert job.finished and job.state == "cancelled" and pending.cancelled
     assert job.poll()  # a finished job stays finished
+
+
+class Running(Answer):
+    """A request still running: its worker stage, step and progress as the client's Job keeps them."""
+
+    def __init__(self):
+        super().__init__()
+        self.done, self.stage = False, ""
+
+    def at(self, stage, step, steps):
+        self.stage, self.step, self.steps, self.progress = stage, step, steps, step / steps
+        return self
+
+
+def test_a_second_worker_stage_is_named_and_fills_its_own_share_of_the_bar():
+    """Audit 5: the video import's clean-up counted its steps from 0 again under 'Reading the video' (the bar
+    jumped back); with spans each stage fills its share and the status names the clean-up."""
+    video = Running()
+    client = ScriptedClient({"load": Answer({}), "video": video})
+    job = motion_job.MotionJob("video", "Import from video", client, Answer({"pid": 1}), load={"op": "load"},
+                               op={"op": "video"}, apply=lambda r: r, describe="Reading the video")
+    job.spans = {"reading video": (0.0, 0.5), "clean-up": (0.5, 1.0)}
+    lo, hi = motion_job._RANGES["run"]
+    job.poll()
+    video.at("reading video", 60, 60)
+    job.poll()
+    read_done = job.progress
+    assert abs(read_done - (lo + 0.5 * (hi - lo))) < 1e-9 and job.status == "Reading the video: step 60/60"
+    video.at("clean-up", 3, 12)
+    job.poll()
+    assert job.progress > read_done  # never backwards
+    assert abs(job.progress - (lo + (0.5 + 0.5 * 3 / 12) * (hi - lo))) < 1e-9
+    assert job.status == "Cleaning up the motion (motion prior): step 3/12"

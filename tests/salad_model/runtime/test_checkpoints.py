@@ -170,3 +170,22 @@ def test_our_format_errors(tmp_path):
 def test_bundle_type():
     b = random_bundle("tiny")
     assert isinstance(b, ModelBundle) and isinstance(b.vae, VAE) and isinstance(b.denoiser, Denoiser)
+
+
+def test_loaded_weights_do_not_change_with_their_files(tmp_path):
+    """Audit 5: safetensors' tensors are views of a memory map of the file, so the float32 stats of a loaded model
+    changed when the folder's files were overwritten in place (a re-export or re-download into the same folder):
+    the worker's generations changed under a model it said it reused. The loader now copies."""
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    save_model(random_bundle("tiny", seed=0), a)
+    save_model(random_bundle("tiny", seed=1), b)
+    bundle = load_model(a)
+    mean, std = bundle.mean.clone(), bundle.std.clone()
+    weights = {k: v.clone() for k, v in bundle.denoiser.state_dict().items()}
+    for f in ("stats.safetensors", "denoiser.safetensors"):
+        shutil.copy(b / f, a / f)  # in place: the same inode, new bytes
+    assert not torch.equal(load_model(a).mean, mean)  # the files did change
+    assert torch.equal(bundle.mean, mean) and torch.equal(bundle.std, std)  # exactly: nothing aliases the file
+    assert all(torch.equal(v, weights[k]) for k, v in bundle.denoiser.state_dict().items())

@@ -109,26 +109,6 @@ def test_bad_overlap_is_a_clear_error(tiny_pipeline, walk, overlap):
         tiny_pipeline.clean_motion(walk, overlap=overlap)
 
 
-def test_the_callback_counts_every_denoising_step_of_every_window(tiny_pipeline, walk):
-    """callback(i, n) after each step: n = windows × steps at that strength (several windows here,
-    2 of 4 steps at strength 0.5), and an exception raised in it stops the clean-up (how the worker cancels)."""
-    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
-    seen = []
-    tiny_pipeline.clean_motion(long, strength=0.5, steps=4, callback=lambda i, n: seen.append((i, n)))
-    n = len(seen)
-    assert n > 2 and n % 2 == 0 and seen == [(i, n) for i in range(1, n + 1)]
-
-    class Stop(Exception):
-        pass
-
-    def stop_at_3(i, n):
-        if i == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        tiny_pipeline.clean_motion(long, strength=0.5, steps=4, callback=stop_at_3)
-
-
 def test_frames_seen_by_one_window_only_are_that_windows_clean_up(tiny_pipeline, walk):
     """Where only one window covers a frame (before the next one starts, after the previous one ends) the result is
     that window cleaned on its own with its own seed (seed + window): windows placed, seeded and weighted right
@@ -158,3 +138,23 @@ def test_frames_seen_by_one_window_only_are_that_windows_clean_up(tiny_pipeline,
     a, b = w0[lo:hi, None] * first[lo:hi], w1[: hi - lo, None] * last[: hi - lo]
     want = (a + b) / (w0[lo:hi, None] + w1[: hi - lo, None])
     np.testing.assert_allclose(got[lo:hi, :-4], want[:, :-4], atol=1e-5)
+def test_callback_counts_every_denoising_step_and_a_cancel_stops_the_clean_up(tiny_pipeline, walk):
+    """Audit 5: one running count over every window's steps (progress for a long clip); Cancelled stops it."""
+    from salad_model.runtime.sampling import Cancelled
+
+    long = np.concatenate([walk] + [walk[1:] + (walk[-1, 0] - walk[0, 0]) * [1, 0, 1]] * 3)
+    seen: list[tuple[int, int]] = []
+    tiny_pipeline.clean_motion(long, strength=0.5, steps=8, callback=lambda i, n: seen.append((i, n)))
+    n = seen[-1][1]
+    assert n % 4 == 0 and n >= 8  # 4 of 8 steps per window, at least two windows
+    assert seen == [(i, n) for i in range(1, n + 1)]
+
+    def stop_at_3(i: int, n: int) -> None:
+        if i == 3:
+            raise Cancelled()
+        seen.append((i, n))
+
+    seen.clear()
+    with pytest.raises(Cancelled):
+        tiny_pipeline.clean_motion(long, strength=0.5, steps=8, callback=stop_at_3)
+    assert seen == [(1, n), (2, n)]

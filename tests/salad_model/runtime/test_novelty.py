@@ -149,3 +149,25 @@ def test_worker_result_carries_the_warning(tmp_path: Path, tiny_model_dir: Path)
         w.close()
     assert got_far["prompt_warning"]["prompt"] == far_prompt and len(got_far["prompt_warning"]["nearest"]) == 3
     assert got_near["prompt_warning"] is None
+
+
+@pytest.mark.parametrize("damage", ["truncated tensors", "broken json", "json without captions"])
+def test_an_unreadable_vocabulary_turns_the_warnings_off(tiny_encoder, tmp_path: Path, damage: str) -> None:
+    """Audit 5: the vocabulary is optional, but a truncated vocabulary.safetensors made every generation of the model
+    fail (the worker checks each prompt with it and answered 'internal: SafetensorError ...'). Now it warns once and
+    checks nothing."""
+    bundle = random_bundle("tiny", seed=0)
+    bundle.info.update(source=str(tmp_path), format="salad-blender/1")
+    Vocabulary(KNOWN, LABELS, sentence_embeddings(tiny_encoder, KNOWN), anchor_embedding(tiny_encoder),
+               2.0).save(tmp_path)
+    tensors, meta = tmp_path / VOCAB_TENSORS, tmp_path / VOCAB_JSON
+    if damage == "truncated tensors":
+        tensors.write_bytes(tensors.read_bytes()[: tensors.stat().st_size // 3])
+    elif damage == "broken json":
+        meta.write_text(meta.read_text()[:50])
+    else:
+        meta.write_text(json.dumps({"threshold": 0.5}))
+    pipe = SaladPipeline(bundle, text_encoder=tiny_encoder, device="cpu")
+    with pytest.warns(RuntimeWarning, match="vocabulary .* cannot be read"):
+        assert pipe.prompt_warnings("a person plays guitar") == []
+    assert pipe.prompt_warnings("a person plays guitar") == []  # said once: the folder is not read again

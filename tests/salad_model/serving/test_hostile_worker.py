@@ -104,6 +104,24 @@ def test_invisible_prompts_are_refused(hw, prompt):
         assert code_of(hw, json.dumps(req).encode()) == P.INVALID_INPUT
 
 
+@pytest.mark.parametrize("op, field", [("generate", "prompt"), ("prompt_tokens", "prompt"),
+                                       ("edit", "edit_prompt"), ("compose", "segments")])
+def test_a_lone_surrogate_in_a_prompt_is_named(hw, op, field):
+    """Audit 5: JSON's "\\ud800" decodes to a lone surrogate; the tokeniser then failed ("TextEncodeInput must be
+    Union[...]": invalid_input for generate, an internal error for prompt_tokens)."""
+    text = "a person walks \ud800"
+    req = {"id": "u", "op": op, "prompt": text, "frames": 40}
+    if op == "prompt_tokens":
+        req = {"id": "u", "op": op, "prompt": text}
+    elif op == "edit":
+        req = {"id": "u", "op": op, "source_prompt": "a person walks", "edit_prompt": text, "frames": 40}
+    elif op == "compose":
+        req = {"id": "u", "op": op, "segments": [{"prompt": text, "seconds": 2.0}]}
+    ev = answer(hw, json.dumps(req).encode())  # json.dumps writes the surrogate as the escape \ud800
+    assert ev["event"] == "error" and ev["code"] == P.INVALID_INPUT, ev
+    assert "lone surrogate (U+D800) at character 16" in ev["message"]
+
+
 def test_prompt_and_line_size_caps(hw):
     big = {"id": "b", "op": "prompt_tokens", "prompt": "walk " * 1000}  # 5 KB > the prompt cap
     assert code_of(hw, json.dumps(big).encode()) == P.INVALID_INPUT
