@@ -116,15 +116,15 @@ def edit_blocker(obj: Any) -> str:
     return metadata.metadata_problem(act) or regenerate_blocker(act)
 
 
-def real_edit_blocker(obj: Any) -> str:
-    """Why "Edit Animation with Text" cannot run on the object."""
+def real_edit_blocker(obj: Any, what: str = "edit") -> str:
+    """Why "Edit Animation with Text" (or another job on the played action: ``what`` it does) cannot run."""
     obj = armature_of(obj)
     why = armature_blocker(obj)
     if why:
         return why
     ad = getattr(obj, "animation_data", None)
     if ad is None or ad.action is None:
-        return f"'{obj.name}' plays no action to edit"
+        return f"'{obj.name}' plays no action to {what}"
     if getattr(ad, "use_tweak_mode", False):
         return f"'{obj.name}' is in NLA tweak mode"
     return ""
