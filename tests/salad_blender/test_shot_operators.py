@@ -174,3 +174,17 @@ def test_shot_buttons_are_greyed_out_saying_why_with_nothing_to_act_on(addon):
     assert bpy.ops.salad.regenerate_parts.poll() and bpy.ops.salad.inbetween.poll()
     assert bpy.ops.salad.shot_segment_add() == {"FINISHED"} and bpy.ops.salad.generate_shot.poll()
     assert cube.name == "Cube"
+
+
+def test_every_sub_panel_of_edit_motion_starts_closed():
+    """ui5: Regenerate Parts alone was open by default — eleven rows of part toggles under 'Select an armature that
+    plays an action' in a new file, pushing the Shot panel out of the sidebar; the guide says every edit kind starts
+    closed."""
+    from salad_blender import action_library, panels
+
+    subs = [c for m in (panels, shot_panels, action_library) for c in vars(m).values()
+            if isinstance(c, type) and issubclass(c, bpy.types.Panel)
+            and getattr(c, "bl_parent_id", "") == "SALAD_PT_edit"]
+    assert shot_panels.SALAD_PT_regenerate_parts in subs and len(subs) >= 6
+    assert all("DEFAULT_CLOSED" in getattr(c, "bl_options", set()) for c in subs), \
+        [c.__name__ for c in subs if "DEFAULT_CLOSED" not in getattr(c, "bl_options", set())]
