@@ -243,11 +243,15 @@ class SALAD_OT_cancel(bpy.types.Operator):
         return say_no(cls, "" if any(RUNNER.busy(slot) for slot in RUNNER.SLOTS) else "No SALAD job is running")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        job = getattr(RUNNER, self.which)
+        which = self.which
+        if not RUNNER.busy(which):  # F3 / the menu name no job: the one that runs (the poll said one does)
+            which = next((slot for slot in RUNNER.SLOTS if RUNNER.busy(slot)), which)
+        job = getattr(RUNNER, which)
         if job is None or job.finished:
+            self.report({"INFO"}, "No SALAD job is running")
             return {"CANCELLED"}
         job.cancel()
-        RUNNER.finished(self.which, job)
+        RUNNER.finished(which, job)
         redraw()
         self.report({"INFO"}, job.message)
         return {"FINISHED"}

@@ -1,4 +1,4 @@
-"""Esc cancels the running SALAD job (ui5): a Window key map item of the add-on's key configuration."""
+"""Cancelling the running SALAD job: Esc (ui5: a Window key map item of the add-on key configuration) and the menu."""
 
 from needs import require_module
 
@@ -74,3 +74,14 @@ def test_the_esc_item_goes_with_the_add_on(addon):  # noqa: F811 - the fixture
         addon_utils.enable("salad_blender", default_set=True)
     assert len(esc_items()) == 1  # enabled again: one item, not two
     assert bpy.app.handlers.frame_change_post[:].count(keymaps._frame_changed) == 1
+
+
+def test_cancel_from_the_menu_cancels_the_job_that_runs(addon):  # noqa: F811 - the fixture
+    """Object ▸ Animation ▸ SALAD ▸ Cancel (and F3) name no job: it was enabled while Check Worker ran but cancelled
+    only a generation, so the click did nothing and said nothing."""
+    assert bpy.ops.salad.check_worker() == {"FINISHED"}  # in the background
+    job = runner.RUNNER.check
+    assert not job.finished and not runner.RUNNER.busy("motion")
+    assert bpy.ops.salad.cancel.poll()
+    assert bpy.ops.salad.cancel() == {"FINISHED"}
+    assert job.finished and job.state == "cancelled"
