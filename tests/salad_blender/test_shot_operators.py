@@ -188,3 +188,16 @@ def test_every_sub_panel_of_edit_motion_starts_closed():
     assert shot_panels.SALAD_PT_regenerate_parts in subs and len(subs) >= 6
     assert all("DEFAULT_CLOSED" in getattr(c, "bl_options", set()) for c in subs), \
         [c.__name__ for c in subs if "DEFAULT_CLOSED" not in getattr(c, "bl_options", set())]
+
+
+def test_every_duration_reads_and_takes_seconds(addon):
+    """ui5: the Shot panel's durations had unit TIME, which Blender shows and parses as a bare number ('3.0'; typing
+    '5 s' was refused) beside Text to Motion's '4 s'; all are TIME_ABSOLUTE (seconds) and named Duration."""
+    shot = bpy.context.scene.salad_shot
+    segment = shot.segments.add()
+    props = [(type(segment), "seconds"), (type(shot), "continue_seconds"), (type(shot), "inbetween_seconds"),
+             (type(bpy.context.scene.salad), "seconds")]
+    for cls, name in props:
+        prop = cls.bl_rna.properties[name]
+        assert (prop.unit, prop.name) == ("TIME_ABSOLUTE", "Duration"), (cls.__name__, name)
+    assert bpy.utils.units.to_string("METRIC", "TIME", segment.seconds) == "4 s"
