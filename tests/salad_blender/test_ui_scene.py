@@ -199,6 +199,22 @@ class MenuProxy:
         self.layout = layout
 
 
+def test_video_import_is_in_file_import(registered):
+    """ui5: Import Motion from Video was only in Object ▸ Animation ▸ SALAD (and F3); Blender keeps its importers
+    (BVH, FBX) in File ▸ Import, where an animator looks for one."""
+    from salad_blender import menus
+
+    assert menus.draw_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    calls = []
+    menus.draw_import(MenuProxy(FakeMenuLayout(calls)), bpy.context)
+    assert calls == [("op", "salad.import_video")]
+    salad_blender.unregister()
+    try:
+        assert menus.draw_import not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    finally:
+        salad_blender.register()
+
+
 def test_preferences_put_setup_first_and_warn_offline_only_without_a_worker(registered, monkeypatch):
     from types import SimpleNamespace
 
