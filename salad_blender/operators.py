@@ -155,6 +155,12 @@ class SALAD_OT_mirror(_EditOperator, bpy.types.Operator):
 
     side: EnumProperty(name="Side", default="all", items=MIRROR_SIDE_ITEMS)
 
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
+        """Each of Mirror Legs / Arms / All says what it mirrors (one shared tooltip said "legs, arms or all")."""
+        what = {key: text for key, _label, text in MIRROR_SIDE_ITEMS}.get(properties.side, "")
+        return f"{what} of the active SALAD action, left/right, into a new Action" if what else cls.__doc__
+
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return self.start_edit(context, mirror=self.side, mirror_method=settings(context).mirror_method)
 

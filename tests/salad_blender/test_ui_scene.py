@@ -313,3 +313,16 @@ def test_action_list_ab_toggle_and_push_to_nla(registered, walk):
 
     name = edit.name
     assert bpy.ops.salad.delete_action(action=name) == {"FINISHED"} and name not in bpy.data.actions
+
+
+def test_mirror_buttons_each_say_what_they_mirror(registered):
+    """ui5: Mirror Legs, Mirror Arms and Mirror All (panel, menu, F3) had one tooltip, 'left/right (legs, arms or
+    all)'; each now names its side."""
+    from types import SimpleNamespace
+
+    from salad_blender import operators
+
+    tips = {side: operators.SALAD_OT_mirror.description(bpy.context, SimpleNamespace(side=side))
+            for side in ("lower", "upper", "all")}
+    assert "legs" in tips["lower"] and "arms" in tips["upper"] and "whole body" in tips["all"]
+    assert len(set(tips.values())) == 3 and all("new Action" in t for t in tips.values())
