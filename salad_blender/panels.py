@@ -107,11 +107,8 @@ def draw_rig(layout: bpy.types.UILayout, context: bpy.types.Context, s) -> None:
         layout.prop(s, "bone_map_source", expand=True)
         layout.prop(s, "bone_map_text" if s.bone_map_source == "TEXT" else "bone_map_file")
     obj = active_rig(context)
-    why = ui_state.armature_blocker(obj)
-    if why:
-        layout.label(text=why, icon="ERROR")
-        return
-    name, error = detected_rig(obj, s.rig_preset)
+    why = ui_state.armature_blocker(obj) or ui_state.linked_blocker(obj)
+    name, error = ("", why) if why else detected_rig(obj, s.rig_preset)
     if error:
         for i, line in enumerate(ui_state.fit_lines(error, text_width(context) - 4, 3)):
             layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
