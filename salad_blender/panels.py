@@ -306,8 +306,9 @@ class SALAD_PT_edit_real(_SaladPanel, bpy.types.Panel):
         layout = self.layout
         obj = active_rig(context)
         why = ui_state.real_edit_blocker(obj)
-        if why:
-            layout.label(text=why, icon="INFO")
+        if why:  # wrapped: a linked rig's advice is three lines in the default sidebar
+            for i, line in enumerate(ui_state.fit_lines(why, text_width(context) - 4, 3)):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
             return
         s = context.scene.salad
         layout.label(text=obj.animation_data.action.name, icon="ACTION")

@@ -84,3 +84,7 @@ def test_the_panels_say_a_linked_armature_cannot_take_a_motion_before_a_click(li
     for op in ("continue_action", "regenerate_parts", "edit_real", "edit_prompt", "mirror"):
         assert not getattr(bpy.ops.salad, op).poll(), op
     assert "library override" in ui_state.edit_blocker(linked)
+    calls = []
+    panels.SALAD_PT_edit_real.draw(SimpleNamespace(layout=FakeLayout(calls)), bpy.context)
+    lines = [c[1] for c in calls if c[0] == "label"]
+    assert " ".join(lines) == ui_state.real_edit_blocker(linked) and len(lines) > 1  # wrapped, not cut with '…'
