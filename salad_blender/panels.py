@@ -270,16 +270,22 @@ def _draw_live_preview(layout: bpy.types.UILayout, context: bpy.types.Context) -
         return
     if session is None or not session.active:
         why = preview_actions.preview_blocker(context)
-        layout.label(text=why if why else "Move the weight to preview", icon="INFO" if why else "HIDE_OFF")
+        _wrapped(layout, context, why or "Move the weight to preview", "INFO" if why else "HIDE_OFF")
         return
     busy = session.job is not None or session.pending is not None
     shown = f"Previewing ×{session.shown[1]:g}" if session.shown else "Preview"
     layout.label(text=f"{shown}{' (updating…)' if busy else ''}", icon="HIDE_OFF")
     if session.message:
-        layout.label(text=session.message, icon="ERROR")
+        _wrapped(layout, context, session.message, "ERROR")
     row = layout.row(align=True)
     row.operator("salad.preview_apply", icon="CHECKMARK")
     row.operator("salad.preview_discard", icon="X")
+
+
+def _wrapped(layout: bpy.types.UILayout, context: bpy.types.Context, text: str, icon: str, lines: int = 3) -> None:
+    """A message over up to ``lines`` labels (one label is cut with "…" in the default sidebar)."""
+    for i, line in enumerate(ui_state.fit_lines(text, text_width(context) - 4, lines)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 class SALAD_PT_edit_mirror(_EditSubPanel, bpy.types.Panel):
