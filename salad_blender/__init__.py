@@ -50,6 +50,7 @@ def register() -> None:
 
     from . import (
         action_library,
+        keymaps,
         menus,
         operators,
         panels,
@@ -65,7 +66,7 @@ def register() -> None:
 
     for cls in (*preferences.classes, *settings.classes, *operators.classes, *panels.classes,
                 *action_library.classes, *menus.classes, *shot_settings.classes, *shot_operators.classes,
-                *shot_panels.classes, *video_operators.classes, *preview_actions.CLASSES):
+                *shot_panels.classes, *video_operators.classes, *preview_actions.CLASSES, *keymaps.CLASSES):
         bpy.utils.register_class(cls)
         _registered.append(cls)
     settings.register()
@@ -74,14 +75,16 @@ def register() -> None:
     preview_actions.register()
     panels.register_status()
     menus.register()
+    keymaps.register()
 
 
 def unregister() -> None:
     """Stop jobs and the worker, then unregister everything in reverse order."""
     import bpy
 
-    from . import menus, panels, preview_actions, runner, settings, shot_settings
+    from . import keymaps, menus, panels, preview_actions, runner, settings, shot_settings
 
+    keymaps.unregister()
     menus.unregister()
     panels.unregister_status()
     preview_actions.unregister()

@@ -1,4 +1,5 @@
-"""The SALAD submenu of Object ▸ Animation and Pose ▸ Animation, so F3 search finds every operator.
+"""The SALAD submenu of Object ▸ Animation and Pose ▸ Animation, so F3 search finds every operator, and the
+video import in File ▸ Import, where Blender keeps its importers (BVH, FBX) and animators look for one.
 
 Blender's Pose menu shows the same "Animation" submenu (``VIEW3D_MT_object_animation``) as the
 Object menu, so one entry serves both modes.
@@ -44,15 +45,19 @@ def draw_entry(self, context: bpy.types.Context) -> None:
     self.layout.menu(SALAD_MT_animation.bl_idname)
 
 
-MENUS = ("VIEW3D_MT_object_animation",)
+def draw_import(self, context: bpy.types.Context) -> None:
+    self.layout.operator("salad.import_video", text="Motion from Video (SALAD)")
+
+
+MENUS = (("VIEW3D_MT_object_animation", draw_entry), ("TOPBAR_MT_file_import", draw_import))
 classes = (SALAD_MT_animation,)
 
 
 def register() -> None:
-    for name in MENUS:
-        getattr(bpy.types, name).append(draw_entry)
+    for name, draw in MENUS:
+        getattr(bpy.types, name).append(draw)
 
 
 def unregister() -> None:
-    for name in MENUS:
-        getattr(bpy.types, name).remove(draw_entry)
+    for name, draw in MENUS:
+        getattr(bpy.types, name).remove(draw)

@@ -155,6 +155,12 @@ class SALAD_OT_mirror(_EditOperator, bpy.types.Operator):
 
     side: EnumProperty(name="Side", default="all", items=MIRROR_SIDE_ITEMS)
 
+    @classmethod
+    def description(cls, context: bpy.types.Context, properties: bpy.types.OperatorProperties) -> str:
+        """Each of Mirror Legs / Arms / All says what it mirrors (one shared tooltip said "legs, arms or all")."""
+        what = {key: text for key, _label, text in MIRROR_SIDE_ITEMS}.get(properties.side, "")
+        return f"{what} of the active SALAD action, left/right, into a new Action" if what else cls.__doc__
+
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return self.start_edit(context, mirror=self.side, mirror_method=settings(context).mirror_method)
 
@@ -243,11 +249,15 @@ class SALAD_OT_cancel(bpy.types.Operator):
         return say_no(cls, "" if any(RUNNER.busy(slot) for slot in RUNNER.SLOTS) else "No SALAD job is running")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        job = getattr(RUNNER, self.which)
+        which = self.which
+        if not RUNNER.busy(which):  # F3 / the menu name no job: the one that runs (the poll said one does)
+            which = next((slot for slot in RUNNER.SLOTS if RUNNER.busy(slot)), which)
+        job = getattr(RUNNER, which)
         if job is None or job.finished:
+            self.report({"INFO"}, "No SALAD job is running")
             return {"CANCELLED"}
         job.cancel()
-        RUNNER.finished(self.which, job)
+        RUNNER.finished(which, job)
         redraw()
         self.report({"INFO"}, job.message)
         return {"FINISHED"}

@@ -107,11 +107,8 @@ def draw_rig(layout: bpy.types.UILayout, context: bpy.types.Context, s) -> None:
         layout.prop(s, "bone_map_source", expand=True)
         layout.prop(s, "bone_map_text" if s.bone_map_source == "TEXT" else "bone_map_file")
     obj = active_rig(context)
-    why = ui_state.armature_blocker(obj)
-    if why:
-        layout.label(text=why, icon="ERROR")
-        return
-    name, error = detected_rig(obj, s.rig_preset)
+    why = ui_state.armature_blocker(obj) or ui_state.linked_blocker(obj)
+    name, error = ("", why) if why else detected_rig(obj, s.rig_preset)
     if error:
         for i, line in enumerate(ui_state.fit_lines(error, text_width(context) - 4, 3)):
             layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
@@ -273,16 +270,22 @@ def _draw_live_preview(layout: bpy.types.UILayout, context: bpy.types.Context) -
         return
     if session is None or not session.active:
         why = preview_actions.preview_blocker(context)
-        layout.label(text=why if why else "Move the weight to preview", icon="INFO" if why else "HIDE_OFF")
+        _wrapped(layout, context, why or "Move the weight to preview", "INFO" if why else "HIDE_OFF")
         return
     busy = session.job is not None or session.pending is not None
     shown = f"Previewing ×{session.shown[1]:g}" if session.shown else "Preview"
     layout.label(text=f"{shown}{' (updating…)' if busy else ''}", icon="HIDE_OFF")
     if session.message:
-        layout.label(text=session.message, icon="ERROR")
+        _wrapped(layout, context, session.message, "ERROR")
     row = layout.row(align=True)
     row.operator("salad.preview_apply", icon="CHECKMARK")
     row.operator("salad.preview_discard", icon="X")
+
+
+def _wrapped(layout: bpy.types.UILayout, context: bpy.types.Context, text: str, icon: str, lines: int = 3) -> None:
+    """A message over up to ``lines`` labels (one label is cut with "…" in the default sidebar)."""
+    for i, line in enumerate(ui_state.fit_lines(text, text_width(context) - 4, lines)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 class SALAD_PT_edit_mirror(_EditSubPanel, bpy.types.Panel):
@@ -309,8 +312,9 @@ class SALAD_PT_edit_real(_SaladPanel, bpy.types.Panel):
         layout = self.layout
         obj = active_rig(context)
         why = ui_state.real_edit_blocker(obj)
-        if why:
-            layout.label(text=why, icon="INFO")
+        if why:  # wrapped: a linked rig's advice is three lines in the default sidebar
+            for i, line in enumerate(ui_state.fit_lines(why, text_width(context) - 4, 3)):
+                layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
             return
         s = context.scene.salad
         layout.label(text=obj.animation_data.action.name, icon="ACTION")

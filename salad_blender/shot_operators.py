@@ -11,7 +11,7 @@ import random
 import bpy
 from bpy.props import EnumProperty, IntProperty
 
-from . import jobs, metadata, preferences, shot_jobs
+from . import jobs, metadata, preferences, shot_jobs, ui_state
 from . import shot_inputs as si
 from .operators import _JobOperator, say_no
 from .settings import active_rig, scene_range, settings, target_from
@@ -137,6 +137,11 @@ class SALAD_OT_generate_shot(_JobOperator, bpy.types.Operator):
     bl_idname = "salad.generate_shot"
     bl_label = "Generate Shot"
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _JobOperator.poll.__func__(cls, context) and say_no(
+            cls, "" if shot_settings(context).segments else "Add a segment (+) to the shot first")
+
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return shot_jobs.start_compose(preferences.worker_config(context), segments_from(shot_settings(context)),
                                        shot_sampling(context), target_from(context, settings(context)))
@@ -163,8 +168,19 @@ class _AnimationJobOperator(_JobOperator):
 
     One place reads what these share: the worker, how the sources are sampled, the Text to Motion panel's
     rig, foot pinning and scene-range choice; a subclass says only which job it starts with which of its
-    panel's fields.
+    panel's fields. Its button is greyed out, saying why, while there is nothing to act on.
     """
+
+    what = "continue"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _JobOperator.poll.__func__(cls, context) and say_no(cls, cls.blocker(context))
+
+    @classmethod
+    def blocker(cls, context: bpy.types.Context) -> str:
+        """Why the job cannot start on the active object ("" when it can)."""
+        return ui_state.real_edit_blocker(active_rig(context), cls.what)
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return self.start(context, shot_settings(context), preferences.worker_config(context),
@@ -194,6 +210,15 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
     bl_idname = "salad.inbetween"
     bl_label = "In-between"
 
+    @classmethod
+    def blocker(cls, context: bpy.types.Context) -> str:
+        """A and B are picked; the armature need not play anything (B is played on it while it is sampled)."""
+        s = shot_settings(context)
+        why = ui_state.armature_blocker(active_rig(context))
+        if why or (s.action_a is not None and s.action_b is not None):
+            return why
+        return "Pick both actions: A (before the gap) and B (after it)"
+
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
         return shot_jobs.start_inbetween(config, active_rig(context), s.action_a, s.action_b, s.inbetween_prompt,
@@ -205,6 +230,12 @@ class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
 
     bl_idname = "salad.regenerate_parts"
     bl_label = "Regenerate Parts"
+    what = "regenerate"
+
+    @classmethod
+    def blocker(cls, context: bpy.types.Context) -> str:
+        why = super().blocker(context)
+        return why or ("" if shot_settings(context).parts else "No body part selected: tick the parts to regenerate")
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:

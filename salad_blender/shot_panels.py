@@ -129,6 +129,7 @@ class SALAD_PT_regenerate_parts(bpy.types.Panel):
     bl_category = "SALAD"
     bl_label = "Regenerate Parts"
     bl_parent_id = EDIT_PANEL
+    bl_options = {"DEFAULT_CLOSED"}  # like the Edit panel's other sub-panels: open, it pushed the Shot panel down
 
     def draw(self, context: bpy.types.Context) -> None:
         s = context.scene.salad_shot

@@ -76,6 +76,15 @@ def armature_blocker(obj: Any) -> str:
     return ""
 
 
+def linked_blocker(obj: Any) -> str:
+    """Why a linked armature cannot take a motion: Python could assign it an action, but the file keeps the
+    library's (the result would be lost on reload)."""
+    lib = getattr(obj, "library", None)
+    if lib is None:
+        return ""
+    return f"'{obj.name}' is linked from the library '{lib.name}': make it a library override to animate it"
+
+
 def playing_action(obj: Any) -> Any:
     """The action an object plays (None without animation data)."""
     ad = getattr(obj, "animation_data", None)
@@ -105,7 +114,7 @@ def regenerate_blocker(action: Any) -> str:
 def edit_blocker(obj: Any) -> str:
     """Why the SALAD edits (new prompt, re-weight, mirror, attention of the action) cannot run."""
     obj = armature_of(obj)
-    why = armature_blocker(obj)
+    why = armature_blocker(obj) or linked_blocker(obj)
     if why:
         return why
     act = playing_action(obj)
@@ -116,15 +125,15 @@ def edit_blocker(obj: Any) -> str:
     return metadata.metadata_problem(act) or regenerate_blocker(act)
 
 
-def real_edit_blocker(obj: Any) -> str:
-    """Why "Edit Animation with Text" cannot run on the object."""
+def real_edit_blocker(obj: Any, what: str = "edit") -> str:
+    """Why "Edit Animation with Text" (or another job on the played action: ``what`` it does) cannot run."""
     obj = armature_of(obj)
-    why = armature_blocker(obj)
+    why = armature_blocker(obj) or linked_blocker(obj)
     if why:
         return why
     ad = getattr(obj, "animation_data", None)
     if ad is None or ad.action is None:
-        return f"'{obj.name}' plays no action to edit"
+        return f"'{obj.name}' plays no action to {what}"
     if getattr(ad, "use_tweak_mode", False):
         return f"'{obj.name}' is in NLA tweak mode"
     return ""

@@ -62,3 +62,29 @@ def test_a_library_override_of_the_armature_is_edited(linked):
     bpy.context.scene.salad_shot.continue_prompt = "a person sits"
     assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
     assert over.animation_data.action.name == "SALAD: a person walks + a person sits"
+
+
+def test_the_panels_say_a_linked_armature_cannot_take_a_motion_before_a_click(linked):
+    """ui5: the Text to Motion panel showed 'Lib Rig: SMPL-22 rig' and Continue, Regenerate Parts, Edit Animation with
+    Text and the prompt edits were enabled; only the click said the rig is linked. Now the rig line says so and those
+    buttons are greyed out with the reason."""
+    from types import SimpleNamespace
+
+    from fake_ui import FakeLayout
+
+    from salad_blender import panels, ui_state
+
+    s = bpy.context.scene.salad
+    s.target, s.rig_preset = "SELECTED", "AUTO"
+    bpy.context.scene.salad_shot.parts = {"left_arm"}
+    calls = []
+    panels.SALAD_PT_generate.draw(SimpleNamespace(layout=FakeLayout(calls)), bpy.context)
+    text = " ".join(c[1] for c in calls if c[0] == "label")
+    assert "linked from the library" in text and "override" in text and "SMPL-22 rig" not in text
+    for op in ("continue_action", "regenerate_parts", "edit_real", "edit_prompt", "mirror"):
+        assert not getattr(bpy.ops.salad, op).poll(), op
+    assert "library override" in ui_state.edit_blocker(linked)
+    calls = []
+    panels.SALAD_PT_edit_real.draw(SimpleNamespace(layout=FakeLayout(calls)), bpy.context)
+    lines = [c[1] for c in calls if c[0] == "label"]
+    assert " ".join(lines) == ui_state.real_edit_blocker(linked) and len(lines) > 1  # wrapped, not cut with '…'

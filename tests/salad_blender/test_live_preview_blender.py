@@ -245,3 +245,21 @@ def test_discard_of_a_session_whose_preview_no_longer_plays_keeps_the_playing_ac
     arm.animation_data.action = chosen
     preview_actions.SESSION.discard()
     assert preview_name not in bpy.data.actions and arm.animation_data.action == chosen
+def test_why_the_slider_does_not_preview_is_wrapped_not_cut(config, fast_rig):
+    """ui5: 'Live preview works on motions generated with Fast on' was one label, cut with '…' in the default
+    sidebar (about 36 characters beside an icon); it now wraps."""
+    from fake_ui import FakeLayout
+
+    from salad_blender import panels, ui_state
+
+    arm, source = fast_rig
+    bpy.context.view_layer.objects.active = arm
+    del source["salad_guided_steps"]  # as if generated without Fast
+    why = preview_actions.preview_blocker(bpy.context)
+    assert why == "Live preview works on motions generated with Fast on"
+    calls = []
+    panels._draw_live_preview(FakeLayout(calls), bpy.context)
+    lines = [c[1] for c in calls if c[0] == "label"]
+    width = panels.text_width(bpy.context) - 4
+    assert " ".join(lines) == why and all(len(line) <= width for line in lines) and len(lines) == 2
+    assert ui_state.fit_lines(why, width, 3) == lines

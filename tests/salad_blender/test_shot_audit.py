@@ -231,6 +231,7 @@ def test_edits_and_attention_are_greyed_out_for_shots_and_videos(addon):
     assert not any(getattr(bpy.ops.salad, name).poll() for name in blocked)
     assert "A shot has no one prompt" in ui_state.edit_blocker(body)
     assert not panels.SALAD_PT_edit_prompt.poll(bpy.context)
+    bpy.context.scene.salad_shot.parts = {"left_arm"}  # with no part ticked Regenerate Parts is greyed out (ui5)
     assert bpy.ops.salad.edit_real.poll() and bpy.ops.salad.regenerate_parts.poll()  # what works on a shot
     body.animation_data.action["salad_source"] = "video"
     assert "A video import" in ui_state.edit_blocker(body)

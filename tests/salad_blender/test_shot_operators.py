@@ -142,3 +142,62 @@ def test_continue_inbetween_and_parts_buttons(addon):
     s.action_b = None
     with pytest.raises(RuntimeError, match="Pick both actions"):
         bpy.ops.salad.inbetween(blocking=True)
+
+
+def test_shot_buttons_are_greyed_out_saying_why_with_nothing_to_act_on(addon):
+    """ui5: with the default scene's cube selected, Continue / In-between / Regenerate Parts / Generate Shot were
+    clickable (only the click said what was missing); now their polls fail with the reason as the tooltip."""
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    shot = bpy.context.scene.salad_shot
+    shot.parts = {"left_arm"}
+    cases = (("continue_action", "'Cube' is not an armature"), ("regenerate_parts", "'Cube' is not an armature"),
+             ("inbetween", "'Cube' is not an armature"), ("generate_shot", r"Add a segment \(\+\)"))
+    for name, why in cases:
+        assert not getattr(bpy.ops.salad, name).poll(), name
+        with pytest.raises(RuntimeError, match=why):
+            getattr(bpy.ops.salad, name)(blocking=True)
+    walk = synthetic_walk(60)
+    obj = armature.create_smpl22_armature("Rig", walk, with_mesh=False)
+    bpy.context.view_layer.objects.active = obj
+    for name, why in (("continue_action", "'Rig' plays no action to continue"),
+                      ("regenerate_parts", "'Rig' plays no action to regenerate"),
+                      ("inbetween", "Pick both actions")):
+        with pytest.raises(RuntimeError, match=why):
+            getattr(bpy.ops.salad, name)(blocking=True)
+    act = actions.apply_motion(obj, walk, prompt="a", bone_map="smpl22", start_frame=1)
+    shot.parts = set()
+    assert bpy.ops.salad.continue_action.poll()
+    assert not bpy.ops.salad.regenerate_parts.poll()  # nothing ticked
+    shot.parts = {"left_arm"}
+    shot.action_a = shot.action_b = act
+    assert bpy.ops.salad.regenerate_parts.poll() and bpy.ops.salad.inbetween.poll()
+    assert bpy.ops.salad.shot_segment_add() == {"FINISHED"} and bpy.ops.salad.generate_shot.poll()
+    assert cube.name == "Cube"
+
+
+def test_every_sub_panel_of_edit_motion_starts_closed():
+    """ui5: Regenerate Parts alone was open by default — eleven rows of part toggles under 'Select an armature that
+    plays an action' in a new file, pushing the Shot panel out of the sidebar; the guide says every edit kind starts
+    closed."""
+    from salad_blender import action_library, panels
+
+    subs = [c for m in (panels, shot_panels, action_library) for c in vars(m).values()
+            if isinstance(c, type) and issubclass(c, bpy.types.Panel)
+            and getattr(c, "bl_parent_id", "") == "SALAD_PT_edit"]
+    assert shot_panels.SALAD_PT_regenerate_parts in subs and len(subs) >= 6
+    assert all("DEFAULT_CLOSED" in getattr(c, "bl_options", set()) for c in subs), \
+        [c.__name__ for c in subs if "DEFAULT_CLOSED" not in getattr(c, "bl_options", set())]
+
+
+def test_every_duration_reads_and_takes_seconds(addon):
+    """ui5: the Shot panel's durations had unit TIME, which Blender shows and parses as a bare number ('3.0'; typing
+    '5 s' was refused) beside Text to Motion's '4 s'; all are TIME_ABSOLUTE (seconds) and named Duration."""
+    shot = bpy.context.scene.salad_shot
+    segment = shot.segments.add()
+    props = [(type(segment), "seconds"), (type(shot), "continue_seconds"), (type(shot), "inbetween_seconds"),
+             (type(bpy.context.scene.salad), "seconds")]
+    for cls, name in props:
+        prop = cls.bl_rna.properties[name]
+        assert (prop.unit, prop.name) == ("TIME_ABSOLUTE", "Duration"), (cls.__name__, name)
+    assert bpy.utils.units.to_string("METRIC", "TIME", segment.seconds) == "4 s"

@@ -199,6 +199,22 @@ class MenuProxy:
         self.layout = layout
 
 
+def test_video_import_is_in_file_import(registered):
+    """ui5: Import Motion from Video was only in Object ▸ Animation ▸ SALAD (and F3); Blender keeps its importers
+    (BVH, FBX) in File ▸ Import, where an animator looks for one."""
+    from salad_blender import menus
+
+    assert menus.draw_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    calls = []
+    menus.draw_import(MenuProxy(FakeMenuLayout(calls)), bpy.context)
+    assert calls == [("op", "salad.import_video")]
+    salad_blender.unregister()
+    try:
+        assert menus.draw_import not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    finally:
+        salad_blender.register()
+
+
 def test_preferences_put_setup_first_and_warn_offline_only_without_a_worker(registered, monkeypatch):
     from types import SimpleNamespace
 
@@ -297,3 +313,16 @@ def test_action_list_ab_toggle_and_push_to_nla(registered, walk):
 
     name = edit.name
     assert bpy.ops.salad.delete_action(action=name) == {"FINISHED"} and name not in bpy.data.actions
+
+
+def test_mirror_buttons_each_say_what_they_mirror(registered):
+    """ui5: Mirror Legs, Mirror Arms and Mirror All (panel, menu, F3) had one tooltip, 'left/right (legs, arms or
+    all)'; each now names its side."""
+    from types import SimpleNamespace
+
+    from salad_blender import operators
+
+    tips = {side: operators.SALAD_OT_mirror.description(bpy.context, SimpleNamespace(side=side))
+            for side in ("lower", "upper", "all")}
+    assert "legs" in tips["lower"] and "arms" in tips["upper"] and "whole body" in tips["all"]
+    assert len(set(tips.values())) == 3 and all("new Action" in t for t in tips.values())
