@@ -15,7 +15,7 @@ class Answer:
     def __init__(self, result=None, error=None):
         self.result, self.error = result, error
         self.done, self.progress, self.step, self.steps = True, 1.0, 0, 0
-        self.cancelled = False
+        self.cancelled, self.state = False, "done"  # as the client's Job: queued → running → done | failed
 
     def poll(self):
         return []
@@ -107,7 +107,7 @@ class Running(Answer):
 
     def __init__(self):
         super().__init__()
-        self.done, self.stage = False, ""
+        self.done, self.stage, self.state = False, "", "running"
 
     def at(self, stage, step, steps):
         self.stage, self.step, self.steps, self.progress = stage, step, steps, step / steps
