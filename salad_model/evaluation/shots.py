@@ -169,16 +169,26 @@ def _median_time(fn, repeats: int) -> float:
 def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int = 50, resample: int = 0,
                     context_seconds: float | None = None, seed: int = 0, joins: int | None = None,
                     parts: int | None = None, cost: bool = True, log=print, handover: str | None = None,
-                    text_blend: str | None = None, draws: int = 1, singles_cache: Path | None = None) -> dict:
+                    text_blend: str | None = None, draws: int = 1, singles_cache: Path | None = None,
+                    overhang: int | None = None, order: list[int] | None = None) -> dict:
     """All of issue #13's measurements on one model (see the module docstring).
 
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
     ``draws``: each timeline composed with that many seeds (the content numerator's draws per segment);
     ``text_blend`` "START,RAMP" / "off" / None (the shipped one); ``singles_cache``: a JSON file of single-clip
     labels keyed by steps, frames, seed and prompt (reused across runs of the same model and classifier).
+    ``order`` (a permutation of 0, 1, 2): each timeline's drawn segments composed in that order, each with the
+    seed it has in the drawn order (a control: does a caption's rate follow its position or the caption?).
     """
     from ..runtime.shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend
-    from ..runtime.shots import DEFAULT_CONTEXT_SECONDS, DEFAULT_HANDOVER, Segment, ShotDirector, derive_seed
+    from ..runtime.shots import (
+        DEFAULT_CONTEXT_SECONDS,
+        DEFAULT_HANDOVER,
+        DEFAULT_OVERHANG_FRAMES,
+        Segment,
+        ShotDirector,
+        derive_seed,
+    )
     from .classifier import load_split
 
     data_dir = Path(data_dir)
@@ -189,12 +199,18 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     context_seconds = DEFAULT_CONTEXT_SECONDS if context_seconds is None else context_seconds
     handover = DEFAULT_HANDOVER if handover is None else handover
     blend = DEFAULT_TEXT_BLEND if text_blend is None else parse_text_blend(text_blend, TextBlend)
+    overhang = DEFAULT_OVERHANG_FRAMES if overhang is None else overhang
+    if order is not None and sorted(order) != [0, 1, 2]:
+        raise SystemExit(f"--order must be a permutation of 0,1,2, got {order}")
+    if order is not None and draws > 1:
+        raise SystemExit("--order takes one draw per timeline")
     d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps, handover=handover,
-                     text_blend=blend)
+                     text_blend=blend, overhang=overhang)
     contact = tuple(pipe.vae.skeleton.contact_joints)
     rep: dict = {"settings": {"timelines": timelines, "steps": steps, "resample": resample,
                               "context_seconds": context_seconds, "seed": seed, "guidance": d.guidance,
-                              "handover": handover, "draws": draws,
+                              "handover": handover, "draws": draws, "overhang_latent_frames": overhang,
+                              "order": order,
                               "text_blend": None if blend is None else [blend.start, blend.ramp],
                               "decoder_reach_latent_frames": d.reach}}
     t_start = time.time()
@@ -213,7 +229,10 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
         picks = rng.sample(test, 3)
         segs = [Segment(rng.choice(_heldout(captions, c)), float(rng.choice((3, 4, 5)))) for c in picks]
         for r in range(draws):
-            m = d.compose(segs, seed=seed * 1000 + k + DRAW_STRIDE * r)
+            c_seed = seed * 1000 + k + DRAW_STRIDE * r
+            if order is not None:
+                picks, segs = [picks[i] for i in order], reorder_segments(segs, order, c_seed)
+            m = d.compose(segs, seed=c_seed)
             sh = m.meta["shot"]
             tl_clips.append((m.joints, m.features[:, -4:] > 0.5, sh["seams"]))
             for c, s, sm in zip(picks, segs, sh["segments"], strict=True):
@@ -316,6 +335,16 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
         log(f"cost: {rep['cost']}")
     rep["seconds"] = round(time.time() - t_start, 1)
     return rep
+
+
+def reorder_segments(segs: list, order: list[int], compose_seed: int) -> list:
+    """``segs`` in ``order``, each with the seed compose would derive for its drawn index, so a caption moved to
+    another position keeps its noise (identity order: the same motion as the unordered segments)."""
+    from ..runtime.shots import Segment, derive_seed
+
+    return [Segment(segs[i].prompt, segs[i].seconds,
+                    derive_seed(compose_seed, "segment", i) if segs[i].seed is None else segs[i].seed)
+            for i in order]
 
 
 DRAW_STRIDE = 100_000  # compose seed of draw r: seed·1000 + timeline + r·DRAW_STRIDE (draw 0: the old seeds)
@@ -453,6 +482,10 @@ def add_arguments(p) -> None:
                    help="where a segment's prompt takes over (default the shipped one; runtime/shot_handover.py)")
     p.add_argument("--text-blend", default=None,
                    help="prompt blend across seams, START,RAMP latent frames or off (default the shipped one)")
+    p.add_argument("--overhang", type=int, default=None,
+                   help="latent frames each window generates past what it keeps (default the shipped one)")
+    p.add_argument("--order", type=lambda x: [int(i) for i in x.split(",")], default=None,
+                   help="compose each timeline's drawn segments in this order, e.g. 0,2,1 (each keeps its seed)")
     p.add_argument("--draws", type=int, default=1, help="compose seeds per timeline (content numerator draws)")
     p.add_argument("--singles-cache", type=Path, default=None, help="JSON cache of single-clip labels")
     p.add_argument("--seed", type=int, default=0)
@@ -468,5 +501,6 @@ def run(a) -> int:
 
     return run_with_model(a, "shots", lambda pipe, clf, log: shot_statistics(
         pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed, a.joins, a.parts, not a.no_cost,
-        log=log, handover=a.handover, text_blend=a.text_blend, draws=a.draws, singles_cache=a.singles_cache),
+        log=log, handover=a.handover, text_blend=a.text_blend, draws=a.draws, singles_cache=a.singles_cache,
+        overhang=a.overhang, order=a.order),
         format_shots_markdown)

@@ -328,3 +328,16 @@ def test_toes_are_held_at_joins_to_existing_motion_not_at_timeline_seams(tiny_pi
         make()
     assert {k for k, _ in seen} == {"compose", "continue", "inbetween"}
     assert all(toes == (k != "compose") for k, toes in seen)
+
+
+def test_reordered_segments_keep_their_seeds(director):
+    """eval shots --order: a caption moved to another position keeps its noise; the identity order changes nothing."""
+    from salad_model.evaluation.shots import reorder_segments
+
+    base = director.compose(SEGS, seed=7)
+    same = director.compose(reorder_segments(SEGS, [0, 1, 2], 7), seed=7)
+    assert np.array_equal(same.joints, base.joints)
+    swapped = director.compose(reorder_segments(SEGS, [0, 2, 1], 7), seed=7)
+    seeds = [s["seed"] for s in base.meta["shot"]["segments"]]
+    assert [s["seed"] for s in swapped.meta["shot"]["segments"]] == [seeds[0], seeds[2], seeds[1]]
+    assert np.array_equal(swapped.joints[:60], base.joints[:60])  # the first segment is untouched
