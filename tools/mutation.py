@@ -79,6 +79,28 @@ MODULES: dict[str, Module] = {
     # the worker's field checks (check_fields) now delegate to runtime/requests: score them there
     "requests": Module("salad_model/runtime/requests.py", ("tests/salad_model/runtime/test_requests.py",
                                                            "tests/salad_model/runtime/test_request_messages.py")),
+    # session 8: the code that landed in sessions 6-7
+    "motion_prior": Module("salad_model/runtime/motion_prior.py", ("tests/salad_model/runtime/test_motion_prior.py",)),
+    "shot_text_blend": Module("salad_model/runtime/shot_text_blend.py", (
+        "tests/salad_model/runtime/test_shot_text_blend.py",)),
+    "shot_handover": Module("salad_model/runtime/shot_handover.py", (
+        "tests/salad_model/runtime/test_shot_handover.py",)),
+    "seams": Module("salad_model/runtime/seams.py", ("tests/salad_model/runtime/test_shot_handover.py",
+                                                     "tests/salad_model/runtime/test_shots.py")),
+    "inpainting": Module("salad_model/runtime/inpainting.py", ("tests/salad_model/runtime/test_shots.py",)),
+    "foot_lock": Module("salad_model/motion/foot_lock.py", ("tests/salad_model/motion/test_foot_lock.py",)),
+    "checkpoint_state": Module("salad_model/training/checkpoint_state.py", (
+        "tests/salad_model/training/test_checkpoint_state.py",)),
+    "balance": Module("salad_model/training/balance.py", ("tests/salad_model/training/test_balance.py",)),
+    # the video clean-up: the cleaned body put back on the video's path (the rest of extract.py needs videos)
+    "video_cleanup": Module("salad_model/video/extract.py", ("tests/salad_model/video/test_video_corrections.py",),
+                            functions=("with_path_of", "clean_video_motion")),
+    "rigify_ik": Module("salad_blender/rigify_ik.py", ("tests/salad_blender/test_rigify.py",)),
+    "live_preview": Module("salad_blender/live_preview.py", ("tests/salad_blender/test_live_preview.py",)),
+    "preview_actions": Module("salad_blender/preview_actions.py", ("tests/salad_blender/test_audit3.py",)),
+    "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",
+                                                       "tests/salad_blender/test_shot_jobs.py")),
+    "shot_inputs": Module("salad_blender/shot_inputs.py", ("tests/salad_blender/test_shot_inputs.py",)),
 }
 
 KILLED = {1, 3}  # mutmut exit codes: a test failed, pytest error
