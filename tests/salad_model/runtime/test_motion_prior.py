@@ -92,3 +92,36 @@ def test_bad_strength_is_a_clear_error(tiny_pipeline, walk, strength):
 def test_too_short_motion_is_a_clear_error(tiny_pipeline, walk):
     with pytest.raises(InputError, match="at least 16"):
         tiny_pipeline.clean_motion(walk[:10])
+
+
+def test_long_clips_cross_fade_their_windows_and_cover_every_frame(tiny_pipeline, walk, monkeypatch):
+    """Each window's answer is a constant (its seed) here, so the output shows the windows and their weights:
+    window 0 alone up to window 1's start, then a linear cross-fade over the 40-frame overlap, the seeds in
+    order, every frame covered, and contacts made binary again after the blend."""
+    long = np.concatenate([walk] + [walk[1:] + k * (walk[-1, 0] - walk[0, 0]) * [1, 0, 1] for k in range(1, 8)])
+    n_feats = len(tiny_pipeline.motion_features(joints=long)[0])
+    seen = []
+
+    def constant_window(self, feats, strength, steps, seed):
+        seen.append((len(feats), strength, steps, seed))
+        out = np.full(feats.shape, float(seed))
+        out[:, -4:] = 0.6  # a soft contact: the result must be binary again
+        return out
+
+    monkeypatch.setattr(type(tiny_pipeline), "_clean_window", constant_window)
+    progress = []
+    m = tiny_pipeline.clean_motion(long, strength=0.3, steps=7, seed=10, callback=lambda i, n: progress.append((i, n)))
+    n = len(seen)
+    assert n >= 3 and [s[3] for s in seen] == list(range(10, 10 + n))  # seed + window index
+    assert all(s[1:3] == (0.3, 7) for s in seen)
+    assert progress == [(i + 1, n) for i in range(n)]
+    win = tiny_pipeline.max_frames
+    assert all(length <= win and length % 4 == 0 for length, *_ in seen)
+    assert sum(length for length, *_ in seen) - 40 * (n - 1) >= n_feats  # the windows cover the clip
+    v = m.features[:, 0].astype(np.float64)
+    assert len(v) == n_feats and np.isfinite(v).all()
+    step = win - 40
+    np.testing.assert_array_equal(v[:step], 10.0)  # window 0 alone
+    np.testing.assert_allclose(v[step:win], 10.0 + np.arange(1, 41) / 41, atol=1e-5)  # the 40-frame cross-fade
+    assert np.all(np.diff(v) >= -1e-6) and v[-1] == pytest.approx(10.0 + n - 1)  # the last window ends the clip
+    assert np.array_equal(m.features[:, -4:], np.ones((n_feats, 4), np.float32))
