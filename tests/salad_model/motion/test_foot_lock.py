@@ -5,7 +5,16 @@ import pytest
 from testdata import DATA
 
 from salad_model.motion.bandai_rig import bvh_to_smpl22
-from salad_model.motion.foot_lock import LEGS, contact_runs, lock_feet, reach_toward, trapezoid
+from salad_model.motion.foot_lock import (
+    LEGS,
+    contact_runs,
+    ease,
+    hold_offsets,
+    lock_feet,
+    reach_toward,
+    trapezoid,
+    two_bone_ik,
+)
 from salad_model.motion.motion_process import foot_contacts
 
 
@@ -116,3 +125,45 @@ def test_reach_toward_keeps_the_bone_and_never_dips_the_toe():
     assert out[0, 1] > toe[0, 1]  # flattening lifts the toe, never lowers it
     np.testing.assert_allclose(out[1], toe[1], atol=1e-12)  # a nearer target: the foot keeps its pitch
     np.testing.assert_allclose(out[2], [0.0, 0.08, bone[2]], atol=1e-12)  # as far as the bone goes, flat
+
+
+def test_hold_offsets_hold_each_run_at_its_mean_and_fade_out_over_blend_frames():
+    """Inside a run the offset moves the point to the run's mean (horizontally only); the first / last frame's
+    offset carries on outside, eased down over ``blend`` frames, then nothing; runs at the clip's ends stay
+    inside the clip."""
+    t = np.arange(24, dtype=np.float64)
+    pos = np.stack([0.01 * t, 0.1 + 0.02 * t, -0.03 * t], -1)
+    flags = np.zeros(24, bool)
+    flags[9:13] = True  # a run in the middle
+    flags[1:3] = True  # a run one frame after the start
+    flags[21:] = True  # a run to the last frame
+    off, acts = hold_offsets(pos, flags, blend=3)
+    assert np.all(off[:, 1] == 0)  # heights are never moved
+    for s, e in ((1, 3), (9, 13), (21, 24)):
+        want = (pos[s:e].mean(0) - pos[s:e]) * [1, 0, 1]
+        np.testing.assert_allclose(off[s:e], want, atol=1e-15)
+        assert acts[s:e].all()
+    fade = [float(ease(1 - k / 4)) for k in (1, 2, 3)]  # 27/32, 1/2, 5/32
+    for k, a in zip((1, 2, 3), fade, strict=True):
+        np.testing.assert_allclose(off[9 - k], a * off[9], atol=1e-15)  # before a run: its first frame's offset
+        np.testing.assert_allclose(off[12 + k], a * off[12], atol=1e-15)  # after it: its last frame's
+        np.testing.assert_allclose(off[2 + k], a * off[2], atol=1e-15)
+        np.testing.assert_allclose(off[21 - k], a * off[21], atol=1e-15)
+    np.testing.assert_allclose(off[0], fade[0] * off[1], atol=1e-15)  # the one frame before a run at frame 1
+    assert acts[[0, 3, 4, 5, 6, 7, 8, 13, 14, 15, 18, 19, 20]].all()
+    assert not acts[16:18].any() and np.all(off[16:18] == 0)  # between the fades: untouched
+
+
+def test_two_bone_ik_keeps_the_bones_when_the_target_is_nearer_the_hip_than_the_leg_can_fold():
+    """A thigh of 0.45 m and a shin of 0.35 m cannot bring the ankle nearer the hip than 0.1 m: the ankle stops
+    there (on the line to the target), the bones keep their lengths."""
+    hip = np.array([[0.0, 1.0, 0.0]] * 2)
+    knee = np.array([[0.0, 0.55, 0.05]] * 2)
+    ankle = knee + [0.0, -0.35, 0.0]
+    target = np.array([[0.0, 0.99, 0.0], [0.0, 0.5, 0.0]])  # 1 cm below the hip; a reachable one
+    thigh, shin = np.linalg.norm(knee - hip, axis=-1), np.linalg.norm(ankle - knee, axis=-1)
+    new_knee, new_ankle = two_bone_ik(hip, knee, ankle, target)
+    np.testing.assert_allclose(np.linalg.norm(new_knee - hip, axis=-1), thigh, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(new_ankle - new_knee, axis=-1), shin, atol=1e-5)
+    np.testing.assert_allclose(new_ankle[0], [0.0, 1.0 - (thigh[0] - shin[0]), 0.0], atol=1e-5)
+    np.testing.assert_allclose(new_ankle[1], target[1], atol=1e-12)
