@@ -167,3 +167,17 @@ def test_two_bone_ik_keeps_the_bones_when_the_target_is_nearer_the_hip_than_the_
     np.testing.assert_allclose(np.linalg.norm(new_ankle - new_knee, axis=-1), shin, atol=1e-5)
     np.testing.assert_allclose(new_ankle[0], [0.0, 1.0 - (thigh[0] - shin[0]), 0.0], atol=1e-5)
     np.testing.assert_allclose(new_ankle[1], target[1], atol=1e-12)
+    assert new_knee[1, 2] > 0.01  # the knee still bends forward, the way it bent (+Z)
+
+
+def test_reach_toward_a_raised_toe_and_a_target_straight_below_the_ankle():
+    """A toe above its ankle (the foot pitched up on its heel) stays above it; a target with no horizontal
+    distance from the ankle gives no direction, so the foot keeps its own."""
+    ankle = np.array([[0.0, 0.08, 0.0]] * 2)
+    toe = np.array([[0.0, 0.14, 0.12], [0.05, 0.02, 0.12]])  # raised 6 cm; lowered, turned a little
+    target = np.array([[0.0, 0.0, 0.13], [0.0, 0.0, 0.0]])
+    out = reach_toward(ankle, toe, target)
+    bone = np.linalg.norm(toe - ankle, axis=-1)
+    np.testing.assert_allclose(np.linalg.norm(out - ankle, axis=-1), bone, atol=1e-12)
+    np.testing.assert_allclose(out[0], [0.0, 0.08 + np.sqrt(bone[0] ** 2 - 0.13 ** 2), 0.13], atol=1e-12)
+    np.testing.assert_allclose(out[1], toe[1], atol=1e-12)  # reach = its own, direction its own
