@@ -154,6 +154,8 @@ def test_limits_are_inclusive_and_mapped_segments_keep_their_seed():
     assert si.check_segments([si.Segment("a", 300)]) == [si.Segment("a", 300.0)]  # the longest
     assert si.reroll(segs, 0, 5)[0] == si.Segment("a", 2.0, 5)  # the first segment can be re-rolled
     assert si.check_parts(["Left-Arm", "right arm"]) == ["left_arm", "right_arm"]
+    assert si.shot_title(TWO) == "shot: a person walks forward | a person waves"  # the new Action's name
+    assert si.shot_title(TWO[:1], "re-roll") == "re-roll: a person walks forward"
 
 
 def test_recipes_keep_the_segments_own_seeds_and_where_their_prompts_show():
