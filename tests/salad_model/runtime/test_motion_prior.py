@@ -125,3 +125,43 @@ def test_long_clips_cross_fade_their_windows_and_cover_every_frame(tiny_pipeline
     np.testing.assert_allclose(v[step:win], 10.0 + np.arange(1, 41) / 41, atol=1e-5)  # the 40-frame cross-fade
     assert np.all(np.diff(v) >= -1e-6) and v[-1] == pytest.approx(10.0 + n - 1)  # the last window ends the clip
     assert np.array_equal(m.features[:, -4:], np.ones((n_feats, 4), np.float32))
+
+
+def test_a_window_is_encoded_normalised_and_denoised_over_the_last_strength_share_of_the_steps(
+        tiny_pipeline, walk, monkeypatch):
+    """SDEdit as documented: the VAE gets the *normalised* features (its posterior mean), the latent is noised
+    to the level of the schedule's last ``round(strength * steps)`` steps (at least one) and denoised over
+    them; the noise comes from the seed alone."""
+    from salad_model.runtime.sampling import make_scheduler
+
+    pipe = tiny_pipeline
+    feats = np.asarray(pipe.motion_features(joints=walk)[0][:40], np.float32)
+    encoded, times = [], []
+    encode, denoiser = pipe.vae.encode, pipe.denoiser
+
+    def spy_encode(x, sample=True, generator=None):
+        encoded.append((x.clone(), sample))
+        return encode(x, sample=sample, generator=generator)
+
+    class Spy:
+        def __call__(self, z, t, *rest):
+            times.append(int(t))
+            return denoiser(z, t, *rest)
+
+        def __getattr__(self, name):  # the empty prompt's encoding and the rest: the real denoiser's
+            return getattr(denoiser, name)
+
+    monkeypatch.setattr(pipe.vae, "encode", spy_encode)
+    monkeypatch.setattr(pipe, "denoiser", Spy())
+    out = pipe._clean_window(feats, 0.3, 10, seed=4)
+    x, sample = encoded[0]
+    assert sample is False
+    np.testing.assert_allclose((x[0] * pipe.std + pipe.mean).numpy(), feats, atol=1e-4)
+    sched = make_scheduler("ddim", pipe.bundle.diffusion)
+    sched.set_timesteps(10)
+    assert times == [int(t) for t in sched.timesteps[-3:]]  # 0.3 of 10 steps: the last three
+    times.clear()
+    pipe._clean_window(feats, 0.01, 10, seed=4)
+    assert times == [int(sched.timesteps[-1])]  # never fewer than one step
+    assert np.array_equal(pipe._clean_window(feats, 0.3, 10, seed=4), out)  # the seed alone decides the noise
+    assert not np.array_equal(pipe._clean_window(feats, 0.3, 10, seed=5), out)
