@@ -92,7 +92,8 @@ MODULES: dict[str, Module] = {
     # the two functions' own tests: every timeline test also calls them (minutes per mutant on a loaded machine)
     "seams": Module("salad_model/runtime/seams.py", (
         "tests/salad_model/runtime/test_shots.py::test_decoder_reach_is_exact_for_the_vae",
-        "tests/salad_model/runtime/test_shots.py::test_smooth_seams_touches_only_the_join")),
+        "tests/salad_model/runtime/test_shots.py::test_smooth_seams_touches_only_the_join",
+        "tests/salad_model/runtime/test_shots.py::test_smooth_seams_is_a_gaussian_blended_in_by_distance_from_the_seam")),
     "inpainting": Module("salad_model/runtime/inpainting.py", ("tests/salad_model/runtime/test_shots.py",)),
     "foot_lock": Module("salad_model/motion/foot_lock.py", ("tests/salad_model/motion/test_foot_lock.py",)),
     "checkpoint_state": Module("salad_model/training/checkpoint_state.py", (

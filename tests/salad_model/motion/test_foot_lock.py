@@ -181,3 +181,46 @@ def test_reach_toward_a_raised_toe_and_a_target_straight_below_the_ankle():
     np.testing.assert_allclose(np.linalg.norm(out - ankle, axis=-1), bone, atol=1e-12)
     np.testing.assert_allclose(out[0], [0.0, 0.08 + np.sqrt(bone[0] ** 2 - 0.13 ** 2), 0.13], atol=1e-12)
     np.testing.assert_allclose(out[1], toe[1], atol=1e-12)  # reach = its own, direction its own
+
+
+def _sliding_feet(frames: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Both legs standing, each foot sliding 3 mm per frame along X; left: only its ankle in contact, right:
+    only its toe."""
+    j = np.zeros((frames, 22, 3))
+    slide = 0.003 * np.arange(frames)
+    for ((hip, knee, ankle, toe), _), x in zip(LEGS, (0.1, -0.1), strict=True):
+        j[:, hip] = [x, 0.9, 0.0]
+        j[:, knee] = [x, 0.5, 0.05]
+        j[:, ankle] = np.stack([x + slide, np.full(frames, 0.08), np.zeros(frames)], -1)
+        j[:, toe] = j[:, ankle] + [0.0, -0.06, 0.12]
+    contacts = np.zeros((frames, 4))
+    contacts[:, 0] = 1.0  # left ankle
+    contacts[:, 3] = 1.0  # right toe
+    return j, contacts
+
+
+def test_a_toe_only_plant_holds_the_foot_by_its_toe_and_the_weight_scales_the_hold():
+    """Where only the toe is planted the foot is held by it; an ankle-only plant carries its toe rigidly; a
+    weight of ½ moves the foot half way, weights above 1 count as 1 (the other leg is still handled when one
+    has no contact: each leg on its own)."""
+    joints, contacts = _sliding_feet()
+    (l_hip, l_knee, l_ankle, l_toe), _ = LEGS[0]
+    (r_hip, r_knee, r_ankle, r_toe), _ = LEGS[1]
+    full = lock_feet(joints, contacts, np.ones(len(joints)))
+    assert _speed(full, r_toe).max() < 1e-9 and _speed(full, l_ankle).max() < 1e-9  # both held
+    np.testing.assert_allclose(full[:, r_toe] - full[:, r_ankle], joints[:, r_toe] - joints[:, r_ankle], atol=1e-12)
+    np.testing.assert_allclose(full[:, l_toe] - full[:, l_ankle], joints[:, l_toe] - joints[:, l_ankle], atol=1e-12)
+    half = lock_feet(joints, contacts, np.full(len(joints), 0.5))
+    for j in (l_ankle, r_toe):
+        np.testing.assert_allclose(half[:, j] - joints[:, j], 0.5 * (full[:, j] - joints[:, j]), atol=1e-12)
+    assert np.array_equal(lock_feet(joints, contacts, np.full(len(joints), 1.5)), full)
+    right_only = contacts.copy()
+    right_only[:, 0] = 0.0
+    alone = lock_feet(joints, right_only, np.ones(len(joints)))
+    assert _speed(alone, r_toe).max() < 1e-9 and np.array_equal(alone[:, l_ankle], joints[:, l_ankle])
+
+
+def test_ease_stays_within_its_ends():
+    np.testing.assert_array_equal(ease(np.array([-0.5, 0.0, 0.5, 1.0, 1.5])), [0.0, 0.0, 0.5, 1.0, 1.0])
+    assert trapezoid(10, [(-5, 3)], fade=0)[0] == 1.0  # a range starting before the clip holds from frame 0
+    assert trapezoid(20, [(5, 5), (10, 15)], fade=2)[12] == 1.0  # an empty range does not end the list
