@@ -84,6 +84,7 @@ MODULES: dict[str, Module] = {
     "motion_prior": Module("salad_model/runtime/motion_prior.py", tuple(
         f"tests/salad_model/runtime/test_motion_prior.py::{t}" for t in (
             "test_long_clips_are_cleaned_in_windows", "test_long_clips_cross_fade_their_windows_and_cover_every_frame",
+            "test_a_window_is_encoded_normalised_and_denoised_over_the_last_strength_share_of_the_steps",
             "test_bad_strength_is_a_clear_error", "test_too_short_motion_is_a_clear_error"))),
     "shot_text_blend": Module("salad_model/runtime/shot_text_blend.py", (
         "tests/salad_model/runtime/test_shot_text_blend.py",)),
