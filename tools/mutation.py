@@ -79,6 +79,36 @@ MODULES: dict[str, Module] = {
     # the worker's field checks (check_fields) now delegate to runtime/requests: score them there
     "requests": Module("salad_model/runtime/requests.py", ("tests/salad_model/runtime/test_requests.py",
                                                            "tests/salad_model/runtime/test_request_messages.py")),
+    # session 8: the code that landed in sessions 6-7
+    # the tiny random model's tests only: the demo model's (behaviour on a real walk) take minutes per mutant
+    "motion_prior": Module("salad_model/runtime/motion_prior.py", tuple(
+        f"tests/salad_model/runtime/test_motion_prior.py::{t}" for t in (
+            "test_long_clips_are_cleaned_in_windows", "test_long_clips_cross_fade_their_windows_and_cover_every_frame",
+            "test_a_window_is_encoded_normalised_and_denoised_over_the_last_strength_share_of_the_steps",
+            "test_bad_strength_is_a_clear_error", "test_too_short_motion_is_a_clear_error"))),
+    "shot_text_blend": Module("salad_model/runtime/shot_text_blend.py", (
+        "tests/salad_model/runtime/test_shot_text_blend.py",)),
+    "shot_handover": Module("salad_model/runtime/shot_handover.py", (
+        "tests/salad_model/runtime/test_shot_handover.py",)),
+    # the two functions' own tests: every timeline test also calls them (minutes per mutant on a loaded machine)
+    "seams": Module("salad_model/runtime/seams.py", (
+        "tests/salad_model/runtime/test_shots.py::test_decoder_reach_is_exact_for_the_vae",
+        "tests/salad_model/runtime/test_shots.py::test_smooth_seams_touches_only_the_join",
+        "tests/salad_model/runtime/test_shots.py::test_smooth_seams_is_a_gaussian_blended_in_by_distance_from_the_seam")),
+    "inpainting": Module("salad_model/runtime/inpainting.py", ("tests/salad_model/runtime/test_shots.py",)),
+    "foot_lock": Module("salad_model/motion/foot_lock.py", ("tests/salad_model/motion/test_foot_lock.py",)),
+    "checkpoint_state": Module("salad_model/training/checkpoint_state.py", (
+        "tests/salad_model/training/test_checkpoint_state.py",)),
+    "balance": Module("salad_model/training/balance.py", ("tests/salad_model/training/test_balance.py",)),
+    # the video clean-up: the cleaned body put back on the video's path (the rest of extract.py needs videos)
+    "video_cleanup": Module("salad_model/video/extract.py", ("tests/salad_model/video/test_video_corrections.py",),
+                            functions=("with_path_of", "clean_video_motion")),
+    "rigify_ik": Module("salad_blender/rigify_ik.py", ("tests/salad_blender/test_rigify.py",)),
+    "live_preview": Module("salad_blender/live_preview.py", ("tests/salad_blender/test_live_preview.py",)),
+    "preview_actions": Module("salad_blender/preview_actions.py", ("tests/salad_blender/test_audit3.py",)),
+    "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",
+                                                       "tests/salad_blender/test_shot_jobs.py")),
+    "shot_inputs": Module("salad_blender/shot_inputs.py", ("tests/salad_blender/test_shot_inputs.py",)),
 }
 
 KILLED = {1, 3}  # mutmut exit codes: a test failed, pytest error

@@ -1,7 +1,9 @@
 """The live re-weight preview's logic (issue #18) with an injected clock and fake jobs: debounce, cancelling the
 previous request, one preview replaced by the next (never the user's Action), Apply keeps the shown one."""
 
-from salad_blender.live_preview import DEBOUNCE, ReweightPreview
+import pytest
+
+from salad_blender.live_preview import DEBOUNCE, POLL, ReweightPreview
 
 
 class FakeJob:
@@ -175,3 +177,34 @@ def test_a_request_refused_at_its_start_says_why_and_the_timer_goes_on():
     ctl.changed("walks", 2.0, now=2.0)
     run(ctl, 2.0, 3.0)
     assert ctl.preview == "action('walks', 2.0)" and ctl.message == ""
+
+
+def test_the_timer_delay_follows_what_waits_or_runs():
+    """A fresh session shows nothing and stops the timer; a pending request asks to be ticked when it is due
+    (at most POLL later); a running job keeps the timer at POLL until its result is shown."""
+    ctl, started, _ = make(steps=(3,))
+    assert not ctl.active and ctl.message == "" and ctl.tick(0.0) is None and ctl.apply() is None
+    assert ctl.changed("walks", 2.0, now=1.0) == DEBOUNCE
+    assert ctl.tick(1.0) == pytest.approx(POLL)  # 0.3 s to wait: tick again in 0.1 s
+    assert ctl.tick(1.0 + DEBOUNCE - 0.04) == pytest.approx(0.04)  # due in 0.04 s
+    assert ctl.tick(1.0 + DEBOUNCE) == POLL and len(started) == 1  # started, running
+    assert ctl.tick(1.5) == POLL  # still running
+    assert ctl.tick(1.6) is None and ctl.preview == "action('walks', 2.0)"  # shown: the timer stops
+
+
+def test_a_job_that_ends_without_a_result_or_fails_with_one_changes_nothing():
+    """Only a job that is done *and* has an Action replaces the preview: a job done without one (the worker
+    gave nothing back) or a failed one with a stale output leaves the shown preview; Apply with nothing shown
+    keeps nothing."""
+    ctl, _, store = make()
+    assert ctl.apply() is None and store.kept == []
+    ctl.changed("walks", 2.0, now=0.0)
+    run(ctl, 0.0, 1.0)
+    for state in ("done", "failed"):
+        job = FakeJob(("walks", 3.0), steps_to_finish=1)
+        job.poll = lambda job=job, state=state: (setattr(job, "state", state), setattr(
+            job, "output", None if state == "done" else "stale"), True)[-1]
+        ctl.start = lambda w, s, job=job: job
+        ctl.changed("walks", 3.0 if state == "done" else 4.0, now=5.0)
+        run(ctl, 5.0, 6.0)
+        assert ctl.preview == "action('walks', 2.0)" and store.marked == ["action('walks', 2.0)"], state

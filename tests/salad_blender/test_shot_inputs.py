@@ -110,3 +110,62 @@ def test_compose_job_progress_per_step_and_cancel():
     job.poll()
     job.cancel()
     assert job.poll() and job.state == "cancelled" and len(applied) == 1
+
+
+def _refused(call, message):
+    """``call`` raises a JobError whose message is exactly ``message`` (what the user reads)."""
+    with pytest.raises(JobError) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_refusals_word_for_word():
+    _refused(lambda: si.check_parts(["tail"]), "Unknown body part 'tail'; use arms, legs, upper, lower or root, "
+             "left_leg, right_leg, torso, left_arm, right_arm, head.")
+    _refused(lambda: si.check_parts(["", "  "]), "No body part selected: tick at least one part to regenerate (or a "
+             "preset: arms, legs, upper or lower body).")
+    _refused(lambda: si.check_parts(si.PART_NAMES), "All body parts are selected, so nothing of the source would be "
+             "kept: generate a new motion instead, or untick a part.")
+    _refused(lambda: si.check_context(19, "walk", "continuing it"),
+             "The action 'walk' is 0.95 s long; continuing it needs at least 1 s of it (the motion the model "
+             "conditions on).")
+    _refused(lambda: si.recipe_segments(None), "the action is not a timeline made by 'Generate Shot', so it has no "
+             "segments to re-roll.")
+    segs = [si.Segment("a", 2.0, 1), si.Segment("b", 3.0, 7)]
+    _refused(lambda: si.reroll(segs, 1, 7), "Segment 2 already has seed 7; pick another to re-roll it.")
+    _refused(lambda: si.reroll(segs, -1, 3), "There is no segment 0; the shot has 2.")
+    _refused(lambda: si.reroll(segs, 0, -1), "The new seed must be an integer within 0 … 4294967295, not -1.")
+    _refused(lambda: si.check_segments([si.Segment("a", True)]),
+             "Segment 1's duration must be a number of seconds, not True.")
+    _refused(lambda: si.check_segments([si.Segment("a", "4")]),
+             "Segment 1's duration must be a number of seconds, not '4'.")
+    _refused(lambda: si.check_segments([si.Segment("a", 300.5)]),
+             "Segment 1's duration is 300.5 s; it must be within 2–300 s.")
+    _refused(lambda: si.check_segments([si.Segment("a", 4, True)]),
+             "Segment 1's seed must be an integer within 0 … 4294967295, not True.")
+    _refused(lambda: si.check_segments([{"seconds": 4}]),
+             "Segment 1 has no prompt: describe what happens in it, e.g. 'a person waves'.")
+
+
+def test_limits_are_inclusive_and_mapped_segments_keep_their_seed():
+    segs = si.check_segments([{"prompt": "a", "seconds": 2, "seed": 0}, {"prompt": "b", "seconds": 3,
+                                                                         "seed": 2**32 - 1}])
+    assert segs == [si.Segment("a", 2.0, 0), si.Segment("b", 3.0, 2**32 - 1)]  # shortest segment, seed ends
+    assert si.check_segments([si.Segment("a", 300)]) == [si.Segment("a", 300.0)]  # the longest
+    assert si.reroll(segs, 0, 5)[0] == si.Segment("a", 2.0, 5)  # the first segment can be re-rolled
+    assert si.check_parts(["Left-Arm", "right arm"]) == ["left_arm", "right_arm"]
+    assert si.shot_title(TWO) == "shot: a person walks forward | a person waves"  # the new Action's name
+    assert si.shot_title(TWO[:1], "re-roll") == "re-roll: a person walks forward"
+
+
+def test_recipes_keep_the_segments_own_seeds_and_where_their_prompts_show():
+    recipe = si.compose_recipe(TWO, 5, {"shot": {"segments": [{"start": 0, "end": 80, "content_start": 0,
+                                                                "content_end": 96}, {}]}})
+    assert recipe["segments"] == [
+        {"prompt": "a person walks forward", "seconds": 4.0, "seed": None, "start": 0, "end": 80,
+         "content_start": 0, "content_end": 96},
+        {"prompt": "a person waves", "seconds": 3.0, "seed": 7}]  # the worker reported no seed: the segment's own
+    assert si.recipe_segments(recipe) == TWO  # a segment without a seed stays without one
+    for bad in ({"kind": "compose", "segments": []}, {"kind": "continue", "segments": recipe["segments"]}):
+        with pytest.raises(JobError, match="not a timeline made by 'Generate Shot'"):
+            si.recipe_segments(bad)

@@ -5,7 +5,16 @@ import pytest
 from testdata import DATA
 
 from salad_model.motion.bandai_rig import bvh_to_smpl22
-from salad_model.motion.foot_lock import LEGS, contact_runs, lock_feet, reach_toward, trapezoid
+from salad_model.motion.foot_lock import (
+    LEGS,
+    contact_runs,
+    ease,
+    hold_offsets,
+    lock_feet,
+    reach_toward,
+    trapezoid,
+    two_bone_ik,
+)
 from salad_model.motion.motion_process import foot_contacts
 
 
@@ -116,3 +125,102 @@ def test_reach_toward_keeps_the_bone_and_never_dips_the_toe():
     assert out[0, 1] > toe[0, 1]  # flattening lifts the toe, never lowers it
     np.testing.assert_allclose(out[1], toe[1], atol=1e-12)  # a nearer target: the foot keeps its pitch
     np.testing.assert_allclose(out[2], [0.0, 0.08, bone[2]], atol=1e-12)  # as far as the bone goes, flat
+
+
+def test_hold_offsets_hold_each_run_at_its_mean_and_fade_out_over_blend_frames():
+    """Inside a run the offset moves the point to the run's mean (horizontally only); the first / last frame's
+    offset carries on outside, eased down over ``blend`` frames, then nothing; runs at the clip's ends stay
+    inside the clip."""
+    t = np.arange(24, dtype=np.float64)
+    pos = np.stack([0.01 * t, 0.1 + 0.02 * t, -0.03 * t], -1)
+    flags = np.zeros(24, bool)
+    flags[9:13] = True  # a run in the middle
+    flags[1:3] = True  # a run one frame after the start
+    flags[21:] = True  # a run to the last frame
+    off, acts = hold_offsets(pos, flags, blend=3)
+    assert np.all(off[:, 1] == 0)  # heights are never moved
+    for s, e in ((1, 3), (9, 13), (21, 24)):
+        want = (pos[s:e].mean(0) - pos[s:e]) * [1, 0, 1]
+        np.testing.assert_allclose(off[s:e], want, atol=1e-15)
+        assert acts[s:e].all()
+    fade = [float(ease(1 - k / 4)) for k in (1, 2, 3)]  # 27/32, 1/2, 5/32
+    for k, a in zip((1, 2, 3), fade, strict=True):
+        np.testing.assert_allclose(off[9 - k], a * off[9], atol=1e-15)  # before a run: its first frame's offset
+        np.testing.assert_allclose(off[12 + k], a * off[12], atol=1e-15)  # after it: its last frame's
+        np.testing.assert_allclose(off[2 + k], a * off[2], atol=1e-15)
+        np.testing.assert_allclose(off[21 - k], a * off[21], atol=1e-15)
+    np.testing.assert_allclose(off[0], fade[0] * off[1], atol=1e-15)  # the one frame before a run at frame 1
+    assert acts[[0, 3, 4, 5, 6, 7, 8, 13, 14, 15, 18, 19, 20]].all()
+    assert not acts[16:18].any() and np.all(off[16:18] == 0)  # between the fades: untouched
+
+
+def test_two_bone_ik_keeps_the_bones_when_the_target_is_nearer_the_hip_than_the_leg_can_fold():
+    """A thigh of 0.45 m and a shin of 0.35 m cannot bring the ankle nearer the hip than 0.1 m: the ankle stops
+    there (on the line to the target), the bones keep their lengths."""
+    hip = np.array([[0.0, 1.0, 0.0]] * 2)
+    knee = np.array([[0.0, 0.55, 0.05]] * 2)
+    ankle = knee + [0.0, -0.35, 0.0]
+    target = np.array([[0.0, 0.99, 0.0], [0.0, 0.5, 0.0]])  # 1 cm below the hip; a reachable one
+    thigh, shin = np.linalg.norm(knee - hip, axis=-1), np.linalg.norm(ankle - knee, axis=-1)
+    new_knee, new_ankle = two_bone_ik(hip, knee, ankle, target)
+    np.testing.assert_allclose(np.linalg.norm(new_knee - hip, axis=-1), thigh, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(new_ankle - new_knee, axis=-1), shin, atol=1e-5)
+    np.testing.assert_allclose(new_ankle[0], [0.0, 1.0 - (thigh[0] - shin[0]), 0.0], atol=1e-5)
+    np.testing.assert_allclose(new_ankle[1], target[1], atol=1e-12)
+    assert new_knee[1, 2] > 0.01  # the knee still bends forward, the way it bent (+Z)
+
+
+def test_reach_toward_a_raised_toe_and_a_target_straight_below_the_ankle():
+    """A toe above its ankle (the foot pitched up on its heel) stays above it; a target with no horizontal
+    distance from the ankle gives no direction, so the foot keeps its own."""
+    ankle = np.array([[0.0, 0.08, 0.0]] * 2)
+    toe = np.array([[0.0, 0.14, 0.12], [0.05, 0.02, 0.12]])  # raised 6 cm; lowered, turned a little
+    target = np.array([[0.0, 0.0, 0.13], [0.0, 0.0, 0.0]])
+    out = reach_toward(ankle, toe, target)
+    bone = np.linalg.norm(toe - ankle, axis=-1)
+    np.testing.assert_allclose(np.linalg.norm(out - ankle, axis=-1), bone, atol=1e-12)
+    np.testing.assert_allclose(out[0], [0.0, 0.08 + np.sqrt(bone[0] ** 2 - 0.13 ** 2), 0.13], atol=1e-12)
+    np.testing.assert_allclose(out[1], toe[1], atol=1e-12)  # reach = its own, direction its own
+
+
+def _sliding_feet(frames: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Both legs standing, each foot sliding 3 mm per frame along X; left: only its ankle in contact, right:
+    only its toe."""
+    j = np.zeros((frames, 22, 3))
+    slide = 0.003 * np.arange(frames)
+    for ((hip, knee, ankle, toe), _), x in zip(LEGS, (0.1, -0.1), strict=True):
+        j[:, hip] = [x, 0.9, 0.0]
+        j[:, knee] = [x, 0.5, 0.05]
+        j[:, ankle] = np.stack([x + slide, np.full(frames, 0.08), np.zeros(frames)], -1)
+        j[:, toe] = j[:, ankle] + [0.0, -0.06, 0.12]
+    contacts = np.zeros((frames, 4))
+    contacts[:, 0] = 1.0  # left ankle
+    contacts[:, 3] = 1.0  # right toe
+    return j, contacts
+
+
+def test_a_toe_only_plant_holds_the_foot_by_its_toe_and_the_weight_scales_the_hold():
+    """Where only the toe is planted the foot is held by it; an ankle-only plant carries its toe rigidly; a
+    weight of ½ moves the foot half way, weights above 1 count as 1 (the other leg is still handled when one
+    has no contact: each leg on its own)."""
+    joints, contacts = _sliding_feet()
+    (l_hip, l_knee, l_ankle, l_toe), _ = LEGS[0]
+    (r_hip, r_knee, r_ankle, r_toe), _ = LEGS[1]
+    full = lock_feet(joints, contacts, np.ones(len(joints)))
+    assert _speed(full, r_toe).max() < 1e-9 and _speed(full, l_ankle).max() < 1e-9  # both held
+    np.testing.assert_allclose(full[:, r_toe] - full[:, r_ankle], joints[:, r_toe] - joints[:, r_ankle], atol=1e-12)
+    np.testing.assert_allclose(full[:, l_toe] - full[:, l_ankle], joints[:, l_toe] - joints[:, l_ankle], atol=1e-12)
+    half = lock_feet(joints, contacts, np.full(len(joints), 0.5))
+    for j in (l_ankle, r_toe):
+        np.testing.assert_allclose(half[:, j] - joints[:, j], 0.5 * (full[:, j] - joints[:, j]), atol=1e-12)
+    assert np.array_equal(lock_feet(joints, contacts, np.full(len(joints), 1.5)), full)
+    right_only = contacts.copy()
+    right_only[:, 0] = 0.0
+    alone = lock_feet(joints, right_only, np.ones(len(joints)))
+    assert _speed(alone, r_toe).max() < 1e-9 and np.array_equal(alone[:, l_ankle], joints[:, l_ankle])
+
+
+def test_ease_stays_within_its_ends():
+    np.testing.assert_array_equal(ease(np.array([-0.5, 0.0, 0.5, 1.0, 1.5])), [0.0, 0.0, 0.5, 1.0, 1.0])
+    assert trapezoid(10, [(-5, 3)], fade=0)[0] == 1.0  # a range starting before the clip holds from frame 0
+    assert trapezoid(20, [(5, 5), (10, 15)], fade=2)[12] == 1.0  # an empty range does not end the list

@@ -158,3 +158,74 @@ def test_callback_counts_every_denoising_step_and_a_cancel_stops_the_clean_up(ti
     with pytest.raises(Cancelled):
         tiny_pipeline.clean_motion(long, strength=0.5, steps=8, callback=stop_at_3)
     assert seen == [(1, n), (2, n)]
+def test_long_clips_cross_fade_their_windows_and_cover_every_frame(tiny_pipeline, walk, monkeypatch):
+    """Each window's answer is a constant (its seed) here, so the output shows the windows and their weights:
+    window 0 alone up to window 1's start, then a linear cross-fade over the 40-frame overlap, the seeds in
+    order, every frame covered, and contacts made binary again after the blend."""
+    long = np.concatenate([walk] + [walk[1:] + k * (walk[-1, 0] - walk[0, 0]) * [1, 0, 1] for k in range(1, 8)])
+    n_feats = len(tiny_pipeline.motion_features(joints=long)[0])
+    seen = []
+
+    def constant_window(self, feats, strength, steps, seed):
+        seen.append((len(feats), strength, steps, seed))
+        out = np.full(feats.shape, float(seed))
+        out[:, -4:] = 0.6  # a soft contact: the result must be binary again
+        return out
+
+    monkeypatch.setattr(type(tiny_pipeline), "_clean_window", constant_window)
+    progress = []
+    m = tiny_pipeline.clean_motion(long, strength=0.3, steps=7, seed=10, callback=lambda i, n: progress.append((i, n)))
+    n = len(seen)
+    assert n >= 3 and [s[3] for s in seen] == list(range(10, 10 + n))  # seed + window index
+    assert all(s[1:3] == (0.3, 7) for s in seen)
+    assert progress == [(i + 1, n) for i in range(n)]
+    win = tiny_pipeline.max_frames
+    assert all(length <= win and length % 4 == 0 for length, *_ in seen)
+    assert sum(length for length, *_ in seen) - 40 * (n - 1) >= n_feats  # the windows cover the clip
+    v = m.features[:, 0].astype(np.float64)
+    assert len(v) == n_feats and np.isfinite(v).all()
+    step = win - 40
+    np.testing.assert_array_equal(v[:step], 10.0)  # window 0 alone
+    np.testing.assert_allclose(v[step:win], 10.0 + np.arange(1, 41) / 41, atol=1e-5)  # the 40-frame cross-fade
+    assert np.all(np.diff(v) >= -1e-6) and v[-1] == pytest.approx(10.0 + n - 1)  # the last window ends the clip
+    assert np.array_equal(m.features[:, -4:], np.ones((n_feats, 4), np.float32))
+
+
+def test_a_window_is_encoded_normalised_and_denoised_over_the_last_strength_share_of_the_steps(
+        tiny_pipeline, walk, monkeypatch):
+    """SDEdit as documented: the VAE gets the *normalised* features (its posterior mean), the latent is noised
+    to the level of the schedule's last ``round(strength * steps)`` steps (at least one) and denoised over
+    them; the noise comes from the seed alone."""
+    from salad_model.runtime.sampling import make_scheduler
+
+    pipe = tiny_pipeline
+    feats = np.asarray(pipe.motion_features(joints=walk)[0][:40], np.float32)
+    encoded, times = [], []
+    encode, denoiser = pipe.vae.encode, pipe.denoiser
+
+    def spy_encode(x, sample=True, generator=None):
+        encoded.append((x.clone(), sample))
+        return encode(x, sample=sample, generator=generator)
+
+    class Spy:
+        def __call__(self, z, t, *rest):
+            times.append(int(t))
+            return denoiser(z, t, *rest)
+
+        def __getattr__(self, name):  # the empty prompt's encoding and the rest: the real denoiser's
+            return getattr(denoiser, name)
+
+    monkeypatch.setattr(pipe.vae, "encode", spy_encode)
+    monkeypatch.setattr(pipe, "denoiser", Spy())
+    out = pipe._clean_window(feats, 0.3, 10, seed=4)
+    x, sample = encoded[0]
+    assert sample is False
+    np.testing.assert_allclose((x[0] * pipe.std + pipe.mean).numpy(), feats, atol=1e-4)
+    sched = make_scheduler("ddim", pipe.bundle.diffusion)
+    sched.set_timesteps(10)
+    assert times == [int(t) for t in sched.timesteps[-3:]]  # 0.3 of 10 steps: the last three
+    times.clear()
+    pipe._clean_window(feats, 0.01, 10, seed=4)
+    assert times == [int(sched.timesteps[-1])]  # never fewer than one step
+    assert np.array_equal(pipe._clean_window(feats, 0.3, 10, seed=4), out)  # the seed alone decides the noise
+    assert not np.array_equal(pipe._clean_window(feats, 0.3, 10, seed=5), out)

@@ -341,3 +341,22 @@ def test_reordered_segments_keep_their_seeds(director):
     seeds = [s["seed"] for s in base.meta["shot"]["segments"]]
     assert [s["seed"] for s in swapped.meta["shot"]["segments"]] == [seeds[0], seeds[2], seeds[1]]
     assert np.array_equal(swapped.joints[:60], base.joints[:60])  # the first segment is untouched
+@pytest.mark.parametrize("sigma", [0.8, 1.5])
+def test_smooth_seams_is_a_gaussian_blended_in_by_distance_from_the_seam(sigma):
+    """Against scipy's Gaussian (σ, radius ⌈3σ⌉, edges repeat the end frames): the smoothed features fully within
+    2σ of a seam, blended linearly down to the input at 5σ, the input beyond; a seam near the clip's end; float32
+    kept (tolerance 1e-5: float32 features)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    f = np.random.default_rng(0).normal(size=(70, 12)).astype(np.float32)
+    f[:, -4:] = np.random.default_rng(1).integers(0, 2, size=(70, 4))  # contacts
+    seams = [20, 67]
+    out = smooth_seams(f, seams, sigma)
+    assert out.dtype == np.float32
+    radius = np.ceil(3 * sigma)  # whole frames
+    smooth = gaussian_filter1d(f.astype(np.float64), sigma, axis=0, mode="nearest", truncate=radius / sigma)
+    d = np.min(np.abs(np.arange(70)[:, None] - np.array(seams)[None]), axis=1)
+    w = np.interp(d, [2 * sigma, 5 * sigma], [1.0, 0.0])[:, None]  # 1 within 2σ, 0 from 5σ on
+    np.testing.assert_allclose(out[:, :-4], ((1 - w) * f + w * smooth)[:, :-4], atol=1e-5)
+    assert np.array_equal(out[:, -4:], f[:, -4:])
+    assert np.array_equal(out[d >= 5 * sigma], f[d >= 5 * sigma])

@@ -40,12 +40,15 @@ def test_group_shares_follow_the_power():
 
 
 def test_bad_inputs_are_refused():
-    with pytest.raises(ValueError, match="no items"):
+    # the messages word for word: a config mistake is reported as it is (re.search would accept any wrapping)
+    with pytest.raises(ValueError, match=r"^no items to weigh$"):
         item_weights([], 0.5)
-    with pytest.raises(ValueError, match="power"):
+    with pytest.raises(ValueError, match=r"^power must be >= 0, got -1$"):
         item_weights(_items(), -1)
-    with pytest.raises(ValueError, match="one weight"):
+    with pytest.raises(ValueError, match=r"^one weight per item$"):
         LengthBatches([1, 2], np.array([1.0]), 4)
+    with pytest.raises(ValueError, match="zip"):  # one weight per item here too
+        group_shares(_items(), item_weights(_items(), 0.5)[:-1])
 
 
 def test_length_batches_draw_groups_at_their_weighted_share_from_similar_lengths():
@@ -85,10 +88,12 @@ def test_dataset_shares_fix_the_mix_and_keep_the_lift_inside_a_dataset():
 
 
 @pytest.mark.parametrize("shares, msg", [
-    ({"kit": 0.1}, "no items: kit"),
+    ({"kit": 0.1}, r"^dataset_shares names datasets with no items: kit$"),
+    ({"kit": 0.1, "amass": 0.1, "1": 0.1}, r"^dataset_shares names datasets with no items: amass, kit$"),
     ({"deepmimic": 0.6, "1": 0.5}, "sum to less than 1"),
+    ({"deepmimic": 0.5, "1": 0.5}, "sum to less than 1"),  # exactly 1 leaves nothing for dataset 2
     ({"deepmimic": 0.0}, "positive"),
-    ({"deepmimic": 0.1, "1": 0.1, "2": 0.1}, "no dataset for the remaining share"),
+    ({"deepmimic": 0.1, "1": 0.1, "2": 0.1}, r"^dataset_shares leaves no dataset for the remaining share$"),
 ])
 def test_dataset_shares_refuse_a_mix_that_cannot_hold(shares, msg):
     items = _items()
@@ -108,5 +113,33 @@ def test_the_fine_tune_config_draws_its_datasets_at_their_shares():
         assert by_ds[name] == pytest.approx(share, abs=1e-12)
     assert draw_weights(items, {**tc, "dataset_shares": {}}) == pytest.approx(item_weights(items, tc["balance_power"]))
     assert draw_weights(items, load_config("demo")["denoiser_train"]) is None  # the demo: uniform length buckets
-    with pytest.raises(ValueError, match="needs balance_power"):
+    with pytest.raises(ValueError,
+                       match=r"^dataset_shares needs balance_power > 0 \(it rescales the balanced weights\)$"):
         draw_weights(items, {"balance_power": 0.0, "dataset_shares": {"deepmimic": 0.1}})
+
+
+def test_each_batch_is_one_full_window_of_neighbouring_lengths_and_every_item_can_be_drawn():
+    """A window is always ``pool`` items of neighbouring lengths, also at the shortest and longest ends, so
+    every item is reachable; ``pool`` 1 gives batches of the anchor alone."""
+    lengths = [(37 * k) % 100 for k in range(100)]  # 0..99, shuffled
+    batches = LengthBatches(lengths, np.full(100, 0.01), pool=8)
+    rng = random.Random(1)
+    drawn = set()
+    for _ in range(300):
+        b = batches.draw(400, rng)
+        ls = sorted({lengths[k] for k in b})
+        assert len(ls) == 8 and ls[-1] - ls[0] == 7, ls  # 8 neighbours (missing one in 400 draws: p < 1e-21)
+        drawn.update(b)
+    assert drawn == set(range(100))
+    single = LengthBatches(lengths, np.full(100, 0.01), pool=1)
+    assert all(len(set(single.draw(16, rng))) == 1 for _ in range(50))
+
+
+def test_the_anchor_is_drawn_with_the_weights():
+    """Ten short items hold 90% of the weight, ninety long ones 10%: 90% of the batches are short ones."""
+    lengths = list(range(10)) + list(range(100, 190))
+    w = np.array([0.09] * 10 + [0.1 / 90] * 90)
+    batches = LengthBatches(lengths, w, pool=10)
+    rng = random.Random(2)
+    short = sum(all(k < 10 for k in batches.draw(4, rng)) for _ in range(2000))
+    assert short / 2000 == pytest.approx(0.9, abs=0.03)  # uniform anchors would give 0.1

@@ -44,3 +44,20 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     torch.save({"iter": 1, "evil": _Payload()}, tmp_path / "evil.pt")
     with pytest.raises(Exception, match="(?i)weights only load failed|unsupported global"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_the_refusal_holds_even_when_the_environment_asks_torch_for_full_unpickling(tmp_path, monkeypatch):
+    """``weights_only=True`` is passed explicitly: torch's TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD only changes its default."""
+    torch.save({"iter": 1, "evil": _Payload()}, tmp_path / "evil.pt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(Exception, match="(?i)weights only load failed|unsupported global"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_a_checkpoint_written_on_a_gpu_machine_resumes_on_the_cpu(tmp_path, monkeypatch):
+    """Tensors saved from CUDA carry their device; the training machine may have none (they load on the CPU)."""
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")  # as if saved from a GPU
+    torch.save({"iter": 4, "w": torch.arange(3.0)}, tmp_path / "gpu.pt")
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path / "gpu.pt")
+    assert state["w"].device.type == "cpu" and state["w"].tolist() == [0.0, 1.0, 2.0]

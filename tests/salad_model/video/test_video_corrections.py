@@ -206,3 +206,70 @@ def test_the_clean_up_keeps_the_videos_path_and_heading():
         return np.linalg.norm(j[:, :, None] - j[:, None], axis=-1)
 
     np.testing.assert_allclose(shape(out), shape(pose), atol=1e-9)  # the body is the cleaned one
+
+
+def test_clean_video_motion_keeps_the_video_path_and_records_the_recipe():
+    """The cleaned body (here: wrists 10 cm higher, the whole clip turned 40°, moved and lifted, as a model's
+    re-derived path may be) comes back on the floor, on the video's own path and heading; the recipe is
+    recorded, the input untouched."""
+    from types import SimpleNamespace
+
+    from testdata import DATA
+
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
+    from salad_model.motion.motion_process import canonicalize, foot_contacts
+    from salad_model.video.extract import VideoMotion, clean_video_motion
+
+    raw = canonicalize(bvh_to_smpl22((DATA / "dataset-2_walk-turn-left_active_024.bvh").read_text()))
+    wrists = [J["left_wrist"], J["right_wrist"]]
+    better = raw.copy()
+    better[:, wrists, 1] += 0.1
+    yaw = np.radians(40.0)
+    rot = np.array([[np.cos(yaw), 0.0, np.sin(yaw)], [0.0, 1.0, 0.0], [-np.sin(yaw), 0.0, np.cos(yaw)]])
+    cleaned = better @ rot.T + [0.7, 0.05, -0.4]  # and 5 cm above the floor
+    calls = []
+
+    class Pipe:
+        name = "fake-model"
+
+        def clean_motion(self, joints, strength):
+            calls.append((joints, strength))
+            return SimpleNamespace(joints=cleaned.astype(np.float32), meta={"steps": 12, "seed": 3})
+
+    landmarks = object()  # passed through as it is
+    video = VideoMotion(raw.astype(np.float32), foot_contacts(raw), {"source": "video", "frames": len(raw)},
+                        landmarks=landmarks, warnings=["a warning"])
+    out = clean_video_motion(video, Pipe(), 0.4)
+    assert len(calls) == 1 and calls[0][0] is video.joints and calls[0][1] == 0.4
+    assert out.joints.dtype == np.float32 and out.joints.shape == raw.shape
+    np.testing.assert_allclose(out.joints, better, atol=1e-4)  # the cleaned body, on the video's path and heading
+    assert np.array_equal(out.contacts, foot_contacts(out.joints.astype(np.float64)))
+    assert out.meta == {"source": "video", "frames": len(raw),
+                        "clean_up": {"strength": 0.4, "model": "fake-model", "steps": 12, "seed": 3}}
+    assert video.meta == {"source": "video", "frames": len(raw)}  # the input's record is not changed
+    assert out.warnings == ["a warning"] and out.warnings is not video.warnings
+    assert out.landmarks is landmarks
+
+
+def test_the_clean_up_does_not_take_on_the_videos_per_frame_heading_jitter():
+    """A video's per-frame heading is noisy (±4° from frame to frame here); the cleaned body follows the
+    video's heading smoothed over 0.1 s, so it does not shake with it."""
+    from testdata import DATA
+
+    from salad_model.motion.bandai_rig import bvh_to_smpl22
+    from salad_model.motion.motion_process import canonicalize
+    from salad_model.video.extract import with_path_of
+
+    clean = canonicalize(bvh_to_smpl22((DATA / "dataset-2_walk-turn-left_active_024.bvh").read_text()))
+    jitter = np.radians(4.0) * np.where(np.arange(len(clean)) % 2 == 0, 1.0, -1.0)
+    c, s = np.cos(jitter)[:, None], np.sin(jitter)[:, None]
+    local = clean - clean[:, :1] * [1, 0, 1]
+    x, z = local[..., 0], local[..., 2]
+    video = np.stack([c * x + s * z, local[..., 1], -s * x + c * z], -1) + clean[:, :1] * [1, 0, 1]
+
+    def roughness(j):  # frame-to-frame heading change, degrees
+        return np.degrees(np.abs(np.diff(np.unwrap(facing_angle(j))))).mean()
+
+    out = with_path_of(clean, video)
+    assert roughness(video) > 5.0  # the jitter shows (8° between neighbouring frames)
+    assert roughness(out) < 0.25 * roughness(video)
