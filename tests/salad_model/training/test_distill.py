@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from salad_model.runtime import requests as R
 from salad_model.runtime.checkpoints import random_bundle
-from salad_model.runtime.sampling import DiffusionConfig, make_scheduler
+from salad_model.runtime.sampling import DiffusionConfig, initial_noise, make_scheduler, sample
 from salad_model.training import distill
 
 
@@ -108,5 +109,13 @@ def test_stages_write_resume_and_export_a_student_that_samples(mini_dataset, tmp
     assert cfg["diffusion"]["timestep_spacing"] == "trailing"
     assert cfg["info"]["guidance"] == 1.0 and cfg["info"]["distilled"]["steps"] == 4
     pipe = SaladPipeline.from_pretrained(dest, device="cpu")
-    m = pipe.generate("a person walks", frames=40, seed=0, steps=4)
+    m = pipe.generate("a person walks", frames=40, seed=0, fast=True)
     assert m.joints.shape == (40, 22, 3) and np.isfinite(m.joints).all()
+    # fast mode on a student is its own sampler: 4 DDIM steps on its trailing grid, unguided
+    assert (m.meta["steps"], m.meta["scheduler"], m.meta["guidance"]) == (4, "ddim", 1.0)
+    assert "guided_steps" not in m.meta
+    z = sample(pipe.denoiser, initial_noise(0, 40)[..., :8], pipe.text_context(["a person walks"]),
+                       None, 1.0, 4, "ddim", diffusion=distill.student_diffusion(bundle.diffusion))
+    assert torch.allclose(m.latent, z, atol=1e-5)
+    teacher_pipe = SaladPipeline.from_pretrained(teacher_dir, device="cpu")
+    assert teacher_pipe.fast_preset == R.FAST_PRESET
