@@ -295,7 +295,8 @@ def export_student(bundle, out: Path, dest: Path, teacher: Teacher, fp16: bool =
     student = Denoiser(bundle.denoiser.config)
     student.load_state_dict(state["model"])
     steps = load_trajectories(out)[0]["states"].shape[1] - 1
-    info = {**bundle.info, "name": f"{bundle.info.get('name', 'model')}-student{steps}", "guidance": 1.0,
+    kept = {k: v for k, v in bundle.info.items() if k not in ("source", "format")}  # loader's notes: no paths
+    info = {**kept, "name": f"{bundle.info.get('name', 'model')}-student{steps}", "guidance": 1.0,
             "distilled": {"teacher": bundle.info.get("name", ""), "teacher_sampler": teacher.__dict__,
                           "steps": steps, "scheduler": "ddim", "iterations": int(state["iter"])}}
     out_bundle = ModelBundle(bundle.vae, student.eval(), bundle.mean, bundle.std, bundle.text_encoder,
