@@ -8,8 +8,9 @@ generation (text encoding + 50 DDIM steps + VAE decode + joints) and of editing;
 
 In the same run, alternating with ours, it times a straightforward baseline of the same network with the
 same weights (benchmarks/baseline.py: the reference's way of computing it), checks that both give the same
-motion, and prints ``cpu_baseline_ratio=`` (the same in process CPU time), ``fast_ratio=<fast mode / baseline
-DDIM-50>`` and, as the last line,
+motion, and prints ``cpu_baseline_ratio=`` (the same in process CPU time), ``student_ratio=<a step-distilled
+student's sampling (4 unguided DDIM steps, training/distill.py) on this network / baseline DDIM-50>``,
+``fast_ratio=<fast mode / baseline DDIM-50>`` and, as the last line,
 ``baseline_ratio=<ours / baseline>``. The machine is shared: absolute times are noisy, only ratios measured
 in the same run mean anything.
 """
@@ -31,6 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from salad_model import CONFIGS_DIR  # noqa: E402
 from salad_model.runtime.requests import FAST_PRESET  # noqa: E402
+from salad_model.training.distill import STUDENT_STEPS  # noqa: E402
 
 # Ours and the baseline compute the same network in a different order: the joints of a 50-step generation
 # agree to ~1e-5 m (measured on the official-size random network and the demo model); 1 mm fails the run.
@@ -108,8 +110,8 @@ def bench_generation(pipe, frames: int, steps: int, repeat: int, baseline: bool 
     den = pipe.denoiser
     flops = step_flops(pipe, frames)
     tokens = 2 * (frames // 4) * 7
-    times: dict[str, list[float]] = {"ours": [], "baseline": [], "fast": []}
-    cpu: dict[str, list[float]] = {"ours": [], "baseline": [], "fast": []}  # process CPU time, all threads
+    times: dict[str, list[float]] = {"ours": [], "baseline": [], "fast": [], "student": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}  # process CPU time, all threads
     ceilings, step_times = [], []
     ctx = TextContext.cat([pipe._null(1), pipe.text_context([prompt])])
     z = torch.randn(2, frames // 4, 7, den.config.vae_dim)
@@ -124,7 +126,11 @@ def bench_generation(pipe, frames: int, steps: int, repeat: int, baseline: bool 
         pipe.text_encoder.clear_cache()
         pipe.generate(prompt, frames=frames, seed=0, fast=True)
 
-    runs = {"ours": ours, "fast": fast}
+    def student() -> None:  # a distilled student's work: its steps, conditional half only (weights: this network's)
+        pipe.text_encoder.clear_cache()
+        pipe.generate(prompt, frames=frames, seed=0, steps=STUDENT_STEPS, guidance=1.0)
+
+    runs = {"ours": ours, "fast": fast, "student": student}
     if baseline:
         runs["baseline"] = lambda: base.generate(pipe, prompt, frames, seed=0, steps=steps,
                                                  guidance=pipe.default_guidance)
@@ -156,10 +162,12 @@ def bench_generation(pipe, frames: int, steps: int, repeat: int, baseline: bool 
         ours_joints = pipe.generate(prompt, frames=frames, seed=0, steps=steps).joints
         rounds = [o / x for o, x in zip(times["ours"], times["baseline"], strict=True)]
         fast_rounds = [f / x for f, x in zip(times["fast"], times["baseline"], strict=True)]
+        student_rounds = [s / x for s, x in zip(times["student"], times["baseline"], strict=True)]
         cpu_rounds = [o / x for o, x in zip(cpu["ours"], cpu["baseline"], strict=True)]
         out.update(baseline_s=b, baseline_ratio=statistics.median(rounds),
                    fast_ratio=statistics.median(fast_rounds), parity_m=float(np.abs(ours_joints - ref).max()),
                    round_ratios=rounds, fast_round_ratios=fast_rounds,
+                   student_ratio=statistics.median(student_rounds), student_round_ratios=student_rounds,
                    cpu_round_ratios=cpu_rounds, cpu_baseline_ratio=statistics.median(cpu_rounds))
     return out
 
@@ -235,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(tolerance {PARITY_M:g} m)")
         print("per-round ours/baseline      " + " ".join(f"{x:.2f}" for x in g["round_ratios"]))
         print("per-round fast/baseline      " + " ".join(f"{x:.3f}" for x in g["fast_round_ratios"]))
+        print("per-round student/baseline   " + " ".join(f"{x:.3f}" for x in g["student_round_ratios"]))
         print("per-round ours/baseline CPU  " + " ".join(f"{x:.2f}" for x in g["cpu_round_ratios"])
               + "  (process CPU time: steadier than wall time when other processes share the cores)")
         if g["parity_m"] > PARITY_M:
@@ -255,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {k:10s} {v['mpjpe_to_ddim50_m'] * 100:6.2f} cm   {v['seconds']:.2f} s")
     if "baseline_s" in g:
         print(f"cpu_baseline_ratio={g['cpu_baseline_ratio']:.3f}")
+        print(f"student_ratio={g['student_ratio']:.3f}")
         print(f"fast_ratio={g['fast_ratio']:.3f}")
         print(f"baseline_ratio={g['baseline_ratio']:.3f}")
     return 0

@@ -79,18 +79,14 @@ def run_metrics(a: argparse.Namespace) -> dict:
     if not a.no_generation:
         steps, sampler, guided = a.steps, a.sampler, a.guided_steps
         if a.fast:
-            from ..runtime.requests import FAST_PRESET
-
-            steps, sampler, guided = FAST_PRESET["steps"], FAST_PRESET["scheduler"], FAST_PRESET["guided_steps"]
+            steps, sampler, guided = (pipe.fast_preset[k] for k in ("steps", "scheduler", "guided_steps"))
         rep["generation"] = generated_metrics(pipe, clf, Path(a.data), a.limit, steps, sampler, a.batch,
                                               a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split,
                                               guided_steps=guided)
     if a.edits:
         steps, sampler, guided = a.edit_steps or a.steps, a.sampler, a.guided_steps
         if a.fast:  # edits of fast generations: the same preset for source and edit
-            from ..runtime.requests import FAST_PRESET
-
-            steps, sampler, guided = FAST_PRESET["steps"], FAST_PRESET["scheduler"], FAST_PRESET["guided_steps"]
+            steps, sampler, guided = (pipe.fast_preset[k] for k in ("steps", "scheduler", "guided_steps"))
         rep["edits"] = edit_statistics(pipe, clf, a.edit_seeds, a.edit_frames, steps, sampler,
                                        log=lambda s: print(s, flush=True), guided_steps=guided)
     return rep

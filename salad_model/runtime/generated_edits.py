@@ -112,7 +112,7 @@ class EditMixin:
         step (:func:`editing.sample_edit`: unguided last steps lost the edit prompt's content).
         """
         if R.check_value("fast", fast):
-            steps, scheduler, guided_steps = (R.FAST_PRESET[k] for k in ("steps", "scheduler", "guided_steps"))
+            steps, scheduler, guided_steps = (self.fast_preset[k] for k in ("steps", "scheduler", "guided_steps"))
         if guided_steps is not None:
             guided_steps = R.check_value("guided_steps", guided_steps)
         spec = EditSpec.create(mode=mode, edit_prompt=edit_prompt, word=word, scale=scale, mirror=mirror,

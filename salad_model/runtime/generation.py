@@ -76,12 +76,12 @@ class GenerationMixin:
 
         ``record_maps`` keeps this generation's attention maps so that the next edit of it skips the source
         pass (edits then cost about one generation instead of two). ``fast`` samples with
-        :data:`requests.FAST_PRESET` (its steps and scheduler replace ``steps``/``scheduler``; no maps are
+        the model's :attr:`fast_preset` (its steps and scheduler replace ``steps``/``scheduler``; no maps are
         recorded: an edit of a fast generation recomputes its source).
         """
         guided = None
         if R.check_value("fast", fast):
-            steps, scheduler, guided = (R.FAST_PRESET[k] for k in ("steps", "scheduler", "guided_steps"))
+            steps, scheduler, guided = (self.fast_preset[k] for k in ("steps", "scheduler", "guided_steps"))
             record_maps = False
         if not record_maps or text_features is not None:
             R.check_length_args(frames, seconds)

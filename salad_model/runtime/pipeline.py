@@ -121,6 +121,15 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixi
     def default_guidance(self) -> float:
         return float(self.info.get("guidance", 7.5))
 
+    @property
+    def fast_preset(self) -> dict:
+        """Fast mode's sampler for this model: a step-distilled student's own (``info["distilled"]``: its
+        steps, unguided — its default guidance is 1), any other model :data:`requests.FAST_PRESET`."""
+        distilled = self.info.get("distilled")
+        if isinstance(distilled, dict):
+            return {"scheduler": str(distilled["scheduler"]), "steps": int(distilled["steps"]), "guided_steps": None}
+        return dict(R.FAST_PRESET)
+
     def frames_for(self, seconds: float) -> int:
         """Seconds → frames, rounded to the VAE's unit of 4 frames."""
         R.check_length_args(None, seconds)

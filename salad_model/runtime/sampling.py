@@ -32,9 +32,13 @@ class DiffusionConfig:
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
     prediction_type: str = "v_prediction"
+    # "" = the sampler's own (DDIM leading, DPM-Solver++ trailing); a step-distilled student stores the
+    # spacing it was distilled on ("trailing": its first step starts from pure noise at t = 999)
+    timestep_spacing: str = ""
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The config section (an unset spacing left out: teachers' configs stay as they were)."""
+        return {k: v for k, v in self.__dict__.items() if v != "" or k != "timestep_spacing"}
 
 
 def make_scheduler(kind: str = "ddim", diffusion: DiffusionConfig | None = None):
@@ -46,12 +50,12 @@ def make_scheduler(kind: str = "ddim", diffusion: DiffusionConfig | None = None)
         from diffusers import DDIMScheduler
 
         return DDIMScheduler(clip_sample=False, set_alpha_to_one=True, steps_offset=0,
-                             timestep_spacing="leading", **common)
+                             timestep_spacing=d.timestep_spacing or "leading", **common)
     if kind == "dpm++":
         from diffusers import DPMSolverMultistepScheduler
 
         return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2,
-                                           timestep_spacing="trailing", final_sigmas_type="zero",
+                                           timestep_spacing=d.timestep_spacing or "trailing", final_sigmas_type="zero",
                                            lower_order_final=True, **common)
     raise ValueError(f"unknown scheduler {kind!r}; choose one of {SCHEDULER_KINDS}")
 
