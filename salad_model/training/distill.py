@@ -253,7 +253,7 @@ def train_student(bundle, out: Path, iters: int, batch: int = 32, lr: float = 1e
     alphas = make_scheduler("ddim", bundle.diffusion).alphas_cumprod
     rng = random.Random(1234 + tr.it)
     sizes = [len(p["frames"]) for p in parts]
-    t0, ema = time.time(), None
+    t0 = time.time()
     while tr.it < iters and not tr.stop:
         part = parts[rng.choices(range(len(parts)), weights=sizes)[0]]
         rows = rng.sample(range(len(part["frames"])), min(batch, len(part["frames"])))
@@ -265,17 +265,10 @@ def train_student(bundle, out: Path, iters: int, batch: int = 32, lr: float = 1e
         for g in opt.param_groups:
             g["lr"] = lr_at(tr.it, lr, warmup, [], 1.0)
         loss = distill_loss(student, states, step, text, latent_mask(frames, t_lat), timesteps, alphas)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        tr.it += 1
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        tr.step(loss, clip=1.0)
         if tr.it % 25 == 0 or tr.it == iters:
-            row = {"iter": tr.it, "loss": loss.item(), "loss_ema": ema, "lr": opt.param_groups[0]["lr"],
-                   "sec": round(time.time() - t0, 1)}
-            tr.write(row)
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            tr.report({"iter": tr.it, "loss": loss.item(), "loss_ema": tr.ema, "lr": opt.param_groups[0]["lr"],
+                       "sec": round(time.time() - t0, 1)}, log)
         if tr.it % 100 == 0:
             tr.save()
             if len(parts) < len(list((Path(out) / "trajectories").glob("part_*.safetensors"))):

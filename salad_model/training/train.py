@@ -107,6 +107,10 @@ def lr_at(it: int, base: float, warmup: int, milestones: list[int], gamma: float
     return base * gamma ** sum(it >= m for m in milestones)
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 class Trainer:
     """Shared loop mechanics: resume, checkpoint, log, stop cleanly on SIGTERM.
 
@@ -117,7 +121,7 @@ class Trainer:
         self.dir = Path(out) / stage
         self.dir.mkdir(parents=True, exist_ok=True)
         self.model, self.opt = model, opt
-        self.it = 0
+        self.it, self.ema = 0, None
         self.ctx = distributed.current()
         self.stop = False
         ckpt = self.dir / "latest.pt"
@@ -158,6 +162,23 @@ class Trainer:
         if self.log.tell() == 0:
             self.log.write(",".join(row) + "\n")
         self.log.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()) + "\n")
+
+    def step(self, loss: torch.Tensor, clip: float | None = None) -> None:
+        """One optimiser step on ``loss`` (gradient norm clipped to ``clip`` when given): counts the iteration
+        and keeps the loss's running mean ``self.ema`` for the log (every stage steps the same way)."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.opt.step()
+        self.it += 1
+        v = loss.item()
+        self.ema = v if self.ema is None else 0.98 * self.ema + 0.02 * v
+
+    def report(self, row: dict, log=print) -> None:  # noqa: ANN001
+        """Append ``row`` to log.csv and show it as ``key=value`` pairs (floats to 4 significant digits)."""
+        self.write(row)
+        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,17 +253,13 @@ def train_vae(cfg: dict, data_dir: Path, out: Path, iters: int | None = None, li
         with ctx.rank_rng(tr.it):
             recon, mu, logvar = vae_fwd(x)
         loss, parts = vae_loss(vae, x, recon, mu, logvar, tc)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        tr.it += 1
+        tr.step(loss)
         if tr.it % 50 == 0 or tr.it == total:
             row = {"iter": tr.it, "loss": loss.item(), **parts, "lr": opt.param_groups[0]["lr"],
                    "sec": round(time.time() - t0, 1)}
             if ctx.is_main and (tr.it % 500 == 0 or tr.it == total):
                 row["val_mpjpe_m"] = vae_mpjpe(vae, val)
-            tr.write(row)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            tr.report(row, _say)
         if tr.it % 250 == 0:
             tr.save()
     tr.save()
@@ -342,7 +359,6 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
     sched = make_scheduler("ddim", DiffusionConfig())
     total = iters or tc["iters"]
     t0 = time.time()
-    ema = None
     rng.seed(1234 + tr.it)  # a resumed run continues with fresh batches instead of replaying the first ones
     by_len = sorted(range(len(train.items)), key=lambda k: train.items[k]["mu"].shape[0])
     pool = min(len(by_len), 4 * tc["batch"])
@@ -382,17 +398,10 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
         with ctx.rank_rng(tr.it):
             pred = den_fwd(zt, t, den.encode_text(feats, tmask), mask)
         loss = F.mse_loss(pred * m4, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0)
-        opt.step()
-        tr.it += 1
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        tr.step(loss, clip=1.0)
         if tr.it % 50 == 0 or tr.it == total:
-            row = {"iter": tr.it, "loss": loss.item(), "loss_ema": ema, "lr": opt.param_groups[0]["lr"],
-                   "sec": round(time.time() - t0, 1)}
-            tr.write(row)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+            tr.report({"iter": tr.it, "loss": loss.item(), "loss_ema": tr.ema, "lr": opt.param_groups[0]["lr"],
+                       "sec": round(time.time() - t0, 1)}, _say)
         if tr.it % 250 == 0:
             tr.save()
     tr.save()

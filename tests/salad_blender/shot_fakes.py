@@ -37,6 +37,12 @@ class Answer:
     def progress(self):
         return 1.0 if self.done else self.step / self.steps
 
+    @property
+    def state(self):  # as the client's Job: queued → running → done | failed
+        if not self.done:
+            return "running"
+        return "failed" if self.error is not None else "done"
+
     def poll(self):
         if not self.done:
             self.step += 1

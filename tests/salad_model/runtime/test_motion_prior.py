@@ -166,8 +166,11 @@ def test_long_clips_cross_fade_their_windows_and_cover_every_frame(tiny_pipeline
     n_feats = len(tiny_pipeline.motion_features(joints=long)[0])
     seen = []
 
-    def constant_window(self, feats, strength, steps, seed):
+    def constant_window(self, feats, strength, steps, seed, on_step=None):
         seen.append((len(feats), strength, steps, seed))
+        for _ in range(max(1, round(strength * steps))):  # a window reports each of its denoising steps
+            if on_step is not None:
+                on_step()
         out = np.full(feats.shape, float(seed))
         out[:, -4:] = 0.6  # a soft contact: the result must be binary again
         return out
@@ -178,7 +181,7 @@ def test_long_clips_cross_fade_their_windows_and_cover_every_frame(tiny_pipeline
     n = len(seen)
     assert n >= 3 and [s[3] for s in seen] == list(range(10, 10 + n))  # seed + window index
     assert all(s[1:3] == (0.3, 7) for s in seen)
-    assert progress == [(i + 1, n) for i in range(n)]
+    assert progress == [(i + 1, 2 * n) for i in range(2 * n)]  # round(0.3 × 7) = 2 steps per window, one count
     win = tiny_pipeline.max_frames
     assert all(length <= win and length % 4 == 0 for length, *_ in seen)
     assert sum(length for length, *_ in seen) - 40 * (n - 1) >= n_feats  # the windows cover the clip

@@ -232,7 +232,7 @@ def test_clean_video_motion_keeps_the_video_path_and_records_the_recipe():
     class Pipe:
         name = "fake-model"
 
-        def clean_motion(self, joints, strength):
+        def clean_motion(self, joints, strength, callback=None):
             calls.append((joints, strength))
             return SimpleNamespace(joints=cleaned.astype(np.float32), meta={"steps": 12, "seed": 3})
 
