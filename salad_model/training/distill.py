@@ -267,8 +267,7 @@ def train_student(bundle, out: Path, iters: int, batch: int = 32, lr: float = 1e
         loss = distill_loss(student, states, step, text, latent_mask(frames, t_lat), timesteps, alphas)
         tr.step(loss, clip=1.0)
         if tr.it % 25 == 0 or tr.it == iters:
-            tr.report({"iter": tr.it, "loss": loss.item(), "loss_ema": tr.ema, "lr": opt.param_groups[0]["lr"],
-                       "sec": round(time.time() - t0, 1)}, log)
+            tr.report(tr.loss_row(loss, t0), log)
         if tr.it % 100 == 0:
             tr.save()
             if len(parts) < len(list((Path(out) / "trajectories").glob("part_*.safetensors"))):

@@ -175,6 +175,11 @@ class Trainer:
         v = loss.item()
         self.ema = v if self.ema is None else 0.98 * self.ema + 0.02 * v
 
+    def loss_row(self, loss: torch.Tensor, t0: float) -> dict:
+        """The log row of a stage trained on one loss: iteration, loss, its running mean, lr, seconds since ``t0``."""
+        return {"iter": self.it, "loss": loss.item(), "loss_ema": self.ema, "lr": self.opt.param_groups[0]["lr"],
+                "sec": round(time.time() - t0, 1)}
+
     def report(self, row: dict, log=print) -> None:  # noqa: ANN001
         """Append ``row`` to log.csv and show it as ``key=value`` pairs (floats to 4 significant digits)."""
         self.write(row)
@@ -400,8 +405,7 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
         loss = F.mse_loss(pred * m4, target)
         tr.step(loss, clip=1.0)
         if tr.it % 50 == 0 or tr.it == total:
-            tr.report({"iter": tr.it, "loss": loss.item(), "loss_ema": tr.ema, "lr": opt.param_groups[0]["lr"],
-                       "sec": round(time.time() - t0, 1)}, _say)
+            tr.report(tr.loss_row(loss, t0), _say)
         if tr.it % 250 == 0:
             tr.save()
     tr.save()

@@ -116,3 +116,25 @@ def test_denoiser_draws_rare_groups_by_weight_with_extra_data(mini_dataset, tiny
     share = groups.count(("deepmimic", "jump")) / len(groups)
     # every group gets the same share at power 1 (uniform draws would give it 2 of ~22 items)
     assert share == pytest.approx(1 / n_groups, abs=0.12)
+
+
+def test_trainer_step_clips_counts_keeps_the_running_mean_and_logs_the_row(tmp_path):
+    """Trainer.step (shared by the VAE, denoiser and distillation loops): one optimiser step on the loss with the
+    gradient norm clipped when asked, the iteration counted, the loss's running mean 0.98/0.02 (the first loss
+    as it is); Trainer.report writes the row to log.csv and shows it. Tolerance 1e-6 (float32 parameters)."""
+    w = torch.nn.Parameter(torch.zeros(2))
+    model = torch.nn.Module()
+    model.w = w
+    opt = torch.optim.SGD([w], lr=1.0)
+    tr = train.Trainer(tmp_path, "stage", model, opt)
+    tr.step((w * torch.tensor([30.0, 40.0])).sum(), clip=1.0)  # gradient [30, 40], norm 50 → clipped to 1
+    np.testing.assert_allclose(w.detach().numpy(), [-0.6, -0.8], atol=1e-6)
+    assert tr.it == 1 and tr.ema == 0.0  # the first loss is its own mean (w was 0)
+    tr.step(torch.tensor(10.0, requires_grad=True) + 0 * w.sum())
+    assert tr.it == 2 and tr.ema == pytest.approx(0.2)
+    shown = []
+    tr.report(tr.loss_row(torch.tensor(10.0), t0=0.0), shown.append)
+    row = shown[0].split()
+    assert row[:4] == ["iter=2", "loss=10", "loss_ema=0.2", "lr=1"] and row[4].startswith("sec=")
+    log = (tmp_path / "stage" / "log.csv").read_text().splitlines()
+    assert log[0] == "iter,loss,loss_ema,lr,sec" and log[1].startswith("2,10,0.2,1,")
