@@ -62,6 +62,26 @@ def with_dataset_shares(items: Sequence[dict], weights: np.ndarray, shares: dict
     return w / w.sum()
 
 
+def with_group_boost(items: Sequence[dict], weights: np.ndarray, boost: dict[str, float]) -> np.ndarray:
+    """Multiply the weight of each group named ``"dataset:content"`` by its factor (then renormalise).
+
+    Why: inside DeepMimic every action is one take, so power and shares give crawl, roll and spin the same
+    draws as walk or jog, yet those three were never generated at any checkpoint of the fine-tune; a boost
+    gives chosen actions more of their dataset's share (apply before ``with_dataset_shares``, which keeps
+    the dataset's total).
+    """
+    w = np.asarray(weights, dtype=np.float64).copy()
+    keys = [f"{it.get('dataset', '')}:{it['content']}" for it in items]
+    unknown = sorted(set(boost) - set(keys))
+    if unknown:
+        raise ValueError(f"group_boost names groups with no items: {', '.join(unknown)}")
+    if any(not v > 0 for v in boost.values()):
+        raise ValueError(f"group_boost factors must be positive, got {boost}")
+    for k, key in enumerate(keys):
+        w[k] *= boost.get(key, 1.0)
+    return w / w.sum()
+
+
 def group_shares(items: Sequence[dict], weights: np.ndarray, key: Callable[[dict], tuple] = group_key
                  ) -> dict[tuple, float]:
     """Expected fraction of draws per group under ``weights``."""
@@ -92,12 +112,16 @@ class LengthBatches:
 
 def draw_weights(items: Sequence[dict], train_cfg: dict) -> np.ndarray | None:
     """The denoiser's draw probability per item from its training config, or None for length-bucketed
-    uniform draws: ``balance_power`` lifts rare actions, then ``dataset_shares`` fixes the datasets' mix."""
+    uniform draws: ``balance_power`` lifts rare actions, ``group_boost`` lifts chosen ones, then ``dataset_shares``
+    fixes the datasets' mix."""
     if train_cfg.get("balance_power", 0.0) <= 0:
-        if train_cfg.get("dataset_shares"):
-            raise ValueError("dataset_shares needs balance_power > 0 (it rescales the balanced weights)")
+        if train_cfg.get("dataset_shares") or train_cfg.get("group_boost"):
+            raise ValueError("dataset_shares and group_boost need balance_power > 0 "
+                             "(they rescale the balanced weights)")
         return None
     w = item_weights(items, train_cfg["balance_power"])
+    if train_cfg.get("group_boost"):
+        w = with_group_boost(items, w, train_cfg["group_boost"])
     if train_cfg.get("dataset_shares"):
         w = with_dataset_shares(items, w, train_cfg["dataset_shares"])
     return w

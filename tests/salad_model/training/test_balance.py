@@ -15,6 +15,7 @@ from salad_model.training.balance import (
     group_shares,
     item_weights,
     with_dataset_shares,
+    with_group_boost,
 )
 from salad_model.training.train import load_config
 
@@ -104,18 +105,41 @@ def test_dataset_shares_refuse_a_mix_that_cannot_hold(shares, msg):
 def test_the_fine_tune_config_draws_its_datasets_at_their_shares():
     """The weights train_denoiser draws with come from the config: the DeepMimic fine-tune's shares hold."""
     tc = load_config("demo_deepmimic")["denoiser_train"]
-    items = _items()
+    items = _items() + [{"dataset": "deepmimic", "content": c, "len": 40} for c in ("crawl", "roll", "spin")]
     w = draw_weights(items, tc)
     by_ds = Counter()
     for it, p in zip(items, w, strict=True):
         by_ds[str(it["dataset"])] += p
     for name, share in tc["dataset_shares"].items():
         assert by_ds[name] == pytest.approx(share, abs=1e-12)
-    assert draw_weights(items, {**tc, "dataset_shares": {}}) == pytest.approx(item_weights(items, tc["balance_power"]))
+    assert draw_weights(items, {**tc, "dataset_shares": {}, "group_boost": {}}) == pytest.approx(
+        item_weights(items, tc["balance_power"]))
+    for key, factor in tc.get("group_boost", {}).items():  # boosted inside DeepMimic's share, against its jump
+        k = next(i for i, it in enumerate(items) if f"{it['dataset']}:{it['content']}" == key)
+        assert w[k] / w[416] == pytest.approx(factor)
     assert draw_weights(items, load_config("demo")["denoiser_train"]) is None  # the demo: uniform length buckets
     with pytest.raises(ValueError,
-                       match=r"^dataset_shares needs balance_power > 0 \(it rescales the balanced weights\)$"):
+                       match=r"^dataset_shares and group_boost need balance_power > 0 "
+                             r"\(they rescale the balanced weights\)$"):
         draw_weights(items, {"balance_power": 0.0, "dataset_shares": {"deepmimic": 0.1}})
+
+
+def test_group_boost_lifts_named_groups_and_dataset_shares_keep_the_dataset_total():
+    items = _items() + [{"dataset": "deepmimic", "content": "crawl", "len": 40} for _ in range(4)]
+    w = item_weights(items, 0.5)
+    boosted = with_group_boost(items, w, {"deepmimic:crawl": 4.0})
+    assert boosted.sum() == pytest.approx(1.0)
+    # per item: crawl had half of jump's weight (4 takes vs 1 at power 0.5), now twice
+    assert boosted[417] / boosted[416] == pytest.approx(2.0)
+    assert boosted[0] / boosted[416] == pytest.approx(w[0] / w[416])  # other groups keep their ratios
+    fixed = with_dataset_shares(items, boosted, {"deepmimic": 0.1})
+    dm = [k for k, it in enumerate(items) if it["dataset"] == "deepmimic"]
+    assert fixed[dm].sum() == pytest.approx(0.1)
+    assert fixed[417:].sum() / fixed[dm].sum() == pytest.approx(8 / 9)  # crawl: 4 takes x 2, jump 1
+    with pytest.raises(ValueError, match=r"^group_boost names groups with no items: deepmimic:roll$"):
+        with_group_boost(items, w, {"deepmimic:roll": 2.0})
+    with pytest.raises(ValueError, match=r"^group_boost factors must be positive"):
+        with_group_boost(items, w, {"deepmimic:crawl": 0.0})
 
 
 def test_each_batch_is_one_full_window_of_neighbouring_lengths_and_every_item_can_be_drawn():
