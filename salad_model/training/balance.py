@@ -71,7 +71,7 @@ def with_group_boost(items: Sequence[dict], weights: np.ndarray, boost: dict[str
     the dataset's total).
     """
     w = np.asarray(weights, dtype=np.float64).copy()
-    keys = [f"{it.get('dataset', '')}:{it['content']}" for it in items]
+    keys = [":".join(map(str, group_key(it))) for it in items]
     unknown = sorted(set(boost) - set(keys))
     if unknown:
         raise ValueError(f"group_boost names groups with no items: {', '.join(unknown)}")
