@@ -263,7 +263,9 @@ def save_model(bundle: ModelBundle, folder: Path, dtype: torch.dtype = torch.flo
 _TOP_KEYS = {"format", "vae", "denoiser", "diffusion", "text_encoder", "info", "weights_dtype"}
 _REQUIRED_TOP = ("format", "vae", "denoiser", "text_encoder")
 _TEXT_KINDS = ("clip", "minilm", "tiny", "precomputed")
-TIMESTEP_SPACINGS = ("", "leading", "trailing", "linspace")  # "" = the sampler's own; the others diffusers'
+# "" = the sampler's own; else one both samplers take (diffusers' DDIM has no "linspace": a model's spacing
+# is used by whichever sampler the user picks)
+TIMESTEP_SPACINGS = ("", "leading", "trailing")
 
 
 def _check_section(cfile: Path, section: str, values: object, cls: type, required: bool) -> None:

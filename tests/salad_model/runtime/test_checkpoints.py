@@ -193,6 +193,7 @@ def test_loaded_weights_do_not_change_with_their_files(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"diffusion": {"timestep_spacing": "trailng"}}, r"diffusion\.timestep_spacing must be one of .*'trailng'"),
+    ({"diffusion": {"timestep_spacing": "linspace"}}, r"diffusion\.timestep_spacing must be one of "),  # not DDIM's
     ({"diffusion": {"timestep_spacing": 4}}, r"diffusion\.timestep_spacing must be str, got 4"),
     ({"info": {"distilled": "yes"}}, r"info\.distilled must be an object"),
     ({"info": {"distilled": {"steps": 4}}}, r"missing key info\.distilled\.scheduler"),
