@@ -19,6 +19,7 @@ Pure metric functions are tested on synthetic motion with known answers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -245,7 +246,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
     if timelines:
         labels = _single_labels(pipe, clf, [j for pair in singles for j in pair], steps, singles_cache,
-                                model=_model_digest(pipe) if singles_cache is not None else "")
+                                model=_model_digest(pipe, clf) if singles_cache is not None else "")
         seg_labels = _classify(clf, seg_pred)
         seg_hits = np.array([p == t for p, t in zip(seg_labels, seg_true, strict=True)], float)
         single_hits = np.array([[labels[j] == t for j in pair]
@@ -378,12 +379,19 @@ def _key(steps: int, prompt: str, frames: int, seed: int, model: str = "") -> st
     return f"{model}|{steps}|{frames}|{seed}|{prompt}" if model else f"{steps}|{frames}|{seed}|{prompt}"
 
 
-def _model_digest(pipe) -> str:
-    """The loaded model's weights sha256 (its folder's), or "" when it came from no folder."""
+def _model_digest(pipe, clf=None) -> str:  # noqa: ANN001
+    """The loaded model's weights sha256 (its folder's; "" when it came from no folder), and with ``clf`` the
+    classifier's after a ``+`` (sha256 of its state in memory): a retrained classifier labels anew too."""
     from ..runtime.integrity import weights_digest
 
     source = pipe.info.get("source")
-    return weights_digest(Path(source)) if source else ""
+    model = weights_digest(Path(source)) if source else ""
+    if clf is None:
+        return model
+    h = hashlib.sha256()
+    for name, t in sorted(clf.state_dict().items()):
+        h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().numpy().tobytes())
+    return f"{model}+{h.hexdigest()}"
 
 
 def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cache: Path | None,
@@ -392,8 +400,8 @@ def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cach
 
     With ``cache`` (a JSON file) labels are read from it and each batch's are added as soon as they exist;
     the batches run from a process-dependent starting point, so runs side by side split the work. ``model``
-    (the weights' sha256, :func:`_model_digest`) is part of every key: other weights exported into the same
-    model folder get labels of their own, never the old model's."""
+    (the weights' and the classifier's sha256, :func:`_model_digest`) is part of every key: other weights
+    exported into the same model folder (or a retrained classifier) get labels of their own, never the old ones."""
 
     def read() -> dict:
         return json.loads(cache.read_text()) if cache is not None and cache.exists() else {}

@@ -61,3 +61,17 @@ def test_the_digest_follows_weights_and_config_not_other_files(tmp_path):
     (folder / "stats.safetensors").write_bytes(b"s")
     assert weights_digest(folder) not in (first, second)
     assert weights_digest(tmp_path / "missing") == ""
+
+
+def test_a_retrained_classifier_labels_the_clips_anew(tmp_path):
+    """Labels come from the classifier too: the same model with other classifier weights gets another key."""
+    import torch
+
+    folder = _model(tmp_path / "m", b"weights")
+    pipe = _Pipe(folder, 1)
+    clf = torch.nn.Linear(3, 2)
+    first = shots._model_digest(pipe, clf)
+    assert first.startswith(weights_digest(folder) + "+") and shots._model_digest(pipe, clf) == first
+    with torch.no_grad():
+        clf.weight[0, 0] += 1.0
+    assert shots._model_digest(pipe, clf) != first
