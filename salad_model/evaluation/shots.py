@@ -19,6 +19,7 @@ Pure metric functions are tested on synthetic motion with known answers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -176,7 +177,8 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
     ``draws``: each timeline composed with that many seeds (the content numerator's draws per segment);
     ``text_blend`` "START,RAMP" / "off" / None (the shipped one); ``singles_cache``: a JSON file of single-clip
-    labels keyed by steps, frames, seed and prompt (reused across runs of the same model and classifier).
+    labels keyed by the model's weights sha256, steps, frames, seed and prompt (reused across runs of the same
+    weights and classifier; other weights exported into the same folder get their own).
     ``order`` (a permutation of 0, 1, 2): each timeline's drawn segments composed in that order, each with the
     seed it has in the drawn order (a control: does a caption's rate follow its position or the caption?).
     """
@@ -243,10 +245,11 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                 singles.append([(s.prompt, frames, sm["seed"]), (s.prompt, frames, derive_seed(sm["seed"], 0))])
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
     if timelines:
-        labels = _single_labels(pipe, clf, [j for pair in singles for j in pair], steps, singles_cache)
+        labels = _single_labels(pipe, clf, [j for pair in singles for j in pair], steps, singles_cache,
+                                model=_model_digest(pipe, clf) if singles_cache is not None else "")
         seg_labels = _classify(clf, seg_pred)
         seg_hits = np.array([p == t for p, t in zip(seg_labels, seg_true, strict=True)], float)
-        single_hits = np.array([[labels[_key(steps, *j)] == t for j in pair]
+        single_hits = np.array([[labels[j] == t for j in pair]
                                 for pair, t in zip(singles, seg_true, strict=True)], float)  # [N, 2]
         # [timeline, draw, position] and [timeline, draw, position, single seed]
         seg_hits, single_hits = seg_hits.reshape(timelines, draws, 3), single_hits.reshape(timelines, draws, 3, 2)
@@ -372,38 +375,59 @@ def ratio_interval(seg_hits: np.ndarray, single_hits: np.ndarray, n: int = 2000,
     return [float(np.percentile(r, 5)), float(np.percentile(r, 95))]
 
 
-def _key(steps: int, prompt: str, frames: int, seed: int) -> str:
-    return f"{steps}|{frames}|{seed}|{prompt}"
+def _key(steps: int, prompt: str, frames: int, seed: int, model: str = "") -> str:
+    return f"{model}|{steps}|{frames}|{seed}|{prompt}" if model else f"{steps}|{frames}|{seed}|{prompt}"
 
 
-def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cache: Path | None) -> dict:
-    """Classifier labels of single clips (prompt, frames, seed), generated 16 at a time.
+def _model_digest(pipe, clf=None) -> str:  # noqa: ANN001
+    """The loaded model's weights sha256 (its folder's; "" when it came from no folder), and with ``clf`` the
+    classifier's after a ``+`` (sha256 of its state in memory): a retrained classifier labels anew too."""
+    from ..runtime.integrity import weights_digest
+
+    source = pipe.info.get("source")
+    model = weights_digest(Path(source)) if source else ""
+    if clf is None:
+        return model
+    h = hashlib.sha256()
+    for name, t in sorted(clf.state_dict().items()):
+        h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().numpy().tobytes())
+    return f"{model}+{h.hexdigest()}"
+
+
+def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cache: Path | None,
+                   model: str = "") -> dict:
+    """Classifier labels of single clips, by job (prompt, frames, seed); generated 16 at a time.
 
     With ``cache`` (a JSON file) labels are read from it and each batch's are added as soon as they exist;
-    the batches run from a process-dependent starting point, so runs side by side split the work."""
+    the batches run from a process-dependent starting point, so runs side by side split the work. ``model``
+    (the weights' and the classifier's sha256, :func:`_model_digest`) is part of every key: other weights
+    exported into the same model folder (or a retrained classifier) get labels of their own, never the old ones."""
 
     def read() -> dict:
         return json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
 
+    def key(job: tuple[str, int, int]) -> str:
+        return _key(steps, *job, model=model)
+
     labels = read()
-    todo = sorted({j for j in jobs if _key(steps, *j) not in labels})
+    todo = sorted({j for j in jobs if key(j) not in labels})
     chunks = [todo[b : b + 16] for b in range(0, len(todo), 16)]
     first = os.getpid() % len(chunks) if chunks and cache is not None else 0
     for chunk in chunks[first:] + chunks[:first]:
         labels = {**read(), **labels}
-        chunk = [j for j in chunk if _key(steps, *j) not in labels]
+        chunk = [j for j in chunk if key(j) not in labels]
         if not chunk:
             continue
         out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
                                   seeds=[s for _, _, s in chunk], steps=steps)
         for j, lab in zip(chunk, _classify(clf, [o.features for o in out]), strict=True):
-            labels[_key(steps, *j)] = lab
+            labels[key(j)] = lab
         if cache is not None:  # another run may have added labels meanwhile; replace atomically
             labels = {**read(), **labels}
             tmp = cache.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(labels, indent=0, sort_keys=True))
             tmp.replace(cache)
-    return labels
+    return {j: labels[key(j)] for j in jobs}
 
 
 def _joints(pipe, feats: np.ndarray) -> np.ndarray:

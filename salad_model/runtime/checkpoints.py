@@ -21,6 +21,7 @@ import torch
 
 from .denoiser import Denoiser, DenoiserConfig, strip_clip_keys
 from .integrity import IntegrityError, check_download
+from .requests import SCHEDULERS, STEPS_MAX
 from .sampling import DiffusionConfig
 from .vae import VAE, VAEConfig
 
@@ -262,6 +263,9 @@ def save_model(bundle: ModelBundle, folder: Path, dtype: torch.dtype = torch.flo
 _TOP_KEYS = {"format", "vae", "denoiser", "diffusion", "text_encoder", "info", "weights_dtype"}
 _REQUIRED_TOP = ("format", "vae", "denoiser", "text_encoder")
 _TEXT_KINDS = ("clip", "minilm", "tiny", "precomputed")
+# "" = the sampler's own; else one both samplers take (diffusers' DDIM has no "linspace": a model's spacing
+# is used by whichever sampler the user picks)
+TIMESTEP_SPACINGS = ("", "leading", "trailing")
 
 
 def _check_section(cfile: Path, section: str, values: object, cls: type, required: bool) -> None:
@@ -300,6 +304,23 @@ def _check_section(cfile: Path, section: str, values: object, cls: type, require
             raise CheckpointError(f"{where} must be {kind.__name__}, got {v!r}")
 
 
+def _check_distilled(distilled: object, cfile: Path) -> None:
+    """A step-distilled student's sampler (``info.distilled``, written by ``training.distill export``): Fast mode
+    runs ``scheduler`` for ``steps``, so both are checked here rather than failing inside a generation."""
+    if not isinstance(distilled, dict):
+        raise CheckpointError(f"{cfile}: info.distilled must be an object, got {distilled!r}")
+    for key in ("scheduler", "steps"):
+        if key not in distilled:
+            raise CheckpointError(f"{cfile}: missing key info.distilled.{key}")
+    if distilled["scheduler"] not in SCHEDULERS:
+        raise CheckpointError(f"{cfile}: info.distilled.scheduler must be one of {', '.join(SCHEDULERS)}, "
+                              f"got {distilled['scheduler']!r}")
+    steps = distilled["steps"]
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= STEPS_MAX:
+        raise CheckpointError(f"{cfile}: info.distilled.steps must be an integer within 1 … {STEPS_MAX}, "
+                              f"got {steps!r}")
+
+
 def check_config(config: dict, cfile: Path) -> None:
     """Validate our config.json completely before building anything; errors name the file and key."""
     import math
@@ -314,6 +335,10 @@ def check_config(config: dict, cfile: Path) -> None:
     _check_section(cfile, "denoiser", config["denoiser"], DenoiserConfig, required=True)
     if "diffusion" in config:
         _check_section(cfile, "diffusion", config["diffusion"], DiffusionConfig, required=False)
+        spacing = config["diffusion"].get("timestep_spacing", "")
+        if spacing not in TIMESTEP_SPACINGS:
+            raise CheckpointError(f"{cfile}: diffusion.timestep_spacing must be one of "
+                                  f"{', '.join(map(repr, TIMESTEP_SPACINGS))}, got {spacing!r}")
     te = config["text_encoder"]
     if not isinstance(te, dict) or te.get("type") not in _TEXT_KINDS:
         raise CheckpointError(f"{cfile}: text_encoder.type must be one of {', '.join(_TEXT_KINDS)}, "
@@ -333,6 +358,8 @@ def check_config(config: dict, cfile: Path) -> None:
         if not number or not (lo < v <= hi if key == "fps" else lo <= v <= hi):
             bounds = f"more than {lo:g} and at most {hi:g}" if key == "fps" else f"within {lo:g} … {hi:g}"
             raise CheckpointError(f"{cfile}: info.{key} must be a number {bounds}, got {v!r}")
+    if "distilled" in info:
+        _check_distilled(info["distilled"], cfile)
     frames = {}
     for key in ("min_frames", "max_frames"):
         v = info.get(key)

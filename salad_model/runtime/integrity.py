@@ -39,6 +39,26 @@ def sha256_file(path: Path) -> str:
     return digest
 
 
+MODEL_CONFIGS = ("config.json", "opt.txt")  # what makes a folder a model folder (ours, the official layout)
+
+
+def weights_digest(folder: Path) -> str:
+    """One sha256 over a model folder's weights and config (each file's own sha256, with its relative path).
+
+    Why: results cached by model *folder* went stale when other weights were exported into the same folder;
+    keyed by this digest they are recomputed. Files other than weights and configs (READMEs, logs) are left
+    out, so editing a model card keeps the cache. An empty string for a folder that does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return ""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and (p.suffix.lower() in WEIGHT_SUFFIXES or p.name in MODEL_CONFIGS):
+            h.update(f"{p.relative_to(folder).as_posix()}\0{sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
 def check_sha256(path: Path, expected: str, remedy: str) -> None:
     """Raise IntegrityError naming the file, the expected and the actual hash, and what to do."""
     if not Path(path).is_file():

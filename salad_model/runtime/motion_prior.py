@@ -9,7 +9,15 @@ issue-14 evaluation set (rendered clips with ground truth) strength 0.6 lowered 
 clips whose content the evaluation classifier recognises (docs/video.md, *Motion-prior clean-up*).
 
 Clips longer than the model's window are cleaned in overlapping windows whose features are cross-faded, as
-:meth:`RealMotionMixin.edit_real` does.
+:meth:`RealMotionMixin.edit_real` does. Every window is the model's full length (``max_frames``): the first starts
+at frame 0, the next ones ``max_frames - overlap`` later, the last ends on the clip's last frame. So a clip a
+little longer than one window gets two windows that overlap by far more than ``overlap`` (a 200-frame clip: two
+196-frame windows sharing 192 frames; over 9.8–19.6 s clips ~114 frames on average, measured). That is intended,
+not waste in the count: it is the fewest full-length windows that cover the clip with at least ``overlap`` frames
+shared (``ceil((T - overlap) / (max_frames - overlap))``), and every window sees as much motion as the model was
+trained to see — a short last window (fewer frames computed) would clean the clip's end with less context, or
+fall below ``min_frames``. Where two windows both have weight 1 (the middle of a wide overlap) the result is their
+mean: two SDEdit draws from the same input with different seeds.
 """
 
 from __future__ import annotations

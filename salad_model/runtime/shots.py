@@ -377,10 +377,18 @@ class ShotDirector:
             meta["shot"]["foot_lock"] = done
         return Motion(joints, feats, meta, latent)
 
+    def options(self) -> dict:
+        """The director's settings beyond context and resample, as :class:`ShotDirector` takes them: recorded in
+        every result's ``meta["shot"]["options"]`` so a shot can be made again after the defaults change."""
+        tb = self.text_blend
+        return {"blend": self.blend, "overhang": self.overhang, "guidance_ramp": self.guidance_ramp,
+                "seam_smoothing": self.seam_smoothing, "foot_lock_seconds": self.foot_lock / self.pipe.fps,
+                "handover": self.handover, "text_blend": None if tb is None else [tb.start, tb.ramp]}
+
     def _meta(self, kind: str, prompt: str, seed: int, frames: int, **extra: object) -> dict:
         meta = self.pipe._meta(prompt, seed, frames, self.guidance, self.steps, self.scheduler)
         meta["shot"] = {"kind": kind, "context_seconds": self.context * 4 / self.pipe.fps,
-                        "resample": self.resample, **extra}
+                        "resample": self.resample, "options": self.options(), **extra}
         return meta
 
     # -- timelines ------------------------------------------------------------------------------------

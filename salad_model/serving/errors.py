@@ -37,10 +37,30 @@ def check_finite(data: Any, where: str = "result") -> None:
             check_finite(v, f"{where}[{i}]")
     elif isinstance(data, np.ndarray):
         if data.dtype.kind in "fc" and not np.isfinite(data).all():
-            raise RequestError(P.MODEL_ERROR, f"the model produced NaN or infinite values ({where}); the "
+            raise RequestError(P.MODEL_ERROR, f"the model produced {_non_finite_summary(data)} ({where}); the "
                                               "weights may be corrupt or the input out of the model's range")
     elif isinstance(data, float) and not math.isfinite(data):
-        raise RequestError(P.MODEL_ERROR, f"the model produced a non-finite number ({where})")
+        kind = "NaN" if math.isnan(data) else "an infinite number"
+        raise RequestError(P.MODEL_ERROR, f"the model produced {kind} ({where})")
+
+
+def _non_finite_summary(a: Any) -> str:
+    """What is wrong in an array holding NaN/inf: how many of each, and in how many frames (axis 0) and joints
+    (axis 1 of a [T, J, 3] array), so "NaN everywhere" (corrupt weights) reads differently from "inf in two
+    frames" (an overflow at the clip's end)."""
+    import numpy as np
+
+    nan, inf = np.isnan(a), np.isinf(a)
+    kinds = [f"{n} {name}" for n, name in ((int(nan.sum()), "NaN"), (int(inf.sum()), "infinite")) if n]
+    text = " and ".join(kinds) + f" value{'s' if nan.sum() + inf.sum() > 1 else ''} of {a.size}"
+    if a.ndim >= 2:
+        bad = nan | inf
+        frames = np.flatnonzero(bad.reshape(len(a), -1).any(1))
+        text += f" in {len(frames)} of {len(a)} frames (first {frames[0]}, last {frames[-1]})"
+        if a.ndim == 3:
+            joints = bad.any((0, 2))
+            text += f", {int(joints.sum())} of {a.shape[1]} joints"
+    return text
 
 
 def _is(exc: BaseException, module: str, name: str) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from salad_model.runtime import requests as R
+from salad_model.runtime.integrity import MODEL_CONFIGS
 
 from . import protocol as P
 from .errors import RequestError
@@ -25,8 +26,12 @@ def folder_fingerprint(folder: Path, limit: int = 500) -> tuple:
     Why: ``load`` reused the loaded model whenever the path and device matched, so weights re-exported or
     re-downloaded into the same folder were never read until the worker restarted (and the add-on sends a ``load``
     before every job). A deleted folder has no fingerprint: its ``load`` fails clearly, the old model stays.
+    Only a model folder (config.json or opt.txt in it) is walked: any other path the user picks (a home folder,
+    a drive) would be listed whole on every ``load`` before the load says it is no model.
     """
     try:
+        if not any((folder / name).is_file() for name in MODEL_CONFIGS):
+            return ()
         files = sorted(p for p in folder.rglob("*") if p.is_file())[:limit]
         return tuple((str(p.relative_to(folder)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()])
     except OSError:

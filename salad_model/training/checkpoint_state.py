@@ -3,7 +3,7 @@
 A resumable checkpoint holds the model, the optimiser, the iteration and the three RNG states. numpy's RNG
 state is a tuple holding an ndarray, which the weights-only unpickler refuses, so it is stored as a tensor;
 checkpoints written before that change (an ndarray inside) still load, with only numpy's array
-reconstruction allowed — never a full unpickle of a file on disk.
+reconstruction allowed (under either numpy's module name for it) — never a full unpickle of a file on disk.
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ try:  # numpy 2 moved the array reconstructor
 except ImportError:
     from numpy.core.multiarray import _reconstruct
 
-# What an older checkpoint's numpy RNG state needs, and nothing more (torch names these three).
-_NUMPY_ARRAY_GLOBALS = [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+# What an older checkpoint's numpy RNG state needs, and nothing more (torch names these three). A pickle names
+# the reconstructor by the module of the numpy that wrote it — ``numpy.core.multiarray`` (numpy 1) or
+# ``numpy._core.multiarray`` (numpy 2) — while torch matches the allowlist by name, so both spellings are listed
+# for the one function whatever numpy is installed (a checkpoint moved between machines was refused otherwise).
+_NUMPY_ARRAY_GLOBALS = [(_reconstruct, f"{module}.multiarray._reconstruct") for module in ("numpy.core", "numpy._core")]
+_NUMPY_ARRAY_GLOBALS += [np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def rng_states() -> dict:

@@ -39,6 +39,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from ..runtime.denoiser import Denoiser, TextContext  # noqa: E402
 from ..runtime.sampling import DiffusionConfig, latent_mask, make_scheduler, sample  # noqa: E402
+from .train import say  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -167,15 +168,35 @@ class _LazyEncoder:
         return self.encoder.encode_compact(texts)
 
 
+def check_seed_cache(seed_cache: Path) -> Path:
+    """``--text-cache``: a run's ``text_cache.safetensors`` with its caption index (``text_cache.json``) beside it.
+
+    Why: the index was looked up only after the features had been copied, so a path without its ``.json`` (or
+    one that is not a ``.safetensors`` file) ended in a FileNotFoundError traceback, or — a missing file — was
+    silently ignored and every caption encoded again."""
+    seed_cache = Path(seed_cache)
+    if seed_cache.suffix != ".safetensors" or not seed_cache.is_file():
+        raise ValueError(f"--text-cache {seed_cache}: give a run's text_cache.safetensors (an existing "
+                         ".safetensors file)")
+    if not seed_cache.with_suffix(".json").is_file():
+        raise ValueError(f"--text-cache {seed_cache}: its caption index {seed_cache.with_suffix('.json')} is "
+                         "missing (written beside the features by the run that made them)")
+    return seed_cache
+
+
 def text_table(out: Path, captions: list[str], spec: dict, seed_cache: Path | None) -> dict[str, torch.Tensor]:
-    """Caption → text features, from ``<out>/text_cache.safetensors`` (seeded by copying ``seed_cache``)."""
+    """Caption → text features, from ``<out>/text_cache.safetensors`` (seeded by copying ``seed_cache``, checked
+    by :func:`check_seed_cache`; its index is copied last, so a copy cut short leaves features without an index,
+    which :func:`~.train.caption_features` ignores)."""
     from .train import caption_features
 
     cache = Path(out) / "text_cache.safetensors"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    if not cache.is_file() and seed_cache is not None and Path(seed_cache).is_file():
-        shutil.copyfile(seed_cache, cache)
-        shutil.copyfile(Path(seed_cache).with_suffix(".json"), cache.with_suffix(".json"))
+    if seed_cache is not None:
+        seed_cache = check_seed_cache(seed_cache)
+        if not cache.is_file():
+            shutil.copyfile(seed_cache, cache)
+            shutil.copyfile(seed_cache.with_suffix(".json"), cache.with_suffix(".json"))
     return caption_features(_LazyEncoder(spec), [*captions, ""], cache)
 
 
@@ -187,7 +208,7 @@ def encode(net: Denoiser, table: dict[str, torch.Tensor], captions: list[str]) -
 
 
 def write_trajectories(bundle, jobs: list[dict], table: dict[str, torch.Tensor], out: Path, teacher: Teacher,
-                       batch: int = 32, log=print) -> list[Path]:
+                       batch: int = 32, log=say) -> list[Path]:
     """The teacher's states for every job, ``batch`` jobs per file; existing files are kept (resume)."""
     from safetensors.torch import save_file
 
@@ -236,7 +257,7 @@ def load_trajectories(out: Path) -> list[dict]:
 
 
 def train_student(bundle, out: Path, iters: int, batch: int = 32, lr: float = 1e-4, warmup: int = 50,
-                  table: dict[str, torch.Tensor] | None = None, log=print) -> Denoiser:
+                  table: dict[str, torch.Tensor] | None = None, log=say) -> Denoiser:
     """Fine-tune a copy of the teacher's denoiser on the recorded transitions (resumes from ``<out>/student``)."""
     import copy
 
@@ -315,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dest", type=Path, default=None, help="export: the student's model folder")
     a = ap.parse_args(argv)
+    if a.text_cache is not None and a.stage != "export":
+        try:
+            check_seed_cache(a.text_cache)
+        except ValueError as exc:
+            ap.error(str(exc))
     torch.set_num_threads(a.threads)
     bundle = load_any(a.teacher)
     bundle.denoiser.float()
@@ -323,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.stage == "export":
         if a.dest is None:
             raise SystemExit("export needs --dest (the student's model folder)")
-        print(export_student(bundle, a.out, a.dest, teacher))
+        say(str(export_student(bundle, a.out, a.dest, teacher)))
         return 0
     jobs_file = a.out / "jobs.json"
     if a.stage == "trajectories":

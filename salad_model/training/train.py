@@ -107,7 +107,8 @@ def lr_at(it: int, base: float, warmup: int, milestones: list[int], gamma: float
     return base * gamma ** sum(it >= m for m in milestones)
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
+    """A progress line, flushed: training logs are read (tail -f) while the run goes on."""
     print(line, flush=True)
 
 
@@ -180,7 +181,7 @@ class Trainer:
         return {"iter": self.it, "loss": loss.item(), "loss_ema": self.ema, "lr": self.opt.param_groups[0]["lr"],
                 "sec": round(time.time() - t0, 1)}
 
-    def report(self, row: dict, log=print) -> None:  # noqa: ANN001
+    def report(self, row: dict, log=say) -> None:  # noqa: ANN001
         """Append ``row`` to log.csv and show it as ``key=value`` pairs (floats to 4 significant digits)."""
         self.write(row)
         log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
@@ -264,7 +265,7 @@ def train_vae(cfg: dict, data_dir: Path, out: Path, iters: int | None = None, li
                    "sec": round(time.time() - t0, 1)}
             if ctx.is_main and (tr.it % 500 == 0 or tr.it == total):
                 row["val_mpjpe_m"] = vae_mpjpe(vae, val)
-            tr.report(row, _say)
+            tr.report(row)
         if tr.it % 250 == 0:
             tr.save()
     tr.save()
@@ -405,7 +406,7 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
         loss = F.mse_loss(pred * m4, target)
         tr.step(loss, clip=1.0)
         if tr.it % 50 == 0 or tr.it == total:
-            tr.report(tr.loss_row(loss, t0), _say)
+            tr.report(tr.loss_row(loss, t0))
         if tr.it % 250 == 0:
             tr.save()
     tr.save()

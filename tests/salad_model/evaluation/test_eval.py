@@ -386,7 +386,10 @@ def test_eval_shots_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier
     lengths = [b - a for a, b in t["segment_spans"]]
     assert t["single_clip_frames"] == lengths and t["segment_spans"][0][1] == t["segment_spans"][1][0]
     cached = json.loads((tmp_path / "singles.json").read_text())
-    assert len(cached) == 6 and sorted(int(k.split("|")[1]) for k in cached) == sorted(lengths * 2)
+    assert len(cached) == 6 and sorted(int(k.split("|")[2]) for k in cached) == sorted(lengths * 2)
+    from salad_model.runtime.integrity import weights_digest  # keyed by the model's weights (the folder's sha256)
+
+    assert {k.split("|")[0].split("+")[0] for k in cached} == {weights_digest(tiny_model_dir)}
     assert "parts" not in s and "cost" not in s
     assert "By position in the timeline" in md.read_text()
     assert md.read_text().startswith("Shots (`python -m salad_model.evaluation.eval shots`): 1 three-segment")

@@ -189,3 +189,31 @@ def test_loaded_weights_do_not_change_with_their_files(tmp_path):
     assert not torch.equal(load_model(a).mean, mean)  # the files did change
     assert torch.equal(bundle.mean, mean) and torch.equal(bundle.std, std)  # exactly: nothing aliases the file
     assert all(torch.equal(v, weights[k]) for k, v in bundle.denoiser.state_dict().items())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"diffusion": {"timestep_spacing": "trailng"}}, r"diffusion\.timestep_spacing must be one of .*'trailng'"),
+    ({"diffusion": {"timestep_spacing": "linspace"}}, r"diffusion\.timestep_spacing must be one of "),  # not DDIM's
+    ({"diffusion": {"timestep_spacing": 4}}, r"diffusion\.timestep_spacing must be str, got 4"),
+    ({"info": {"distilled": "yes"}}, r"info\.distilled must be an object"),
+    ({"info": {"distilled": {"steps": 4}}}, r"missing key info\.distilled\.scheduler"),
+    ({"info": {"distilled": {"scheduler": "ddim"}}}, r"missing key info\.distilled\.steps"),
+    ({"info": {"distilled": {"scheduler": "euler", "steps": 4}}}, r"info\.distilled\.scheduler must be one of"),
+    ({"info": {"distilled": {"scheduler": "ddim", "steps": "4"}}}, r"info\.distilled\.steps must be an integer"),
+    ({"info": {"distilled": {"scheduler": "ddim", "steps": True}}}, r"info\.distilled\.steps must be an integer"),
+    ({"info": {"distilled": {"scheduler": "ddim", "steps": 0}}}, r"info\.distilled\.steps must be an integer"),
+])
+def test_a_distilled_students_sampler_keys_are_checked_at_load(tmp_path, change, message):
+    """A student's spacing and Fast-mode sampler (training.distill export) are read when it generates: a wrong
+    value or type is refused at load, naming config.json and the key (not a KeyError or a diffusers error later)."""
+    save_model(random_bundle("tiny"), tmp_path / "m")
+    cfile = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfile.read_text())
+    good = {**cfg, "diffusion": {**cfg.get("diffusion", {}), "timestep_spacing": "trailing"},
+            "info": {**cfg["info"], "distilled": {"teacher": "t", "steps": 4, "scheduler": "ddim", "iterations": 9}}}
+    cfile.write_text(json.dumps(good))
+    assert load_model(tmp_path / "m").diffusion.timestep_spacing == "trailing"  # what export writes loads
+    bad = {**good, **{k: {**good[k], **v} for k, v in change.items()}}
+    cfile.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match=r"config\.json: .*" + message):
+        load_model(tmp_path / "m")

@@ -232,3 +232,26 @@ def test_a_window_is_encoded_normalised_and_denoised_over_the_last_strength_shar
     assert times == [int(sched.timesteps[-1])]  # never fewer than one step
     assert np.array_equal(pipe._clean_window(feats, 0.3, 10, seed=4), out)  # the seed alone decides the noise
     assert not np.array_equal(pipe._clean_window(feats, 0.3, 10, seed=5), out)
+
+
+@pytest.mark.parametrize("extra", [4, 100, 156, 160, 196])
+def test_windows_are_full_length_and_as_few_as_cover_the_clip(tiny_pipeline, walk, monkeypatch, extra):
+    """The layout the module docstring explains: every window the model's full length, the fewest that cover the
+    clip with at least ``overlap`` frames shared, the last one ending on the clip's end (so a clip just longer
+    than a window gets two nearly coincident windows — by design, not a wasted third)."""
+    import math
+
+    win = tiny_pipeline.max_frames
+    seen = []
+
+    def window(self, feats, strength, steps, seed, on_step=None):
+        seen.append(len(feats))
+        return feats.copy()
+
+    monkeypatch.setattr(type(tiny_pipeline), "_clean_window", window)
+    long = np.concatenate([walk] + [walk[1:] + k * (walk[-1, 0] - walk[0, 0]) * [1, 0, 1] for k in range(1, 8)])
+    joints = long[: win + extra]
+    assert len(joints) == win + extra
+    total = -(-len(tiny_pipeline.motion_features(joints=joints)[0]) // 4) * 4
+    tiny_pipeline.clean_motion(joints, strength=0.3, steps=2, overlap=40)
+    assert seen == [win] * math.ceil((total - 40) / (win - 40))

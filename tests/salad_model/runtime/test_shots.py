@@ -360,3 +360,26 @@ def test_smooth_seams_is_a_gaussian_blended_in_by_distance_from_the_seam(sigma):
     np.testing.assert_allclose(out[:, :-4], ((1 - w) * f + w * smooth)[:, :-4], atol=1e-5)
     assert np.array_equal(out[:, -4:], f[:, -4:])
     assert np.array_equal(out[d >= 5 * sigma], f[d >= 5 * sigma])
+
+
+def test_a_shots_recorded_options_make_it_again(tiny_pipeline):
+    """meta["shot"] records every director setting that shapes the motion (beyond context and resample, which it
+    had already), so a shot is reproducible from its recipe even after the defaults change."""
+    from salad_model.runtime.shot_text_blend import TextBlend
+
+    made = ShotDirector(tiny_pipeline, steps=2, blend=1, overhang=1, guidance_ramp=2, seam_smoothing=0.5,
+                        foot_lock_seconds=0.5, text_blend=TextBlend(-1, 2))
+    segs = SEGS[:2]
+    m = made.compose(segs, seed=3)
+    shot = m.meta["shot"]
+    assert shot["options"] == {"blend": 1, "overhang": 1, "guidance_ramp": 2, "seam_smoothing": 0.5,
+                               "foot_lock_seconds": 0.5, "handover": "spill", "text_blend": [-1, 2]}
+    opts = dict(shot["options"], text_blend=TextBlend(*shot["options"]["text_blend"]))
+    again = ShotDirector(tiny_pipeline, context_seconds=shot["context_seconds"], resample=shot["resample"],
+                         steps=m.meta["steps"], **opts).compose(segs, seed=3)
+    np.testing.assert_array_equal(again.joints, m.joints)
+    plain = ShotDirector(tiny_pipeline, steps=2).compose(segs, seed=3)  # the options matter
+    assert np.abs(plain.joints - m.joints).max() > 1e-3
+    assert plain.meta["shot"]["options"]["text_blend"] is None
+    assert ShotDirector(tiny_pipeline, steps=2).continue_motion(m, "a person runs", 1.0).meta["shot"]["options"] \
+        == plain.meta["shot"]["options"]

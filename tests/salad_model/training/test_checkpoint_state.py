@@ -1,7 +1,10 @@
 """Training checkpoints load weights-only: RNG states round-trip, old files still load, pickled code does not."""
 
+import io
 import os
+import pickle
 import random
+import types
 
 import numpy as np
 import pytest
@@ -31,6 +34,40 @@ def test_a_checkpoint_from_before_holds_a_numpy_state_and_still_resumes(tmp_path
     expected = _draws()
     state = load_checkpoint(tmp_path / "old.pt")
     assert state["iter"] == 9
+    restore_rng_states(state)
+    assert _draws() == expected
+
+
+def _pickle_naming_numpy_as(module: str) -> types.SimpleNamespace:
+    """A pickle module for ``torch.save`` that names numpy's array reconstructor as ``module`` does: the
+    installed numpy writes one spelling (``numpy.core`` before 2.0, ``numpy._core`` since), the other numpy the
+    other, and a checkpoint moves between machines."""
+
+    class Pickler(pickle.Pickler):
+        def __init__(self, file, protocol=None, **kw):
+            self._out, self._buf = file, io.BytesIO()
+            super().__init__(self._buf, protocol, **kw)
+
+        def dump(self, obj):
+            super().dump(obj)
+            data = self._buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            assert b"numpy.core.multiarray" in data, "the pickle holds no numpy array"
+            self._out.write(data.replace(b"numpy.core.multiarray", f"{module}.multiarray".encode()))
+
+    return types.SimpleNamespace(Pickler=Pickler, __name__="pickle")
+
+
+@pytest.mark.parametrize("module", ["numpy.core", "numpy._core"])
+def test_an_old_checkpoint_loads_whichever_numpy_wrote_it(tmp_path, module):
+    """numpy 2 renamed numpy.core to numpy._core, and pickles name the module they were written with: a
+    checkpoint written under either numpy loads under the other (only the allowlist's name differs)."""
+    old = {"iter": 5, "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
+           "np_rng": np.random.get_state()}
+    torch.save(old, tmp_path / "old.pt", pickle_module=_pickle_naming_numpy_as(module))
+    assert f"{module}.multiarray".encode() in (tmp_path / "old.pt").read_bytes()
+    expected = _draws()
+    state = load_checkpoint(tmp_path / "old.pt")
+    assert state["iter"] == 5
     restore_rng_states(state)
     assert _draws() == expected
 

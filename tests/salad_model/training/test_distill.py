@@ -120,3 +120,63 @@ def test_stages_write_resume_and_export_a_student_that_samples(mini_dataset, tmp
     assert torch.allclose(m.latent, z, atol=1e-5)
     teacher_pipe = SaladPipeline.from_pretrained(teacher_dir, device="cpu")
     assert teacher_pipe.fast_preset == R.FAST_PRESET
+
+
+def _seed_cache(folder, index: bool = True):
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    save_file({"0": torch.zeros(2, 4, dtype=torch.float16)}, str(folder / "text_cache.safetensors"))
+    if index:
+        (folder / "text_cache.json").write_text(json.dumps(["a person walks"]))
+    return folder / "text_cache.safetensors"
+
+
+def test_a_text_cache_without_its_index_is_a_clear_error_and_copies_nothing(tmp_path):
+    seed = _seed_cache(tmp_path / "old", index=False)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"caption index .*old/text_cache\.json is missing"):
+        distill.text_table(out, ["a person walks"], {"type": "tiny", "seed": 0, "dim": 16}, seed)
+    assert not (out / "text_cache.safetensors").exists()
+    with pytest.raises(ValueError, match=r"an existing \.safetensors file"):
+        distill.text_table(out, ["a person walks"], {"type": "tiny", "seed": 0, "dim": 16}, tmp_path / "nope")
+    with pytest.raises(ValueError, match=r"an existing \.safetensors file"):
+        distill.text_table(out, ["a person walks"], {"type": "tiny", "seed": 0, "dim": 16}, seed.with_suffix(""))
+
+
+def test_a_seeded_text_cache_is_used(tmp_path):
+    seed = _seed_cache(tmp_path / "old")
+    table = distill.text_table(tmp_path / "run", ["a person walks"], {"type": "tiny", "seed": 0, "dim": 16}, seed)
+    assert torch.equal(table["a person walks"], torch.zeros(2, 4))  # the seeded features, not re-encoded ones
+    assert (tmp_path / "run" / "text_cache.json").is_file()
+
+
+def test_the_cli_refuses_a_text_cache_without_its_index_before_loading_anything(tmp_path, capsys):
+    seed = _seed_cache(tmp_path / "old", index=False)
+    with pytest.raises(SystemExit) as e:
+        distill.main(["trajectories", "--teacher", str(tmp_path / "no-teacher"), "--out", str(tmp_path / "run"),
+                      "--text-cache", str(seed)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "caption index" in err and "Traceback" not in err
+
+
+def test_progress_lines_are_flushed_as_they_are_printed(monkeypatch):
+    """Runs are watched through a log file (stdout redirected: block-buffered), so every progress line flushes."""
+    import inspect
+    import io
+    import sys
+
+    from salad_model.training import train
+
+    class Stdout(io.StringIO):
+        flushed = ""
+
+        def flush(self):
+            self.flushed = self.getvalue()
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    for fn, name in ((distill.write_trajectories, "log"), (distill.train_student, "log"),
+                     (train.Trainer.report, "log")):
+        inspect.signature(fn).parameters[name].default("iteration 7")
+    assert sys.stdout.flushed.count("iteration 7") == 3
