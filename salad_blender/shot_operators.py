@@ -152,6 +152,7 @@ class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):
 
     bl_idname = "salad.reroll_segment"
     bl_label = "Re-roll Segment"
+    needs = "worker"  # the shot's own model (its recipe)
 
     seed: IntProperty(name="Seed", default=-1, min=-1, options={"SKIP_SAVE"},
                       description="The segment's new seed (-1: a random one)")
@@ -212,12 +213,25 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
 
     @classmethod
     def blocker(cls, context: bpy.types.Context) -> str:
-        """A and B are picked; the armature need not play anything (B is played on it while it is sampled)."""
+        """A and B are picked and each moves the armature's bones; the armature need not play anything (each is
+        played on it while it is sampled) but must take the result (not linked, not in NLA tweak mode)."""
         s = shot_settings(context)
-        why = ui_state.armature_blocker(active_rig(context))
-        if why or (s.action_a is not None and s.action_b is not None):
+        obj = active_rig(context)
+        why = ui_state.armature_blocker(obj) or ui_state.linked_blocker(obj)
+        if why:
             return why
-        return "Pick both actions: A (before the gap) and B (after it)"
+        if getattr(obj.animation_data, "use_tweak_mode", False):
+            return f"'{obj.name}' is in NLA tweak mode"
+        if s.action_a is None or s.action_b is None:
+            return "Pick both actions: A (before the gap) and B (after it)"
+        for side, act in (("A", s.action_a), ("B", s.action_b)):
+            if act.library is not None:  # playing it for the sampling would assign library data to the rig
+                return (f"Action {side} '{act.name}' is linked from the library '{act.library.name}': make it local "
+                        "first (Outliner: Make Local)")
+            why = jobs.source_action_problem(obj, act, "in-between")
+            if why:
+                return why
+        return ""
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
