@@ -214,7 +214,9 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
     @classmethod
     def blocker(cls, context: bpy.types.Context) -> str:
         """A and B are picked and each moves the armature's bones; the armature need not play anything (each is
-        played on it while it is sampled) but must take the result (not linked, not in NLA tweak mode)."""
+        played on it while it is sampled) but must take the result (not linked, not in NLA tweak mode).
+
+        A linked A or B is fine: it is only read (measured in bpy 5.0: the result is a new local Action)."""
         s = shot_settings(context)
         obj = active_rig(context)
         why = ui_state.armature_blocker(obj) or ui_state.linked_blocker(obj)
@@ -224,14 +226,8 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
             return f"'{obj.name}' is in NLA tweak mode"
         if s.action_a is None or s.action_b is None:
             return "Pick both actions: A (before the gap) and B (after it)"
-        for side, act in (("A", s.action_a), ("B", s.action_b)):
-            if act.library is not None:  # playing it for the sampling would assign library data to the rig
-                return (f"Action {side} '{act.name}' is linked from the library '{act.library.name}': make it local "
-                        "first (Outliner: Make Local)")
-            why = jobs.source_action_problem(obj, act, "in-between")
-            if why:
-                return why
-        return ""
+        return jobs.source_action_problem(obj, s.action_a, "in-between") or \
+            jobs.source_action_problem(obj, s.action_b, "in-between")
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:

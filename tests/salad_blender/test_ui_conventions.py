@@ -199,7 +199,7 @@ def test_cancel_button_cancels_only_its_own_job(addon):
     assert bpy.ops.salad.cancel() == {"FINISHED"} and RUNNER.motion.state == "cancelled"  # F3: what runs
 
 
-def test_inbetween_is_greyed_out_for_linked_or_unusable_actions(addon, tmp_path):
+def test_inbetween_is_greyed_out_for_a_linked_rig_or_unusable_actions(addon, tmp_path):
     rig = armature.create_smpl22_armature("Hero", synthetic_walk(8), with_mesh=False)
     a = actions.apply_motion(rig, synthetic_walk(40), prompt="a person walks", bone_map="smpl22")
     b = actions.apply_motion(rig, synthetic_walk(40), prompt="a person runs", bone_map="smpl22")
@@ -221,14 +221,19 @@ def test_inbetween_is_greyed_out_for_linked_or_unusable_actions(addon, tmp_path)
     sh.action_b = cube_action
     with pytest.raises(RuntimeError, match="animates no bone of 'Hero'"):
         bpy.ops.salad.inbetween(blocking=True)
-    # a linked action (library data): greyed out, saying which and from where
+    # a linked action (library data) is only read: not greyed out, the result a new local Action
     lib_path = tmp_path / "lib.blend"
-    bpy.data.libraries.write(str(lib_path), {b})
+    bpy.data.libraries.write(str(lib_path), {b, rig})
     with bpy.data.libraries.load(str(lib_path), link=True) as (src, dst):
-        dst.actions = [b.name]
+        dst.actions, dst.objects = [b.name], [rig.name]
     linked = next(x for x in bpy.data.actions if x.library is not None)
     sh.action_b = linked
+    assert bpy.ops.salad.inbetween(blocking=True) == {"FINISHED"}
+    assert rig.animation_data.action.library is None and linked.library is not None
+    # a linked rig cannot keep a new Action in this file: greyed out, saying why
+    linked_rig = next(o for o in bpy.data.objects if o.library is not None)
+    bpy.context.scene.collection.objects.link(linked_rig)
+    bpy.context.view_layer.objects.active = linked_rig
+    assert not bpy.ops.salad.inbetween.poll()
     with pytest.raises(RuntimeError, match="linked from the library"):
         bpy.ops.salad.inbetween(blocking=True)
-    sh.action_b = b
-    assert bpy.ops.salad.inbetween.poll()
