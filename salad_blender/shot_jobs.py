@@ -352,7 +352,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
 
-def _is_plain_generation(meta: dict[str, Any]) -> bool:
+def is_plain_generation(meta: dict[str, Any]) -> bool:
     """A SALAD generation without edits: the worker can regenerate its exact latent from the recipe."""
     return not meta.get("salad_edits") and meta.get("salad_source") is None
 
@@ -378,7 +378,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     name = metadata.derived_name([prompt, f" [{label}]"], [(0, metadata.MIN_SOURCE_BYTES)])
     recipe: dict[str, Any] = {"kind": "regenerate_parts", "prompt": prompt, "parts": chosen,
                               "sources": [action.name]}
-    if metadata.is_salad_action(action) and _is_plain_generation(meta := metadata.action_meta(action)):
+    if metadata.is_salad_action(action) and is_plain_generation(meta := metadata.action_meta(action)):
         src_rig = metadata.meta_rig(meta)
         check_rig(obj, src_rig)
         gen = metadata.regenerate_fields(meta)

@@ -247,6 +247,16 @@ class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
         why = super().blocker(context)
         return why or ("" if shot_settings(context).parts else "No body part selected: tick the parts to regenerate")
 
+    @classmethod
+    def needed(cls, context: bpy.types.Context) -> str:
+        """A plain SALAD generation is regenerated with its own model; other animation with the chosen one."""
+        act = metadata.active_salad_action(active_rig(context))
+        try:
+            plain = act is not None and shot_jobs.is_plain_generation(metadata.action_meta(act))
+        except jobs.JobError:  # a broken recipe (MetadataError): the edit buttons say why
+            plain = False
+        return "worker" if plain else "model"
+
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
         return shot_jobs.start_regenerate_parts(config, active_rig(context), s.parts_prompt, sorted(s.parts),

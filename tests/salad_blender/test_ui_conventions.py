@@ -80,8 +80,13 @@ def test_generate_and_edits_are_greyed_out_until_a_model_is_chosen(addon, tiny_m
     assert bpy.ops.salad.mirror.poll()
     addon.model_folder = ""  # an edit regenerates with its action's model: the preferences' choice is not needed
     assert bpy.ops.salad.mirror.poll() and bpy.ops.salad.edit_prompt.poll()
+    bpy.context.scene.salad_shot.parts = {"left_arm"}  # a plain generation's parts: its own model too
+    assert bpy.ops.salad.regenerate_parts.poll()
+    assert not bpy.ops.salad.continue_action.poll()  # any animation continues with the chosen model
+    assert bpy.ops.salad.attention.poll()  # the heat map of the playing SALAD action: its model
     addon.python_path = "/nonexistent/python"  # no worker can start: everything that runs one is greyed out
-    for op in ("generate", "edit_prompt", "reweight", "mirror", "attention", "edit_real", "continue_action"):
+    for op in ("generate", "edit_prompt", "reweight", "mirror", "attention", "edit_real", "continue_action",
+               "regenerate_parts", "import_video"):
         assert not getattr(bpy.ops.salad, op).poll(), op
     with pytest.raises(RuntimeError, match="worker Python '/nonexistent/python' does not exist"):
         bpy.ops.salad.mirror(side="all", blocking=True)
