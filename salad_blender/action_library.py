@@ -86,7 +86,7 @@ class SALAD_OT_toggle_ab(_RigOperator, bpy.types.Operator):
     """Switch between an edit and the action it was made from (A/B)"""
 
     bl_idname = "salad.toggle_ab"
-    bl_label = "A/B"
+    bl_label = "Switch Edit and Source (A/B)"  # what F3 search finds; the panel's button says "A/B"
     blocker = staticmethod(ab_blocker)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
@@ -129,7 +129,7 @@ class SALAD_PT_actions(bpy.types.Panel):
         layout = self.layout
         obj = active_rig(context)
         row = layout.row(align=True)
-        row.operator("salad.toggle_ab", icon="UV_SYNC_SELECT")
+        row.operator("salad.toggle_ab", text="A/B", icon="UV_SYNC_SELECT")
         row.operator("salad.push_to_nla", icon="NLA_PUSHDOWN")
         playing = ui_state.playing_action(obj)
         found = rig_actions(obj)

@@ -14,7 +14,8 @@ deformed by an Armature modifier: enough to see the motion in a render, cheap to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import bpy
 import numpy as np
@@ -107,7 +108,8 @@ def create_smpl22_armature(
     obj.location = Vector(location)
     collection.objects.link(obj)
     try:
-        _build_bones(obj, rest, tails)
+        with _in_view_layer(obj):
+            _build_bones(obj, rest, tails)
         if with_mesh:
             build_body_mesh(obj, rest, tails, collection=collection)
     except Exception:
@@ -121,6 +123,25 @@ def create_smpl22_armature(
         bpy.data.armatures.remove(arm_data)
         raise
     return obj
+
+
+@contextlib.contextmanager
+def _in_view_layer(obj: bpy.types.Object) -> Iterator[None]:
+    """Keep ``obj`` in the current view layer while the block runs (Edit Mode needs it there).
+
+    Why: a job's body goes into the scene the job started in; when the user has switched to another scene
+    meanwhile, the object is linked into this one only while its bones are built (the build failed with
+    "ViewLayer does not contain object").
+    """
+    scene = bpy.context.scene
+    borrowed = scene not in obj.users_scene  # (the view layer's object list syncs lazily: it is not asked)
+    if borrowed:
+        scene.collection.objects.link(obj)
+    try:
+        yield
+    finally:
+        if borrowed and scene.collection.objects.get(obj.name) == obj:
+            scene.collection.objects.unlink(obj)
 
 
 def _build_bones(obj: bpy.types.Object, rest: np.ndarray, tails: np.ndarray) -> None:

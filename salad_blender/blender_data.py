@@ -152,9 +152,15 @@ def may_take_selection() -> bool:
 
 
 def select_only(obj: bpy.types.Object) -> None:
-    """Make a new body the active, selected object (best effort: it may sit in a hidden layer)."""
+    """Make a new body the active, selected object (best effort: it may sit in a hidden layer).
+
+    Only in the view layer that shows it: after the user switched scenes while the job ran, the selection of
+    the scene they look at is theirs (it was cleared, then selecting the body there failed).
+    """
     try:
         view_layer = bpy.context.view_layer
+        if bpy.context.scene not in obj.users_scene:
+            return
         for o in view_layer.objects:
             o.select_set(False)
         obj.select_set(True)

@@ -137,13 +137,20 @@ def check_rig(obj: bpy.types.Object | None, rig: str | dict[str, str]) -> tuple[
 
 def check_source_action(obj: bpy.types.Object, action: bpy.types.Action, verb: str) -> None:
     """An action to sample on ``obj`` must key some of its bones (not be empty, nor a camera's or a cube's)."""
+    why = source_action_problem(obj, action, verb)
+    if why:
+        raise JobError(why)
+
+
+def source_action_problem(obj: bpy.types.Object, action: bpy.types.Action, verb: str) -> str:
+    """Why ``action`` gives ``obj`` no motion to ``verb`` ("" when it keys some of its bones); a poll's reason too."""
     curves = actions.action_fcurves(action)
     if not curves:
-        raise JobError(f"The action '{action.name}' has no keyframes; there is no motion to {verb}.")
+        return f"The action '{action.name}' has no keyframes; there is no motion to {verb}."
     bones = {b.name for b in obj.data.bones}
     if not any(ui_state.bone_of_path(fc.data_path) in bones for fc in curves):
-        raise JobError(f"The action '{action.name}' animates no bone of '{obj.name}'; pick an action made for "
-                       "this armature.")
+        return f"The action '{action.name}' animates no bone of '{obj.name}'; pick an action made for this armature."
+    return ""
 
 
 def check_target(target: Target) -> None:

@@ -13,7 +13,7 @@ import random
 import shutil
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import heatmap, jobs, metadata, official_model, preferences, preview_actions, setup_env, ui_state
 from .runner import RUNNER, redraw
@@ -59,16 +59,32 @@ def say_no(cls: type, reason: str) -> bool:
     return not reason
 
 
+def setup_blocker(needs: str, context: bpy.types.Context) -> str:
+    """Why a job that ``needs`` a worker ("worker") or also the chosen model ("model") cannot start ("" if it can)."""
+    if needs == "model":
+        return preferences.model_blocker(context)
+    return preferences.worker_blocker(context) if needs == "worker" else ""
+
+
 class _JobOperator:
     """Shared: start a motion job, or run it to the end when ``blocking`` (scripts, headless)."""
 
     blocking: BoolProperty(name="Blocking", default=False, options={"HIDDEN", "SKIP_SAVE"},
                            description="Wait for the result inside the operator (scripts and headless use)")
     slot = "motion"
+    # What must be set up before the job can start: "model" (a worker and the preferences' model), "worker"
+    # (a worker; the model comes from the action, as for edits) or "" (Check Worker: it shows what is wrong).
+    needs = "model"
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return say_no(cls, "A SALAD job is running: wait or cancel it" if RUNNER.busy(cls.slot) else "")
+        if RUNNER.busy(cls.slot):
+            return say_no(cls, "A SALAD job is running: wait or cancel it")
+        return say_no(cls, setup_blocker(cls.needed(context), context))
+
+    @classmethod
+    def needed(cls, context: bpy.types.Context) -> str:
+        return cls.needs
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         raise NotImplementedError
@@ -109,6 +125,8 @@ class SALAD_OT_generate(_JobOperator, bpy.types.Operator):
 
 class _EditOperator(_JobOperator):
     """Edits of the active object's SALAD action: only when it plays one made by generation."""
+
+    needs = "worker"  # the action's own model (its metadata), not the preferences' choice
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -202,6 +220,11 @@ class SALAD_OT_attention(_JobOperator, bpy.types.Operator):
         why = ui_state.regenerate_blocker(act) if act is not None else ""
         return _JobOperator.poll.__func__(cls, context) and say_no(cls, why)
 
+    @classmethod
+    def needed(cls, context: bpy.types.Context) -> str:
+        """The heat map of the playing SALAD action uses that action's model; of the prompt, the chosen one."""
+        return "worker" if metadata.active_salad_action(active_rig(context)) is not None else "model"
+
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         s = settings(context)
         act = metadata.active_salad_action(active_rig(context))
@@ -215,6 +238,7 @@ class SALAD_OT_check_worker(_JobOperator, bpy.types.Operator):
     bl_idname = "salad.check_worker"
     bl_label = "Check Worker"
     slot = "check"
+    needs = ""  # Check says what is wrong with the set-up: never greyed out for it
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
         return jobs.start_check(preferences.worker_config(context))
@@ -242,7 +266,9 @@ class SALAD_OT_cancel(bpy.types.Operator):
     bl_idname = "salad.cancel"
     bl_label = "Cancel"
 
-    which: EnumProperty(name="Job", default="motion", items=JOB_SLOT_ITEMS)
+    which: EnumProperty(name="Job", default="motion", items=JOB_SLOT_ITEMS, options={"SKIP_SAVE"})
+    job: IntProperty(name="Job Number", default=0, min=0, options={"HIDDEN", "SKIP_SAVE"},
+                     description="The job of the slot this button belongs to (0: whichever runs there)")
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -250,11 +276,12 @@ class SALAD_OT_cancel(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         which = self.which
-        if not RUNNER.busy(which):  # F3 / the menu name no job: the one that runs (the poll said one does)
+        if not self.properties.is_property_set("which"):  # F3 / the menu name no job: the one that runs
             which = next((slot for slot in RUNNER.SLOTS if RUNNER.busy(slot)), which)
         job = getattr(RUNNER, which)
-        if job is None or job.finished:
-            self.report({"INFO"}, "No SALAD job is running")
+        if job is None or job.finished or (self.job and self.job != RUNNER.serials[which]):
+            # a button names its job: never cancel another one (e.g. a generation, from Check's stale X)
+            self.report({"INFO"}, "That SALAD job has already ended")
             return {"CANCELLED"}
         job.cancel()
         RUNNER.finished(which, job)

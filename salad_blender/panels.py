@@ -15,7 +15,7 @@ import bpy
 
 from . import heatmap, metadata, preferences, rigs, ui_state
 from .armature import rig_rest_from_object
-from .runner import RUNNER, draw_progress
+from .runner import RUNNER, cancel_button, draw_progress
 from .settings import active_prompt, active_rig, selected_armatures
 
 _HAS_PLACEHOLDER = "placeholder" in bpy.types.UILayout.bl_rna.functions["prop"].parameters.keys()
@@ -70,11 +70,21 @@ class SALAD_PT_generate(_SaladPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         s = context.scene.salad
         layout = self.layout
-        if preferences.worker_missing(context):
+        worker_why = preferences.worker_blocker(context)
+        if worker_why:  # Generate is greyed out; its tooltip says the same
             box = layout.box()
-            box.label(text="The model is not set up yet", icon="ERROR")
+            if preferences.worker_missing(context):
+                box.label(text="The model is not set up yet", icon="ERROR")
+            else:  # a Worker Python is set but cannot run
+                _wrapped(box, context, worker_why, "ERROR", 4)
             box.operator("preferences.addon_show", text="Set Up Model…", icon="PREFERENCES").module = \
                 preferences.ADDON_ID
+        elif preferences.model_missing(context):  # Generate is greyed out; its tooltip says the same
+            box = layout.box()
+            _wrapped(box, context, preferences.model_blocker(context), "ERROR", 4)
+            row = box.row(align=True)
+            row.operator("salad.choose_model", icon="FILE_FOLDER")
+            row.operator("preferences.addon_show", text="", icon="PREFERENCES").module = preferences.ADDON_ID
         prop_with_placeholder(layout, s, "prompt", "Describe the motion, e.g. a person jumps", text="")
         layout.use_property_split = True
         layout.use_property_decorate = False
@@ -385,7 +395,7 @@ def draw_status(self, context: bpy.types.Context) -> None:
                 row.progress(factor=float(job.progress), type="BAR", text=f"{job.progress * 100:.0f}%")
             else:
                 row.label(text=f"{job.progress * 100:.0f}%")
-            row.operator("salad.cancel", text="", icon="X").which = slot
+            cancel_button(row, slot)
             return
 
 

@@ -17,7 +17,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import official_model, setup_env, ui_state
-from .inputs import PREFS_HINT, JobError
+from .inputs import PREFS_HINT, JobError, check_model, resolve_python
 from .runner import RUNNER, draw_progress
 from .worker_pool import WorkerConfig
 
@@ -201,13 +201,49 @@ def worker_missing(context: bpy.types.Context | None = None) -> bool:
     return not default_python()
 
 
-def worker_config(context: bpy.types.Context | None = None) -> WorkerConfig:
-    """Worker settings from the preferences (or the environment variables described above)."""
+def worker_blocker(context: bpy.types.Context | None = None) -> str:
+    """Why no worker can start ("" when the Worker Python is there): the reason a greyed-out job button shows."""
+    try:
+        resolve_python(worker_config(context, with_model=False).python)
+    except JobError as exc:
+        return str(exc)
+    return ""
+
+
+def model_blocker(context: bpy.types.Context | None = None) -> str:
+    """Why a generation cannot start ("" when it can): no worker, or no usable model chosen in the preferences.
+
+    Why a poll asks this: the click used to start and fail with a message; a greyed-out button says why
+    before the click, and the panel offers "Choose Model…" (:func:`model_missing`).
+    """
+    why = worker_blocker(context)
+    if why:
+        return why
+    try:
+        check_model(worker_config(context).model)
+    except JobError as exc:
+        return str(exc)
+    return ""
+
+
+def model_missing(context: bpy.types.Context | None = None) -> bool:
+    """True when the worker could start but the preferences name no usable model (the panel's "Choose Model…")."""
+    return not worker_blocker(context) and bool(model_blocker(context))
+
+
+def worker_config(context: bpy.types.Context | None = None, *, with_model: bool = True) -> WorkerConfig:
+    """Worker settings from the preferences (or the environment variables described above).
+
+    ``with_model=False``: without the model (the preferences' choice is not checked; "demo" stands for it), for jobs
+    whose model comes from elsewhere (edits use their action's).
+    """
     prefs = get_prefs(context)
     if prefs is None:
         return WorkerConfig(python=default_python(), model=os.environ.get("SALAD_MODEL", "demo"),
                                  device=os.environ.get("SALAD_DEVICE", "auto"))
-    if prefs.model_source == "FOLDER":
+    if not with_model:
+        model = "demo"
+    elif prefs.model_source == "FOLDER":
         if not prefs.model_folder.strip():
             raise JobError(f"Pick the model folder in {PREFS_HINT} (or choose the demo model).")
         model = bpy.path.abspath(prefs.model_folder)
@@ -222,4 +258,42 @@ def worker_config(context: bpy.types.Context | None = None) -> WorkerConfig:
                              else default_python(), model=model, device=prefs.device, threads=prefs.threads)
 
 
-classes = (SALAD_AddonPreferences,)
+class SALAD_OT_choose_model(bpy.types.Operator):
+    """Choose the model folder new generations use (an official SALAD checkpoint folder or a model in our format)"""
+
+    bl_idname = "salad.choose_model"
+    bl_label = "Choose Model…"
+
+    directory: StringProperty(name="Model Folder", subtype="DIR_PATH", options={"SKIP_SAVE"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if get_prefs(context) is None and hasattr(cls, "poll_message_set"):
+            cls.poll_message_set("The add-on has no preferences here (registered without Blender's add-on system)")
+        return get_prefs(context) is not None
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        prefs = get_prefs(context)
+        if prefs is not None and prefs.model_folder and not self.directory:
+            self.directory = bpy.path.abspath(prefs.model_folder)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        prefs = get_prefs(context)
+        folder = bpy.path.abspath(self.directory.strip()) if self.directory.strip() else ""
+        if prefs is None or not folder:
+            self.report({"ERROR"}, "Choose a model folder (an official checkpoint folder or one in our format).")
+            return {"CANCELLED"}
+        try:
+            folder = check_model(folder)
+        except JobError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        prefs.model_source, prefs.model_folder = "FOLDER", folder
+        self.report({"INFO"}, f"SALAD: new generations use the model in {folder}")
+        return {"FINISHED"}
+
+
+classes = (SALAD_AddonPreferences, SALAD_OT_choose_model)

@@ -25,6 +25,7 @@ class Runner:
         self.check: MotionJob | None = None
         self.setup: setup_env.SetupJob | None = None
         self.download: setup_env.SetupJob | None = None
+        self.serials = dict.fromkeys(self.SLOTS, 0)  # jobs started in each slot: a Cancel button names its own
 
     def busy(self, slot: str = "motion") -> bool:
         job = getattr(self, slot)
@@ -35,6 +36,7 @@ class Runner:
         if old is not None and not old.finished:
             old.cancel()
         setattr(self, slot, job)
+        self.serials[slot] += 1
         if timer and isinstance(job, MotionJob):
             job.hold = _mode_hold
         if timer and not bpy.app.timers.is_registered(_tick):
@@ -164,7 +166,14 @@ def draw_progress(layout: bpy.types.UILayout, factor: float, text: str = "", can
     else:
         row.label(text=f"{factor * 100:.0f}%")
     if cancel:
-        row.operator("salad.cancel", text="", icon="X").which = cancel
+        cancel_button(row, cancel)
+
+
+def cancel_button(layout: bpy.types.UILayout, slot: str) -> None:
+    """The X that cancels the job running in ``slot`` now, and no other: a click on a button drawn before that job
+    ended (the panel redraws 10 times a second) must not cancel the next one."""
+    props = layout.operator("salad.cancel", text="", icon="X")
+    props.which, props.job = slot, RUNNER.serials[slot]
 
 
 @bpy.app.handlers.persistent

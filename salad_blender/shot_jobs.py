@@ -171,11 +171,12 @@ def _short(action: bpy.types.Action) -> str:
     return action.name.removeprefix(metadata.ACTION_PREFIX)
 
 
-def _joined(*parts: bpy.types.Action | str) -> str:
-    """A result's name from source actions and text: long source names are shortened first, then the prompt."""
-    texts = [_short(p) if isinstance(p, bpy.types.Action) else p for p in parts]
-    sources = [(i, metadata.MIN_SOURCE_BYTES) for i, p in enumerate(parts) if isinstance(p, bpy.types.Action)]
-    prompt = [(i, 0) for i, p in enumerate(parts) if isinstance(p, str) and p.strip()]
+def _joined(*parts: bpy.types.Action | str, sep: str) -> str:
+    """A result's name from source actions and text with ``sep`` between them: long source names are shortened
+    first, then the text; ``sep`` is never cut (it was, before the prompt: "A...B" instead of "A... > B")."""
+    texts = [t for p in parts for t in (sep, _short(p) if isinstance(p, bpy.types.Action) else p)][1:]
+    sources = [(2 * i, metadata.MIN_SOURCE_BYTES) for i, p in enumerate(parts) if isinstance(p, bpy.types.Action)]
+    prompt = [(2 * i, 0) for i, p in enumerate(parts) if isinstance(p, str) and p.strip()]
     return metadata.derived_name(texts, sources + prompt)
 
 
@@ -346,12 +347,12 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
-                        name=_joined(action_a, " > ", prompt, " > ", action_b), seed=fields["seed"],
+                        name=_joined(action_a, prompt, action_b, sep=" > "), seed=fields["seed"],
                         model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
 
-def _is_plain_generation(meta: dict[str, Any]) -> bool:
+def is_plain_generation(meta: dict[str, Any]) -> bool:
     """A SALAD generation without edits: the worker can regenerate its exact latent from the recipe."""
     return not meta.get("salad_edits") and meta.get("salad_source") is None
 
@@ -377,7 +378,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     name = metadata.derived_name([prompt, f" [{label}]"], [(0, metadata.MIN_SOURCE_BYTES)])
     recipe: dict[str, Any] = {"kind": "regenerate_parts", "prompt": prompt, "parts": chosen,
                               "sources": [action.name]}
-    if metadata.is_salad_action(action) and _is_plain_generation(meta := metadata.action_meta(action)):
+    if metadata.is_salad_action(action) and is_plain_generation(meta := metadata.action_meta(action)):
         src_rig = metadata.meta_rig(meta)
         check_rig(obj, src_rig)
         gen = metadata.regenerate_fields(meta)

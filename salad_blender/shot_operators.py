@@ -152,6 +152,7 @@ class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):
 
     bl_idname = "salad.reroll_segment"
     bl_label = "Re-roll Segment"
+    needs = "worker"  # the shot's own model (its recipe)
 
     seed: IntProperty(name="Seed", default=-1, min=-1, options={"SKIP_SAVE"},
                       description="The segment's new seed (-1: a random one)")
@@ -212,12 +213,21 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
 
     @classmethod
     def blocker(cls, context: bpy.types.Context) -> str:
-        """A and B are picked; the armature need not play anything (B is played on it while it is sampled)."""
+        """A and B are picked and each moves the armature's bones; the armature need not play anything (each is
+        played on it while it is sampled) but must take the result (not linked, not in NLA tweak mode).
+
+        A linked A or B is fine: it is only read (measured in bpy 5.0: the result is a new local Action)."""
         s = shot_settings(context)
-        why = ui_state.armature_blocker(active_rig(context))
-        if why or (s.action_a is not None and s.action_b is not None):
+        obj = active_rig(context)
+        why = ui_state.armature_blocker(obj) or ui_state.linked_blocker(obj)
+        if why:
             return why
-        return "Pick both actions: A (before the gap) and B (after it)"
+        if getattr(obj.animation_data, "use_tweak_mode", False):
+            return f"'{obj.name}' is in NLA tweak mode"
+        if s.action_a is None or s.action_b is None:
+            return "Pick both actions: A (before the gap) and B (after it)"
+        return jobs.source_action_problem(obj, s.action_a, "in-between") or \
+            jobs.source_action_problem(obj, s.action_b, "in-between")
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
@@ -236,6 +246,16 @@ class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
     def blocker(cls, context: bpy.types.Context) -> str:
         why = super().blocker(context)
         return why or ("" if shot_settings(context).parts else "No body part selected: tick the parts to regenerate")
+
+    @classmethod
+    def needed(cls, context: bpy.types.Context) -> str:
+        """A plain SALAD generation is regenerated with its own model; other animation with the chosen one."""
+        act = metadata.active_salad_action(active_rig(context))
+        try:
+            plain = act is not None and shot_jobs.is_plain_generation(metadata.action_meta(act))
+        except jobs.JobError:  # a broken recipe (MetadataError): the edit buttons say why
+            plain = False
+        return "worker" if plain else "model"
 
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:

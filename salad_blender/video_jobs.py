@@ -10,6 +10,7 @@ with ``salad_source = "video"`` and the recipe (file, field of view, frames read
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -26,7 +27,10 @@ VIDEO_STAGE, CLEAN_UP_STAGE = "reading video", "clean-up"  # the worker's progre
 
 
 def check_video_path(path: str, fov: float | None = None) -> str:
-    """The absolute path of a video file the worker can be asked to read, or a JobError saying what is wrong."""
+    """The absolute path of a video file the worker can be asked to read, or a JobError saying what is wrong.
+
+    ``fov``: the camera's horizontal field of view in radians (the worker's protocol counts degrees).
+    """
     raw = (path or "").strip()
     if not raw:
         raise JobError("Choose a video file first (mp4, mov or avi).")
@@ -35,8 +39,10 @@ def check_video_path(path: str, fov: float | None = None) -> str:
         raise JobError(f"The video '{raw}' does not exist.")
     if not full.lower().endswith(VIDEO_SUFFIXES):
         raise JobError(f"'{os.path.basename(full)}' is not a video file SALAD reads ({', '.join(VIDEO_SUFFIXES)}).")
-    if fov is not None and not FOV_MIN <= fov <= FOV_MAX:
-        raise JobError(f"The field of view must be within {FOV_MIN:g} … {FOV_MAX:g} degrees.")
+    if fov is not None and not math.radians(FOV_MIN) - 1e-9 <= fov <= math.radians(FOV_MAX) + 1e-9:
+        hint = " (in radians, like every Blender angle: math.radians(55) for 55°)" if FOV_MIN <= fov <= FOV_MAX \
+            else ""
+        raise JobError(f"The field of view must be within {FOV_MIN:g}° … {FOV_MAX:g}°, not {fov:g} radians{hint}.")
     return full
 
 
@@ -51,6 +57,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
                        clean_up: float | None = None, pool: WorkerPool | None = None) -> MotionJob:
     """Video file → a new Action on a new body or on ``target``'s armature (checked before the worker runs).
 
+    ``fov``: the camera's horizontal field of view in radians, as Blender's angles are (None: the worker's 55°).
     ``clean_up``: the strength (0, 1] of the model's motion-prior clean-up; None reads the video only.
     """
     full = check_video_path(path, fov)
@@ -63,7 +70,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
     try:
         model = check_model(config.model) if clean_up is not None else ""
     except JobError as exc:  # say why a video import needs a model, and how to do without
-        raise JobError(f"{exc} The clean-up uses the model; untick 'Clean Up with the Model' (tools/batch.py: "
+        raise JobError(f"{exc} The clean-up uses the model; untick 'Model Clean-Up' (tools/batch.py: "
                        "--no-clean-up) to import without it.") from None
     name = f"video {os.path.splitext(os.path.basename(full))[0]}"
 
@@ -74,7 +81,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
 
     op: dict[str, Any] = {"op": "video", "path": full}
     if fov is not None:
-        op["fov"] = float(fov)
+        op["fov"] = math.degrees(float(fov))  # the protocol's unit
     load = None
     if clean_up is not None:
         op["clean_up"] = float(clean_up)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -407,7 +408,8 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
         from salad_blender import video_jobs
         from salad_blender.protocol import CLEAN_UP_STRENGTH
 
-        job = video_jobs.start_import_video(config, str(a.video), target, fov=a.fov,
+        fov = None if a.fov is None else math.radians(a.fov)  # typed in degrees; Blender's angles are radians
+        job = video_jobs.start_import_video(config, str(a.video), target, fov=fov,
                                             clean_up=CLEAN_UP_STRENGTH if a.clean_up else None)
     elif prompt is None:  # a shot, through the add-on's "Generate Shot" job
         from salad_blender import shot_jobs

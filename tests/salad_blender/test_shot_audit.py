@@ -1,6 +1,7 @@
 """Shot panel bugs found by the session-6 audit, each pinned by a test (the worker is shot_fakes.ShotWorker)."""
 
 import itertools
+import math
 import sys
 from types import SimpleNamespace
 
@@ -435,7 +436,7 @@ def test_a_second_job_never_cancels_the_running_one(addon):
     RUNNER.start("motion", running, timer=False)
     try:
         reports: list = []
-        op = SimpleNamespace(blocking=True, slot="motion", filepath="clip.mp4", fov=55.0,
+        op = SimpleNamespace(blocking=True, slot="motion", filepath="clip.mp4", fov=math.radians(55.0),
                              report=lambda kind, text: reports.append((kind, text)),
                              make_job=lambda context: pytest.fail("no new job while one runs"))
         assert video_operators.SALAD_OT_import_video.execute(op, bpy.context) == {"CANCELLED"}

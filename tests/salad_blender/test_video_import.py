@@ -146,4 +146,4 @@ def test_a_missing_model_for_the_clean_up_says_the_clean_up_needs_it(tmp_path, c
     gone = jobs.WorkerConfig(python=config.python, model=str(tmp_path / "moved model"), device="cpu", threads=1)
     with pytest.raises(jobs.JobError) as exc:
         video_jobs.start_import_video(gone, str(CLIP), jobs.Target(), clean_up=0.6)
-    assert "does not exist" in str(exc.value) and "Clean Up with the Model" in str(exc.value)
+    assert "does not exist" in str(exc.value) and "Model Clean-Up" in str(exc.value)
