@@ -163,7 +163,7 @@ class RealMotionMixin:
         Features are heading- and position-invariant per frame, so a linear cross-fade of the windows'
         features followed by one ``recover_from_ric`` stitches them without jumps. ``edit`` takes the
         arguments of :meth:`edit_inverted`; with none, the result is the inversion's reconstruction.
-        ``check``: see :meth:`invert`.
+        ``check``: see :meth:`invert`; also called after every sampling step of each window's edit.
         """
         EditSpec.create(**edit)  # every edit field checked before any work
         R.check_value("overlap", overlap)
@@ -194,7 +194,10 @@ class RealMotionMixin:
 
             inv = self.invert(prompt, features=feats[s:s + length], guidance=guidance, steps=steps,
                               null_text_iters=null_text_iters, callback=cb, check=check)
-            m = self.edit_inverted(inv, **edit) if edit else self.reconstruct(inv)
+            # The edit's sampling is not in the progress count, but a cancel must be seen there too (it waited for
+            # the source and the edit of the window: 2 x steps).
+            looks_in = None if check is None else (lambda i, n: check())
+            m = self.edit_inverted(inv, callback=looks_in, **edit) if edit else self.reconstruct(inv, looks_in)
             metas.append(m.meta)
             w = np.ones(length)
             ramp = np.linspace(0, 1, overlap + 2)[1:-1] if overlap else np.zeros(0)
