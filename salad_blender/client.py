@@ -201,11 +201,14 @@ def _shutdown_process(proc: subprocess.Popen, grace: float = 2.0, writer: Reques
     ``write`` blocked on a worker that does not read, i.e. for ever.
     """
     was_running = proc.poll() is None
-    if was_running:
+    if writer is not None:
+        writer.close()  # also ends its thread when the worker is gone already (else joined in vain below)
+    elif was_running:
         try:
-            writer.close() if writer is not None else proc.stdin.close()
+            proc.stdin.close()
         except (OSError, ValueError):
             pass
+    if was_running:
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:

@@ -257,3 +257,17 @@ def test_a_worker_stopped_for_a_reason_requeues_its_jobs_and_closing_cancels_the
             assert j.state == "cancelled"
     finally:
         pool.close()
+
+
+def test_closing_a_crashed_worker_ends_its_writer_thread(fake):
+    """The writer thread idles on its queue; closing the client of a worker that is gone already must still end
+    it and close stdin (else one thread and one pipe were left behind per crash, and close() waited 1 s)."""
+    c = WorkerClient(module="fake_worker", cwd=fake, env={**ENV, "FAKE_STATE": str(fake / "crashes"),
+                                                          "FAKE_CRASHES": "1"})
+    c.start().wait(HANG)
+    stdin, writer = c._proc.stdin, c._writer
+    job = c.submit({"op": "crash"})
+    until(lambda: job.poll() is not None and job.done, "failed")
+    assert job.error.code == protocol.WORKER_EXITED
+    c.close()
+    assert writer.join(0) and stdin.closed
