@@ -155,7 +155,7 @@ class MotionJob:
 
     def _begin_again(self, status: str) -> None:
         """From hello again, on the worker ``_client`` (whose hello is ``_current``)."""
-        self.stage, self.status = "hello", status
+        self.stage, self.status, self.step, self.steps = "hello", status, 0, 0
         self._deadline = time.monotonic() + HELLO_TIMEOUT
 
     def _requeue(self, err: WorkerError) -> bool:
