@@ -4,10 +4,14 @@ Pure Python + numpy, so it imports inside Blender (no torch, no ``salad_model``)
 the model's own Python environment; requests and events are JSON lines (``docs/worker_protocol.md``).
 
 Threads (:mod:`worker_streams`) read the worker's stdout (events, decoded there so polling stays cheap) and
-stderr (kept in a bounded ring buffer for diagnostics). Nothing happens to jobs until the owner polls: ``job.poll()`` /
-``client.poll()`` apply queued events and run callbacks **on the polling thread** (Blender's main
-thread when called from a timer or modal operator, so callbacks may touch ``bpy``). Headless callers
-(tests, ``tools/batch.py``) loop on ``poll()`` or block in ``job.wait()``.
+stderr (kept in a bounded ring buffer for diagnostics), and write its stdin (so ``submit`` never blocks, even on
+a worker that stopped reading). A worker that does not read a request, or goes silent and does not answer a
+ping, is given up (:mod:`worker_watch`): killed, its jobs failed with ``worker_stopped`` saying why.
+
+Nothing happens to jobs until the owner polls: ``job.poll()`` / ``client.poll()`` apply queued events and run
+callbacks **on the polling thread** (Blender's main thread when called from a timer or modal operator, so
+callbacks may touch ``bpy``). Headless callers (tests, ``tools/batch.py``) loop on ``poll()`` or block in
+``job.wait()``.
 
 The worker never outlives the client: :meth:`WorkerClient.close` closes the worker's stdin, waits
 briefly, then kills its process group; a ``weakref.finalize`` does the same when the client is
@@ -46,12 +50,20 @@ from .protocol import (
     CANCELLED,
     LINE_TOO_LONG,
     MAX_LINE_BYTES,
+    PROTOCOL_ERROR,
     PROTOCOL_MISMATCH,
     PROTOCOL_VERSION,
     WORKER_EXITED,
+    WORKER_STOPPED,
     dumps,
 )
-from .worker_streams import MAX_STDERR_LINE, _read_events, _read_stderr  # noqa: F401 - MAX_STDERR_LINE re-exported
+from .worker_streams import (  # noqa: F401 - MAX_STDERR_LINE re-exported
+    MAX_STDERR_LINE,
+    RequestWriter,
+    _read_events,
+    _read_stderr,
+)
+from .worker_watch import WorkerWatch
 
 WORKER_MODULE = "salad_model.serving.worker"
 PARENT_PID_ENV = "SALAD_WORKER_PARENT_PID"
@@ -182,14 +194,21 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def _shutdown_process(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
-    """EOF on stdin (the worker cancels and exits), then SIGTERM, then SIGKILL; reap. Idempotent."""
+def _shutdown_process(proc: subprocess.Popen, grace: float = 2.0, writer: RequestWriter | None = None) -> int | None:
+    """EOF on stdin (the worker cancels and exits), then SIGTERM, then SIGKILL; reap. Idempotent.
+
+    With a ``writer`` the EOF is its to give (after the line in flight): closing stdin here waited for a
+    ``write`` blocked on a worker that does not read, i.e. for ever.
+    """
     was_running = proc.poll() is None
-    if was_running:
+    if writer is not None:
+        writer.close()  # also ends its thread when the worker is gone already (else joined in vain below)
+    elif was_running:
         try:
             proc.stdin.close()
         except (OSError, ValueError):
             pass
+    if was_running:
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
@@ -201,7 +220,8 @@ def _shutdown_process(proc: subprocess.Popen, grace: float = 2.0) -> int | None:
                 proc.wait(timeout=5.0)
     if was_running and os.name == "posix":  # anything the worker spawned into its group goes too
         _kill_group(proc, signal.SIGKILL)  # (only now: long after the exit, the pid may be reused)
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
+    stdin_free = writer is None or writer.join(1.0)  # the process is gone: a blocked write has failed by now
+    for stream in ((proc.stdin,) if stdin_free else ()) + (proc.stdout, proc.stderr):
         try:
             if stream is not None:
                 stream.close()
@@ -241,7 +261,10 @@ class WorkerClient:
         self._jobs: dict[Any, Job] = {}
         self._ids = itertools.count(1)
         self._pump_lock = threading.RLock()
-        self._write_lock = threading.Lock()
+        self._writer: RequestWriter | None = None
+        self._watch = WorkerWatch()
+        self._probe: Job | None = None  # the hello sent to a silent worker
+        self.close_reason: str | None = None  # why the client last stopped its worker (None: asked to close)
         self._hello_job: Job | None = None
         self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
         self._closing = False
@@ -261,7 +284,8 @@ class WorkerClient:
     def busy(self) -> bool:
         """Requests are queued or running in the worker (not counting cancelled ones and the cancels)."""
         self._pump()
-        return self.running and any(j.op != "cancel" and rid not in self._cancel_sent for rid, j in self._jobs.items())
+        return self.running and any(j.op != "cancel" and j is not self._probe and rid not in self._cancel_sent
+                                    for rid, j in self._jobs.items())
 
     @property
     def pid(self) -> int | None:
@@ -296,7 +320,10 @@ class WorkerClient:
         self.returncode = None
         self.info = None
         self._stderr.clear()
-        self._finalizer = weakref.finalize(self, _shutdown_process, proc, 0.5)
+        self.close_reason = None
+        self._writer = RequestWriter(proc.stdin, name=f"salad-worker-{proc.pid}-in")
+        self._watch, self._probe = WorkerWatch(), None
+        self._finalizer = weakref.finalize(self, _shutdown_process, proc, 0.5, self._writer)
         self._threads = [
             threading.Thread(target=_read_events, name=f"salad-worker-{proc.pid}-out", daemon=True,
                              args=(proc.stdout, self._events, self._arrived, self._counter, proc)),
@@ -308,21 +335,27 @@ class WorkerClient:
         self._hello_job = self.submit({"op": "hello", "protocol": PROTOCOL_VERSION, "client": CLIENT_NAME})
         return self._hello_job
 
-    def close(self, timeout: float = 2.0) -> int | None:
-        """End the worker (EOF, then SIGTERM, then SIGKILL of its group) and finish all jobs."""
+    def close(self, timeout: float = 2.0, reason: str | None = None) -> int | None:
+        """End the worker (EOF, then SIGTERM, then SIGKILL of its group) and finish all jobs.
+
+        Without a ``reason`` (the user closed it) unfinished jobs end ``cancelled``; with one (the worker was
+        stuck, or is being replaced) they end ``worker_stopped`` with the reason in their message, so whoever
+        owns them can tell the user why, or send them again. ``close_reason`` keeps it.
+        """
         proc = self._proc
         if proc is None:
             return self.returncode
         self._closing = True
+        self.close_reason = reason
         try:
-            code = _shutdown_process(proc, timeout)
+            code = _shutdown_process(proc, timeout, self._writer)
             if self._finalizer is not None:
                 self._finalizer.detach()
             for t in self._threads:
                 t.join(timeout=5.0)
             self._pump()  # deliver the worker's last words (cancelled errors) and the exit event
             for job in list(self._jobs.values()):
-                del self._jobs[job.id]
+                self._forget(job)
                 job._deliver(self._closed_event(job.id))
         finally:
             self._closing = False
@@ -349,13 +382,18 @@ class WorkerClient:
                on_progress: JobCallback | None = None, on_done: JobCallback | None = None) -> Job:
         """Send one request (``{"op": ..., fields}``; an ``id`` is added if missing); returns its Job.
 
-        Starts the worker if it is not started (never, or closed). A request longer than the worker's line
+        Starts the worker if it is not started (never, or closed). Never blocks: the line is written by a thread.
+        An :class:`~salad_blender.protocol.EncodedRequest` (id included) is sent as it was encoded, not again.
+        A request longer than the worker's line
         limit (``MAX_LINE_BYTES``) is not sent: its job fails at once with ``line_too_long``. If the worker
         exited on its own, the job fails at once with ``worker_exited``: :meth:`close` and :meth:`start` again
         (and load the model again), as :class:`~salad_blender.worker_pool.WorkerPool` does.
         Callbacks run inside ``poll()`` / ``wait()``, on the thread that polls.
         """
+        line = getattr(request, "line", None)
         req = dict(request)
+        if line is None or "id" not in req:
+            line = None
         if not isinstance(req.get("op"), str):
             raise ValueError("a request needs an 'op' string")
         if "id" not in req:
@@ -366,7 +404,7 @@ class WorkerClient:
             if req["id"] in self._jobs:
                 raise ValueError(f"request id {req['id']!r} is already in flight")
             job = Job(self, req, on_event, on_progress, on_done)
-            line = dumps(req)
+            line = line if line is not None else dumps(req)
             if len(line) > MAX_LINE_BYTES:  # the worker skips such a line and answers with id null: the job
                 job._deliver(self._too_long_event(job, len(line)))  # would wait forever; fail it here, unsent
                 return job
@@ -374,12 +412,7 @@ class WorkerClient:
                 self._fail_exited(job)
                 return job
             self._jobs[job.id] = job
-        try:
-            with self._write_lock:
-                self._proc.stdin.write(line)
-                self._proc.stdin.flush()
-        except (OSError, ValueError, AttributeError):
-            pass  # the worker died: its exit event is on the way and fails this job with the details
+            self._writer.send(line)  # a broken pipe: the worker died, its exit event fails this job with details
         return job
 
     def call(self, op: str, timeout: float | None = None, **fields: Any) -> dict:
@@ -426,11 +459,13 @@ class WorkerClient:
                 except queue.Empty:
                     break
                 self._dispatch(item)  # one at a time: a callback that polls again keeps the order
+            self._check_alive()
 
     def _dispatch(self, item: Any) -> None:
         if isinstance(item, tuple) and item[0] == "exit":
             self._on_exit(item[1])
             return
+        self._watch.heard_now()
         job = self._jobs.get(item.get("id"))
         if job is None:
             self._unrouted.append(item)
@@ -438,8 +473,31 @@ class WorkerClient:
         if item.get("event") == "result" and job.op in ("hello", "version"):
             item = self._check_hello(item)
         if item.get("event") in ("result", "error"):
-            del self._jobs[job.id]
+            self._forget(job)
         job._deliver(item)
+        if item.get("code") == PROTOCOL_ERROR and job.op not in ("cancel", "hello", "version") and self.running:
+            self.submit({"op": "cancel", "target": job.id})  # failed here: the worker need not go on with it
+
+    def _forget(self, job: Job) -> None:
+        """A job ended: no longer routed, no longer in the cancel map (it grew by one per cancel over a session)."""
+        self._jobs.pop(job.id, None)
+        self._cancel_sent.pop(job.id, None)
+        if job is self._probe:
+            self._probe = None
+
+    def _check_alive(self) -> None:
+        """Give up a worker that does not read its requests, or is silent and does not answer a ping."""
+        if self._closing or self._proc is None or not self.running:
+            return
+        if self._hello_job is None or not self._hello_job.done:  # starting up: the hello timeout's business
+            return
+        in_flight = any(j is not self._probe for j in self._jobs.values())
+        action, why = self._watch.check(in_flight, self._writer.stalled())
+        if action == "probe":
+            self._probe = self.submit({"op": "hello", "protocol": PROTOCOL_VERSION, "client": CLIENT_NAME})
+        elif action == "stuck":
+            _kill_group(self._proc, getattr(signal, "SIGKILL", signal.SIGTERM))  # EOF would not reach it
+            self.close(1.0, reason=f"it was stuck: {why}")
 
     def _check_hello(self, event: dict) -> dict:
         data = event.get("data") or {}
@@ -469,7 +527,7 @@ class WorkerClient:
             if t.name.endswith("-err"):
                 t.join(timeout=5.0)  # at EOF this returns at once; 1 s was too short on a loaded machine
         for job in list(self._jobs.values()):
-            del self._jobs[job.id]
+            self._forget(job)
             job._deliver(self._closed_event(job.id) if self._closing else self._exit_event(returncode, job.id))
         self._unrouted.append({**self._exit_event(returncode), "event": "exit"})
 
@@ -479,8 +537,10 @@ class WorkerClient:
                 "message": f"the {job.op} request is {size / 2**20:.1f} MiB; the worker reads at most "
                            f"{MAX_LINE_BYTES / 2**20:g} MiB per request, so it was not sent"}
 
-    @staticmethod
-    def _closed_event(job_id: Any) -> dict:
+    def _closed_event(self, job_id: Any) -> dict:
+        if self.close_reason:
+            return {"id": job_id, "event": "error", "code": WORKER_STOPPED, "reason": self.close_reason,
+                    "message": f"the model worker was stopped before the request finished: {self.close_reason}"}
         return {"id": job_id, "event": "error", "code": CANCELLED,
                 "message": "the worker was closed before the request finished"}
 

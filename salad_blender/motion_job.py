@@ -21,13 +21,13 @@ from . import rigs
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
 from .inputs import PREFS_HINT, JobError, check_model
-from .protocol import MAX_LINE_BYTES, dumps
+from .protocol import MAX_LINE_BYTES, WORKER_EXITED, WORKER_STOPPED, EncodedRequest, encode_request
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
 HELLO_TIMEOUT = 60.0  # seconds a fresh worker gets to answer hello (interpreter start-up only)
 CANCEL_GRACE = 10.0  # seconds a cancelled request may keep the worker busy before a new job restarts it
 POLL_INTERVAL = 0.1
-ID_ROOM = 300  # bytes the client's request id (at most 256) adds to a request line
+MAX_REQUEUES = 2  # times a job is sent again to a new worker after its worker crashed or was stopped
 
 # Progress ranges of the stages (the op dominates; loading a model the first time is slow, then free).
 _RANGES = {"hello": (0.0, 0.03), "load": (0.03, 0.2), "run": (0.2, 0.97), "apply": (0.97, 1.0)}
@@ -70,6 +70,10 @@ class MotionJob:
         self.hold: Callable[[], str] | None = None
         # A new worker and its hello (make_job sets it), for a worker still busy with a cancelled request.
         self.restart: Callable[[], tuple[WorkerClient, WorkerJob]] | None = None
+        # The pool's worker (a new one if this one is gone) and its hello, to send the job again after its
+        # worker crashed or was stopped (make_job sets it); ``requeues`` counts the times.
+        self.requeue: Callable[[], tuple[WorkerClient, WorkerJob]] | None = None
+        self.requeues = 0
         # The share (lo, hi) of the run's bar each worker progress stage fills, for ops with several stages
         # (each counts from 0 again); a stage not listed fills the whole bar.
         self.spans: dict[str, tuple[float, float]] = {}
@@ -123,7 +127,7 @@ class MotionJob:
                     tail = self._client.stderr_tail(40)
                     close = getattr(self._client, "close", None)
                     if close is not None:  # it does not speak the protocol: it was kept, and each job waited again
-                        close(0.5)
+                        close(0.5, reason=f"it did not answer hello within {HELLO_TIMEOUT:g} s")
                     self._fail(f"The model worker did not answer within {HELLO_TIMEOUT:g} s and was stopped. Click "
                                f"'Check' in {PREFS_HINT} to see what it prints.", tail)
                 return
@@ -147,8 +151,26 @@ class MotionJob:
             self._fail(str(exc))
             return
         self.restart = None  # once per job
-        self.stage, self.status = "hello", "Restarting the model worker (it did not stop a cancelled request)"
+        self._begin_again("Restarting the model worker (it did not stop a cancelled request)")
+
+    def _begin_again(self, status: str) -> None:
+        """From hello again, on the worker ``_client`` (whose hello is ``_current``)."""
+        self.stage, self.status, self.step, self.steps = "hello", status, 0, 0
         self._deadline = time.monotonic() + HELLO_TIMEOUT
+
+    def _requeue(self, err: WorkerError) -> bool:
+        """Send the job again on a new worker after its worker crashed or was stopped (True: done, or failed)."""
+        if (err.code not in (WORKER_EXITED, WORKER_STOPPED) or self.stage not in ("load", "run")
+                or self.requeue is None or self.requeues >= MAX_REQUEUES):
+            return False  # a crash at start-up is the interpreter's: said at once, not tried again
+        try:
+            self._client, self._current = self.requeue()
+        except JobError as exc:
+            self._fail(f"{_worker_gone(err)} and could not be started again: {exc}")
+            return True
+        self.requeues += 1
+        self._begin_again(f"{_worker_gone(err)}; trying again on a new one ({self.requeues} of {MAX_REQUEUES})")
+        return True
 
     def _next(self, result: dict) -> bool:
         """Go to the next stage; False while a finished result is held back (see ``hold``)."""
@@ -210,10 +232,15 @@ class MotionJob:
             self.status = self.message = f"{self.label}: cancelled, nothing was changed."
             self.finished_at = time.monotonic()
             return
+        if self._requeue(err):
+            return
         tail = ""
         if err.code == "worker_exited":
             tail = err.event.get("stderr") or self._late_stderr()
-        self._fail(*describe_worker_error(err, self.stage, tail))
+        message, details = describe_worker_error(err, self.stage, tail)
+        if self.requeues:
+            message = f"{message} (It was tried {self.requeues + 1} times, each time on a new worker.)"
+        self._fail(message, details)
 
     def _late_stderr(self, wait: float = 1.0) -> str:
         """The worker's stderr when the exit was reported before it was read.
@@ -229,9 +256,20 @@ class MotionJob:
         return tail
 
 
+def _worker_gone(err: WorkerError) -> str:
+    """What happened to the worker, in a few words (the status line while the job is sent again)."""
+    if err.code == WORKER_STOPPED:
+        return f"The model worker was stopped ({err.event.get('reason') or err.message})"
+    rc = err.event.get("returncode")
+    how = f"was killed by signal {-rc}" if isinstance(rc, int) and rc < 0 else f"exited with code {rc}"
+    return f"The model worker {how}"
+
+
 def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple[str, str]:
     """(message for people, details) for a failed worker request."""
     code, text = err.code, err.message.rstrip(".")
+    if code == WORKER_STOPPED:
+        return f"{_worker_gone(err)}; nothing was changed and the next job starts a new one.", ""
     if code == "worker_exited":
         rc = err.event.get("returncode")
         tail = tail or err.event.get("stderr", "")
@@ -262,17 +300,19 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
             err.event.get("stderr", ""))
 
 
-def check_request_size(label: str, op: dict | None) -> None:
-    """Refuse now a request the worker cannot read (one JSON line of at most ``MAX_LINE_BYTES``).
+def check_request_size(label: str, op: dict | None) -> EncodedRequest | None:
+    """Refuse now a request the worker cannot read (one JSON line of at most ``MAX_LINE_BYTES``); else return it
+    encoded (id included), which the client sends as is: a ~1 MiB request is encoded once, not twice.
 
     Why: such a line was skipped by the worker with an answer no job could claim, so the job waited forever
     (an Edit with Text of a 3-minute mocap clip hung at 'Inverting and editing'). The motion's joints are
     what makes a request long: the message says how many frames fit.
     """
     if op is None:
-        return
+        return None
     try:
-        size = len(dumps(op)) + ID_ROOM
+        encoded = encode_request(op)
+        size = len(encoded.line)
     except ValueError:  # NaN / inf: JSON cannot carry them (a raise here was a traceback in Blender's UI)
         bad = [k for k, v in op.items() if isinstance(v, float) and not math.isfinite(v)]
         raise JobError(f"{label}: {', '.join(repr(k) for k in bad) or 'a value'} is not a finite number; nothing "
@@ -282,7 +322,7 @@ def check_request_size(label: str, op: dict | None) -> None:
         raise JobError(f"{label} failed unexpectedly: the request cannot be sent to the model worker ({exc}); nothing "
                        "was changed.") from None
     if size <= MAX_LINE_BYTES:
-        return
+        return encoded
     frames = sum(len(v) for v in op.values() if isinstance(v, np.ndarray) and v.ndim == 3)
     per_frame = 4 * math.ceil(22 * 3 * 4 / 3)  # one float32 SMPL-22 frame in base64
     most = max(0, (MAX_LINE_BYTES - (size - frames * per_frame)) // per_frame)
@@ -294,7 +334,7 @@ def check_request_size(label: str, op: dict | None) -> None:
 def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply: Callable[[dict], Any],
              pool: WorkerPool | None, describe: str = "") -> MotionJob:
     """A running job on the pool's worker (started if needed): ``load`` the config's model, then ``op``."""
-    check_request_size(label, op)
+    op = check_request_size(label, op)
     model = check_model(config.model)
     pool = pool or POOL
     client = pool.get(config)
@@ -303,6 +343,7 @@ def make_job(kind: str, label: str, config: WorkerConfig, op: dict | None, apply
         load["threads"] = int(config.threads)
     job = MotionJob(kind, label, client, pool.hello, load=load, op=op, apply=apply, describe=describe)
     job.restart = restarter(pool, config)
+    job.requeue = requeuer(pool, config)
     return job
 
 
@@ -312,10 +353,21 @@ def restarter(pool: WorkerPool, config: WorkerConfig) -> Callable[[], tuple[Work
         return None
 
     def restart() -> tuple[WorkerClient, WorkerJob]:
-        pool.close()
+        pool.close(reason=f"it did not stop a cancelled request within {CANCEL_GRACE:g} s")
         return pool.get(config), pool.hello
 
     return restart
+
+
+def requeuer(pool: WorkerPool, config: WorkerConfig) -> Callable[[], tuple[WorkerClient, WorkerJob]] | None:
+    """``MotionJob.requeue`` for a job on ``pool``: its worker (started again if it is gone) and its hello."""
+    if not hasattr(pool, "close"):
+        return None
+
+    def requeue() -> tuple[WorkerClient, WorkerJob]:
+        return pool.get(config), pool.hello
+
+    return requeue
 
 
 def check_summary(report: dict) -> str:

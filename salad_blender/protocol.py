@@ -8,6 +8,7 @@ copies read each other's output. Format reference: ``docs/worker_protocol.md``.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 from typing import Any
@@ -23,6 +24,8 @@ WORKER_EXITED = "worker_exited"        # the process ended (crash, kill, close) 
 PROTOCOL_MISMATCH = "protocol_mismatch"  # hello answered with another protocol version
 CANCELLED = "cancelled"
 LINE_TOO_LONG = "line_too_long"  # also the client's own: a request it will not send (the worker would skip it)
+WORKER_STOPPED = "worker_stopped"  # the client stopped the worker (stuck, or replaced): ``message`` says why
+PROTOCOL_ERROR = "protocol_error"  # an event whose fields have the wrong types (e.g. "step": "3"): fails its job
 
 # Request limits and choices: a deliberate copy of salad_model/runtime/requests.py (the add-on cannot
 # import salad_model); tests/salad_model/runtime/test_requests.py checks that the two agree. The panel's
@@ -101,3 +104,27 @@ def from_wire(obj: Any) -> Any:
 def dumps(message: dict) -> bytes:
     """One request line: compact ASCII JSON + newline."""
     return json.dumps(to_wire(message), separators=(",", ":"), allow_nan=False).encode("ascii") + b"\n"
+
+
+class EncodedRequest(dict):
+    """A request already encoded once: ``line`` is its wire line (id included), which the client sends as is.
+
+    Why: a request can be ~1 MiB of joints; the add-on measures it (to refuse one the worker cannot read) and
+    the client sent it, each encoding it. Do not change the dict afterwards: the line would not follow.
+    """
+
+    line: bytes
+
+
+_request_ids = itertools.count(1)
+
+
+def encode_request(request: dict) -> EncodedRequest:
+    """``request`` with a session-unique ``id`` (unless it has one) and its line, encoded once.
+
+    Raises ``ValueError`` for NaN/inf and ``TypeError`` for a value JSON cannot carry, as :func:`dumps`.
+    """
+    req = EncodedRequest(request)
+    req.setdefault("id", f"m{next(_request_ids)}")  # "m": never one of the client's own ids ("r1", ...)
+    req.line = dumps(req)
+    return req

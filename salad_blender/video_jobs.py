@@ -19,7 +19,7 @@ import bpy
 from .blender_data import place_motion
 from .inputs import JobError, Target, check_model
 from .jobs import check_target
-from .motion_job import MotionJob, restarter
+from .motion_job import MotionJob, requeuer, restarter
 from .protocol import FOV_MAX, FOV_MIN, VIDEO_SUFFIXES
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
@@ -92,6 +92,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
     job = MotionJob("video", "Import from video", pool.get(config), pool.hello, load=load, op=op, apply=apply,
                     describe="Reading the video")
     job.restart = restarter(pool, config)  # the clean-up's load behind a worker stuck in a cancelled request
+    job.requeue = requeuer(pool, config)  # sent again (at most twice) if its worker crashes or is stopped
     if clean_up is not None:  # the frames read, then the clean-up's steps: each fills half of the bar
         job.spans = {VIDEO_STAGE: (0.0, 0.5), CLEAN_UP_STAGE: (0.5, 1.0)}
     return job

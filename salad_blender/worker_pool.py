@@ -71,9 +71,11 @@ class WorkerPool:
             self._client, self._key = client, key
         return client
 
-    def close(self) -> None:
+    def close(self, reason: str | None = None) -> None:
+        """End the worker; with a ``reason`` its unfinished jobs end ``worker_stopped`` (their owners may send them
+        again), without one ``cancelled``."""
         if self._client is not None:
-            self._client.close()
+            self._client.close(reason=reason)
         self._client = self._key = self.hello = None
 
     def stderr_tail(self, lines: int = 40) -> str:

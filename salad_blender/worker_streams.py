@@ -1,21 +1,25 @@
-"""The client's reader threads: the worker's stdout (events, decoded off the main thread) and stderr (its log).
+"""The client's stream threads: the worker's stdout (events, decoded off the main thread), stderr (its log) and
+stdin (requests, written off the main thread).
 
 Why apart from :mod:`client`: what these threads must survive is its own concern — a corrupt event, a line nested
 past the parser, a stderr flood or a progress bar without newlines must neither end a thread (jobs would wait
-forever) nor block the worker (a full pipe) nor fill memory.
+forever) nor block the worker (a full pipe) nor fill memory; and a worker that stops reading its stdin must not
+block Blender's main thread in a ``write`` of a 1 MiB request.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import math
 import queue
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from .protocol import from_wire
+from .protocol import PROTOCOL_ERROR, from_wire
 
 MAX_STDERR_LINE = 4000  # characters kept per stderr line (a runaway line must not eat memory)
 
@@ -37,6 +41,11 @@ def _decode_event(line: bytes) -> dict:
     if exc_seen is not None:
         return {"id": None, "event": "error", "code": "bad_json",
                 "message": f"the worker sent an unreadable line ({exc_seen}): {line[:200]!r}"}
+    wrong = _wrong_field(event)
+    if wrong:
+        return {"id": event.get("id"), "event": "error", "code": PROTOCOL_ERROR,
+                "message": f"the model worker sent a {str(event.get('event'))[:40]} event the add-on cannot read "
+                           f"({wrong}); install matching versions of the add-on and salad_model"}
     if "data" in event:
         try:
             event["data"] = from_wire(event["data"])
@@ -47,6 +56,38 @@ def _decode_event(line: bytes) -> dict:
                     "message": f"the worker's {str(event.get('event'))[:40]} could not be read "
                                f"({type(exc).__name__}: {str(exc)[:200]})"}
     return event
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# What each field of an event must be (checked before the client reads it: a "3" or a null where a number belongs
+# raised out of ``poll()``, a traceback in Blender's timer). An absent field is fine (the client has defaults).
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "event": (lambda v: isinstance(v, str), "a string"),
+    "step": (_is_int, "an integer"),
+    "steps": (_is_int, "an integer"),
+    "progress": (_is_number, "a finite number"),
+    "stage": (lambda v: isinstance(v, str), "a string"),
+    "detail": (lambda v: isinstance(v, str), "a string"),
+    "code": (lambda v: isinstance(v, str), "a string"),
+    "message": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _wrong_field(event: dict) -> str:
+    """What is wrong with a (decoded) event's fields, or "" if the client can read them all."""
+    for key, (ok, kind) in _FIELDS.items():
+        if key in event and not ok(event[key]):
+            return f"{key!r} is {str(json.dumps(event[key]))[:40]}, not {kind}"
+    if event.get("event") == "result" and not isinstance(event.get("data", {}), dict):
+        return f"'data' is {str(json.dumps(event['data']))[:40]}, not an object"
+    return ""
 
 
 def _read_events(stream, events: queue.SimpleQueue, arrived: threading.Condition, counter: list[int],
@@ -95,3 +136,71 @@ def _read_stderr(stream, lines: collections.deque, echo: Callable[[str], None] |
                     pass
     except (OSError, ValueError):
         pass
+
+
+class RequestWriter:
+    """Writes request lines to the worker's stdin on its own thread: :meth:`send` never blocks.
+
+    Why: a worker that stops reading (hung, stopped) fills the pipe (64 KiB) and a ``write`` of a 1 MiB request
+    then blocked Blender's main thread. :meth:`stalled` tells how long the oldest unwritten line has waited, so
+    the client can call such a worker stuck. :meth:`close` gives the worker EOF after the line in flight (unsent
+    lines are dropped: the worker is being ended).
+    """
+
+    def __init__(self, stream, name: str = "salad-worker-in") -> None:
+        self._stream = stream
+        self._lines: collections.deque[tuple[bytes, float]] = collections.deque()
+        self._cond = threading.Condition()
+        self._writing: float | None = None  # when the line being written was handed over
+        self._closed = False
+        self.broken = False  # a write failed: the worker is gone (its exit event tells why)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def send(self, line: bytes) -> None:
+        """Queue one line (dropped if the writer is closed or the pipe broke)."""
+        with self._cond:
+            if not self._closed and not self.broken:
+                self._lines.append((line, time.monotonic()))
+                self._cond.notify()
+
+    def stalled(self) -> float:
+        """Seconds the oldest line not yet written has waited (0: everything was written)."""
+        with self._cond:
+            since = self._writing if self._writing is not None else (self._lines[0][1] if self._lines else None)
+        return 0.0 if since is None else time.monotonic() - since
+
+    def close(self) -> None:
+        """Drop unsent lines and close stdin once the line in flight is written (never blocks)."""
+        with self._cond:
+            self._closed = True
+            self._lines.clear()
+            self._cond.notify()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (True: it did, stdin is closed)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._lines and not self._closed:
+                    self._cond.wait()
+                if not self._lines:
+                    break
+                line, self._writing = self._lines.popleft()
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):
+                with self._cond:
+                    self.broken, self._writing = True, None
+                    self._lines.clear()
+                break
+            with self._cond:
+                self._writing = None
+        try:
+            self._stream.close()
+        except (OSError, ValueError):
+            pass

@@ -234,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
     if video is not None and args.clean_up is not None:
         from .video.extract import clean_video_motion
 
-        video_joints = clean_video_motion(video, pipe, args.clean_up).joints
+        video_joints = clean_video_motion(video, pipe, args.clean_up, callback=_progress("clean-up")).joints
     keys = ("edit_prompt",) if args.command == "edit-real" else ("prompt", "source_prompt", "edit_prompt")
     prompts = [getattr(args, k, None) for k in keys]  # edit-real's --prompt describes the input: not checked
     if args.command == "compose":  # a timeline: every segment's prompt

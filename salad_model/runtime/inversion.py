@@ -56,10 +56,13 @@ def ddim_invert(denoiser: Denoiser, z0: torch.Tensor, cond: TextContext, steps: 
 def null_text_optimize(denoiser: Denoiser, traj: list[torch.Tensor], cond: TextContext, null_feats: torch.Tensor,
                        null_valid: torch.Tensor, guidance: float, steps: int, iters: int = 10, lr: float = 1e-2,
                        diffusion: DiffusionConfig | None = None,
-                       callback: Callable[[int, int], None] | None = None) -> list[torch.Tensor]:
+                       callback: Callable[[int, int], None] | None = None,
+                       check: Callable[[], None] | None = None) -> list[torch.Tensor]:
     """Per-step null-prompt features so that guided DDIM from traj[-1] follows the pivot trajectory.
 
-    Returns one [1, L, D] tensor per sampling step (in sampling order).
+    Returns one [1, L, D] tensor per sampling step (in sampling order). ``callback(i, n)`` runs after each step,
+    ``check()`` before each of a step's ``iters`` optimisation iterations: it may raise to stop (the worker's
+    cancel), which then costs one iteration, not a whole step of up to 1,000 of them.
     """
     sched = make_scheduler("ddim", diffusion)
     sched.set_timesteps(steps)
@@ -77,6 +80,8 @@ def null_text_optimize(denoiser: Denoiser, traj: list[torch.Tensor], cond: TextC
             param = current.clone().requires_grad_(True)
             opt = torch.optim.Adam([param], lr=lr * (1.0 - i / (2 * len(ts))))
             for _ in range(iters):
+                if check is not None:
+                    check()
                 with torch.enable_grad():
                     v_u = denoiser(z, t, denoiser.encode_text(param, null_valid), None)
                     pred = _ddim_move(z, v_u + guidance * (v_c - v_u), a_t, a_p)

@@ -3,6 +3,8 @@ SaladPipeline)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -49,12 +51,13 @@ class RealMotionMixin:
 
     def invert(self, prompt: str, joints: np.ndarray | None = None, features: np.ndarray | None = None,
                guidance: float | None = None, steps: int = 50, null_text_iters: int = 0,
-               callback: StepCallback | None = None) -> Inversion:
+               callback: StepCallback | None = None, check: Callable[[], None] | None = None) -> Inversion:
         """Find the noise (and per-step null embeddings) from which the sampler retraces this motion.
 
         Default: plain DDIM inversion, sampled back at guidance 1. ``null_text_iters`` > 0 adds null-text
         optimisation so that the clip is retraced at the model's guidance; on the demo model that
         reconstructs no better and its edits keep the content less often (model card, issue #7 table).
+        ``check()`` runs before every null-text iteration (it may raise to cancel; ``callback`` runs per step).
         """
         guidance = self.default_guidance if guidance is None else guidance
         self.check_sampling(guidance, steps, "ddim")
@@ -86,7 +89,7 @@ class RealMotionMixin:
             n = int(nm[0].sum())
             nulls = null_text_optimize(self.denoiser, traj, cond, nf[:, :n].to(self.device).float(),
                                        nm[:, :n].to(self.device), guidance, steps, null_text_iters,
-                                       diffusion=self.bundle.diffusion, callback=progress(steps))
+                                       diffusion=self.bundle.diffusion, callback=progress(steps), check=check)
         return Inversion(prompt, frames, z0, traj[-1], nulls, float(guidance) if nulls else 1.0, steps, feats,
                          placement, length)
 
@@ -153,12 +156,14 @@ class RealMotionMixin:
 
     def edit_real(self, prompt: str, joints: np.ndarray | None = None, features: np.ndarray | None = None,
                   overlap: int = 40, null_text_iters: int = 0, steps: int = 50, guidance: float | None = None,
-                  callback: StepCallback | None = None, **edit: object) -> Motion:
+                  callback: StepCallback | None = None, check: Callable[[], None] | None = None,
+                  **edit: object) -> Motion:
         """Edit real motion of any length: overlapping windows, each inverted and edited, blended in features.
 
         Features are heading- and position-invariant per frame, so a linear cross-fade of the windows'
         features followed by one ``recover_from_ric`` stitches them without jumps. ``edit`` takes the
         arguments of :meth:`edit_inverted`; with none, the result is the inversion's reconstruction.
+        ``check``: see :meth:`invert`; also called after every sampling step of each window's edit.
         """
         EditSpec.create(**edit)  # every edit field checked before any work
         R.check_value("overlap", overlap)
@@ -188,8 +193,11 @@ class RealMotionMixin:
                     callback(k * n + i, n_win * n)
 
             inv = self.invert(prompt, features=feats[s:s + length], guidance=guidance, steps=steps,
-                              null_text_iters=null_text_iters, callback=cb)
-            m = self.edit_inverted(inv, **edit) if edit else self.reconstruct(inv)
+                              null_text_iters=null_text_iters, callback=cb, check=check)
+            # The edit's sampling is not in the progress count, but a cancel must be seen there too (it waited for
+            # the source and the edit of the window: 2 x steps).
+            looks_in = None if check is None else (lambda i, n: check())
+            m = self.edit_inverted(inv, callback=looks_in, **edit) if edit else self.reconstruct(inv, looks_in)
             metas.append(m.meta)
             w = np.ones(length)
             ramp = np.linspace(0, 1, overlap + 2)[1:-1] if overlap else np.zeros(0)

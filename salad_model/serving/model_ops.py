@@ -170,7 +170,8 @@ class ModelOps:
         edit = {k: params[k] for k in ("edit_prompt", "mode", "word", "scale", "mirror", "mirror_method",
                                        "edit_guidance") if k in params}
         kw = {k: params[k] for k in ("overlap", "null_text_iters", "steps", "guidance") if k in params}
-        m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid), **kw, **edit)
+        m = pipe.edit_real(params["prompt"], joints=joints, callback=self._step_callback(rid),
+                           check=lambda: self._check_cancel(rid), **kw, **edit)  # null-text: every iteration
         return self._warned(self._motion(m), edit.get("edit_prompt"))
 
     def op_attention(self, rid: Any, params: dict) -> dict:

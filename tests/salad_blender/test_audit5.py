@@ -124,7 +124,7 @@ def test_a_request_too_long_for_the_worker_fails_at_once_and_the_next_one_works(
 
 def test_the_add_on_refuses_a_motion_too_long_to_send_before_the_worker_starts():
     from salad_blender import motion_job
-    from salad_blender.protocol import MAX_LINE_BYTES, dumps
+    from salad_blender.protocol import MAX_LINE_BYTES
 
     used = []
 
@@ -145,11 +145,11 @@ def test_the_add_on_refuses_a_motion_too_long_to_send_before_the_worker_starts()
     assert "4000 frames" in message and "shorter frame range" in message
     most = int(message.split("holds at most ")[1].split(" frames")[0])
     assert 2800 < most < 3000  # 1 MiB of base64 float32 joints: 352 bytes a frame
-    long_id = {"id": "r" * 256}
-    assert len(dumps({**op(most), **long_id})) <= MAX_LINE_BYTES  # what it says fits does fit
-    assert len(dumps(op(most + 1))) + motion_job.ID_ROOM > MAX_LINE_BYTES
-    jobs.make_job("edit_real", "Mirror (real motion)", config, op(most), lambda r: r, Pool())
+    with pytest.raises(jobs.JobError):  # one frame more does not fit
+        motion_job.check_request_size("Mirror (real motion)", op(most + 1))
+    job = jobs.make_job("edit_real", "Mirror (real motion)", config, op(most), lambda r: r, Pool())
     assert used
+    assert len(job._op.line) <= MAX_LINE_BYTES  # what it says fits does fit: the very line the client sends
 
 
 # ------------------------------------------------------------------------ a worker that sends garbage

@@ -118,3 +118,33 @@ def test_real_motion_input_errors(pipe):
         pipe.invert("walk", features=np.zeros((400, 263), np.float32))
 
 
+
+
+def test_null_text_checks_for_a_cancel_on_every_iteration(pipe, joints):
+    """Before: the worker's cancel was seen only in the per-step callback, so a Cancel during null-text
+    optimisation waited for the whole step (up to 1,000 forward and backward passes)."""
+    from salad_model.runtime.sampling import Cancelled
+
+    calls = []
+    pipe.invert("a person walks", joints=joints, steps=3, null_text_iters=4, guidance=2.5,
+                check=lambda: calls.append(1))
+    assert len(calls) == 3 * 4  # each step's every iteration (the loss never reaches 1e-7 on this clip)
+
+    def cancel_at_the_second():
+        calls.append(2)
+        if calls.count(2) == 2:
+            raise Cancelled()
+
+    steps_done = []
+    with pytest.raises(Cancelled):
+        pipe.edit_real("a person walks", joints=joints, steps=3, null_text_iters=50, guidance=2.5,
+                       callback=lambda i, n: steps_done.append(i), check=cancel_at_the_second)
+    assert calls.count(2) == 2 and steps_done == [1, 2, 3]  # stopped inside the first null-text step
+
+
+def test_edit_real_checks_for_a_cancel_while_it_samples_the_edit(pipe, joints):
+    """Before: each window's edit (or reconstruction) was sampled with no callback, so a cancel after the
+    inversion waited for the whole edit of the window (source and edit: 2 x steps)."""
+    calls = []
+    pipe.edit_real("a person walks", joints=joints, steps=3, null_text_iters=0, check=lambda: calls.append(1))
+    assert len(calls) == 3  # the reconstruction's 3 steps (no null-text iterations)
