@@ -1,0 +1,126 @@
+"""Keep Other Channels: what a result Action takes over from the Action it replaces on a rig.
+
+Why: a result replaces the rig's active Action, so keys the animator had on channels the generation does
+not drive (fingers, face, props, IK poles, custom properties, a hand's scale) would stop playing. The new
+Action gets copies of those F-curves, trimmed to its own frames; channels the result drives keep only the
+result's keys. The rig object's own transform is never copied (the motion moves the body already: it
+would move twice); a :class:`~salad_blender.inputs.ResultWarning` says those keys no longer play.
+The replaced Action is only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import bpy
+import numpy as np
+
+OBJECT_TRANSFORMS = {"location": "location", "rotation_euler": "rotation", "rotation_quaternion": "rotation",
+                     "rotation_axis_angle": "rotation", "scale": "scale", "delta_location": "delta location",
+                     "delta_rotation_euler": "delta rotation", "delta_rotation_quaternion": "delta rotation",
+                     "delta_scale": "delta scale"}
+_ROTATIONS = ("rotation_quaternion", "rotation_euler", "rotation_axis_angle")
+_PAIRS = ("co", "handle_left", "handle_right")
+_ENUMS = ("interpolation", "handle_left_type", "handle_right_type", "easing", "type")
+_FLOATS = ("amplitude", "back", "period")
+_EPS = 1e-4  # frames: a key this close to a boundary frame is on it
+
+
+def channel(data_path: str, index: int) -> tuple[str, int]:
+    """What a curve animates: a bone's rotation in any rotation mode is one channel (a result that keys a
+    bone's quaternion drives its Euler curves too: they must not come back if the mode is switched)."""
+    head, _, prop = data_path.rpartition(".")
+    return (f"{head}.rotation", -1) if prop in _ROTATIONS else (data_path, index)
+
+
+def replaced_curves(obj: bpy.types.Object) -> tuple[Any, list[bpy.types.FCurve]]:
+    """(the Action ``obj`` plays now, its F-curves for ``obj``'s slot); (None, []) without one."""
+    from .actions import action_fcurves, is_slotted
+
+    ad = obj.animation_data
+    old = ad.action if ad is not None else None
+    if old is None:
+        return None, []
+    slot = getattr(ad, "action_slot", None)
+    if is_slotted(old) and slot is None:
+        return old, []  # a slotted action without a slot animates nothing
+    return old, action_fcurves(old, slot)
+
+
+def split(curves: Iterable[bpy.types.FCurve], driven: set[tuple[str, int]]) -> tuple[list, list[str]]:
+    """(curves to copy, object transform properties not copied) of the replaced action's curves."""
+    keep, transforms = [], []
+    for fc in curves:
+        if fc.data_path in OBJECT_TRANSFORMS:
+            name = OBJECT_TRANSFORMS[fc.data_path]
+            if name not in transforms:
+                transforms.append(name)
+        elif channel(fc.data_path, fc.array_index) not in driven and len(fc.keyframe_points):
+            keep.append(fc)
+    return keep, transforms
+
+
+def transform_warning(action_name: str, transforms: list[str]) -> str:
+    """The warning about the rig object's own transform keys that no longer play."""
+    said = transforms[0] if len(transforms) == 1 else ", ".join(transforms[:-1]) + " and " + transforms[-1]
+    return (f"'{action_name}' also keys the rig object's {said}: they no longer play (the old Action is kept, "
+            "with a fake user)")
+
+
+def _read(fc: bpy.types.FCurve) -> dict[str, np.ndarray]:
+    n = len(fc.keyframe_points)
+    out = {}
+    for name in _PAIRS:
+        out[name] = np.empty(2 * n, dtype=np.float32)
+        fc.keyframe_points.foreach_get(name, out[name])
+    for name in _ENUMS:
+        out[name] = np.empty(n, dtype=np.int32)
+        fc.keyframe_points.foreach_get(name, out[name])
+    for name in _FLOATS:
+        out[name] = np.empty(n, dtype=np.float32)
+        fc.keyframe_points.foreach_get(name, out[name])
+    return out
+
+
+def copy_trimmed(src: bpy.types.FCurve, dst: bpy.types.FCurve, start: float, end: float) -> None:
+    """Copy ``src``'s keys into the empty ``dst``, keeping only ``start`` .. ``end``.
+
+    Keys inside are copied as they are (handles, interpolation, easing); the boundary frames get a key
+    with the curve's value there (Blender's insert splits a Bézier segment without changing its shape, and
+    the boundary handles are then frozen, so the curve inside the range plays as before). A curve with
+    modifiers (noise, cycles...) is baked: one linear key per frame with the value the modifiers gave.
+    """
+    for attr in ("extrapolation", "color_mode", "auto_smoothing", "mute", "hide", "lock"):
+        if hasattr(src, attr):
+            setattr(dst, attr, getattr(src, attr))
+    kp = dst.keyframe_points
+    if len(src.modifiers):
+        frames = np.arange(int(np.floor(start)), int(np.ceil(end)) + 1, dtype=np.float64)
+        co = np.empty((len(frames), 2), dtype=np.float32)
+        co[:, 0] = frames
+        co[:, 1] = [src.evaluate(float(f)) for f in frames]
+        kp.add(len(frames))
+        kp.foreach_set("co", co.ravel())
+        kp.foreach_set("interpolation", np.ones(len(frames), dtype=np.int32))
+        dst.update()
+        return
+    keys = _read(src)
+    kp.add(len(src.keyframe_points))
+    for name, values in keys.items():
+        kp.foreach_set(name, values)
+    dst.update()
+    for frame in (start, end):
+        x = np.array([k.co[0] for k in kp])
+        if not np.any(np.abs(x - frame) < _EPS):
+            kp.insert(frame, src.evaluate(frame), options={"FAST"})
+    dst.update()
+    for k in kp:  # freeze the boundary keys' handles: without their outer neighbours auto handles would move
+        if abs(k.co[0] - start) < _EPS or abs(k.co[0] - end) < _EPS:
+            left, right = tuple(k.handle_left), tuple(k.handle_right)
+            k.handle_left_type = k.handle_right_type = "FREE"
+            k.handle_left, k.handle_right = left, right
+    for i in reversed(range(len(kp))):
+        if not start - _EPS <= kp[i].co[0] <= end + _EPS:
+            kp.remove(kp[i], fast=True)
+    dst.update()
