@@ -110,17 +110,19 @@ def copy_trimmed(src: bpy.types.FCurve, dst: bpy.types.FCurve, start: float, end
     for name, values in keys.items():
         kp.foreach_set(name, values)
     dst.update()
+    x = keys["co"][0::2]
     for frame in (start, end):
-        x = np.array([k.co[0] for k in kp])
         if not np.any(np.abs(x - frame) < _EPS):
             kp.insert(frame, src.evaluate(frame), options={"FAST"})
     dst.update()
-    for k in kp:  # freeze the boundary keys' handles: without their outer neighbours auto handles would move
-        if abs(k.co[0] - start) < _EPS or abs(k.co[0] - end) < _EPS:
-            left, right = tuple(k.handle_left), tuple(k.handle_right)
-            k.handle_left_type = k.handle_right_type = "FREE"
-            k.handle_left, k.handle_right = left, right
-    for i in reversed(range(len(kp))):
-        if not start - _EPS <= kp[i].co[0] <= end + _EPS:
-            kp.remove(kp[i], fast=True)
+    co = np.empty(2 * len(kp), dtype=np.float32)
+    kp.foreach_get("co", co)
+    x = co[0::2]
+    for i in np.flatnonzero((np.abs(x - start) < _EPS) | (np.abs(x - end) < _EPS)):
+        k = kp[int(i)]  # freeze the boundary keys' handles: without their outer neighbours auto handles would move
+        left, right = tuple(k.handle_left), tuple(k.handle_right)
+        k.handle_left_type = k.handle_right_type = "FREE"
+        k.handle_left, k.handle_right = left, right
+    for i in reversed(np.flatnonzero((x < start - _EPS) | (x > end + _EPS))):
+        kp.remove(kp[int(i)], fast=True)
     dst.update()
