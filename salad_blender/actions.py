@@ -24,7 +24,7 @@ Policy:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import bpy
@@ -231,6 +231,7 @@ def write_action(
     rest_keys: Sequence[tuple[str, str, Sequence[float]]] = (),
     cyclic: bool = False,
     keep_others: bool = True,
+    held: Collection[str] = (),
 ) -> bpy.types.Action:
     """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
 
@@ -241,7 +242,8 @@ def write_action(
     resample: ``result`` must already be at the scene's fps. ``cyclic``: ``result`` is a loop
     (:func:`loops.make_cyclic`); its curves get a Cycles modifier (the root's location: Repeat with
     Offset, so the travel goes on). ``keep_others`` (with ``assign``): the Action it replaces keeps
-    playing on the channels ``result`` does not drive (:mod:`kept_channels`; no rest key over them).
+    playing on the channels ``result`` does not drive (:mod:`kept_channels`; no rest key over them) except
+    the transforms of the ``held`` bones (:func:`held_bones`).
     On failure nothing is left behind.
     """
     old, old_curves = kept_channels.replaced_curves(obj) if assign else (None, [])
@@ -281,7 +283,8 @@ def write_action(
             if bone in obj.pose.bones and prop in obj.pose.bones[bone].keys():
                 path = f'pose.bones["{esc(bone)}"]["{esc(prop)}"]'
                 _write_curve(sink.new(path, 0, bone), frames[:1], np.array([value]))
-        kept, transforms = kept_channels.split(old_curves, {kept_channels.channel(*c) for c in sink.written})
+        driven = {kept_channels.channel(*c) for c in sink.written}
+        kept, transforms, held_keyed = kept_channels.split(old_curves, driven, held)
         kept = kept if keep_others else []
         user_keyed = {(fc.data_path, fc.array_index) for fc in kept}
         for bone, prop, rest in rest_keys:
@@ -299,8 +302,8 @@ def write_action(
     except BaseException:
         bpy.data.actions.remove(action)
         raise
-    if transforms:
-        warnings.warn(kept_channels.transform_warning(old.name, transforms), ResultWarning, stacklevel=2)
+    if transforms or held_keyed:
+        warnings.warn(kept_channels.transform_warning(old.name, transforms, held_keyed), ResultWarning, stacklevel=2)
     return action
 
 
@@ -368,6 +371,19 @@ def keep_other_channels(scene: bpy.types.Scene, asked: bool | None) -> bool:
     return bool(getattr(getattr(scene, "salad", None), "keep_other_channels", True))
 
 
+def held_bones(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> set[str]:
+    """Bones the motion needs at rest but does not key: its bones' parents (a Mixamo root, a twist bone) and a
+    control rig's rest bones (Rigify's root, torso, tweaks, IK foot roll). Their transform carries the body, so
+    a replaced Action's keys there are not kept (they would move it twice, like the rig object's own)."""
+    out = {b for b in result.rest_bones if b in arm_obj.pose.bones}
+    for name in result.bone_names:
+        b = arm_obj.data.bones[name].parent
+        while b is not None:
+            out.add(b.name)
+            b = b.parent
+    return out - set(result.bone_names) - set(result.ik_keys)
+
+
 def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> list[tuple[str, str, tuple]]:
     """Channels the motion needs at rest but the current pose has moved: (bone, property, rest values).
 
@@ -378,12 +394,7 @@ def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) ->
     """
     keyed = set(result.bone_names)
     ik_keyed = set(result.ik_keys)  # rotation and location keyed; a stale scale (a foot_ik) scaled the limb's end
-    todo: set[str] = set(keyed) | ik_keyed | {b for b in result.rest_bones if b in arm_obj.pose.bones}
-    for name in result.bone_names:
-        b = arm_obj.data.bones[name].parent
-        while b is not None:
-            todo.add(b.name)
-            b = b.parent
+    todo = keyed | ik_keyed | held_bones(arm_obj, result)
     out = []
     for name in sorted(todo):
         pb = arm_obj.pose.bones[name]
@@ -455,7 +466,8 @@ def apply_motion(
                           steps=steps, edits=edits, cyclic=cyclic_blend or None, **(meta or {}))
     action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
                           metadata=props, rest_keys=stale_pose_channels(arm_obj, result),
-                          cyclic=bool(cyclic_blend), keep_others=keep_other_channels(scene, keep_others))
+                          cyclic=bool(cyclic_blend), keep_others=keep_other_channels(scene, keep_others),
+                          held=held_bones(arm_obj, result))
     end = start + result.num_frames - 1
     if frame_range == "set":
         scene.frame_start, scene.frame_end = start, end

@@ -10,7 +10,7 @@ The replaced Action is only read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import bpy
@@ -48,23 +48,51 @@ def replaced_curves(obj: bpy.types.Object) -> tuple[Any, list[bpy.types.FCurve]]
     return old, action_fcurves(old, slot)
 
 
-def split(curves: Iterable[bpy.types.FCurve], driven: set[tuple[str, int]]) -> tuple[list, list[str]]:
-    """(curves to copy, object transform properties not copied) of the replaced action's curves."""
-    keep, transforms = [], []
+def split(curves: Iterable[bpy.types.FCurve], driven: set[tuple[str, int]],
+          held: Collection[str] = ()) -> tuple[list, list[str], list[str]]:
+    """(curves to copy, object transform properties not copied, ``held`` bones whose transform keys are not copied)
+    of the replaced action's curves. ``held``: bones the motion needs at rest (:func:`actions.held_bones`)."""
+    keep, transforms, held_keyed = [], [], []
+    held_paths = {f'pose.bones["{bpy.utils.escape_identifier(b)}"]': b for b in held}
     for fc in curves:
+        head, _, prop = fc.data_path.rpartition(".")
         if fc.data_path in OBJECT_TRANSFORMS:
-            name = OBJECT_TRANSFORMS[fc.data_path]
-            if name not in transforms:
-                transforms.append(name)
+            _add(transforms, OBJECT_TRANSFORMS[fc.data_path])
+        elif head in held_paths and prop in OBJECT_TRANSFORMS:
+            if not _at_rest(fc, prop):  # a rest key (an earlier result's) changes nothing: no need to say it
+                _add(held_keyed, held_paths[head])
         elif channel(fc.data_path, fc.array_index) not in driven and len(fc.keyframe_points):
             keep.append(fc)
-    return keep, transforms
+    return keep, transforms, sorted(held_keyed)
 
 
-def transform_warning(action_name: str, transforms: list[str]) -> str:
-    """The warning about the rig object's own transform keys that no longer play."""
-    said = transforms[0] if len(transforms) == 1 else ", ".join(transforms[:-1]) + " and " + transforms[-1]
-    return (f"'{action_name}' also keys the rig object's {said}: they no longer play (the old Action is kept, "
+def _at_rest(fc: bpy.types.FCurve, prop: str) -> bool:
+    """Every key of a bone's transform curve is at the rest value (scale 1, quaternion w 1, axis-angle y 1, else 0)."""
+    rest = {"scale": 1.0, "rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "rotation_axis_angle": (0.0, 0.0, 1.0, 0.0)}
+    value = rest.get(prop, 0.0)
+    value = value[fc.array_index] if isinstance(value, tuple) else value
+    co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+    fc.keyframe_points.foreach_get("co", co)
+    return bool(np.all(np.abs(co[1::2] - value) < 1e-6)) and not len(fc.modifiers)
+
+
+def _add(names: list[str], name: str) -> None:
+    if name not in names:
+        names.append(name)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def transform_warning(action_name: str, transforms: list[str], held_keyed: list[str] = ()) -> str:
+    """The warning about transform keys that no longer play: the rig object's own, and those of bones that carry
+    the body (a parent of the hips, a control rig's torso)."""
+    parts = [f"the rig object's {_listed(transforms)}"] if transforms else []
+    if held_keyed:
+        bones = [f"'{b}'" for b in held_keyed[:4]] + ([f"{len(held_keyed) - 4} more"] if len(held_keyed) > 4 else [])
+        parts.append(f"the transform of {_listed(bones)}, which carr{'ies' if len(bones) == 1 else 'y'} the body")
+    return (f"'{action_name}' also keys {' and '.join(parts)}: they no longer play (the old Action is kept, "
             "with a fake user)")
 
 

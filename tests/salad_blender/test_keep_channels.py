@@ -2,7 +2,8 @@
 
 The rig: a Mixamo-like armature whose own Action keys a finger (Bézier, keys before, inside and after the
 result's frames), the left hand's scale and rotation (the hand is driven: rotation only), a bone custom
-property with a Cycles modifier, an object custom property and the rig object's own location.
+property with a Cycles modifier, an object custom property, the rig object's own location and the location of
+the root bone above the hips (it carries the body: held at rest like the object's transform).
 Runs in-process with the bpy wheel (4.2 legacy actions and 5.0 slotted actions alike).
 Tolerance: copied curves evaluate to the user's curve within 1e-4 at every quarter frame of the result (a baked
 curve, one with modifiers: at every frame).
@@ -46,6 +47,7 @@ def animated_rig(build_mixamo_rig, walk):
     _key(hand, "scale", [(5, 1.0), (90, 1.0), (40, 1.3)], index=1)  # the pose is left at 1.3: a stale scale
     _key(hand, "rotation_quaternion", [(1, 1.0), (60, 0.7)], index=0)
     _key(hand, "rotation_euler", [(1, 0.0), (60, 0.5)], index=2)  # another rotation mode of a driven bone
+    _key(rig.pose.bones["Root"], "location", [(1, 0.0), (70, 20.0)], index=1)  # carries the body: not kept
     rig.pose.bones["Root"]["grip"] = 0.0
     _key(rig.pose.bones["Root"], "grip", [(1, 0.0), (12, 1.0)])
     rig["mood"] = 0.0
@@ -98,8 +100,10 @@ def test_other_channels_play_on_trimmed_to_the_result(animated_rig, walk):
     assert [tuple(k.co) for k in other_axis.keyframe_points] == [(START, 1.0)]
     # the rig object's own transform is not merged, but said once
     assert _curve(act, "location") is None
-    assert said == ["'Hand Work' also keys the rig object's location: they no longer play (the old Action is "
-                    "kept, with a fake user)"]
+    root = _curve(act, 'pose.bones["Root"].location', 1)  # the stale pose's rest key, not the user's curve
+    assert [tuple(k.co) for k in root.keyframe_points] == [(START, 0.0)]
+    assert said == ["'Hand Work' also keys the rig object's location and the transform of 'Root', which carries "
+                    "the body: they no longer play (the old Action is kept, with a fake user)"]
     assert user.use_fake_user
 
 
