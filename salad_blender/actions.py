@@ -113,6 +113,18 @@ def action_fcurves(action: bpy.types.Action, slot: Any = None) -> list[bpy.types
     return out
 
 
+def replaced_curves(obj: bpy.types.Object) -> tuple[Any, list[bpy.types.FCurve]]:
+    """(the Action ``obj`` plays now, its F-curves for ``obj``'s slot); (None, []) without one."""
+    ad = obj.animation_data
+    old = ad.action if ad is not None else None
+    if old is None:
+        return None, []
+    slot = getattr(ad, "action_slot", None)
+    if is_slotted(old) and slot is None:
+        return old, []  # a slotted action without a slot animates nothing
+    return old, action_fcurves(old, slot)
+
+
 def slot_frame_range(action: bpy.types.Action, slot: Any = None) -> tuple[float, float]:
     """The frames of ``action`` that ``slot`` keys: a slotted action shared by several objects spans all of
     theirs, so sampling one object over ``action.frame_range`` held its last pose through the others' frames.
@@ -246,7 +258,7 @@ def write_action(
     the transforms of the ``held`` bones (:func:`held_bones`).
     On failure nothing is left behind.
     """
-    old, old_curves = kept_channels.replaced_curves(obj) if assign else (None, [])
+    old, old_curves = replaced_curves(obj) if assign else (None, [])
     action = bpy.data.actions.new(name)
     try:
         action.use_fake_user = True

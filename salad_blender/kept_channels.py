@@ -11,7 +11,6 @@ The replaced Action is only read.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any
 
 import bpy
 import numpy as np
@@ -32,20 +31,6 @@ def channel(data_path: str, index: int) -> tuple[str, int]:
     bone's quaternion drives its Euler curves too: they must not come back if the mode is switched)."""
     head, _, prop = data_path.rpartition(".")
     return (f"{head}.rotation", -1) if prop in _ROTATIONS else (data_path, index)
-
-
-def replaced_curves(obj: bpy.types.Object) -> tuple[Any, list[bpy.types.FCurve]]:
-    """(the Action ``obj`` plays now, its F-curves for ``obj``'s slot); (None, []) without one."""
-    from .actions import action_fcurves, is_slotted
-
-    ad = obj.animation_data
-    old = ad.action if ad is not None else None
-    if old is None:
-        return None, []
-    slot = getattr(ad, "action_slot", None)
-    if is_slotted(old) and slot is None:
-        return old, []  # a slotted action without a slot animates nothing
-    return old, action_fcurves(old, slot)
 
 
 def split(curves: Iterable[bpy.types.FCurve], driven: set[tuple[str, int]],
