@@ -4,13 +4,14 @@ Why: a result replaces the rig's active Action, so keys the animator had on chan
 not drive (fingers, face, props, IK poles, custom properties, a hand's scale) would stop playing. The new
 Action gets copies of those F-curves, trimmed to its own frames; channels the result drives keep only the
 result's keys. The rig object's own transform is never copied (the motion moves the body already: it
-would move twice); a :class:`~salad_blender.inputs.ResultWarning` says those keys no longer play.
+would move twice), nor that of the bones that carry the body, which the motion holds at rest (its bones'
+parents, a control rig's torso); a :class:`~salad_blender.inputs.ResultWarning` says those keys no longer play.
 The replaced Action is only read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 import bpy
 import numpy as np
@@ -70,12 +71,13 @@ def _listed(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def transform_warning(action_name: str, transforms: list[str], held_keyed: list[str] = ()) -> str:
+def transform_warning(action_name: str, transforms: list[str], held_keyed: Sequence[str] = ()) -> str:
     """The warning about transform keys that no longer play: the rig object's own, and those of bones that carry
     the body (a parent of the hips, a control rig's torso)."""
     parts = [f"the rig object's {_listed(transforms)}"] if transforms else []
     if held_keyed:
-        bones = [f"'{b}'" for b in held_keyed[:4]] + ([f"{len(held_keyed) - 4} more"] if len(held_keyed) > 4 else [])
+        named = list(held_keyed)
+        bones = [f"'{b}'" for b in named[:4]] + ([f"{len(named) - 4} more"] if len(named) > 4 else [])
         parts.append(f"the transform of {_listed(bones)}, which carr{'ies' if len(bones) == 1 else 'y'} the body")
     return (f"'{action_name}' also keys {' and '.join(parts)}: they no longer play (the old Action is kept, "
             "with a fake user)")
