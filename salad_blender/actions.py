@@ -5,7 +5,8 @@ Policy:
 - every call makes a **new** Action ("SALAD: <prompt>", Blender adds .001 suffixes); existing actions
   are never modified, except that the action being replaced on the armature gets a **fake user**
   so it survives saving, and every SALAD action gets one at creation. Nothing is pushed to the NLA
-  (NLA strips would blend into the evaluated pose);
+  (NLA strips would blend into the evaluated pose); the new action copies the replaced one's
+  channels it does not drive (:mod:`kept_channels`, *Keep Other Channels*);
 - keys are written in bulk (``keyframe_points.add`` + ``foreach_set``), linear interpolation,
   one key per scene frame, each bone's rotation in its own rotation mode; the pose (basis) and the
   bones' rotation modes are never changed;
@@ -22,15 +23,17 @@ Policy:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import bpy
 import numpy as np
 
-from . import loops, rigify, rigify_ik, rigs, smpl22
+from . import kept_channels, loops, rigify, rigify_ik, rigs, smpl22
 from . import retarget as rt
 from .armature import rig_rest_from_object
+from .inputs import ResultWarning
 from .metadata import ACTION_PREFIX, action_name, make_metadata, read_metadata
 
 __all__ = ["ACTION_PREFIX", "action_name", "make_metadata", "read_metadata"]  # re-exported: older callers
@@ -68,6 +71,7 @@ class FCurveSink:
     def __init__(self, action: bpy.types.Action, id_name: str) -> None:
         self.action = action
         self.slot = None
+        self.written: set[tuple[str, int]] = set()  # (data path, index) of every curve made here
         self._groups: dict[str, Any] = {}
         if is_slotted(action):
             self.slot = action.slots.new(id_type="OBJECT", name=id_name)
@@ -80,9 +84,15 @@ class FCurveSink:
             self._group_owner = action
 
     def new(self, data_path: str, index: int, group: str) -> bpy.types.FCurve:
+        """A new F-curve in ``group`` ("" = in no group)."""
+        self.written.add((data_path, index))
         if self.slot is None:
+            if not group:
+                return self.fcurves.new(data_path, index=index)
             return self.fcurves.new(data_path, index=index, action_group=group)
         fc = self.fcurves.new(data_path, index=index)
+        if not group:
+            return fc
         grp = self._groups.get(group)
         if grp is None:
             grp = self._groups[group] = self._group_owner.groups.new(group)
@@ -101,6 +111,18 @@ def action_fcurves(action: bpy.types.Action, slot: Any = None) -> list[bpy.types
                 if slot is None or bag.slot_handle == slot.handle:
                     out.extend(bag.fcurves)
     return out
+
+
+def replaced_curves(obj: bpy.types.Object) -> tuple[Any, list[bpy.types.FCurve]]:
+    """(the Action ``obj`` plays now, its F-curves for ``obj``'s slot); (None, []) without one."""
+    ad = obj.animation_data
+    old = ad.action if ad is not None else None
+    if old is None:
+        return None, []
+    slot = getattr(ad, "action_slot", None)
+    if is_slotted(old) and slot is None:
+        return old, []  # a slotted action without a slot animates nothing
+    return old, action_fcurves(old, slot)
 
 
 def slot_frame_range(action: bpy.types.Action, slot: Any = None) -> tuple[float, float]:
@@ -220,6 +242,8 @@ def write_action(
     assign: bool = True,
     rest_keys: Sequence[tuple[str, str, Sequence[float]]] = (),
     cyclic: bool = False,
+    keep_others: bool = True,
+    held: Collection[str] = (),
 ) -> bpy.types.Action:
     """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
 
@@ -229,8 +253,12 @@ def write_action(
     a stale pose cannot offset the motion and the user's pose is left alone. Does not
     resample: ``result`` must already be at the scene's fps. ``cyclic``: ``result`` is a loop
     (:func:`loops.make_cyclic`); its curves get a Cycles modifier (the root's location: Repeat with
-    Offset, so the travel goes on). On failure nothing is left behind.
+    Offset, so the travel goes on). ``keep_others`` (with ``assign``): the Action it replaces keeps
+    playing on the channels ``result`` does not drive (:mod:`kept_channels`; no rest key over them) except
+    the transforms of the ``held`` bones (:func:`held_bones`).
+    On failure nothing is left behind.
     """
+    old, old_curves = replaced_curves(obj) if assign else (None, [])
     action = bpy.data.actions.new(name)
     try:
         action.use_fake_user = True
@@ -263,13 +291,22 @@ def write_action(
                 if cyclic:
                     mod = fc.modifiers.new("CYCLES")
                     mod.mode_before = mod.mode_after = mode
-        for bone, prop, rest in rest_keys:
-            for i, v in enumerate(rest):
-                _write_curve(sink.new(f'pose.bones["{esc(bone)}"].{prop}', i, bone), frames[:1], np.array([v]))
         for bone, prop, value in result.switches:  # a control rig's switches (Rigify: limbs to FK)
             if bone in obj.pose.bones and prop in obj.pose.bones[bone].keys():
                 path = f'pose.bones["{esc(bone)}"]["{esc(prop)}"]'
                 _write_curve(sink.new(path, 0, bone), frames[:1], np.array([value]))
+        driven = {kept_channels.channel(*c) for c in sink.written}
+        kept, transforms, held_keyed = kept_channels.split(old_curves, driven, held)
+        kept = kept if keep_others else []
+        user_keyed = {(fc.data_path, fc.array_index) for fc in kept}
+        for bone, prop, rest in rest_keys:
+            for i, v in enumerate(rest):
+                path = f'pose.bones["{esc(bone)}"].{prop}'
+                if (path, i) not in user_keyed:  # the user's own keys there play on instead
+                    _write_curve(sink.new(path, i, bone), frames[:1], np.array([v]))
+        for fc in kept:
+            group = fc.group.name if fc.group is not None else ""
+            kept_channels.copy_trimmed(fc, sink.new(fc.data_path, fc.array_index, group), frames[0], frames[-1])
         for key, value in (metadata or {}).items():
             action[key] = value
         if assign:
@@ -277,6 +314,8 @@ def write_action(
     except BaseException:
         bpy.data.actions.remove(action)
         raise
+    if transforms or held_keyed:
+        warnings.warn(kept_channels.transform_warning(old.name, transforms, held_keyed), ResultWarning, stacklevel=2)
     return action
 
 
@@ -337,6 +376,26 @@ def prepare_retarget(
     return result
 
 
+def keep_other_channels(scene: bpy.types.Scene, asked: bool | None) -> bool:
+    """Whether a result keeps the replaced Action's other channels: ``asked``, else the scene's setting."""
+    if asked is not None:
+        return bool(asked)
+    return bool(getattr(getattr(scene, "salad", None), "keep_other_channels", True))
+
+
+def held_bones(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> set[str]:
+    """Bones the motion needs at rest but does not key: its bones' parents (a Mixamo root, a twist bone) and a
+    control rig's rest bones (Rigify's root, torso, tweaks, IK foot roll). Their transform carries the body, so
+    a replaced Action's keys there are not kept (they would move it twice, like the rig object's own)."""
+    out = {b for b in result.rest_bones if b in arm_obj.pose.bones}
+    for name in result.bone_names:
+        b = arm_obj.data.bones[name].parent
+        while b is not None:
+            out.add(b.name)
+            b = b.parent
+    return out - set(result.bone_names) - set(result.ik_keys)
+
+
 def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) -> list[tuple[str, str, tuple]]:
     """Channels the motion needs at rest but the current pose has moved: (bone, property, rest values).
 
@@ -347,12 +406,7 @@ def stale_pose_channels(arm_obj: bpy.types.Object, result: rt.RetargetResult) ->
     """
     keyed = set(result.bone_names)
     ik_keyed = set(result.ik_keys)  # rotation and location keyed; a stale scale (a foot_ik) scaled the limb's end
-    todo: set[str] = set(keyed) | ik_keyed | {b for b in result.rest_bones if b in arm_obj.pose.bones}
-    for name in result.bone_names:
-        b = arm_obj.data.bones[name].parent
-        while b is not None:
-            todo.add(b.name)
-            b = b.parent
+    todo = keyed | ik_keyed | held_bones(arm_obj, result)
     out = []
     for name in sorted(todo):
         pb = arm_obj.pose.bones[name]
@@ -392,6 +446,7 @@ def apply_motion(
     meta: dict[str, Any] | None = None,
     cyclic_blend: int = 0,
     max_frames: int | None = None,
+    keep_others: bool | None = None,
 ) -> bpy.types.Action:
     """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
 
@@ -403,6 +458,8 @@ def apply_motion(
     ``cyclic_blend`` > 0: a seamless loop (Make Cyclic) with that many scene frames of cross-fade.
     ``max_frames``: at most this many keys (an edited real clip: its scene frames; the 20 fps result's
     last pose may lie up to one model frame past the clip's end, which would key one frame too many).
+    ``keep_others``: copy the replaced Action's channels the motion does not drive (None: the scene's
+    *Keep Other Channels*, on when the add-on's settings are not registered).
     Everything is validated and computed before the first Blender datum is created, so an error
     leaves the scene unchanged.
     """
@@ -421,7 +478,8 @@ def apply_motion(
                           steps=steps, edits=edits, cyclic=cyclic_blend or None, **(meta or {}))
     action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
                           metadata=props, rest_keys=stale_pose_channels(arm_obj, result),
-                          cyclic=bool(cyclic_blend))
+                          cyclic=bool(cyclic_blend), keep_others=keep_other_channels(scene, keep_others),
+                          held=held_bones(arm_obj, result))
     end = start + result.num_frames - 1
     if frame_range == "set":
         scene.frame_start, scene.frame_end = start, end

@@ -26,6 +26,14 @@ class JobError(Exception):
     """A job cannot start or failed; the message says what happened and what to do about it."""
 
 
+class ResultWarning(UserWarning):
+    """Something an applied result changed that the user should hear about (the job reports it as a warning).
+
+    A warning, not a return value: the apply steps of every job kind return their Action, and a script
+    without a job (tools/batch.py) sees it on stderr like any Python warning.
+    """
+
+
 def resolve_python(path: str | os.PathLike | None) -> str:
     """The worker interpreter as an absolute path, or a :class:`JobError` saying how to set one."""
     if not path or not str(path).strip():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from . import rigs
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
-from .inputs import PREFS_HINT, JobError, check_model
+from .inputs import PREFS_HINT, JobError, ResultWarning, check_model
 from .protocol import MAX_LINE_BYTES, WORKER_EXITED, WORKER_STOPPED, EncodedRequest, encode_request
 from .worker_pool import POOL, WorkerConfig, WorkerPool
 
@@ -188,12 +189,20 @@ class MotionJob:
                 return False
             self.stage, self.status, self.progress = "apply", "Applying", _RANGES["apply"][0]
             try:
-                self.output = self._apply(result)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ResultWarning)
+                    self.output = self._apply(result)
             except (JobError, rigs.RigError, ValueError, KeyError) as exc:
                 self._fail(f"{self.label}: {exc}")
                 return True
             self.state, self.progress = "done", 1.0
-            self.warning = str((result.get("prompt_warning") or {}).get("message") or "")
+            said = [str((result.get("prompt_warning") or {}).get("message") or "")]
+            for w in caught:
+                if issubclass(w.category, ResultWarning) and str(w.message) not in said:
+                    said.append(str(w.message))
+                elif not issubclass(w.category, ResultWarning):
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            self.warning = " ".join(m for m in said if m)
             done = self.message or f"{self.label}: done in {self.elapsed:.1f} s"
             self.status = self.message = f"{done}. Warning: {self.warning}" if self.warning else done
             self.finished_at = time.monotonic()

@@ -189,6 +189,8 @@ class SALAD_PT_generate_result(_SaladPanel, bpy.types.Panel):
         col = layout.column(heading="New Body")
         col.prop(s, "at_cursor")
         col.prop(s, "select_new")
+        col = layout.column(heading="Animated Rig")
+        col.prop(s, "keep_other_channels")
         col = layout.column(heading="Motion")
         col.prop(s, "in_place")
         sub = col.column()

@@ -107,6 +107,10 @@ class SALAD_PG_settings(bpy.types.PropertyGroup):
                                          ("FILE", "File", "A JSON file")])
     bone_map_text: PointerProperty(name="Bone Map Text", type=bpy.types.Text)
     bone_map_file: StringProperty(name="Bone Map File", subtype="FILE_PATH")
+    keep_other_channels: BoolProperty(name="Keep Other Channels", default=True,
+                                      description="A result on an animated rig keeps that rig's keys on the "
+                                                  "channels the motion does not drive (fingers, face, props, "
+                                                  "custom properties), trimmed to the result's frames")
     pin_feet: BoolProperty(name="Pin Feet", default=True,
                            description="Hold planted feet still (removes foot sliding) using the model's contacts")
     edit_prompt: StringProperty(name="New Prompt",
