@@ -105,6 +105,45 @@ def test_zero_frame_time_and_zero_fps_are_clear_errors(tiny_model_dir, tmp_path)
         refused(r, pattern)
 
 
+def _not_motion(folder: Path) -> dict[str, str]:
+    """Files that are not what their suffix says, and the words of the error each must give."""
+    (folder / "empty.npz").write_bytes(b"")
+    np.save(folder / "one.npy", np.zeros((40, 22, 3)))
+    (folder / "one.npy").rename(folder / "array.npz")  # one .npy array, not named arrays
+    (folder / "cut.npz").write_bytes(b"PK\x03\x04" + bytes(50))  # a zip cut short
+    (folder / "binary.bvh").write_bytes(bytes(range(256)) * 4)  # not UTF-8 text
+    (folder / "text.bvh").write_text("HIERARCHY\nROOT Hips\n")  # no MOTION section
+    return {"empty.npz": "not a readable .npz", "array.npz": "not a readable .npz", "cut.npz": "not a readable .npz",
+            "binary.bvh": "binary.bvh", "text.bvh": "no MOTION section"}
+
+
+def test_motion_files_that_are_not_name_the_file(tmp_path):
+    """An empty .npz said only 'No data left in file' and a binary .bvh numpy's/UTF-8's words: which file?"""
+    from salad_model.motion.motion_io import MotionFileError, load_motion
+
+    for name, words in _not_motion(tmp_path).items():
+        with pytest.raises(MotionFileError) as err:
+            load_motion(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value) and words in str(err.value), (name, str(err.value))
+
+
+def test_cli_refuses_a_bad_motion_file_before_loading_the_model(tmp_path):
+    """edit-real reads its input before the model (the model here does not exist: it is never reached)."""
+    _not_motion(tmp_path)
+    r = run(["edit-real", "empty.npz", "--prompt", "walk", "--model", str(tmp_path / "no-model"), "--out", "o"],
+            tmp_path)
+    refused(r, "empty.npz is not a readable .npz")
+    assert "loading model" not in r.stderr
+
+
+def test_an_unknown_device_is_one_clear_error():
+    from salad_model.runtime.pipeline import pick_device
+
+    with pytest.raises(InputError, match="unknown device 'bogus': use auto, cpu, cuda"):
+        pick_device("bogus")
+    assert str(pick_device("cpu")) == "cpu"
+
+
 # -- requests through the CLI and the Python API -------------------------------------------------------
 
 
