@@ -231,6 +231,11 @@ def _run(args: argparse.Namespace) -> int:
             from .motion.motion_io import load_motion
 
             real_joints = load_motion(args.motion)
+    for path in (getattr(args, "source", None), getattr(args, "a", None), getattr(args, "b", None)):
+        if isinstance(path, Path):  # continue / inbetween: their motion files too are checked before the model
+            from .motion.motion_io import load_motion
+
+            load_motion(path)
     print(f"loading model {args.model} …", file=sys.stderr, flush=True)  # the next seconds are torch and weights
     from .runtime.pipeline import SaladPipeline
 

@@ -136,6 +136,19 @@ def test_cli_refuses_a_bad_motion_file_before_loading_the_model(tmp_path):
     assert "loading model" not in r.stderr
 
 
+@pytest.mark.parametrize("args,words", [
+    (["continue", "empty.npz", "--prompt", "wave", "--seconds", "2"], "empty.npz is not a readable .npz"),
+    (["inbetween", "array.npz", "text.bvh", "--prompt", "turn", "--seconds", "2"], "array.npz is not a readable"),
+])
+def test_shot_commands_refuse_a_bad_motion_file_before_loading_the_model(tmp_path, args, words):
+    """continue / inbetween read their files after the model (~10 s), and an empty .npz said 'No data left in
+    file' (shots_cli.load_source's own np.load)."""
+    _not_motion(tmp_path)
+    r = run([*args, "--model", str(tmp_path / "no-model"), "--out", "o"], tmp_path)
+    refused(r, words)
+    assert "loading model" not in r.stderr
+
+
 def test_an_unknown_device_is_one_clear_error():
     from salad_model.runtime.pipeline import pick_device
 
