@@ -293,6 +293,22 @@ def test_write_outputs_refuses_a_file_created_meanwhile(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_get_the_users_permissions(tmp_path, umask, mode):
+    """Written through mkstemp, every result was 0600 whatever the umask: unreadable from another account."""
+    from salad_model.runtime.outputs import write_outputs
+
+    old = os.umask(umask)
+    try:
+        written = write_outputs({tmp_path / "a.npz": lambda p: p.write_bytes(b"x"),
+                                 tmp_path / "a.bvh": lambda p: p.write_bytes(b"y")})
+    finally:
+        os.umask(old)
+    assert [p.stat().st_mode & 0o777 for p in written] == [mode, mode]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bvh", "a.npz"]  # no temporary left
+
+
 # -- batch.py ------------------------------------------------------------------------------------------
 
 
