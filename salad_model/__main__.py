@@ -213,8 +213,8 @@ def _run(args: argparse.Namespace) -> int:
         for p in run_video_command(args, targets):
             print(p)
         return 0
-    video_joints = video = None
-    if args.command == "edit-real":  # a video is read before the model loads: a bad one fails at once
+    real_joints = video = None  # edit-real's input motion (read from a video or a file)
+    if args.command == "edit-real":  # the input is read before the model loads: a bad one fails at once
         from .runtime.requests import check_value
         from .video import VIDEO_SUFFIXES, extract_motion
 
@@ -226,7 +226,16 @@ def _run(args: argparse.Namespace) -> int:
             video = extract_motion(args.motion, fov_deg=args.fov, progress=_progress("reading video"))
             for w in video.warnings:
                 print(f"warning: {w}", file=sys.stderr)
-            video_joints = video.joints
+            real_joints = video.joints
+        else:  # a motion file too is read before the model: a bad one costs no model load
+            from .motion.motion_io import load_motion
+
+            real_joints = load_motion(args.motion)
+    for path in (getattr(args, "source", None), getattr(args, "a", None), getattr(args, "b", None)):
+        if isinstance(path, Path):  # continue / inbetween: their motion files too are checked before the model
+            from .motion.motion_io import load_motion
+
+            load_motion(path)
     print(f"loading model {args.model} …", file=sys.stderr, flush=True)  # the next seconds are torch and weights
     from .runtime.pipeline import SaladPipeline
 
@@ -234,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
     if video is not None and args.clean_up is not None:
         from .video.extract import clean_video_motion
 
-        video_joints = clean_video_motion(video, pipe, args.clean_up, callback=_progress("clean-up")).joints
+        real_joints = clean_video_motion(video, pipe, args.clean_up, callback=_progress("clean-up")).joints
     keys = ("edit_prompt",) if args.command == "edit-real" else ("prompt", "source_prompt", "edit_prompt")
     prompts = [getattr(args, k, None) for k in keys]  # edit-real's --prompt describes the input: not checked
     if args.command == "compose":  # a timeline: every segment's prompt
@@ -267,9 +276,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.source_out and source is not None:
             paths += save_motion(source, args.source_out, args.bvh, args.preview, args.force)
     elif args.command == "edit-real":
-        from .motion.motion_io import load_motion
-
-        source = video_joints if video_joints is not None else load_motion(args.motion)
+        source = real_joints
         edit = {k: v for k, v in dict(edit_prompt=args.edit_prompt, word=args.word, scale=args.scale,
                                       mirror=args.mirror).items() if v is not None}
         if edit:

@@ -74,6 +74,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     p.add_argument("--resolution", default="960x540", help="preview size WxH")
     p.add_argument("--strip", type=int, default=0, metavar="N",
                    help="also render a picture strip <slug>_strip.png of N frames (a shot: at least one per segment)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing output files (default: refuse them before any work)")
     a = p.parse_args(args)
     if not re.fullmatch(r"\d+x\d+", a.resolution):
         p.error("--resolution must look like 960x540")
@@ -107,6 +109,33 @@ def read_prompts(a: argparse.Namespace) -> list[str]:
         return [a.prompt]
     lines = a.prompts.read_text(encoding="utf-8").splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def output_suffixes(a: argparse.Namespace) -> list[str]:
+    """What one prompt writes, in the order it is written: <slug>.blend, then the asked extras."""
+    return [".blend", *([".bvh"] if a.bvh else []), *([".fbx"] if a.fbx else []), *([".png"] if a.render else []),
+            *(["_strip.png"] if a.strip else [])]
+
+
+def plan(a: argparse.Namespace, prompts: list[str | None]) -> list[tuple[str | None, str, str]]:
+    """(prompt, slug, label) of each run: the slug names its files, the label its lines (a prompt shortened)."""
+    taken: set[str] = set()
+    runs = []
+    for prompt in prompts:
+        if a.video:
+            name, label = "video " + a.video.stem, "'the video'"
+        elif prompt is None:
+            name, label = "shot " + a.segments[0][0], "'the shot'"
+        else:
+            name, label = prompt, repr(prompt if len(prompt) <= 80 else prompt[:77] + "…")
+        runs.append((prompt, slugify(name, taken), label))
+    return runs
+
+
+def existing_outputs(a: argparse.Namespace, out: Path, slugs: list[str]) -> list[Path]:
+    """Output files of this run that exist already (refused without --force, like ``python -m salad_model``)."""
+    return [out / f"{slug}{suffix}" for slug in slugs for suffix in output_suffixes(a)
+            if (out / f"{slug}{suffix}").exists()]
 
 
 def slugify(prompt: str, taken: set[str]) -> str:
@@ -434,20 +463,15 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     action = job.output
     arm = next(o for o in scene.objects if o.animation_data is not None and o.animation_data.action == action)
     written: list[Path] = []
-    outputs = [(".blend", lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), check_existing=False))]
-    if a.bvh:
-        outputs.append((".bvh", lambda p: export_bvh(arm, p, scene)))
-    if a.fbx:
-        outputs.append((".fbx", lambda p: export_fbx(arm, p)))
+    writers = {".blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), check_existing=False),
+               ".bvh": lambda p: export_bvh(arm, p, scene), ".fbx": lambda p: export_fbx(arm, p),
+               ".png": lambda p: render_preview(scene, arm, p, a.engine, a.resolution),
+               "_strip.png": lambda p: render_strip(scene, arm, p, strip_frames(scene, action, a.strip), a.engine,
+                                                    a.resolution)}
     if a.render or a.strip:
         explain_egl_once()
-    if a.render:
-        outputs.append((".png", lambda p: render_preview(scene, arm, p, a.engine, a.resolution)))
-    if a.strip:
-        frames = strip_frames(scene, action, a.strip)
-        outputs.append(("_strip.png", lambda p: render_strip(scene, arm, p, frames, a.engine, a.resolution)))
-    for suffix, write in outputs:
-        write_output(out / f"{slug}{suffix}", write, written)
+    for suffix in output_suffixes(a):
+        write_output(out / f"{slug}{suffix}", writers[suffix], written)
         written.append(out / f"{slug}{suffix}")
     print(f"{tag} done in {job.elapsed:.1f} s: " + ", ".join(p.name for p in written), file=sys.stderr)
     return written
@@ -512,9 +536,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     a = parse_args(script_args(argv))
-    problem = check_out_folder(a.out.expanduser().resolve())  # before Blender, the worker or any prompt
+    out = a.out.expanduser().resolve()
+    problem = check_out_folder(out)  # before Blender, the worker or any prompt
     if problem:
         print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        prompts = [None] if (a.segment or a.video) else read_prompts(a)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read --prompts {a.prompts}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not prompts:
+        print("error: no prompts given (the file is empty?)", file=sys.stderr)
+        return EXIT_USAGE
+    runs = plan(a, prompts)
+    taken = [] if a.force else existing_outputs(a, out, [slug for _, slug, _ in runs])
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        print(f"error: {taken[0]} exists{more}; choose another --out or pass --force to overwrite", file=sys.stderr)
         return EXIT_USAGE
     try:
         import bpy  # noqa: F401
@@ -534,14 +573,6 @@ def _main(argv: list[str] | None = None) -> int:
         except jobs.JobError as exc:
             print(f"error: --segment: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    try:
-        prompts = [None] if (a.segment or a.video) else read_prompts(a)
-    except OSError as exc:
-        print(f"error: cannot read --prompts: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if not prompts:
-        print("error: no prompts given (the file is empty?)", file=sys.stderr)
-        return EXIT_USAGE
     python = worker_python(a.python)
     if not python:
         print("error: no worker Python found: pass --python /path/to/model-env/bin/python (an environment "
@@ -555,20 +586,16 @@ def _main(argv: list[str] | None = None) -> int:
     except jobs.JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    out = a.out.expanduser().resolve()
-    taken: set[str] = set()
     failed = 0
     t0 = time.monotonic()
     try:
-        for i, prompt in enumerate(prompts, 1):
-            name = ("video " + a.video.stem) if a.video else ("shot " + a.segments[0][0]) if prompt is None else prompt
-            slug = slugify(name, taken)
+        for i, (prompt, slug, label) in enumerate(runs, 1):
             tag = f"[{i}/{len(prompts)} {slug}]"
             try:
                 run_one(jobs, config, prompt, a, out, slug, tag)
             except (jobs.JobError, RuntimeError, OSError, ValueError) as exc:
                 failed += 1
-                print(f"error: {prompt or ('the video' if a.video else 'the shot')!r}: {exc}", file=sys.stderr)
+                print(f"error: {label}: {exc}", file=sys.stderr)
     finally:
         jobs.shutdown()
     kind = "video" if a.video else "shot" if a.segment else "prompts"

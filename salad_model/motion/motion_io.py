@@ -5,6 +5,7 @@ Everything comes out as SMPL-22 joint positions [T, 22, 3] in metres, Y up, at t
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,17 @@ def load_motion(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise MotionFileError(f"motion file not found: {path}")
     if path.suffix.lower() == ".npz":
-        data = np.load(path, allow_pickle=False)
-        if "joints" not in data:
-            raise MotionFileError(f"{path} has no 'joints' array (keys: {sorted(data.files)})")
-        joints = np.asarray(data["joints"], dtype=np.float64)
+        try:  # an empty, truncated or foreign file: numpy's own words name neither the file nor the format
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds one array, not named arrays")
+            if "joints" not in data:
+                raise MotionFileError(f"{path} has no 'joints' array (keys: {sorted(data.files)})")
+            joints = np.asarray(data["joints"], dtype=np.float64)
+        except MotionFileError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise MotionFileError(f"{path} is not a readable .npz motion file ({exc})") from exc
         try:
             fps = float(data["fps"]) if "fps" in data else MODEL_FPS
         except (TypeError, ValueError) as exc:
@@ -46,7 +54,10 @@ def load_motion(path: str | Path) -> np.ndarray:
     if path.suffix.lower() == ".bvh":
         from .bvh import joint_positions_from_bvh, read_bvh
 
-        motion = read_bvh(path)
+        try:
+            motion = read_bvh(path)
+        except (OSError, ValueError) as exc:  # the parser's reason (no MOTION section, bad text …), with the file
+            raise MotionFileError(f"{path}: {exc}") from exc
         names = set(motion.names)
         fps = 1.0 / motion.frame_time
         if set(T2M.joint_names) <= names:

@@ -8,16 +8,10 @@ being told what the motion is. Low strength keeps the input; high strength lets 
 issue-14 evaluation set (rendered clips with ground truth) strength 0.6 lowered MPJPE and raised the share of
 clips whose content the evaluation classifier recognises (docs/video.md, *Motion-prior clean-up*).
 
-Clips longer than the model's window are cleaned in overlapping windows whose features are cross-faded, as
-:meth:`RealMotionMixin.edit_real` does. Every window is the model's full length (``max_frames``): the first starts
-at frame 0, the next ones ``max_frames - overlap`` later, the last ends on the clip's last frame. So a clip a
-little longer than one window gets two windows that overlap by far more than ``overlap`` (a 200-frame clip: two
-196-frame windows sharing 192 frames; over 9.8–19.6 s clips ~114 frames on average, measured). That is intended,
-not waste in the count: it is the fewest full-length windows that cover the clip with at least ``overlap`` frames
-shared (``ceil((T - overlap) / (max_frames - overlap))``), and every window sees as much motion as the model was
-trained to see — a short last window (fewer frames computed) would clean the clip's end with less context, or
-fall below ``min_frames``. Where two windows both have weight 1 (the middle of a wide overlap) the result is their
-mean: two SDEdit draws from the same input with different seeds.
+Clips longer than the model's window are cleaned in overlapping full-length windows whose features are
+cross-faded, as :meth:`RealMotionMixin.edit_real` does; :mod:`.windows` says why the layout is what it is. Where two
+windows both have weight 1 (the middle of a wide overlap) the result is their mean: two SDEdit draws from the same
+input with different seeds.
 """
 
 from __future__ import annotations
@@ -32,6 +26,7 @@ from .pose_count import pad_to_stride
 from .requests import CLEAN_UP_STRENGTH, InputError
 from .results import Motion
 from .sampling import StepCallback, make_scheduler
+from .windows import cross_fade, layout
 
 DEFAULT_STEPS = 20
 
@@ -84,31 +79,18 @@ class MotionPriorMixin:
         if n_poses < 16:
             raise InputError(f"the motion is {n_poses} frames long; the clean-up needs at least 16")
         feats = pad_to_stride(feats)
-        total, win = len(feats), self.max_frames
-        overlap = min(overlap, win // 2 - 4) // 4 * 4
-        starts = [0] if total <= win else sorted(set(range(0, total - win, win - overlap)) | {total - win})
-        out = np.zeros(feats.shape, np.float64)
-        weight = np.zeros(total, np.float64)
-        count, n_steps = [0], len(starts) * _denoising_steps(strength, steps)
+        overlap = min(overlap, self.max_frames // 2 - 4) // 4 * 4
+        windows = layout(len(feats), self.max_frames, overlap)
+        count, n_steps = [0], len(windows) * _denoising_steps(strength, steps)
 
         def on_step() -> None:
             count[0] += 1
             if callback is not None:
                 callback(count[0], n_steps)
 
-        for k, s in enumerate(starts):
-            length = min(win, total - s)
-            w = np.ones(length)
-            ramp = np.linspace(0, 1, overlap + 2)[1:-1]
-            if k > 0 and overlap:
-                w[:overlap] = ramp
-            if k < len(starts) - 1 and overlap:  # w[-0:] is the whole window
-                w[-overlap:] = ramp[::-1]
-            out[s:s + length] += w[:, None] * self._clean_window(feats[s:s + length], strength, steps, seed + k,
-                                                                 on_step)
-            weight[s:s + length] += w
-        blended = (out / weight[:, None]).astype(np.float32)[:n_poses]
-        blended[:, -4:] = (blended[:, -4:] > 0.5).astype(np.float32)  # contacts stay binary
+        parts = [self._clean_window(feats[w.frames], strength, steps, seed + k, on_step)
+                 for k, w in enumerate(windows)]
+        blended = cross_fade(windows, parts, n_poses)
         meta = {**self._meta(None, int(seed), n_poses, 1.0, int(steps), "ddim"), "source": "prior clean-up",
                 "strength": float(strength), "placement": placement}
         return Motion(self._joints(blended), blended, meta)

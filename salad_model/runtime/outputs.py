@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,6 +84,19 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _temp_beside(target: Path) -> Path:
+    """A new empty hidden file next to ``target`` (same suffix), made with the user's umask like any file they
+    write: ``mkstemp`` makes 0600, so every result was unreadable to other accounts (a shared project folder)."""
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}{target.suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
 def write_outputs(writers: dict[Path, Callable[[Path], None]], force: bool = False) -> list[Path]:
     """Call each ``writer(tmp_path)`` (tmp keeps the target's suffix), then rename all into place.
 
@@ -93,10 +107,9 @@ def write_outputs(writers: dict[Path, Callable[[Path], None]], force: bool = Fal
     try:
         for target, write in writers.items():
             target = Path(target)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-            os.close(fd)
-            temps[target] = Path(tmp)
-            write(Path(tmp))
+            tmp = _temp_beside(target)
+            temps[target] = tmp
+            write(tmp)
         folders = sorted({t.parent.resolve() for t in temps})
         with contextlib.ExitStack() as stack:
             for folder in folders:

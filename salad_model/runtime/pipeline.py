@@ -43,7 +43,20 @@ def pick_device(device: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError, TypeError):  # torch's own message lists twenty device types
+        raise InputError(f"unknown device {device!r}: use auto, cpu, cuda (or cuda:N) or mps") from None
+
+
+def _valid(prompt: str | None) -> bool:
+    """A prompt the generation will take: one it refuses (blank, invisible, oversized) gets its error, not a
+    "far from the training captions" warning first."""
+    try:
+        R.check_prompt_text(prompt)
+    except InputError:
+        return False
+    return True
 
 
 class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixin):
@@ -175,7 +188,7 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixi
                 self._vocabulary = None
         if self._vocabulary is None:
             return []
-        found = (self._vocabulary.check(p, self.text_encoder) for p in dict.fromkeys(p for p in prompts if p))
+        found = (self._vocabulary.check(p, self.text_encoder) for p in dict.fromkeys(p for p in prompts if _valid(p)))
         return [w for w in found if w is not None]
 
     @staticmethod

@@ -16,6 +16,7 @@ from .pose_count import pad_to_stride, with_end_pose
 from .requests import EditSpec, InputError
 from .results import Inversion, Motion
 from .sampling import StepCallback, sample
+from .windows import cross_fade, layout
 
 # Guidance of edits of a plain DDIM inversion (which reconstructs at guidance 1). Chosen on 30 validation
 # clips with the demo model: style swaps reached target style + content 67% at 1.0, 80% at 2.0 and 4.0
@@ -179,37 +180,24 @@ class RealMotionMixin:
         win = self.max_frames
         if not 0 <= overlap < win // 2:
             raise InputError(f"overlap must be within 0…{win // 2 - 1} frames")
-        starts = [0] if total <= win else list(range(0, total - win, win - overlap)) + [total - win]
-        starts = sorted(set(starts))
-        n_win = len(starts)
-        out = np.zeros((total, feats.shape[1]), np.float64)
-        weight = np.zeros(total, np.float64)
-        metas = []
-        for k, s in enumerate(starts):
-            length = min(win, total - s)
+        windows = layout(total, win, overlap)
+        parts, metas = [], []
+        for k, w in enumerate(windows):
 
             def cb(i: int, n: int, k: int = k) -> None:
                 if callback is not None:
-                    callback(k * n + i, n_win * n)
+                    callback(k * n + i, len(windows) * n)
 
-            inv = self.invert(prompt, features=feats[s:s + length], guidance=guidance, steps=steps,
+            inv = self.invert(prompt, features=feats[w.frames], guidance=guidance, steps=steps,
                               null_text_iters=null_text_iters, callback=cb, check=check)
             # The edit's sampling is not in the progress count, but a cancel must be seen there too (it waited for
             # the source and the edit of the window: 2 x steps).
             looks_in = None if check is None else (lambda i, n: check())
             m = self.edit_inverted(inv, callback=looks_in, **edit) if edit else self.reconstruct(inv, looks_in)
             metas.append(m.meta)
-            w = np.ones(length)
-            ramp = np.linspace(0, 1, overlap + 2)[1:-1] if overlap else np.zeros(0)
-            if k > 0 and overlap:
-                w[:overlap] = ramp
-            if k < n_win - 1 and overlap:
-                w[-overlap:] = ramp[::-1]
-            out[s:s + length] += w[:, None] * m.features[:length]
-            weight[s:s + length] += w
-        blended = (out / weight[:, None]).astype(np.float32)[:n_poses]  # the padding cut (pose_count)
-        blended[:, -4:] = (blended[:, -4:] > 0.5).astype(np.float32)  # contacts stay binary
+            parts.append(m.features)
+        blended = cross_fade(windows, parts, n_poses)  # the padding cut (pose_count)
         j = self._joints(blended)
-        meta = {**metas[0], "frames": n_poses, "windows": [[s, min(s + win, n_poses)] for s in starts],
+        meta = {**metas[0], "frames": n_poses, "windows": [[w.start, min(w.stop, n_poses)] for w in windows],
                 "placement": placement}
         return Motion(j, blended, meta)

@@ -57,20 +57,24 @@ def add_shot_commands(sub, common: Callable[..., None]) -> None:
 
 def load_source(pipe, path: Path):
     """A shot source from a file: our .npz with a latent → the generation itself; else real joints."""
-    from ..motion.motion_io import load_motion
+    from ..motion.motion_io import MotionFileError, load_motion
     from ..runtime.pipeline import Motion
 
     path = Path(path)
-    if path.suffix.lower() == ".npz" and path.is_file():
-        data = np.load(path, allow_pickle=False)
-        if {"latent", "features", "joints"} <= set(data.files):
-            import torch
+    joints = load_motion(path)  # a file that is no motion is refused here, by name
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            if {"latent", "features", "joints"} <= set(data.files):
+                import torch
 
-            lat = torch.from_numpy(np.asarray(data["latent"], np.float32))
-            if lat.dim() == 4 and lat.shape[-1] == pipe.denoiser.config.vae_dim:
-                meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-                return Motion(np.asarray(data["joints"]), np.asarray(data["features"]), meta, lat)
-    return load_motion(path)
+                lat = torch.from_numpy(np.asarray(data["latent"], np.float32))
+                if lat.dim() == 4 and lat.shape[-1] == pipe.denoiser.config.vae_dim:
+                    try:
+                        meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+                    except json.JSONDecodeError as exc:
+                        raise MotionFileError(f"{path}: its 'meta' is not JSON ({exc})") from exc
+                    return Motion(np.asarray(data["joints"]), np.asarray(data["features"]), meta, lat)
+    return joints
 
 
 def run_shot_command(pipe, args, progress, save_motion) -> list[Path]:

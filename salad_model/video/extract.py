@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,9 @@ def extract_motion(path: str | Path, fov_deg: float | None = None,
     ``progress(frames_read, total)`` is called after each frame and may raise to cancel. Warnings (several
     people, gaps, joints partly out of frame) are in ``.warnings`` and ``meta["warnings"]``.
     """
+    if max_seconds is not None and not (max_seconds > 0 and math.isfinite(max_seconds)):
+        # 0 read the whole clip (falsy), a negative length 0 frames ("the clip is too short: 0.0 s decoded")
+        raise VideoError(f"the length to read (max_seconds) must be a positive number of seconds, got {max_seconds:g}")
     info = probe(path)
     if info.frames and info.frames / info.fps < MIN_SECONDS:
         raise VideoError(f"the clip is too short: {info.frames / info.fps:.1f} s; the model needs at least "

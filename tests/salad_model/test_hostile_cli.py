@@ -105,6 +105,58 @@ def test_zero_frame_time_and_zero_fps_are_clear_errors(tiny_model_dir, tmp_path)
         refused(r, pattern)
 
 
+def _not_motion(folder: Path) -> dict[str, str]:
+    """Files that are not what their suffix says, and the words of the error each must give."""
+    (folder / "empty.npz").write_bytes(b"")
+    np.save(folder / "one.npy", np.zeros((40, 22, 3)))
+    (folder / "one.npy").rename(folder / "array.npz")  # one .npy array, not named arrays
+    (folder / "cut.npz").write_bytes(b"PK\x03\x04" + bytes(50))  # a zip cut short
+    (folder / "binary.bvh").write_bytes(bytes(range(256)) * 4)  # not UTF-8 text
+    (folder / "text.bvh").write_text("HIERARCHY\nROOT Hips\n")  # no MOTION section
+    return {"empty.npz": "not a readable .npz", "array.npz": "not a readable .npz", "cut.npz": "not a readable .npz",
+            "binary.bvh": "binary.bvh", "text.bvh": "no MOTION section"}
+
+
+def test_motion_files_that_are_not_name_the_file(tmp_path):
+    """An empty .npz said only 'No data left in file' and a binary .bvh numpy's/UTF-8's words: which file?"""
+    from salad_model.motion.motion_io import MotionFileError, load_motion
+
+    for name, words in _not_motion(tmp_path).items():
+        with pytest.raises(MotionFileError) as err:
+            load_motion(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value) and words in str(err.value), (name, str(err.value))
+
+
+def test_cli_refuses_a_bad_motion_file_before_loading_the_model(tmp_path):
+    """edit-real reads its input before the model (the model here does not exist: it is never reached)."""
+    _not_motion(tmp_path)
+    r = run(["edit-real", "empty.npz", "--prompt", "walk", "--model", str(tmp_path / "no-model"), "--out", "o"],
+            tmp_path)
+    refused(r, "empty.npz is not a readable .npz")
+    assert "loading model" not in r.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (["continue", "empty.npz", "--prompt", "wave", "--seconds", "2"], "empty.npz is not a readable .npz"),
+    (["inbetween", "array.npz", "text.bvh", "--prompt", "turn", "--seconds", "2"], "array.npz is not a readable"),
+])
+def test_shot_commands_refuse_a_bad_motion_file_before_loading_the_model(tmp_path, args, words):
+    """continue / inbetween read their files after the model (~10 s), and an empty .npz said 'No data left in
+    file' (shots_cli.load_source's own np.load)."""
+    _not_motion(tmp_path)
+    r = run([*args, "--model", str(tmp_path / "no-model"), "--out", "o"], tmp_path)
+    refused(r, words)
+    assert "loading model" not in r.stderr
+
+
+def test_an_unknown_device_is_one_clear_error():
+    from salad_model.runtime.pipeline import pick_device
+
+    with pytest.raises(InputError, match="unknown device 'bogus': use auto, cpu, cuda"):
+        pick_device("bogus")
+    assert str(pick_device("cpu")) == "cpu"
+
+
 # -- requests through the CLI and the Python API -------------------------------------------------------
 
 
@@ -239,6 +291,22 @@ def test_write_outputs_refuses_a_file_created_meanwhile(tmp_path):
         write_outputs({target: write}, force=False)
     assert target.read_bytes() == b"other process"
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_get_the_users_permissions(tmp_path, umask, mode):
+    """Written through mkstemp, every result was 0600 whatever the umask: unreadable from another account."""
+    from salad_model.runtime.outputs import write_outputs
+
+    old = os.umask(umask)
+    try:
+        written = write_outputs({tmp_path / "a.npz": lambda p: p.write_bytes(b"x"),
+                                 tmp_path / "a.bvh": lambda p: p.write_bytes(b"y")})
+    finally:
+        os.umask(old)
+    assert [p.stat().st_mode & 0o777 for p in written] == [mode, mode]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bvh", "a.npz"]  # no temporary left
 
 
 # -- batch.py ------------------------------------------------------------------------------------------

@@ -68,6 +68,17 @@ def test_models_without_a_vocabulary_or_official_never_warn(tiny_encoder, tmp_pa
     assert SaladPipeline(bundle, text_encoder=tiny_encoder, device="cpu").prompt_warnings("x y z") == []
 
 
+def test_prompts_the_generation_refuses_get_no_warning_first(tiny_encoder, tmp_path: Path) -> None:
+    """'   ' was reported "far from everything this model was trained on" just before "the prompt is empty"."""
+    bundle = random_bundle("tiny", seed=0)
+    bundle.info.update(source=str(tmp_path), format="salad-blender/1")
+    Vocabulary(KNOWN, LABELS, sentence_embeddings(tiny_encoder, KNOWN), anchor_embedding(tiny_encoder),
+               2.0).save(tmp_path)  # threshold 2: every prompt it checks is reported
+    pipe = SaladPipeline(bundle, text_encoder=tiny_encoder, device="cpu")
+    assert pipe.prompt_warnings("   ", "\u200b\u200b", "walk " * 500, None, "") == []
+    assert [w.prompt for w in pipe.prompt_warnings("  a person plays guitar ")] == ["  a person plays guitar "]
+
+
 # -- the shipped demo vocabulary ------------------------------------------------------------------
 
 

@@ -179,6 +179,13 @@ def test_extract_refuses_a_missing_file(tmp_path):
         extract_motion(tmp_path / "nothing.mp4")
 
 
+@pytest.mark.parametrize("seconds", [0, -1, float("nan"), float("inf")])
+def test_a_length_to_read_that_is_not_positive_is_refused(seconds):
+    """--max-seconds 0 read the whole clip (0 is falsy) and -1 failed as 'the clip is too short: 0.0 s decoded'."""
+    with pytest.raises(VideoError, match=r"max_seconds\) must be a positive number of seconds"):
+        extract_motion(CLIP, max_seconds=seconds)
+
+
 def test_edit_real_reads_a_video_and_refuses_a_bad_one_before_the_model(tiny_model_dir, tmp_path):
     r = run_cli(["edit-real", str(CLIP), "--prompt", "A person walks forward.", "--model", str(tiny_model_dir),
                  "--steps", "2", "--out", "edited.npz"], tmp_path)
