@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .attention import Attention, AttnProcessor
+from .attention import Attention, AttnProcessor, processor_installed
 from .denoiser import Denoiser, TextContext
 from .requests import InputError
 from .sampling import StepCallback, sample
@@ -110,20 +110,11 @@ class BlendedCrossAttention(AttnProcessor):
         return torch.lerp(out_a, out_b, w)
 
 
-class blended_text:  # noqa: N801 (a context manager, used like a function)
+class blended_text(processor_installed):  # noqa: N801 (a context manager, used like a function)
     """Install :class:`BlendedCrossAttention` on every attention module of ``denoiser`` for one window."""
 
     def __init__(self, denoiser: Denoiser, half: int, weights: torch.Tensor):
-        self.denoiser, self.processor = denoiser, BlendedCrossAttention(half, weights)
-
-    def __enter__(self) -> BlendedCrossAttention:
-        self.before = [(m, m.processor) for m in self.denoiser.modules() if isinstance(m, Attention)]
-        self.denoiser.set_attn_processor(self.processor)
-        return self.processor
-
-    def __exit__(self, *exc: object) -> None:
-        for m, p in self.before:  # whatever was installed before (the default, or an editing controller)
-            m.processor = p
+        super().__init__(denoiser, BlendedCrossAttention(half, weights))
 
 
 def blended_contexts(prev: TextContext, new: TextContext, null: TextContext) -> tuple[TextContext, TextContext, int]:
