@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .attention import ControlledAttnProcessor, processor_installed
+from .attention import ControlledAttnProcessor
 from .editing import Reweight
 from .requests import REWEIGHT_MAX, REWEIGHT_MIN, InputError
-from .sampling import StepCallback, sample
 
 if TYPE_CHECKING:
-    from .inpainting import Inpainting
     from .shots import ShotDirector
 
 # Words that name who moves or join the words, not what the motion is (compared lower-case, pieces stripped).
@@ -82,18 +80,8 @@ class NewFramesReweight:
         return out
 
 
-def sample_reweighted(
-    d: ShotDirector,
-    held: int,
-    prompt: str,
-    z_T: torch.Tensor,
-    inpaint: Inpainting | None,
-    callback: StepCallback | None,
-) -> torch.Tensor:
-    """``d``'s sampling of one window whose first ``held`` frames are the previous segment's motion."""
-    pipe = d.pipe
-    mode = Reweight(content_token_indices(pipe.text_encoder, prompt), float(d.reweight.scale))
-    new = torch.arange(int(z_T.shape[1])) >= held
-    with processor_installed(pipe.denoiser, ControlledAttnProcessor(NewFramesReweight(mode, new))):
-        return sample(pipe.denoiser, z_T, d._cond(prompt), pipe._null(1), d.guidance, d.steps, d.scheduler, None,
-                      callback, diffusion=pipe.bundle.diffusion, inpaint=inpaint)
+def reweight_processor(d: ShotDirector, held: int, prompt: str, frames: int) -> ControlledAttnProcessor:
+    """The processor for ``d``'s window of ``frames`` latent frames whose first ``held`` are the previous
+    segment's motion (the caller samples with it installed)."""
+    mode = Reweight(content_token_indices(d.pipe.text_encoder, prompt), float(d.reweight.scale))
+    return ControlledAttnProcessor(NewFramesReweight(mode, torch.arange(frames) >= held))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from ..motion.foot_lock import lock_feet, trapezoid
+from .attention import processor_installed
 from .inpainting import PART_NAMES, Inpainting, parse_parts
 from .pipeline import InputError, Motion, SaladPipeline
 from .pose_count import cut_padding, pad_to_stride, shift_index
@@ -40,8 +42,8 @@ from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 from .seams import decoder_reach, smooth_seams
 from .shot_free_guidance import context_free_frames
-from .shot_reweight import ContentReweight, sample_reweighted
-from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, sample_blended
+from .shot_reweight import ContentReweight, reweight_processor
+from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, blended_window
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 1.0  # held motion at a window's start (2 s cost per-segment content: model card)
@@ -312,13 +314,14 @@ class ShotDirector:
             free = context_free_frames(inpaint_mask) if self.free_guidance and prev is not None else None
             inp = Inpainting(known, inpaint_mask, noise_seed=derive_seed(seed, "held"), resample=self.resample,
                              guidance_weights=gw, uncond_frames=free)
-        with torch.inference_mode():
-            if prev is not None and self.text_blend is not None:
-                return sample_blended(self, prev, prompt, z_T, inp, callback)
-            if prev is not None and self.reweight is not None:
-                return sample_reweighted(self, prev[1], prompt, z_T, inp, callback)
-            return sample(pipe.denoiser, z_T, self._cond(prompt), pipe._null(1), self.guidance, self.steps,
-                          self.scheduler, None, callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
+        cond, null, proc = self._cond(prompt), pipe._null(1), None  # after a seam, an option may swap these
+        if prev is not None and self.text_blend is not None:
+            cond, null, proc = blended_window(self, prev, prompt, t_lat)
+        elif prev is not None and self.reweight is not None:
+            proc = reweight_processor(self, prev[1], prompt, t_lat)
+        with torch.inference_mode(), processor_installed(pipe.denoiser, proc) if proc else nullcontext():
+            return sample(pipe.denoiser, z_T, cond, null, self.guidance, self.steps, self.scheduler, None, callback,
+                          diffusion=pipe.bundle.diffusion, inpaint=inp)
 
     def _extend(self, latent: torch.Tensor | None, prompt: str, new_total: int, seg_seed: int, segment: int,
                 progress: _Progress, windows: list[dict], prev_prompt: str | None = None) -> torch.Tensor:
