@@ -169,6 +169,24 @@ class ControlledAttnProcessor(AttnProcessor):
         return torch.matmul(probs, v)
 
 
+class processor_installed:  # noqa: N801 (a context manager, used like a function)
+    """``processor`` on every :class:`Attention` module of ``module`` for one block; on exit each module gets
+    back whatever it had (the default, or an editing controller), so options can be stacked and nested."""
+
+    def __init__(self, module: nn.Module, processor: AttnProcessor):
+        self.module, self.processor = module, processor
+
+    def __enter__(self) -> AttnProcessor:
+        self.before = [(m, m.processor) for m in self.module.modules() if isinstance(m, Attention)]
+        for m, _ in self.before:
+            m.processor = self.processor
+        return self.processor
+
+    def __exit__(self, *exc: object) -> None:
+        for m, p in self.before:
+            m.processor = p
+
+
 def padding_to_additive(valid: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """Key validity [N, Lk] (True = attendable) → additive mask [N, 1, 1, Lk]."""
     if valid is None:

@@ -82,7 +82,8 @@ class Inpainting:
     ``noise_seed`` seeds the noise the source is diffused with (one draw for the whole run, so the held
     region follows one forward trajectory, like DDIM's deterministic path); ``resample`` extra passes per
     step are done during the first ``resample_fraction`` of the steps (the high-noise steps, where the
-    layout is decided).
+    layout is decided). ``uncond_frames`` [B, T'] (True = seen): the frames the unconditional branch of a
+    guided step attends to over time (:mod:`shot_free_guidance`); None: all of them.
     """
 
     source: torch.Tensor
@@ -91,6 +92,7 @@ class Inpainting:
     resample: int = 0
     resample_fraction: float = 1.0
     guidance_weights: torch.Tensor | None = None
+    uncond_frames: torch.Tensor | None = None
     _eps: torch.Tensor | None = field(default=None, repr=False)
     _gen: torch.Generator | None = field(default=None, repr=False)
 
@@ -137,6 +139,14 @@ class Inpainting:
             return v_u + guidance * (v_c - v_u)
         w = self.guidance_weights.to(v_u.device, v_u.dtype)[:, :, None, None]
         return v_u + guidance * w * (v_c - v_u)
+
+    def guided_frames(self, len_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """[2B, T'] frames each row of a guided forward ``[uncond; cond]`` attends to over time."""
+        if self.uncond_frames is None:
+            return None if len_mask is None else torch.cat([len_mask, len_mask])
+        full = torch.ones(self.mask.shape[:2], dtype=torch.bool, device=self.mask.device)
+        full = full if len_mask is None else len_mask.to(torch.bool)
+        return torch.cat([full & self.uncond_frames.to(full.device, torch.bool), full])
 
     def resamples(self, i: int, n: int) -> int:
         """Extra passes at step ``i`` of ``n`` (none at the last step: the result is clean there)."""

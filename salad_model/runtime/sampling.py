@@ -106,6 +106,8 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     per_step = isinstance(uncond, list)
     ctx = TextContext.cat([uncond, cond]) if use_cfg and not per_step else cond
     lm = None if len_mask is None else (torch.cat([len_mask, len_mask]) if use_cfg else len_mask)
+    if use_cfg and inpaint is not None:  # the unconditional rows may see fewer frames (shot_free_guidance)
+        lm = inpaint.guided_frames(len_mask)
     n = len(sched.timesteps)
     if inpaint is not None:
         inpaint.check_scheduler(scheduler)

@@ -22,13 +22,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .attention import Attention, AttnProcessor
+from .attention import Attention, AttnProcessor, processor_installed
 from .denoiser import Denoiser, TextContext
 from .requests import InputError
-from .sampling import StepCallback, sample
 
 if TYPE_CHECKING:
-    from .inpainting import Inpainting
     from .shots import ShotDirector
 
 # Off: on 100 timelines TextBlend(-2, 4) smoothed the seams (jerk 0.99× → 0.92×) but recognised 47.7% of
@@ -110,20 +108,11 @@ class BlendedCrossAttention(AttnProcessor):
         return torch.lerp(out_a, out_b, w)
 
 
-class blended_text:  # noqa: N801 (a context manager, used like a function)
+class blended_text(processor_installed):  # noqa: N801 (a context manager, used like a function)
     """Install :class:`BlendedCrossAttention` on every attention module of ``denoiser`` for one window."""
 
     def __init__(self, denoiser: Denoiser, half: int, weights: torch.Tensor):
-        self.denoiser, self.processor = denoiser, BlendedCrossAttention(half, weights)
-
-    def __enter__(self) -> BlendedCrossAttention:
-        self.before = [(m, m.processor) for m in self.denoiser.modules() if isinstance(m, Attention)]
-        self.denoiser.set_attn_processor(self.processor)
-        return self.processor
-
-    def __exit__(self, *exc: object) -> None:
-        for m, p in self.before:  # whatever was installed before (the default, or an editing controller)
-            m.processor = p
+        super().__init__(denoiser, BlendedCrossAttention(half, weights))
 
 
 def blended_contexts(prev: TextContext, new: TextContext, null: TextContext) -> tuple[TextContext, TextContext, int]:
@@ -132,29 +121,12 @@ def blended_contexts(prev: TextContext, new: TextContext, null: TextContext) -> 
     return join_words(prev, new, half), join_words(null, null, half), half
 
 
-def sample_blended(
-    d: ShotDirector,
-    prev: tuple[str, int],
-    prompt: str,
-    z_T: torch.Tensor,
-    inpaint: Inpainting | None,
-    callback: StepCallback | None,
-) -> torch.Tensor:
-    """``d``'s sampling of one window whose first ``prev[1]`` frames are held motion of prompt ``prev[0]``."""
+def blended_window(
+    d: ShotDirector, prev: tuple[str, int], prompt: str, frames: int
+) -> tuple[TextContext, TextContext, BlendedCrossAttention]:
+    """(cond, uncond, processor) for ``d``'s window of ``frames`` latent frames whose first ``prev[1]`` are held
+    motion of prompt ``prev[0]`` (the caller samples with the processor installed)."""
     pipe = d.pipe
     cond, null, half = blended_contexts(d._cond(prev[0]), d._cond(prompt), pipe._null(1))
-    weights = d.text_blend.weights(prev[1], int(z_T.shape[1])).to(pipe.device)
-    with blended_text(pipe.denoiser, half, weights):
-        return sample(
-            pipe.denoiser,
-            z_T,
-            cond,
-            null,
-            d.guidance,
-            d.steps,
-            d.scheduler,
-            None,
-            callback,
-            diffusion=pipe.bundle.diffusion,
-            inpaint=inpaint,
-        )
+    weights = d.text_blend.weights(prev[1], frames).to(pipe.device)
+    return cond, null, BlendedCrossAttention(half, weights)

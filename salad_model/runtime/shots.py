@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -33,13 +34,16 @@ import numpy as np
 import torch
 
 from ..motion.foot_lock import lock_feet, trapezoid
+from .attention import processor_installed
 from .inpainting import PART_NAMES, Inpainting, parse_parts
 from .pipeline import InputError, Motion, SaladPipeline
 from .pose_count import cut_padding, pad_to_stride, shift_index
 from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 from .seams import decoder_reach, smooth_seams
-from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, sample_blended
+from .shot_free_guidance import context_free_frames
+from .shot_reweight import ContentReweight, reweight_processor
+from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, blended_window
 
 MAX_SHOT_SECONDS = 300.0  # a timeline's total length (cost is linear; 5 min keeps a job bounded)
 DEFAULT_CONTEXT_SECONDS = 1.0  # held motion at a window's start (2 s cost per-segment content: model card)
@@ -136,7 +140,9 @@ class ShotDirector:
     """Shots with one :class:`SaladPipeline` (networks, scheduler and text encoder stay the pipeline's).
 
     ``context_seconds`` of motion condition each window; ``resample`` RePaint passes per step (0: plain
-    replacement, the measured default — see the model card).
+    replacement, the measured default — see the model card). After a seam, off by default (model card, "Content
+    after a seam"): ``reweight`` scales the new prompt's content words on the new frames (shot_reweight);
+    ``free_guidance`` hides the held context from the unconditional branch (shot_free_guidance).
     """
 
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
@@ -144,7 +150,8 @@ class ShotDirector:
                  blend: int = DEFAULT_BLEND_FRAMES, overhang: int = DEFAULT_OVERHANG_FRAMES,
                  guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING,
                  foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS, handover: str = DEFAULT_HANDOVER,
-                 text_blend: TextBlend | None = DEFAULT_TEXT_BLEND):
+                 text_blend: TextBlend | None = DEFAULT_TEXT_BLEND, reweight: ContentReweight | None = None,
+                 free_guidance: bool = False):
         self.pipe = pipe
         if handover not in HANDOVERS:
             raise InputError(f"handover must be one of {', '.join(HANDOVERS)}, got {handover!r}")
@@ -174,6 +181,12 @@ class ShotDirector:
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
         self.seam_smoothing, self.handover = float(seam_smoothing), handover
         self.text_blend = None if text_blend is None else text_blend.checked(ctx, self.max_lat)
+        self.reweight = None if reweight is None else reweight.checked()
+        if self.reweight is not None and self.text_blend is not None:
+            raise InputError("content re-weighting and a text blend both replace the cross attention: choose one")
+        if not isinstance(free_guidance, bool):
+            raise InputError(f"free_guidance must be True or False, got {free_guidance!r}")
+        self.free_guidance = free_guidance
         if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
                 or not 0 <= foot_lock_seconds <= 5:
             raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")
@@ -298,13 +311,17 @@ class ShotDirector:
         if inpaint_mask is not None and bool(inpaint_mask.any()):
             frames_held = bool(((inpaint_mask > 0).sum(-1) == 7).any())  # time holds (not part regeneration)
             gw = self._guidance_weights(inpaint_mask) if frames_held else None
+            free = context_free_frames(inpaint_mask) if self.free_guidance and prev is not None else None
             inp = Inpainting(known, inpaint_mask, noise_seed=derive_seed(seed, "held"), resample=self.resample,
-                             guidance_weights=gw)
-        with torch.inference_mode():
-            if prev is not None and self.text_blend is not None:
-                return sample_blended(self, prev, prompt, z_T, inp, callback)
-            return sample(pipe.denoiser, z_T, self._cond(prompt), pipe._null(1), self.guidance, self.steps,
-                          self.scheduler, None, callback, diffusion=pipe.bundle.diffusion, inpaint=inp)
+                             guidance_weights=gw, uncond_frames=free)
+        cond, null, proc = self._cond(prompt), pipe._null(1), None  # after a seam, an option may swap these
+        if prev is not None and self.text_blend is not None:
+            cond, null, proc = blended_window(self, prev, prompt, t_lat)
+        elif prev is not None and self.reweight is not None:
+            proc = reweight_processor(self, prev[1], prompt, t_lat)
+        with torch.inference_mode(), processor_installed(pipe.denoiser, proc) if proc else nullcontext():
+            return sample(pipe.denoiser, z_T, cond, null, self.guidance, self.steps, self.scheduler, None, callback,
+                          diffusion=pipe.bundle.diffusion, inpaint=inp)
 
     def _extend(self, latent: torch.Tensor | None, prompt: str, new_total: int, seg_seed: int, segment: int,
                 progress: _Progress, windows: list[dict], prev_prompt: str | None = None) -> torch.Tensor:
