@@ -180,6 +180,25 @@ def test_start_session_on_the_played_action_and_refusal(rig):
     assert str(e.value) == "Select an armature that plays a SALAD action (generate a motion first)."
 
 
+def test_a_new_session_discards_the_old_one_and_adopts_a_left_preview(rig):
+    obj, act = rig
+    old_preview = _salad_copy(act, "Old", preview=True)
+    job = _Job()
+    preview_actions.SESSION = old = _session(obj, act, preview=old_preview, job=job)
+    stale = _salad_copy(act, "Stale", preview=True, parent=act.name)
+    obj.animation_data.action = stale
+    s = preview_actions.start_session(_config(), obj)
+    assert s is not old and job.cancelled == 1 and "Old" not in bpy.data.actions
+    assert s.source == act and s.store.source_name == act.name  # previewed from its source
+    assert s.preview == stale and s.store.preview_name == "Stale"  # the next preview replaces it
+    # a preview whose source is gone is all there is: it is the source, and nothing replaces it
+    preview_actions.SESSION = None
+    orphan = _salad_copy(act, "Orphan", preview=True, parent="gone")
+    obj.animation_data.action = orphan
+    s = preview_actions.start_session(_config(), obj)
+    assert s.source == orphan and s.preview is None and s.store.preview_name == ""
+
+
 def test_ending_a_session_for_a_normal_edit(rig):
     obj, act = rig
     other = armature.create_smpl22_armature("Other", synthetic_walk(20), with_mesh=False)
