@@ -81,3 +81,34 @@ def test_unknown_handover_and_soft_blend_are_refused(tiny_pipeline):
         ShotDirector(tiny_pipeline, handover="middle")
     with pytest.raises(InputError, match="blend must be 0"):
         ShotDirector(tiny_pipeline, handover="nominal", blend=2)
+
+
+def test_crossfade_weights_are_the_smoothstep_of_evenly_spaced_steps():
+    """Exact values (tolerance 1e-12): f frames at t = k / (f + 1), weight 3t² − 2t³; the contacts (last 4
+    channels) switch to the new decode from weight ½ on."""
+    prev = np.arange(5 * 7, dtype=float).reshape(5, 7)
+    new = -np.ones((6, 7))
+    before = (prev.copy(), new.copy())
+    out = crossfade(prev, new, 3)
+    w = np.array([0.15625, 0.5, 0.84375])[:, None]  # t = 1/4, 1/2, 3/4
+    np.testing.assert_allclose(out[:3, :3], (1 - w) * prev[:3, :3] + w * new[:3, :3], atol=1e-12)
+    np.testing.assert_array_equal(out[:3, 3:], np.concatenate([prev[:1, 3:], new[1:3, 3:]]))  # w = ½ is new
+    np.testing.assert_array_equal(out[3:], new[3:])
+    assert out.shape == new.shape and out is not new
+    np.testing.assert_array_equal(prev, before[0])  # the inputs are left as they were
+    np.testing.assert_array_equal(new, before[1])
+
+
+def test_crossfade_is_as_long_as_the_shortest_of_frames_prev_and_new():
+    new = np.ones((6, 5))
+    short_prev = crossfade(np.zeros((2, 5)), new, 8)  # only two frames of the previous decode
+    np.testing.assert_allclose(short_prev[:2, 0], [1 / 27 * 7, 20 / 27], atol=1e-12)  # t = 1/3, 2/3
+    np.testing.assert_array_equal(short_prev[2:], new[2:])
+    short_new = crossfade(np.zeros((9, 5)), np.ones((3, 5)), 8)
+    np.testing.assert_allclose(short_new[:, 0], [0.15625, 0.5, 0.84375], atol=1e-12)
+    for frames in (0, -2):
+        out = crossfade(np.zeros((4, 5)), new, frames)
+        np.testing.assert_array_equal(out, new)
+        out[0, 0] = 7.0
+        assert new[0, 0] == 1.0  # a copy even when nothing is faded
+    np.testing.assert_array_equal(crossfade(np.zeros((0, 5)), new, 8), new)
