@@ -214,3 +214,16 @@ def test_blended_text_restores_whatever_processor_was_installed(tiny_pipeline):
         assert mods[0].processor is other and all(m.processor is FUSED for m in mods[1:])
     finally:
         den.set_attn_processor(FUSED)
+
+
+def test_a_blend_reading_the_new_prompt_everywhere_is_the_hard_switch(tiny_pipeline):
+    """Weight 1 at every frame of the window (start = −context, no ramp): the same guided sampling as the
+    hard switch — the same guidance, empty prompt, steps, progress and schedule; only the cross attention's
+    rounding differs (tolerance 1e-4 on the latent)."""
+    plain_d = ShotDirector(tiny_pipeline, steps=STEPS, text_blend=None)
+    full_d = ShotDirector(tiny_pipeline, steps=STEPS, text_blend=TextBlend(-plain_d.context, 0))
+    seen_plain, seen_full = [], []
+    plain = plain_d.compose(SEGS[:2], seed=5, callback=lambda i, n: seen_plain.append((i, n)))
+    full = full_d.compose(SEGS[:2], seed=5, callback=lambda i, n: seen_full.append((i, n)))
+    assert seen_full == seen_plain and len(seen_plain) > STEPS
+    assert (full.latent - plain.latent).abs().max() < 1e-4
