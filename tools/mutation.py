@@ -112,9 +112,14 @@ MODULES: dict[str, Module] = {
     "rigify_ik": Module("salad_blender/rigify_ik.py", ("tests/salad_blender/test_rigify.py",
                                                        "tests/salad_blender/test_rigify_ik_math.py")),
     "live_preview": Module("salad_blender/live_preview.py", ("tests/salad_blender/test_live_preview.py",)),
-    "preview_actions": Module("salad_blender/preview_actions.py", ("tests/salad_blender/test_audit3.py",)),
-    "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",
-                                                       "tests/salad_blender/test_shot_jobs.py")),
+    # the worker-free tests only: test_live_preview_blender.py / test_audit3.py generate with the tiny model's
+    # worker (minutes per mutant)
+    "preview_actions": Module("salad_blender/preview_actions.py", (
+        "tests/salad_blender/test_preview_actions.py",
+        "tests/salad_blender/test_audit5.py::test_a_preview_mark_that_says_no_protects_the_action",
+        "tests/salad_blender/test_audit5.py::test_a_preview_mark_that_says_yes_is_a_preview")),
+    # the scripted worker's tests only: test_shot_jobs.py runs the real worker (minutes per mutant)
+    "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",)),
     "shot_inputs": Module("salad_blender/shot_inputs.py", ("tests/salad_blender/test_shot_inputs.py",)),
 }
 

@@ -112,3 +112,22 @@ def test_crossfade_is_as_long_as_the_shortest_of_frames_prev_and_new():
         out[0, 0] = 7.0
         assert new[0, 0] == 1.0  # a copy even when nothing is faded
     np.testing.assert_array_equal(crossfade(np.zeros((0, 5)), new, 8), new)
+
+
+@pytest.mark.parametrize("short_middle", [False, True])
+def test_progress_counts_the_windows_the_nominal_timeline_samples(tiny_pipeline, short_middle):
+    """The progress total is steps × the windows actually sampled, so the bar ends at 100 %. First segment:
+    exactly one window's worth with its spill (a planning error of one frame makes it two); with a middle
+    segment shorter than the held context, the third segment's windows hold both earlier segments (one window
+    if only the middle one were counted, two in fact)."""
+    d = ShotDirector(tiny_pipeline, steps=1, handover="nominal", context_seconds=4.0)
+    first = d.max_lat - d.overhang - d.spill
+    lat = [first, 10, d.max_lat - 10 - d.overhang - d.spill] if short_middle else [first, 12]
+    prompts = ["walk", "wave", "run"][: len(lat)]
+    segs = [Segment(p, 4 * n / tiny_pipeline.fps) for p, n in zip(prompts, lat, strict=True)]
+    seen = []
+    m = d.compose(segs, seed=0, callback=lambda i, n: seen.append((i, n)))
+    assert [s["end"] - s["start"] for s in m.meta["shot"]["segments"]] == [4 * n for n in lat]
+    windows = m.meta["shot"]["windows"]
+    assert seen == [(k + 1, len(windows)) for k in range(len(windows))]
+    assert windows[0]["new_frames"] == 4 * (first + d.spill) and windows[0]["context_frames"] == 0
