@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from salad_model.runtime.attention import FUSED, Attention, AttnProcessor
 from salad_model.runtime.denoiser import TextContext
 from salad_model.runtime.pipeline import InputError
+from salad_model.runtime.sampling import DiffusionConfig
 from salad_model.runtime.shot_text_blend import (
     BlendedCrossAttention,
     TextBlend,
@@ -216,10 +217,13 @@ def test_blended_text_restores_whatever_processor_was_installed(tiny_pipeline):
         den.set_attn_processor(FUSED)
 
 
-def test_a_blend_reading_the_new_prompt_everywhere_is_the_hard_switch(tiny_pipeline):
+@pytest.mark.parametrize("spacing", ["", "trailing"])
+def test_a_blend_reading_the_new_prompt_everywhere_is_the_hard_switch(tiny_pipeline, monkeypatch, spacing):
     """Weight 1 at every frame of the window (start = −context, no ramp): the same guided sampling as the
-    hard switch — the same guidance, empty prompt, steps, progress and schedule; only the cross attention's
-    rounding differs (tolerance 1e-4 on the latent)."""
+    hard switch — the same guidance, empty prompt, steps, progress and the model's own schedule (a model
+    whose schedule is not the default: "trailing"); only the cross attention's rounding differs (tolerance
+    1e-4 on the latent)."""
+    monkeypatch.setattr(tiny_pipeline.bundle, "diffusion", DiffusionConfig(timestep_spacing=spacing))
     plain_d = ShotDirector(tiny_pipeline, steps=STEPS, text_blend=None)
     full_d = ShotDirector(tiny_pipeline, steps=STEPS, text_blend=TextBlend(-plain_d.context, 0))
     seen_plain, seen_full = [], []
