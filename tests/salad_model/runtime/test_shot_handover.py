@@ -6,7 +6,7 @@ import pytest
 
 from salad_model.runtime.pipeline import InputError
 from salad_model.runtime.shot_handover import HANDOVER_FRAMES, crossfade
-from salad_model.runtime.shots import Segment, ShotDirector
+from salad_model.runtime.shots import Segment, ShotDirector, derive_seed
 
 STEPS = 4
 SEGS = [Segment("a person walks forward", 3.0), Segment("a person waves", 2.4), Segment("a person runs", 3.2)]
@@ -131,3 +131,16 @@ def test_progress_counts_the_windows_the_nominal_timeline_samples(tiny_pipeline,
     windows = m.meta["shot"]["windows"]
     assert seen == [(k + 1, len(windows)) for k in range(len(windows))]
     assert windows[0]["new_frames"] == 4 * (first + d.spill) and windows[0]["context_frames"] == 0
+
+
+def test_segment_seeds_come_from_the_shot_seed_unless_given(nominal, base):
+    """Unseeded segments draw derive_seed(shot seed, "segment", k) — recorded, so a re-roll reproduces the
+    rest; a segment's own seed is used as given (the same seed as derived gives the same shot, another one
+    another motion after its start)."""
+    seeds = [s["seed"] for s in base.meta["shot"]["segments"]]
+    assert seeds == [derive_seed(7, "segment", k) for k in range(3)] and len(set(seeds)) == 3
+    same = nominal.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=seeds[1]), SEGS[2]], seed=7)
+    assert np.array_equal(same.joints, base.joints)
+    other = nominal.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=99), SEGS[2]], seed=7)
+    assert [s["seed"] for s in other.meta["shot"]["segments"]] == [seeds[0], 99, seeds[2]]
+    assert np.abs(other.joints[60:] - base.joints[60:]).max() > 1e-3
