@@ -210,3 +210,61 @@ def test_cancel_and_worker_refusal_leave_the_scene(pool):
                                     pool=pool)
     job.wait(timeout=30)
     assert job.state == "failed" and "it must be within 0.2–7.8 s" in job.message and snapshot() == snap
+
+
+class _LongerLegsOnReroll(ShotWorker):
+    """Segment 2 re-rolled under seed 99 comes back with every joint 1.25× farther from the origin (longer legs
+    over most of the shot: the motion's median leg length changes); everything before it is unchanged."""
+
+    @staticmethod
+    def op_compose(req: dict) -> dict:
+        result = ShotWorker.op_compose(req)
+        if req["segments"][1].get("seed") == 99:
+            start = result["meta"]["shot"]["segments"][1]["start"]
+            result["joints"] = result["joints"].copy()
+            result["joints"][start:] *= 1.25
+        return result
+
+
+def test_a_reroll_keeps_the_parents_scale_so_the_keys_before_it_stay():
+    """The automatic scale divides by the motion's median leg length, which a re-rolled segment changes: the
+    re-roll keeps its parent's scale (recipe's leg_length), so the keys before the segment are the same."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    pool = FakePool(_LongerLegsOnReroll(steps=2))
+    segs = [si.Segment("a person walks forward", 2.0), si.Segment("a person waves", 6.0)]
+    first = run(shot_jobs.start_compose(CONFIG, segs, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    body = bpy.data.objects["SALAD Body"]
+    leg = metadata.shot_recipe(metadata.action_meta(first))["leg_length"]
+    new = run(shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool))
+    assert pool.worker.ops[-1]["seed"] == 2  # the shot's seed, from the parent's metadata
+    assert metadata.shot_recipe(metadata.action_meta(new))["leg_length"] == leg
+    old_keys, new_keys = key_values(first), key_values(new)
+    assert old_keys.keys() == new_keys.keys()
+    end = 40 * 24 / 20  # segment 2 starts at model frame 40: scene frame 1 + 48
+    moved = 0.0
+    for path, keys in old_keys.items():
+        a = np.array([k for k in keys if k[0] < end])
+        b = np.array([k for k in new_keys[path] if k[0] < end])
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5, path
+        later = [k[1] for k in keys if k[0] > end + 4]
+        moved = max(moved, np.abs(np.subtract(later, [k[1] for k in new_keys[path] if k[0] > end + 4])).max())
+    assert moved > 0.05  # the re-rolled segment itself did change
+
+
+def test_reroll_refusals_word_for_word(scene, pool):
+    run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    body = bpy.data.objects["SALAD Body"]
+    shot = body.animation_data.action
+    sent = len(pool.worker.ops)
+    pick = "Select an armature that plays a shot made by 'Generate Shot'."
+    for obj, action in ((None, shot), (None, None)):
+        with pytest.raises(jobs.JobError) as e:
+            shot_jobs.start_reroll_segment(CONFIG, obj, 1, 99, action=action, pool=pool)
+        assert str(e.value) == pick
+    plain = run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    plain["salad_shot"] = "{}"  # a SALAD action that is not a timeline
+    with pytest.raises(jobs.JobError) as e:
+        shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, action=plain, pool=pool)
+    assert str(e.value) == (f"The action '{plain.name}' is not a timeline made by 'Generate Shot', so it has no "
+                            "segments to re-roll.")
+    assert len(pool.worker.ops) == sent + 1  # only the second shot's request went out
