@@ -278,3 +278,17 @@ def test_rest_bones_are_the_ik_feet_and_chain_bases_only():
              "thigh_ik"]
     assert ik.rest_bones(names) == ["foot_spin_ik.L", "foot_heel_ik.R", "toe_ik.L", "thigh_ik.R", "upper_arm_ik.L",
                                     "thigh_ik"]
+
+
+def test_parentless_ik_controls_key_their_location_in_armature_axes():
+    """An IK control without a parent: its location channels are in the armature's axes."""
+    rig = _rig(root_rot=_rot([0, 0, 1], 0.3))
+    parents = rig.parents.copy()
+    parents[[5, 6]] = -1  # foot_ik.L, thigh_ik_target.L
+    rig = rt.RigRest(NAMES, parents, rig.rest)
+    res = _result(_quats(9), np.random.default_rng(10).normal(scale=0.2, size=(T, 3)))
+    keys = ik.ik_keys(rig, res, [_limb()])
+    fk = ik.posed_matrices(rig, res, ["foot_fk.L"])
+    want = fk[:, 0] @ np.linalg.inv(rig.rest[4]) @ rig.rest[5]
+    got = _pose_from_channels(rig, "foot_ik.L", *keys["foot_ik.L"], np.eye(3))
+    np.testing.assert_allclose(got, want, atol=1e-9)
