@@ -268,3 +268,49 @@ def test_reroll_refusals_word_for_word(scene, pool):
     assert str(e.value) == (f"The action '{plain.name}' is not a timeline made by 'Generate Shot', so it has no "
                             "segments to re-roll.")
     assert len(pool.worker.ops) == sent + 1  # only the second shot's request went out
+
+
+def test_an_edited_generation_is_regenerated_from_its_pose_not_its_recipe(pool):
+    """Only a generation without edits (and not itself a shot) can be regenerated from its recipe: an edited
+    one's recipe no longer gives its motion, so it is sampled like any animation. The result is named after
+    the prompt and the parts."""
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    reweight = [{"mode": "reweight", "word": "walks", "scale": 2.0}]
+    for edits, extra, source in (((), {}, "generation"), (reweight, {}, "animation"),
+                                 ((), {"source": "shot"}, "animation")):
+        gen = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5, steps=10,
+                                   bone_map="smpl22", start_frame=1, edits=edits,
+                                   meta={"scheduler": "ddim", "rig": "smpl22", **extra})
+        new = run(shot_jobs.start_regenerate_parts(CONFIG, obj, " a person waves ", ["arms", "head"], sampling=FAST,
+                                                   pool=pool))
+        req = pool.worker.ops[-1]
+        assert ("joints" in req) == (source == "animation"), extra
+        assert metadata.shot_recipe(metadata.action_meta(new))["source"] == source
+        assert new.name == "SALAD: a person waves [left_arm, right_arm, head]"
+        actions.assign_action(obj, gen, gen.slots[0] if hasattr(gen, "slots") else None)
+        bpy.data.actions.remove(new)
+
+
+def test_a_shot_result_with_contacts_has_its_feet_pinned_when_asked():
+    """The worker's contacts reach the retargeter: with pin_feet a planted ankle holds its place on the ground
+    plane over its contact frames; without it, it follows the synthetic walk."""
+    class Planted(ShotWorker):
+        @staticmethod
+        def op_compose(req: dict) -> dict:
+            result = ShotWorker.op_compose(req)
+            contacts = np.zeros((len(result["joints"]), 4), bool)
+            contacts[10:14, 0] = True  # the left ankle planted for 4 frames
+            result["contacts"] = contacts
+            return result
+
+    spread = {}
+    for pin in (True, False):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 20, 1.0
+        pool = FakePool(Planted(steps=1))
+        run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=pin), pool=pool))
+        body = bpy.data.objects["SALAD Body"]
+        feet = np.array([world_heads(body, ["left_ankle"], f)[0, :2] for f in range(11, 15)])  # scene frames
+        spread[pin] = float(np.abs(feet - feet.mean(axis=0)).max())
+    assert spread[True] < 1e-3 < spread[False]
