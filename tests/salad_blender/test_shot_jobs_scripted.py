@@ -314,3 +314,35 @@ def test_a_shot_result_with_contacts_has_its_feet_pinned_when_asked():
         feet = np.array([world_heads(body, ["left_ankle"], f)[0, :2] for f in range(11, 15)])  # scene frames
         spread[pin] = float(np.abs(feet - feet.mean(axis=0)).max())
     assert spread[True] < 1e-3 < spread[False]
+
+
+def test_regenerate_parts_sends_the_whole_recipe_and_records_its_parent():
+    """Every field of the request and of the result: the generation's own model, scheduler, start frame and
+    foot pinning carry over; the result names its parent and is a shot; the job says what it does."""
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    pool = FakePool(ShotWorker(steps=1))
+    gen = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5, steps=10,
+                               bone_map="smpl22", start_frame=5,
+                               meta={"scheduler": "dpm++", "rig": "smpl22", "pin_feet": False})
+    job = shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["head"], pool=pool)
+    assert (job.kind, job.label, job._describe) == ("regenerate_parts", "Regenerate parts", "Regenerating head")
+    new = run(job)
+    assert pool.worker.ops[-1] == {"op": "regenerate_parts", "source_prompt": "a person walks", "frames": 80,
+                                   "seed": 3, "guidance": 2.5, "steps": 10, "scheduler": "dpm++",
+                                   "prompt": "a person waves", "parts": ["head"]}
+    meta = metadata.action_meta(new)
+    assert (meta["salad_prompt"], meta["salad_parent"], meta["salad_source_action"], meta["salad_source"],
+            meta["salad_model"]) == ("a person waves", gen.name, gen.name, "shot", "demo")
+    assert int(new.frame_range[0]) == 5 and metadata.read_flag(meta["salad_pin_feet"]) is False
+    assert obj.animation_data.action == new
+    # from an animation: the sampled pose, the prompt, the sampling's seed
+    actions.assign_action(obj, bpy.data.actions["Mocap"], None)
+    job = shot_jobs.start_regenerate_parts(CONFIG, obj, "a person bows", ["torso"], sampling=FAST, pool=pool)
+    assert (job.kind, job.label, job._describe) == ("regenerate_parts", "Regenerate parts", "Regenerating torso")
+    new = run(job)
+    req = pool.worker.ops[-1]
+    assert (req["prompt"], req["parts"], req["seed"]) == ("a person bows", ["torso"], 2)
+    meta = metadata.action_meta(new)
+    assert meta["salad_prompt"] == "a person bows" and metadata.shot_recipe(meta)["seed"] == 2
+    assert new.name == "SALAD: a person bows [torso]"
