@@ -273,3 +273,39 @@ def test_opening_a_file_cancels_the_request_and_drops_the_session(rig):
     preview_actions._drop_on_load()
     assert preview_actions.SESSION is None
     preview_actions._drop_on_load()
+
+
+def test_a_sessions_request_edits_its_source_by_name(rig, monkeypatch):
+    """What the session's start function asks of jobs.start_edit: a re-weight of the source (found by name:
+    an undo frees the Action it saw), keeping the scene range; a deleted source is a clear error."""
+    obj, act = rig
+    calls = []
+    monkeypatch.setattr(jobs, "start_edit", lambda *a, **kw: calls.append((a, kw)) or "job")
+    config = _config()
+    s = preview_actions.start_session(config, obj)
+    assert s.start("walks", 2.0) == "job"
+    ((args, kw),) = calls
+    assert args[0] is config and args[1] == obj
+    assert kw == {"word": "walks", "scale": 2.0, "action": act, "scene_range": "keep"}
+    name = act.name
+    bpy.data.actions.remove(act)
+    with pytest.raises(jobs.JobError) as e:
+        s.start("walks", 2.0)
+    assert str(e.value) == f"The action '{name}' is gone (undo or deleted); nothing was changed."
+
+
+def test_ending_a_session_whose_preview_does_not_play_assigns_nothing(rig):
+    """Only a playing preview is replaced by the source: a rig playing nothing keeps playing nothing, and a rig
+    without animation data is no error."""
+    obj, act = rig
+    preview_actions.SESSION = _session(obj, act, preview=_salad_copy(act, "P", preview=True))
+    obj.animation_data.action = None
+    preview_actions.end_session_for(obj)
+    assert preview_actions.SESSION is None and obj.animation_data.action is None and "P" not in bpy.data.actions
+    preview_actions.SESSION = _session(obj, act)  # no preview yet
+    preview_actions.end_session_for(obj)
+    assert preview_actions.SESSION is None and obj.animation_data.action is None
+    preview_actions.SESSION = _session(obj, act, preview=_salad_copy(act, "P2", preview=True))
+    obj.animation_data_clear()
+    preview_actions.end_session_for(obj)
+    assert preview_actions.SESSION is None and obj.animation_data is None and "P2" not in bpy.data.actions
