@@ -27,6 +27,7 @@ def test_nominal_timeline_is_deterministic_and_reports_nominal_spans(nominal, ba
     assert base.joints.shape == (172, 22, 3) and np.array_equal(base.joints, again.joints)
     shot = base.meta["shot"]
     assert shot["handover"] == "nominal"
+    assert base.meta["frames"] == 172 and shot["seconds"] == pytest.approx(172 / 20)  # what the worker reports
     spans = [(s["content_start"], s["content_end"]) for s in shot["segments"]]
     assert spans == [(s["start"], s["end"]) for s in shot["segments"]] == [(0, 60), (60, 108), (108, 172)]
     assert shot["seams"][:2] == [60, 108]  # each later segment's first window generates from its nominal start
