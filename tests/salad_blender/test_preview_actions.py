@@ -11,20 +11,19 @@ from needs import require_module
 
 bpy = require_module("bpy")
 
+from test_audit5 import salad_rig  # noqa: E402, F401 - the fixture
+
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
-from salad_blender import actions, armature, jobs, metadata, preview_actions  # noqa: E402
+from salad_blender import armature, jobs, metadata, preview_actions  # noqa: E402
 from salad_blender.live_preview import ReweightPreview  # noqa: E402
 
 KEY = metadata.PREVIEW_KEY
 
 
 @pytest.fixture
-def rig(scene):
-    obj = armature.create_smpl22_armature("Body", synthetic_walk(20), with_mesh=False)
-    act = actions.apply_motion(obj, synthetic_walk(20), prompt="a person walks", bone_map="smpl22", start_frame=1,
-                               seed=3, steps=10, guidance=2.5)
-    bpy.context.view_layer.objects.active = obj
-    yield obj, act
+def rig(salad_rig):  # noqa: F811 - the imported fixture
+    """test_audit5's armature "Body" playing a SALAD action; no session is left behind."""
+    yield salad_rig
     preview_actions.SESSION = None
 
 
