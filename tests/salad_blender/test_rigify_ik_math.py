@@ -31,12 +31,12 @@ def _mat(r, t):
     return m
 
 
-def _rig(root_rot=None, knee=KNEE):
+def _rig(root_rot=None, knee=KNEE, pole=POLE):
     """A leg whose bones' rest axes are all different (the maths must not assume any axis convention)."""
     foot_rest = _mat(_rot([1, 2, 0.5], 2.0), ANKLE)
     rest = [_mat(np.eye(3) if root_rot is None else root_rot, [0.0, 0.02, 0.0]),
             _mat(_rot([0.3, 1, 0.2], 0.7), HIP), _mat(_rot([1, 0.1, -0.4], 1.1), knee), foot_rest,
-            foot_rest, _mat(_rot([0, 0, 1], 0.4), ANKLE + [0, 0.03, 0]), _mat(_rot([0.5, -1, 0], 0.3), POLE),
+            foot_rest, _mat(_rot([0, 0, 1], 0.4), ANKLE + [0, 0.03, 0]), _mat(_rot([0.5, -1, 0], 0.3), pole),
             _mat(np.eye(3), HIP), _mat(_rot([0.3, 1, 0.2], 0.7), [0, 0.02, 1.1]),
             _mat(_rot([1, 1, 1], 0.9), ANKLE + [0, 0.1, 0]), _mat(_rot([0.3, 1, 0.2], 0.7), [0, 0.02, 1.1])]
     return rt.RigRest(NAMES, np.array(PARENTS), np.stack(rest))
@@ -173,11 +173,11 @@ def test_ik_controls_reproduce_the_fk_foot_and_keep_the_pole_in_the_limbs_triang
                                    atol=1e-9)
 
 
-def _straight_rig_pose(shin_angles):
+def _straight_rig_pose(shin_angles, pole=POLE):
     """A rig whose rest leg is straight, the thigh turned by a random key, the shin bent by ``shin_angles``
     about the armature's X axis (0: the leg stays straight)."""
     straight_knee = np.array([0.1, 0.0, 0.55])
-    rig = _rig(knee=straight_knee)
+    rig = _rig(knee=straight_knee, pole=pole)
     q = np.zeros((T, 3, 4))
     q[..., 0] = 1
     q[:, 0] = _quats(8, 1, scale=0.3)[:, 0]
@@ -191,15 +191,17 @@ def _straight_rig_pose(shin_angles):
     return rig, straight_knee, pole, fk
 
 
-def test_a_straight_rest_limb_reads_its_bend_from_the_rest_pole():
-    """A rest leg with no bend: the rest pole gives the bend's side, so the posed pole sits on the posed bend."""
-    rig, knee_rest, pole, fk = _straight_rig_pose(np.linspace(0.3, 0.9, T))
+@pytest.mark.parametrize("raise_pole", [0.0, 0.1])
+def test_a_straight_rest_limb_reads_its_bend_from_the_rest_pole(raise_pole):
+    """A rest leg with no bend: the rest pole gives the bend's side (its part across the leg: a pole raised
+    0.1 m above the knee is still 0.6 m in front of it), so the posed pole sits on the posed bend."""
+    rig, knee_rest, pole, fk = _straight_rig_pose(np.linspace(0.3, 0.9, T), POLE + [0, 0, raise_pole])
     hip, knee, ankle = fk[:, 0, :3, 3], fk[:, 1, :3, 3], fk[:, 2, :3, 3]
     chord, side, normal = _triangle(hip, knee, ankle)
-    # the rest offset: 0.6 m in front of the knee, along the (hinted) bend
-    np.testing.assert_allclose(np.sum((pole - knee) * side, axis=-1), np.linalg.norm(POLE - knee_rest), atol=1e-9)
+    # the rest offset: 0.6 m in front of the knee along the (hinted) bend, raise_pole up the chord (which points down)
+    np.testing.assert_allclose(np.sum((pole - knee) * side, axis=-1), 0.6, atol=1e-9)
     np.testing.assert_allclose(np.sum((pole - knee) * normal, axis=-1), 0.0, atol=1e-9)
-    np.testing.assert_allclose(np.sum((pole - knee) * chord, axis=-1), 0.0, atol=1e-9)
+    np.testing.assert_allclose(np.sum((pole - knee) * chord, axis=-1), -raise_pole, atol=1e-9)
 
 
 def test_a_straight_posed_limb_turns_the_pole_with_the_thigh():
