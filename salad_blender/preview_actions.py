@@ -76,14 +76,16 @@ def start_session(config: jobs.WorkerConfig, obj: bpy.types.Object) -> ReweightP
         return SESSION
     if act is None:
         raise jobs.JobError("Select an armature that plays a SALAD action (generate a motion first).")
-    if SESSION is not None:
-        SESSION.discard()
     # A preview playing without its session (the file was saved with it and opened again): preview from its
-    # source, and let the next preview replace it; else the slider re-weighted the preview itself.
+    # source, and let the next preview replace it; else the slider re-weighted the preview itself. Found
+    # before the old session is discarded: that puts its source back in place of any preview the rig plays,
+    # after which the stale preview's source could no longer be read from the rig (it became the source).
     stale = act if is_preview(act) else None
     act = (edit_source(obj) if stale is not None else None) or act
     if act is stale:
         stale = None  # its source is gone: the preview is all there is
+    if SESSION is not None:
+        SESSION.discard()
     name, source_name = obj.name, act.name
 
     def start(word: str, scale: float) -> jobs.MotionJob:

@@ -95,7 +95,13 @@ MODULES: dict[str, Module] = {
         "tests/salad_model/runtime/test_shots.py::test_decoder_reach_is_exact_for_the_vae",
         "tests/salad_model/runtime/test_shots.py::test_smooth_seams_touches_only_the_join",
         "tests/salad_model/runtime/test_shots.py::test_smooth_seams_is_a_gaussian_blended_in_by_distance_from_the_seam")),
-    "inpainting": Module("salad_model/runtime/inpainting.py", ("tests/salad_model/runtime/test_shots.py",)),
+    # the step arithmetic's own tests and test_shots.py's inpainting ones (its timeline tests also call it:
+    # minutes per mutant)
+    "inpainting": Module("salad_model/runtime/inpainting.py", (
+        "tests/salad_model/runtime/test_inpainting.py",
+        "tests/salad_model/runtime/test_shots.py::test_inpainting_holds_frames_and_parts_exactly",
+        "tests/salad_model/runtime/test_shots.py::test_inpainting_rejects_bad_masks_and_resampling_with_multistep",
+        "tests/salad_model/runtime/test_shots.py::test_parse_parts_presets_names_indices_and_errors")),
     "foot_lock": Module("salad_model/motion/foot_lock.py", ("tests/salad_model/motion/test_foot_lock.py",)),
     "checkpoint_state": Module("salad_model/training/checkpoint_state.py", (
         "tests/salad_model/training/test_checkpoint_state.py",)),
@@ -103,11 +109,17 @@ MODULES: dict[str, Module] = {
     # the video clean-up: the cleaned body put back on the video's path (the rest of extract.py needs videos)
     "video_cleanup": Module("salad_model/video/extract.py", ("tests/salad_model/video/test_video_corrections.py",),
                             functions=("with_path_of", "clean_video_motion")),
-    "rigify_ik": Module("salad_blender/rigify_ik.py", ("tests/salad_blender/test_rigify.py",)),
+    "rigify_ik": Module("salad_blender/rigify_ik.py", ("tests/salad_blender/test_rigify.py",
+                                                       "tests/salad_blender/test_rigify_ik_math.py")),
     "live_preview": Module("salad_blender/live_preview.py", ("tests/salad_blender/test_live_preview.py",)),
-    "preview_actions": Module("salad_blender/preview_actions.py", ("tests/salad_blender/test_audit3.py",)),
-    "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",
-                                                       "tests/salad_blender/test_shot_jobs.py")),
+    # the worker-free tests only: test_live_preview_blender.py / test_audit3.py generate with the tiny model's
+    # worker (minutes per mutant)
+    "preview_actions": Module("salad_blender/preview_actions.py", (
+        "tests/salad_blender/test_preview_actions.py",
+        "tests/salad_blender/test_audit5.py::test_a_preview_mark_that_says_no_protects_the_action",
+        "tests/salad_blender/test_audit5.py::test_a_preview_mark_that_says_yes_is_a_preview")),
+    # the scripted worker's tests only: test_shot_jobs.py runs the real worker (minutes per mutant)
+    "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",)),
     "shot_inputs": Module("salad_blender/shot_inputs.py", ("tests/salad_blender/test_shot_inputs.py",)),
 }
 

@@ -210,3 +210,139 @@ def test_cancel_and_worker_refusal_leave_the_scene(pool):
                                     pool=pool)
     job.wait(timeout=30)
     assert job.state == "failed" and "it must be within 0.2–7.8 s" in job.message and snapshot() == snap
+
+
+class _LongerLegsOnReroll(ShotWorker):
+    """Segment 2 re-rolled under seed 99 comes back with every joint 1.25× farther from the origin (longer legs
+    over most of the shot: the motion's median leg length changes); everything before it is unchanged."""
+
+    @staticmethod
+    def op_compose(req: dict) -> dict:
+        result = ShotWorker.op_compose(req)
+        if req["segments"][1].get("seed") == 99:
+            start = result["meta"]["shot"]["segments"][1]["start"]
+            result["joints"] = result["joints"].copy()
+            result["joints"][start:] *= 1.25
+        return result
+
+
+def test_a_reroll_keeps_the_parents_scale_so_the_keys_before_it_stay():
+    """The automatic scale divides by the motion's median leg length, which a re-rolled segment changes: the
+    re-roll keeps its parent's scale (recipe's leg_length), so the keys before the segment are the same."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    pool = FakePool(_LongerLegsOnReroll(steps=2))
+    segs = [si.Segment("a person walks forward", 2.0), si.Segment("a person waves", 6.0)]
+    first = run(shot_jobs.start_compose(CONFIG, segs, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    body = bpy.data.objects["SALAD Body"]
+    leg = metadata.shot_recipe(metadata.action_meta(first))["leg_length"]
+    new = run(shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool))
+    assert pool.worker.ops[-1]["seed"] == 2  # the shot's seed, from the parent's metadata
+    assert metadata.shot_recipe(metadata.action_meta(new))["leg_length"] == leg
+    old_keys, new_keys = key_values(first), key_values(new)
+    assert old_keys.keys() == new_keys.keys()
+    end = 40 * 24 / 20  # segment 2 starts at model frame 40: scene frame 1 + 48
+    moved = 0.0
+    for path, keys in old_keys.items():
+        a = np.array([k for k in keys if k[0] < end])
+        b = np.array([k for k in new_keys[path] if k[0] < end])
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5, path
+        later = [k[1] for k in keys if k[0] > end + 4]
+        moved = max(moved, np.abs(np.subtract(later, [k[1] for k in new_keys[path] if k[0] > end + 4])).max())
+    assert moved > 0.05  # the re-rolled segment itself did change
+
+
+def test_reroll_refusals_word_for_word(scene, pool):
+    run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    body = bpy.data.objects["SALAD Body"]
+    shot = body.animation_data.action
+    sent = len(pool.worker.ops)
+    pick = "Select an armature that plays a shot made by 'Generate Shot'."
+    for obj, action in ((None, shot), (None, None)):
+        with pytest.raises(jobs.JobError) as e:
+            shot_jobs.start_reroll_segment(CONFIG, obj, 1, 99, action=action, pool=pool)
+        assert str(e.value) == pick
+    plain = run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    plain["salad_shot"] = "{}"  # a SALAD action that is not a timeline
+    with pytest.raises(jobs.JobError) as e:
+        shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, action=plain, pool=pool)
+    assert str(e.value) == (f"The action '{plain.name}' is not a timeline made by 'Generate Shot', so it has no "
+                            "segments to re-roll.")
+    assert len(pool.worker.ops) == sent + 1  # only the second shot's request went out
+
+
+def test_an_edited_generation_is_regenerated_from_its_pose_not_its_recipe(pool):
+    """Only a generation without edits (and not itself a shot) can be regenerated from its recipe: an edited
+    one's recipe no longer gives its motion, so it is sampled like any animation. The result is named after
+    the prompt and the parts."""
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    reweight = [{"mode": "reweight", "word": "walks", "scale": 2.0}]
+    for edits, extra, source in (((), {}, "generation"), (reweight, {}, "animation"),
+                                 ((), {"source": "shot"}, "animation")):
+        gen = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5, steps=10,
+                                   bone_map="smpl22", start_frame=1, edits=edits,
+                                   meta={"scheduler": "ddim", "rig": "smpl22", **extra})
+        new = run(shot_jobs.start_regenerate_parts(CONFIG, obj, " a person waves ", ["arms", "head"], sampling=FAST,
+                                                   pool=pool))
+        req = pool.worker.ops[-1]
+        assert ("joints" in req) == (source == "animation"), extra
+        assert metadata.shot_recipe(metadata.action_meta(new))["source"] == source
+        assert new.name == "SALAD: a person waves [left_arm, right_arm, head]"
+        actions.assign_action(obj, gen, gen.slots[0] if hasattr(gen, "slots") else None)
+        bpy.data.actions.remove(new)
+
+
+def test_a_shot_result_with_contacts_has_its_feet_pinned_when_asked():
+    """The worker's contacts reach the retargeter: with pin_feet a planted ankle holds its place on the ground
+    plane over its contact frames; without it, it follows the synthetic walk."""
+    class Planted(ShotWorker):
+        @staticmethod
+        def op_compose(req: dict) -> dict:
+            result = ShotWorker.op_compose(req)
+            contacts = np.zeros((len(result["joints"]), 4), bool)
+            contacts[10:14, 0] = True  # the left ankle planted for 4 frames
+            result["contacts"] = contacts
+            return result
+
+    spread = {}
+    for pin in (True, False):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = 20, 1.0
+        pool = FakePool(Planted(steps=1))
+        run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=pin), pool=pool))
+        body = bpy.data.objects["SALAD Body"]
+        feet = np.array([world_heads(body, ["left_ankle"], f)[0, :2] for f in range(11, 15)])  # scene frames
+        spread[pin] = float(np.abs(feet - feet.mean(axis=0)).max())
+    assert spread[True] < 1e-3 < spread[False]
+
+
+def test_regenerate_parts_sends_the_whole_recipe_and_records_its_parent():
+    """Every field of the request and of the result: the generation's own model, scheduler, start frame and
+    foot pinning carry over; the result names its parent and is a shot; the job says what it does."""
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    pool = FakePool(ShotWorker(steps=1))
+    gen = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5, steps=10,
+                               bone_map="smpl22", start_frame=5,
+                               meta={"scheduler": "dpm++", "rig": "smpl22", "pin_feet": False})
+    job = shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["head"], pool=pool)
+    assert (job.kind, job.label, job._describe) == ("regenerate_parts", "Regenerate parts", "Regenerating head")
+    new = run(job)
+    assert pool.worker.ops[-1] == {"op": "regenerate_parts", "source_prompt": "a person walks", "frames": 80,
+                                   "seed": 3, "guidance": 2.5, "steps": 10, "scheduler": "dpm++",
+                                   "prompt": "a person waves", "parts": ["head"]}
+    meta = metadata.action_meta(new)
+    assert (meta["salad_prompt"], meta["salad_parent"], meta["salad_source_action"], meta["salad_source"],
+            meta["salad_model"]) == ("a person waves", gen.name, gen.name, "shot", "demo")
+    assert int(new.frame_range[0]) == 5 and metadata.read_flag(meta["salad_pin_feet"]) is False
+    assert obj.animation_data.action == new
+    # from an animation: the sampled pose, the prompt, the sampling's seed
+    actions.assign_action(obj, bpy.data.actions["Mocap"], None)
+    job = shot_jobs.start_regenerate_parts(CONFIG, obj, "a person bows", ["torso"], sampling=FAST, pool=pool)
+    assert (job.kind, job.label, job._describe) == ("regenerate_parts", "Regenerate parts", "Regenerating torso")
+    new = run(job)
+    req = pool.worker.ops[-1]
+    assert (req["prompt"], req["parts"], req["seed"]) == ("a person bows", ["torso"], 2)
+    meta = metadata.action_meta(new)
+    assert meta["salad_prompt"] == "a person bows" and metadata.shot_recipe(meta)["seed"] == 2
+    assert new.name == "SALAD: a person bows [torso]"

@@ -6,7 +6,7 @@ import pytest
 
 from salad_model.runtime.pipeline import InputError
 from salad_model.runtime.shot_handover import HANDOVER_FRAMES, crossfade
-from salad_model.runtime.shots import Segment, ShotDirector
+from salad_model.runtime.shots import Segment, ShotDirector, derive_seed
 
 STEPS = 4
 SEGS = [Segment("a person walks forward", 3.0), Segment("a person waves", 2.4), Segment("a person runs", 3.2)]
@@ -27,6 +27,7 @@ def test_nominal_timeline_is_deterministic_and_reports_nominal_spans(nominal, ba
     assert base.joints.shape == (172, 22, 3) and np.array_equal(base.joints, again.joints)
     shot = base.meta["shot"]
     assert shot["handover"] == "nominal"
+    assert base.meta["frames"] == 172 and shot["seconds"] == pytest.approx(172 / 20)  # what the worker reports
     spans = [(s["content_start"], s["content_end"]) for s in shot["segments"]]
     assert spans == [(s["start"], s["end"]) for s in shot["segments"]] == [(0, 60), (60, 108), (108, 172)]
     assert shot["seams"][:2] == [60, 108]  # each later segment's first window generates from its nominal start
@@ -81,3 +82,66 @@ def test_unknown_handover_and_soft_blend_are_refused(tiny_pipeline):
         ShotDirector(tiny_pipeline, handover="middle")
     with pytest.raises(InputError, match="blend must be 0"):
         ShotDirector(tiny_pipeline, handover="nominal", blend=2)
+
+
+def test_crossfade_weights_are_the_smoothstep_of_evenly_spaced_steps():
+    """Exact values (tolerance 1e-12): f frames at t = k / (f + 1), weight 3t² − 2t³; the contacts (last 4
+    channels) switch to the new decode from weight ½ on."""
+    prev = np.arange(5 * 7, dtype=float).reshape(5, 7)
+    new = -np.ones((6, 7))
+    before = (prev.copy(), new.copy())
+    out = crossfade(prev, new, 3)
+    w = np.array([0.15625, 0.5, 0.84375])[:, None]  # t = 1/4, 1/2, 3/4
+    np.testing.assert_allclose(out[:3, :3], (1 - w) * prev[:3, :3] + w * new[:3, :3], atol=1e-12)
+    np.testing.assert_array_equal(out[:3, 3:], np.concatenate([prev[:1, 3:], new[1:3, 3:]]))  # w = ½ is new
+    np.testing.assert_array_equal(out[3:], new[3:])
+    assert out.shape == new.shape and out is not new
+    np.testing.assert_array_equal(prev, before[0])  # the inputs are left as they were
+    np.testing.assert_array_equal(new, before[1])
+
+
+def test_crossfade_is_as_long_as_the_shortest_of_frames_prev_and_new():
+    new = np.ones((6, 5))
+    short_prev = crossfade(np.zeros((2, 5)), new, 8)  # only two frames of the previous decode
+    np.testing.assert_allclose(short_prev[:2, 0], [1 / 27 * 7, 20 / 27], atol=1e-12)  # t = 1/3, 2/3
+    np.testing.assert_array_equal(short_prev[2:], new[2:])
+    short_new = crossfade(np.zeros((9, 5)), np.ones((3, 5)), 8)
+    np.testing.assert_allclose(short_new[:, 0], [0.15625, 0.5, 0.84375], atol=1e-12)
+    for frames in (0, -2):
+        out = crossfade(np.zeros((4, 5)), new, frames)
+        np.testing.assert_array_equal(out, new)
+        out[0, 0] = 7.0
+        assert new[0, 0] == 1.0  # a copy even when nothing is faded
+    np.testing.assert_array_equal(crossfade(np.zeros((0, 5)), new, 8), new)
+
+
+@pytest.mark.parametrize("short_middle", [False, True])
+def test_progress_counts_the_windows_the_nominal_timeline_samples(tiny_pipeline, short_middle):
+    """The progress total is steps × the windows actually sampled, so the bar ends at 100 %. First segment:
+    exactly one window's worth with its spill (a planning error of one frame makes it two); with a middle
+    segment shorter than the held context, the third segment's windows hold both earlier segments (one window
+    if only the middle one were counted, two in fact)."""
+    d = ShotDirector(tiny_pipeline, steps=1, handover="nominal", context_seconds=4.0)
+    first = d.max_lat - d.overhang - d.spill
+    lat = [first, 10, d.max_lat - 10 - d.overhang - d.spill] if short_middle else [first, 12]
+    prompts = ["walk", "wave", "run"][: len(lat)]
+    segs = [Segment(p, 4 * n / tiny_pipeline.fps) for p, n in zip(prompts, lat, strict=True)]
+    seen = []
+    m = d.compose(segs, seed=0, callback=lambda i, n: seen.append((i, n)))
+    assert [s["end"] - s["start"] for s in m.meta["shot"]["segments"]] == [4 * n for n in lat]
+    windows = m.meta["shot"]["windows"]
+    assert seen == [(k + 1, len(windows)) for k in range(len(windows))]
+    assert windows[0]["new_frames"] == 4 * (first + d.spill) and windows[0]["context_frames"] == 0
+
+
+def test_segment_seeds_come_from_the_shot_seed_unless_given(nominal, base):
+    """Unseeded segments draw derive_seed(shot seed, "segment", k) — recorded, so a re-roll reproduces the
+    rest; a segment's own seed is used as given (the same seed as derived gives the same shot, another one
+    another motion after its start)."""
+    seeds = [s["seed"] for s in base.meta["shot"]["segments"]]
+    assert seeds == [derive_seed(7, "segment", k) for k in range(3)] and len(set(seeds)) == 3
+    same = nominal.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=seeds[1]), SEGS[2]], seed=7)
+    assert np.array_equal(same.joints, base.joints)
+    other = nominal.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=99), SEGS[2]], seed=7)
+    assert [s["seed"] for s in other.meta["shot"]["segments"]] == [seeds[0], 99, seeds[2]]
+    assert np.abs(other.joints[60:] - base.joints[60:]).max() > 1e-3
