@@ -226,14 +226,20 @@ class _LongerLegsOnReroll(ShotWorker):
         return result
 
 
-def test_a_reroll_keeps_the_parents_scale_so_the_keys_before_it_stay():
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_reroll_keeps_the_parents_scale_so_the_keys_before_it_stay(moved):
     """The automatic scale divides by the motion's median leg length, which a re-rolled segment changes: the
-    re-roll keeps its parent's scale (recipe's leg_length), so the keys before the segment are the same."""
+    re-roll keeps its parent's scale (recipe's leg_length), so the keys before the segment are the same.
+    ``moved``: the body was moved and turned after the shot was made; the re-roll still faces and stands where
+    the rig does (its placement's heading and origin), so the keys before the segment are still the same."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     pool = FakePool(_LongerLegsOnReroll(steps=2))
     segs = [si.Segment("a person walks forward", 2.0), si.Segment("a person waves", 6.0)]
     first = run(shot_jobs.start_compose(CONFIG, segs, FAST, jobs.Target(kind="new", pin_feet=False), pool=pool))
     body = bpy.data.objects["SALAD Body"]
+    if moved:
+        body.location, body.rotation_euler = (2.0, -1.5, 0.0), (0.0, 0.0, 0.7)
+        bpy.context.view_layer.update()
     leg = metadata.shot_recipe(metadata.action_meta(first))["leg_length"]
     new = run(shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool))
     assert pool.worker.ops[-1]["seed"] == 2  # the shot's seed, from the parent's metadata
@@ -347,3 +353,57 @@ def test_regenerate_parts_sends_the_whole_recipe_and_records_its_parent():
     meta = metadata.action_meta(new)
     assert meta["salad_prompt"] == "a person bows" and metadata.shot_recipe(meta)["seed"] == 2
     assert new.name == "SALAD: a person bows [torso]"
+
+
+def test_a_reroll_and_a_regeneration_fill_in_what_the_parents_metadata_leaves_out():
+    """An older or hand-cleaned action without ``salad_pin_feet`` / ``salad_model`` and with an empty
+    ``salad_scheduler``: a re-roll samples with DDIM, pins the feet and uses the demo model; a regeneration from
+    the recipe uses the demo model and the foot pinning it was asked for."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    pool = FakePool(ShotWorker(steps=1))
+    config = jobs.WorkerConfig(python="python", model="unused")
+    sampling = jobs.Sampling(seed=2, steps=3, sampler="dpm++")
+    shot = run(shot_jobs.start_compose(CONFIG, SEGS, sampling, jobs.Target(kind="new", pin_feet=False), pool=pool))
+    body = bpy.data.objects["SALAD Body"]
+    for key in ("salad_pin_feet", "salad_model"):
+        del shot[key]
+    shot["salad_scheduler"] = ""  # (a missing one is filled in by metadata.action_meta)
+    new = run(shot_jobs.start_reroll_segment(config, body, 1, 99, pool=pool))
+    assert pool.worker.ops[-1]["scheduler"] == "ddim"
+    meta = metadata.action_meta(new)
+    assert meta["salad_model"] == "demo" and metadata.read_flag(meta["salad_pin_feet"]) is True
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    for pin in (False, True):
+        gen = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5, steps=10,
+                                   bone_map="smpl22", start_frame=1, meta={"scheduler": "ddim", "rig": "smpl22"})
+        for key in ("salad_pin_feet", "salad_model"):
+            gen.pop(key, None)
+        new = run(shot_jobs.start_regenerate_parts(config, obj, "a person waves", ["head"], pin_feet=pin, pool=pool))
+        assert "joints" not in pool.worker.ops[-1]  # from the recipe
+        meta = metadata.action_meta(new)
+        assert meta["salad_model"] == "demo" and metadata.read_flag(meta["salad_pin_feet"]) is pin
+        assert meta["salad_source_action"] == gen.name
+
+
+@pytest.mark.parametrize("source", ["generation", "animation"])
+def test_regenerate_parts_honours_the_scene_range_choice(source):
+    """'Keep' leaves the scene's frame range alone, 'set' makes it the result's: from a generation's recipe and
+    from sampled animation alike."""
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    pool = FakePool(ShotWorker(steps=1))
+    src = bpy.data.actions["Mocap"]
+    if source == "generation":
+        src = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5,
+                                   steps=10, bone_map="smpl22", start_frame=1,
+                                   meta={"scheduler": "ddim", "rig": "smpl22"})
+    scene = bpy.context.scene
+    for choice in ("keep", "set"):
+        actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
+        scene.frame_start, scene.frame_end = 7, 500
+        new = run(shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["head"], sampling=FAST,
+                                                   scene_range=choice, pool=pool))
+        assert metadata.shot_recipe(metadata.action_meta(new))["source"] == source
+        want = (7, 500) if choice == "keep" else (1, int(round(new.frame_range[1])))
+        assert (scene.frame_start, scene.frame_end) == want and new.frame_range[1] < 200, choice

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from salad_model.runtime.pipeline import InputError
+from salad_model.runtime.seams import smooth_seams
 from salad_model.runtime.shot_handover import HANDOVER_FRAMES, crossfade
 from salad_model.runtime.shots import Segment, ShotDirector, derive_seed
 
@@ -145,3 +146,30 @@ def test_segment_seeds_come_from_the_shot_seed_unless_given(nominal, base):
     other = nominal.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=99), SEGS[2]], seed=7)
     assert [s["seed"] for s in other.meta["shot"]["segments"]] == [seeds[0], 99, seeds[2]]
     assert np.abs(other.joints[60:] - base.joints[60:]).max() > 1e-3
+
+
+def test_the_handover_smoothing_starts_at_the_segments_start_and_reads_the_real_earlier_frames(nominal, monkeypatch):
+    """The seam smoothing after a nominal start sits ⌈5σ⌉ frames after it: the start frame is exactly the
+    cross-faded decode, the next frame already smoothed, and the smoothed frames equal the whole timeline's
+    smoothing at that seam (the earlier frames it reads are the real ones, not an edge copy). Tolerance 1e-6
+    (float32 features). σ = 1.5 here: the seam at start + 8."""
+    decodes = []
+    real = nominal._decode
+    monkeypatch.setattr(nominal, "_decode", lambda z: decodes.append(real(z)) or decodes[-1])
+    m = nominal.compose(SEGS, seed=7)
+    shot = m.meta["shot"]
+    assert [w["segment"] for w in shot["windows"]] == [0, 1, 2]  # one window a segment: no inner seams
+    sigma, reach = nominal.seam_smoothing, nominal.reach
+    assert sigma == 1.5
+    seam = int(np.ceil(5 * sigma))
+    starts = [s["start"] for s in shot["segments"]] + [m.features.shape[0]]
+    for k in (1, 2):
+        b0 = starts[k] // 4
+        tail = decodes[k - 1][starts[k] - 4 * max(0, starts[k - 1] // 4 - reach - 1):]
+        faded = crossfade(tail, decodes[k][4 * (b0 - max(0, b0 - reach - 1)):], HANDOVER_FRAMES)
+        span = starts[k + 1] - starts[k]
+        np.testing.assert_array_equal(m.features[starts[k]], faded[0])  # the start frame: not smoothed
+        assert np.abs(m.features[starts[k] + 1] - faded[1]).max() > 1e-6  # the next one is
+        whole = smooth_seams(np.concatenate([m.features[: starts[k]], faded]), [starts[k] + seam], sigma)
+        np.testing.assert_allclose(m.features[starts[k]: starts[k + 1]], whole[starts[k]: starts[k] + span],
+                                   rtol=0, atol=1e-6)
