@@ -269,6 +269,8 @@ class WorkerClient:
         self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
         self._closing = False
         self._cancel_sent: dict[Any, float] = {}  # request id → when its cancel was sent
+        # Jobs failed here (protocol_error) and cancelled in the worker: its late answers for them are dropped.
+        self._ended_early: collections.deque[Any] = collections.deque(maxlen=100)
 
     # -- process ------------------------------------------------------------------------------------
 
@@ -468,6 +470,10 @@ class WorkerClient:
         self._watch.heard_now()
         job = self._jobs.get(item.get("id"))
         if job is None:
+            if item.get("id") is not None and item.get("id") in self._ended_early:
+                if item.get("event") in ("result", "error"):  # its last word: nothing more will come for it
+                    self._ended_early.remove(item["id"])
+                return
             self._unrouted.append(item)
             return
         if item.get("event") == "result" and job.op in ("hello", "version"):
@@ -476,6 +482,7 @@ class WorkerClient:
             self._forget(job)
         job._deliver(item)
         if item.get("code") == PROTOCOL_ERROR and job.op not in ("cancel", "hello", "version") and self.running:
+            self._ended_early.append(job.id)
             self.submit({"op": "cancel", "target": job.id})  # failed here: the worker need not go on with it
 
     def _forget(self, job: Job) -> None:
@@ -523,6 +530,7 @@ class WorkerClient:
         if returncode is None and self._proc is not None:
             returncode = self._proc.poll()
         self.returncode = returncode
+        self._ended_early.clear()  # a gone worker sends nothing late
         for t in self._threads:  # stderr may still hold the traceback that explains the exit
             if t.name.endswith("-err"):
                 t.join(timeout=5.0)  # at EOF this returns at once; 1 s was too short on a loaded machine

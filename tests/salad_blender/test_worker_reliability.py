@@ -48,7 +48,9 @@ for line in sys.stdin:
         threading.Thread(target=later, args=(rid, op, req["seconds"]), daemon=True).start()
     elif op == "send":  # sends the event it is given
         send({"id": rid, **req["event"]})
-    elif op == "hold":  # runs until cancelled
+    elif op == "hold":  # runs until cancelled (first sending the event it is given, if any)
+        if "event" in req:
+            send({"id": rid, **req["event"]})
         held.add(rid)
     elif op == "cancel":
         target = req["target"]
@@ -191,6 +193,19 @@ def test_a_badly_typed_event_fails_its_job_and_keeps_the_others(client, event):
     assert other.cancelled
     seen = client.submit({"op": "echo"}).wait(HANG)["seen"]
     assert seen.count("cancel") == 2  # the bad job was cancelled in the worker too (it need not go on)
+
+
+def test_the_late_cancelled_answer_of_a_job_failed_here_is_not_an_unclaimed_event(client):
+    """Before: a job failed with protocol_error is cancelled in the worker, whose ``cancelled`` answer then came
+    out of ``client.poll()`` as an event no job claims (noise for whoever logs those)."""
+    bad = client.submit({"op": "hold", "event": {"event": "progress", "step": "3", "steps": 10, "progress": 0.3}})
+    unclaimed = []
+    until(lambda: unclaimed.extend(client.poll()) is None and bad.done, "failed")
+    assert bad.error.code == protocol.PROTOCOL_ERROR
+    seen = client.submit({"op": "echo"}).wait(HANG)["seen"]  # one worker thread: the cancel's answers came first
+    assert "cancel" in seen
+    unclaimed.extend(client.poll())
+    assert unclaimed == [] and not client._ended_early  # swallowed, and forgotten once its last word came
 
 
 # ------------------------------------------------------------------------ cancel map, re-queue
