@@ -266,6 +266,7 @@ class WorkerClient:
         self._probe: Job | None = None  # the hello sent to a silent worker
         self.close_reason: str | None = None  # why the client last stopped its worker (None: asked to close)
         self._hello_job: Job | None = None
+        self._ready_at = 0.0  # when the worker answered its first hello (the unread clock starts there)
         self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
         self._closing = False
         self._cancel_sent: dict[Any, float] = {}  # request id → when its cancel was sent
@@ -478,6 +479,8 @@ class WorkerClient:
             return
         if item.get("event") == "result" and job.op in ("hello", "version"):
             item = self._check_hello(item)
+        if job is self._hello_job:
+            self._ready_at = time.monotonic()
         if item.get("event") in ("result", "error"):
             self._forget(job)
         job._deliver(item)
@@ -499,7 +502,7 @@ class WorkerClient:
         if self._hello_job is None or not self._hello_job.done:  # starting up: the hello timeout's business
             return
         in_flight = any(j is not self._probe for j in self._jobs.values())
-        action, why = self._watch.check(in_flight, self._writer.stalled())
+        action, why = self._watch.check(in_flight, self._writer.stalled(self._ready_at))
         if action == "probe":
             self._probe = self.submit({"op": "hello", "protocol": PROTOCOL_VERSION, "client": CLIENT_NAME})
         elif action == "stuck":

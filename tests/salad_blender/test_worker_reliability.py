@@ -26,6 +26,7 @@ ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 FAKE_WORKER = r"""
 import hashlib, json, os, sys, threading, time
 lock, seen, held = threading.Lock(), [], set()
+time.sleep(float(os.environ.get("FAKE_STARTUP", "0")))  # start-up (imports, model) before it reads a line
 def send(ev):
     with lock:
         sys.stdout.write(json.dumps(ev) + "\n"); sys.stdout.flush()
@@ -126,6 +127,20 @@ def test_a_big_request_to_a_worker_that_stopped_reading_neither_blocks_nor_waits
         assert "did not read a request" in j.error.message, j.error.message
     assert "stuck" in client.close_reason and not client.running
     until(lambda: pid_gone(pid), "killed")
+
+
+def test_start_up_time_is_not_counted_as_time_a_request_went_unread(fake, monkeypatch):
+    """Before: the unread clock of a request sent right after start ran from the send, so a worker that took
+    longer than WRITE_STALL to start (it reads nothing meanwhile) was called stuck as soon as it said hello."""
+    monkeypatch.setattr(worker_watch, "WRITE_STALL", 2.0)
+    c = WorkerClient(module="fake_worker", cwd=fake, env={**ENV, "FAKE_STARTUP": "4"})
+    try:
+        c.start()
+        job = c.submit({"op": "echo", "pad": "x" * 900_000})  # more than the pipe holds: unread until it starts
+        until(lambda: job.poll() is not None and job.done, "answered")
+        assert job.error is None and c.close_reason is None, job.error
+    finally:
+        c.close()
 
 
 def test_a_silent_worker_is_pinged_then_given_up(client, monkeypatch):
