@@ -59,7 +59,7 @@ for line in sys.stdin:
         if target in held:
             held.discard(target)
             send({"id": target, "event": "error", "code": "cancelled", "message": "cancelled"})
-    elif op == "crash":  # exits at once the first FAKE_CRASHES times (counted in the file FAKE_STATE)
+    elif op in ("crash", "video"):  # exits at once the first FAKE_CRASHES times (counted in the file FAKE_STATE)
         with open(os.environ["FAKE_STATE"], "a+") as f:
             f.seek(0)
             n = len(f.read())
@@ -252,6 +252,23 @@ def test_a_job_whose_worker_crashed_is_sent_again(fake_python, fake):
         until(lambda: job.poll() or statuses.append(job.status), "done")
         assert job.state == "done" and job.output == {"crashes": 2} and job.requeues == 2, job.message
         assert any("exited with code 3; trying again on a new one (2 of 2)" in s for s in statuses), statuses
+    finally:
+        pool.close()
+
+
+def test_a_video_import_whose_worker_crashed_is_sent_again(fake_python, fake, scene, monkeypatch, tmp_path):
+    """The video import job wires its own re-queue (start_import_video, not make_job): a crash while the worker
+    reads the video sends the import again to a new worker instead of failing it."""
+    from salad_blender import inputs, video_jobs
+    monkeypatch.setattr(video_jobs, "place_motion", lambda result, *a, **k: result)  # the fake reads no video
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    pool = WorkerPool()
+    try:
+        job = video_jobs.start_import_video(crash_config(fake_python, fake, 1), str(clip), inputs.Target(),
+                                            pool=pool)
+        job.wait(HANG)
+        assert job.state == "done" and job.output == {"crashes": 1} and job.requeues == 1, job.message
     finally:
         pool.close()
 
