@@ -266,9 +266,12 @@ class WorkerClient:
         self._probe: Job | None = None  # the hello sent to a silent worker
         self.close_reason: str | None = None  # why the client last stopped its worker (None: asked to close)
         self._hello_job: Job | None = None
+        self._ready_at = 0.0  # when the worker answered its first hello (the unread clock starts there)
         self._unrouted: collections.deque[dict] = collections.deque(maxlen=100)
         self._closing = False
         self._cancel_sent: dict[Any, float] = {}  # request id → when its cancel was sent
+        # Jobs failed here (protocol_error) and cancelled in the worker: its late answers for them are dropped.
+        self._ended_early: collections.deque[Any] = collections.deque(maxlen=100)
 
     # -- process ------------------------------------------------------------------------------------
 
@@ -468,14 +471,21 @@ class WorkerClient:
         self._watch.heard_now()
         job = self._jobs.get(item.get("id"))
         if job is None:
+            if item.get("id") is not None and item.get("id") in self._ended_early:
+                if item.get("event") in ("result", "error"):  # its last word: nothing more will come for it
+                    self._ended_early.remove(item["id"])
+                return
             self._unrouted.append(item)
             return
         if item.get("event") == "result" and job.op in ("hello", "version"):
             item = self._check_hello(item)
+        if job is self._hello_job:
+            self._ready_at = time.monotonic()
         if item.get("event") in ("result", "error"):
             self._forget(job)
         job._deliver(item)
         if item.get("code") == PROTOCOL_ERROR and job.op not in ("cancel", "hello", "version") and self.running:
+            self._ended_early.append(job.id)
             self.submit({"op": "cancel", "target": job.id})  # failed here: the worker need not go on with it
 
     def _forget(self, job: Job) -> None:
@@ -492,7 +502,7 @@ class WorkerClient:
         if self._hello_job is None or not self._hello_job.done:  # starting up: the hello timeout's business
             return
         in_flight = any(j is not self._probe for j in self._jobs.values())
-        action, why = self._watch.check(in_flight, self._writer.stalled())
+        action, why = self._watch.check(in_flight, self._writer.stalled(self._ready_at))
         if action == "probe":
             self._probe = self.submit({"op": "hello", "protocol": PROTOCOL_VERSION, "client": CLIENT_NAME})
         elif action == "stuck":
@@ -523,6 +533,7 @@ class WorkerClient:
         if returncode is None and self._proc is not None:
             returncode = self._proc.poll()
         self.returncode = returncode
+        self._ended_early.clear()  # a gone worker sends nothing late
         for t in self._threads:  # stderr may still hold the traceback that explains the exit
             if t.name.endswith("-err"):
                 t.join(timeout=5.0)  # at EOF this returns at once; 1 s was too short on a loaded machine

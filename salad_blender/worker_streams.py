@@ -164,11 +164,15 @@ class RequestWriter:
                 self._lines.append((line, time.monotonic()))
                 self._cond.notify()
 
-    def stalled(self) -> float:
-        """Seconds the oldest line not yet written has waited (0: everything was written)."""
+    def stalled(self, not_before: float = 0.0) -> float:
+        """Seconds the oldest line not yet written has waited (0: everything was written).
+
+        ``not_before`` (a ``time.monotonic()``): count from then at the earliest; a worker starting up reads
+        nothing, and that time is not a sign of a stuck one.
+        """
         with self._cond:
             since = self._writing if self._writing is not None else (self._lines[0][1] if self._lines else None)
-        return 0.0 if since is None else time.monotonic() - since
+        return 0.0 if since is None else time.monotonic() - max(since, not_before)
 
     def close(self) -> None:
         """Drop unsent lines and close stdin once the line in flight is written (never blocks)."""

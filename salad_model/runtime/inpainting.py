@@ -44,7 +44,8 @@ def parse_parts(parts: str | Iterable[str | int]) -> tuple[int, ...]:
     """Presets / part names / indices 0–6 (a comma-separated string or a list) → sorted latent part indices."""
     if not isinstance(parts, (str, list, tuple)):
         raise ValueError(f"parts must be a name, a comma-separated string or a list, got {type(parts).__name__}")
-    items = [p.strip() for p in parts.split(",")] if isinstance(parts, str) else list(parts)
+    items = parts.split(",") if isinstance(parts, str) else list(parts)
+    items = [p.strip() if isinstance(p, str) else p for p in items]  # " 1 " in a list is index 1, as in "arms, 1"
     out: set[int] = set()
     for p in items:
         if isinstance(p, bool):

@@ -26,6 +26,7 @@ ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 FAKE_WORKER = r"""
 import hashlib, json, os, sys, threading, time
 lock, seen, held = threading.Lock(), [], set()
+time.sleep(float(os.environ.get("FAKE_STARTUP", "0")))  # start-up (imports, model) before it reads a line
 def send(ev):
     with lock:
         sys.stdout.write(json.dumps(ev) + "\n"); sys.stdout.flush()
@@ -48,7 +49,9 @@ for line in sys.stdin:
         threading.Thread(target=later, args=(rid, op, req["seconds"]), daemon=True).start()
     elif op == "send":  # sends the event it is given
         send({"id": rid, **req["event"]})
-    elif op == "hold":  # runs until cancelled
+    elif op == "hold":  # runs until cancelled (first sending the event it is given, if any)
+        if "event" in req:
+            send({"id": rid, **req["event"]})
         held.add(rid)
     elif op == "cancel":
         target = req["target"]
@@ -56,7 +59,7 @@ for line in sys.stdin:
         if target in held:
             held.discard(target)
             send({"id": target, "event": "error", "code": "cancelled", "message": "cancelled"})
-    elif op == "crash":  # exits at once the first FAKE_CRASHES times (counted in the file FAKE_STATE)
+    elif op in ("crash", "video"):  # exits at once the first FAKE_CRASHES times (counted in the file FAKE_STATE)
         with open(os.environ["FAKE_STATE"], "a+") as f:
             f.seek(0)
             n = len(f.read())
@@ -126,6 +129,20 @@ def test_a_big_request_to_a_worker_that_stopped_reading_neither_blocks_nor_waits
     until(lambda: pid_gone(pid), "killed")
 
 
+def test_start_up_time_is_not_counted_as_time_a_request_went_unread(fake, monkeypatch):
+    """Before: the unread clock of a request sent right after start ran from the send, so a worker that took
+    longer than WRITE_STALL to start (it reads nothing meanwhile) was called stuck as soon as it said hello."""
+    monkeypatch.setattr(worker_watch, "WRITE_STALL", 2.0)
+    c = WorkerClient(module="fake_worker", cwd=fake, env={**ENV, "FAKE_STARTUP": "4"})
+    try:
+        c.start()
+        job = c.submit({"op": "echo", "pad": "x" * 900_000})  # more than the pipe holds: unread until it starts
+        until(lambda: job.poll() is not None and job.done, "answered")
+        assert job.error is None and c.close_reason is None, job.error
+    finally:
+        c.close()
+
+
 def test_a_silent_worker_is_pinged_then_given_up(client, monkeypatch):
     """Silence while a request runs: a hello probe, and no answer to it either: the worker is stuck."""
     monkeypatch.setattr(worker_watch, "SILENCE", 0.3)
@@ -193,6 +210,19 @@ def test_a_badly_typed_event_fails_its_job_and_keeps_the_others(client, event):
     assert seen.count("cancel") == 2  # the bad job was cancelled in the worker too (it need not go on)
 
 
+def test_the_late_cancelled_answer_of_a_job_failed_here_is_not_an_unclaimed_event(client):
+    """Before: a job failed with protocol_error is cancelled in the worker, whose ``cancelled`` answer then came
+    out of ``client.poll()`` as an event no job claims (noise for whoever logs those)."""
+    bad = client.submit({"op": "hold", "event": {"event": "progress", "step": "3", "steps": 10, "progress": 0.3}})
+    unclaimed = []
+    until(lambda: unclaimed.extend(client.poll()) is None and bad.done, "failed")
+    assert bad.error.code == protocol.PROTOCOL_ERROR
+    seen = client.submit({"op": "echo"}).wait(HANG)["seen"]  # one worker thread: the cancel's answers came first
+    assert "cancel" in seen
+    unclaimed.extend(client.poll())
+    assert unclaimed == [] and not client._ended_early  # swallowed, and forgotten once its last word came
+
+
 # ------------------------------------------------------------------------ cancel map, re-queue
 
 
@@ -222,6 +252,23 @@ def test_a_job_whose_worker_crashed_is_sent_again(fake_python, fake):
         until(lambda: job.poll() or statuses.append(job.status), "done")
         assert job.state == "done" and job.output == {"crashes": 2} and job.requeues == 2, job.message
         assert any("exited with code 3; trying again on a new one (2 of 2)" in s for s in statuses), statuses
+    finally:
+        pool.close()
+
+
+def test_a_video_import_whose_worker_crashed_is_sent_again(fake_python, fake, scene, monkeypatch, tmp_path):
+    """The video import job wires its own re-queue (start_import_video, not make_job): a crash while the worker
+    reads the video sends the import again to a new worker instead of failing it."""
+    from salad_blender import inputs, video_jobs
+    monkeypatch.setattr(video_jobs, "place_motion", lambda result, *a, **k: result)  # the fake reads no video
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    pool = WorkerPool()
+    try:
+        job = video_jobs.start_import_video(crash_config(fake_python, fake, 1), str(clip), inputs.Target(),
+                                            pool=pool)
+        job.wait(HANG)
+        assert job.state == "done" and job.output == {"crashes": 1} and job.requeues == 1, job.message
     finally:
         pool.close()
 

@@ -55,6 +55,7 @@ def test_parse_parts_presets_names_indices_and_errors():
     assert parse_parts("lower body") == (0, 1, 2)
     assert parse_parts(["left_arm", 6, "2"]) == (2, 4, 6)
     assert parse_parts("legs,head") == (1, 2, 6)
+    assert parse_parts([" 1 ", " arms"]) == parse_parts("1 , arms") == (1, 4, 5)  # list items stripped like a string's
     with pytest.raises(ValueError, match="no body part selected"):
         parse_parts([])
     with pytest.raises(ValueError, match="no body part selected"):
