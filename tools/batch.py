@@ -463,7 +463,7 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
     action = job.output
     arm = next(o for o in scene.objects if o.animation_data is not None and o.animation_data.action == action)
     written: list[Path] = []
-    writers = {".blend": lambda p: bpy.ops.wm.save_as_mainfile(filepath=str(p), check_existing=False),
+    writers = {".blend": save_blend,
                ".bvh": lambda p: export_bvh(arm, p, scene), ".fbx": lambda p: export_fbx(arm, p),
                ".png": lambda p: render_preview(scene, arm, p, a.engine, a.resolution),
                "_strip.png": lambda p: render_strip(scene, arm, p, strip_frames(scene, action, a.strip), a.engine,
@@ -475,6 +475,20 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
         written.append(out / f"{slug}{suffix}")
     print(f"{tag} done in {job.elapsed:.1f} s: " + ", ".join(p.name for p in written), file=sys.stderr)
     return written
+
+
+def save_blend(path: Path) -> None:
+    """Save the .blend without Blender's ``.blend1`` backup of the file it replaces: ``--force`` means overwrite,
+    and a batch run leaves only its outputs (the user's "Save Versions" preference is put back afterwards)."""
+    import bpy
+
+    prefs = bpy.context.preferences.filepaths
+    versions = prefs.save_version
+    prefs.save_version = 0
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
+    finally:
+        prefs.save_version = versions
 
 
 def write_output(path: Path, write, written: list[Path]) -> None:  # noqa: ANN001 - write(path) makes the file

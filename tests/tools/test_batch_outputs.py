@@ -84,3 +84,21 @@ def test_error_lines_name_the_prompt_short_and_right():
     assert len(labels[1]) <= 82 and labels[1].endswith("…'")
     shot = batch.parse_args(["--segment", "a person waves:3", "--out", "o"])
     assert batch.plan(shot, [None])[0][1:] == ("shot_a_person_waves", "'the shot'")
+
+
+def test_force_over_an_existing_blend_leaves_no_blend1_backup(tmp_path, tiny_model_dir):
+    """Blender's "Save Versions" (1 by default) kept the replaced file as a_person_walks.blend1 beside a --force
+    run's new .blend (a second `bash scripts/demo.sh` showed it); the user's preference itself is put back."""
+    batch = _batch()
+    out = tmp_path / "out"
+    args = ["batch.py", "--prompt", "a person walks", "--seconds", "2", "--steps", "2", "--threads", "1",
+            "--model", str(tiny_model_dir), "--python", sys.executable, "--out", str(out), "--force"]
+    prefs = bpy.context.preferences.filepaths
+    assert prefs.save_version >= 1  # Blender's default: the backup would be made
+    versions = prefs.save_version
+    assert batch.main(args) == 0
+    first = (out / "a_person_walks.blend").stat().st_mtime_ns
+    assert batch.main(args) == 0
+    assert (out / "a_person_walks.blend").stat().st_mtime_ns >= first
+    assert sorted(f.name for f in out.iterdir()) == ["a_person_walks.blend"]
+    assert prefs.save_version == versions
