@@ -216,7 +216,8 @@ class SALAD_OT_inbetween(_AnimationJobOperator, bpy.types.Operator):
         """A and B are picked and each moves the armature's bones; the armature need not play anything (each is
         played on it while it is sampled) but must take the result (not linked, not in NLA tweak mode).
 
-        A linked A or B is fine: it is only read (measured in bpy 5.0: the result is a new local Action)."""
+        A linked A or B is fine: it is only read, on bpy 4.2 and 5.0 alike (the result is a new local Action;
+        tests/salad_blender/test_inbetween_linked.py)."""
         s = shot_settings(context)
         obj = active_rig(context)
         why = ui_state.armature_blocker(obj) or ui_state.linked_blocker(obj)
