@@ -24,6 +24,7 @@ class WorkerWatch:
     def __init__(self) -> None:
         self.heard = time.monotonic()
         self.probe_sent: float | None = None
+        self.idle = True  # no request in flight at the last check
 
     def heard_now(self) -> None:
         """An event arrived (any event: the worker is alive and writing); a probe in flight is answered too."""
@@ -36,8 +37,11 @@ class WorkerWatch:
         if write_stall > WRITE_STALL:
             return "stuck", f"it did not read a request for {write_stall:.0f} s"
         if not in_flight:
-            self.heard, self.probe_sent = now, None  # idle silence is no sign
+            self.idle = True
             return "", ""
+        if self.idle:  # idle silence is no sign: it counts from the first check with a request in flight
+            self.idle = False  # (nothing polls while idle: a reset there left the clock at the last job's end)
+            self.heard, self.probe_sent = now, None
         if self.probe_sent is not None:
             if now - self.probe_sent > PROBE_WAIT:
                 return "stuck", f"it sent nothing for {now - self.heard:.0f} s and did not answer a ping"

@@ -318,3 +318,22 @@ def test_closing_a_crashed_worker_ends_its_writer_thread(fake):
     assert job.error.code == protocol.WORKER_EXITED
     c.close()
     assert writer.join(0) and stdin.closed
+
+
+def test_idle_time_before_a_request_is_not_silence(monkeypatch):
+    """Nothing polls the client while no job runs, so the watch is not checked while idle: the idle reset inside
+    ``check`` never ran then, and the first request after 15 idle seconds was pinged at once (and a stuck one
+    was said to have "sent nothing for" its idle time too). Silence now counts from the first busy check."""
+    clock = [1000.0]
+    monkeypatch.setattr(worker_watch.time, "monotonic", lambda: clock[0])
+    watch = worker_watch.WorkerWatch()
+    assert watch.check(True, 0.0) == ("", "")  # a first job, answered
+    watch.heard_now()
+    assert watch.check(False, 0.0) == ("", "")  # it ended; then an hour without a poll
+    clock[0] += 3600.0
+    assert watch.check(True, 0.0) == ("", "")  # the next job's first poll: no probe for the idle hour
+    clock[0] += worker_watch.SILENCE + 1.0
+    assert watch.check(True, 0.0) == ("probe", "")  # its own silence still is one
+    clock[0] += worker_watch.PROBE_WAIT + 1.0
+    silent = worker_watch.SILENCE + worker_watch.PROBE_WAIT + 2.0  # since that job's first poll, not the hour
+    assert watch.check(True, 0.0) == ("stuck", f"it sent nothing for {silent:.0f} s and did not answer a ping")
