@@ -91,6 +91,16 @@ def playing_action(obj: Any) -> Any:
     return ad.action if ad is not None else None
 
 
+def no_action_why(obj: Any, what: str, otherwise: str = "") -> str:
+    """Why the armature ``obj`` gives no action to ``what``: after Push Down its motion is in NLA strips, which the
+    panel said as "Select an armature that plays an action" while that armature was selected."""
+    ad = getattr(obj, "animation_data", None)
+    if any(strip.action is not None for track in getattr(ad, "nla_tracks", ()) for strip in track.strips):
+        return f"'{obj.name}' plays no action to {what}: its motion is in the NLA; pick a strip's action in the " \
+               "Action Editor"
+    return f"'{obj.name}' plays no action{otherwise or f' to {what}'}"
+
+
 def is_inversion(action: Any) -> bool:
     """True for actions made by editing real animation (they have no seed to regenerate from)."""
     return metadata.is_salad_action(action) and action.get("salad_source") == "inversion"
@@ -119,7 +129,7 @@ def edit_blocker(obj: Any) -> str:
         return why
     act = playing_action(obj)
     if act is None:
-        return f"'{obj.name}' plays no action: generate a motion first"
+        return no_action_why(obj, "edit", ": generate a motion first")
     if not metadata.is_salad_action(act):
         return f"'{act.name}' was not made by SALAD: use Edit Animation with Text"
     return metadata.metadata_problem(act) or regenerate_blocker(act)
@@ -133,7 +143,7 @@ def real_edit_blocker(obj: Any, what: str = "edit") -> str:
         return why
     ad = getattr(obj, "animation_data", None)
     if ad is None or ad.action is None:
-        return f"'{obj.name}' plays no action to {what}"
+        return no_action_why(obj, what)
     if getattr(ad, "use_tweak_mode", False):
         return f"'{obj.name}' is in NLA tweak mode"
     return ""
