@@ -24,6 +24,18 @@ def scene_named(name: str) -> bpy.types.Scene:
     return scene
 
 
+def find_again(ref: Any, name: str, ids: Any) -> Any:
+    """The ID a job started on, when its result lands: ``ref`` itself if it is still in ``ids`` (the user may have
+    renamed it meanwhile: a name lookup lost the result), else the one named ``name`` (an undo or a deletion
+    invalidates references; None when it is gone)."""
+    try:
+        if ref is not None and ids.get(ref.name) == ref:
+            return ref
+    except ReferenceError:
+        pass
+    return ids.get(name)
+
+
 def remove_object_tree(obj: bpy.types.Object) -> None:
     """Remove an object we created, its children and their now unused data."""
     for child in list(obj.children):
@@ -56,14 +68,14 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
                                  units=units_per_metre(scene))
         rig: str | dict[str, str] = "smpl22"
     else:
-        obj = bpy.data.objects.get(target.armature)
+        obj = find_again(target.armature_ref, target.armature, bpy.data.objects)
         if obj is None:
-            raise JobError(f"The armature '{target.armature}' was deleted or renamed while the motion was "
+            raise JobError(f"The armature '{target.armature}' was deleted while the motion was "
                            "generated; nothing was changed.")
         rig = target.rig
     others = [] if target.kind == "new" else list(target.others)
     made: list[bpy.types.Action] = []
-    before = playing([target.armature, *others]) if target.kind != "new" else {}
+    before = playing([obj.name, *others]) if target.kind != "new" else {}
     scene_range = scene.frame_start, scene.frame_end
     try:
         for o, o_rig, o_place in [(obj, rig, placement), *((n, target.other_rigs.get(n, rig), None) for n in others)]:

@@ -129,6 +129,7 @@ class Target:
     cyclic_blend: int = 0
     others: tuple[str, ...] = ()
     other_rigs: dict[str, str | dict[str, str]] = field(default_factory=dict)  # resolved rig of each other
+    armature_ref: Any = field(default=None, compare=False, repr=False)  # the object itself: found after a rename
 
 
 def split_words(prompt: str) -> list[str]:

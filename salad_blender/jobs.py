@@ -26,7 +26,7 @@ import bpy
 import numpy as np
 
 from . import actions, armature, heatmap, loops, metadata, real_motion, rigs, ui_state
-from .blender_data import place_motion, scene_named
+from .blender_data import find_again, place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
     MIRROR_SIDES,
@@ -321,9 +321,9 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
     bone_map: str | dict[str, str] = mapping if rig_name == "custom" else rig_name
 
     def apply(result: dict) -> bpy.types.Action:
-        target = bpy.data.objects.get(obj_name)
+        target = find_again(obj, obj_name, bpy.data.objects)
         if target is None:
-            raise JobError(f"The armature '{obj_name}' was deleted or renamed during the edit; nothing was changed.")
+            raise JobError(f"The armature '{obj_name}' was deleted during the edit; nothing was changed.")
         sc = scene_named(scene_name)
         wmeta = result.get("meta") or {}
         joints = np.asarray(result["joints"], dtype=np.float64)

@@ -188,7 +188,7 @@ def target_from(context: bpy.types.Context, s: SALAD_PG_settings) -> Target:
                                  s.bone_map_file)
     opts = result_options(context, s)
     opts.pop("location", None), opts.pop("collection", None)
-    return Target(kind="armature", armature=obj.name if obj is not None else "", rig=rig,
+    return Target(kind="armature", armature=obj.name if obj is not None else "", armature_ref=obj, rig=rig,
                   pin_feet=s.pin_feet, others=selected_armatures(context) if s.all_selected else (), **opts)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from . import actions, armature, metadata, real_motion, rigs, smpl22
 from . import retarget as rt
 from . import shot_inputs as si
-from .blender_data import place_motion, scene_named
+from .blender_data import find_again, place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
 from .jobs import check_cyclic, check_rig, check_scene_range, check_source_action, check_target, max_model_frames
 from .motion_job import MotionJob, make_job
@@ -58,7 +58,7 @@ def _kept_scale(target: Target, joints_bl: np.ndarray, leg_length: float) -> rt.
     Why: the automatic scale divides by the motion's median leg length, which a re-rolled segment changes;
     keeping the parent's makes the frames before the re-rolled segment come out key for key the same.
     """
-    obj = bpy.data.objects.get(target.armature) if target.kind == "armature" else None
+    obj = find_again(target.armature_ref, target.armature, bpy.data.objects) if target.kind == "armature" else None
     if obj is None:
         return None  # place_motion says what is wrong
     rig = armature.rig_rest_from_object(obj)
@@ -70,13 +70,13 @@ def _kept_scale(target: Target, joints_bl: np.ndarray, leg_length: float) -> rt.
 
 def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], sampling: Sampling, target: Target,
                   *, parent: str | None = None, name: str | None = None, leg_length: float | None = None,
-                  pool: WorkerPool | None = None) -> MotionJob:
+                  label: str = "Generate shot", pool: WorkerPool | None = None) -> MotionJob:
     """Segments (prompt, seconds, optional seed) → one continuous motion as one new Action.
 
     ``sampling`` gives the shot seed (segments without a seed derive theirs from it), steps, sampler
     and guidance; its duration is ignored (the segments give the length). ``leg_length`` (metres; a
     re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
-    records it.
+    records it. ``label`` names the job in its messages (a re-roll says so).
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling)
@@ -99,7 +99,7 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
                             name=title, edits=[], extra=extra, placement=placement)
 
     n = len(segs)
-    return make_job("compose", "Generate shot", config, op, apply, pool,
+    return make_job("compose", label, config, op, apply, pool,
                     describe=f"Shot of {n} segment{'s' if n > 1 else ''}")
 
 
@@ -127,13 +127,14 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     segs = si.reroll(si.recipe_segments(recipe, f"The action '{action.name}'"), index, seed)
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
-    target = Target(kind="armature", armature=obj.name, rig=metadata.meta_rig(meta), scene=bpy.context.scene.name,
+    target = Target(kind="armature", armature=obj.name, armature_ref=obj, rig=metadata.meta_rig(meta),
+                    scene=bpy.context.scene.name,
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])),
                     scene_range=scene_range, **_kept_look(meta))
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
                          name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
-                         pool=pool)
+                         label=f"Re-roll segment {index + 1}", pool=pool)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -272,17 +273,18 @@ def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict
     return _Sampled(fields, sources, mapping if rig_name == "custom" else rig_name, scene.name, model)
 
 
-def _real_apply(obj_name: str, scene_name: str, src: _Source, bone_map: str | dict[str, str], *, prompt: str,
-                name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
+def _real_apply(obj_ref: bpy.types.Object, scene_name: str, src: _Source, bone_map: str | dict[str, str], *,
+                prompt: str, name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
                 scene_range: str = "set", same_length: bool = False):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts.
 
     ``same_length``: the result keys exactly the source's scene frames (part regeneration)."""
+    obj_name = obj_ref.name
 
     def apply(result: dict) -> bpy.types.Action:
-        target = bpy.data.objects.get(obj_name)
+        target = find_again(obj_ref, obj_name, bpy.data.objects)
         if target is None:
-            raise JobError(f"The armature '{obj_name}' was deleted or renamed meanwhile; nothing was changed.")
+            raise JobError(f"The armature '{obj_name}' was deleted meanwhile; nothing was changed.")
         scene = scene_named(scene_name)
         wmeta = result.get("meta") or {}
         contacts = result.get("contacts") if pin_feet else None
@@ -318,7 +320,7 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
           "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "continue", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action.name]}
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=_continued(action, prompt),
+    apply = _real_apply(obj, got.scene, src, got.bone_map, prompt=prompt, name=_continued(action, prompt),
                         seed=fields["seed"], model=got.model, pin_feet=pin_feet, recipe=recipe,
                         scene_range=scene_range)
     return make_job("continue", "Continue", config, op, apply, pool, describe="Continuing")
@@ -346,7 +348,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
           "seconds": seconds, "context_seconds": si.CONTEXT_SECONDS, **fields}
     recipe = {"kind": "inbetween", "prompt": prompt, "seconds": seconds, "seed": fields["seed"],
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
-    apply = _real_apply(obj.name, got.scene, src_a, got.bone_map, prompt=prompt,
+    apply = _real_apply(obj, got.scene, src_a, got.bone_map, prompt=prompt,
                         name=_joined(action_a, prompt, action_b, sep=" > "), seed=fields["seed"],
                         model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
@@ -405,7 +407,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
     src = got.sources[0]
     op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
     recipe.update(source="animation", seed=fields["seed"])
-    apply = _real_apply(obj.name, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
+    apply = _real_apply(obj, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
                         model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range, same_length=True)
     return make_job("regenerate_parts", "Regenerate parts", config, op, apply, pool,
                     describe=f"Regenerating {label}")

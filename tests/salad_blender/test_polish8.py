@@ -5,10 +5,11 @@ from needs import require_module
 
 bpy = require_module("bpy")
 
-from test_ui_conventions import addon, panel_calls  # noqa: E402, F401 - the fixture (scripted shot worker)
+from test_ui_conventions import Worker, addon, panel_calls, run_timer  # noqa: E402, F401 - the fixture
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
-from salad_blender import actions, armature, panels  # noqa: E402
+from salad_blender import actions, armature, panels, video_jobs  # noqa: E402
+from salad_blender.runner import RUNNER  # noqa: E402
 
 
 def labels(panel_cls) -> str:
@@ -36,3 +37,64 @@ def test_an_armature_whose_action_was_pushed_to_the_nla_is_told_so(addon):  # no
             getattr(bpy.ops.salad, op)(blocking=True)
     bpy.context.view_layer.objects.active = None
     assert "Select an armature that plays an action" in labels(panels.SALAD_PT_edit)  # nothing selected
+
+
+class RealEditWorker(Worker):
+    """The ui7 scripted worker plus Edit Animation with Text (a synthetic walk back)."""
+
+    @staticmethod
+    def op_edit_real(req: dict) -> dict:
+        return {"joints": synthetic_walk(40)}
+
+
+@pytest.mark.parametrize("job", ["generate", "continue_action", "edit_real"])
+def test_renaming_the_rig_while_its_job_runs_keeps_the_result(addon, job):  # noqa: F811
+    """Found in Blender 4.3: an animator who named the character while a job ran lost the result ("The armature
+    'SALAD Body' was deleted or renamed meanwhile; nothing was changed"): results found their rig by name only."""
+    RUNNER.motion = None
+    pool = video_jobs.POOL
+    pool.worker = pool.client = RealEditWorker(steps=2)
+    rig = armature.create_smpl22_armature("SALAD Body", synthetic_walk(8), with_mesh=False)
+    source = actions.apply_motion(rig, synthetic_walk(40), prompt="a person walks", bone_map="smpl22")
+    bpy.context.view_layer.objects.active = rig
+    s, sh = bpy.context.scene.salad, bpy.context.scene.salad_shot
+    s.prompt, s.target, s.rig_preset, s.real_caption = "a person runs", "SELECTED", "AUTO", "a person runs"
+    sh.continue_prompt, sh.continue_seconds = "a person sits down", 1.0
+    assert getattr(bpy.ops.salad, job)() == {"FINISHED"}  # the UI path: in the background
+    rig.name = "Hero"  # named while the worker samples
+    run_timer()
+    assert RUNNER.motion.state == "done", RUNNER.motion.message
+    result = rig.animation_data.action
+    assert result != source and result.library is None and result.name.startswith("SALAD: ")
+    assert "SALAD Body" not in bpy.data.objects  # no new rig of the old name either
+
+
+def test_a_rig_deleted_while_its_job_runs_is_still_a_clean_failure(addon):  # noqa: F811
+    rig = armature.create_smpl22_armature("SALAD Body", synthetic_walk(8), with_mesh=False)
+    actions.apply_motion(rig, synthetic_walk(40), prompt="a person walks", bone_map="smpl22")
+    bpy.context.view_layer.objects.active = rig
+    sh = bpy.context.scene.salad_shot
+    sh.continue_prompt, sh.continue_seconds = "a person sits down", 1.0
+    had = set(bpy.data.actions)
+    assert bpy.ops.salad.continue_action() == {"FINISHED"}
+    bpy.data.objects.remove(rig)
+    run_timer()
+    assert RUNNER.motion.state == "failed"
+    assert RUNNER.motion.message.endswith("The armature 'SALAD Body' was deleted meanwhile; nothing was changed.")
+    assert set(bpy.data.actions) == had
+
+
+def test_a_reroll_says_so_and_survives_a_rename(addon):  # noqa: F811
+    """Seen in Blender 4.3: Re-roll Segment reported "Generate shot: done"; and a rename meanwhile lost it."""
+    from test_shot_audit import activate, make_shot
+
+    body = make_shot()
+    activate(body)
+    shot = body.animation_data.action
+    bpy.context.scene.salad_shot.reroll_segment = 2
+    assert bpy.ops.salad.reroll_segment(seed=7) == {"FINISHED"}
+    body.name = "Hero"
+    run_timer()
+    assert RUNNER.motion.state == "done", RUNNER.motion.message
+    assert RUNNER.motion.message.startswith("Re-roll segment 2: done in ")
+    assert body.animation_data.action not in (shot, None) and "re-roll 2" in body.animation_data.action.name
