@@ -16,9 +16,10 @@ from . import retarget as rt
 from .inputs import JobError, Target
 
 
-def scene_named(name: str) -> bpy.types.Scene:
-    """The scene a job was started in (the current one when unnamed), or why it is gone."""
-    scene = bpy.data.scenes.get(name) if name else bpy.context.scene
+def scene_named(name: str, ref: bpy.types.Scene | None = None) -> bpy.types.Scene:
+    """The scene a job was started in (``ref``, even renamed meanwhile; else by name; the current one when
+    unnamed), or why it is gone."""
+    scene = find_again(ref, name, bpy.data.scenes) if name else bpy.context.scene
     if scene is None:
         raise JobError(f"The scene '{name}' was deleted while the motion was generated; nothing was changed.")
     return scene
@@ -34,6 +35,12 @@ def find_again(ref: Any, name: str, ids: Any) -> Any:
     except ReferenceError:
         pass
     return ids.get(name)
+
+
+def on_this(obj: bpy.types.Object) -> dict[str, Any]:
+    """Target fields of a result for ``obj`` in the current scene: names, and the IDs themselves (renames)."""
+    scene = bpy.context.scene
+    return {"armature": obj.name, "armature_ref": obj, "scene": scene.name, "scene_ref": scene}
 
 
 def remove_object_tree(obj: bpy.types.Object) -> None:
@@ -60,7 +67,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
     if target.in_place:
         joints = retarget.without_root_travel(joints)
     contacts = result.get("contacts") if target.pin_feet and not target.in_place else None
-    scene = scene_named(target.scene)
+    scene = scene_named(target.scene, target.scene_ref)
     created = None
     if target.kind == "new":
         collection = bpy.data.collections.get(target.collection) if target.collection else None

@@ -130,6 +130,7 @@ class Target:
     others: tuple[str, ...] = ()
     other_rigs: dict[str, str | dict[str, str]] = field(default_factory=dict)  # resolved rig of each other
     armature_ref: Any = field(default=None, compare=False, repr=False)  # the object itself: found after a rename
+    scene_ref: Any = field(default=None, compare=False, repr=False)  # the scene itself, likewise
 
 
 def split_words(prompt: str) -> list[str]:

@@ -26,7 +26,7 @@ import bpy
 import numpy as np
 
 from . import actions, armature, heatmap, loops, metadata, real_motion, rigs, ui_state
-from .blender_data import find_again, place_motion, scene_named
+from .blender_data import find_again, on_this, place_motion, scene_named
 from .inputs import (  # noqa: F401 - re-exported for callers of the job API
     MIRROR_METHODS,
     MIRROR_SIDES,
@@ -171,7 +171,8 @@ def check_target(target: Target) -> None:
             target.other_rigs[other] = o_map if o_name == "custom" else o_name
     elif target.kind != "new":
         raise JobError(f"Unknown target '{target.kind}'.")
-    target.scene = target.scene or bpy.context.scene.name
+    if not target.scene:
+        target.scene, target.scene_ref = bpy.context.scene.name, bpy.context.scene
 
 
 def check_cyclic(target: Target, model_frames: int) -> None:
@@ -247,7 +248,7 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     req: dict[str, Any] = {"op": "edit", "source_prompt": source, **regenerate_fields(meta), **fields}
     model = check_model(str(meta.get("salad_model") or "demo"))
     start = int(round(action.frame_range[0]))
-    target = Target(kind="armature", armature=obj.name, rig=rig, scene=bpy.context.scene.name,
+    target = Target(kind="armature", **on_this(obj), rig=rig,
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start, scene_range=scene_range,
                     in_place=bool(meta.get("salad_in_place", False)),
                     cyclic_blend=int(meta.get("salad_cyclic", 0)))
@@ -324,7 +325,7 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
         target = find_again(obj, obj_name, bpy.data.objects)
         if target is None:
             raise JobError(f"The armature '{obj_name}' was deleted during the edit; nothing was changed.")
-        sc = scene_named(scene_name)
+        sc = scene_named(scene_name, scene)
         wmeta = result.get("meta") or {}
         joints = np.asarray(result["joints"], dtype=np.float64)
         contacts = result.get("contacts") if pin_feet else None

@@ -167,8 +167,8 @@ def scene_range(s: SALAD_PG_settings) -> str:
 
 def result_options(context: bpy.types.Context, s: SALAD_PG_settings) -> dict:
     """Target fields that say what a result may change in the user's scene (see :class:`inputs.Target`)."""
-    out: dict = {"scene": context.scene.name, "scene_range": scene_range(s), "select": s.select_new,
-                 "in_place": s.in_place, "cyclic_blend": s.cyclic_blend if s.make_cyclic else 0,
+    out: dict = {"scene": context.scene.name, "scene_ref": context.scene, "scene_range": scene_range(s),
+                 "select": s.select_new, "in_place": s.in_place, "cyclic_blend": s.cyclic_blend if s.make_cyclic else 0,
                  "start_frame": context.scene.frame_current if s.start_at_current else None}
     if s.at_cursor:
         out["location"] = tuple(context.scene.cursor.location)

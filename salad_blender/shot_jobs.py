@@ -25,7 +25,7 @@ import numpy as np
 from . import actions, armature, metadata, real_motion, rigs, smpl22
 from . import retarget as rt
 from . import shot_inputs as si
-from .blender_data import find_again, place_motion, scene_named
+from .blender_data import find_again, on_this, place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
 from .jobs import check_cyclic, check_rig, check_scene_range, check_source_action, check_target, max_model_frames
 from .motion_job import MotionJob, make_job
@@ -127,8 +127,7 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     segs = si.reroll(si.recipe_segments(recipe, f"The action '{action.name}'"), index, seed)
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
-    target = Target(kind="armature", armature=obj.name, armature_ref=obj, rig=metadata.meta_rig(meta),
-                    scene=bpy.context.scene.name,
+    target = Target(kind="armature", **on_this(obj), rig=metadata.meta_rig(meta),
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])),
                     scene_range=scene_range, **_kept_look(meta))
     model = check_model(str(meta.get("salad_model") or "demo"))
@@ -250,7 +249,7 @@ class _Sampled:
     fields: dict[str, Any]
     sources: list[_Source]
     bone_map: str | dict[str, str]
-    scene: str
+    scene: bpy.types.Scene
     model: str
 
 
@@ -270,22 +269,22 @@ def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict
         si.check_context(src.frames, action.name, purpose, *context_limit)
         sources.append(src)
     model = check_model(config.model)
-    return _Sampled(fields, sources, mapping if rig_name == "custom" else rig_name, scene.name, model)
+    return _Sampled(fields, sources, mapping if rig_name == "custom" else rig_name, scene, model)
 
 
-def _real_apply(obj_ref: bpy.types.Object, scene_name: str, src: _Source, bone_map: str | dict[str, str], *,
+def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Source, bone_map: str | dict[str, str], *,
                 prompt: str, name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
                 scene_range: str = "set", same_length: bool = False):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts.
 
     ``same_length``: the result keys exactly the source's scene frames (part regeneration)."""
-    obj_name = obj_ref.name
+    obj_name, scene_name = obj_ref.name, scene_ref.name
 
     def apply(result: dict) -> bpy.types.Action:
         target = find_again(obj_ref, obj_name, bpy.data.objects)
         if target is None:
             raise JobError(f"The armature '{obj_name}' was deleted meanwhile; nothing was changed.")
-        scene = scene_named(scene_name)
+        scene = scene_named(scene_name, scene_ref)
         wmeta = result.get("meta") or {}
         contacts = result.get("contacts") if pin_feet else None
         return actions.apply_motion(
@@ -389,7 +388,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
               "seed": gen["seed"], "guidance": gen["guidance"], "steps": gen["steps"],
               "scheduler": gen["scheduler"], "prompt": prompt, "parts": chosen}
         recipe.update(source="generation", seed=gen["seed"])
-        target = Target(kind="armature", armature=obj.name, rig=src_rig, scene=bpy.context.scene.name,
+        target = Target(kind="armature", **on_this(obj), rig=src_rig,
                         pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
                         start_frame=int(round(action.frame_range[0])), scene_range=scene_range,
                         **_kept_look(meta))

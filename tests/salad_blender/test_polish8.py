@@ -47,26 +47,37 @@ class RealEditWorker(Worker):
         return {"joints": synthetic_walk(40)}
 
 
-@pytest.mark.parametrize("job", ["generate", "continue_action", "edit_real"])
-def test_renaming_the_rig_while_its_job_runs_keeps_the_result(addon, job):  # noqa: F811
+@pytest.mark.parametrize("renamed", ["rig", "scene"])
+@pytest.mark.parametrize("job", ["generate", "continue_action", "inbetween", "regenerate_parts", "edit_real",
+                                 "mirror"])
+def test_renaming_the_rig_while_its_job_runs_keeps_the_result(addon, job, renamed):  # noqa: F811
     """Found in Blender 4.3: an animator who named the character while a job ran lost the result ("The armature
-    'SALAD Body' was deleted or renamed meanwhile; nothing was changed"): results found their rig by name only."""
+    'SALAD Body' was deleted or renamed meanwhile; nothing was changed"): results found their rig (and their
+    scene) by name only."""
     RUNNER.motion = None
     pool = video_jobs.POOL
     pool.worker = pool.client = RealEditWorker(steps=2)
     rig = armature.create_smpl22_armature("SALAD Body", synthetic_walk(8), with_mesh=False)
-    source = actions.apply_motion(rig, synthetic_walk(40), prompt="a person walks", bone_map="smpl22")
+    walk = synthetic_walk(40)
+    source = actions.apply_motion(rig, walk, prompt="a person walks", bone_map="smpl22", seed=3, steps=10,
+                                  guidance=2.5, model="demo")  # a plain generation: mirror / parts regenerate it
     bpy.context.view_layer.objects.active = rig
-    s, sh = bpy.context.scene.salad, bpy.context.scene.salad_shot
+    scene = bpy.context.scene
+    s, sh = scene.salad, scene.salad_shot
     s.prompt, s.target, s.rig_preset, s.real_caption = "a person runs", "SELECTED", "AUTO", "a person runs"
     sh.continue_prompt, sh.continue_seconds = "a person sits down", 1.0
+    sh.action_a = sh.action_b = source
+    sh.inbetween_prompt, sh.parts, sh.parts_prompt = "a person turns", {"left_arm"}, "a person waves"
     assert getattr(bpy.ops.salad, job)() == {"FINISHED"}  # the UI path: in the background
-    rig.name = "Hero"  # named while the worker samples
+    if renamed == "rig":
+        rig.name = "Hero"  # named while the worker samples
+    else:
+        scene.name = "Shot 010"
     run_timer()
     assert RUNNER.motion.state == "done", RUNNER.motion.message
     result = rig.animation_data.action
     assert result != source and result.library is None and result.name.startswith("SALAD: ")
-    assert "SALAD Body" not in bpy.data.objects  # no new rig of the old name either
+    assert [o.name for o in bpy.data.objects if o.type == "ARMATURE"] == [rig.name]  # no new rig either
 
 
 def test_a_rig_deleted_while_its_job_runs_is_still_a_clean_failure(addon):  # noqa: F811
