@@ -77,7 +77,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
     else:
         obj = find_again(target.armature_ref, target.armature, bpy.data.objects)
         if obj is None:
-            raise JobError(f"The armature '{target.armature}' was deleted while the motion was "
+            raise JobError(f"The armature '{target.armature}' was deleted (or undone) while the motion was "
                            "generated; nothing was changed.")
         rig = target.rig
     others = [] if target.kind == "new" else list(target.others)

@@ -324,7 +324,7 @@ def start_edit_real(config: WorkerConfig, obj: bpy.types.Object | None, caption:
     def apply(result: dict) -> bpy.types.Action:
         target = find_again(obj, obj_name, bpy.data.objects)
         if target is None:
-            raise JobError(f"The armature '{obj_name}' was deleted during the edit; nothing was changed.")
+            raise JobError(f"The armature '{obj_name}' was deleted (or undone) during the edit; nothing was changed.")
         sc = scene_named(scene_name, scene)
         wmeta = result.get("meta") or {}
         joints = np.asarray(result["joints"], dtype=np.float64)

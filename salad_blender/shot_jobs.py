@@ -283,7 +283,7 @@ def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Sou
     def apply(result: dict) -> bpy.types.Action:
         target = find_again(obj_ref, obj_name, bpy.data.objects)
         if target is None:
-            raise JobError(f"The armature '{obj_name}' was deleted meanwhile; nothing was changed.")
+            raise JobError(f"The armature '{obj_name}' was deleted (or undone) meanwhile; nothing was changed.")
         scene = scene_named(scene_name, scene_ref)
         wmeta = result.get("meta") or {}
         contacts = result.get("contacts") if pin_feet else None
