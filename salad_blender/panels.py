@@ -210,7 +210,7 @@ class SALAD_PT_edit(_SaladPanel, bpy.types.Panel):
         obj = active_rig(context)
         act = ui_state.playing_action(obj) if not ui_state.armature_blocker(obj) else None
         width = text_width(context)
-        if act is None and obj is not None and not ui_state.armature_blocker(obj):  # an armature without action
+        if act is None and getattr(obj, "type", "") == "ARMATURE":  # no action, in Edit Mode, in the NLA: why
             for i, line in enumerate(ui_state.fit_lines(ui_state.edit_blocker(obj), width - 4, 3)):
                 layout.label(text=line, icon="INFO" if i == 0 else "BLANK1")
         elif act is None:

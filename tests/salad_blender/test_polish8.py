@@ -39,6 +39,20 @@ def test_an_armature_whose_action_was_pushed_to_the_nla_is_told_so(addon):  # no
     assert "Select an armature that plays an action" in labels(panels.SALAD_PT_edit)  # nothing selected
 
 
+def test_the_edit_panel_of_a_rig_in_edit_mode_says_so(addon):  # noqa: F811
+    """Seen in Blender 4.3: a rig in Edit Mode (a job's result waiting for it) showed "Select an armature that
+    plays an action" although it was selected and played one."""
+    rig = armature.create_smpl22_armature("Rig", synthetic_walk(8), with_mesh=False)
+    actions.apply_motion(rig, synthetic_walk(40), prompt="a person walks", bone_map="smpl22")
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        text = labels(panels.SALAD_PT_edit)
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert "'Rig' is in Edit Mode" in text and "Select an armature" not in text
+
+
 class RealEditWorker(Worker):
     """The ui7 scripted worker plus Edit Animation with Text (a synthetic walk back)."""
 
