@@ -124,3 +124,27 @@ def test_a_reroll_says_so_and_survives_a_rename(addon):  # noqa: F811
     assert RUNNER.motion.state == "done", RUNNER.motion.message
     assert RUNNER.motion.message.startswith("Re-roll segment 2: done in ")
     assert body.animation_data.action not in (shot, None) and "re-roll 2" in body.animation_data.action.name
+
+
+def test_a_result_on_a_rig_with_nla_strips_leaves_the_strips_alone(addon):  # noqa: F811
+    """An action already in the NLA under the played one (tried in Blender 4.3): Continue makes a new Action; the
+    strips keep their action, place and count, and neither source action changes."""
+    rig = armature.create_smpl22_armature("Rig", synthetic_walk(8), with_mesh=False)
+    under = actions.apply_motion(rig, synthetic_walk(40), prompt="a person walks", bone_map="smpl22")
+    actions.push_to_nla(rig)
+    played = actions.apply_motion(rig, synthetic_walk(40), prompt="a person runs", bone_map="smpl22")
+    bpy.context.view_layer.objects.active = rig
+
+    def state() -> tuple:
+        strips = [(t.name, s.name, s.action, s.frame_start, s.frame_end) for t in rig.animation_data.nla_tracks
+                  for s in t.strips]
+        keys = [tuple(k.co) for a in (under, played) for fc in actions.action_fcurves(a) for k in fc.keyframe_points]
+        return strips, keys
+
+    before = state()
+    assert before[0] and before[0][0][2] == under
+    sh = bpy.context.scene.salad_shot
+    sh.continue_prompt, sh.continue_seconds = "a person sits down", 1.0
+    assert bpy.ops.salad.continue_action(blocking=True) == {"FINISHED"}
+    assert rig.animation_data.action not in (under, played)
+    assert state() == before
