@@ -1,4 +1,5 @@
-"""An animator's pass in a real Blender 4.3 window (session 11, polish8): what surprised, driven here headless."""
+"""What surprised an animator in a real Blender 4.3 window (session 11), driven here headless:
+NLA, Edit Mode, renames and deletions while a job runs, the re-roll's wording."""
 
 import pytest
 from needs import require_module
