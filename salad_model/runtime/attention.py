@@ -146,7 +146,13 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
 
 def attention_probs(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Explicit softmax probabilities [N, H, Lq, Lk] (the reference's op order: scale, mask, softmax)."""
-    scores = torch.matmul(q, k.transpose(-1, -2))
+    if q.dim() > 3 and q.shape[:-2] == k.shape[:-2] and q.is_contiguous() and k.is_contiguous():
+        # one batch dim as views: bmm reads kᵀ as a transposed view (matmul copies a 4-D kᵀ first)
+        lq, lk = q.shape[-2], k.shape[-2]
+        scores = torch.bmm(q.reshape(-1, lq, q.shape[-1]), k.reshape(-1, lk, k.shape[-1]).transpose(1, 2))
+        scores = scores.view(*q.shape[:-2], lq, lk)
+    else:
+        scores = torch.matmul(q, k.transpose(-1, -2))
     if torch.is_grad_enabled():
         scores = scores / math.sqrt(q.shape[-1])
         return (scores if mask is None else scores + mask).softmax(dim=-1)
