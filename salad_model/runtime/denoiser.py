@@ -286,6 +286,13 @@ class Denoiser(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
                 len_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T', P, C]; timesteps [B], [1] or scalar; len_mask [B, T'] (True = valid frame)."""
+        if packed.applies(x):
+            with packed.gemm_threads_only():
+                return self._forward(x, timesteps, text, len_mask)
+        return self._forward(x, timesteps, text, len_mask)
+
+    def _forward(self, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
+                 len_mask: torch.Tensor | None) -> torch.Tensor:
         b, t, p, _ = x.shape
         ts = torch.as_tensor(timesteps, device=x.device)
         shared = ts.numel() == 1  # one timestep for the whole batch (CFG): condition computed once, broadcast

@@ -30,6 +30,33 @@ _available: bool | None = None
 _cache: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple]] = weakref.WeakKeyDictionary()
 
 
+SPLIT_THREADS = True  # inside gemm_threads_only(): everything but the packed GEMMs on one thread (A/B switch)
+_gemm_threads = 0  # > 0 inside gemm_threads_only(): the thread count the packed GEMMs get back
+
+
+class gemm_threads_only:  # noqa: N801 (a context manager, used like a function)
+    """Inside: torch runs on one thread except the packed GEMMs, which get the caller's threads.
+
+    Why: each small op (layer norm, softmax, FiLM, copies over ~10⁵ floats) is an OpenMP parallel region whose
+    second thread must be woken (OMP_WAIT_POLICY=PASSIVE). On its own such an op ran no faster on 2 threads
+    than on 1 (add_ over [2, 49, 7, 256]: 16 µs on 1 thread, 22-29 on 2), and on a busy machine each wake-up
+    waits for the scheduler. The GEMMs, ~2/3 of a step, still use every thread."""
+
+    def __enter__(self) -> gemm_threads_only:
+        global _gemm_threads
+        self.threads, self.outer = torch.get_num_threads(), _gemm_threads
+        if SPLIT_THREADS and self.threads > 1 and not self.outer and available():
+            _gemm_threads = self.threads
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _gemm_threads
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        _gemm_threads = self.outer
+
+
 def available() -> bool:
     """torch has oneDNN's packed linear (probed once on a 2×2 product)."""
     global _available
@@ -70,8 +97,14 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, own
             packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), max(1, rows))
         hit = slots[slot] = (weakref.ref(weight), key, packed)
     attr, algorithm = _ACTIVATIONS[activation]
-    return torch.ops.mkldnn._linear_pointwise(x, hit[2], None if bias is None else bias.detach(), attr, [],
-                                              algorithm)
+    bias = None if bias is None else bias.detach()
+    if not _gemm_threads:
+        return torch.ops.mkldnn._linear_pointwise(x, hit[2], bias, attr, [], algorithm)
+    torch.set_num_threads(_gemm_threads)
+    try:
+        return torch.ops.mkldnn._linear_pointwise(x, hit[2], bias, attr, [], algorithm)
+    finally:
+        torch.set_num_threads(1)
 
 
 def module_linear(m: nn.Linear, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
@@ -102,4 +135,5 @@ def activation_name(act: nn.Module) -> str | None:
     return "relu" if isinstance(act, nn.ReLU) else None
 
 
-__all__ = ["ENABLED", "activation_name", "applies", "available", "linear", "module_linear", "sequential"]
+__all__ = ["ENABLED", "SPLIT_THREADS", "activation_name", "applies", "available", "gemm_threads_only", "linear",
+           "module_linear", "sequential"]

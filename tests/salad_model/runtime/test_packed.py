@@ -70,3 +70,31 @@ def test_denoiser_step_same_with_and_without_packing() -> None:
         packed.ENABLED = False
         plain = den(z, torch.tensor(300), ctx)
     assert (fast - plain).abs().max().item() <= TOL
+
+
+def test_gemm_threads_only_runs_small_ops_on_one_thread_and_gemms_on_all(monkeypatch) -> None:
+    """Inside the step the packed GEMMs get the caller's threads back; everything else runs on one; the
+    caller's count is restored on the way out, also after an error."""
+    lin = _linear()
+    real = torch.ops.mkldnn._linear_pointwise
+    seen = []
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return real(*args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            with packed.gemm_threads_only():
+                inside = torch.get_num_threads()
+                packed.module_linear(lin, torch.randn(5, 24))
+                after_gemm = torch.get_num_threads()
+            assert (inside, seen, after_gemm, torch.get_num_threads()) == (1, [2], 1, 2)
+            with pytest.raises(RuntimeError), packed.gemm_threads_only():
+                raise RuntimeError("a failing step")
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
