@@ -60,16 +60,22 @@ def matmul_gflops(tokens: int, d: int, ff: int, repeat: int = 10) -> float:
 
 
 def step_flops(pipe, frames: int) -> float:
-    """FLOPs of one batched CFG denoiser forward at ``frames``."""
+    """FLOPs of one batched CFG denoiser forward at ``frames`` (counted on the plain F.linear path: the same
+    products, which FlopCounterMode sees)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from salad_model.runtime import packed
     from salad_model.runtime.denoiser import TextContext
 
     den = pipe.denoiser
     ctx = TextContext.cat([pipe._null(1), pipe.text_context(["a person walks forward and waves"])])
     z = torch.randn(2, frames // 4, 7, den.config.vae_dim)
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
-        den(z, torch.tensor(500), ctx, None)
+    enabled, packed.ENABLED = packed.ENABLED, False  # the counter does not see oneDNN's packed linear calls
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+            den(z, torch.tensor(500), ctx, None)
+    finally:
+        packed.ENABLED = enabled
     return float(fc.get_total_flops())
 
 

@@ -17,6 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -24,8 +25,9 @@ from collections.abc import Callable  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+PACKED = "mkldnn::_linear_pointwise"  # runtime/packed.py: a Linear through a oneDNN-packed weight
 GEMM_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm",
-            "aten::_scaled_dot_product_flash_attention_for_cpu")
+            "aten::_scaled_dot_product_flash_attention_for_cpu", PACKED)
 
 
 def cpu_time(fn: Callable[[], object], repeat: int = 7) -> float:
@@ -47,6 +49,9 @@ def gemm_flops(op: str, shapes: list) -> int:
     if op == "aten::mm":
         (m, k), (_, n) = shapes[0], shapes[1]
         return 2 * m * k * n
+    if op == PACKED:  # x [..., k], weight [n, k]
+        x, (n, k) = shapes[0], shapes[1]
+        return 2 * (math.prod(x) // k) * k * n
     if op in ("aten::bmm", "aten::baddbmm"):  # baddbmm: bias first
         a, b = (shapes[0], shapes[1]) if op == "aten::bmm" else (shapes[1], shapes[2])
         return 2 * a[0] * a[1] * a[2] * b[2]
@@ -67,6 +72,9 @@ def replay(op: str, shapes: list) -> Callable[[], torch.Tensor]:
         return lambda: torch.bmm(t[0], t[1])
     if op == "aten::baddbmm":
         return lambda: torch.baddbmm(t[0], t[1], t[2])
+    if op == PACKED:
+        w = torch.ops.mkldnn._reorder_linear_weight(t[1], math.prod(shapes[0][:-1]))
+        return lambda: torch.ops.mkldnn._linear_pointwise(t[0], w, t[2], "none", [], "")
     mask = None if len(shapes) < 6 or not shapes[5] else torch.zeros(shapes[5])
     return lambda: F.scaled_dot_product_attention(t[0], t[1], t[2], attn_mask=mask)
 
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         def step() -> torch.Tensor:
             return den(z, torch.tensor(500), ctx, None)
 
+        step()  # warm-up: packed weights and folded text built outside the profile
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
             step()
         calls = collections.Counter((e.name, repr(e.input_shapes)) for e in prof.events() if e.name in GEMM_OPS)

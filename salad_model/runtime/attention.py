@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import packed
+
 MASK_VALUE = -1e9  # the reference fills masked logits with −1e9 (not −inf)
 
 
@@ -74,7 +76,7 @@ class Attention(nn.Module):
                 return out.view(b, p, t, d).transpose(1, 2)
             return self(x.reshape(b * t, p, d), mask=mask).view(b, t, p, d)
         hh, dh = self.heads, d // self.heads
-        qkv = F.linear(x, *self.fused_qkv()).view(b, t, p, 3, hh, dh)
+        qkv = packed.linear(x, *self.fused_qkv(), self, "qkv").view(b, t, p, 3, hh, dh)
         if seq_dim == 1:
             q, k, v = qkv.permute(3, 0, 2, 4, 1, 5).reshape(3, b * p, hh, t, dh)
             out = self.processor(self, q, k, v, mask)
@@ -83,7 +85,7 @@ class Attention(nn.Module):
             q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, b * t, hh, p, dh)
             out = self.processor(self, q, k, v, mask)
             out = out.view(b, t, hh, p, dh).permute(0, 1, 3, 2, 4)
-        return self.Wo(out.reshape(b, t, p, d))
+        return packed.module_linear(self.Wo, out.reshape(b, t, p, d))
 
     def forward(self, q_in: torch.Tensor, kv_in: torch.Tensor | None = None,
                 kv: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -144,7 +146,13 @@ def softmax_last(x: torch.Tensor) -> torch.Tensor:
 
 def attention_probs(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Explicit softmax probabilities [N, H, Lq, Lk] (the reference's op order: scale, mask, softmax)."""
-    scores = torch.matmul(q, k.transpose(-1, -2))
+    if q.dim() > 3 and q.shape[:-2] == k.shape[:-2] and q.is_contiguous() and k.is_contiguous():
+        # one batch dim as views: bmm reads kᵀ as a transposed view (matmul copies a 4-D kᵀ first)
+        lq, lk = q.shape[-2], k.shape[-2]
+        scores = torch.bmm(q.reshape(-1, lq, q.shape[-1]), k.reshape(-1, lk, k.shape[-1]).transpose(1, 2))
+        scores = scores.view(*q.shape[:-2], lq, lk)
+    else:
+        scores = torch.matmul(q, k.transpose(-1, -2))
     if torch.is_grad_enabled():
         scores = scores / math.sqrt(q.shape[-1])
         return (scores if mask is None else scores + mask).softmax(dim=-1)

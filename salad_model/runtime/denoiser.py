@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cross_fold
+from . import cross_fold, packed
 from .attention import MASK_VALUE, Attention, AttnProcessor, padding_to_additive
 
 
@@ -81,7 +81,7 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        return packed.sequential(self.layers, x)
 
 
 class FiLM(nn.Module):
@@ -155,7 +155,12 @@ class STTransformerLayer(nn.Module):
             h = self.cross_attn(xn, kv=text_kv, mask=text_mask)
         x = add_film(x, 2, self.drop(h).view(b, t, p, d), fresh=True)
         # Feed-forward.
-        h = self.ffn_linear2(self.act(self.ffn_linear1(self.ffn_norm(x))))
+        act = packed.activation_name(self.act)
+        if act is not None and packed.applies(x):  # oneDNN: activation inside the first GEMM
+            h = packed.module_linear(self.ffn_linear1, self.ffn_norm(x), act)
+            h = packed.module_linear(self.ffn_linear2, h)
+        else:
+            h = self.ffn_linear2(self.act(self.ffn_linear1(self.ffn_norm(x))))
         return add_film(x, 3, self.drop(h), fresh=True)
 
     def films(self) -> list[FiLM]:
@@ -281,6 +286,13 @@ class Denoiser(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
                 len_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T', P, C]; timesteps [B], [1] or scalar; len_mask [B, T'] (True = valid frame)."""
+        if packed.applies(x):
+            with packed.gemm_threads_only():
+                return self._forward(x, timesteps, text, len_mask)
+        return self._forward(x, timesteps, text, len_mask)
+
+    def _forward(self, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
+                 len_mask: torch.Tensor | None) -> torch.Tensor:
         b, t, p, _ = x.shape
         ts = torch.as_tensor(timesteps, device=x.device)
         shared = ts.numel() == 1  # one timestep for the whole batch (CFG): condition computed once, broadcast
@@ -302,7 +314,7 @@ class Denoiser(nn.Module):
             skips.append(h)
         h = tr.middle_block(h, films[n] if films else c, text.kv[n], temp_mask, text.mask, text.folds)
         for i, block in enumerate(tr.output_blocks):
-            h = tr.skip_blocks[i](torch.cat([h, skips.pop()], dim=-1))
+            h = packed.module_linear(tr.skip_blocks[i], torch.cat([h, skips.pop()], dim=-1))
             h = block(h, films[n + 1 + i] if films else c, text.kv[n + 1 + i], temp_mask, text.mask, text.folds)
         assert len(layers) == 2 * n + 1
         return self.output_process(h)
