@@ -230,9 +230,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     # segment's noise rows (the window's new frames sit after its held context), so both are independent draws
     # of the same caption, and their mean halves the seed noise of the denominator (one seed alone moved it by
     # ±5 points).
-    # A third single clip per segment shares the segment's own noise (paired; lower variance, same expectation):
-    # its first window's noise from the row of the first classified frame on (:func:`paired_single_job`).
-    tl_clips, seg_true, seg_pred, singles, spans, paired = [], [], [], [], [], []
+    tl_clips, seg_true, seg_pred, singles, spans = [], [], [], [], []
     for k in range(timelines):
         picks = rng.sample(test, 3)
         segs = [Segment(rng.choice(_heldout(captions, c)), float(rng.choice((3, 4, 5)))) for c in picks]
@@ -243,16 +241,15 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
             m = d.compose(segs, seed=c_seed)
             sh = m.meta["shot"]
             tl_clips.append((m.joints, m.features[:, -4:] > 0.5, sh["seams"]))
-            for i, (c, s, sm) in enumerate(zip(picks, segs, sh["segments"], strict=True)):
+            for c, s, sm in zip(picks, segs, sh["segments"], strict=True):
                 seg_true.append(c.content)
                 seg_pred.append(m.features[sm["content_start"]:sm["content_end"]])
                 spans.append([sm["content_start"], sm["content_end"]])
                 frames = sm["content_end"] - sm["content_start"]  # as many frames as the classifier sees there
                 singles.append([(s.prompt, frames, sm["seed"]), (s.prompt, frames, derive_seed(sm["seed"], 0))])
-                paired.append(paired_single_job(s.prompt, sm, sh["windows"], i))
         log(f"  timeline {k + 1}/{timelines} ({time.time() - t_start:.0f}s)")
     if timelines:
-        labels = _single_labels(pipe, clf, [j for pair in singles for j in pair] + paired, steps, singles_cache,
+        labels = _single_labels(pipe, clf, [j for pair in singles for j in pair], steps, singles_cache,
                                 model=_model_digest(pipe, clf) if singles_cache is not None else "")
         seg_labels = _classify(clf, seg_pred)
         seg_hits = np.array([p == t for p, t in zip(seg_labels, seg_true, strict=True)], float)
@@ -260,9 +257,6 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                                 for pair, t in zip(singles, seg_true, strict=True)], float)  # [N, 2]
         # [timeline, draw, position] and [timeline, draw, position, single seed]
         seg_hits, single_hits = seg_hits.reshape(timelines, draws, 3), single_hits.reshape(timelines, draws, 3, 2)
-        paired_hits = np.array([labels[j] == t for j, t in zip(paired, seg_true, strict=True)], float)
-        paired_hits = paired_hits.reshape(timelines, draws, 3)
-        acc_paired = float(paired_hits.mean())
         acc, acc_single = float(seg_hits.mean()), float(single_hits.mean())
         by_seed = single_hits.mean((0, 1, 2))
         rep["timelines"] = {**seam_measures(tl_clips, fps, contact), "segments": len(seg_true),
@@ -274,15 +268,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                             # the two single-clip draws apart (segment seed, first window's seed)
                             "content_acc_single_clips_by_seed": by_seed.tolist(),
                             "content_ratio_by_single_seed": (acc / by_seed).tolist(),
-                            # against the single clip drawn from the segment's own noise (paired)
-                            "content_acc_single_same_noise": acc_paired,
-                            "content_ratio_same_noise": acc / acc_paired if acc_paired else float("nan"),
-                            "content_ratio_same_noise_interval90": ratio_interval(seg_hits, paired_hits),
-                            "content_acc_single_same_noise_by_position": paired_hits.mean((0, 1)).tolist(),
-                            "same_noise_labels_equal": float(np.mean([seg_labels[n] == labels[j]
-                                                                      for n, j in enumerate(paired)])),
                             "segment_hits": seg_hits.tolist(), "single_hits": single_hits.tolist(),
-                            "same_noise_hits": paired_hits.tolist(),
                             "segment_labels": seg_labels, "segment_contents": seg_true, "segment_spans": spans,
                             "single_clip_frames": [pair[0][1] for pair in singles]}
         rep["timelines"]["content_pass"] = bool(rep["timelines"]["content_ratio"] >= 0.9)
@@ -368,17 +354,6 @@ def reorder_segments(segs: list, order: list[int], compose_seed: int) -> list:
             for i in order]
 
 
-def paired_single_job(prompt: str, seg_meta: dict, windows: list[dict], index: int) -> tuple:
-    """The single-clip job that shares segment ``index``'s noise: as many frames as are classified for it, drawn
-    from its first window's noise from the row of its first classified frame on — (prompt, frames, seed) when
-    that is row 0 (the first segment: its window *is* that single clip), else (prompt, frames, seed, rows
-    skipped). Segments longer than one window share the first window's rows only."""
-    w = next(x for x in windows if x["segment"] == index and x["chunk"] == 0)
-    frames = seg_meta["content_end"] - seg_meta["content_start"]
-    skip = max(0, (seg_meta["content_start"] - w["start_frame"]) // 4)
-    return (prompt, frames, w["seed"], skip) if skip else (prompt, frames, w["seed"])
-
-
 DRAW_STRIDE = 100_000  # compose seed of draw r: seed·1000 + timeline + r·DRAW_STRIDE (draw 0: the old seeds)
 
 
@@ -423,8 +398,9 @@ def _model_digest(pipe, clf=None) -> str:  # noqa: ANN001
     return f"{model}+{h.hexdigest()}"
 
 
-def _single_labels(pipe, clf, jobs: list[tuple], steps: int, cache: Path | None, model: str = "") -> dict:
-    """Classifier labels of single clips, by job (prompt, frames, seed[, noise rows skipped]); 16 at a time.
+def _single_labels(pipe, clf, jobs: list[tuple[str, int, int]], steps: int, cache: Path | None,
+                   model: str = "") -> dict:
+    """Classifier labels of single clips, by job (prompt, frames, seed); generated 16 at a time.
 
     With ``cache`` (a JSON file) labels are read from it and each batch's are added as soon as they exist;
     the batches run from a process-dependent starting point, so runs side by side split the work. ``model``
@@ -434,12 +410,11 @@ def _single_labels(pipe, clf, jobs: list[tuple], steps: int, cache: Path | None,
     def read() -> dict:
         return json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
 
-    def key(job: tuple) -> str:  # (prompt, frames, seed[, noise rows skipped])
-        prompt, frames, seed, *skip = job
-        return _key(steps, prompt, frames, f"{seed}+{skip[0]}" if skip and skip[0] else seed, model=model)
+    def key(job: tuple[str, int, int]) -> str:
+        return _key(steps, *job, model=model)
 
     labels = read()
-    todo = sorted({key(j): j for j in jobs if key(j) not in labels}.values())  # one clip per key
+    todo = sorted({j for j in jobs if key(j) not in labels})
     chunks = [todo[b : b + 16] for b in range(0, len(todo), 16)]
     first = os.getpid() % len(chunks) if chunks and cache is not None else 0
     for chunk in chunks[first:] + chunks[:first]:
@@ -447,8 +422,8 @@ def _single_labels(pipe, clf, jobs: list[tuple], steps: int, cache: Path | None,
         chunk = [j for j in chunk if key(j) not in labels]
         if not chunk:
             continue
-        out = pipe.generate_batch([j[0] for j in chunk], frames=[j[1] for j in chunk], seeds=[j[2] for j in chunk],
-                                  steps=steps, noise_offsets=[j[3] if len(j) > 3 else 0 for j in chunk])
+        out = pipe.generate_batch([p for p, _, _ in chunk], frames=[f for _, f, _ in chunk],
+                                  seeds=[s for _, _, s in chunk], steps=steps)
         for j, lab in zip(chunk, _classify(clf, [o.features for o in out]), strict=True):
             labels[key(j)] = lab
         if cache is not None:  # another run may have added labels meanwhile; replace atomically
@@ -503,13 +478,6 @@ def format_shots_markdown(rep: dict) -> str:
             lines += [f"Ratio over timelines resampled with replacement: 90% within {lo:.2f}–{hi:.2f}. By position "
                       f"in the timeline: {by_pos} (single clips {single_pos}; the 1st segment holds no context). "
                       f"The single clips by seed (the segment's, its first window's): {seeds} (ratios {ratios})."]
-        if "content_acc_single_same_noise" in t:
-            lo, hi = t["content_ratio_same_noise_interval90"]
-            pos = " / ".join(f"{100 * x:.1f}%" for x in t["content_acc_single_same_noise_by_position"])
-            lines += [f"Against single clips drawn from each segment's own noise (paired): "
-                      f"{100 * t['content_acc_single_same_noise']:.1f}% ({pos}), ratio "
-                      f"{t['content_ratio_same_noise']:.2f} (90% within {lo:.2f}–{hi:.2f}); same label as its "
-                      f"paired single clip: {100 * t['same_noise_labels_equal']:.0f}% of segments."]
     if "parts" in rep:
         p = rep["parts"]
         lines += [f"Arms regenerated on {p['n']} generated walks: kept joints {p['kept_cm_mean']:.2f} cm mean "

@@ -104,13 +104,10 @@ class GenerationMixin:
                        guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                        callback: StepCallback | None = None,
                        text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-                       guided_steps: int | None = None, noise_offsets: list[int] | None = None) -> list[Motion]:
+                       guided_steps: int | None = None) -> list[Motion]:
         """Several clips in one batched sampling run (lengths may differ: padded frames are masked).
 
         ``guided_steps``: guidance on the first N steps only (:func:`sampling.sample`; fast mode).
-        ``noise_offsets``: per clip, latent rows of its seed's noise skipped (0: the clip ``generate`` makes; k:
-        the noise a shot window with k held latent frames gives its new frames — the shots evaluation's paired
-        single clips).
         """
         n = len(prompts)
         guidance = self.default_guidance if guidance is None else guidance
@@ -125,10 +122,7 @@ class GenerationMixin:
         if text_features is None:
             prompts = [self.check_prompt(p) for p in prompts]
         t_lat = max(lengths) // 4
-        offs = [int(o) for o in noise_offsets] if noise_offsets else [0] * n
-        if len(offs) != n or min(offs) < 0:
-            raise InputError(f"noise_offsets must be {n} non-negative latent row counts, got {noise_offsets!r}")
-        z_T = torch.cat([initial_noise(s, max(lengths) + 4 * o)[:, o:] for s, o in zip(seeds, offs, strict=True)])
+        z_T = torch.cat([initial_noise(s, max(lengths)) for s in seeds])
         z_T = z_T.reshape(n, t_lat, 7, -1)[..., : self.denoiser.config.vae_dim].to(self.device)
         mask = latent_mask(lengths, t_lat).to(self.device) if len(set(lengths)) > 1 else None
         cond = self.text_context(prompts if text_features is None else None, text_features)

@@ -13,13 +13,11 @@ class _Pipe:
     """generate_batch records its calls; each clip's features say which model made it."""
 
     def __init__(self, folder, tag: float):
-        self.info, self.tag, self.calls, self.offsets = {"source": str(folder)}, tag, 0, []
+        self.info, self.tag, self.calls = {"source": str(folder)}, tag, 0
 
-    def generate_batch(self, prompts, frames, seeds, steps, noise_offsets):
+    def generate_batch(self, prompts, frames, seeds, steps):
         self.calls += len(prompts)
-        self.offsets += noise_offsets
-        return [SimpleNamespace(features=np.full((f, 4), self.tag + o))
-                for f, o in zip(frames, noise_offsets, strict=True)]
+        return [SimpleNamespace(features=np.full((f, 4), self.tag)) for f in frames]
 
 
 def _classify(clf, feats):
@@ -77,14 +75,3 @@ def test_a_retrained_classifier_labels_the_clips_anew(tmp_path):
     with torch.no_grad():
         clf.weight[0, 0] += 1.0
     assert shots._model_digest(pipe, clf) != first
-
-
-def test_a_clip_from_later_noise_rows_is_labelled_apart_from_the_seeds_own(tmp_path, monkeypatch):
-    """eval shots' paired single clips (prompt, frames, seed, rows skipped) never take the seed's plain clip's label."""
-    monkeypatch.setattr(shots, "_classify", _classify)
-    cache, folder = tmp_path / "singles.json", _model(tmp_path / "m", b"w")
-    plain, later = ("a person walks", 40, 1), ("a person walks", 40, 1, 5)
-    pipe = _Pipe(folder, 1)
-    labels = shots._single_labels(pipe, None, [plain, later, plain + (0,)], 10, cache, model="m")
-    assert labels == {plain: "model1", later: "model6", plain + (0,): "model1"}  # 0 rows skipped: the plain clip
-    assert sorted(pipe.offsets) == [0, 5] and len(json.loads(cache.read_text())) == 2
