@@ -172,7 +172,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                     parts: int | None = None, cost: bool = True, log=print, handover: str | None = None,
                     text_blend: str | None = None, draws: int = 1, singles_cache: Path | None = None,
                     overhang: int | None = None, order: list[int] | None = None, reweight: float | None = None,
-                    free_guidance: bool = False) -> dict:
+                    free_guidance: bool = False, trim_last: bool = False) -> dict:
     """All of issue #13's measurements on one model (see the module docstring).
 
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
@@ -182,7 +182,8 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     weights and classifier; other weights exported into the same folder get their own).
     ``order`` (a permutation of 0, 1, 2): each timeline's drawn segments composed in that order, each with the
     seed it has in the drawn order (a control: does a caption's rate follow its position or the caption?).
-    ``reweight`` (a scale) and ``free_guidance``: the after-seam options of :class:`ShotDirector` (off: None, False).
+    ``reweight`` (a scale) and ``free_guidance``: the after-seam options of :class:`ShotDirector` (off: None, False);
+    ``trim_last``: its option that ends the last segment's window with the shot.
     """
     from ..runtime.shot_reweight import ContentReweight
     from ..runtime.shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend
@@ -210,13 +211,14 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     if order is not None and draws > 1:
         raise SystemExit("--order takes one draw per timeline")
     d = ShotDirector(pipe, context_seconds=context_seconds, resample=resample, steps=steps, handover=handover,
-                     text_blend=blend, overhang=overhang, free_guidance=free_guidance,
+                     text_blend=blend, overhang=overhang, free_guidance=free_guidance, trim_last=trim_last,
                      reweight=None if reweight is None else ContentReweight(reweight))
     contact = tuple(pipe.vae.skeleton.contact_joints)
     rep: dict = {"settings": {"timelines": timelines, "steps": steps, "resample": resample,
                               "context_seconds": context_seconds, "seed": seed, "guidance": d.guidance,
                               "handover": handover, "draws": draws, "overhang_latent_frames": overhang,
                               "order": order, "reweight": reweight, "free_guidance": free_guidance,
+                              "trim_last": trim_last,
                               "text_blend": None if blend is None else [blend.start, blend.ramp],
                               "decoder_reach_latent_frames": d.reach}}
     t_start = time.time()
@@ -518,6 +520,8 @@ def add_arguments(p) -> None:
                    help="after a seam, scale the new prompt's content words on the new frames (shot_reweight.py)")
     p.add_argument("--free-guidance", action="store_true",
                    help="after a seam, the unconditional branch does not see the held context (shot_free_guidance.py)")
+    p.add_argument("--trim-last", action="store_true",
+                   help="the last segment's window ends with the shot, no cut spill (ShotDirector trim_last)")
     p.add_argument("--draws", type=int, default=1, help="compose seeds per timeline (content numerator draws)")
     p.add_argument("--singles-cache", type=Path, default=None, help="JSON cache of single-clip labels")
     p.add_argument("--seed", type=int, default=0)
@@ -534,5 +538,6 @@ def run(a) -> int:
     return run_with_model(a, "shots", lambda pipe, clf, log: shot_statistics(
         pipe, clf, a.data, a.timelines, a.steps, a.resample, a.context, a.seed, a.joins, a.parts, not a.no_cost,
         log=log, handover=a.handover, text_blend=a.text_blend, draws=a.draws, singles_cache=a.singles_cache,
-        overhang=a.overhang, order=a.order, reweight=a.reweight, free_guidance=a.free_guidance),
+        overhang=a.overhang, order=a.order, reweight=a.reweight, free_guidance=a.free_guidance,
+        trim_last=a.trim_last),
         format_shots_markdown)

@@ -143,6 +143,9 @@ class ShotDirector:
     replacement, the measured default — see the model card). After a seam, off by default (model card, "Content
     after a seam"): ``reweight`` scales the new prompt's content words on the new frames (shot_reweight);
     ``free_guidance`` hides the held context from the unconditional branch (shot_free_guidance).
+    ``trim_last``: the last segment's windows stop where the shot ends instead of generating its spill, which
+    the shot cuts (off by default: a segment appended later would change the then-last one's motion; model
+    card, "The last segment's window").
     """
 
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
@@ -151,7 +154,7 @@ class ShotDirector:
                  guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING,
                  foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS, handover: str = DEFAULT_HANDOVER,
                  text_blend: TextBlend | None = DEFAULT_TEXT_BLEND, reweight: ContentReweight | None = None,
-                 free_guidance: bool = False):
+                 free_guidance: bool = False, trim_last: bool = False):
         self.pipe = pipe
         if handover not in HANDOVERS:
             raise InputError(f"handover must be one of {', '.join(HANDOVERS)}, got {handover!r}")
@@ -176,6 +179,8 @@ class ShotDirector:
             raise InputError(f"guidance_ramp must be an integer within 0…{self.max_lat // 4} latent frames")
         if not isinstance(seam_smoothing, (int, float)) or not 0 <= seam_smoothing <= 4:
             raise InputError(f"seam_smoothing must be within 0…4 frames, got {seam_smoothing!r}")
+        if handover == "nominal" and trim_last:
+            raise InputError("trim_last takes the spill hand-over (the nominal one plans its own windows)")
         if handover == "nominal" and blend:
             raise InputError("the nominal hand-over holds the context strictly: blend must be 0")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
@@ -187,6 +192,9 @@ class ShotDirector:
         if not isinstance(free_guidance, bool):
             raise InputError(f"free_guidance must be True or False, got {free_guidance!r}")
         self.free_guidance = free_guidance
+        if not isinstance(trim_last, bool):
+            raise InputError(f"trim_last must be True or False, got {trim_last!r}")
+        self.trim_last = trim_last
         if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
                 or not 0 <= foot_lock_seconds <= 5:
             raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")
@@ -400,7 +408,8 @@ class ShotDirector:
         tb = self.text_blend
         return {"blend": self.blend, "overhang": self.overhang, "guidance_ramp": self.guidance_ramp,
                 "seam_smoothing": self.seam_smoothing, "foot_lock_seconds": self.foot_lock / self.pipe.fps,
-                "handover": self.handover, "text_blend": None if tb is None else [tb.start, tb.ramp]}
+                "handover": self.handover, "text_blend": None if tb is None else [tb.start, tb.ramp],
+                "trim_last": self.trim_last}
 
     def _meta(self, kind: str, prompt: str, seed: int, frames: int, **extra: object) -> dict:
         meta = self.pipe._meta(prompt, seed, frames, self.guidance, self.steps, self.scheduler)
@@ -426,6 +435,8 @@ class ShotDirector:
             return compose_nominal(self, segs, lat, seed, callback)
         # latent frames each segment's windows generate: its own, + spill past its end, − the previous spill
         wants = [n + self.spill - (self.spill if k else 0) for k, n in enumerate(lat)]
+        if self.trim_last:  # the last window ends with the shot, as a single clip of that length would
+            wants[-1] -= self.spill
         n_windows, made = 0, 0
         for w in wants:
             n_windows += self._plan_windows(w, made)

@@ -374,7 +374,8 @@ def test_a_shots_recorded_options_make_it_again(tiny_pipeline):
     m = made.compose(segs, seed=3)
     shot = m.meta["shot"]
     assert shot["options"] == {"blend": 1, "overhang": 1, "guidance_ramp": 2, "seam_smoothing": 0.5,
-                               "foot_lock_seconds": 0.5, "handover": "spill", "text_blend": [-1, 2]}
+                               "foot_lock_seconds": 0.5, "handover": "spill", "text_blend": [-1, 2],
+                               "trim_last": False}
     opts = dict(shot["options"], text_blend=TextBlend(*shot["options"]["text_blend"]))
     again = ShotDirector(tiny_pipeline, context_seconds=shot["context_seconds"], resample=shot["resample"],
                          steps=m.meta["steps"], **opts).compose(segs, seed=3)
@@ -384,3 +385,22 @@ def test_a_shots_recorded_options_make_it_again(tiny_pipeline):
     assert plain.meta["shot"]["options"]["text_blend"] is None
     assert ShotDirector(tiny_pipeline, steps=2).continue_motion(m, "a person runs", 1.0).meta["shot"]["options"] \
         == plain.meta["shot"]["options"]
+
+
+def test_trim_last_ends_the_last_window_with_the_shot(tiny_pipeline):
+    """trim_last: the last segment's window generates no spill the shot would cut — a one-segment shot is the single
+    clip of its length and window seed, bit for bit — and every frame before the last segment is unchanged."""
+    d, trimmed = ShotDirector(tiny_pipeline, steps=STEPS), ShotDirector(tiny_pipeline, steps=STEPS, trim_last=True)
+    base, m = d.compose(SEGS, seed=7), trimmed.compose(SEGS, seed=7)
+    assert m.joints.shape == base.joints.shape and m.meta["shot"]["options"]["trim_last"] is True
+    last = m.meta["shot"]["windows"][-1]
+    assert last["start_frame"] + last["context_frames"] + last["new_frames"] == len(m.joints) == 172
+    assert base.meta["shot"]["windows"][-1]["new_frames"] == last["new_frames"] + 4 * d.spill
+    assert np.abs(m.joints[:108] - base.joints[:108]).max() <= 1e-5  # segments before the last: the same
+    assert np.abs(m.joints[108:] - base.joints[108:]).max() > 1e-3
+    one = trimmed.compose([SEGS[0]], seed=7)
+    w = one.meta["shot"]["windows"][0]
+    clip = tiny_pipeline.generate(SEGS[0].prompt, frames=60, seed=w["seed"], steps=STEPS)
+    assert w["new_frames"] == 60 and torch.equal(one.latent, clip.latent)
+    with pytest.raises(InputError, match="trim_last"):
+        ShotDirector(tiny_pipeline, steps=STEPS, trim_last=1)
