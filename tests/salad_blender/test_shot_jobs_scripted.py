@@ -172,6 +172,8 @@ def test_regenerate_parts_of_a_generation_and_of_mocap(pool):
     ("short_inbetween", r"The action 'Short' is 0.80 s long; in-betweening to it needs at least 1 s"),
     ("no_b", "Pick both actions"),
     ("no_part", "No body part selected"),
+    ("short_regenerate", r"^The action 'Short' is 0.80 s long; regenerating its parts needs at least 2 s of it \(the "
+                         r"model's shortest clip\)\.$"),
     ("no_continue_prompt", "Type a prompt for the continuation"),
     ("no_armature", "Select an armature with an animation to continue"),
 ])
@@ -190,6 +192,8 @@ def test_bad_input_changes_nothing_and_sends_nothing(pool, case, pattern):
                                                              pool=pool),
         "no_b": lambda: shot_jobs.start_inbetween(CONFIG, obj, bpy.data.actions["Walk"], None, "turn", 1.0, pool=pool),
         "no_part": lambda: shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", [], pool=pool),
+        "short_regenerate": lambda: shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["arms"],
+                                                                     action=bpy.data.actions["Short"], pool=pool),
         "no_continue_prompt": lambda: shot_jobs.start_continue(CONFIG, obj, "  ", 2.0, pool=pool),
         "no_armature": lambda: shot_jobs.start_continue(CONFIG, None, "a person runs", 2.0, pool=pool),
     }
