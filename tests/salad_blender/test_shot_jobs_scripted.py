@@ -411,3 +411,28 @@ def test_regenerate_parts_honours_the_scene_range_choice(source):
         assert metadata.shot_recipe(metadata.action_meta(new))["source"] == source
         want = (7, 500) if choice == "keep" else (1, int(round(new.frame_range[1])))
         assert (scene.frame_start, scene.frame_end) == want and new.frame_range[1] < 200, choice
+
+
+@pytest.mark.parametrize("source", ["generation", "animation"])
+def test_regenerate_parts_applies_to_the_scene_it_was_started_in(source):
+    """The user switches scenes while the worker runs: the result's frame range (and fps) is the starting scene's,
+    and the scene current at the end is left alone — from a generation's recipe and from sampled animation."""
+    walk = synthetic_walk(80)
+    obj = keyed_body({"Mocap": walk})
+    pool = FakePool(ShotWorker(steps=1))
+    src = bpy.data.actions["Mocap"]
+    if source == "generation":
+        src = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5,
+                                   steps=10, bone_map="smpl22", start_frame=1,
+                                   meta={"scheduler": "ddim", "rig": "smpl22"})
+        actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
+    started = bpy.context.scene
+    started.frame_start, started.frame_end = 7, 500
+    other = bpy.data.scenes.new("Other")
+    other.render.fps, other.frame_start, other.frame_end = 30, 3, 33
+    job = shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["head"], sampling=FAST, pool=pool)
+    with bpy.context.temp_override(scene=other):
+        new = run(job)
+    assert (started.frame_start, started.frame_end) == (1, int(round(new.frame_range[1])))
+    assert (other.frame_start, other.frame_end) == (3, 33)
+    assert new.frame_range[1] <= 80  # keyed at the starting scene's 20 fps (at 30 fps: past 110)
