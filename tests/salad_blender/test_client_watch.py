@@ -12,18 +12,11 @@ import json
 import signal
 
 import pytest
+from fake_clock import hand_clock
 
 from salad_blender import client as client_module
 from salad_blender import protocol, worker_watch
 from salad_blender.client import WorkerClient
-
-
-class Clock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 class FakeProc:
@@ -58,10 +51,7 @@ class FakeWriter:
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(client_module, "time", c)
-    monkeypatch.setattr(worker_watch, "time", c)
-    return c
+    return hand_clock(monkeypatch, client_module, worker_watch)
 
 
 @pytest.fixture

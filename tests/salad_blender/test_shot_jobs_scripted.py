@@ -390,18 +390,24 @@ def test_a_reroll_and_a_regeneration_fill_in_what_the_parents_metadata_leaves_ou
         assert meta["salad_source_action"] == gen.name
 
 
-@pytest.mark.parametrize("source", ["generation", "animation"])
-def test_regenerate_parts_honours_the_scene_range_choice(source):
-    """'Keep' leaves the scene's frame range alone, 'set' makes it the result's: from a generation's recipe and
-    from sampled animation alike."""
+def regeneration_source(source: str):
+    """(a body playing the action to regenerate, a pool, that action): an 80-frame mocap walk, or a generation."""
     walk = synthetic_walk(80)
     obj = keyed_body({"Mocap": walk})
-    pool = FakePool(ShotWorker(steps=1))
     src = bpy.data.actions["Mocap"]
     if source == "generation":
         src = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5,
                                    steps=10, bone_map="smpl22", start_frame=1,
                                    meta={"scheduler": "ddim", "rig": "smpl22"})
+    actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
+    return obj, FakePool(ShotWorker(steps=1)), src
+
+
+@pytest.mark.parametrize("source", ["generation", "animation"])
+def test_regenerate_parts_honours_the_scene_range_choice(source):
+    """'Keep' leaves the scene's frame range alone, 'set' makes it the result's: from a generation's recipe and
+    from sampled animation alike."""
+    obj, pool, src = regeneration_source(source)
     scene = bpy.context.scene
     for choice in ("keep", "set"):
         actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
@@ -417,15 +423,7 @@ def test_regenerate_parts_honours_the_scene_range_choice(source):
 def test_regenerate_parts_applies_to_the_scene_it_was_started_in(source):
     """The user switches scenes while the worker runs: the result's frame range (and fps) is the starting scene's,
     and the scene current at the end is left alone — from a generation's recipe and from sampled animation."""
-    walk = synthetic_walk(80)
-    obj = keyed_body({"Mocap": walk})
-    pool = FakePool(ShotWorker(steps=1))
-    src = bpy.data.actions["Mocap"]
-    if source == "generation":
-        src = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5,
-                                   steps=10, bone_map="smpl22", start_frame=1,
-                                   meta={"scheduler": "ddim", "rig": "smpl22"})
-        actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
+    obj, pool, _ = regeneration_source(source)
     started = bpy.context.scene
     started.frame_start, started.frame_end = 7, 500
     other = bpy.data.scenes.new("Other")

@@ -18,19 +18,13 @@ import time
 
 import numpy as np
 import pytest
+from fake_clock import hand_clock
 
 from salad_blender import protocol, worker_streams
 from salad_blender.worker_streams import MAX_STDERR_LINE, RequestWriter, _decode_event, _read_events, _read_stderr
 
 HANG = 30.0  # a hang guard only: every wait below ends on an event
 
-
-class Clock:
-    def __init__(self, now: float = 500.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 class Pipe:
@@ -69,9 +63,7 @@ def until(pred, what: str) -> None:
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(worker_streams, "time", c)
-    return c
+    return hand_clock(monkeypatch, worker_streams)
 
 
 # ------------------------------------------------------------------------ RequestWriter

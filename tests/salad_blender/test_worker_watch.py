@@ -8,6 +8,7 @@ without waiting: ``worker_watch.time`` is replaced by a clock the test moves.
 from __future__ import annotations
 
 import pytest
+from fake_clock import hand_clock
 
 from salad_blender import worker_watch
 from salad_blender.worker_watch import WorkerWatch
@@ -15,19 +16,10 @@ from salad_blender.worker_watch import WorkerWatch
 OK, PROBE = ("", ""), ("probe", "")
 
 
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
-
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock()
-    monkeypatch.setattr(worker_watch, "time", c)
-    return c
+    return hand_clock(monkeypatch, worker_watch)
 
 
 def test_the_limits_are_the_documented_ones():
