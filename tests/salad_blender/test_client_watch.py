@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 
 import pytest
 from fake_clock import hand_clock
@@ -194,6 +195,22 @@ def test_closing_with_and_without_a_reason(clock, killed):
     assert job.cancelled and job.error.message == "the worker was closed before the request finished"
     assert "reason" not in job.error.event and c.close_reason is None and job.error.event["id"] == job.id
     assert c.close() == -9  # closed already: its code again
+    assert [k for k in killed if k[0] == "shutdown"] == [("shutdown", 2.0), ("shutdown", 2.0)]  # 2 s of grace
+
+
+def test_close_returns_even_if_a_reader_thread_never_ends(killed):
+    """A reader kept alive (a process outside the worker's group holding its stdout) must not hang Blender's
+    close: each thread is waited for 5 s at most (a hang guard below, not a timing)."""
+    c = make_client()
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, daemon=True)
+    stuck.start()
+    c._threads = [stuck]
+    closer = threading.Thread(target=c.close, daemon=True)
+    closer.start()
+    closer.join(60.0)
+    release.set()
+    assert not closer.is_alive(), "close() waited for ever on a reader thread"
 
 
 # ------------------------------------------------------------------------ a job failed here (protocol_error)
