@@ -331,6 +331,22 @@ def test_stderr_lines_are_kept_decoded_and_echoed():
     echoed = []
     got = _stderr(b"one\r\ntwo\n\xff bad byte\nlast without newline", echoed.append)
     assert got == ["one", "two", "\ufffd bad byte", "last without newline"] and echoed == got
+    # only the line end goes: trailing blanks and letters stay
+    assert _stderr(b"table:\t \nsize MAX\r\n") == ["table:\t ", "size MAX"]
+
+
+def test_a_long_stderr_line_is_read_in_bounded_pieces():
+    """The rest of a runaway line is skipped piece by piece too (read whole it was 30 MB held at once)."""
+    asked = []
+
+    class Recording(io.BytesIO):
+        def readline(self, limit=-1):
+            asked.append(limit)
+            return super().readline(limit)
+
+    lines = collections.deque()
+    _read_stderr(Recording(b"x" * (10 * 4 * MAX_STDERR_LINE) + b"\nok\n"), lines, None)
+    assert list(lines)[-1] == "ok" and set(asked) == {4 * MAX_STDERR_LINE}
 
 
 def test_a_runaway_stderr_line_is_cut_and_its_rest_skipped():
