@@ -294,3 +294,15 @@ def test_the_cancel_map_ages_and_forgets(clock, killed):
     assert c.unanswered_cancel() == 3.0 and list(c._cancel_sent) == [b.id]
     c.cancel(b)  # asked again: the first time counts
     assert c.unanswered_cancel() == 3.0
+
+
+@pytest.mark.parametrize("op", ["hello", "version"])
+def test_a_hello_or_version_answer_is_checked_for_the_protocol(op, clock, killed):
+    c = make_client()
+    assert c.info == {"protocol": protocol.PROTOCOL_VERSION}  # the start's hello, read
+    job = c.submit({"op": op})
+    feed(c, {"id": job.id, "event": "result", "data": {"protocol": 99}})
+    assert job.error.code == protocol.PROTOCOL_MISMATCH and "speaks protocol 99" in job.error.message
+    other = c.submit({"op": "generate"})  # any other op's result is its own business
+    feed(c, {"id": other.id, "event": "result", "data": {"protocol": 99}})
+    assert other.error is None and other.result == {"protocol": 99}
