@@ -121,6 +121,25 @@ MODULES: dict[str, Module] = {
     # the scripted worker's tests only: test_shot_jobs.py runs the real worker (minutes per mutant)
     "shot_jobs": Module("salad_blender/shot_jobs.py", ("tests/salad_blender/test_shot_jobs_scripted.py",)),
     "shot_inputs": Module("salad_blender/shot_inputs.py", ("tests/salad_blender/test_shot_inputs.py",)),
+    # session 11: the reliability code of session 10. The scripted worker's tests (test_worker_reliability.py,
+    # a subprocess answering in milliseconds) and the fake-clock / in-memory-pipe unit tests
+    "worker_watch": Module("salad_blender/worker_watch.py", ("tests/salad_blender/test_worker_watch.py",
+                                                             "tests/salad_blender/test_worker_reliability.py")),
+    "worker_streams": Module("salad_blender/worker_streams.py", (
+        "tests/salad_blender/test_worker_streams.py",
+        "tests/salad_blender/test_worker_reliability.py",
+        "tests/salad_blender/test_audit5.py::test_a_corrupt_event_fails_its_job_and_the_client_keeps_reading")),
+    # the re-queue after worker_stopped / worker_exited: only these functions of motion_job.py are run
+    "requeue": Module("salad_blender/motion_job.py", ("tests/salad_blender/test_motion_job.py",
+                                                      "tests/salad_blender/test_worker_reliability.py"),
+                      functions=("_requeue", "requeuer", "restarter", "_worker_gone", "_worker_failed",
+                                 "_begin_again")),
+    # the client's side of it: the stuck check, dropping late answers of jobs failed here, closing with a reason
+    "client_watch": Module("salad_blender/client.py", ("tests/salad_blender/test_client_watch.py",
+                                                       "tests/salad_blender/test_worker_reliability.py"),
+                           functions=("_check_alive", "_dispatch", "_forget", "_closed_event", "close",
+                                      "unanswered_cancel")),
+    "kept_channels": Module("salad_blender/kept_channels.py", ("tests/salad_blender/test_keep_channels.py",)),
 }
 
 KILLED = {1, 3}  # mutmut exit codes: a test failed, pytest error
@@ -189,7 +208,11 @@ def run(name: str, mod: Module, budget: float, children: int, fresh: bool = Fals
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
     env.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *(again if retest else [])]
+    names = again if retest else _function_patterns(name, mod) if mod.functions else []
+    if mod.functions and not retest and not names:
+        print(f"== {name}: every mutant of {', '.join(mod.functions)} has a verdict", flush=True)
+        return
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names]
     print(f"== {name}: {mod.path} in {work} (budget {budget:.0f} s)", flush=True)
     # own process group: at the budget's end mutmut's fork server and test children stop with it
     proc = subprocess.Popen(["nice", "-n", "10", *cmd], cwd=work, env=env, start_new_session=True)
@@ -202,6 +225,24 @@ def run(name: str, mod: Module, budget: float, children: int, fresh: bool = Fals
               f"(run it again to resume)", flush=True)
 
 
+def _function_of(key: str) -> str:
+    """The function a mutant key belongs to: ``pkg.mod.x_name__mutmut_3`` → ``name``, a method's
+    ``pkg.mod.xǁClassǁname__mutmut_3`` → ``name``."""
+    mangled = key.rpartition(".")[2].partition("__mutmut_")[0]
+    return mangled.rpartition("ǁ")[2] if "ǁ" in mangled else mangled.removeprefix("x_")
+
+
+def _function_patterns(name: str, mod: Module) -> list[str]:
+    """mutmut ``run`` arguments that restrict a run to ``mod.functions``: on the first run patterns (they also
+    select the functions' tests), then the exact names of the mutants still without a verdict (mutmut re-runs
+    every mutant it is named, so naming all of them again would not resume)."""
+    meta = BUILD / name / "mutants" / (mod.path + ".meta")
+    if meta.exists():
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        return [k for k, v in codes.items() if v is None and _function_of(k) in mod.functions]
+    return [p for f in mod.functions for p in (f"*.x_{f}", f"*.x_{f}__mutmut_*", f"*ǁ{f}", f"*ǁ{f}__mutmut_*")]
+
+
 def score(name: str, mod: Module) -> dict | None:
     """Counts and survivors of a module's last run (None when it never ran)."""
     meta = BUILD / name / "mutants" / (mod.path + ".meta")
@@ -209,8 +250,7 @@ def score(name: str, mod: Module) -> dict | None:
         return None
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     if mod.functions:
-        codes = {k: v for k, v in codes.items()
-                 if any(k.split(".")[-1].startswith(f"x_{f}__mutmut_") for f in mod.functions)}
+        codes = {k: v for k, v in codes.items() if _function_of(k) in mod.functions}
     out = {"killed": [], "timeout": [], "survived": [], "no tests": [], "not checked": [], "other": []}
     verified = BUILD / name / "verified.json"
     whole = set(json.loads(verified.read_text())) if verified.exists() else set()

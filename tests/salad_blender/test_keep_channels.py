@@ -139,3 +139,194 @@ def test_the_scene_setting_decides_and_an_edit_keeps_the_chain(animated_rig, wal
         assert _curve(second, '["mood"]') is not None and said_first and not said_second
     finally:
         salad_blender.unregister()
+
+
+# ------------------------------------------------------------------------ the module's parts, one by one
+# (the tests above run whole results; these pin each rule: which curves are copied, the warning's wording,
+# the trimming of a curve to the result's frames)
+
+from salad_blender import kept_channels  # noqa: E402
+
+
+class _Points:
+    def __init__(self, keys):
+        self.keys = np.array(keys, dtype=np.float32).reshape(-1, 2)
+
+    def __len__(self):
+        return len(self.keys)
+
+    def foreach_get(self, name, out):
+        assert name == "co"
+        out[:] = self.keys.ravel()
+
+
+class _Curve:
+    """What ``split`` reads of an F-curve."""
+
+    def __init__(self, path, index=0, keys=((1, 0.5),), modifiers=()):
+        self.data_path, self.array_index = path, index
+        self.keyframe_points, self.modifiers = _Points(keys), list(modifiers)
+
+
+def test_a_bones_rotation_in_any_mode_is_one_channel():
+    for prop in ("rotation_quaternion", "rotation_euler", "rotation_axis_angle"):
+        assert kept_channels.channel(f'pose.bones["a.b"].{prop}', 2) == ('pose.bones["a.b"].rotation', -1)
+    assert kept_channels.channel('pose.bones["a"].location', 2) == ('pose.bones["a"].location', 2)
+    assert kept_channels.channel('pose.bones["a"].scale', 0) == ('pose.bones["a"].scale', 0)
+    assert kept_channels.channel('["rotation_euler"]', 1) == ('["rotation_euler"]', 1)
+
+
+def test_which_curves_are_copied():
+    bone = 'pose.bones["mixamorig:LeftHandIndex1"]'
+    held = 'pose.bones["Root \\"main\\""]'  # a held bone whose name needs escaping
+    curves = [
+        _Curve(f"{bone}.rotation_euler", 0),  # driven (the result keys its quaternion): not copied
+        _Curve(f"{bone}.scale", 1),  # not driven: copied
+        _Curve(f"{bone}.location", 0, keys=()),  # no keys: nothing to copy
+        _Curve('["mood"]'), _Curve('pose.bones["Other"]["grip"]'),
+        _Curve("location", 0), _Curve("location", 1), _Curve("rotation_quaternion", 0), _Curve("rotation_euler", 2),
+        _Curve("delta_scale", 0),
+        _Curve(f"{held}.location", 1, keys=((1, 0.0), (9, 0.2))),  # a held bone moved: said, not copied
+        _Curve(f"{held}.rotation_quaternion", 0, keys=((1, 1.0),)),  # at rest: not copied, not said
+        _Curve(f'{held}["ik_fk"]', 0),  # a held bone's custom property: copied
+        _Curve('pose.bones["Hips"].scale', 0, keys=((1, 2.0),)),  # held too, out of rest
+    ]
+    driven = {kept_channels.channel(f"{bone}.rotation_quaternion", 0)}
+    keep, transforms, held_keyed = kept_channels.split(curves, driven, ['Root "main"', "Hips"])
+    assert [(c.data_path, c.array_index) for c in keep] == [
+        (f"{bone}.scale", 1), ('["mood"]', 0), ('pose.bones["Other"]["grip"]', 0), (f'{held}["ik_fk"]', 0)]
+    assert transforms == ["location", "rotation", "delta scale"]  # each once, in the curves' order
+    assert held_keyed == ["Hips", 'Root "main"']  # sorted
+    keep, transforms, held_keyed = kept_channels.split(curves[10:12], set())  # no held bones: bone curves copied
+    assert len(keep) == 2 and transforms == [] and held_keyed == []
+
+
+@pytest.mark.parametrize("prop, index, rest", [
+    ("location", 2, 0.0), ("scale", 0, 1.0), ("rotation_euler", 1, 0.0),
+    ("rotation_quaternion", 0, 1.0), ("rotation_quaternion", 3, 0.0),
+    ("rotation_axis_angle", 2, 1.0), ("rotation_axis_angle", 0, 0.0), ("rotation_axis_angle", 1, 0.0),
+    ("rotation_axis_angle", 3, 0.0),
+])
+def test_a_held_bones_key_at_its_rest_value_is_not_reported(prop, index, rest):
+    path = f'pose.bones["Root"].{prop}'
+
+    def said(keys, modifiers=()):
+        return kept_channels.split([_Curve(path, index, keys, modifiers)], set(), ["Root"])[2] == ["Root"]
+
+    assert not said(((1, rest), (5, rest + 5e-7)))  # within 1e-6 of rest
+    assert said(((1, rest), (5, rest + 1e-5)))  # one key off rest
+    assert said(((1, rest + 0.5),))
+    assert said(((1, rest),), modifiers=["NOISE"])  # a modifier moves it
+
+
+def test_the_warning_names_what_no_longer_plays():
+    tail = ": they no longer play (the old Action is kept, with a fake user)"
+    w = kept_channels.transform_warning
+    assert w("A", ["location"]) == "'A' also keys the rig object's location" + tail
+    assert w("A", ["location", "scale"]) == "'A' also keys the rig object's location and scale" + tail
+    assert w("A", ["location", "rotation", "scale"]) == ("'A' also keys the rig object's location, rotation and "
+                                                         "scale" + tail)
+    assert w("A", [], ["Root"]) == "'A' also keys the transform of 'Root', which carries the body" + tail
+    assert w("A", [], ["a", "b"]) == "'A' also keys the transform of 'a' and 'b', which carry the body" + tail
+    assert w("A", ["scale"], list("abcd")) == ("'A' also keys the rig object's scale and the transform of 'a', 'b', "
+                                               "'c' and 'd', which carry the body" + tail)
+    assert w("A", [], list("abcdef")) == ("'A' also keys the transform of 'a', 'b', 'c', 'd' and 2 more, which carry "
+                                          "the body" + tail)
+    assert w("A", [], list("abcde")).startswith("'A' also keys the transform of 'a', 'b', 'c', 'd' and 1 more,")
+
+
+def _bezier(action, path, keys):
+    fc = actions.FCurveSink(action, "Rig").new(path, 0, "")
+    for f, v in keys:
+        fc.keyframe_points.insert(f, v)
+    fc.update()
+    return fc
+
+
+def _frames(fc):
+    return [round(k.co[0], 4) for k in fc.keyframe_points]
+
+
+def test_a_curve_is_trimmed_to_the_result_and_plays_as_before_inside(scene):
+    act = bpy.data.actions.new("User")
+    src = _bezier(act, '["a"]', [(0, 0.0), (20, 0.8), (50, -0.4), (100, 0.3)])
+    src.extrapolation = "LINEAR"
+    src.mute = src.lock = src.hide = True
+    src.color_mode = "AUTO_RGB"  # (new curves: AUTO_RAINBOW)
+    k = src.keyframe_points[1]  # a segment inside the range (20-50): copied as it is
+    k.interpolation, k.easing, k.back = "BACK", "EASE_IN", 2.5
+    src.keyframe_points[1].handle_right_type = "VECTOR"
+    src.update()
+    dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+    kept_channels.copy_trimmed(src, dst, 10.0, 80.0)
+    assert _frames(dst) == [10.0, 20.0, 50.0, 80.0]
+    at = np.arange(10.0, 80.01, 0.25)
+    assert np.abs([dst.evaluate(f) - src.evaluate(f) for f in at]).max() < 1e-4
+    assert (dst.extrapolation, dst.mute, dst.lock, dst.hide) == ("LINEAR", True, True, True)
+    assert dst.color_mode == "AUTO_RGB"
+    inside = dst.keyframe_points[1]
+    assert (inside.interpolation, inside.easing, inside.back) == ("BACK", "EASE_IN", 2.5)
+    assert dst.keyframe_points[1].handle_right_type == "VECTOR"
+    for i in (0, 3):  # the boundary keys' handles are frozen where the insert put them
+        assert (dst.keyframe_points[i].handle_left_type, dst.keyframe_points[i].handle_right_type) == ("FREE", "FREE")
+
+
+def test_a_range_on_keys_adds_none_and_keeps_both_ends(scene):
+    act = bpy.data.actions.new("User")
+    src = _bezier(act, '["a"]', [(0, 0.0), (20, 0.8), (50, -0.4), (100, 0.3)])
+    for start, end in ((20.0, 50.0), (20.00005, 49.99995)):  # within 1e-4 of a key is on it
+        dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+        kept_channels.copy_trimmed(src, dst, start, end)
+        assert _frames(dst) == [20.0, 50.0], (start, end)
+        assert [k.co[1] for k in dst.keyframe_points] == pytest.approx([0.8, -0.4])
+    dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+    kept_channels.copy_trimmed(src, dst, 19.9, 50.1)  # just outside: keys of their own, the old ones inside
+    assert _frames(dst) == [19.9, 20.0, 50.0, 50.1]
+
+
+def test_the_curves_auto_smoothing_is_copied(scene):
+    act = bpy.data.actions.new("User")
+    src = _bezier(act, '["a"]', [(0, 0.0), (100, 1.0)])
+    src.auto_smoothing = "NONE"  # new curves: CONT_ACCEL (the preference's default)
+    dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+    kept_channels.copy_trimmed(src, dst, 10.0, 80.0)
+    assert dst.auto_smoothing == "NONE"  # (its values: the known bug below)
+
+
+@pytest.mark.xfail(strict=True, reason="known, not fixed (session 11): a segment that crosses a boundary with an "
+                   "easing interpolation (Back, Sine, ...) is reshaped by the boundary key (0.13 on a 0.7 swing), "
+                   "and a curve with auto smoothing 'None' (the preference's default is Continuous Acceleration) "
+                   "changes shape near the boundaries (0.024 here; 0.049 on a two-key 0-1 ramp trimmed to 10-80)")
+@pytest.mark.parametrize("case", ["eased", "no-smoothing"])
+def test_a_trimmed_curve_plays_as_before_whatever_its_segments(scene, case):
+    act = bpy.data.actions.new("User")
+    src = _bezier(act, '["a"]', [(0, 0.0), (20, 0.8), (50, -0.4), (100, 0.3)])
+    if case == "eased":
+        src.keyframe_points[2].interpolation = "BACK"  # the segment 50-100 crosses the end, 80
+    else:
+        src.auto_smoothing = "NONE"
+    src.update()
+    dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+    kept_channels.copy_trimmed(src, dst, 10.0, 80.0)
+    assert np.abs([dst.evaluate(f) - src.evaluate(f) for f in np.arange(10.0, 80.01, 0.25)]).max() < 1e-4
+
+
+def test_a_key_whose_value_equals_a_boundary_frame_is_not_a_key_on_it(scene):
+    """Frames and values share one flat array: only the frames say whether a boundary already has a key."""
+    act = bpy.data.actions.new("User")
+    src = _bezier(act, '["a"]', [(0, 0.0), (5, 10.0), (30, 0.0)])
+    dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+    kept_channels.copy_trimmed(src, dst, 10.0, 20.0)
+    assert _frames(dst) == [10.0, 20.0]
+    assert [k.co[1] for k in dst.keyframe_points] == pytest.approx([src.evaluate(10.0), src.evaluate(20.0)])
+
+
+def test_a_curve_with_modifiers_is_baked_one_linear_key_per_frame(scene):
+    act = bpy.data.actions.new("User")
+    src = _bezier(act, '["a"]', [(0, 0.0), (10, 1.0)])
+    src.modifiers.new("CYCLES")
+    dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
+    kept_channels.copy_trimmed(src, dst, 2.5, 25.5)
+    assert _frames(dst) == list(np.arange(2.0, 27.0))  # floor(start) .. ceil(end)
+    assert [k.co[1] for k in dst.keyframe_points] == pytest.approx([src.evaluate(f) for f in range(2, 27)], abs=1e-6)
+    assert {k.interpolation for k in dst.keyframe_points} == {"LINEAR"} and len(dst.modifiers) == 0

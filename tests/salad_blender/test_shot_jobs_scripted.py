@@ -172,6 +172,8 @@ def test_regenerate_parts_of_a_generation_and_of_mocap(pool):
     ("short_inbetween", r"The action 'Short' is 0.80 s long; in-betweening to it needs at least 1 s"),
     ("no_b", "Pick both actions"),
     ("no_part", "No body part selected"),
+    ("short_regenerate", r"^The action 'Short' is 0.80 s long; regenerating its parts needs at least 2 s of it \(the "
+                         r"model's shortest clip\)\.$"),
     ("no_continue_prompt", "Type a prompt for the continuation"),
     ("no_armature", "Select an armature with an animation to continue"),
 ])
@@ -190,6 +192,8 @@ def test_bad_input_changes_nothing_and_sends_nothing(pool, case, pattern):
                                                              pool=pool),
         "no_b": lambda: shot_jobs.start_inbetween(CONFIG, obj, bpy.data.actions["Walk"], None, "turn", 1.0, pool=pool),
         "no_part": lambda: shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", [], pool=pool),
+        "short_regenerate": lambda: shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["arms"],
+                                                                     action=bpy.data.actions["Short"], pool=pool),
         "no_continue_prompt": lambda: shot_jobs.start_continue(CONFIG, obj, "  ", 2.0, pool=pool),
         "no_armature": lambda: shot_jobs.start_continue(CONFIG, None, "a person runs", 2.0, pool=pool),
     }
@@ -386,18 +390,24 @@ def test_a_reroll_and_a_regeneration_fill_in_what_the_parents_metadata_leaves_ou
         assert meta["salad_source_action"] == gen.name
 
 
-@pytest.mark.parametrize("source", ["generation", "animation"])
-def test_regenerate_parts_honours_the_scene_range_choice(source):
-    """'Keep' leaves the scene's frame range alone, 'set' makes it the result's: from a generation's recipe and
-    from sampled animation alike."""
+def regeneration_source(source: str):
+    """(a body playing the action to regenerate, a pool, that action): an 80-frame mocap walk, or a generation."""
     walk = synthetic_walk(80)
     obj = keyed_body({"Mocap": walk})
-    pool = FakePool(ShotWorker(steps=1))
     src = bpy.data.actions["Mocap"]
     if source == "generation":
         src = actions.apply_motion(obj, walk, prompt="a person walks", seed=3, model="demo", guidance=2.5,
                                    steps=10, bone_map="smpl22", start_frame=1,
                                    meta={"scheduler": "ddim", "rig": "smpl22"})
+    actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
+    return obj, FakePool(ShotWorker(steps=1)), src
+
+
+@pytest.mark.parametrize("source", ["generation", "animation"])
+def test_regenerate_parts_honours_the_scene_range_choice(source):
+    """'Keep' leaves the scene's frame range alone, 'set' makes it the result's: from a generation's recipe and
+    from sampled animation alike."""
+    obj, pool, src = regeneration_source(source)
     scene = bpy.context.scene
     for choice in ("keep", "set"):
         actions.assign_action(obj, src, src.slots[0] if hasattr(src, "slots") else None)
@@ -407,3 +417,20 @@ def test_regenerate_parts_honours_the_scene_range_choice(source):
         assert metadata.shot_recipe(metadata.action_meta(new))["source"] == source
         want = (7, 500) if choice == "keep" else (1, int(round(new.frame_range[1])))
         assert (scene.frame_start, scene.frame_end) == want and new.frame_range[1] < 200, choice
+
+
+@pytest.mark.parametrize("source", ["generation", "animation"])
+def test_regenerate_parts_applies_to_the_scene_it_was_started_in(source):
+    """The user switches scenes while the worker runs: the result's frame range (and fps) is the starting scene's,
+    and the scene current at the end is left alone — from a generation's recipe and from sampled animation."""
+    obj, pool, _ = regeneration_source(source)
+    started = bpy.context.scene
+    started.frame_start, started.frame_end = 7, 500
+    other = bpy.data.scenes.new("Other")
+    other.render.fps, other.frame_start, other.frame_end = 30, 3, 33
+    job = shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["head"], sampling=FAST, pool=pool)
+    with bpy.context.temp_override(scene=other):
+        new = run(job)
+    assert (started.frame_start, started.frame_end) == (1, int(round(new.frame_range[1])))
+    assert (other.frame_start, other.frame_end) == (3, 33)
+    assert new.frame_range[1] <= 80  # keyed at the starting scene's 20 fps (at 30 fps: past 110)
