@@ -117,6 +117,7 @@ def test_the_unread_clock_starts_when_the_hello_was_answered(clock, killed):
 def test_a_silent_worker_with_a_request_in_flight_gets_one_hello_probe(clock, killed):
     c = make_client()
     job = c.submit({"op": "generate"})
+    feed(c)  # the first poll with a request in flight starts the silence clock
     clock.now += worker_watch.SILENCE + 0.5
     feed(c)
     assert ops(c)[-1] == ("hello", None)
@@ -133,6 +134,7 @@ def test_a_silent_worker_with_a_request_in_flight_gets_one_hello_probe(clock, ki
 def test_the_probe_alone_is_not_a_request_in_flight(clock, killed):
     c = make_client()
     job = c.submit({"op": "generate"})
+    feed(c)  # the first poll with a request in flight starts the silence clock
     clock.now += worker_watch.SILENCE + 0.5
     feed(c)
     feed(c, {"id": job.id, "event": "result", "data": {}})  # the job ends; the probe is still out
@@ -146,6 +148,7 @@ def test_the_probe_alone_is_not_a_request_in_flight(clock, killed):
 def test_a_silent_worker_that_does_not_answer_the_probe_is_killed_and_its_jobs_say_why(clock, killed):
     c = make_client()
     job = c.submit({"op": "generate"})
+    feed(c)  # the first poll with a request in flight starts the silence clock
     clock.now += worker_watch.SILENCE + 0.5
     feed(c)
     clock.now += worker_watch.PROBE_WAIT + 0.5

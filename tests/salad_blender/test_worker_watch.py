@@ -38,6 +38,7 @@ def test_a_request_unread_for_more_than_ten_seconds_is_stuck_at_once(clock):
 def test_silence_in_flight_is_probed_once_then_given_up_after_the_probe_wait(clock):
     w = WorkerWatch()
     start = clock.now
+    assert w.check(True, 0.0) == OK  # the first check with a request in flight starts the silence clock
     clock.now = start + 15.0
     assert w.check(True, 0.0) == OK  # 15 s of silence: not yet
     assert w.probe_sent is None
@@ -54,6 +55,7 @@ def test_silence_in_flight_is_probed_once_then_given_up_after_the_probe_wait(clo
 
 def test_any_event_answers_the_probe_and_restarts_the_silence(clock):
     w = WorkerWatch()
+    assert w.check(True, 0.0) == OK
     clock.now += 16.0
     assert w.check(True, 0.0) == PROBE
     clock.now += 5.0
@@ -67,20 +69,25 @@ def test_any_event_answers_the_probe_and_restarts_the_silence(clock):
 
 def test_idle_silence_is_no_sign(clock):
     w = WorkerWatch()
+    assert w.check(True, 0.0) == OK  # a job runs
+    clock.now += 5.0
+    assert w.check(False, 0.0) == OK  # it ends: the last poll (nothing polls while no job runs)
     clock.now += 100.0
-    assert w.check(False, 0.0) == OK
-    assert w.heard == clock.now  # an idle check restarts the clock
+    assert w.check(True, 0.0) == OK  # a request after 100 s idle: no probe at once
+    assert (w.heard, w.probe_sent) == (clock.now, None)
     clock.now += 15.0
-    assert w.check(True, 0.0) == OK  # a request sent now gets its full 15 s
+    assert w.check(True, 0.0) == OK  # it gets its full 15 s
     clock.now += 0.5
     assert w.check(True, 0.0) == PROBE
 
 
 def test_going_idle_forgets_a_probe_in_flight(clock):
     w = WorkerWatch()
+    assert w.check(True, 0.0) == OK
     clock.now += 16.0
     assert w.check(True, 0.0) == PROBE
     assert w.check(False, 0.0) == OK  # the request ended (cancelled): the probe is not waited for
-    assert w.probe_sent is None
+    clock.now += 100.0
+    assert w.check(True, 0.0) == OK  # a new request: the old probe is forgotten, the silence counts from now
     clock.now += 15.5
     assert w.check(True, 0.0) == PROBE  # a new silence, a new probe; not "stuck" for the old one
