@@ -187,3 +187,50 @@ def test_the_status_bar_redraw_reaches_blender(addon, monkeypatch):  # noqa: F81
     assert published == []
     runner.redraw(status_bar=True)
     assert published == [(bpy.types.Window, "view_layer")]
+
+
+@pytest.mark.parametrize("job", ["generate", "import_video"])
+@pytest.mark.parametrize("renamed", ["other", "both"])
+def test_renaming_the_other_selected_rigs_while_a_job_runs_keeps_the_result(addon, job, renamed):  # noqa: F811
+    """Apply to all selected: the other armatures were found by name only, so renaming one while the worker ran
+    failed the whole job. Each now gets its own new Action, found again as the main rig is."""
+    RUNNER.motion = None
+    hero = armature.create_smpl22_armature("SALAD Body", synthetic_walk(8), with_mesh=False)
+    extra = armature.create_smpl22_armature("SALAD Body.001", synthetic_walk(8), with_mesh=False)
+    for o in (hero, extra):
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = hero
+    s = bpy.context.scene.salad
+    s.prompt, s.target, s.rig_preset, s.all_selected = "a person walks", "SELECTED", "AUTO", True
+    if job == "generate":
+        assert bpy.ops.salad.generate() == {"FINISHED"}  # the UI path: in the background
+    else:
+        clip = __import__("testdata").DATA / "video" / "walk_turn_left_front.mp4"
+        assert bpy.ops.salad.import_video(filepath=str(clip), clean_up=False) == {"FINISHED"}
+    extra.name = "Sidekick"
+    if renamed == "both":
+        hero.name = "Hero"
+    run_timer()
+    assert RUNNER.motion.state == "done", RUNNER.motion.message
+    played = [o.animation_data.action for o in (hero, extra)]
+    assert all(a is not None and a.name.startswith("SALAD: ") for a in played) and played[0] != played[1]
+    assert sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE") == sorted([hero.name, "Sidekick"])
+
+
+def test_a_selected_rig_deleted_while_the_job_runs_fails_cleanly(addon):  # noqa: F811
+    """The other rig gone (deleted or undone): a clear failure, and the main rig keeps what it played."""
+    RUNNER.motion = None
+    hero = armature.create_smpl22_armature("Hero", synthetic_walk(8), with_mesh=False)
+    extra = armature.create_smpl22_armature("Sidekick", synthetic_walk(8), with_mesh=False)
+    for o in (hero, extra):
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = hero
+    s = bpy.context.scene.salad
+    s.prompt, s.target, s.rig_preset, s.all_selected = "a person walks", "SELECTED", "AUTO", True
+    actions_before = set(bpy.data.actions)
+    assert bpy.ops.salad.generate() == {"FINISHED"}
+    bpy.data.objects.remove(extra)
+    run_timer()
+    assert RUNNER.motion.state == "failed"
+    assert "The selected armature 'Sidekick' was deleted (or undone)" in RUNNER.motion.message
+    assert set(bpy.data.actions) == actions_before and getattr(hero.animation_data, "action", None) is None
