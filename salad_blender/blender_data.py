@@ -80,17 +80,12 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
             raise JobError(f"The armature '{target.armature}' was deleted (or undone) while the motion was "
                            "generated; nothing was changed.")
         rig = target.rig
-    others = [] if target.kind == "new" else list(target.others)
+    others = [] if target.kind == "new" else others_found(target)
     made: list[bpy.types.Action] = []
-    before = playing([obj.name, *others]) if target.kind != "new" else {}
+    before = playing([obj, *(o for o, _ in others)]) if target.kind != "new" else []
     scene_range = scene.frame_start, scene.frame_end
     try:
-        for o, o_rig, o_place in [(obj, rig, placement), *((n, target.other_rigs.get(n, rig), None) for n in others)]:
-            if isinstance(o, str):
-                o = bpy.data.objects.get(o)
-                if o is None:
-                    raise JobError("A selected armature was deleted or renamed while the motion was generated; "
-                                   "nothing was changed.")
+        for o, o_rig, o_place in [(obj, rig, placement), *((o, o_rig, None) for o, o_rig in others)]:
             made.append(actions.apply_motion(
                 o, joints, prompt=prompt, name=name, seed=int(meta.get("seed", 0)), model=model,
                 guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
@@ -112,20 +107,31 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
     return action
 
 
-def playing(names: list[str]) -> dict[str, tuple]:
-    """(action, slot) each named armature plays now, to give back after a failed apply."""
-    out = {}
-    for n in names:
-        ad = getattr(bpy.data.objects.get(n), "animation_data", None)
-        out[n] = (ad.action, getattr(ad, "action_slot", None)) if ad is not None else (None, None)
+def others_found(target: Target) -> list[tuple[bpy.types.Object, str | dict[str, str]]]:
+    """The other armatures of 'All Selected' (each found again, even renamed meanwhile) and their rigs."""
+    out = []
+    for n in target.others:
+        o = find_again(target.other_ref(n), n, bpy.data.objects)
+        if o is None:
+            raise JobError(f"The selected armature '{n}' was deleted (or undone) while the motion was generated; "
+                           "nothing was changed.")
+        out.append((o, target.other_rigs.get(n, target.rig)))
     return out
 
 
-def undo_actions(made: list[bpy.types.Action], before: dict[str, tuple]) -> None:
+def playing(objs: list[bpy.types.Object]) -> list[tuple[bpy.types.Object, Any, Any]]:
+    """(armature, action, slot) each armature plays now, to give back after a failed apply."""
+    out = []
+    for o in objs:
+        ad = getattr(o, "animation_data", None)
+        out.append((o, *((ad.action, getattr(ad, "action_slot", None)) if ad is not None else (None, None))))
+    return out
+
+
+def undo_actions(made: list[bpy.types.Action], before: list[tuple[bpy.types.Object, Any, Any]]) -> None:
     """Remove the actions a half-done apply created; each armature gets back what it played."""
-    for n, (act, slot) in before.items():
-        obj = bpy.data.objects.get(n)
-        ad = obj.animation_data if obj is not None else None
+    for obj, act, slot in before:
+        ad = obj.animation_data
         if ad is not None and ad.action in made:
             ad.action = act
             if slot is not None and hasattr(ad, "action_slot"):

@@ -131,6 +131,11 @@ class Target:
     other_rigs: dict[str, str | dict[str, str]] = field(default_factory=dict)  # resolved rig of each other
     armature_ref: Any = field(default=None, compare=False, repr=False)  # the object itself: found after a rename
     scene_ref: Any = field(default=None, compare=False, repr=False)  # the scene itself, likewise
+    other_refs: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # the ``others`` themselves, in order
+
+    def other_ref(self, name: str) -> Any:
+        """The object of the other armature ``name`` (None when a script gave its name only)."""
+        return dict(zip(self.others, self.other_refs, strict=False)).get(name)
 
 
 def split_words(prompt: str) -> list[str]:

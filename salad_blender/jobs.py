@@ -161,13 +161,14 @@ def check_target(target: Target) -> None:
     worker runs. Sets ``target.rig``, ``target.other_rigs`` and ``target.scene``.
     """
     if target.kind == "armature":
-        name, mapping = check_rig(bpy.data.objects.get(target.armature) if target.armature else None,
-                                  target.rig)
+        name, mapping = check_rig(find_again(target.armature_ref, target.armature, bpy.data.objects)
+                                  if target.armature else None, target.rig)
         preset = target.rig
         target.rig = mapping if name == "custom" else name  # edits reuse what auto-detection found
-        target.others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
-        for other in target.others:  # apply to all selected armatures: each checked now, each its own rig
-            o_name, o_map = check_rig(bpy.data.objects.get(other), preset)
+        others = tuple(n for n in dict.fromkeys(target.others) if n != target.armature)
+        target.others, target.other_refs = others, tuple(target.other_ref(n) for n in others)
+        for other, ref in zip(others, target.other_refs, strict=True):  # all selected armatures: each checked now
+            o_name, o_map = check_rig(find_again(ref, other, bpy.data.objects), preset)
             target.other_rigs[other] = o_map if o_name == "custom" else o_name
     elif target.kind != "new":
         raise JobError(f"Unknown target '{target.kind}'.")

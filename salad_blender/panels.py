@@ -15,7 +15,7 @@ import bpy
 
 from . import heatmap, metadata, preferences, rigs, ui_state
 from .armature import rig_rest_from_object
-from .runner import RUNNER, cancel_button, draw_progress
+from .runner import RUNNER, cancel_button, draw_progress, status_progress
 from .settings import active_prompt, active_rig, selected_armatures
 
 _HAS_PLACEHOLDER = "placeholder" in bpy.types.UILayout.bl_rna.functions["prop"].parameters.keys()
@@ -390,18 +390,19 @@ class SALAD_PT_attention(_SaladPanel, bpy.types.Panel):
 
 
 def draw_status(self, context: bpy.types.Context) -> None:
-    """Status-bar progress while a SALAD job runs."""
-    for slot in ("motion", "check", "setup"):
-        job = getattr(RUNNER, slot)
-        if job is not None and not job.finished:
-            row = self.layout.row(align=True)
-            row.label(text="SALAD")
-            if hasattr(row, "progress"):
-                row.progress(factor=float(job.progress), type="BAR", text=f"{job.progress * 100:.0f}%")
-            else:
-                row.label(text=f"{job.progress * 100:.0f}%")
-            cancel_button(row, slot)
-            return
+    """Status-bar progress while a SALAD job runs (redrawn when :func:`runner.status_progress` changes)."""
+    shown = status_progress(RUNNER)
+    if shown is None:
+        return
+    slot, pct = shown
+    job = getattr(RUNNER, slot)
+    row = self.layout.row(align=True)
+    row.label(text="SALAD")
+    if hasattr(row, "progress"):
+        row.progress(factor=float(job.progress), type="BAR", text=f"{pct}%")
+    else:
+        row.label(text=f"{pct}%")
+    cancel_button(row, slot)
 
 
 classes = (SALAD_PT_generate, SALAD_PT_generate_sampling, SALAD_PT_generate_result, SALAD_PT_edit,

@@ -26,6 +26,7 @@ class Runner:
         self.setup: setup_env.SetupJob | None = None
         self.download: setup_env.SetupJob | None = None
         self.serials = dict.fromkeys(self.SLOTS, 0)  # jobs started in each slot: a Cancel button names its own
+        self.status_shown: tuple[str, int] | None = None  # what the status bar was last asked to show
 
     def busy(self, slot: str = "motion") -> bool:
         job = getattr(self, slot)
@@ -54,7 +55,9 @@ class Runner:
                     self.finished(slot, job, notify=True)
                 else:
                     running = True
-        redraw()
+        shown = status_progress(self)
+        redraw(status_bar=shown != self.status_shown)
+        self.status_shown = shown
         return POLL_INTERVAL if running else None
 
     def finished(self, slot: str, job, notify: bool = False) -> None:  # noqa: ANN001
@@ -84,6 +87,26 @@ class Runner:
 
 
 RUNNER = Runner()
+
+
+STATUS_SLOTS = ("motion", "check", "setup")  # the jobs the status bar shows, first running one wins
+
+
+def status_progress(runner: Runner) -> tuple[str, int] | None:
+    """What the status bar shows: (slot, whole percent) of the first running job, None when none runs.
+
+    The status bar is redrawn only when this changes: it is not one of the window's areas (see :func:`redraw`).
+    """
+    for slot in STATUS_SLOTS:
+        job = getattr(runner, slot)
+        if job is not None and not job.finished:
+            return slot, percent(job.progress)
+    return None
+
+
+def percent(factor: float) -> int:
+    """The whole percent a progress bar shows for ``factor`` (0..1)."""
+    return round(float(factor) * 100)
 
 
 def job_report_level(state: str) -> str:
@@ -138,11 +161,18 @@ class _window_context:
             self._cm.__exit__(*exc)
 
 
-def redraw() -> None:
-    """Ask the areas that show SALAD state to redraw (progress, messages)."""
+def redraw(status_bar: bool = False) -> None:
+    """Ask the areas that show SALAD state to redraw (progress, messages); with ``status_bar`` the status bar too.
+
+    Why the status bar apart: it is a window's global area, not in ``screen.areas`` (seen in Blender 4.3: tagging
+    every area there never redrew it, so it showed 0% while the panel showed 97%). Python has no handle on it;
+    it redraws on the message bus's ``Window.view_layer``, which only tags regions for redraw.
+    """
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
+    if status_bar:
+        bpy.msgbus.publish_rna(key=(bpy.types.Window, "view_layer"))
     for win in wm.windows:
         for area in win.screen.areas:
             if area.type in ("VIEW_3D", "PREFERENCES", "STATUSBAR", "IMAGE_EDITOR"):
@@ -162,9 +192,9 @@ def draw_progress(layout: bpy.types.UILayout, factor: float, text: str = "", can
         col.label(text=line)
     row = col.row(align=True)
     if hasattr(row, "progress"):
-        row.progress(factor=float(factor), type="BAR", text=f"{factor * 100:.0f}%")
+        row.progress(factor=float(factor), type="BAR", text=f"{percent(factor)}%")
     else:
-        row.label(text=f"{factor * 100:.0f}%")
+        row.label(text=f"{percent(factor)}%")
     if cancel:
         cancel_button(row, cancel)
 

@@ -189,17 +189,28 @@ def target_from(context: bpy.types.Context, s: SALAD_PG_settings) -> Target:
     opts = result_options(context, s)
     opts.pop("location", None), opts.pop("collection", None)
     return Target(kind="armature", armature=obj.name if obj is not None else "", armature_ref=obj, rig=rig,
-                  pin_feet=s.pin_feet, others=selected_armatures(context) if s.all_selected else (), **opts)
+                  pin_feet=s.pin_feet, **others_of(context, s.all_selected), **opts)
+
+
+def others_of(context, all_selected: bool) -> dict:  # noqa: ANN001 - bpy.types.Context or a stand-in
+    """Target fields of 'All Selected': the other armatures' names and the objects themselves (renames)."""
+    rigs = selected_armature_objects(context) if all_selected else ()
+    return {"others": tuple(r.name for r in rigs), "other_refs": rigs}
+
+
+def selected_armature_objects(context) -> tuple:  # noqa: ANN001 - bpy.types.Context or a stand-in
+    """The armatures the selection means (selected armatures, rigs of selected meshes), in order."""
+    out: list = []
+    for obj in getattr(context, "selected_objects", None) or ():
+        rig = ui_state.armature_of(obj)
+        if getattr(rig, "type", "") == "ARMATURE" and rig not in out:
+            out.append(rig)
+    return tuple(out)
 
 
 def selected_armatures(context) -> tuple[str, ...]:  # noqa: ANN001 - bpy.types.Context or a stand-in
-    """Names of the armatures the selection means (selected armatures, rigs of selected meshes), in order."""
-    out: list[str] = []
-    for obj in getattr(context, "selected_objects", None) or ():
-        rig = ui_state.armature_of(obj)
-        if getattr(rig, "type", "") == "ARMATURE" and rig.name not in out:
-            out.append(rig.name)
-    return tuple(out)
+    """Names of the armatures the selection means, in order."""
+    return tuple(r.name for r in selected_armature_objects(context))
 
 
 classes = (SALAD_PG_settings,)

@@ -16,7 +16,7 @@ from typing import Any
 
 import bpy
 
-from .blender_data import place_motion
+from .blender_data import find_again, place_motion
 from .inputs import JobError, Target, check_model
 from .jobs import check_target
 from .motion_job import MotionJob, requeuer, restarter
@@ -63,7 +63,7 @@ def start_import_video(config: WorkerConfig, path: str, target: Target, *, fov: 
     full = check_video_path(path, fov)
     if clean_up is not None and not 0.0 < clean_up <= 1.0:
         raise JobError("The clean-up strength must be within 0 … 1 (0.6 is the tested setting).")
-    if target.kind == "armature" and bpy.data.objects.get(target.armature or "") is None:
+    if target.kind == "armature" and find_again(target.armature_ref, target.armature or "", bpy.data.objects) is None:
         raise JobError("Select the armature that should play the video's motion, or choose 'New body'.")
     check_target(target)  # a cube, a wrong preset or a selected rig that cannot take it: said now, not after the video
     # Only the clean-up uses the model: reading the video alone works with a model folder that is gone.
