@@ -104,10 +104,11 @@ def copy_trimmed(src: bpy.types.FCurve, dst: bpy.types.FCurve, start: float, end
 
     Keys inside are copied as they are (handles, handle types, interpolation, easing, the curve's auto
     smoothing); each boundary frame gets a key on the user's curve. A segment the boundary cuts keeps its shape:
-    a Bézier one is split exactly (de Casteljau), an easing one (Back, Sine...) is baked to Bézier keys, one per
-    frame (cubic Hermite: within 1e-6 on a smooth easing). Handles whose automatic value would change now that a
-    neighbour is gone are frozen (made Free) where the user's curve had them. A curve with modifiers (noise,
-    cycles...) is baked: one linear key per frame with the value the modifiers gave.
+    a Bézier one is split exactly (de Casteljau); an easing one (Back, Sine...), or a Bézier piece whose handles
+    cross in time, is baked to Bézier keys, one per frame or finer (cubic Hermite: within 1e-5). Handles whose
+    automatic value would change now that a neighbour is gone are frozen (made Free) where the user's curve had
+    them. A curve with modifiers (noise, cycles...) is baked: one linear key per frame with the value the
+    modifiers gave.
     """
     for attr in ("extrapolation", "color_mode", "auto_smoothing", "mute", "hide", "lock"):
         if hasattr(src, attr):
@@ -167,11 +168,12 @@ def _trimmed(src: bpy.types.FCurve, keys: list[dict], start: float, end: float) 
         a, b = keys[i - 1], keys[i]
         _lost_neighbour(b if at_start else a, "left" if at_start else "right")
         interp = a["interpolation"]
-        if interp == _BEZIER:
-            new = [_split(a, b, frame)]
+        piece = _split(a, b, frame, at_start) if interp == _BEZIER else None
+        if piece is not None:
+            new = [piece]
         elif interp in (_CONSTANT, _LINEAR):
             new = [_new_key(a, frame, a["co"][1] if interp == _CONSTANT else src.evaluate(frame), interp)]
-        else:  # an easing: no Bézier holds a piece of it, bake that piece
+        else:  # an easing, or a Bézier piece one segment cannot hold: bake that piece
             lo, hi = (frame, min(end, b["co"][0])) if at_start else (a["co"][0], frame)
             new = _baked(src, a, b, lo, hi)
             if not at_start:  # a starts the baked piece
@@ -207,9 +209,10 @@ def _new_key(like: dict, frame: float, value: float, interpolation: int) -> dict
             "interpolation": interpolation, "handle_left_type": _FREE, "handle_right_type": _FREE}
 
 
-def _split(a: dict, b: dict, frame: float) -> dict:
+def _split(a: dict, b: dict, frame: float, keep_right: bool) -> dict | None:
     """The key that splits the Bézier segment ``a``-``b`` at ``frame`` without changing its shape (de Casteljau);
-    ``a``'s right and ``b``'s left handles are shortened to match."""
+    ``a``'s right and ``b``'s left handles are shortened to match. None (nothing changed) if a handle of the kept
+    piece would reach past its other key: Blender would shorten it (handles that cross in time)."""
     p0, p1, p2, p3 = a["co"], a["handle_right"].copy(), b["handle_left"].copy(), b["co"]
     span = p3[0] - p0[0]  # Blender's evaluation shortens a handle that reaches past the other key
     if abs(p1[0] - p0[0]) > span:
@@ -225,6 +228,10 @@ def _split(a: dict, b: dict, frame: float) -> dict:
     p01, p12, p23 = p0 + u * (p1 - p0), p1 + u * (p2 - p1), p2 + u * (p3 - p2)
     p012, p123 = p01 + u * (p12 - p01), p12 + u * (p23 - p12)
     mid = p012 + u * (p123 - p012)
+    kept = (mid, p123, p23, p3) if keep_right else (p0, p01, p012, mid)
+    span = kept[3][0] - kept[0][0]
+    if kept[1][0] - kept[0][0] > span or kept[3][0] - kept[2][0] > span:
+        return None
     a["handle_right"], b["handle_left"] = p01, p23
     key = _new_key(a, frame, mid[1], _BEZIER)
     key["handle_left"], key["handle_right"] = p012, p123

@@ -294,11 +294,11 @@ def test_the_curves_auto_smoothing_is_copied(scene):
 
 
 @pytest.mark.parametrize("case", ["eased", "elastic", "no-smoothing", "vector", "long-handles",
-                                  "past-the-keys"])
+                                  "crossing-handles", "past-the-keys"])
 def test_a_trimmed_curve_plays_as_before_whatever_its_segments(scene, case):
-    """Boundaries that cut a segment: Bézier split exactly (handles that reach past the other key shortened first),
-    easing baked (Elastic needs sub-frame keys), a neighbour's automatic or vector handles frozen, a range past
-    the last key on a linear extrapolation."""
+    """Boundaries that cut a segment: Bézier split exactly (handles that reach past the other key shortened first);
+    easing, or a Bézier piece whose handles cross, baked (Elastic needs sub-frame keys); a neighbour's automatic or
+    vector handles frozen; a range past the last key on a linear extrapolation."""
     act = bpy.data.actions.new("User")
     src = _bezier(act, '["a"]', [(0, 0.0), (20, 0.8), (50, -0.4), (100, 0.3)])
     start, end = 10.0, 80.0
@@ -313,6 +313,10 @@ def test_a_trimmed_curve_plays_as_before_whatever_its_segments(scene, case):
         a, b = src.keyframe_points[0], src.keyframe_points[1]
         a.handle_right_type = b.handle_left_type = "FREE"
         a.handle_right, b.handle_left = (26.0, 0.9), (-3.0, -0.5)
+    elif case == "crossing-handles":  # 50-100 crosses 80: its pieces' handles would reach past their keys
+        a, b = src.keyframe_points[2], src.keyframe_points[3]
+        a.handle_right_type = b.handle_left_type = "FREE"
+        a.handle_right, b.handle_left = (95.0, -0.1), (60.0, 0.1)
     else:
         src.extrapolation, end = "LINEAR", 120.0
     src.update()
