@@ -290,25 +290,40 @@ def test_the_curves_auto_smoothing_is_copied(scene):
     src.auto_smoothing = "NONE"  # new curves: CONT_ACCEL (the preference's default)
     dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
     kept_channels.copy_trimmed(src, dst, 10.0, 80.0)
-    assert dst.auto_smoothing == "NONE"  # (its values: the known bug below)
+    assert dst.auto_smoothing == "NONE"  # (its values: the test below)
 
 
-@pytest.mark.xfail(strict=True, reason="known, not fixed (session 11): a segment that crosses a boundary with an "
-                   "easing interpolation (Back, Sine, ...) is reshaped by the boundary key (0.13 on a 0.7 swing), "
-                   "and a curve with auto smoothing 'None' (the preference's default is Continuous Acceleration) "
-                   "changes shape near the boundaries (0.024 here; 0.049 on a two-key 0-1 ramp trimmed to 10-80)")
-@pytest.mark.parametrize("case", ["eased", "no-smoothing"])
+@pytest.mark.parametrize("case", ["eased", "elastic", "no-smoothing", "vector", "long-handles",
+                                  "crossing-handles", "past-the-keys"])
 def test_a_trimmed_curve_plays_as_before_whatever_its_segments(scene, case):
+    """Boundaries that cut a segment: Bézier split exactly (handles that reach past the other key shortened first);
+    easing, or a Bézier piece whose handles cross, baked (Elastic needs sub-frame keys); a neighbour's automatic or
+    vector handles frozen; a range past the last key on a linear extrapolation."""
     act = bpy.data.actions.new("User")
     src = _bezier(act, '["a"]', [(0, 0.0), (20, 0.8), (50, -0.4), (100, 0.3)])
-    if case == "eased":
-        src.keyframe_points[2].interpolation = "BACK"  # the segment 50-100 crosses the end, 80
-    else:
+    start, end = 10.0, 80.0
+    if case in ("eased", "elastic"):
+        src.keyframe_points[2].interpolation = "BACK" if case == "eased" else "ELASTIC"  # 50-100 crosses 80
+        src.keyframe_points[0].interpolation = "SINE"  # 0-20 crosses 10
+    elif case == "no-smoothing":
         src.auto_smoothing = "NONE"
+    elif case == "vector":  # they point at the neighbour the cut replaces: 20 at 0 (now 10), 50 at 100 (now 80)
+        src.keyframe_points[1].handle_left_type = src.keyframe_points[2].handle_right_type = "VECTOR"
+    elif case == "long-handles":  # past the other key: Blender shortens them when it evaluates
+        a, b = src.keyframe_points[0], src.keyframe_points[1]
+        a.handle_right_type = b.handle_left_type = "FREE"
+        a.handle_right, b.handle_left = (26.0, 0.9), (-3.0, -0.5)
+    elif case == "crossing-handles":  # 50-100 crosses 80: its pieces' handles would reach past their keys
+        a, b = src.keyframe_points[2], src.keyframe_points[3]
+        a.handle_right_type = b.handle_left_type = "FREE"
+        a.handle_right, b.handle_left = (95.0, -0.1), (60.0, 0.1)
+    else:
+        src.extrapolation, end = "LINEAR", 120.0
     src.update()
     dst = actions.FCurveSink(bpy.data.actions.new("Result"), "Rig").new('["a"]', 0, "")
-    kept_channels.copy_trimmed(src, dst, 10.0, 80.0)
-    assert np.abs([dst.evaluate(f) - src.evaluate(f) for f in np.arange(10.0, 80.01, 0.25)]).max() < 1e-4
+    kept_channels.copy_trimmed(src, dst, start, end)
+    assert _frames(dst)[0] == start and _frames(dst)[-1] == end
+    assert np.abs([dst.evaluate(f) - src.evaluate(f) for f in np.arange(start, end + 0.01, 0.25)]).max() < 1e-4
 
 
 def test_a_key_whose_value_equals_a_boundary_frame_is_not_a_key_on_it(scene):
