@@ -568,6 +568,9 @@ class ShotDirector:
                          callback: StepCallback | None = None) -> Motion:
         """Regenerate the chosen latent parts from ``prompt``; the other parts follow the source exactly in latent.
 
+        A kept root part also keeps the source's root trajectory in world space (its path, heading and height),
+        not only its latent: the decoder would otherwise let the regenerated parts steer the pelvis.
+
         ``parts``: presets ``arms``, ``legs``, ``upper``, ``lower`` (… see :data:`inpainting.PART_PRESETS`),
         part names, or indices 0–6 (root, left leg, right leg, torso, left arm, right arm, head).
         """
@@ -589,6 +592,12 @@ class ShotDirector:
         z = self._sample(prompt, src.latent, inp_mask, derive_seed(seed, "parts"),
                          _Progress(callback, 1, self.steps).window())
         feats = self._decode(z)[:n]
+        if 0 not in regen:
+            # The root joint's token (heading and xz velocity, pelvis height, its velocity) is decoded from the
+            # root, leg and torso latents alike, so new torso/arm latents bend the path a held root part should
+            # keep (a walk under "upper" covered 6.3 m of the source's 7.7 m): the kept root is the source's own.
+            root = self.pipe.vae.layout.token_channels[0]
+            feats[:, root] = np.asarray(src.features, np.float32)[:n, root]
         meta = self._meta("parts", prompt, seed, len(feats), parts=[PART_NAMES[p] for p in regen],
                           part_indices=list(regen), source_kind=src.kind,
                           source_prompt=src.meta.get("prompt"))
