@@ -78,5 +78,5 @@ def attend(f: CrossFold, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
     scores = torch.baddbmm(c, x, a).view(b, n, f.heads, hl // f.heads)
     if mask is not None:
         scores += mask.view(mask.shape[0], 1, 1, -1)
-    probs = softmax_last(scores).view(b, n, hl)
+    probs = softmax_last(scores, masked=mask is not None).view(b, n, hl)
     return torch.baddbmm(f.bias, probs, m)

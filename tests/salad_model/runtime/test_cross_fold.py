@@ -99,15 +99,27 @@ def test_denoiser_gives_the_same_step_with_and_without_folding(monkeypatch) -> N
     assert (folded - plain).abs().max() <= TOL
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("shape", [(5, 3, 7, 7), (2, 11, 8, 12), (4, 2, 3, 16)])
-def test_short_row_softmax_matches_torch_softmax(shape) -> None:
+def test_short_row_softmax_matches_torch_softmax(shape, masked) -> None:
     x = torch.randn(shape) * 4
     x[..., -2:] = MASK_VALUE  # masked keys: exactly 0
     with torch.inference_mode():
-        ours = softmax_last(x)
+        ours = softmax_last(x, masked=masked)
+        plain = softmax_last(x)
     assert (ours - x.softmax(-1)).abs().max() <= 1e-6
     assert (ours[..., -2:] == 0).all()
     assert torch.allclose(ours.sum(-1), torch.ones(shape[:-1]), atol=1e-6)
+    assert torch.equal(ours, plain)  # the masked rows' clamp (a faster exp) changes no bit here
+
+
+def test_masked_short_row_softmax_drops_only_terms_below_the_floor() -> None:
+    x = torch.tensor([[0.0, -1.0, -79.0, -81.0, -90.0, MASK_VALUE]])
+    with torch.inference_mode():
+        ours = softmax_last(x.clone(), masked=True)
+    want = x.double().softmax(-1).float()
+    torch.testing.assert_close(ours[0, :3], want[0, :3], rtol=1e-6, atol=0)
+    assert ours[0, 2] > 0 and (ours[0, 3:] == 0).all()  # exp(−79) kept; −81, −90 and the mask exactly 0
 
 
 def test_short_row_softmax_leaves_its_input_alone_and_keeps_autograd() -> None:
