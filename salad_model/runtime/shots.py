@@ -23,7 +23,6 @@ Everything here is latent inpainting (:mod:`inpainting`) with the pipeline's own
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -42,6 +41,7 @@ from .requests import SEED_MAX, SEED_MIN
 from .sampling import StepCallback, initial_noise, sample
 from .seams import decoder_reach, smooth_seams
 from .shot_free_guidance import context_free_frames
+from .shot_inputs import Segment, ShotSource, derive_seed
 from .shot_reweight import ContentReweight, reweight_processor
 from .shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend, blended_window
 
@@ -70,61 +70,6 @@ FOOT_LOCK_STRENGTH = 0.8
 JOIN_LOCK_STRENGTH = 1.0
 # Where a segment's prompt takes over: "spill", 0.8 s after its start (after the previous prompt's spill);
 HANDOVERS, DEFAULT_HANDOVER = ("spill", "nominal"), "spill"  # "nominal": at its start (shot_handover.py)
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 31-bit seed from its parts (same on every machine and Python run, unlike ``hash``)."""
-    h = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One prompt of a timeline; ``seed`` None: derived from the shot seed and the segment's index."""
-
-    prompt: str
-    seconds: float
-    seed: int | None = None
-
-    @classmethod
-    def parse(cls, spec: str) -> Segment:
-        """``"PROMPT:SECONDS"`` or ``"PROMPT:SECONDS:SEED"`` (the prompt may itself contain colons)."""
-        head, sep, last = str(spec).rpartition(":")
-        if not sep:
-            raise InputError(f"segment {spec!r} must be \"PROMPT:SECONDS\" (e.g. \"a person walks forward:4\")")
-        seed = None
-        prompt, sep2, secs = head.rpartition(":")
-        try:
-            float(last)
-        except ValueError:
-            raise InputError(f"segment {spec!r}: {last!r} is not a number of seconds") from None
-        if sep2:
-            try:  # PROMPT:SECONDS:SEED
-                seconds, seed = float(secs), int(last)
-            except ValueError:
-                prompt, seconds = head, float(last)
-        else:
-            prompt, seconds = head, float(last)
-        return cls(prompt.strip(), seconds, seed)
-
-    def to_dict(self) -> dict:
-        return {"prompt": self.prompt, "seconds": self.seconds, "seed": self.seed}
-
-
-@dataclass
-class ShotSource:
-    """Motion a shot starts from: its latent [1, T', 7, C], de-normalised features [4T', D], placement."""
-
-    latent: torch.Tensor
-    features: np.ndarray
-    placement: dict
-    kind: str  # "generated" or "real"
-    meta: dict
-    poses: int = 0  # frames the user sees: length checks and results use it (a real source's padding excluded)
-
-    @property
-    def latent_frames(self) -> int:
-        return int(self.latent.shape[1])
 
 
 @dataclass
