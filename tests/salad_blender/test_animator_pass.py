@@ -189,19 +189,25 @@ def test_the_status_bar_redraw_reaches_blender(addon, monkeypatch):  # noqa: F81
     assert published == [(bpy.types.Window, "view_layer")]
 
 
-@pytest.mark.parametrize("job", ["generate", "import_video"])
-@pytest.mark.parametrize("renamed", ["other", "both"])
-def test_renaming_the_other_selected_rigs_while_a_job_runs_keeps_the_result(addon, job, renamed):  # noqa: F811
-    """Apply to all selected: the other armatures were found by name only, so renaming one while the worker ran
-    failed the whole job. Each now gets its own new Action, found again as the main rig is."""
+def two_selected_rigs(hero_name: str, extra_name: str):
+    """Two walking rigs, both selected, the first active; the Generate panel set to apply to all selected."""
     RUNNER.motion = None
-    hero = armature.create_smpl22_armature("SALAD Body", synthetic_walk(8), with_mesh=False)
-    extra = armature.create_smpl22_armature("SALAD Body.001", synthetic_walk(8), with_mesh=False)
+    hero = armature.create_smpl22_armature(hero_name, synthetic_walk(8), with_mesh=False)
+    extra = armature.create_smpl22_armature(extra_name, synthetic_walk(8), with_mesh=False)
     for o in (hero, extra):
         o.select_set(True)
     bpy.context.view_layer.objects.active = hero
     s = bpy.context.scene.salad
     s.prompt, s.target, s.rig_preset, s.all_selected = "a person walks", "SELECTED", "AUTO", True
+    return hero, extra
+
+
+@pytest.mark.parametrize("job", ["generate", "import_video"])
+@pytest.mark.parametrize("renamed", ["other", "both"])
+def test_renaming_the_other_selected_rigs_while_a_job_runs_keeps_the_result(addon, job, renamed):  # noqa: F811
+    """Apply to all selected: the other armatures were found by name only, so renaming one while the worker ran
+    failed the whole job. Each now gets its own new Action, found again as the main rig is."""
+    hero, extra = two_selected_rigs("SALAD Body", "SALAD Body.001")
     if job == "generate":
         assert bpy.ops.salad.generate() == {"FINISHED"}  # the UI path: in the background
     else:
@@ -219,14 +225,7 @@ def test_renaming_the_other_selected_rigs_while_a_job_runs_keeps_the_result(addo
 
 def test_a_selected_rig_deleted_while_the_job_runs_fails_cleanly(addon):  # noqa: F811
     """The other rig gone (deleted or undone): a clear failure, and the main rig keeps what it played."""
-    RUNNER.motion = None
-    hero = armature.create_smpl22_armature("Hero", synthetic_walk(8), with_mesh=False)
-    extra = armature.create_smpl22_armature("Sidekick", synthetic_walk(8), with_mesh=False)
-    for o in (hero, extra):
-        o.select_set(True)
-    bpy.context.view_layer.objects.active = hero
-    s = bpy.context.scene.salad
-    s.prompt, s.target, s.rig_preset, s.all_selected = "a person walks", "SELECTED", "AUTO", True
+    hero, extra = two_selected_rigs("Hero", "Sidekick")
     actions_before = set(bpy.data.actions)
     assert bpy.ops.salad.generate() == {"FINISHED"}
     bpy.data.objects.remove(extra)

@@ -94,6 +94,16 @@ def ops(c):
 # ------------------------------------------------------------------------ the watch
 
 
+def silent_past_the_limit(clock):
+    """A client with one request in flight whose worker then says nothing for just over ``SILENCE``."""
+    c = make_client()
+    job = c.submit({"op": "generate"})
+    feed(c)  # the first poll with a request in flight starts the silence clock
+    clock.now += worker_watch.SILENCE + 0.5
+    feed(c)
+    return c, job
+
+
 def test_no_watch_before_the_worker_answered_its_hello(clock, killed):
     c = make_client(answer_hello=False)
     job = c.submit({"op": "generate"})
@@ -115,11 +125,7 @@ def test_the_unread_clock_starts_when_the_hello_was_answered(clock, killed):
 
 
 def test_a_silent_worker_with_a_request_in_flight_gets_one_hello_probe(clock, killed):
-    c = make_client()
-    job = c.submit({"op": "generate"})
-    feed(c)  # the first poll with a request in flight starts the silence clock
-    clock.now += worker_watch.SILENCE + 0.5
-    feed(c)
+    c, job = silent_past_the_limit(clock)
     assert ops(c)[-1] == ("hello", None)
     probe = c._writer.lines[-1]
     assert probe["protocol"] == protocol.PROTOCOL_VERSION and probe["client"] == client_module.CLIENT_NAME
@@ -132,11 +138,7 @@ def test_a_silent_worker_with_a_request_in_flight_gets_one_hello_probe(clock, ki
 
 
 def test_the_probe_alone_is_not_a_request_in_flight(clock, killed):
-    c = make_client()
-    job = c.submit({"op": "generate"})
-    feed(c)  # the first poll with a request in flight starts the silence clock
-    clock.now += worker_watch.SILENCE + 0.5
-    feed(c)
+    c, job = silent_past_the_limit(clock)
     feed(c, {"id": job.id, "event": "result", "data": {}})  # the job ends; the probe is still out
     assert c._probe is not None
     clock.now += 10 * worker_watch.PROBE_WAIT
@@ -146,11 +148,7 @@ def test_the_probe_alone_is_not_a_request_in_flight(clock, killed):
 
 
 def test_a_silent_worker_that_does_not_answer_the_probe_is_killed_and_its_jobs_say_why(clock, killed):
-    c = make_client()
-    job = c.submit({"op": "generate"})
-    feed(c)  # the first poll with a request in flight starts the silence clock
-    clock.now += worker_watch.SILENCE + 0.5
-    feed(c)
+    c, job = silent_past_the_limit(clock)
     clock.now += worker_watch.PROBE_WAIT + 0.5
     feed(c)
     assert killed == [("kill", signal.SIGKILL), ("shutdown", 1.0)]
