@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cross_fold, packed
+from . import cross_fold, halves, packed
 from .attention import MASK_VALUE, Attention, AttnProcessor, padding_to_additive
 
 
@@ -192,6 +192,14 @@ class TextContext:
     kv: list[tuple[torch.Tensor, torch.Tensor]]  # per layer, [B, H, L, d_h] each
     # per layer, built at the first step that uses them (cross_fold: text folded into Wq / Wo)
     folds: dict = field(default_factory=dict, repr=False, compare=False)
+    _halves: list = field(default_factory=list, repr=False, compare=False)
+
+    def halves(self) -> tuple[TextContext, TextContext]:
+        """The first and second half of the batch, kept (each with its own fold cache) for the next steps."""
+        if not self._halves:
+            h = self.memory.shape[0] // 2
+            self._halves.extend(self.select(list(r)) for r in (range(h), range(h, 2 * h)))
+        return self._halves[0], self._halves[1]
 
     def select(self, index: torch.Tensor | list[int]) -> TextContext:
         idx = torch.as_tensor(index, device=self.memory.device)
@@ -286,6 +294,8 @@ class Denoiser(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
                 len_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T', P, C]; timesteps [B], [1] or scalar; len_mask [B, T'] (True = valid frame)."""
+        if halves.applies(self, x, text):  # CFG's two halves at once, one per core
+            return halves.run(self._forward, x, timesteps, text, len_mask)
         if packed.applies(x):
             with packed.gemm_threads_only():
                 return self._forward(x, timesteps, text, len_mask)

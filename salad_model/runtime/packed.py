@@ -57,6 +57,11 @@ class gemm_threads_only:  # noqa: N801 (a context manager, used like a function)
         _gemm_threads = self.outer
 
 
+def splitting() -> bool:
+    """Inside :class:`gemm_threads_only` (its thread setting is process-wide: no second forward may run)."""
+    return _gemm_threads > 0
+
+
 def available() -> bool:
     """torch has oneDNN's packed linear (probed once on a 2×2 product)."""
     global _available
@@ -136,4 +141,4 @@ def activation_name(act: nn.Module) -> str | None:
 
 
 __all__ = ["ENABLED", "SPLIT_THREADS", "activation_name", "applies", "available", "gemm_threads_only", "linear",
-           "module_linear", "sequential"]
+           "module_linear", "sequential", "splitting"]

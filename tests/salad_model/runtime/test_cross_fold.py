@@ -4,7 +4,7 @@ they may be (inference, CPU, default processor), rebuilt when the weights change
 import pytest
 import torch
 
-from salad_model.runtime import cross_fold
+from salad_model.runtime import cross_fold, halves
 from salad_model.runtime.attention import (
     FUSED,
     MASK_VALUE,
@@ -90,6 +90,7 @@ def test_denoiser_gives_the_same_step_with_and_without_folding(monkeypatch) -> N
     words = torch.randn(2, 6, 24)
     valid = torch.tensor([[True, True, False, False, False, False], [True] * 4 + [False] * 2])
     z = torch.randn(2, 5, 7, 8)
+    monkeypatch.setattr(halves, "ENABLED", False)  # one batched forward: its folds are kept on ctx itself
     with torch.inference_mode():
         ctx = den.encode_text(words, valid)
         folded = den(z, torch.tensor(300), ctx, None)

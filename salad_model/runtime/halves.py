@@ -1,0 +1,99 @@
+"""The two halves of a batched CFG step, each on its own thread with half the cores (CPU inference).
+
+Why: in a step on the CPU the GEMMs use every thread, but everything else — layer norms, the attentions'
+softmax and copies, FiLM, Python — runs on one (:class:`~salad_model.runtime.packed.gemm_threads_only`:
+those ops were no faster on two), so on 2 cores about a third of a step's wall time left one core idle. The
+unconditional and conditional rows never meet inside the network (attention is within a sample, layer norm
+within a token), so the batch's two halves run as two forwards at once, one on a worker thread: each op holds
+one core for its whole length and no op waits for the other core. Each half's rows are computed exactly as in
+the batched forward, up to float rounding of GEMMs with half the rows (measured ≤ 6·10⁻⁷ per step).
+
+Applies only where the result cannot depend on the call order: inference on the CPU through the packed
+weights (:func:`packed.applies`), ≥ 2 threads, an even batch, and every attention module on the default
+processor (an editing controller records maps in call order, so it keeps the single batched forward).
+Measured at 2 threads only (README, *Speed*); with n threads each half gets n // 2.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from . import packed
+from .attention import Attention, AttnProcessor
+
+if TYPE_CHECKING:
+    from .denoiser import TextContext
+
+ENABLED = True  # switch for same-run A/B timing (benchmarks) and tests of the batched path
+_pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def _forget_pool() -> None:  # a forked child has no worker thread: it makes its own
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="salad-half")
+        return _pool
+
+
+def default_attention(model: nn.Module) -> bool:
+    """Every attention module of ``model`` runs the default processor (no controller watching the calls)."""
+    return all(type(m.processor) is AttnProcessor for m in model.modules() if isinstance(m, Attention))
+
+
+def applies(model: nn.Module, x: torch.Tensor, text: TextContext) -> bool:
+    """Split this forward: CPU float32 inference, ≥ 2 threads, an even batch whose text rows match (or are one
+    context shared by all), not already inside a split, default attention everywhere."""
+    b = x.shape[0]
+    return (ENABLED and b >= 2 and b % 2 == 0 and torch.get_num_threads() >= 2 and packed.applies(x)
+            and not packed.splitting() and text.memory.shape[0] in (1, b) and default_attention(model))
+
+
+Forward = Callable[[torch.Tensor, torch.Tensor, "TextContext", "torch.Tensor | None"], torch.Tensor]
+
+
+def run(forward: Forward, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
+        len_mask: torch.Tensor | None) -> torch.Tensor:
+    """``forward`` on the first half of the batch on the worker thread and on the second here, concatenated."""
+    b = x.shape[0]
+    h = b // 2
+    ts = torch.as_tensor(timesteps, device=x.device)
+    ts = (ts, ts) if ts.numel() == 1 else (ts.reshape(b)[:h], ts.reshape(b)[h:])
+    ctx = (text, text) if text.memory.shape[0] == 1 else text.halves()
+    lm = (None, None) if len_mask is None else (len_mask[:h], len_mask[h:])
+    threads = torch.get_num_threads()
+    each = max(1, threads // 2)
+    inference = torch.is_inference_mode_enabled()
+
+    def first() -> torch.Tensor:
+        torch.set_num_threads(each)  # this thread's own OpenMP / MKL setting
+        with torch.inference_mode(inference), torch.no_grad():
+            return forward(x[:h], ts[0], ctx[0], lm[0])
+
+    job = _executor().submit(first)
+    torch.set_num_threads(each)
+    try:
+        second = forward(x[h:], ts[1], ctx[1], lm[1])
+    finally:
+        torch.set_num_threads(threads)
+        wait([job])  # never leave the worker running past this call, even when our half failed
+    return torch.cat([job.result(), second])
+
+
+__all__ = ["ENABLED", "applies", "default_attention", "run"]

@@ -1,0 +1,110 @@
+"""The batch's two halves on two threads (runtime/halves.py): the same numbers as one batched forward, really
+split, and never split while an editing controller watches the attention calls."""
+
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from salad_model.runtime import halves, packed
+from salad_model.runtime.attention import ControlledAttnProcessor
+from salad_model.runtime.denoiser import Denoiser, DenoiserConfig
+
+pytestmark = pytest.mark.skipif(not packed.available(), reason="torch without oneDNN's packed linear")
+
+TOL = 1e-5  # GEMMs over half the rows: float rounding only (measured ≤ 6e-7 per step at the official size)
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    halves.ENABLED = True
+    yield
+    halves.ENABLED = True
+    torch.set_num_threads(before)
+
+
+def _setup(batch: int = 4):
+    torch.manual_seed(0)
+    cfg = DenoiserConfig(latent_dim=32, n_heads=4, n_layers=3, ff_dim=64, text_dim=16, vae_dim=8)
+    den = Denoiser(cfg).eval()
+    z = torch.randn(batch, 6, 7, 8)
+    valid = torch.arange(5)[None] < torch.tensor([5, 2, 4, 3])[:batch, None]  # prompts of different lengths
+    frames = torch.arange(6)[None] < torch.tensor([6, 4, 5, 3])[:batch, None]
+    with torch.inference_mode():
+        ctx = den.encode_text(torch.randn(batch, 5, 16), valid)
+    return den, z, ctx, frames
+
+
+def test_halves_give_the_batched_forward_and_really_run_on_two_threads(monkeypatch) -> None:
+    den, z, ctx, frames = _setup()
+    ts = torch.tensor([300, 300, 700, 700])  # per-row timesteps are split with their rows
+    with torch.inference_mode():
+        halves.ENABLED = False
+        batched = den(z, ts, ctx, frames)
+        halves.ENABLED = True
+        calls = []
+        real = den._forward
+
+        def spy(x, t, text, len_mask):
+            calls.append((threading.current_thread() is threading.main_thread(), x.shape[0], text.memory.shape[0]))
+            return real(x, t, text, len_mask)
+
+        monkeypatch.setattr(den, "_forward", spy)
+        split = den(z, ts, ctx, frames)
+        again = den(z, ts, ctx, frames)  # the halves' text contexts (and their folds) are kept
+    assert sorted(calls[:2]) == [(False, 2, 2), (True, 2, 2)]
+    assert (split - batched).abs().max().item() <= TOL
+    assert torch.equal(split, again)
+    assert ctx.halves()[0] is ctx.halves()[0] and len(ctx.halves()[1].folds) > 0
+    assert torch.get_num_threads() == 2
+
+
+def test_an_attention_controller_keeps_one_batched_forward_on_the_calling_thread() -> None:
+    den, z, ctx, frames = _setup()
+    seen = []
+
+    def controller(probs, kind, layer):
+        seen.append((threading.current_thread() is threading.main_thread(), probs.shape[0]))
+        return probs
+
+    den.set_attn_processor(ControlledAttnProcessor(controller))
+    with torch.inference_mode():
+        den(z, torch.tensor(300), ctx, frames)
+    assert seen and all(main for main, _ in seen)
+    assert {n for kind, n in seen} >= {4}  # cross attention saw the whole batch in one call
+
+
+def test_a_failing_half_restores_the_threads_and_raises(monkeypatch) -> None:
+    den, z, ctx, frames = _setup()
+    real = den._forward
+
+    def fails_on_worker(x, t, text, len_mask):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("worker half failed")
+        return real(x, t, text, len_mask)
+
+    monkeypatch.setattr(den, "_forward", fails_on_worker)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="worker half failed"):
+        den(z, torch.tensor(300), ctx, frames)
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork only")
+def test_a_forked_child_runs_its_own_halves() -> None:
+    """A child forked after a split forward has no worker thread: without a fresh pool its half would wait
+    forever (seen: the child killed by the alarm)."""
+    den, z, ctx, frames = _setup()
+    with torch.inference_mode():
+        parent = den(z, torch.tensor(300), ctx, frames)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status only
+        signal.alarm(20)
+        with torch.inference_mode():
+            child = den(z, torch.tensor(300), ctx, frames)
+        os._exit(0 if torch.equal(child, parent) else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
