@@ -9,6 +9,8 @@ projection, per-layer key/value projections of the text memory) is done once per
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -249,6 +251,7 @@ class Denoiser(nn.Module):
         self.pos_emb = PositionalEncoding(d, cfg.max_len, cfg.dropout)
         self.transformer = SkipTransformer(cfg)
         self._films: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+        self._film_table: dict[int, list] | None = None  # timestep → FiLM pairs, inside timestep_table()
 
     def film_params(self, c: torch.Tensor) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
         """Every layer's four FiLM (1 + scale, shift) pairs from ``c`` [B, d] in one GEMM (20 small GEMMs
@@ -265,6 +268,25 @@ class Denoiser(nn.Module):
         out[:, :, 0] += 1  # (1 + scale, shift)
         pairs = [(ch[:, 0], ch[:, 1]) for ch in out.unbind(1)]
         return [pairs[i : i + 4] for i in range(0, len(pairs), 4)]
+
+    @contextmanager
+    def timestep_table(self, timesteps: torch.Tensor | list[int]) -> Iterator[None]:
+        """Inside: the FiLM parameters of these timesteps (a sampler's schedule) come from one GEMM for all of
+        them, computed on entry. Per step that GEMM is [1, d] × [d, 20·2d]: it only re-reads its 10 MB weight
+        (~0.8 ms at the official size, once per CFG half). CPU inference only; elsewhere a no-op."""
+        ts = torch.as_tensor(timesteps).reshape(-1)
+        p = next(self.parameters())
+        if torch.is_grad_enabled() or p.device.type != "cpu" or ts.numel() == 0:
+            yield
+            return
+        films = self.film_params(self.timestep_emb(ts.to(p.device)))
+        table = {t: [[(s[i : i + 1], sh[i : i + 1]) for s, sh in layer] for layer in films]
+                 for i, t in enumerate(ts.tolist())}
+        before, self._film_table = self._film_table, table
+        try:
+            yield
+        finally:
+            self._film_table = before
 
     def set_attn_processor(self, processor: AttnProcessor) -> None:
         """Install one processor on every attention module (pass ``attention.FUSED`` to reset)."""
@@ -307,8 +329,12 @@ class Denoiser(nn.Module):
         ts = torch.as_tensor(timesteps, device=x.device)
         shared = ts.numel() == 1  # one timestep for the whole batch (CFG): condition computed once, broadcast
         ts = ts.reshape(1) if shared else ts
-        c = self.timestep_emb(ts)
-        films = self.film_params(c) if not torch.is_grad_enabled() else None
+        table = self._film_table if shared and not torch.is_grad_enabled() else None
+        films = None if table is None else table.get(int(ts))
+        c = None
+        if films is None:
+            c = self.timestep_emb(ts)
+            films = self.film_params(c) if not torch.is_grad_enabled() else None
         h = self.input_process(x)
         h = h.reshape(b, t * p, -1) + self.pos_emb.pe[:, : t * p]
         h = self.pos_emb.dropout(h).view(b, t, p, -1)

@@ -7,6 +7,7 @@ before the loop (``Denoiser.encode_text``), never per step.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -112,28 +113,30 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     if inpaint is not None:
         inpaint.check_scheduler(scheduler)
         z = inpaint.apply(z, sched, -1)
-    for i, t in enumerate(sched.timesteps):
-        if on_step is not None:
-            on_step(i, n)
-        if use_cfg and per_step:
-            ctx = TextContext.cat([uncond[i], cond])
-        if use_cfg and guided_steps is not None and i == guided_steps:  # guidance ends: conditional half only
-            use_cfg, ctx, lm = False, cond, len_mask
-        for r in range(1 + (inpaint.resamples(i, n) if inpaint is not None else 0)):
-            if r:  # resampling: back to this step's noise level, then the step again
-                z = inpaint.renoise(z, sched, i)
-            x_in = torch.cat([z, z]) if use_cfg else z
-            v = denoiser(x_in, t, ctx, lm)
-            if use_cfg:
-                v_u, v_c = v.chunk(2)
-                v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)
-            z = sched.step(v, t, z).prev_sample
-            if inpaint is not None:
-                z = inpaint.apply(z, sched, i)
-        if mask is not None:
-            z = z * mask
-        if trajectory is not None:
-            trajectory[i] = z.clone()
-        if callback is not None:
-            callback(i + 1, n)
+    table = getattr(denoiser, "timestep_table", None)  # FiLM of every step's timestep in one GEMM, up front
+    with table(sched.timesteps) if table is not None else contextlib.nullcontext():
+        for i, t in enumerate(sched.timesteps):
+            if on_step is not None:
+                on_step(i, n)
+            if use_cfg and per_step:
+                ctx = TextContext.cat([uncond[i], cond])
+            if use_cfg and guided_steps is not None and i == guided_steps:  # guidance ends: conditional half only
+                use_cfg, ctx, lm = False, cond, len_mask
+            for r in range(1 + (inpaint.resamples(i, n) if inpaint is not None else 0)):
+                if r:  # resampling: back to this step's noise level, then the step again
+                    z = inpaint.renoise(z, sched, i)
+                x_in = torch.cat([z, z]) if use_cfg else z
+                v = denoiser(x_in, t, ctx, lm)
+                if use_cfg:
+                    v_u, v_c = v.chunk(2)
+                    v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)
+                z = sched.step(v, t, z).prev_sample
+                if inpaint is not None:
+                    z = inpaint.apply(z, sched, i)
+            if mask is not None:
+                z = z * mask
+            if trajectory is not None:
+                trajectory[i] = z.clone()
+            if callback is not None:
+                callback(i + 1, n)
     return z
