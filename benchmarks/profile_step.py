@@ -6,7 +6,9 @@ call, found with torch.profiler's recorded shapes) are replayed one shape at a t
 is the step's GEMM time, the rest of the step (layer norms, softmax, GELU, FiLM, copies, Python) is the
 difference. Each shape's rate is set against the isolated FFN-shape GEMM (the benchmark's ceiling) in the
 same run. Then torch.profiler's self time by op for the non-GEMM ops (wall time: indicative only when
-other processes share the cores).
+other processes share the cores). The step is profiled as one batched forward (``runtime/halves.py`` off: the
+profiler records the calling thread only, so a split step would show half its work); each CFG half's share
+is about what ``--threads 1`` shows for the whole batch.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def replay(op: str, shapes: list) -> Callable[[], torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.bench import load
+    from salad_model.runtime import halves
     from salad_model.runtime.denoiser import TextContext
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.profile_step", description=__doc__.split("\n")[0])
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    halves.ENABLED = False  # one batched forward on this thread (see the docstring)
     pipe = load(a.model, "cpu")
     den = pipe.denoiser
     ctx = TextContext.cat([pipe._null(1), pipe.text_context(["a person walks forward and waves"])])
@@ -115,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             gemm_s += t * n
             flops += f * n
         step_s = cpu_time(step)
-    print(f"model {pipe.name} | {a.frames} frames | batched CFG step | threads {a.threads} | CPU time of this process")
+    print(f"model {pipe.name} | {a.frames} frames | batched CFG step (halves off) | threads {a.threads} | "
+          "CPU time of this process")
     print(f"GEMM ceiling (isolated FFN shape) {ceiling / 1e9:.0f} GFLOP/s; step matmul FLOPs {flops / 1e9:.2f} GFLOP "
           f"→ floor {flops / ceiling * 1e3:.1f} ms")
     print(f"step {step_s * 1e3:.1f} ms = {step_s / (flops / ceiling):.2f}x the floor; matrix products replayed "
