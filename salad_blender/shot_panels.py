@@ -10,6 +10,7 @@ import bpy
 
 from . import metadata
 from . import shot_inputs as si
+from .inputs import JobError
 from .panels import JOB_KINDS, draw_job, prop_with_placeholder
 from .runner import RUNNER
 from .settings import active_rig
@@ -80,7 +81,10 @@ class SALAD_PT_shot(bpy.types.Panel):
         act, recipe = _active_shot(context)
         if recipe is not None and recipe.get("kind") == "compose":
             box = layout.box()
-            box.label(text=f"{act.name}: {len(recipe['segments'])} segment(s)", icon="ACTION")
+            try:
+                box.label(text=f"{act.name}: {len(si.recipe_segments(recipe))} segment(s)", icon="ACTION")
+            except JobError:  # edited by hand: the buttons say what is broken when clicked
+                box.label(text=f"{act.name}: its recipe (salad_shot) is broken", icon="ERROR")
             row = box.row(align=True)
             row.enabled = not RUNNER.busy()
             row.prop(s, "reroll_segment")
