@@ -139,6 +139,13 @@ def slot_frame_range(action: bpy.types.Action, slot: Any = None) -> tuple[float,
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
+def keys_start(action: bpy.types.Action) -> int:
+    """The frame ``action``'s keys start on, whatever its Manual Frame Range: where a result made again from its
+    recipe (edit, re-roll, part regeneration) is placed, so its keys land on the parent's (the manual range's start
+    shifted every key by the trim)."""
+    return int(round(action.curve_frame_range[0]))
+
+
 def _write_curve(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:
     """Bulk-write keys: one ``add`` and ``foreach_set`` calls, linear interpolation."""
     n = len(frames)

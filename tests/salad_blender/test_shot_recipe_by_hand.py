@@ -16,8 +16,8 @@ from blender_state import snapshot  # noqa: E402
 from shot_fakes import shot_addon  # noqa: E402
 from test_shot_operators import draw  # noqa: E402
 
-from salad_blender import shot_panels  # noqa: E402
 from salad_blender import shot_inputs as si  # noqa: E402
+from salad_blender import shot_panels  # noqa: E402
 from salad_blender.inputs import JobError  # noqa: E402
 
 
