@@ -89,3 +89,20 @@ def test_an_older_recipe_without_seeds_or_leg_length_still_reads():
     assert si.recipe_leg_length({**recipe, "leg_length": 0.91}) == 0.91
     with pytest.raises(JobError, match="leg_length"):
         si.recipe_leg_length({**recipe, "leg_length": True})
+
+
+def test_a_seed_beyond_the_panels_field_is_refused_and_the_list_kept(addon):
+    """A shot made by tools/batch.py may carry a segment seed up to 2**32 - 1 (what the worker takes); the
+    segment list's seed field holds at most 2**31 - 1. 'Use This Shot's Segments' cleared the list, then raised
+    ValueError on that seed (a traceback and the user's segments lost); now it says so and keeps the list."""
+    act = make_shot()
+    recipe = json.loads(act["salad_shot"])
+    recipe["segments"][1]["seed"] = 3_000_000_000
+    act["salad_shot"] = json.dumps(recipe)
+    s = bpy.context.scene.salad_shot
+    s.segments[0].prompt = "my own segment"
+    kept = [(r.prompt, r.seconds, r.use_seed, r.seed) for r in s.segments]
+    with pytest.raises(RuntimeError) as err:
+        bpy.ops.salad.shot_use_recipe()
+    assert "Traceback" not in str(err.value) and "Segment 2's seed 3000000000" in str(err.value), str(err.value)
+    assert [(r.prompt, r.seconds, r.use_seed, r.seed) for r in s.segments] == kept
