@@ -14,6 +14,8 @@ bpy = pytest.importorskip("bpy")
 
 from blender_state import snapshot  # noqa: E402
 from shot_fakes import shot_addon  # noqa: E402
+from test_shot_audit import activate  # noqa: E402
+from test_shot_audit import make_shot as make_body  # noqa: E402
 from test_shot_operators import draw  # noqa: E402
 
 from salad_blender import shot_inputs as si  # noqa: E402
@@ -28,13 +30,9 @@ def addon(scene, tiny_model_dir, monkeypatch):
 
 
 def make_shot() -> bpy.types.Action:
-    s = bpy.context.scene.salad_shot
-    for prompt, seconds in (("a person walks forward", 4.0), ("a person waves", 3.0)):
-        bpy.ops.salad.shot_segment_add()
-        s.segments[s.active_segment].prompt, s.segments[s.active_segment].seconds = prompt, seconds
-    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
-    body = bpy.data.objects["SALAD Body"]
-    bpy.context.view_layer.objects.active = body
+    """A two-segment shot, its armature active: the action it plays."""
+    body = make_body()
+    activate(body)
     return body.animation_data.action
 
 
