@@ -18,7 +18,7 @@ from typing import Any
 
 from . import protocol as P
 from . import smpl22
-from .inputs import JobError, Sampling, clean_prompt
+from .inputs import JobError, Sampling, clean_prompt, typed_seconds
 
 MAX_SHOT_SECONDS = 300.0  # a shot's total length (the worker's limit)
 MIN_SEGMENT_SECONDS = 2.0  # a segment's shortest length on the shipped models (their 40-frame minimum clip)
@@ -59,7 +59,7 @@ def check_seconds(value: Any, what: str, lo: float, hi: float) -> float:
         raise JobError(f"{what} must be a number of seconds, not {value!r}.")
     if not lo - 1e-9 <= float(value) <= hi + 1e-9:
         raise JobError(f"{what} is {float(value):g} s; it must be within {lo:g}–{hi:g} s.")
-    return float(value)
+    return typed_seconds(value)
 
 
 def check_seed(value: Any, what: str) -> int:

@@ -85,7 +85,7 @@ class SALAD_PT_shot(bpy.types.Panel):
             try:
                 box.label(text=f"{act.name}: {len(si.recipe_segments(recipe))} segment(s)", icon="ACTION")
             except JobError:  # edited by hand: the buttons say what is broken when clicked
-                box.label(text=f"{act.name}: its recipe (salad_shot) is broken", icon="ERROR")
+                box.label(text="This shot's recipe is broken", icon="ERROR")
             row = box.row(align=True)
             row.enabled = not RUNNER.busy()
             row.prop(s, "reroll_segment")

@@ -12,7 +12,7 @@ import textwrap
 from typing import Any
 
 from . import loops, metadata, smpl22
-from .inputs import split_words
+from .inputs import split_words, typed_seconds
 
 # Words a user would not want to re-weight first ("a person walks" -> "walks").
 _FILLER = frozenset("""a an the person man woman human someone somebody he she they it his her their its and or
@@ -166,7 +166,7 @@ def frames_summary(model_frames: int, scene_fps: float) -> str:
 def duration_hint(seconds: float, scene_fps: float) -> str:
     """What Text to Motion's Duration makes in this scene: "95 scene frames at 24 fps" for 4 s (the model's whole
     latent frames of the duration, as its pipeline rounds them, keyed at the scene's fps)."""
-    model_frames = 4 * int(round(float(seconds) * smpl22.FPS / 4))
+    model_frames = 4 * int(round(typed_seconds(seconds) * smpl22.FPS / 4))
     return f"{loops.scene_frames(model_frames, scene_fps)} scene frames at {scene_fps:g} fps"
 
 
