@@ -190,15 +190,20 @@ def test_every_sub_panel_of_edit_motion_starts_closed():
         [c.__name__ for c in subs if "DEFAULT_CLOSED" not in getattr(c, "bl_options", set())]
 
 
-def test_every_duration_reads_and_takes_seconds(addon):
-    """ui5: the Shot panel's durations had unit TIME, which Blender shows and parses as a bare number ('3.0'; typing
-    '5 s' was refused) beside Text to Motion's '4 s'; all are TIME_ABSOLUTE (seconds) and named Duration."""
+def duration_props():  # noqa: ANN201
+    """A new segment and every Duration property: (class, name, RNA property)."""
     shot = bpy.context.scene.salad_shot
     segment = shot.segments.add()
     props = [(type(segment), "seconds"), (type(shot), "continue_seconds"), (type(shot), "inbetween_seconds"),
              (type(bpy.context.scene.salad), "seconds")]
-    for cls, name in props:
-        prop = cls.bl_rna.properties[name]
+    return segment, [(cls, name, cls.bl_rna.properties[name]) for cls, name in props]
+
+
+def test_every_duration_reads_and_takes_seconds(addon):
+    """ui5: the Shot panel's durations had unit TIME, which Blender shows and parses as a bare number ('3.0'; typing
+    '5 s' was refused) beside Text to Motion's '4 s'; all are TIME_ABSOLUTE (seconds) and named Duration."""
+    segment, props = duration_props()
+    for cls, name, prop in props:
         assert (prop.unit, prop.name) == ("TIME_ABSOLUTE", "Duration"), (cls.__name__, name)
     assert bpy.utils.units.to_string("METRIC", "TIME", segment.seconds) == "4 s"
 
@@ -207,12 +212,7 @@ def test_every_duration_shows_its_tenths(addon):
     """audit9: with precision 1, Blender's time unit shows whole seconds — a 2.2 s segment read '2 s', 12.6 s '13 s',
     and Text to Motion's 0.2 s steps (4.0 -> 4.2) left its field at '4 s' (seen in Blender 4.3, while the Shot
     panel's total said 7.2 s). Every Duration field shows the value it holds (tenths, below a minute)."""
-    shot = bpy.context.scene.salad_shot
-    segment = shot.segments.add()
-    props = [(type(segment), "seconds"), (type(shot), "continue_seconds"), (type(shot), "inbetween_seconds"),
-             (type(bpy.context.scene.salad), "seconds")]
-    for cls, name in props:
-        prop = cls.bl_rna.properties[name]
+    for cls, name, prop in duration_props()[1]:
         for value in (2.2, 3.4, 4.0, 9.8, 12.6, 29.8, 59.8):
             shown = bpy.utils.units.to_string("METRIC", "TIME", value, precision=prop.precision)
             assert shown == f"{value:g} s", (cls.__name__, name, value, shown)
