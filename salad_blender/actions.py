@@ -24,6 +24,7 @@ Policy:
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -137,6 +138,20 @@ def slot_frame_range(action: bpy.types.Action, slot: Any = None) -> tuple[float,
     if not ranges:
         return tuple(action.frame_range)
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def keys_start(action: bpy.types.Action) -> int:
+    """The frame a SALAD result's keys start on: where a result made again from its recipe (edit, re-roll, part
+    regeneration) is placed, so its keys land on the parent's.
+
+    The frame most of its curves start on: SALAD keys every channel it writes from the clip's first frame (rest
+    keys and kept channels start there too), so neither a Manual Frame Range nor a key the animator added before
+    the clip on a few curves moves it (``frame_range[0]`` did: every key of the result shifted by the trim).
+    """
+    starts = Counter(int(round(fc.range()[0])) for fc in action_fcurves(action) if len(fc.keyframe_points))
+    if not starts:
+        return int(round(action.curve_frame_range[0]))
+    return max(starts.items(), key=lambda kv: (kv[1], -kv[0]))[0]  # ties: the earlier frame
 
 
 def _write_curve(fc: bpy.types.FCurve, frames: np.ndarray, values: np.ndarray) -> None:

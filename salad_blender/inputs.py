@@ -61,6 +61,12 @@ def check_model(model: str) -> str:
     return p
 
 
+def typed_seconds(value: float) -> float:
+    """A duration as the user typed it: Blender's 32-bit fields hold 2.9 as 2.9000000954, which the worker's
+    half-to-even rounding to whole latent frames (0.2 s) made 3.0 s where tools/batch.py's 2.9 made 2.8 s."""
+    return round(float(value), 6)
+
+
 def clean_prompt(text: str | None) -> str:
     """A prompt or caption with its white space folded (what is sent and stored)."""
     return " ".join((text or "").split())
@@ -83,7 +89,7 @@ class Sampling:
         if self.frames is not None:
             out["frames"] = int(self.frames)
         else:
-            out["seconds"] = float(self.seconds)
+            out["seconds"] = typed_seconds(self.seconds)
         if self.guidance:
             out["guidance"] = float(self.guidance)
         return out

@@ -248,7 +248,7 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
     fields, name, what, _ = edit_choice(source, "current prompt", new_prompt, word, scale, mirror, mirror_method)
     req: dict[str, Any] = {"op": "edit", "source_prompt": source, **regenerate_fields(meta), **fields}
     model = check_model(str(meta.get("salad_model") or "demo"))
-    start = int(round(action.frame_range[0]))
+    start = actions.keys_start(action)
     target = Target(kind="armature", **on_this(obj), rig=rig,
                     pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=start, scene_range=scene_range,
                     in_place=bool(meta.get("salad_in_place", False)),

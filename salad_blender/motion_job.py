@@ -274,6 +274,9 @@ def _worker_gone(err: WorkerError) -> str:
     return f"The model worker {how}"
 
 
+_FROM_OUTSIDE = (9, 15)  # SIGKILL, SIGTERM: the out-of-memory killer or a person, whatever the worker was doing
+
+
 def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple[str, str]:
     """(message for people, details) for a failed worker request."""
     code, text = err.code, err.message.rstrip(".")
@@ -282,8 +285,8 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
     if code == "worker_exited":
         rc = err.event.get("returncode")
         tail = tail or err.event.get("stderr", "")
-        if isinstance(rc, int) and rc < 0 and stage != "hello":  # killed mid-job (out of memory, by hand): not
-            # the interpreter's fault (a crash while starting up still points at the Worker Python)
+        if isinstance(rc, int) and rc < 0 and (stage != "hello" or -rc in _FROM_OUTSIDE):  # killed (out of memory,
+            # by hand): not the interpreter's fault (a crash signal while starting up still points at the Worker Python)
             return (f"The model worker stopped (was killed by signal {-rc}); nothing was changed and the next job "
                     "starts a new one. If it happens again the computer may be short of memory: try a shorter "
                     "clip.", tail)

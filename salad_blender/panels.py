@@ -91,7 +91,7 @@ class SALAD_PT_generate(_SaladPanel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "seconds")
         fps = context.scene.render.fps / context.scene.render.fps_base
-        col.label(text=f"{round(s.seconds * fps)} scene frames at {fps:g} fps")
+        col.label(text=ui_state.duration_hint(s.seconds, fps))
         row = col.row(align=True)
         row.prop(s, "seed")
         row.operator("salad.randomize_seed", text="", icon="FILE_REFRESH")

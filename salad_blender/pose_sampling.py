@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 
 from . import actions, armature, real_motion, smpl22
+from .inputs import JobError
 
 
 def rig_to_metres(obj: bpy.types.Object, mapping: dict[str, str]) -> float:
@@ -24,6 +25,11 @@ def sample_world_joints(obj: bpy.types.Object, mapping: dict[str, str], frames: 
     restored afterwards.
     """
     scene = scene or bpy.context.scene
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    if not any(i.original == obj for i in depsgraph.ids if isinstance(i, bpy.types.Object)):
+        # not evaluated: every frame would sample one frozen pose (a rig disabled in viewports that no mesh needs)
+        raise JobError(f"'{obj.name}' is disabled in viewports, so Blender does not play its animation: turn on "
+                       "Object Properties > Visibility > Show in Viewports (or include its collection) first.")
     bones = real_motion.joint_bones(mapping)
     out = np.empty((len(frames), smpl22.NUM_JOINTS, 3))
     old_frame, old_sub = scene.frame_current, scene.frame_subframe

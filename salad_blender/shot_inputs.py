@@ -18,7 +18,7 @@ from typing import Any
 
 from . import protocol as P
 from . import smpl22
-from .inputs import JobError, Sampling, clean_prompt
+from .inputs import JobError, Sampling, clean_prompt, typed_seconds
 
 MAX_SHOT_SECONDS = 300.0  # a shot's total length (the worker's limit)
 MIN_SEGMENT_SECONDS = 2.0  # a segment's shortest length on the shipped models (their 40-frame minimum clip)
@@ -59,7 +59,7 @@ def check_seconds(value: Any, what: str, lo: float, hi: float) -> float:
         raise JobError(f"{what} must be a number of seconds, not {value!r}.")
     if not lo - 1e-9 <= float(value) <= hi + 1e-9:
         raise JobError(f"{what} is {float(value):g} s; it must be within {lo:g}–{hi:g} s.")
-    return float(value)
+    return typed_seconds(value)
 
 
 def check_seed(value: Any, what: str) -> int:
@@ -120,12 +120,45 @@ def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, A
     return {"kind": "compose", "seed": int(seed), "context_seconds": CONTEXT_SECONDS, "segments": segs}
 
 
+def _broken(name: str, why: str) -> JobError:
+    """A recipe edited by hand (or by another tool), named as :class:`metadata.MetadataError` names a property."""
+    return JobError(f"{name} has a broken custom property salad_shot ({why}): undo that change, or delete the action.")
+
+
+def _recipe_segment(s: Any, k: int, name: str) -> Segment:
+    if not isinstance(s, Mapping):
+        raise _broken(name, f"segment {k} is not an object")
+    for key in ("prompt", "seconds"):
+        if key not in s:
+            raise _broken(name, f"segment {k} has no {key}")
+    seconds, seed = s["seconds"], s.get("seed")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise _broken(name, f"segment {k}'s seconds is {seconds!r}, not a number")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, float)) or seed != int(seed)):
+        raise _broken(name, f"segment {k}'s seed is {seed!r}, not an integer")
+    return Segment(str(s["prompt"]), float(seconds), None if seed is None else int(seed))
+
+
 def recipe_segments(recipe: Mapping[str, Any] | None, name: str = "the action") -> list[Segment]:
-    """The segments of a timeline recipe (what a re-roll and 'Use this shot's segments' start from)."""
+    """The segments of a timeline recipe (what a re-roll and 'Use this shot's segments' start from).
+
+    A recipe edited by hand is refused naming what is wrong (it raised KeyError / TypeError from the buttons).
+    """
     if not recipe or recipe.get("kind") != "compose" or not recipe.get("segments"):
         raise JobError(f"{name} is not a timeline made by 'Generate Shot', so it has no segments to re-roll.")
-    return [Segment(str(s["prompt"]), float(s["seconds"]), None if s.get("seed") is None else int(s["seed"]))
-            for s in recipe["segments"]]
+    if not isinstance(recipe["segments"], list):
+        raise _broken(name, "segments is not a list")
+    return [_recipe_segment(s, k, name) for k, s in enumerate(recipe["segments"], 1)]
+
+
+def recipe_leg_length(recipe: Mapping[str, Any], name: str = "the action") -> float | None:
+    """The leg length (metres) a re-roll keeps its parent's scale with; None when the recipe has none (older shots)."""
+    leg = recipe.get("leg_length")
+    if leg is None:
+        return None
+    if isinstance(leg, bool) or not isinstance(leg, (int, float)) or not math.isfinite(leg) or leg <= 0:
+        raise _broken(name, f"leg_length is {leg!r}, not a positive number of metres")
+    return float(leg)
 
 
 def reroll(segments: Sequence[Segment], index: int, seed: int) -> list[Segment]:

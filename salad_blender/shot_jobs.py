@@ -124,15 +124,17 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
         raise JobError("Select an armature that plays a shot made by 'Generate Shot'.")
     meta = metadata.action_meta(action)
     recipe = metadata.shot_recipe(meta)
-    segs = si.reroll(si.recipe_segments(recipe, f"The action '{action.name}'"), index, seed)
+    named = f"The action '{action.name}'"
+    segs = si.reroll(si.recipe_segments(recipe, named), index, seed)
+    leg_length = si.recipe_leg_length(recipe, named)
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
     target = Target(kind="armature", **on_this(obj), rig=metadata.meta_rig(meta),
-                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=int(round(action.frame_range[0])),
+                    pin_feet=bool(meta.get("salad_pin_feet", True)), start_frame=actions.keys_start(action),
                     scene_range=scene_range, **_kept_look(meta))
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
-                         name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=recipe.get("leg_length"),
+                         name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=leg_length,
                          label=f"Re-roll segment {index + 1}", pool=pool)
 
 
@@ -390,7 +392,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         recipe.update(source="generation", seed=gen["seed"])
         target = Target(kind="armature", **on_this(obj), rig=src_rig,
                         pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
-                        start_frame=int(round(action.frame_range[0])), scene_range=scene_range,
+                        start_frame=actions.keys_start(action), scene_range=scene_range,
                         **_kept_look(meta))
         parent = action.name
 

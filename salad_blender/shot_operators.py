@@ -15,7 +15,7 @@ from . import jobs, metadata, preferences, shot_jobs, ui_state
 from . import shot_inputs as si
 from .operators import _JobOperator, say_no
 from .settings import active_rig, scene_range, settings, target_from
-from .shot_settings import segments_from, shot_sampling, shot_settings, sources_sampling
+from .shot_settings import SALAD_PG_shot_segment, segments_from, shot_sampling, shot_settings, sources_sampling
 
 
 def _rig(context: bpy.types.Context) -> str | dict[str, str]:
@@ -102,6 +102,12 @@ class SALAD_OT_shot_use_recipe(bpy.types.Operator):
             if act is None:
                 raise jobs.JobError("Select an armature that plays a shot made by 'Generate Shot'.")
             segs = si.recipe_segments(metadata.shot_recipe(metadata.action_meta(act)), f"The action '{act.name}'")
+            field = SALAD_PG_shot_segment.bl_rna.properties["seed"].hard_max
+            for k, seg in enumerate(segs, 1):  # a batch shot's seed may pass the field's int32: say so, keep the list
+                if seg.seed is not None and seg.seed > field:
+                    raise jobs.JobError(f"Segment {k}'s seed {seg.seed} is more than the segment list's seed field "
+                                        f"holds ({field}); re-roll that segment (a new seed), or edit the shot with "
+                                        "tools/batch.py.")
         except jobs.JobError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

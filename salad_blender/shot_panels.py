@@ -10,6 +10,7 @@ import bpy
 
 from . import metadata
 from . import shot_inputs as si
+from .inputs import JobError
 from .panels import JOB_KINDS, draw_job, prop_with_placeholder
 from .runner import RUNNER
 from .settings import active_rig
@@ -19,10 +20,11 @@ PART_ROWS = (("head", "torso"), ("left_arm", "right_arm"), ("left_leg", "right_l
 
 
 class SALAD_UL_shot_segments(bpy.types.UIList):
-    """One row per segment: number, prompt, duration (and its own seed, if it has one)."""
+    """One row per segment: number, prompt, duration (and a lock when it has its own seed: the seed is in the box
+    below; as text it took the duration's column, which then showed '#42' and no duration)."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):  # noqa: ANN001
-        split = layout.split(factor=0.74, align=True)  # the prompt gets the room (a plain row splits evenly)
+        split = layout.split(factor=0.55, align=True)  # room for "12.6 s" and the lock (a plain row splits evenly)
         left = split.row(align=True)
         number = left.row()
         number.ui_units_x = 1.2
@@ -31,7 +33,7 @@ class SALAD_UL_shot_segments(bpy.types.UIList):
         right = split.row(align=True)
         right.prop(item, "seconds", text="", emboss=False)
         if item.use_seed:
-            right.label(text=f"#{item.seed}")
+            right.label(text="", icon="LOCKED")
 
 
 def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
@@ -80,7 +82,10 @@ class SALAD_PT_shot(bpy.types.Panel):
         act, recipe = _active_shot(context)
         if recipe is not None and recipe.get("kind") == "compose":
             box = layout.box()
-            box.label(text=f"{act.name}: {len(recipe['segments'])} segment(s)", icon="ACTION")
+            try:
+                box.label(text=f"{act.name}: {len(si.recipe_segments(recipe))} segment(s)", icon="ACTION")
+            except JobError:  # edited by hand: the buttons say what is broken when clicked
+                box.label(text="This shot's recipe is broken", icon="ERROR")
             row = box.row(align=True)
             row.enabled = not RUNNER.busy()
             row.prop(s, "reroll_segment")

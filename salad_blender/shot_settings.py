@@ -34,12 +34,16 @@ def bone_action(_self: object, action: bpy.types.Action) -> bool:
 
 
 class SALAD_PG_shot_segment(bpy.types.PropertyGroup):
-    """One row of the timeline."""
+    """One row of the timeline.
+
+    Durations have precision 3: Blender's time unit counts it with the whole seconds, so precision 1 showed 2.2 s as
+    "2 s" (and 12.6 s as "13 s"); 3 shows tenths below a minute.
+    """
 
     prompt: StringProperty(name="Prompt", default="",
                            description="What happens in this segment, in plain English")
     seconds: FloatProperty(name="Duration", default=4.0, min=si.MIN_SEGMENT_SECONDS, max=si.MAX_SHOT_SECONDS,
-                           soft_max=30.0, step=50, precision=1, unit="TIME_ABSOLUTE",
+                           soft_max=30.0, step=50, precision=3, unit="TIME_ABSOLUTE",
                            description="Length of this segment in seconds (longer ones are made in several "
                                        "windows)")
     use_seed: BoolProperty(name="Own seed", default=False,
@@ -59,7 +63,7 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
     continue_prompt: StringProperty(name="Then", default="",
                                     description="What happens after the selected action, e.g. 'a person sits down'")
     continue_seconds: FloatProperty(name="Duration", default=3.0, min=si.MIN_CONTINUE_SECONDS,
-                                    max=si.MAX_SHOT_SECONDS, soft_max=20.0, step=50, precision=1, unit="TIME_ABSOLUTE",
+                                    max=si.MAX_SHOT_SECONDS, soft_max=20.0, step=50, precision=3, unit="TIME_ABSOLUTE",
                                     description="How long the continuation lasts")
     action_a: PointerProperty(name="A", type=bpy.types.Action, poll=bone_action,
                               description="The action before the gap (played on the active armature)")
@@ -68,7 +72,7 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
     inbetween_prompt: StringProperty(name="Gap", default="",
                                      description="What happens between the end of A and the start of B")
     inbetween_seconds: FloatProperty(name="Duration", default=2.0, min=si.MIN_GAP_SECONDS, max=si.MAX_SHOT_SECONDS,
-                                     soft_max=7.8, step=50, precision=1, unit="TIME_ABSOLUTE",
+                                     soft_max=7.8, step=50, precision=3, unit="TIME_ABSOLUTE",
                                      description="Length of the gap (at most what one model window holds beside "
                                                  "2 × the conditioning context; the worker says the exact limit)")
     parts: EnumProperty(name="Parts", options={"ENUM_FLAG"}, default=set(),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from . import metadata, smpl22
-from .inputs import split_words
+from . import loops, metadata, smpl22
+from .inputs import split_words, typed_seconds
 
 # Words a user would not want to re-weight first ("a person walks" -> "walks").
 _FILLER = frozenset("""a an the person man woman human someone somebody he she they it his her their its and or
@@ -155,10 +155,19 @@ def caption_needed(edit: str, mirror_method: str) -> bool:
 
 
 def frames_summary(model_frames: int, scene_fps: float) -> str:
-    """A clip length as the scene counts it, with the model's frames: "95 frames (4.0 s, 80 model frames)"."""
+    """A clip length as the scene counts it, with the model's frames: "95 frames (4.0 s, 80 model frames)" at 24 fps.
+
+    The scene count is the keys the clip gets (:func:`loops.scene_frames`; it said ``round(seconds × fps)``, 96 there,
+    one more than the action's keys)."""
     seconds = model_frames / smpl22.FPS
-    scene_frames = int(round(seconds * scene_fps))
-    return f"{scene_frames} frames ({seconds:.1f} s, {model_frames} model frames)"
+    return f"{loops.scene_frames(model_frames, scene_fps)} frames ({seconds:.1f} s, {model_frames} model frames)"
+
+
+def duration_hint(seconds: float, scene_fps: float) -> str:
+    """What Text to Motion's Duration makes in this scene: "95 scene frames at 24 fps" for 4 s (the model's whole
+    latent frames of the duration, as its pipeline rounds them, keyed at the scene's fps)."""
+    model_frames = 4 * int(round(typed_seconds(seconds) * smpl22.FPS / 4))
+    return f"{loops.scene_frames(model_frames, scene_fps)} scene frames at {scene_fps:g} fps"
 
 
 def action_summary(action: Any, scene_fps: float) -> list[str]:

@@ -62,8 +62,9 @@ class PromptWarning:
     @property
     def message(self) -> str:
         near = "; ".join(f'"{n}"' for n in self.nearest)
-        return (f'"{self.prompt}" is far from everything this model was trained on (match {self.similarity:.2f}, '
-                f"known prompts score ≥ {self.threshold:.2f}); expect something else. Nearest it knows: {near}")
+        d = 2 if f"{self.similarity:.2f}" != f"{self.threshold:.2f}" else 3  # 0.178 read as 0.18, "≥ 0.18"
+        return (f'"{self.prompt}" is far from everything this model was trained on (match {self.similarity:.{d}f}, '
+                f"known prompts score ≥ {self.threshold:.{d}f}); expect something else. Nearest it knows: {near}")
 
     def to_dict(self) -> dict:
         return {"prompt": self.prompt, "similarity": round(self.similarity, 4), "threshold": self.threshold,

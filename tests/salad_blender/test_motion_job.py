@@ -90,6 +90,15 @@ def test_a_killed_worker_is_not_blamed_on_the_worker_python():
         assert details == stderr  # the log stays in Details
     crashed = WorkerError("worker_exited", "the model worker was killed by signal 11", {"returncode": -11})
     assert "Check 'Worker Python'" in motion_job.describe_worker_error(crashed, "hello")[0]  # a broken interpreter
+    # audit9: a job whose worker was killed on every try (kill -9 three times in Blender 4.3) met the last kill
+    # while the new worker started up, and that blamed the Worker Python, with a stray log line; a SIGKILL or
+    # SIGTERM comes from outside (out of memory, by hand) at any stage, only a crash signal blames the interpreter
+    for rc in (-9, -15):
+        killed = WorkerError("worker_exited", f"the model worker was killed by signal {-rc}: {tail}",
+                             {"returncode": rc, "stderr": tail})
+        message, details = motion_job.describe_worker_error(killed, "hello")
+        assert message.startswith(f"The model worker stopped (was killed by signal {-rc}); nothing was changed")
+        assert "Worker Python" not in message and tail not in message and details == tail
 
 
 def test_cancel_before_an_answer():

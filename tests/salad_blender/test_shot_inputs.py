@@ -169,3 +169,19 @@ def test_recipes_keep_the_segments_own_seeds_and_where_their_prompts_show():
     for bad in ({"kind": "compose", "segments": []}, {"kind": "continue", "segments": recipe["segments"]}):
         with pytest.raises(JobError, match="not a timeline made by 'Generate Shot'"):
             si.recipe_segments(bad)
+
+
+def test_a_duration_typed_in_blender_is_the_one_typed():
+    """audit9: Blender's float properties are 32-bit, so a segment typed as 2.9 s reached the worker (and the recipe,
+    shown in Custom Properties) as 2.9000000953674316 s; the worker rounds a duration to whole latent frames of
+    0.2 s half-to-even, so at the odd tenths it made another length than the same number from tools/batch.py (2.9 s:
+    60 frames from Blender, 56 from batch). Durations are sent as typed (to a millionth of a second)."""
+    import numpy as np
+
+    typed = [float(np.float32(v)) for v in (2.1, 2.3, 2.9, 3.7, 12.6)]  # what the Duration fields hold
+    segs = si.check_segments([si.Segment("a person walks", t) for t in typed])
+    req = si.compose_request(segs, Sampling(seed=1))
+    assert [s["seconds"] for s in req["segments"]] == [2.1, 2.3, 2.9, 3.7, 12.6]
+    assert si.compose_recipe(segs, 1, {})["segments"][2]["seconds"] == 2.9
+    assert si.check_seconds(float(np.float32(0.7)), "The continuation", 0.4, 300) == 0.7
+    assert Sampling(seconds=float(np.float32(2.9))).fields()["seconds"] == 2.9  # Text to Motion's Duration

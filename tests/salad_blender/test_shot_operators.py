@@ -190,14 +190,72 @@ def test_every_sub_panel_of_edit_motion_starts_closed():
         [c.__name__ for c in subs if "DEFAULT_CLOSED" not in getattr(c, "bl_options", set())]
 
 
-def test_every_duration_reads_and_takes_seconds(addon):
-    """ui5: the Shot panel's durations had unit TIME, which Blender shows and parses as a bare number ('3.0'; typing
-    '5 s' was refused) beside Text to Motion's '4 s'; all are TIME_ABSOLUTE (seconds) and named Duration."""
+def duration_props():  # noqa: ANN201
+    """A new segment and every Duration property: (class, name, RNA property)."""
     shot = bpy.context.scene.salad_shot
     segment = shot.segments.add()
     props = [(type(segment), "seconds"), (type(shot), "continue_seconds"), (type(shot), "inbetween_seconds"),
              (type(bpy.context.scene.salad), "seconds")]
-    for cls, name in props:
-        prop = cls.bl_rna.properties[name]
+    return segment, [(cls, name, cls.bl_rna.properties[name]) for cls, name in props]
+
+
+def test_every_duration_reads_and_takes_seconds(addon):
+    """ui5: the Shot panel's durations had unit TIME, which Blender shows and parses as a bare number ('3.0'; typing
+    '5 s' was refused) beside Text to Motion's '4 s'; all are TIME_ABSOLUTE (seconds) and named Duration."""
+    segment, props = duration_props()
+    for cls, name, prop in props:
         assert (prop.unit, prop.name) == ("TIME_ABSOLUTE", "Duration"), (cls.__name__, name)
     assert bpy.utils.units.to_string("METRIC", "TIME", segment.seconds) == "4 s"
+
+
+def test_every_duration_shows_its_tenths(addon):
+    """audit9: with precision 1, Blender's time unit shows whole seconds — a 2.2 s segment read '2 s', 12.6 s '13 s',
+    and Text to Motion's 0.2 s steps (4.0 -> 4.2) left its field at '4 s' (seen in Blender 4.3, while the Shot
+    panel's total said 7.2 s). Every Duration field shows the value it holds (tenths, below a minute)."""
+    for cls, name, prop in duration_props()[1]:
+        for value in (2.2, 3.4, 4.0, 9.8, 12.6, 29.8, 59.8):
+            shown = bpy.utils.units.to_string("METRIC", "TIME", value, precision=prop.precision)
+            assert shown == f"{value:g} s", (cls.__name__, name, value, shown)
+
+
+class RowLayout(FakeLayout):
+    """A segment row's layout: records split factors and, per part, its props and labels (with their icons)."""
+
+    def __init__(self, calls, part="row"):
+        super().__init__(calls)
+        self.part = part
+
+    def split(self, factor=0.0, **_):
+        self.calls.append(("split", factor))
+        return RowLayout(self.calls, "split")
+
+    def row(self, **_):
+        n = sum(1 for c in self.calls if c[0] == "part")
+        self.calls.append(("part", n))
+        return RowLayout(self.calls, f"part{n}")
+
+    def prop(self, data, name, **_):
+        super().prop(data, name)
+        self.calls.append((self.part, "prop", name))
+
+    def label(self, text="", icon="NONE", **_):
+        self.calls.append((self.part, "label", text, icon))
+
+
+def test_a_segment_with_its_own_seed_still_shows_its_duration(addon):
+    """audit9 (Blender 4.3 screenshot): a segment with its own seed showed '#42' (or '#…') where its duration was —
+    the seed's text took the duration's column. The row now marks an own seed with a lock icon (the seed is in the
+    box below) and gives the duration the room '12.6 s' and the icon need (split 0.55 of the default sidebar)."""
+    from salad_blender import shot_panels
+
+    shot = bpy.context.scene.salad_shot
+    seg = shot.segments.add()
+    seg.prompt, seg.seconds, seg.use_seed, seg.seed = "a person waves", 12.6, True, 1234567
+    calls = []
+    shot_panels.SALAD_UL_shot_segments.draw_item(None, bpy.context, RowLayout(calls), shot, seg, 0, shot,
+                                                 "active_segment", 1)
+    factor = next(c[1] for c in calls if c[0] == "split")
+    assert factor <= 0.55
+    right = [c[1:] for c in calls if c[0] == "part2"]  # the split's second part: number row is part1 inside part0
+    assert ("prop", "seconds") in right and not any(c[0] == "label" and c[1] for c in right), right
+    assert ("label", "", "LOCKED") in right

@@ -2,9 +2,11 @@
 
 from types import SimpleNamespace
 
+import numpy as np
 from test_motion_job import Answer, ScriptedClient
 
 from salad_blender import motion_job, ui_state
+from salad_blender import retarget as rt
 
 
 class Action(dict):
@@ -53,9 +55,12 @@ def test_edits_refuse_actions_made_from_real_animation_with_a_reason():
 
 
 def test_summary_shows_scene_frames_and_no_fake_seed_for_real_animation():
-    assert ui_state.frames_summary(80, 24.0) == "96 frames (4.0 s, 80 model frames)"
+    # audit9: "96 frames" (4 s x 24 fps) for an action keyed on 95 frames (1-95); seen in Blender 4.3 as "173
+    # frames" for a 7.2 s shot keyed 101-272 at 23.976 fps. The count is now the keys the result gets.
+    assert ui_state.frames_summary(80, 24.0) == "95 frames (4.0 s, 80 model frames)"
+    assert ui_state.frames_summary(144, 24 / 1.001).startswith("172 frames (7.2 s")
     lines = ui_state.action_summary(GENERATED, 24.0)
-    assert lines == ["Seed 4, 96 frames (4.0 s, 80 model frames)"]
+    assert lines == ["Seed 4, 95 frames (4.0 s, 80 model frames)"]
     lines = ui_state.action_summary(INVERTED, 24.0)
     assert not any("Seed" in line for line in lines)
     assert lines == ["Edited from the animation 'mocap walk'", "1 edit"]
@@ -122,3 +127,20 @@ def test_which_actions_belong_to_a_rig():
     assert ui_state.ab_partner(edit, "") == "SALAD: a person walks"  # an edit goes to its source
     assert ui_state.ab_partner(GENERATED, "SALAD: a person runs") == "SALAD: a person runs"  # and back
     assert ui_state.ab_partner(None, "x") == ""
+
+
+def test_the_duration_hint_counts_the_frames_the_clip_is_keyed_on():
+    """audit9: Text to Motion's Duration said "96 scene frames at 24 fps" (4 s; "120 at 30 fps") and the clip was
+    keyed on 95 (119): the last key is at or before the model's last frame (retarget.resample). Now the hint says
+    what the result gets: the model's whole latent frames of the duration, keyed at the scene's fps."""
+    assert ui_state.duration_hint(4.0, 24.0) == "95 scene frames at 24 fps"
+    assert ui_state.duration_hint(4.0, 30.0) == "119 scene frames at 30 fps"
+    assert ui_state.duration_hint(4.0, 20.0) == "80 scene frames at 20 fps"
+    assert ui_state.duration_hint(2.2, 24 / 1.001) == "52 scene frames at 23.976 fps"  # 44 model frames
+    assert ui_state.duration_hint(float(np.float32(2.9)), 20.0) == "56 scene frames at 20 fps"  # as the field holds it
+    for seconds in (2.0, 2.2, 3.4, 9.8):
+        for fps in (20.0, 23.976, 24.0, 25.0, 29.97, 30.0, 60.0):
+            frames = int(round(seconds * 20 / 4)) * 4  # the model's length (pipeline.frames_for)
+            res = rt.resample(rt.RetargetResult(["a"], np.tile([1.0, 0, 0, 0], (frames, 1, 1)), "a",
+                                                np.zeros((frames, 3)), 20.0, None), fps)
+            assert ui_state.duration_hint(seconds, fps).startswith(f"{res.num_frames} scene frames"), (seconds, fps)

@@ -182,3 +182,14 @@ def test_an_unreadable_vocabulary_turns_the_warnings_off(tiny_encoder, tmp_path:
     with pytest.warns(RuntimeWarning, match="vocabulary .* cannot be read"):
         assert pipe.prompt_warnings("a person plays guitar") == []
     assert pipe.prompt_warnings("a person plays guitar") == []  # said once: the folder is not read again
+
+
+def test_a_match_just_under_the_bar_does_not_read_as_reaching_it() -> None:
+    """audit9 (Blender 4.3): 'a person walks in a circle' warned '(match 0.18, known prompts score ≥ 0.18)' — its
+    0.178 rounded up to the bar. Where two decimals would read the same, the message shows three."""
+    from salad_model.runtime.novelty import PromptWarning
+
+    msg = PromptWarning("a person walks in a circle", 0.1783, 0.1812, ["A person walks."]).message
+    assert "(match 0.178, known prompts score ≥ 0.181)" in msg, msg
+    msg = PromptWarning("a person jumps", 0.04, 0.18, ["A person walks."]).message
+    assert "(match 0.04, known prompts score ≥ 0.18)" in msg, msg
