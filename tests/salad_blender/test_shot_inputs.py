@@ -41,7 +41,8 @@ def test_segments_cleaned_and_request_fields():
 def test_recipe_keeps_the_seeds_the_worker_used_and_rerolls_one():
     wmeta = {"shot": {"segments": [{"seed": 1234, "start": 0, "end": 80}, {"seed": 7, "start": 80, "end": 140}]}}
     recipe = si.compose_recipe(TWO, 5, wmeta)
-    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "segments": [
+    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "trim_last": False,
+                      "segments": [
         {"prompt": "a person walks forward", "seconds": 4.0, "seed": 1234, "start": 0, "end": 80},
         {"prompt": "a person waves", "seconds": 3.0, "seed": 7, "start": 80, "end": 140}]}
     segs = si.recipe_segments(recipe)
@@ -169,3 +170,17 @@ def test_recipes_keep_the_segments_own_seeds_and_where_their_prompts_show():
     for bad in ({"kind": "compose", "segments": []}, {"kind": "continue", "segments": recipe["segments"]}):
         with pytest.raises(JobError, match="not a timeline made by 'Generate Shot'"):
             si.recipe_segments(bad)
+
+
+def test_trim_last_is_asked_only_when_on_and_kept_in_the_recipe():
+    """End on Last Segment: the request carries it only when on (the worker's default is off), the recipe always
+    (a re-roll makes the shot the same way); a recipe from before the option reads as off."""
+    on = si.compose_request(TWO, Sampling(seed=1, steps=2), trim_last=True)
+    assert on["trim_last"] is True and "trim_last" not in si.compose_request(TWO, Sampling(seed=1, steps=2))
+    recipe = si.compose_recipe(TWO, 5, {}, trim_last=True)
+    assert recipe["trim_last"] is True and si.recipe_trim_last(recipe) is True
+    assert si.recipe_trim_last(si.compose_recipe(TWO, 5, {})) is False
+    old = {k: v for k, v in recipe.items() if k != "trim_last"}
+    assert si.recipe_trim_last(old) is False
+    _refused(lambda: si.recipe_trim_last({**recipe, "trim_last": "yes"}, "The action 'x'"),
+             "The action 'x' has a shot recipe whose trim_last is 'yes'; it must be true or false.")
