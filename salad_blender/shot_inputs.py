@@ -95,14 +95,18 @@ def sampling_fields(sampling: Sampling) -> dict[str, Any]:
     return {k: v for k, v in sampling.fields().items() if k not in ("seconds", "frames")}
 
 
-def compose_request(segments: Sequence[Segment], sampling: Sampling) -> dict[str, Any]:
+def compose_request(segments: Sequence[Segment], sampling: Sampling, trim_last: bool = False) -> dict[str, Any]:
+    """The worker's ``compose`` request; ``trim_last`` is sent only when on (the worker's default is off)."""
+    trim = {"trim_last": True} if trim_last else {}
     return {"op": "compose", "segments": [s.to_dict() for s in segments], "context_seconds": CONTEXT_SECONDS,
-            **sampling_fields(sampling)}
+            **trim, **sampling_fields(sampling)}
 
 
-def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, Any]) -> dict[str, Any]:
+def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, Any],
+                   trim_last: bool = False) -> dict[str, Any]:
     """What reproduces a timeline: every segment with the seed it was made with, and where it lies (20 fps frames:
-    ``start``/``end``, and ``content_start``/``content_end`` where its own prompt's motion is, as the worker says).
+    ``start``/``end``, and ``content_start``/``content_end`` where its own prompt's motion is, as the worker says),
+    and ``trim_last`` (whether the last segment's window ended with the shot; a recipe without it: off).
 
     The worker reports each segment's seed (derived ones included), so replaying the recipe's segments
     gives the same motion whatever the shot seed, and re-rolling one segment changes one number.
@@ -117,7 +121,8 @@ def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, A
             if key in w:
                 seg[key] = int(w[key])
         segs.append(seg)
-    return {"kind": "compose", "seed": int(seed), "context_seconds": CONTEXT_SECONDS, "segments": segs}
+    return {"kind": "compose", "seed": int(seed), "context_seconds": CONTEXT_SECONDS, "trim_last": bool(trim_last),
+            "segments": segs}
 
 
 def _broken(name: str, why: str) -> JobError:
@@ -159,6 +164,14 @@ def recipe_leg_length(recipe: Mapping[str, Any], name: str = "the action") -> fl
     if isinstance(leg, bool) or not isinstance(leg, (int, float)) or not math.isfinite(leg) or leg <= 0:
         raise _broken(name, f"leg_length is {leg!r}, not a positive number of metres")
     return float(leg)
+
+
+def recipe_trim_last(recipe: Mapping[str, Any], name: str = "the action") -> bool:
+    """Whether a timeline recipe's last window ended with the shot (recipes from before the option: no)."""
+    value = recipe.get("trim_last", False)
+    if not isinstance(value, bool):
+        raise JobError(f"{name} has a shot recipe whose trim_last is {value!r}; it must be true or false.")
+    return value
 
 
 def reroll(segments: Sequence[Segment], index: int, seed: int) -> list[Segment]:

@@ -70,16 +70,18 @@ def _kept_scale(target: Target, joints_bl: np.ndarray, leg_length: float) -> rt.
 
 def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], sampling: Sampling, target: Target,
                   *, parent: str | None = None, name: str | None = None, leg_length: float | None = None,
-                  label: str = "Generate shot", pool: WorkerPool | None = None) -> MotionJob:
+                  label: str = "Generate shot", trim_last: bool = False, pool: WorkerPool | None = None) -> MotionJob:
     """Segments (prompt, seconds, optional seed) → one continuous motion as one new Action.
 
     ``sampling`` gives the shot seed (segments without a seed derive theirs from it), steps, sampler
     and guidance; its duration is ignored (the segments give the length). ``leg_length`` (metres; a
     re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
-    records it. ``label`` names the job in its messages (a re-roll says so).
+    records it. ``label`` names the job in its messages (a re-roll says so). ``trim_last``: the last segment's
+    window ends with the shot (the Shot panel's 'End on Last Segment'; off: appending a segment later keeps every
+    earlier frame); the recipe records it, so a re-roll makes the shot the same way.
     """
     segs = si.check_segments(segments)
-    op = si.compose_request(segs, sampling)
+    op = si.compose_request(segs, sampling, trim_last)
     check_target(target)
     check_cyclic(target, sum(max_model_frames(seg.seconds) for seg in segs))
     model = check_model(config.model)
@@ -91,7 +93,7 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
         joints_bl = _pinned_blender(result, target.pin_feet)
         leg = float(leg_length) if leg_length else rt.motion_leg_length(joints_bl)
         placement = _kept_scale(target, joints_bl, leg) if leg_length else None
-        recipe = {**si.compose_recipe(segs, shot_seed, wmeta), "leg_length": leg}
+        recipe = {**si.compose_recipe(segs, shot_seed, wmeta, trim_last), "leg_length": leg}
         extra: dict[str, Any] = {"source": "shot", "shot": recipe}
         if parent:
             extra["parent"] = parent
@@ -127,6 +129,7 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     named = f"The action '{action.name}'"
     segs = si.reroll(si.recipe_segments(recipe, named), index, seed)
     leg_length = si.recipe_leg_length(recipe, named)
+    trim_last = si.recipe_trim_last(recipe, named)
     sampling = Sampling(seed=int(meta["salad_seed"]), guidance=float(meta["salad_guidance"]) or None,
                         steps=int(meta["salad_steps"]), sampler=str(meta.get("salad_scheduler") or "ddim"))
     target = Target(kind="armature", **on_this(obj), rig=metadata.meta_rig(meta),
@@ -135,7 +138,7 @@ def start_reroll_segment(config: WorkerConfig, obj: bpy.types.Object | None, ind
     model = check_model(str(meta.get("salad_model") or "demo"))
     return start_compose(config.with_model(model), segs, sampling, target, parent=action.name,
                          name=si.shot_title(segs, f"shot re-roll {index + 1}"), leg_length=leg_length,
-                         label=f"Re-roll segment {index + 1}", pool=pool)
+                         label=f"Re-roll segment {index + 1}", trim_last=trim_last, pool=pool)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class SALAD_OT_shot_segment_move(bpy.types.Operator):
 
 
 class SALAD_OT_shot_use_recipe(bpy.types.Operator):
-    """Put the active shot's segments (with the seeds they were made with) into the segment list"""
+    """Put the active shot's segments (with their seeds) and its End on Last Segment choice into the Shot panel"""
 
     bl_idname = "salad.shot_use_recipe"
     bl_label = "Use This Shot's Segments"
@@ -101,7 +101,9 @@ class SALAD_OT_shot_use_recipe(bpy.types.Operator):
         try:
             if act is None:
                 raise jobs.JobError("Select an armature that plays a shot made by 'Generate Shot'.")
-            segs = si.recipe_segments(metadata.shot_recipe(metadata.action_meta(act)), f"The action '{act.name}'")
+            recipe = metadata.shot_recipe(metadata.action_meta(act))
+            segs = si.recipe_segments(recipe, f"The action '{act.name}'")
+            trim_last = si.recipe_trim_last(recipe, f"The action '{act.name}'")
             field = SALAD_PG_shot_segment.bl_rna.properties["seed"].hard_max
             for k, seg in enumerate(segs, 1):  # a batch shot's seed may pass the field's int32: say so, keep the list
                 if seg.seed is not None and seg.seed > field:
@@ -117,7 +119,7 @@ class SALAD_OT_shot_use_recipe(bpy.types.Operator):
             row = s.segments.add()
             row.prompt, row.seconds = seg.prompt, seg.seconds
             row.use_seed, row.seed = seg.seed is not None, int(seg.seed or 0)
-        s.active_segment = 0
+        s.active_segment, s.trim_last = 0, trim_last
         return {"FINISHED"}
 
 
@@ -149,8 +151,9 @@ class SALAD_OT_generate_shot(_JobOperator, bpy.types.Operator):
             cls, "" if shot_settings(context).segments else "Add a segment (+) to the shot first")
 
     def make_job(self, context: bpy.types.Context) -> jobs.MotionJob:
-        return shot_jobs.start_compose(preferences.worker_config(context), segments_from(shot_settings(context)),
-                                       shot_sampling(context), target_from(context, settings(context)))
+        s = shot_settings(context)
+        return shot_jobs.start_compose(preferences.worker_config(context), segments_from(s), shot_sampling(context),
+                                       target_from(context, settings(context)), trim_last=s.trim_last)
 
 
 class SALAD_OT_reroll_segment(_JobOperator, bpy.types.Operator):

@@ -74,6 +74,7 @@ class SALAD_PT_shot(bpy.types.Panel):
         layout.label(text=f"{len(s.segments)} segment(s), {total:.1f} s of {si.MAX_SHOT_SECONDS:g} s",
                      icon="ERROR" if total > si.MAX_SHOT_SECONDS else "TIME")
         layout.prop(s, "seed")
+        layout.prop(s, "trim_last")
         row = layout.row()
         row.scale_y = 1.4
         row.enabled = not RUNNER.busy()

@@ -17,7 +17,7 @@ from . import protocol as P
 _SHOT = ("seed", "guidance", "steps", "scheduler", "context_seconds", "resample")
 # allowed fields per op; types and ranges: salad_model/runtime/requests.FIELDS
 SHOT_FIELDS: dict[str, tuple[str, ...]] = {
-    "compose": ("segments", *_SHOT),
+    "compose": ("segments", "trim_last", *_SHOT),
     "continue": ("joints", "prompt", "seconds", *_SHOT),
     "inbetween": ("joints_a", "joints_b", "prompt", "seconds", *_SHOT),
     "regenerate_parts": ("joints", "source_prompt", "frames", "source_seconds", "prompt", "parts", *_SHOT),
@@ -66,7 +66,8 @@ class ShotOps:
 
         return ShotDirector(self._pipeline(), context_seconds=params.get("context_seconds", DEFAULT_CONTEXT_SECONDS),
                             resample=params.get("resample", 0), guidance=params.get("guidance"),
-                            steps=params.get("steps", 50), scheduler=params.get("scheduler", "ddim"))
+                            steps=params.get("steps", 50), scheduler=params.get("scheduler", "ddim"),
+                            trim_last=params.get("trim_last", False))
 
     def op_compose(self, rid: Any, params: dict) -> dict:
         _need("compose", params, "segments")

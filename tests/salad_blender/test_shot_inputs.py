@@ -41,7 +41,8 @@ def test_segments_cleaned_and_request_fields():
 def test_recipe_keeps_the_seeds_the_worker_used_and_rerolls_one():
     wmeta = {"shot": {"segments": [{"seed": 1234, "start": 0, "end": 80}, {"seed": 7, "start": 80, "end": 140}]}}
     recipe = si.compose_recipe(TWO, 5, wmeta)
-    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "segments": [
+    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "trim_last": False,
+                      "segments": [
         {"prompt": "a person walks forward", "seconds": 4.0, "seed": 1234, "start": 0, "end": 80},
         {"prompt": "a person waves", "seconds": 3.0, "seed": 7, "start": 80, "end": 140}]}
     segs = si.recipe_segments(recipe)
@@ -185,3 +186,17 @@ def test_a_duration_typed_in_blender_is_the_one_typed():
     assert si.compose_recipe(segs, 1, {})["segments"][2]["seconds"] == 2.9
     assert si.check_seconds(float(np.float32(0.7)), "The continuation", 0.4, 300) == 0.7
     assert Sampling(seconds=float(np.float32(2.9))).fields()["seconds"] == 2.9  # Text to Motion's Duration
+
+
+def test_trim_last_is_asked_only_when_on_and_kept_in_the_recipe():
+    """End on Last Segment: the request carries it only when on (the worker's default is off), the recipe always
+    (a re-roll makes the shot the same way); a recipe from before the option reads as off."""
+    on = si.compose_request(TWO, Sampling(seed=1, steps=2), trim_last=True)
+    assert on["trim_last"] is True and "trim_last" not in si.compose_request(TWO, Sampling(seed=1, steps=2))
+    recipe = si.compose_recipe(TWO, 5, {}, trim_last=True)
+    assert recipe["trim_last"] is True and si.recipe_trim_last(recipe) is True
+    assert si.recipe_trim_last(si.compose_recipe(TWO, 5, {})) is False
+    old = {k: v for k, v in recipe.items() if k != "trim_last"}
+    assert si.recipe_trim_last(old) is False
+    _refused(lambda: si.recipe_trim_last({**recipe, "trim_last": "yes"}, "The action 'x'"),
+             "The action 'x' has a shot recipe whose trim_last is 'yes'; it must be true or false.")

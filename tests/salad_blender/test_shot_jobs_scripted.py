@@ -98,6 +98,22 @@ def test_reroll_changes_one_seed_and_keeps_the_shot(scene, pool):
         shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool)
 
 
+def test_end_on_last_segment_is_asked_recorded_and_kept_by_a_reroll(scene, pool):
+    """trim_last reaches the worker only when asked, the recipe records the choice either way, and a re-roll of
+    the shot makes it the same way (else the re-rolled shot's last segment would be made differently)."""
+    for trim in (True, False):
+        run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), trim_last=trim,
+                                    pool=pool))
+        assert pool.worker.ops[-1].get("trim_last", False) is trim
+        body = bpy.data.objects["SALAD Body"]
+        shot = body.animation_data.action
+        assert metadata.shot_recipe(metadata.action_meta(shot))["trim_last"] is trim
+        rolled = run(shot_jobs.start_reroll_segment(CONFIG, body, 0, 99, pool=pool))
+        assert pool.worker.ops[-1].get("trim_last", False) is trim
+        assert metadata.shot_recipe(metadata.action_meta(rolled))["trim_last"] is trim
+        bpy.data.objects.remove(body)
+
+
 def test_continue_places_the_source_where_it_was(pool):
     walk = synthetic_walk(96)
     obj = keyed_body({"Walk": walk}, location=(1.0, -2.0, 0.0), angle=0.6)

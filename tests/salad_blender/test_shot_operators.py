@@ -259,3 +259,25 @@ def test_a_segment_with_its_own_seed_still_shows_its_duration(addon):
     right = [c[1:] for c in calls if c[0] == "part2"]  # the split's second part: number row is part1 inside part0
     assert ("prop", "seconds") in right and not any(c[0] == "label" and c[1] for c in right), right
     assert ("label", "", "LOCKED") in right
+
+
+def test_end_on_last_segment_is_on_the_panel_sent_and_restored_from_a_recipe(addon):
+    """The Shot panel's 'End on Last Segment' (off by default: appending keeps every earlier frame) reaches the
+    compose request, and 'Use This Shot's Segments' sets it back as the shot was made."""
+    s = bpy.context.scene.salad_shot
+    assert s.trim_last is False and ("prop", "trim_last") in draw(shot_panels.SALAD_PT_shot)
+    assert "a segment added after it later changes" in type(s).bl_rna.properties["trim_last"].description
+    for prompt in ("a person walks forward", "a person waves"):
+        assert bpy.ops.salad.shot_segment_add() == {"FINISHED"}
+        s.segments[s.active_segment].prompt = prompt
+    s.trim_last = True
+    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
+    assert addon.worker.ops[-1]["trim_last"] is True
+    body = bpy.data.objects["SALAD Body"]
+    trimmed = body.animation_data.action
+    s.trim_last = False
+    assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
+    assert "trim_last" not in addon.worker.ops[-1]
+    assert body.animation_data.action == trimmed  # the second shot went onto a new body
+    bpy.context.view_layer.objects.active = body
+    assert bpy.ops.salad.shot_use_recipe() == {"FINISHED"} and s.trim_last is True

@@ -43,6 +43,25 @@ def test_compose_continue_inbetween_and_part_edit(tiny_model_dir, tmp_path):
     assert json.loads(str(x["meta"]))["shot"]["parts"] == ["left_arm", "right_arm"]
 
 
+def test_compose_trim_last(tiny_model_dir, tmp_path):
+    """``compose --trim-last``: the last segment's window ends with the shot (recorded in the saved recipe); the
+    frames before the last segment are the default's, the last segment's differ; its help says what it costs."""
+    args = ["compose", "--segment", "a person walks forward:3", "--segment", "a person waves:2.4", "--seed", "2",
+            "--model", str(tiny_model_dir), "--steps", "3"]
+    for out, extra in (("plain.npz", []), ("trim.npz", ["--trim-last"])):
+        r = run([*args, "--out", out, *extra], tmp_path)
+        assert r.returncode == 0, r.stderr
+    plain, trim = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "trim.npz")
+    meta = json.loads(str(trim["meta"]))
+    assert meta["shot"]["options"]["trim_last"] is True
+    assert json.loads(str(plain["meta"]))["shot"]["options"]["trim_last"] is False
+    assert trim["joints"].shape == plain["joints"].shape and meta["shot"]["segments"][1]["start"] == 60
+    assert np.abs(trim["features"][:60] - plain["features"][:60]).max() <= 1e-5
+    assert np.abs(trim["features"][60:] - plain["features"][60:]).max() > 1e-3
+    r = run(["compose", "--help"], tmp_path)
+    assert "--trim-last" in r.stdout and "appended later changes" in " ".join(r.stdout.split())
+
+
 def test_shot_commands_refuse_bad_input(tiny_model_dir, tmp_path):
     m = ["--model", str(tiny_model_dir), "--steps", "2"]
     cases = [

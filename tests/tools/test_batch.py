@@ -177,3 +177,20 @@ def test_batch_bad_segments_exit_2(tmp_path, tiny_model_dir):
     p = run("--segment", "a:200", "--segment", "b:200", "--out", tmp_path, "--model", tiny_model_dir)
     assert p.returncode == 2 and "the limit is 300 s" in p.stderr
     assert not list(tmp_path.glob("*.blend"))
+
+
+def test_batch_shot_trim_last(tmp_path, tiny_model_dir):
+    """``--trim-last`` reaches the shot job (the recipe records it, as the add-on's End on Last Segment does); it
+    is an option of a shot only."""
+    p = run("--prompt", "a person jumps", "--trim-last", "--out", tmp_path)
+    assert p.returncode == 2 and "--trim-last is an option of a shot (--segment)" in p.stderr
+    out = tmp_path / "t"
+    p = run("--segment", "a person walks forward:2", "--segment", "a person waves:2", "--trim-last", "--out", out,
+            "--model", tiny_model_dir, "--steps", 2, "--threads", 1)
+    assert p.returncode == 0, p.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out / "shot_a_person_walks_forward.blend"))
+    try:
+        act = bpy.data.objects["SALAD Body"].animation_data.action
+        assert json.loads(act["salad_shot"])["trim_last"] is True and act["salad_frames"] == 80
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -33,6 +33,18 @@ def test_compose_reports_every_step_of_every_window(worker):
     assert np.array_equal(d["joints"], again["joints"])
 
 
+def test_compose_trim_last(worker):
+    """``trim_last`` reaches the director: the last window ends with the shot (recorded in meta.shot.options), the
+    frames before the last segment stay the default's, the last segment's are made differently."""
+    base = worker.result("compose", segments=SEGMENTS, seed=1, steps=3)
+    m = worker.result("compose", segments=SEGMENTS, seed=1, steps=3, trim_last=True)
+    assert m["meta"]["shot"]["options"]["trim_last"] is True and base["meta"]["shot"]["options"]["trim_last"] is False
+    start = m["meta"]["shot"]["segments"][1]["start"]
+    assert m["joints"].shape == base["joints"].shape and start == 60
+    assert np.abs(m["joints"][:start] - base["joints"][:start]).max() <= 1e-5
+    assert np.abs(m["joints"][start:] - base["joints"][start:]).max() > 1e-3
+
+
 def test_compose_cancel(worker):
     rid = worker.next_id()
     worker.send({"id": rid, "op": "compose", "segments": SEGMENTS, "steps": 100})
@@ -76,6 +88,8 @@ def test_continue_inbetween_and_parts(worker):
     ("continue", {"joints": P.encode_array(np.zeros((60, 22, 3), np.int32)), "prompt": "run", "seconds": 2},
      "'joints' must be a float array"),
     ("compose", {"segments": [], "resample": 11}, "'resample' must be within"),
+    ("compose", {"segments": [{"prompt": "walk", "seconds": 3}], "trim_last": "yes"}, "'trim_last' must be true or"),
+    ("continue", {"prompt": "walk", "seconds": 2, "trim_last": True}, "unknown field(s): 'trim_last'"),
 ])
 def test_bad_shot_requests(worker, op, fields, pattern):
     err = error_of(worker, op, **fields)
