@@ -149,6 +149,7 @@ class _Source:
     action_name: str
     start: int
     sampled: real_motion.SampledMotion
+    action: Any = None  # the Action itself (found again by name if renamed, undone or deleted meanwhile)
 
     @property
     def frames(self) -> int:
@@ -241,7 +242,7 @@ def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, 
         sampled = sample_motion(obj, mapping, start, end, scene)
     if not np.all(np.isfinite(sampled.joints)):
         raise JobError(f"The animation '{action.name}' has invalid (NaN) bone positions.")
-    return _Source(action.name, start, sampled)
+    return _Source(action.name, start, sampled, action)
 
 
 @dataclass
@@ -279,7 +280,8 @@ def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Sou
                 scene_range: str = "set", same_length: bool = False):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts.
 
-    ``same_length``: the result keys exactly the source's scene frames (part regeneration)."""
+    ``same_length``: the result keys exactly the source's scene frames (part regeneration). *Keep Other Channels*
+    keeps ``src``'s (an in-between's A), not those of whatever the armature plays when the result lands."""
     obj_name, scene_name = obj_ref.name, scene_ref.name
 
     def apply(result: dict) -> bpy.types.Action:
@@ -289,13 +291,14 @@ def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Sou
         scene = scene_named(scene_name, scene_ref)
         wmeta = result.get("meta") or {}
         contacts = result.get("contacts") if pin_feet else None
+        source = find_again(src.action, src.action_name, bpy.data.actions)
         return actions.apply_motion(
             target, np.asarray(result["joints"], dtype=np.float64), prompt=prompt, name=name, seed=seed,
             model=model, guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", 0)),
             bone_map=bone_map, scene=scene, start_frame=src.start, frame_range=scene_range,
             contacts=None if contacts is None else np.asarray(contacts),
             placement=real_motion.real_placement(src.sampled, wmeta),
-            max_frames=len(src.sampled.world) if same_length else None,
+            max_frames=len(src.sampled.world) if same_length else None, keep_from=source,
             meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
                   "source": "shot", "rig": bone_map, "pin_feet": bool(pin_feet),
                   "to_metres": float(src.sampled.to_metres), "shot": recipe})

@@ -1,0 +1,69 @@
+"""audit9b: shot results an animator would be surprised by (headless bpy, 4.2 legacy and 5.0 slotted actions).
+
+In-between / Continue / Regenerate Parts of animation: *Keep Other Channels* keeps the channels of the action the
+result was made from (an in-between's A), not those of whatever the rig plays when the result lands.
+"""
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from shot_fakes import FakePool, ShotWorker  # noqa: E402
+from test_shot_jobs_scripted import CONFIG, FAST, keyed_body, run  # noqa: E402
+
+from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
+from salad_blender import actions, shot_jobs  # noqa: E402
+
+
+@pytest.fixture
+def pool():
+    return FakePool(ShotWorker(steps=2))
+
+
+def _play(obj, action):
+    actions.assign_action(obj, action, actions.object_slot(action, obj))
+
+
+def _key_mood(obj, action, frames_values):
+    """Key the rig object's custom property 'mood' into ``action`` (a channel no motion drives)."""
+    _play(obj, action)
+    for f, v in frames_values:
+        obj["mood"] = v
+        obj.keyframe_insert('["mood"]', frame=f)
+
+
+def _mood(action):
+    return next((fc for fc in actions.action_fcurves(action) if fc.data_path == '["mood"]'), None)
+
+
+@pytest.mark.parametrize("playing", ["B", "C"])
+def test_an_inbetween_keeps_the_channels_of_a_whatever_the_rig_plays(pool, playing):
+    obj = keyed_body({"A": synthetic_walk(96), "B": synthetic_walk(60, turn_deg=-40.0), "C": synthetic_walk(40)})
+    a, b, c = (bpy.data.actions[n] for n in "ABC")
+    _key_mood(obj, a, [(1, 0.1), (90, 0.4)])
+    _key_mood(obj, b, [(1, 0.9), (60, 0.9)])
+    _key_mood(obj, c, [(1, -1.0), (40, -1.0)])
+    _play(obj, b)  # the animator last looked at B, then picked A and B
+    job = shot_jobs.start_inbetween(CONFIG, obj, a, b, "a person turns around", 1.0, sampling=FAST,
+                                    pin_feet=False, pool=pool)
+    _play(obj, bpy.data.actions[playing])  # ... or played something else while it ran
+    new = run(job)
+    mood = _mood(new)
+    assert mood is not None
+    want = _mood(a)
+    for f in (1.0, 30.0, 60.5, 90.0):  # A's curve where A plays (within 1e-5: the trimmed copy keeps its shape)
+        assert mood.evaluate(f) == pytest.approx(want.evaluate(f), abs=1e-5), f
+    assert np.isclose(mood.evaluate(150.0), 0.4, atol=1e-5)  # held after A's last key, as A's curve extrapolates
+
+
+def test_a_continuation_keeps_the_continued_actions_channels(pool):
+    obj = keyed_body({"Walk": synthetic_walk(96), "Other": synthetic_walk(40)})
+    walk, other = bpy.data.actions["Walk"], bpy.data.actions["Other"]
+    _key_mood(obj, walk, [(1, 0.2), (50, 0.7)])
+    _key_mood(obj, other, [(1, -1.0)])
+    _play(obj, walk)
+    job = shot_jobs.start_continue(CONFIG, obj, "a person sits down", 2.0, sampling=FAST, pin_feet=False, pool=pool)
+    _play(obj, other)
+    new = run(job)
+    assert _mood(new).evaluate(50.0) == pytest.approx(0.7, abs=1e-5)
