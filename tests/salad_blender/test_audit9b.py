@@ -9,8 +9,9 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from shot_fakes import FakePool, ShotWorker  # noqa: E402
+from shot_fakes import FakePool, ShotWorker, shot_addon  # noqa: E402
 from test_shot_jobs_scripted import CONFIG, FAST, keyed_body, run  # noqa: E402
+from test_shot_operators import draw  # noqa: E402
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender import actions, shot_jobs  # noqa: E402
@@ -19,6 +20,12 @@ from salad_blender import actions, shot_jobs  # noqa: E402
 @pytest.fixture
 def pool():
     return FakePool(ShotWorker(steps=2))
+
+
+@pytest.fixture
+def addon(scene, tiny_model_dir, monkeypatch):
+    with shot_addon(tiny_model_dir, monkeypatch) as fake_pool:
+        yield fake_pool
 
 
 def _play(obj, action):
@@ -67,3 +74,46 @@ def test_a_continuation_keeps_the_continued_actions_channels(pool):
     _play(obj, other)
     new = run(job)
     assert _mood(new).evaluate(50.0) == pytest.approx(0.7, abs=1e-5)
+
+
+# ------------------------------------------------------------------------ durations snap to 0.2 s steps
+
+from types import SimpleNamespace  # noqa: E402
+
+from salad_blender import shot_panels, smpl22, ui_state  # noqa: E402
+
+
+def test_the_hint_says_the_length_the_worker_makes():
+    """audit9b: a 2.1 s Duration made a 2.0 s clip (the worker rounds to whole latent frames, half to even) and
+    nothing said so; the hint now leads with the length that will be made when it is not the typed one."""
+    shots = pytest.importorskip("salad_model.runtime.shots")
+    director = SimpleNamespace(pipe=SimpleNamespace(fps=smpl22.FPS))
+    for typed in (0.2, 0.3, 0.5, 1.0, 2.0, 2.1, 2.3, 2.9, 3.7, 4.0, 9.9, 12.5):
+        held = float(np.float32(typed))  # what a Blender field sends (typed_seconds rounds it back)
+        frames = 4 * shots.ShotDirector._check_seconds(director, ui_state.typed_seconds(held), "d", 0, 300)
+        assert ui_state.model_frames_of(held) == frames, typed
+        made = frames / smpl22.FPS
+        assert ui_state.snap_hint(held) == ("" if abs(made - typed) < 1e-9 else f"Makes {made:.1f} s"), typed
+    assert ui_state.duration_hint(2.1, 24.0) == "Makes 2.0 s: 47 scene frames at 24 fps"
+    assert ui_state.duration_hint(2.3, 20.0) == "Makes 2.4 s: 48 scene frames at 20 fps"
+    assert ui_state.duration_hint(4.0, 24.0) == "95 scene frames at 24 fps"  # a whole number of steps: as before
+
+
+def test_the_shot_fields_say_the_length_that_will_be_made(addon):
+    """audit9b: the segment, Continue and In-between Durations took 2.1 s and made 2.0 s without a word (the shot's
+    total added the typed lengths). Each now says what will be made under the field; exact steps show nothing."""
+    s = bpy.context.scene.salad_shot
+    for seconds in (2.1, 4.0):
+        seg = s.segments.add()
+        seg.prompt, seg.seconds = "a person waves", seconds
+    s.active_segment = 0
+    s.continue_seconds, s.inbetween_seconds = 2.1, 0.5
+    labels = [c[1] for c in draw(shot_panels.SALAD_PT_shot) if c[0] == "label"]
+    assert "Makes 2.0 s (whole 0.2 s steps)" in labels and "2 segment(s), 6.0 s of 300 s" in labels, labels
+    labels = [c[1] for c in draw(shot_panels.SALAD_PT_shot_continue) if c[0] == "label"]
+    assert "Makes 2.0 s (whole 0.2 s steps)" in labels and "Makes 0.4 s (whole 0.2 s steps)" in labels, labels
+    s.active_segment = 1
+    s.continue_seconds, s.inbetween_seconds = 2.0, 0.6
+    labels = [c[1] for c in draw(shot_panels.SALAD_PT_shot) + draw(shot_panels.SALAD_PT_shot_continue)
+              if c[0] == "label"]
+    assert not [t for t in labels if t.startswith("Makes")], labels
