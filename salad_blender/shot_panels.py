@@ -72,11 +72,11 @@ class SALAD_PT_shot(bpy.types.Panel):
             seg = s.segments[s.active_segment]
             box = layout.box()
             prop_with_placeholder(box, seg, "prompt", "What happens, e.g. 'a person walks forward'", text="")
-            row = box.row(align=True)
+            row = box.row(align=True)  # the seed gets its own row: beside it, "Duration" was cut to "Durat…"
             row.prop(seg, "seconds")
             row.prop(seg, "use_seed", text="", icon="LOCKED" if seg.use_seed else "UNLOCKED")
             if seg.use_seed:
-                row.prop(seg, "seed", text="")
+                box.prop(seg, "seed", text="Segment seed")
             _snap_label(box, seg.seconds)
         typed = sum(seg.seconds for seg in s.segments)  # what the length check refuses
         made = sum(ui_state.model_frames_of(seg.seconds) for seg in s.segments) / smpl22.FPS

@@ -117,3 +117,38 @@ def test_the_shot_fields_say_the_length_that_will_be_made(addon):
     labels = [c[1] for c in draw(shot_panels.SALAD_PT_shot) + draw(shot_panels.SALAD_PT_shot_continue)
               if c[0] == "label"]
     assert not [t for t in labels if t.startswith("Makes")], labels
+
+
+class RowsLayout:
+    """Records which row (layout object) each property is drawn in; anything else is accepted."""
+
+    def __init__(self, rows, name="panel"):
+        self.rows, self.name, self.made = rows, name, 0
+        self.enabled, self.scale_y, self.use_property_split, self.use_property_decorate = True, 1.0, False, False
+
+    def row(self, **_):
+        self.made += 1
+        return RowsLayout(self.rows, f"{self.name}/{self.made}")
+
+    column = box = split = row
+
+    def prop(self, data, name, **_):
+        assert name in data.bl_rna.properties, name
+        self.rows.append((self.name, data, name))
+
+    def __getattr__(self, _name):
+        return lambda *a, **k: RowsLayout(self.rows, f"{self.name}/x")
+
+
+def test_a_segment_seed_does_not_share_the_durations_row(addon):
+    """audit9b (Blender 4.3 window, 291 px sidebar): with its own seed, the segment box's row held Duration, the
+    lock and the seed, and read 'Durat… 2.1 s'. The seed now has a row of its own; Duration keeps the lock only."""
+    s = bpy.context.scene.salad_shot
+    seg = s.segments.add()
+    seg.prompt, seg.seconds, seg.use_seed, seg.seed = "a person waves", 2.1, True, 42
+    s.active_segment = 0
+    rows = []
+    shot_panels.SALAD_PT_shot.draw(SimpleNamespace(layout=RowsLayout(rows)), bpy.context)
+    where = {name: row for row, data, name in rows if data == seg and name != "prompt"}  # not the shot seed
+    assert set(where) == {"seconds", "use_seed", "seed"}, rows
+    assert where["seconds"] == where["use_seed"] != where["seed"], rows
