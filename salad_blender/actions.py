@@ -190,6 +190,20 @@ def assign_action(obj: bpy.types.Object, action: bpy.types.Action, slot: Any = N
         ad.action_slot = slot
 
 
+def full_strength(obj: bpy.types.Object) -> str:
+    """Give the active action of ``obj`` Replace blending at influence 1 (Blender's defaults); what it had, if not.
+
+    Why: over NLA strips, a new result that took over an influence of 0.3 (or Add) played 30 % of the motion
+    (or on top of the strips): a new whole-body motion looked broken. Without strips Blender ignores both."""
+    ad = obj.animation_data
+    blend, influence = ad.action_blend_type, float(ad.action_influence)
+    ad.action_blend_type, ad.action_influence = "REPLACE", 1.0
+    was = ([f"influence {influence:.2f}"] if abs(influence - 1.0) > 1e-6 else []) + \
+        ([f"blend mode {ad.bl_rna.properties['action_blend_type'].enum_items[blend].name}"]
+         if blend != "REPLACE" else [])
+    return " and ".join(was)
+
+
 ROTATION_PATHS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
 
 
@@ -341,9 +355,13 @@ def write_action(
             action[key] = value
         if assign:
             assign_action(obj, action, sink.slot)
+            layered = full_strength(obj)
     except BaseException:
         bpy.data.actions.remove(action)
         raise
+    if assign and layered:
+        warnings.warn(f"'{obj.name}' played its action with {layered}; the new one plays with Replace at influence "
+                      "1 (set them again in the NLA editor's sidebar to layer it)", ResultWarning, stacklevel=2)
     if transforms or held_keyed:
         warnings.warn(kept_channels.transform_warning(old.name, transforms, held_keyed), ResultWarning, stacklevel=2)
     return action

@@ -119,23 +119,27 @@ def others_found(target: Target) -> list[tuple[bpy.types.Object, str | dict[str,
     return out
 
 
-def playing(objs: list[bpy.types.Object]) -> list[tuple[bpy.types.Object, Any, Any]]:
-    """(armature, action, slot) each armature plays now, to give back after a failed apply."""
+def playing(objs: list[bpy.types.Object]) -> list[tuple[bpy.types.Object, Any, Any, Any]]:
+    """(armature, action, slot, (blend type, influence)) each armature plays now, to give back after a failed
+    apply (a result sets Replace, 1.0: :func:`actions.full_strength`)."""
     out = []
     for o in objs:
         ad = getattr(o, "animation_data", None)
-        out.append((o, *((ad.action, getattr(ad, "action_slot", None)) if ad is not None else (None, None))))
+        out.append((o, *((ad.action, getattr(ad, "action_slot", None), (ad.action_blend_type, ad.action_influence))
+                         if ad is not None else (None, None, None))))
     return out
 
 
-def undo_actions(made: list[bpy.types.Action], before: list[tuple[bpy.types.Object, Any, Any]]) -> None:
-    """Remove the actions a half-done apply created; each armature gets back what it played."""
-    for obj, act, slot in before:
+def undo_actions(made: list[bpy.types.Action], before: list[tuple[bpy.types.Object, Any, Any, Any]]) -> None:
+    """Remove the actions a half-done apply created; each armature gets back what it played, and how."""
+    for obj, act, slot, how in before:
         ad = obj.animation_data
         if ad is not None and ad.action in made:
             ad.action = act
             if slot is not None and hasattr(ad, "action_slot"):
                 ad.action_slot = slot
+            if how is not None:
+                ad.action_blend_type, ad.action_influence = how
     for act in made:
         bpy.data.actions.remove(act)
 

@@ -1,20 +1,27 @@
 """audit9b: shot results an animator would be surprised by (headless bpy, 4.2 legacy and 5.0 slotted actions).
 
 In-between / Continue / Regenerate Parts of animation: *Keep Other Channels* keeps the channels of the action the
-result was made from (an in-between's A), not those of whatever the rig plays when the result lands.
+result was made from (an in-between's A), not those of whatever the rig plays when the result lands. Durations say
+the length the worker makes (whole 0.2 s steps). A segment's own seed does not squeeze its Duration. A new result
+plays at Replace, influence 1 over NLA strips. Scripted worker (shot_fakes); no timing.
 """
+
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from blender_state import world_heads  # noqa: E402
 from shot_fakes import FakePool, ShotWorker, shot_addon  # noqa: E402
 from test_shot_jobs_scripted import CONFIG, FAST, keyed_body, run  # noqa: E402
 from test_shot_operators import draw  # noqa: E402
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
-from salad_blender import actions, shot_jobs  # noqa: E402
+from salad_blender import actions, blender_data, shot_jobs, shot_panels, smpl22, ui_state  # noqa: E402
+from salad_blender.inputs import ResultWarning  # noqa: E402
 
 
 @pytest.fixture
@@ -77,11 +84,6 @@ def test_a_continuation_keeps_the_continued_actions_channels(pool):
 
 
 # ------------------------------------------------------------------------ durations snap to 0.2 s steps
-
-from types import SimpleNamespace  # noqa: E402
-
-from salad_blender import shot_panels, smpl22, ui_state  # noqa: E402
-
 
 def test_the_hint_says_the_length_the_worker_makes():
     """audit9b: a 2.1 s Duration made a 2.0 s clip (the worker rounds to whole latent frames, half to even) and
@@ -152,3 +154,42 @@ def test_a_segment_seed_does_not_share_the_durations_row(addon):
     where = {name: row for row, data, name in rows if data == seg and name != "prompt"}  # not the shot seed
     assert set(where) == {"seconds", "use_seed", "seed"}, rows
     assert where["seconds"] == where["use_seed"] != where["seed"], rows
+
+
+# ------------------------------------------------------------------------ a result plays at full strength
+
+@pytest.mark.parametrize("influence, blend", [(0.3, "REPLACE"), (1.0, "ADD"), (0.5, "COMBINE")])
+def test_a_new_result_plays_at_replace_full_influence_over_nla_strips(influence, blend):
+    """audit9b: over an NLA strip (the animator's pushed-down base), a result took over the active action's
+    influence 0.3 (or blend mode Add): it played 30 % of the motion (or on top of the base) — a broken-looking
+    body. The result gets Blender's defaults (Replace, 1.0) and says what it changed; a failed apply gives them
+    back (place_motion's undo)."""
+    walk, other = synthetic_walk(60), synthetic_walk(60, turn_deg=-40.0)
+    obj = keyed_body({"Base": walk, "Layer": other})
+    base, layer = bpy.data.actions["Base"], bpy.data.actions["Layer"]
+    _play(obj, base)
+    actions.push_to_nla(obj)
+    _play(obj, layer)
+    ad = obj.animation_data
+    ad.action_influence, ad.action_blend_type = influence, blend
+    before = blender_data.playing([obj])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        new = actions.apply_motion(obj, walk[::-1].copy(), prompt="back", bone_map="smpl22", start_frame=1)
+    said = [str(w.message) for w in caught if issubclass(w.category, ResultWarning)]
+    assert (ad.action, ad.action_influence, ad.action_blend_type) == (new, 1.0, "REPLACE")
+    assert len(said) == 1 and "'Mocap' played its action with" in said[0], said
+    names = list(smpl22.JOINT_NAMES)
+    heads = world_heads(obj, names, 20)
+    ad.nla_tracks.remove(ad.nla_tracks[0])  # the result alone: what it plays must not depend on the base
+    assert np.abs(world_heads(obj, names, 20) - heads).max() < 1e-4
+    blender_data.undo_actions([new], before)
+    assert (ad.action, round(ad.action_influence, 6), ad.action_blend_type) == (layer, influence, blend)
+
+
+def test_a_result_on_a_rig_at_full_strength_says_nothing():
+    obj = keyed_body({"Base": synthetic_walk(60)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        actions.apply_motion(obj, synthetic_walk(60), prompt="walk", bone_map="smpl22", start_frame=1)
+    assert not [w for w in caught if issubclass(w.category, ResultWarning)]
