@@ -57,11 +57,13 @@ def remove_object_tree(obj: bpy.types.Object) -> None:
 
 
 def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model: str, name: str,
-                 edits: list, extra: dict[str, Any], placement: rt.Placement | None = None) -> bpy.types.Action:
+                 edits: list, extra: dict[str, Any], placement: rt.Placement | None = None,
+                 range_of: bpy.types.Action | None = None) -> bpy.types.Action:
     """Write a worker result into a new Action on the target (creating our body if asked).
 
     ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields;
-    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale).
+    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale); ``range_of``: a
+    parent on the same frames (edit, re-roll, part regeneration) whose Manual Frame Range the result keeps.
     """
     joints = np.asarray(result["joints"], dtype=np.float64)
     if target.in_place:
@@ -101,10 +103,25 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
         if created is not None:
             remove_object_tree(created)
         raise
+    for act in made:
+        keep_manual_range(range_of, act)
     action = made[0]
     if created is not None and target.select and may_take_selection():
         select_only(created)
     return action
+
+
+def keep_manual_range(parent: bpy.types.Action | None, action: bpy.types.Action) -> None:
+    """Give ``action`` the Manual Frame Range (and Cyclic Animation) of ``parent``, a version of it on the same
+    frames: an animator who trimmed a clip to the part they play or loop had to trim every edit of it again, as
+    Blender's own copy of an action keeps it."""
+    if parent is None or not parent.use_frame_range:
+        return
+    action.use_frame_range = True
+    action.frame_start, action.frame_end = parent.frame_start, parent.frame_end
+    action.frame_start = parent.frame_start  # a start past the old end moved the end; the end may have moved it
+    if hasattr(parent, "use_cyclic"):
+        action.use_cyclic = parent.use_cyclic
 
 
 def others_found(target: Target) -> list[tuple[bpy.types.Object, str | dict[str, str]]]:

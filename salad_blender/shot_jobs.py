@@ -76,7 +76,8 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
     ``sampling`` gives the shot seed (segments without a seed derive theirs from it), steps, sampler
     and guidance; its duration is ignored (the segments give the length). ``leg_length`` (metres; a
     re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
-    records it. ``label`` names the job in its messages (a re-roll says so).
+    records it. ``label`` names the job in its messages (a re-roll says so). ``parent`` (a re-roll's shot, on
+    the same frames) is recorded, and its Manual Frame Range kept.
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling)
@@ -96,7 +97,8 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
         if parent:
             extra["parent"] = parent
         return place_motion(result, target, prompt="; ".join(s.prompt for s in segs), meta=wmeta, model=model,
-                            name=title, edits=[], extra=extra, placement=placement)
+                            name=title, edits=[], extra=extra, placement=placement,
+                            range_of=bpy.data.actions.get(parent) if parent else None)
 
     n = len(segs)
     return make_job("compose", label, config, op, apply, pool,
@@ -402,7 +404,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         def apply(result: dict) -> bpy.types.Action:
             return place_motion(result, target, prompt=prompt, meta=result.get("meta") or {}, model=model, name=name,
                                 edits=[], extra={"parent": parent, "source_action": parent, "source": "shot",
-                                                 "shot": recipe})
+                                                 "shot": recipe}, range_of=find_again(action, parent, bpy.data.actions))
 
         return make_job("regenerate_parts", "Regenerate parts", config.with_model(model), op, apply, pool,
                         describe=f"Regenerating {label}")

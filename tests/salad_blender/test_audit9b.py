@@ -193,3 +193,32 @@ def test_a_result_on_a_rig_at_full_strength_says_nothing():
         warnings.simplefilter("always")
         actions.apply_motion(obj, synthetic_walk(60), prompt="walk", bone_map="smpl22", start_frame=1)
     assert not [w for w in caught if issubclass(w.category, ResultWarning)]
+
+
+# ------------------------------------------------------------------------ a trimmed parent's Manual Frame Range
+
+@pytest.mark.parametrize("cyclic", [False, True])
+@pytest.mark.parametrize("kind", ["reroll", "parts", "edit"])
+def test_a_version_of_a_trimmed_clip_keeps_its_manual_frame_range(kind, cyclic):
+    """audit9b: an edit, re-roll or part regeneration of a clip trimmed with Manual Frame Range (40-70, maybe Cyclic
+    Animation: the part the animator plays or loops) lands on the same frames but came out untrimmed: every version
+    had to be trimmed again (Blender's own copy of an action keeps the range). A continuation is longer: untouched."""
+    from test_manual_frame_range import CONFIG as EDIT_CONFIG
+    from test_manual_frame_range import clip, shot, trimmed_parent
+
+    from salad_blender import jobs
+
+    body, parent, fake_pool = trimmed_parent(shot if kind == "reroll" else clip)
+    parent.use_cyclic = cyclic
+    if kind == "reroll":
+        job = shot_jobs.start_reroll_segment(EDIT_CONFIG, body, 1, 99, pool=fake_pool)
+    elif kind == "parts":
+        job = shot_jobs.start_regenerate_parts(EDIT_CONFIG, body, "a person waves", ["arms"], pool=fake_pool)
+    else:
+        job = jobs.start_edit(EDIT_CONFIG, body, new_prompt="a person runs", pool=fake_pool)
+    new = run(job)
+    assert new is not parent and new.use_frame_range
+    assert (new.frame_start, new.frame_end, new.use_cyclic) == (40.0, 70.0, cyclic)
+    longer = run(shot_jobs.start_continue(EDIT_CONFIG, body, "a person sits down", 2.0, sampling=FAST,
+                                          pin_feet=False, pool=fake_pool))
+    assert not longer.use_frame_range
