@@ -58,12 +58,13 @@ def remove_object_tree(obj: bpy.types.Object) -> None:
 
 def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model: str, name: str,
                  edits: list, extra: dict[str, Any], placement: rt.Placement | None = None,
-                 range_of: bpy.types.Action | None = None) -> bpy.types.Action:
+                 parent_action: bpy.types.Action | None = None) -> bpy.types.Action:
     """Write a worker result into a new Action on the target (creating our body if asked).
 
     ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields;
-    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale); ``range_of``: a
-    parent on the same frames (edit, re-roll, part regeneration) whose Manual Frame Range the result keeps.
+    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale); ``parent_action``: the
+    Action the result is a version of, on the same frames (edit, re-roll, part regeneration): the result keeps its
+    Manual Frame Range and (*Keep Other Channels*) its other channels, whatever the armature plays meanwhile.
     """
     joints = np.asarray(result["joints"], dtype=np.float64)
     if target.in_place:
@@ -93,7 +94,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
                 guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
                 bone_map=o_rig, scene=scene, start_frame=target.start_frame,
                 contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
-                placement=o_place, cyclic_blend=target.cyclic_blend,
+                placement=o_place, cyclic_blend=target.cyclic_blend, keep_from=parent_action if o == obj else None,
                 meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
                       "rig": o_rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place,
                       "guided_steps": meta.get("guided_steps"), **extra}))
@@ -104,7 +105,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
             remove_object_tree(created)
         raise
     for act in made:
-        keep_manual_range(range_of, act)
+        keep_manual_range(parent_action, act)
     action = made[0]
     if created is not None and target.select and may_take_selection():
         select_only(created)

@@ -98,7 +98,7 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
             extra["parent"] = parent
         return place_motion(result, target, prompt="; ".join(s.prompt for s in segs), meta=wmeta, model=model,
                             name=title, edits=[], extra=extra, placement=placement,
-                            range_of=bpy.data.actions.get(parent) if parent else None)
+                            parent_action=bpy.data.actions.get(parent) if parent else None)
 
     n = len(segs)
     return make_job("compose", label, config, op, apply, pool,
@@ -404,7 +404,8 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         def apply(result: dict) -> bpy.types.Action:
             return place_motion(result, target, prompt=prompt, meta=result.get("meta") or {}, model=model, name=name,
                                 edits=[], extra={"parent": parent, "source_action": parent, "source": "shot",
-                                                 "shot": recipe}, range_of=find_again(action, parent, bpy.data.actions))
+                                                 "shot": recipe},
+                                parent_action=find_again(action, parent, bpy.data.actions))
 
         return make_job("regenerate_parts", "Regenerate parts", config.with_model(model), op, apply, pool,
                         describe=f"Regenerating {label}")

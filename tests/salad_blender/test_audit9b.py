@@ -222,3 +222,27 @@ def test_a_version_of_a_trimmed_clip_keeps_its_manual_frame_range(kind, cyclic):
     longer = run(shot_jobs.start_continue(EDIT_CONFIG, body, "a person sits down", 2.0, sampling=FAST,
                                           pin_feet=False, pool=fake_pool))
     assert not longer.use_frame_range
+
+
+@pytest.mark.parametrize("kind", ["reroll", "parts", "edit"])
+def test_a_version_keeps_its_parents_other_channels_whatever_the_rig_plays(kind):
+    """audit9b: the other channels of an edit / re-roll / part regeneration came from whatever the rig played when
+    the result landed (the animator looked at another action meanwhile): now from the parent it was made from."""
+    from test_manual_frame_range import CONFIG as EDIT_CONFIG
+    from test_manual_frame_range import clip, shot, trimmed_parent
+
+    from salad_blender import jobs
+
+    body, parent, fake_pool = trimmed_parent(shot if kind == "reroll" else clip)
+    other = bpy.data.actions.new("Other")
+    _key_mood(body, other, [(1, -1.0)])
+    _key_mood(body, parent, [(11, 0.25), (60, 0.75)])  # plays the parent again: the job starts from it
+    if kind == "reroll":
+        job = shot_jobs.start_reroll_segment(EDIT_CONFIG, body, 1, 99, pool=fake_pool)
+    elif kind == "parts":
+        job = shot_jobs.start_regenerate_parts(EDIT_CONFIG, body, "a person waves", ["arms"], pool=fake_pool)
+    else:
+        job = jobs.start_edit(EDIT_CONFIG, body, new_prompt="a person runs", pool=fake_pool)
+    _play(body, other)
+    new = run(job)
+    assert _mood(new).evaluate(60.0) == pytest.approx(0.75, abs=1e-5)
