@@ -126,6 +126,17 @@ def replaced_curves(obj: bpy.types.Object) -> tuple[Any, list[bpy.types.FCurve]]
     return old, action_fcurves(old, slot)
 
 
+def source_curves(obj: bpy.types.Object, action: bpy.types.Action) -> list[bpy.types.FCurve]:
+    """``action``'s F-curves for ``obj`` (the slot it plays, else :func:`object_slot`), whether or not it plays it."""
+    ad = obj.animation_data
+    if ad is not None and ad.action == action:
+        return replaced_curves(obj)[1]
+    if not is_slotted(action):
+        return action_fcurves(action)
+    slot = object_slot(action, obj)
+    return [] if slot is None else action_fcurves(action, slot)
+
+
 def slot_frame_range(action: bpy.types.Action, slot: Any = None) -> tuple[float, float]:
     """The frames of ``action`` that ``slot`` keys: a slotted action shared by several objects spans all of
     theirs, so sampling one object over ``action.frame_range`` held its last pose through the others' frames.
@@ -177,6 +188,20 @@ def assign_action(obj: bpy.types.Object, action: bpy.types.Action, slot: Any = N
     ad.action = action
     if slot is not None and hasattr(ad, "action_slot"):
         ad.action_slot = slot
+
+
+def full_strength(obj: bpy.types.Object) -> str:
+    """Give the active action of ``obj`` Replace blending at influence 1 (Blender's defaults); what it had, if not.
+
+    Why: over NLA strips, a new result that took over an influence of 0.3 (or Add) played 30 % of the motion
+    (or on top of the strips): a new whole-body motion looked broken. Without strips Blender ignores both."""
+    ad = obj.animation_data
+    blend, influence = ad.action_blend_type, float(ad.action_influence)
+    ad.action_blend_type, ad.action_influence = "REPLACE", 1.0
+    was = ([f"influence {influence:.2f}"] if abs(influence - 1.0) > 1e-6 else []) + \
+        ([f"blend mode {ad.bl_rna.properties['action_blend_type'].enum_items[blend].name}"]
+         if blend != "REPLACE" else [])
+    return " and ".join(was)
 
 
 ROTATION_PATHS = {"QUATERNION": ("rotation_quaternion", 4), "AXIS_ANGLE": ("rotation_axis_angle", 4)}
@@ -259,6 +284,7 @@ def write_action(
     cyclic: bool = False,
     keep_others: bool = True,
     held: Collection[str] = (),
+    keep_from: bpy.types.Action | None = None,
 ) -> bpy.types.Action:
     """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
 
@@ -270,10 +296,13 @@ def write_action(
     (:func:`loops.make_cyclic`); its curves get a Cycles modifier (the root's location: Repeat with
     Offset, so the travel goes on). ``keep_others`` (with ``assign``): the Action it replaces keeps
     playing on the channels ``result`` does not drive (:mod:`kept_channels`; no rest key over them) except
-    the transforms of the ``held`` bones (:func:`held_bones`).
+    the transforms of the ``held`` bones (:func:`held_bones`). ``keep_from``: keep those channels of this Action
+    instead (the one a shot was made from, e.g. an in-between's A), whatever the rig plays when the result lands.
     On failure nothing is left behind.
     """
     old, old_curves = replaced_curves(obj) if assign else (None, [])
+    if assign and keep_from is not None:
+        old, old_curves = keep_from, source_curves(obj, keep_from)
     action = bpy.data.actions.new(name)
     try:
         action.use_fake_user = True
@@ -326,9 +355,13 @@ def write_action(
             action[key] = value
         if assign:
             assign_action(obj, action, sink.slot)
+            layered = full_strength(obj)
     except BaseException:
         bpy.data.actions.remove(action)
         raise
+    if assign and layered:
+        warnings.warn(f"'{obj.name}' played its action with {layered}; the new one plays with Replace at influence "
+                      "1 (set them again in the NLA editor's sidebar to layer it)", ResultWarning, stacklevel=2)
     if transforms or held_keyed:
         warnings.warn(kept_channels.transform_warning(old.name, transforms, held_keyed), ResultWarning, stacklevel=2)
     return action
@@ -462,6 +495,7 @@ def apply_motion(
     cyclic_blend: int = 0,
     max_frames: int | None = None,
     keep_others: bool | None = None,
+    keep_from: bpy.types.Action | None = None,
 ) -> bpy.types.Action:
     """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
 
@@ -474,7 +508,8 @@ def apply_motion(
     ``max_frames``: at most this many keys (an edited real clip: its scene frames; the 20 fps result's
     last pose may lie up to one model frame past the clip's end, which would key one frame too many).
     ``keep_others``: copy the replaced Action's channels the motion does not drive (None: the scene's
-    *Keep Other Channels*, on when the add-on's settings are not registered).
+    *Keep Other Channels*, on when the add-on's settings are not registered); ``keep_from``: of this Action
+    (the source of a shot) rather than the replaced one.
     Everything is validated and computed before the first Blender datum is created, so an error
     leaves the scene unchanged.
     """
@@ -494,7 +529,7 @@ def apply_motion(
     action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
                           metadata=props, rest_keys=stale_pose_channels(arm_obj, result),
                           cyclic=bool(cyclic_blend), keep_others=keep_other_channels(scene, keep_others),
-                          held=held_bones(arm_obj, result))
+                          held=held_bones(arm_obj, result), keep_from=keep_from)
     end = start + result.num_frames - 1
     if frame_range == "set":
         scene.frame_start, scene.frame_end = start, end

@@ -57,11 +57,14 @@ def remove_object_tree(obj: bpy.types.Object) -> None:
 
 
 def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model: str, name: str,
-                 edits: list, extra: dict[str, Any], placement: rt.Placement | None = None) -> bpy.types.Action:
+                 edits: list, extra: dict[str, Any], placement: rt.Placement | None = None,
+                 parent_action: bpy.types.Action | None = None) -> bpy.types.Action:
     """Write a worker result into a new Action on the target (creating our body if asked).
 
     ``meta`` is the worker's result metadata; ``extra`` further :func:`metadata.make_metadata` fields;
-    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale).
+    ``placement`` overrides the automatic one (a re-rolled shot keeps its parent's scale); ``parent_action``: the
+    Action the result is a version of, on the same frames (edit, re-roll, part regeneration): the result keeps its
+    Manual Frame Range and (*Keep Other Channels*) its other channels, whatever the armature plays meanwhile.
     """
     joints = np.asarray(result["joints"], dtype=np.float64)
     if target.in_place:
@@ -91,7 +94,7 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
                 guidance=float(meta.get("guidance", 0.0)), steps=int(meta.get("steps", 0)), edits=edits,
                 bone_map=o_rig, scene=scene, start_frame=target.start_frame,
                 contacts=None if contacts is None else np.asarray(contacts), frame_range=target.scene_range,
-                placement=o_place, cyclic_blend=target.cyclic_blend,
+                placement=o_place, cyclic_blend=target.cyclic_blend, keep_from=parent_action if o == obj else None,
                 meta={"scheduler": str(meta.get("scheduler", "ddim")), "model_name": str(meta.get("model", "")),
                       "rig": o_rig, "pin_feet": bool(target.pin_feet), "in_place": target.in_place,
                       "guided_steps": meta.get("guided_steps"), **extra}))
@@ -101,10 +104,25 @@ def place_motion(result: dict, target: Target, *, prompt: str, meta: dict, model
         if created is not None:
             remove_object_tree(created)
         raise
+    for act in made:
+        keep_manual_range(parent_action, act)
     action = made[0]
     if created is not None and target.select and may_take_selection():
         select_only(created)
     return action
+
+
+def keep_manual_range(parent: bpy.types.Action | None, action: bpy.types.Action) -> None:
+    """Give ``action`` the Manual Frame Range (and Cyclic Animation) of ``parent``, a version of it on the same
+    frames: an animator who trimmed a clip to the part they play or loop had to trim every edit of it again, as
+    Blender's own copy of an action keeps it."""
+    if parent is None or not parent.use_frame_range:
+        return
+    action.use_frame_range = True
+    action.frame_start, action.frame_end = parent.frame_start, parent.frame_end
+    action.frame_start = parent.frame_start  # a start past the old end moved the end; the end may have moved it
+    if hasattr(parent, "use_cyclic"):
+        action.use_cyclic = parent.use_cyclic
 
 
 def others_found(target: Target) -> list[tuple[bpy.types.Object, str | dict[str, str]]]:
@@ -119,23 +137,27 @@ def others_found(target: Target) -> list[tuple[bpy.types.Object, str | dict[str,
     return out
 
 
-def playing(objs: list[bpy.types.Object]) -> list[tuple[bpy.types.Object, Any, Any]]:
-    """(armature, action, slot) each armature plays now, to give back after a failed apply."""
+def playing(objs: list[bpy.types.Object]) -> list[tuple[bpy.types.Object, Any, Any, Any]]:
+    """(armature, action, slot, (blend type, influence)) each armature plays now, to give back after a failed
+    apply (a result sets Replace, 1.0: :func:`actions.full_strength`)."""
     out = []
     for o in objs:
         ad = getattr(o, "animation_data", None)
-        out.append((o, *((ad.action, getattr(ad, "action_slot", None)) if ad is not None else (None, None))))
+        out.append((o, *((ad.action, getattr(ad, "action_slot", None), (ad.action_blend_type, ad.action_influence))
+                         if ad is not None else (None, None, None))))
     return out
 
 
-def undo_actions(made: list[bpy.types.Action], before: list[tuple[bpy.types.Object, Any, Any]]) -> None:
-    """Remove the actions a half-done apply created; each armature gets back what it played."""
-    for obj, act, slot in before:
+def undo_actions(made: list[bpy.types.Action], before: list[tuple[bpy.types.Object, Any, Any, Any]]) -> None:
+    """Remove the actions a half-done apply created; each armature gets back what it played, and how."""
+    for obj, act, slot, how in before:
         ad = obj.animation_data
         if ad is not None and ad.action in made:
             ad.action = act
             if slot is not None and hasattr(ad, "action_slot"):
                 ad.action_slot = slot
+            if how is not None:
+                ad.action_blend_type, ad.action_influence = how
     for act in made:
         bpy.data.actions.remove(act)
 

@@ -260,7 +260,8 @@ def start_edit(config: WorkerConfig, obj: bpy.types.Object | None, *, new_prompt
         wmeta = result.get("meta") or {}
         edits = parent_edits + list(wmeta.get("edits") or [])
         return place_motion(result, target, prompt=source, meta=wmeta, model=model, name=name,
-                            edits=edits, extra={"parent": parent_name})
+                            edits=edits, extra={"parent": parent_name},
+                            parent_action=find_again(action, parent_name, bpy.data.actions))
 
     return make_job("edit", what, config.with_model(model), req, apply, pool, describe=f"{what}: sampling")
 

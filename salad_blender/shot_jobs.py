@@ -78,7 +78,8 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
     re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
     records it. ``label`` names the job in its messages (a re-roll says so). ``trim_last``: the last segment's
     window ends with the shot (the Shot panel's 'End on Last Segment'; off: appending a segment later keeps every
-    earlier frame); the recipe records it, so a re-roll makes the shot the same way.
+    earlier frame); the recipe records it, so a re-roll makes the shot the same way. ``parent`` (a re-roll's shot, on
+    the same frames) is recorded, and its Manual Frame Range kept.
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling, trim_last)
@@ -98,7 +99,8 @@ def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], s
         if parent:
             extra["parent"] = parent
         return place_motion(result, target, prompt="; ".join(s.prompt for s in segs), meta=wmeta, model=model,
-                            name=title, edits=[], extra=extra, placement=placement)
+                            name=title, edits=[], extra=extra, placement=placement,
+                            parent_action=bpy.data.actions.get(parent) if parent else None)
 
     n = len(segs)
     return make_job("compose", label, config, op, apply, pool,
@@ -152,6 +154,7 @@ class _Source:
     action_name: str
     start: int
     sampled: real_motion.SampledMotion
+    action: Any = None  # the Action itself (found again by name if renamed, undone or deleted meanwhile)
 
     @property
     def frames(self) -> int:
@@ -244,7 +247,7 @@ def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, 
         sampled = sample_motion(obj, mapping, start, end, scene)
     if not np.all(np.isfinite(sampled.joints)):
         raise JobError(f"The animation '{action.name}' has invalid (NaN) bone positions.")
-    return _Source(action.name, start, sampled)
+    return _Source(action.name, start, sampled, action)
 
 
 @dataclass
@@ -282,7 +285,8 @@ def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Sou
                 scene_range: str = "set", same_length: bool = False):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts.
 
-    ``same_length``: the result keys exactly the source's scene frames (part regeneration)."""
+    ``same_length``: the result keys exactly the source's scene frames (part regeneration). *Keep Other Channels*
+    keeps ``src``'s (an in-between's A), not those of whatever the armature plays when the result lands."""
     obj_name, scene_name = obj_ref.name, scene_ref.name
 
     def apply(result: dict) -> bpy.types.Action:
@@ -292,13 +296,14 @@ def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Sou
         scene = scene_named(scene_name, scene_ref)
         wmeta = result.get("meta") or {}
         contacts = result.get("contacts") if pin_feet else None
+        source = find_again(src.action, src.action_name, bpy.data.actions)
         return actions.apply_motion(
             target, np.asarray(result["joints"], dtype=np.float64), prompt=prompt, name=name, seed=seed,
             model=model, guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", 0)),
             bone_map=bone_map, scene=scene, start_frame=src.start, frame_range=scene_range,
             contacts=None if contacts is None else np.asarray(contacts),
             placement=real_motion.real_placement(src.sampled, wmeta),
-            max_frames=len(src.sampled.world) if same_length else None,
+            max_frames=len(src.sampled.world) if same_length else None, keep_from=source,
             meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
                   "source": "shot", "rig": bone_map, "pin_feet": bool(pin_feet),
                   "to_metres": float(src.sampled.to_metres), "shot": recipe})
@@ -402,7 +407,8 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         def apply(result: dict) -> bpy.types.Action:
             return place_motion(result, target, prompt=prompt, meta=result.get("meta") or {}, model=model, name=name,
                                 edits=[], extra={"parent": parent, "source_action": parent, "source": "shot",
-                                                 "shot": recipe})
+                                                 "shot": recipe},
+                                parent_action=find_again(action, parent, bpy.data.actions))
 
         return make_job("regenerate_parts", "Regenerate parts", config.with_model(model), op, apply, pool,
                         describe=f"Regenerating {label}")

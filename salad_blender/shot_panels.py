@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import metadata
+from . import metadata, smpl22, ui_state
 from . import shot_inputs as si
 from .inputs import JobError
 from .panels import JOB_KINDS, draw_job, prop_with_placeholder
@@ -34,6 +34,13 @@ class SALAD_UL_shot_segments(bpy.types.UIList):
         right.prop(item, "seconds", text="", emboss=False)
         if item.use_seed:
             right.label(text="", icon="LOCKED")
+
+
+def _snap_label(layout: bpy.types.UILayout, seconds: float) -> None:
+    """Under a Duration the worker snaps to whole latent frames (0.2 s): the length that will really be made."""
+    hint = ui_state.snap_hint(seconds)
+    if hint:
+        layout.label(text=f"{hint} (whole 0.2 s steps)", icon="INFO")
 
 
 def _active_shot(context: bpy.types.Context) -> tuple[bpy.types.Action | None, dict | None]:
@@ -65,14 +72,16 @@ class SALAD_PT_shot(bpy.types.Panel):
             seg = s.segments[s.active_segment]
             box = layout.box()
             prop_with_placeholder(box, seg, "prompt", "What happens, e.g. 'a person walks forward'", text="")
-            row = box.row(align=True)
+            row = box.row(align=True)  # the seed gets its own row: beside it, "Duration" was cut to "Durat…"
             row.prop(seg, "seconds")
             row.prop(seg, "use_seed", text="", icon="LOCKED" if seg.use_seed else "UNLOCKED")
             if seg.use_seed:
-                row.prop(seg, "seed", text="")
-        total = sum(seg.seconds for seg in s.segments)
-        layout.label(text=f"{len(s.segments)} segment(s), {total:.1f} s of {si.MAX_SHOT_SECONDS:g} s",
-                     icon="ERROR" if total > si.MAX_SHOT_SECONDS else "TIME")
+                box.prop(seg, "seed", text="Segment seed")
+            _snap_label(box, seg.seconds)
+        typed = sum(seg.seconds for seg in s.segments)  # what the length check refuses
+        made = sum(ui_state.model_frames_of(seg.seconds) for seg in s.segments) / smpl22.FPS
+        layout.label(text=f"{len(s.segments)} segment(s), {made:.1f} s of {si.MAX_SHOT_SECONDS:g} s",
+                     icon="ERROR" if typed > si.MAX_SHOT_SECONDS else "TIME")
         layout.prop(s, "seed")
         layout.prop(s, "trim_last")
         row = layout.row()
@@ -115,6 +124,7 @@ class SALAD_PT_shot_continue(bpy.types.Panel):
             box.label(text=ad.action.name, icon="ACTION")
         box.prop(s, "continue_prompt", text="Then")
         box.prop(s, "continue_seconds")
+        _snap_label(box, s.continue_seconds)
         row = box.row()
         row.enabled = not busy
         row.operator("salad.continue_action", icon="FORWARD")
@@ -123,6 +133,7 @@ class SALAD_PT_shot_continue(bpy.types.Panel):
         box.prop(s, "action_a")
         box.prop(s, "inbetween_prompt", text="Gap")
         box.prop(s, "inbetween_seconds")
+        _snap_label(box, s.inbetween_seconds)
         box.prop(s, "action_b")
         row = box.row()
         row.enabled = not busy

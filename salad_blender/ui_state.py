@@ -163,11 +163,25 @@ def frames_summary(model_frames: int, scene_fps: float) -> str:
     return f"{loops.scene_frames(model_frames, scene_fps)} frames ({seconds:.1f} s, {model_frames} model frames)"
 
 
+def model_frames_of(seconds: float) -> int:
+    """The frames the model makes of a typed duration: whole latent frames (4 frames, 0.2 s), rounded as the worker
+    rounds them (half to even: 2.1 s makes 2.0 s, 2.3 s 2.4 s; at least one)."""
+    return 4 * max(1, int(round(typed_seconds(seconds) * smpl22.FPS / 4.0)))
+
+
+def snap_hint(seconds: float) -> str:
+    """"Makes 2.0 s" when a typed duration is not a whole number of latent frames (the worker snaps it), else ""."""
+    made = model_frames_of(seconds) / smpl22.FPS
+    return f"Makes {made:.1f} s" if abs(made - typed_seconds(seconds)) > 1e-6 else ""
+
+
 def duration_hint(seconds: float, scene_fps: float) -> str:
-    """What Text to Motion's Duration makes in this scene: "95 scene frames at 24 fps" for 4 s (the model's whole
-    latent frames of the duration, as its pipeline rounds them, keyed at the scene's fps)."""
-    model_frames = 4 * int(round(typed_seconds(seconds) * smpl22.FPS / 4))
-    return f"{loops.scene_frames(model_frames, scene_fps)} scene frames at {scene_fps:g} fps"
+    """What a Duration makes in this scene: "95 scene frames at 24 fps" for 4 s (the model's whole latent frames of
+    the duration, as its pipeline rounds them, keyed at the scene's fps); "Makes 2.0 s: 47 scene frames at 24 fps"
+    for 2.1 s (the field said 2.1 s and nothing told the user the clip would be 2.0 s)."""
+    frames = f"{loops.scene_frames(model_frames_of(seconds), scene_fps)} scene frames at {scene_fps:g} fps"
+    snapped = snap_hint(seconds)
+    return f"{snapped}: {frames}" if snapped else frames
 
 
 def action_summary(action: Any, scene_fps: float) -> list[str]:

@@ -137,7 +137,8 @@ def test_the_duration_hint_counts_the_frames_the_clip_is_keyed_on():
     assert ui_state.duration_hint(4.0, 30.0) == "119 scene frames at 30 fps"
     assert ui_state.duration_hint(4.0, 20.0) == "80 scene frames at 20 fps"
     assert ui_state.duration_hint(2.2, 24 / 1.001) == "52 scene frames at 23.976 fps"  # 44 model frames
-    assert ui_state.duration_hint(float(np.float32(2.9)), 20.0) == "56 scene frames at 20 fps"  # as the field holds it
+    # as the field holds it; 2.9 s makes 2.8 s, which the hint says first (audit9b)
+    assert ui_state.duration_hint(float(np.float32(2.9)), 20.0) == "Makes 2.8 s: 56 scene frames at 20 fps"
     for seconds in (2.0, 2.2, 3.4, 9.8):
         for fps in (20.0, 23.976, 24.0, 25.0, 29.97, 30.0, 60.0):
             frames = int(round(seconds * 20 / 4)) * 4  # the model's length (pipeline.frames_for)
