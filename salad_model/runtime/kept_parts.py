@@ -1,0 +1,82 @@
+"""Kept body parts follow the source in joint space after a part regeneration (issue 13 item 4).
+
+Holding a part's latent does not hold its joints: the decoder reads every part's latent for every joint, so the
+decoded kept joints are the VAE's reconstruction of the source — within 1 cm of a generation (whose latent it
+decoded) but 4–5.5 cm off a captured clip, whose feet then slide (model card, "Part regeneration"). Here the
+result is rebuilt bone by bone in the root's frame (the features' ``ric`` positions): a kept joint takes the
+source's bone vector from its parent, a regenerated joint the decoded bone's direction at the source bone's
+length. A kept root part keeps the source's root channels, so every kept joint under it is the source's own; a
+regenerated chain hangs from its kept parent (no gap at the join; a captured performer's arm keeps its length,
+where the decoder's bones were up to 4.7 cm off it). Each joint's other channels
+(rotation, contact) come from the same side as its position; velocities get the move's own velocity added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..motion.features import FeatureLayout
+from ..motion.motion_process import qinv, qrot, yaw_quat
+from ..motion.skeleton import PART7_JOINTS
+
+
+def joint_parts(skeleton) -> np.ndarray:
+    """Each joint's own latent part [J] (:data:`skeleton.PART7_JOINTS`)."""
+    owner = np.full(skeleton.num_joints, -1)
+    for part, joints in enumerate(PART7_JOINTS[skeleton.name]):
+        owner[list(joints)] = part
+    return owner
+
+
+def _local(feats: np.ndarray, layout: FeatureLayout) -> np.ndarray:
+    """Joint positions in the root's frame [T, J, 3] (root XZ at the origin, heading removed; Y absolute)."""
+    n, j = len(feats), layout.num_joints
+    root = np.zeros((n, 1, 3))
+    root[:, 0, 1] = feats[:, 3]
+    return np.concatenate([root, feats[:, layout.ric].reshape(n, j - 1, 3)], axis=1)
+
+
+def _heading(feats: np.ndarray) -> np.ndarray:
+    """The root's heading quaternions [T, 4] as ``recover_from_ric`` integrates them."""
+    angle = np.concatenate([[0.0], np.cumsum(np.asarray(feats[:-1, 0], np.float64))])
+    return yaw_quat(2 * angle)
+
+
+def follow_source(decoded: np.ndarray, source: np.ndarray, regenerated: Sequence[int],
+                  layout: FeatureLayout) -> np.ndarray:
+    """De-normalised features [T, D]: ``decoded`` with the joints of parts not in ``regenerated`` the source's.
+
+    ``source`` [≥ T, D]: the source's features (a generation's decoded ones, a captured clip's canonical ones).
+    """
+    n = len(decoded)
+    dec = np.asarray(decoded, np.float64)
+    src = np.asarray(source, np.float64)[:n]
+    sk = layout.skeleton
+    kept = ~np.isin(joint_parts(sk), list(regenerated))
+    out = dec.copy()
+    for j in np.flatnonzero(kept):  # position, rotation, velocity, contact: the source's (the root: its channels)
+        out[:, layout.token_channels[j]] = src[:, layout.token_channels[j]]
+    a, b = _local(dec, layout), _local(src, layout)
+    new = _local(out, layout)  # the root's height: the source's when kept
+    for j in range(1, layout.num_joints):  # parents come first in the tables
+        p = sk.parents[j]
+        bone = b[:, j] - b[:, p]
+        if not kept[j]:  # the decoded direction at the source's length: the source's skeleton throughout
+            d = a[:, j] - a[:, p]
+            norm = np.linalg.norm(d, axis=-1, keepdims=True)
+            bone = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6) * np.linalg.norm(bone, axis=-1, keepdims=True), d)
+        new[:, j] = new[:, p] + bone
+    out[:, layout.ric] = new[:, 1:].reshape(n, -1)
+    # a moved joint's velocity gains the move's: vel[t] is (x[t+1] − x[t]) in the heading of frame t
+    shift = new - np.where(kept[None, :, None], b, a)
+    if n > 1 and np.abs(shift).max() > 0:
+        q = _heading(out)
+        world = qrot(qinv(q)[:, None], shift)
+        step = np.diff(world, axis=0)
+        step = np.concatenate([step, step[-1:]])
+        vel = out[:, layout.vel].reshape(n, layout.num_joints, 3)
+        vel[:, 1:] += qrot(q[:, None], step)[:, 1:]
+        out[:, layout.vel] = vel.reshape(n, -1)
+    return out.astype(np.float32)
