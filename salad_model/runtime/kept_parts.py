@@ -8,7 +8,7 @@ source's bone vector from its parent, a regenerated joint the decoded bone's dir
 length. A kept root part keeps the source's root channels, so every kept joint under it is the source's own; a
 regenerated chain hangs from its kept parent (no gap at the join; a captured performer's arm keeps its length,
 where the decoder's bones were up to 4.7 cm off it). Each joint's other channels
-(rotation, contact) come from the same side as its position; velocities get the move's own velocity added.
+(rotation, contact) come from the same side as its position; a regenerated joint's velocity is its new path's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..motion.features import FeatureLayout
-from ..motion.motion_process import qinv, qrot, yaw_quat
+from ..motion.motion_process import qrot, recover_from_ric_np, yaw_quat
 from ..motion.skeleton import PART7_JOINTS
 
 
@@ -69,14 +69,15 @@ def follow_source(decoded: np.ndarray, source: np.ndarray, regenerated: Sequence
             bone = np.where(norm > 1e-6, d / np.maximum(norm, 1e-6) * np.linalg.norm(bone, axis=-1, keepdims=True), d)
         new[:, j] = new[:, p] + bone
     out[:, layout.ric] = new[:, 1:].reshape(n, -1)
-    # a moved joint's velocity gains the move's: vel[t] is (x[t+1] − x[t]) in the heading of frame t
-    shift = new - np.where(kept[None, :, None], b, a)
-    if n > 1 and np.abs(shift).max() > 0:
-        q = _heading(out)
-        world = qrot(qinv(q)[:, None], shift)
-        step = np.diff(world, axis=0)
+    # a regenerated joint's velocity is its new path's (vel[t] = x[t+1] − x[t] in the heading of frame t; the last
+    # row repeats the last step): the decoded one neither knew the kept parent it now hangs from nor matched its
+    # own decoded positions (demo model: off by about its own size)
+    moved = np.flatnonzero(~kept[1:]) + 1
+    if n > 1 and len(moved):
+        world = recover_from_ric_np(out, layout.num_joints)
+        step = np.diff(world[:, moved], axis=0)
         step = np.concatenate([step, step[-1:]])
         vel = out[:, layout.vel].reshape(n, layout.num_joints, 3)
-        vel[:, 1:] += qrot(q[:, None], step)[:, 1:]
+        vel[:, moved] = qrot(_heading(out)[:, None], step)
         out[:, layout.vel] = vel.reshape(n, -1)
     return out.astype(np.float32)

@@ -211,7 +211,8 @@ def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(directo
     feet slid 0.28 m/s in contact against the clips' 0.14. Kept parts' joints are now the source's in world space,
     the regenerated chains hang from them at the source's bone lengths, and the kept feet's contacts are the source's.
     """
-    from salad_model.runtime.kept_parts import _local, joint_parts
+    from salad_model.motion.motion_process import qrot
+    from salad_model.runtime.kept_parts import _heading, _local, joint_parts
 
     sk = tiny_pipeline.vae.skeleton
     owner = joint_parts(sk)
@@ -228,6 +229,10 @@ def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(directo
             np.testing.assert_allclose(_bones(out.joints, sk.parents), _bones(ref, sk.parents), atol=1e-4)
             moved = (out.joints[:, ~kept] - out.joints[:, :1]) - (ref[:, ~kept] - ref[:, :1])
             assert np.abs(moved).max() > 1e-2  # the regenerated parts keep their new content
+            # the features carry the new joints: a regenerated joint's velocity channels are its path's steps
+            q = _heading(out.features)[:-1, None]
+            vel = out.features[:-1, tiny_pipeline.vae.layout.vel].reshape(-1, sk.num_joints, 3)
+            np.testing.assert_allclose(vel[:, ~kept], qrot(q, np.diff(out.joints, axis=0))[:, ~kept], atol=1e-4)
             feet = [i for i, j in enumerate(sk.contact_joints) if kept[j]]
             assert np.array_equal(out.features[:, -4:][:, feet], feats[:, -4:][:, feet])  # the kept feet's contacts
     # the root regenerated: the kept upper body keeps the source's shape about the new pelvis
