@@ -514,8 +514,8 @@ class ShotDirector:
                          callback: StepCallback | None = None) -> Motion:
         """Regenerate the chosen latent parts from ``prompt``; the other parts follow the source exactly in latent.
 
-        The kept parts' joints are then the source's own, in world space when the root part is kept (its path,
-        heading and height too), and the regenerated chains are attached to them (:mod:`kept_parts`).
+        A kept root part keeps the source's path, heading and height in world space; a real source's kept parts
+        are its own joints, and the regenerated chains hang from them (:mod:`kept_parts`).
 
         ``parts``: presets ``arms``, ``legs``, ``upper``, ``lower`` (… see :data:`inpainting.PART_PRESETS`),
         part names, or indices 0–6 (root, left leg, right leg, torso, left arm, right arm, head).
@@ -539,8 +539,10 @@ class ShotDirector:
                          _Progress(callback, 1, self.steps).window())
         # Every joint is decoded from all parts' latents: new arm / torso latents bent the path of a held root
         # (a walk under "upper" covered 6.3 m of the source's 7.7 m) and a captured clip's kept joints came back
-        # as the VAE's reconstruction (4–5.5 cm off, feet sliding). The kept parts' joints are the source's own.
-        feats = follow_source(self._decode(z)[:n], src.features, regen, self.pipe.vae.layout)
+        # as the VAE's reconstruction (2.7 cm off, feet sliding). A kept root is the source's own path; a captured
+        # clip's kept joints are its own too (a generation's decode within 0.4 cm of it: kept_parts).
+        feats = follow_source(self._decode(z)[:n], src.features, regen, self.pipe.vae.layout,
+                              joints=src.kind == "real")
         meta = self._meta("parts", prompt, seed, len(feats), parts=[PART_NAMES[p] for p in regen],
                           part_indices=list(regen), source_kind=src.kind,
                           source_prompt=src.meta.get("prompt"))
