@@ -59,6 +59,16 @@ PART7_GROUPS: tuple[tuple[int, ...], ...] = (
     (0, 1, 3, 5), (0, 1, 2), (0, 3, 4), (0, 5, 6), (6, 7, 8), (6, 9, 10), (6, 11),
 )
 PART7_NEIGHBOURS: tuple[tuple[int, ...], ...] = ((1, 2, 3), (0,), (0,), (0, 4, 5, 6), (3,), (3,), (3,))
+# Each joint's own latent part, for holding parts in joint space (runtime/kept_parts.py). The 12 → 7 groups
+# overlap, so this picks one owner per joint: the pelvis triangle (pelvis, hips, first spine joint: the root part's
+# own 12-part group) is the root; a leg is knee, ankle, foot; the torso the upper spine and the chest's joints
+# (neck and collars; KIT: the shoulders), which stay rigid with it — the add-on turns the chest bone to fit all
+# of them at once, so a regenerated collar dragged the kept neck and head 25 cm; an arm is shoulder to wrist
+# (KIT: elbow, wrist); the head part the head.
+PART7_JOINTS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "t2m": ((0, 1, 2, 3), (4, 7, 10), (5, 8, 11), (6, 9, 12, 13, 14), (16, 18, 20), (17, 19, 21), (15,)),
+    "kit": ((0, 1, 11, 16), (17, 18, 19, 20), (12, 13, 14, 15), (2, 3, 5, 8), (9, 10), (6, 7), (4,)),
+}
 PART7_NAMES: tuple[str, ...] = (
     "root", "left leg", "right leg", "torso", "left arm", "right arm", "head",
 )

@@ -35,6 +35,7 @@ import torch
 from ..motion.foot_lock import lock_feet, trapezoid
 from .attention import processor_installed
 from .inpainting import PART_NAMES, Inpainting, parse_parts
+from .kept_parts import follow_source
 from .pipeline import InputError, Motion, SaladPipeline
 from .pose_count import cut_padding, pad_to_stride, shift_index
 from .requests import SEED_MAX, SEED_MIN
@@ -513,8 +514,8 @@ class ShotDirector:
                          callback: StepCallback | None = None) -> Motion:
         """Regenerate the chosen latent parts from ``prompt``; the other parts follow the source exactly in latent.
 
-        A kept root part also keeps the source's root trajectory in world space (its path, heading and height),
-        not only its latent: the decoder would otherwise let the regenerated parts steer the pelvis.
+        A kept root part keeps the source's path, heading and height in world space; a real source's kept parts
+        are its own joints, and the regenerated chains hang from them (:mod:`kept_parts`).
 
         ``parts``: presets ``arms``, ``legs``, ``upper``, ``lower`` (… see :data:`inpainting.PART_PRESETS`),
         part names, or indices 0–6 (root, left leg, right leg, torso, left arm, right arm, head).
@@ -536,13 +537,12 @@ class ShotDirector:
         inp_mask[:, :, keep] = True
         z = self._sample(prompt, src.latent, inp_mask, derive_seed(seed, "parts"),
                          _Progress(callback, 1, self.steps).window())
-        feats = self._decode(z)[:n]
-        if 0 not in regen:
-            # The root joint's token (heading and xz velocity, pelvis height, its velocity) is decoded from the
-            # root, leg and torso latents alike, so new torso/arm latents bend the path a held root part should
-            # keep (a walk under "upper" covered 6.3 m of the source's 7.7 m): the kept root is the source's own.
-            root = self.pipe.vae.layout.token_channels[0]
-            feats[:, root] = np.asarray(src.features, np.float32)[:n, root]
+        # Every joint is decoded from all parts' latents: new arm / torso latents bent the path of a held root
+        # (a walk under "upper" covered 6.3 m of the source's 7.7 m) and a captured clip's kept joints came back
+        # as the VAE's reconstruction (2.7 cm off, feet sliding). A kept root is the source's own path; a captured
+        # clip's kept joints are its own too (a generation's decode within 0.4 cm of it: kept_parts).
+        feats = follow_source(self._decode(z)[:n], src.features, regen, self.pipe.vae.layout,
+                              joints=src.kind == "real")
         meta = self._meta("parts", prompt, seed, len(feats), parts=[PART_NAMES[p] for p in regen],
                           part_indices=list(regen), source_kind=src.kind,
                           source_prompt=src.meta.get("prompt"))
