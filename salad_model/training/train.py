@@ -24,6 +24,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn  # noqa: E402
 
 from .. import ASSETS_DIR, CONFIGS_DIR  # noqa: E402
 from ..motion.features import recover_from_ric  # noqa: E402
@@ -116,23 +117,36 @@ class Trainer:
     """Shared loop mechanics: resume, checkpoint, log, stop cleanly on SIGTERM.
 
     Ctrl-C exits without a final save; the last periodic checkpoint (every 250 iterations) stays.
+
+    ``ema_decay`` keeps an exponential moving average of the weights (``self.averaged``, torch's AveragedModel),
+    updated after every step, saved in the checkpoint as ``ema`` (a plain state dict of the model) with
+    ``ema_n``; a checkpoint without one (an older run, a warm start) seeds it from the weights it resumes.
+    ``self.ema`` is something else: the running mean of the loss, for the log.
     """
 
-    def __init__(self, out: Path, stage: str, model: torch.nn.Module, opt: torch.optim.Optimizer):
+    def __init__(self, out: Path, stage: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                 ema_decay: float | None = None):
         self.dir = Path(out) / stage
         self.dir.mkdir(parents=True, exist_ok=True)
         self.model, self.opt = model, opt
-        self.it, self.ema = 0, None
+        self.it, self.ema, self.averaged = 0, None, None
         self.ctx = distributed.current()
         self.stop = False
         ckpt = self.dir / "latest.pt"
-        if ckpt.is_file():
-            state = load_checkpoint(ckpt)
+        state = load_checkpoint(ckpt) if ckpt.is_file() else {}
+        if state:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             self.it = state["iter"]
             restore_rng_states(state)
             print(f"resumed {stage} at iteration {self.it}", flush=True)
+        if ema_decay is not None:
+            self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if "ema" in state:
+                self.averaged.module.load_state_dict(state["ema"])
+                self.averaged.n_averaged.fill_(int(state["ema_n"]))
+            else:
+                self.averaged.update_parameters(model)  # the first update copies: seeded from these weights
         self.log = open(self.dir / "log.csv", "a", buffering=1) if self.ctx.is_main else None  # noqa: SIM115
         signal.signal(signal.SIGTERM, self._on_signal)
 
@@ -152,6 +166,9 @@ class Trainer:
         if self.ctx.is_main:
             state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "iter": self.it,
                      **rng_states()}
+            if self.averaged is not None:
+                state["ema"] = self.averaged.module.state_dict()
+                state["ema_n"] = int(self.averaged.n_averaged)
             tmp = self.dir / "latest.pt.tmp"
             torch.save(state, tmp)
             tmp.replace(self.dir / "latest.pt")
@@ -172,6 +189,8 @@ class Trainer:
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         self.opt.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
         self.it += 1
         v = loss.item()
         self.ema = v if self.ema is None else 0.98 * self.ema + 0.02 * v
@@ -276,12 +295,14 @@ def train_vae(cfg: dict, data_dir: Path, out: Path, iters: int | None = None, li
 # Denoiser
 
 
-def load_stage(cfg: dict, out: Path, stage: str) -> torch.nn.Module:
+def load_stage(cfg: dict, out: Path, stage: str, ema: bool = True) -> torch.nn.Module:
+    """A stage's trained model from its checkpoint: the weights' moving average when it holds one (and ``ema``)."""
     ckpt = Path(out) / stage / "latest.pt"
     if not ckpt.is_file():
         raise SystemExit(f"no {stage} checkpoint at {ckpt}: train the {stage} first")
     model = VAE(VAEConfig(**cfg["vae"])) if stage == "vae" else Denoiser(DenoiserConfig(**cfg["denoiser"]))
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    state = load_checkpoint(ckpt)
+    model.load_state_dict(state["ema"] if ema and "ema" in state else state["model"])
     return model.eval()
 
 
@@ -361,7 +382,7 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
     den = Denoiser(DenoiserConfig(**cfg["denoiser"])).train().to(ctx.device)
     den_fwd = ctx.wrap(den)
     opt = torch.optim.AdamW(den.parameters(), lr=tc["lr"], betas=(0.9, 0.99), weight_decay=tc["weight_decay"])
-    tr = Trainer(out, "denoiser", den, opt)
+    tr = Trainer(out, "denoiser", den, opt, ema_decay=tc.get("ema_decay"))  # absent: no weight average
     sched = make_scheduler("ddim", DiffusionConfig())
     total = iters or tc["iters"]
     t0 = time.time()
@@ -407,7 +428,7 @@ def train_denoiser(cfg: dict, data_dir: Path, out: Path, iters: int | None = Non
         tr.step(loss, clip=1.0)
         if tr.it % 50 == 0 or tr.it == total:
             tr.report(tr.loss_row(loss, t0))
-        if tr.it % 250 == 0:
+        if tr.it % tc.get("save_every", 250) == 0:
             tr.save()
     tr.save()
     return den.eval()
@@ -444,9 +465,10 @@ def init_from(cfg: dict, src: Path, out: Path) -> dict[str, int]:
 # Export
 
 
-def export(cfg: dict, data_dir: Path, out: Path, dest: Path, fp16: bool = True) -> Path:
-    """Write the trained VAE + denoiser + statistics in our format (the shipped demo model)."""
-    vae, den = load_stage(cfg, out, "vae"), load_stage(cfg, out, "denoiser")
+def export(cfg: dict, data_dir: Path, out: Path, dest: Path, fp16: bool = True, ema: bool = True) -> Path:
+    """Write the trained VAE + denoiser + statistics in our format (the shipped demo model); the denoiser's
+    weight average when its checkpoint holds one, unless ``ema`` is False (to measure what the average adds)."""
+    vae, den = load_stage(cfg, out, "vae"), load_stage(cfg, out, "denoiser", ema=ema)
     if cfg.get("data_format", "bandai") == "bandai":
         mean = torch.from_numpy(np.load(Path(data_dir) / "mean.npy").astype(np.float32))
         std = torch.from_numpy(np.load(Path(data_dir) / "std.npy").astype(np.float32))
@@ -454,8 +476,11 @@ def export(cfg: dict, data_dir: Path, out: Path, dest: Path, fp16: bool = True) 
         from .data.humanml3d import find_stats
 
         mean, std = (torch.from_numpy(a) for a in find_stats(data_dir, cfg["data_format"], cfg.get("stats_dir")))
-    its = {s: load_checkpoint(Path(out) / s / "latest.pt")["iter"] for s in ("vae", "denoiser")}
+    states = {s: load_checkpoint(Path(out) / s / "latest.pt") for s in ("vae", "denoiser")}
+    its = {s: state["iter"] for s, state in states.items()}
     info = {**cfg["info"], "name": cfg["name"], "dataset": cfg["dataset"], "trained_iterations": its}
+    if ema and "ema" in states["denoiser"]:
+        info["denoiser_weights"] = f"moving average (EMA) over {states['denoiser']['ema_n']} steps"
     bundle = ModelBundle(vae, den, mean, std, cfg["text_encoder"], DiffusionConfig(), info)
     save_model(bundle, dest, dtype=torch.float16 if fp16 else torch.float32)
     return Path(dest)
@@ -474,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--dest", type=Path, default=ASSETS_DIR / "demo")
     ap.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
+    ap.add_argument("--no-ema", action="store_true",
+                    help="export the denoiser's raw weights even when its checkpoint holds their moving average")
     ap.add_argument("--dataset", choices=["bandai", "humanml3d", "kit"], default=None,
                     help="dataset layout of --data (default: the config's data_format, else bandai)")
     ap.add_argument("--stats", type=Path, default=None, help="humanml3d/kit: folder with the meta mean.npy/std.npy")
@@ -498,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.stage == "init":
         print(init_from(cfg, a.dest, a.out))
     elif distributed.current().is_main:
-        print(export(cfg, a.data, a.out, a.dest, fp16=not a.fp32))
+        print(export(cfg, a.data, a.out, a.dest, fp16=not a.fp32, ema=not a.no_ema))
     distributed.cleanup()
     return 0
 

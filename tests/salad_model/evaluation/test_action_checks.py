@@ -88,17 +88,20 @@ def test_bad_input_is_refused():
 
 
 def test_generate_report_counts_passes_per_action(clip, monkeypatch, tmp_path):
-    """A stand-in model that jumps for jump prompts and walks otherwise: jump 100%, the rest 0%."""
+    """A stand-in model that jumps for jump prompts and walks otherwise: jump 100%, the rest 0%. The guidance
+    scale is the model's own unless asked (``--guidance``), and the report says which."""
     jump, walk = clip("jump"), clip("walk")
     calls = []
 
     class FakePipe:
+        default_guidance = 4.0
+
         @classmethod
         def from_pretrained(cls, model, device="cpu"):
             return cls()
 
-        def generate_batch(self, prompts, seconds, seeds, steps):
-            calls.append((list(prompts), list(seeds), steps))
+        def generate_batch(self, prompts, seconds, seeds, steps, guidance=None):
+            calls.append((list(prompts), list(seeds), steps, guidance))
             return [SimpleNamespace(joints=(jump if "jump" in p else walk)[: int(s * 20)])
                     for p, s in zip(prompts, seconds, strict=True)]
 
@@ -109,10 +112,14 @@ def test_generate_report_counts_passes_per_action(clip, monkeypatch, tmp_path):
     rep = A.generate_report("fake", seeds=3, seconds=8.0, steps=7, out=out)
     assert rep["actions"]["jump"]["pass_rate"] == 1.0 and rep["actions"]["jump"]["n"] == 6
     assert all(v["pass_rate"] == 0.0 for k, v in rep["actions"].items() if k != "jump")
-    assert calls[0] == (["a person jumps"] * 3 + ["someone jumps forward"] * 3, [0, 1, 2] * 2, 7)
+    assert calls[0] == (["a person jumps"] * 3 + ["someone jumps forward"] * 3, [0, 1, 2] * 2, 7, 4.0)
+    assert rep["guidance"] == 4.0
     assert json.loads(out.read_text())["actions"]["crawl"]["runs"][0]["prompt"] == "a person crawls forward"
-    only = A.generate_report("fake", seeds=1, seconds=8.0, steps=7, out=None, actions=["crawl"])
+    only = A.main(["generate", "--model", "fake", "--seeds", "1", "--steps", "7", "--actions", "crawl",
+                   "--guidance", "5.5", "--out", str(tmp_path / "g.json")])
+    only = json.loads((tmp_path / "g.json").read_text())
     assert list(only["actions"]) == ["crawl"] and only["actions"]["crawl"]["pass_rate"] == 0.0
+    assert only["guidance"] == 5.5 and calls[-1][3] == 5.5
 
 
 def test_heldout_wording_is_never_a_training_caption(tmp_path):

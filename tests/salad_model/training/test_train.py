@@ -4,6 +4,7 @@ Checkpoints are read back with plain `torch.load(weights_only=True)`: a run neve
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -64,8 +65,6 @@ def test_lr_schedule():
 
 def _extra_dataset(mini_dataset, path):
     """One clip of the mini dataset relabelled as a DeepMimic 'jump' (one take: the rare group)."""
-    import shutil
-
     path.mkdir()
     clips = json.loads((mini_dataset / "clips.json").read_text())
     first = next(c for c in clips if c["split"] == "train")
@@ -138,3 +137,82 @@ def test_trainer_step_clips_counts_keeps_the_running_mean_and_logs_the_row(tmp_p
     assert row[:4] == ["iter=2", "loss=10", "loss_ema=0.2", "lr=1"] and row[4].startswith("sec=")
     log = (tmp_path / "stage" / "log.csv").read_text().splitlines()
     assert log[0] == "iter,loss,loss_ema,lr,sec" and log[1].startswith("2,10,0.2,1,")
+
+
+def _ema_trainer(path, decay=0.5):
+    """A Trainer on one parameter whose gradient is known: loss k·w at step k moves w by −k (SGD, lr 1)."""
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(1))
+    return train.Trainer(path, "stage", model, torch.optim.SGD([model.w], lr=1.0), ema_decay=decay)
+
+
+def _ema_steps(tr, ks):
+    for k in ks:
+        tr.step(k * tr.model.w.sum())
+
+
+def test_weight_average_follows_the_steps_and_survives_a_stop_and_resume(tmp_path):
+    """The EMA of the weights (torch's AveragedModel + get_ema_multi_avg_fn, decay 0.5 here) is seeded from the
+    weights it starts with, updated after every step, saved in the checkpoint and resumed: four steps with a
+    stop after two give the same average as four unbroken. Exact to 1e-6 (float32, a handful of halvings)."""
+    whole = _ema_trainer(tmp_path / "whole")
+    _ema_steps(whole, [1, 2, 3, 4])
+    # w: 0 → −1 → −3 → −6 → −10; average: seed 0, then 0.5·prev + 0.5·w per step
+    expected = 0.0
+    for w in (-1, -3, -6, -10):
+        expected = 0.5 * expected + 0.5 * w
+    assert whole.model.w.item() == -10
+    np.testing.assert_allclose(whole.averaged.module.w.detach().numpy(), [expected], atol=1e-6)
+
+    first = _ema_trainer(tmp_path / "broken")
+    _ema_steps(first, [1, 2])
+    first.save()
+    state = torch.load(tmp_path / "broken" / "stage" / "latest.pt", weights_only=True)
+    assert state["ema_n"] == 3 and set(state["ema"]) == {"w"}  # the seed and two steps; a plain state dict
+    resumed = _ema_trainer(tmp_path / "broken")
+    assert resumed.it == 2 and resumed.model.w.item() == -3
+    _ema_steps(resumed, [3, 4])
+    np.testing.assert_allclose(resumed.averaged.module.w.detach().numpy(),
+                               whole.averaged.module.w.detach().numpy(), atol=1e-6)
+    assert int(resumed.averaged.n_averaged) == int(whole.averaged.n_averaged) == 5
+
+
+def test_weight_average_is_seeded_from_a_checkpoint_without_one(tmp_path):
+    """A run checkpointed before the average existed (or a warm start) resumes with the average equal to the
+    weights it resumes, not to the freshly built model's."""
+    plain = _ema_trainer(tmp_path, decay=None)
+    _ema_steps(plain, [1, 2])
+    assert plain.averaged is None
+    plain.save()
+    assert "ema" not in torch.load(tmp_path / "stage" / "latest.pt", weights_only=True)
+    resumed = _ema_trainer(tmp_path, decay=0.9)
+    assert resumed.averaged.module.w.item() == resumed.model.w.item() == -3
+    _ema_steps(resumed, [3])  # w −6: 0.9·(−3) + 0.1·(−6)
+    assert resumed.averaged.module.w.item() == pytest.approx(-3.3, abs=1e-6)
+
+
+def test_denoiser_weight_average_is_off_without_the_key_and_exported_when_present(mini_dataset, tiny_config,
+                                                                                   tmp_path):
+    """No ``ema_decay`` (every config before session 12): the checkpoint holds no average and the weights are those
+    of the same run with one (the average does not change the training); with it, ``export`` writes the average
+    (``ema=False``: the raw weights). fp32 export so the comparison is exact."""
+    from salad_model.runtime.checkpoints import load_model
+
+    train.train_vae(tiny_config, mini_dataset, tmp_path / "plain", iters=1)
+    shutil.copytree(tmp_path / "plain", tmp_path / "avg")
+    train.train_denoiser(tiny_config, mini_dataset, tmp_path / "plain", iters=3)
+    cfg = {**tiny_config, "denoiser_train": {**tiny_config["denoiser_train"], "ema_decay": 0.9}}
+    train.train_denoiser(cfg, mini_dataset, tmp_path / "avg", iters=3)
+    plain = torch.load(tmp_path / "plain" / "denoiser" / "latest.pt", weights_only=True)
+    avg = torch.load(tmp_path / "avg" / "denoiser" / "latest.pt", weights_only=True)
+    assert "ema" not in plain and avg["ema_n"] == 4
+    for k, v in plain["model"].items():
+        assert torch.equal(v, avg["model"][k]), k
+    moved = [k for k in avg["model"] if not torch.equal(avg["model"][k], avg["ema"][k])]
+    assert moved, "the average equals the raw weights after three steps"
+
+    for ema, want in ((True, avg["ema"]), (False, avg["model"])):
+        dest = train.export(cfg, mini_dataset, tmp_path / "avg", tmp_path / f"model_{ema}", fp16=False, ema=ema)
+        got = load_model(dest).denoiser.state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in want)
+        assert ("denoiser_weights" in json.loads((dest / "config.json").read_text())["info"]) == ema
