@@ -95,18 +95,18 @@ def sampling_fields(sampling: Sampling) -> dict[str, Any]:
     return {k: v for k, v in sampling.fields().items() if k not in ("seconds", "frames")}
 
 
-def compose_request(segments: Sequence[Segment], sampling: Sampling, trim_last: bool = False) -> dict[str, Any]:
-    """The worker's ``compose`` request; ``trim_last`` is sent only when on (the worker's default is off)."""
-    trim = {"trim_last": True} if trim_last else {}
+def compose_request(segments: Sequence[Segment], sampling: Sampling, trim_last: bool = True) -> dict[str, Any]:
+    """The worker's ``compose`` request; ``trim_last`` is always sent (the worker's default could change again)."""
     return {"op": "compose", "segments": [s.to_dict() for s in segments], "context_seconds": CONTEXT_SECONDS,
-            **trim, **sampling_fields(sampling)}
+            "trim_last": bool(trim_last), **sampling_fields(sampling)}
 
 
 def compose_recipe(segments: Sequence[Segment], seed: int, wmeta: Mapping[str, Any],
-                   trim_last: bool = False) -> dict[str, Any]:
+                   trim_last: bool = True) -> dict[str, Any]:
     """What reproduces a timeline: every segment with the seed it was made with, and where it lies (20 fps frames:
     ``start``/``end``, and ``content_start``/``content_end`` where its own prompt's motion is, as the worker says),
-    and ``trim_last`` (whether the last segment's window ended with the shot; a recipe without it: off).
+    and ``trim_last`` (whether the last segment's window ended with the shot), always recorded: a recipe without
+    it was made before the option existed, untrimmed, and is replayed so (:func:`recipe_trim_last`).
 
     The worker reports each segment's seed (derived ones included), so replaying the recipe's segments
     gives the same motion whatever the shot seed, and re-rolling one segment changes one number.
@@ -167,7 +167,8 @@ def recipe_leg_length(recipe: Mapping[str, Any], name: str = "the action") -> fl
 
 
 def recipe_trim_last(recipe: Mapping[str, Any], name: str = "the action") -> bool:
-    """Whether a timeline recipe's last window ended with the shot (recipes from before the option: no)."""
+    """Whether a timeline recipe's last window ended with the shot. A recipe without the key was made before the
+    option existed, when every shot was untrimmed: no (not today's default, which would change its motion)."""
     value = recipe.get("trim_last", False)
     if not isinstance(value, bool):
         raise JobError(f"{name} has a shot recipe whose trim_last is {value!r}; it must be true or false.")

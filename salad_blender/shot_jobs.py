@@ -70,16 +70,16 @@ def _kept_scale(target: Target, joints_bl: np.ndarray, leg_length: float) -> rt.
 
 def start_compose(config: WorkerConfig, segments: Sequence[si.Segment | dict], sampling: Sampling, target: Target,
                   *, parent: str | None = None, name: str | None = None, leg_length: float | None = None,
-                  label: str = "Generate shot", trim_last: bool = False, pool: WorkerPool | None = None) -> MotionJob:
+                  label: str = "Generate shot", trim_last: bool = True, pool: WorkerPool | None = None) -> MotionJob:
     """Segments (prompt, seconds, optional seed) → one continuous motion as one new Action.
 
     ``sampling`` gives the shot seed (segments without a seed derive theirs from it), steps, sampler
     and guidance; its duration is ignored (the segments give the length). ``leg_length`` (metres; a
     re-roll passes its parent's) fixes the retarget scale, else it is the motion's own; the recipe
     records it. ``label`` names the job in its messages (a re-roll says so). ``trim_last``: the last segment's
-    window ends with the shot (the Shot panel's 'End on Last Segment'; off: appending a segment later keeps every
-    earlier frame); the recipe records it, so a re-roll makes the shot the same way. ``parent`` (a re-roll's shot, on
-    the same frames) is recorded, and its Manual Frame Range kept.
+    window ends with the shot (the Shot panel's 'End on Last Segment', on by default; off: appending a segment
+    later keeps every earlier frame); the request and the recipe carry it, so a re-roll makes the shot the same way.
+    ``parent`` (a re-roll's shot, on the same frames) is recorded, and its Manual Frame Range kept.
     """
     segs = si.check_segments(segments)
     op = si.compose_request(segs, sampling, trim_last)

@@ -58,11 +58,11 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
     seed: IntProperty(name="Shot seed", default=0, min=0,
                       description="Same segments + shot seed = same motion; segments without their own seed derive "
                                   "theirs from it")
-    trim_last: BoolProperty(name="End on Last Segment", default=False,
+    trim_last: BoolProperty(name="End on Last Segment", default=True,
                             description="Generate the last segment as a clip that ends with the shot, instead of "
                                         "running its window 0.8 s past the end and cutting it: its action comes out "
-                                        "a little more often. The cost: a segment added after it later changes its "
-                                        "motion (off, adding segments keeps every earlier frame)")
+                                        "more often. The cost: a segment added after it later re-makes its motion. "
+                                        "Untick to keep every frame when appending segments")
     reroll_segment: IntProperty(name="Segment", default=1, min=1,
                                 description="The segment of the active shot to re-roll (1 = the first)")
     continue_prompt: StringProperty(name="Then", default="",

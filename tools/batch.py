@@ -50,8 +50,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
                      help="a shot: one continuous motion from these segments in order (repeat the option)")
     src.add_argument("--video", type=Path, help="a video (mp4 / mov / avi): import its motion (Import Motion from "
                      "Video; the worker needs the 'video' extra)")
-    p.add_argument("--trim-last", action="store_true", help="--segment: end the last segment's window with the shot "
-                   "(End on Last Segment: its action a little more often; a segment appended later changes it)")
+    p.add_argument("--trim-last", action=argparse.BooleanOptionalAction, help="--segment: End on Last Segment, on "
+                   "by default (appending later re-makes that segment; --no-trim-last keeps every frame)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
     p.add_argument("--seed", type=int, default=0)
@@ -83,8 +83,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         p.error("--resolution must look like 960x540")
     if a.strip < 0 or a.strip > 24:
         p.error("--strip takes 0–24 frames")
-    if a.trim_last and not a.segment:
-        p.error("--trim-last is an option of a shot (--segment)")
+    if a.trim_last is not None and not a.segment:
+        p.error(f"--{'' if a.trim_last else 'no-'}trim-last is an option of a shot (--segment)")
     if a.segment:
         try:
             a.segments = [parse_segment(x) for x in a.segment]
@@ -449,7 +449,7 @@ def run_one(jobs, config, prompt: str | None, a: argparse.Namespace, out: Path, 
 
         segments = [{"prompt": p, "seconds": s, **({} if seed is None else {"seed": seed})}
                     for p, s, seed in a.segments]
-        job = shot_jobs.start_compose(config, segments, sampling, target, trim_last=a.trim_last)
+        job = shot_jobs.start_compose(config, segments, sampling, target, trim_last=a.trim_last is not False)
     else:
         job = jobs.start_generate(config, prompt, sampling, target)
     shown = -1

@@ -19,6 +19,7 @@ Pure metric functions are tested on synthetic motion with known answers
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -172,7 +173,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                     parts: int | None = None, cost: bool = True, log=print, handover: str | None = None,
                     text_blend: str | None = None, draws: int = 1, singles_cache: Path | None = None,
                     overhang: int | None = None, order: list[int] | None = None, reweight: float | None = None,
-                    free_guidance: bool = False, trim_last: bool = False) -> dict:
+                    free_guidance: bool = False, trim_last: bool | None = None) -> dict:
     """All of issue #13's measurements on one model (see the module docstring).
 
     ``timelines`` 0 skips the timelines (the parts can run in separate processes; each draws its own clips).
@@ -183,7 +184,8 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
     ``order`` (a permutation of 0, 1, 2): each timeline's drawn segments composed in that order, each with the
     seed it has in the drawn order (a control: does a caption's rate follow its position or the caption?).
     ``reweight`` (a scale) and ``free_guidance``: the after-seam options of :class:`ShotDirector` (off: None, False);
-    ``trim_last``: its option that ends the last segment's window with the shot.
+    ``trim_last``: its option that ends the last segment's window with the shot (None: the director's default,
+    on where it applies; the report's settings give what ran).
     """
     from ..runtime.shot_reweight import ContentReweight
     from ..runtime.shot_text_blend import DEFAULT_TEXT_BLEND, TextBlend
@@ -218,7 +220,7 @@ def shot_statistics(pipe, clf, data_dir: Path, timelines: int = 30, steps: int =
                               "context_seconds": context_seconds, "seed": seed, "guidance": d.guidance,
                               "handover": handover, "draws": draws, "overhang_latent_frames": overhang,
                               "order": order, "reweight": reweight, "free_guidance": free_guidance,
-                              "trim_last": trim_last,
+                              "trim_last": d.trim_last,
                               "text_blend": None if blend is None else [blend.start, blend.ramp],
                               "decoder_reach_latent_frames": d.reach}}
     t_start = time.time()
@@ -520,8 +522,9 @@ def add_arguments(p) -> None:
                    help="after a seam, scale the new prompt's content words on the new frames (shot_reweight.py)")
     p.add_argument("--free-guidance", action="store_true",
                    help="after a seam, the unconditional branch does not see the held context (shot_free_guidance.py)")
-    p.add_argument("--trim-last", action="store_true",
-                   help="the last segment's window ends with the shot, no cut spill (ShotDirector trim_last)")
+    p.add_argument("--trim-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="the last segment's window ends with the shot, no cut spill (ShotDirector trim_last; "
+                        "default on where it applies; --no-trim-last: the rows from before it was the default)")
     p.add_argument("--draws", type=int, default=1, help="compose seeds per timeline (content numerator draws)")
     p.add_argument("--singles-cache", type=Path, default=None, help="JSON cache of single-clip labels")
     p.add_argument("--seed", type=int, default=0)

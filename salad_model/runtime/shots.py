@@ -90,8 +90,10 @@ class ShotDirector:
     after a seam"): ``reweight`` scales the new prompt's content words on the new frames (shot_reweight);
     ``free_guidance`` hides the held context from the unconditional branch (shot_free_guidance).
     ``trim_last``: the last segment's windows stop where the shot ends instead of generating its spill, which
-    the shot cuts (off by default: a segment appended later would change the then-last one's motion; model
-    card, "The last segment's window").
+    the shot cuts — its content reads more like its prompt (model card, "The last segment's window"). The
+    cost: a segment appended later re-makes the formerly last one (False keeps every frame when appending).
+    None (the default) is "on where it applies": on with the spill hand-over, off with the nominal one (which
+    plans its own windows); it is recorded resolved (True / False) in every result's options.
     """
 
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
@@ -100,7 +102,7 @@ class ShotDirector:
                  guidance_ramp: int = DEFAULT_GUIDANCE_RAMP, seam_smoothing: float = DEFAULT_SEAM_SMOOTHING,
                  foot_lock_seconds: float = DEFAULT_FOOT_LOCK_SECONDS, handover: str = DEFAULT_HANDOVER,
                  text_blend: TextBlend | None = DEFAULT_TEXT_BLEND, reweight: ContentReweight | None = None,
-                 free_guidance: bool = False, trim_last: bool = False):
+                 free_guidance: bool = False, trim_last: bool | None = None):
         self.pipe = pipe
         if handover not in HANDOVERS:
             raise InputError(f"handover must be one of {', '.join(HANDOVERS)}, got {handover!r}")
@@ -126,7 +128,8 @@ class ShotDirector:
         if not isinstance(seam_smoothing, (int, float)) or not 0 <= seam_smoothing <= 4:
             raise InputError(f"seam_smoothing must be within 0…4 frames, got {seam_smoothing!r}")
         if handover == "nominal" and trim_last:
-            raise InputError("trim_last takes the spill hand-over (the nominal one plans its own windows)")
+            raise InputError("trim_last takes the spill hand-over (the nominal one plans its own windows); "
+                             "leave it unset or False with handover='nominal'")
         if handover == "nominal" and blend:
             raise InputError("the nominal hand-over holds the context strictly: blend must be 0")
         self.context, self.blend, self.overhang, self.guidance_ramp = ctx, blend, overhang, guidance_ramp
@@ -138,9 +141,9 @@ class ShotDirector:
         if not isinstance(free_guidance, bool):
             raise InputError(f"free_guidance must be True or False, got {free_guidance!r}")
         self.free_guidance = free_guidance
-        if not isinstance(trim_last, bool):
-            raise InputError(f"trim_last must be True or False, got {trim_last!r}")
-        self.trim_last = trim_last
+        if trim_last is not None and not isinstance(trim_last, bool):
+            raise InputError(f"trim_last must be True, False or None (on where it applies), got {trim_last!r}")
+        self.trim_last = handover != "nominal" if trim_last is None else trim_last
         if isinstance(foot_lock_seconds, bool) or not isinstance(foot_lock_seconds, (int, float)) \
                 or not 0 <= foot_lock_seconds <= 5:
             raise InputError(f"foot_lock_seconds must be within 0…5 s, got {foot_lock_seconds!r}")

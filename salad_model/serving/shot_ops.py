@@ -67,7 +67,7 @@ class ShotOps:
         return ShotDirector(self._pipeline(), context_seconds=params.get("context_seconds", DEFAULT_CONTEXT_SECONDS),
                             resample=params.get("resample", 0), guidance=params.get("guidance"),
                             steps=params.get("steps", 50), scheduler=params.get("scheduler", "ddim"),
-                            trim_last=params.get("trim_last", False))
+                            trim_last=params.get("trim_last"))  # absent: on (the director's default)
 
     def op_compose(self, rid: Any, params: dict) -> dict:
         _need("compose", params, "segments")

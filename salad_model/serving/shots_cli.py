@@ -39,11 +39,11 @@ def add_shot_commands(sub, common: Callable[..., None]) -> None:
     c = sub.add_parser("compose", help="a timeline of prompts → one continuous motion (any length up to 300 s)")
     c.add_argument("--segment", action="append", required=True, metavar="PROMPT:SECONDS[:SEED]",
                    help="one segment; repeat in order (a segment's own seed re-rolls only it)")
-    c.add_argument("--trim-last", action="store_true",
-                   help="end the last segment's window with the shot instead of generating its spill (0.8 s on "
-                        "the demo model) and cutting it: its content is recognised a little more often (model "
-                        "card, \"The last segment's window\"). The cost: a segment appended later changes the "
-                        "formerly last one's motion (without it, appending keeps every earlier frame)")
+    c.add_argument("--trim-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="on by default: end the last segment's window with the shot instead of generating its "
+                        "spill (0.8 s on the demo model) and cutting it: its content is recognised more often "
+                        "(model card, \"The last segment's window\"). The cost: a segment appended later changes "
+                        "the formerly last one's motion; --no-trim-last keeps every frame when appending")
     _shot_options(c, common)
     k = sub.add_parser("continue", help="extend a motion (file or --source-prompt) by --seconds under --prompt")
     k.add_argument("source", type=Path, nargs="?", default=None, help=".npz or .bvh motion to continue")
@@ -90,7 +90,7 @@ def run_shot_command(pipe, args, progress, save_motion) -> list[Path]:
     if args.command in ("compose", "continue", "inbetween"):
         ctx = {} if args.context is None else {"context_seconds": args.context}
         d = ShotDirector(pipe, resample=args.resample, guidance=args.guidance, steps=args.steps,
-                         scheduler=args.sampler, trim_last=getattr(args, "trim_last", False), **ctx)
+                         scheduler=args.sampler, trim_last=getattr(args, "trim_last", None), **ctx)
     else:  # edit --parts: the edit command's options
         d = ShotDirector(pipe, guidance=args.guidance, steps=args.steps, scheduler=args.sampler)
     if args.command == "compose":

@@ -34,14 +34,14 @@ def test_segments_cleaned_and_request_fields():
     req = si.compose_request(segs, Sampling(seed=3, steps=10, sampler="dpm++", guidance=4.0))
     assert req == {"op": "compose", "segments": [{"prompt": "a person walks", "seconds": 2.0},
                                                  {"prompt": "a person waves", "seconds": 3.0, "seed": 7}],
-                   "context_seconds": si.CONTEXT_SECONDS, "seed": 3, "steps": 10, "scheduler": "dpm++",
-                   "guidance": 4.0}  # no seconds / frames: the segments give the length
+                   "context_seconds": si.CONTEXT_SECONDS, "trim_last": True, "seed": 3, "steps": 10,
+                   "scheduler": "dpm++", "guidance": 4.0}  # no seconds / frames: the segments give the length
 
 
 def test_recipe_keeps_the_seeds_the_worker_used_and_rerolls_one():
     wmeta = {"shot": {"segments": [{"seed": 1234, "start": 0, "end": 80}, {"seed": 7, "start": 80, "end": 140}]}}
     recipe = si.compose_recipe(TWO, 5, wmeta)
-    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "trim_last": False,
+    assert recipe == {"kind": "compose", "seed": 5, "context_seconds": si.CONTEXT_SECONDS, "trim_last": True,
                       "segments": [
         {"prompt": "a person walks forward", "seconds": 4.0, "seed": 1234, "start": 0, "end": 80},
         {"prompt": "a person waves", "seconds": 3.0, "seed": 7, "start": 80, "end": 140}]}
@@ -188,14 +188,16 @@ def test_a_duration_typed_in_blender_is_the_one_typed():
     assert Sampling(seconds=float(np.float32(2.9))).fields()["seconds"] == 2.9  # Text to Motion's Duration
 
 
-def test_trim_last_is_asked_only_when_on_and_kept_in_the_recipe():
-    """End on Last Segment: the request carries it only when on (the worker's default is off), the recipe always
-    (a re-roll makes the shot the same way); a recipe from before the option reads as off."""
-    on = si.compose_request(TWO, Sampling(seed=1, steps=2), trim_last=True)
-    assert on["trim_last"] is True and "trim_last" not in si.compose_request(TWO, Sampling(seed=1, steps=2))
-    recipe = si.compose_recipe(TWO, 5, {}, trim_last=True)
+def test_trim_last_is_on_by_default_always_sent_and_kept_in_the_recipe():
+    """End on Last Segment (on by default): the request and the recipe always carry it, true or false (a re-roll
+    makes the shot the same way whatever the worker's default); a recipe from before the option reads as off,
+    the way it was made."""
+    assert si.compose_request(TWO, Sampling(seed=1, steps=2))["trim_last"] is True
+    assert si.compose_request(TWO, Sampling(seed=1, steps=2), trim_last=False)["trim_last"] is False
+    recipe = si.compose_recipe(TWO, 5, {})
     assert recipe["trim_last"] is True and si.recipe_trim_last(recipe) is True
-    assert si.recipe_trim_last(si.compose_recipe(TWO, 5, {})) is False
+    off = si.compose_recipe(TWO, 5, {}, trim_last=False)
+    assert off["trim_last"] is False and si.recipe_trim_last(off) is False
     old = {k: v for k, v in recipe.items() if k != "trim_last"}
     assert si.recipe_trim_last(old) is False
     _refused(lambda: si.recipe_trim_last({**recipe, "trim_last": "yes"}, "The action 'x'"),

@@ -7,6 +7,8 @@ sent. Known motion in, known motion out, so placement is checked to the millimet
 are in test_shot_jobs.py.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -99,18 +101,27 @@ def test_reroll_changes_one_seed_and_keeps_the_shot(scene, pool):
 
 
 def test_end_on_last_segment_is_asked_recorded_and_kept_by_a_reroll(scene, pool):
-    """trim_last reaches the worker only when asked, the recipe records the choice either way, and a re-roll of
-    the shot makes it the same way (else the re-rolled shot's last segment would be made differently)."""
-    for trim in (True, False):
-        run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), trim_last=trim,
-                                    pool=pool))
-        assert pool.worker.ops[-1].get("trim_last", False) is trim
+    """trim_last (on by default) reaches the worker explicitly either way, the recipe records the choice, and a
+    re-roll of the shot makes it the same way (else the re-rolled shot's last segment would be made differently);
+    a shot whose recipe predates the option (no trim_last key: made untrimmed) re-rolls untrimmed."""
+    for trim in (None, True, False):
+        asked = {} if trim is None else {"trim_last": trim}
+        run(shot_jobs.start_compose(CONFIG, SEGS, FAST, jobs.Target(kind="new", pin_feet=False), **asked, pool=pool))
+        made = trim is not False
+        assert pool.worker.ops[-1]["trim_last"] is made
         body = bpy.data.objects["SALAD Body"]
         shot = body.animation_data.action
-        assert metadata.shot_recipe(metadata.action_meta(shot))["trim_last"] is trim
+        assert metadata.shot_recipe(metadata.action_meta(shot))["trim_last"] is made
         rolled = run(shot_jobs.start_reroll_segment(CONFIG, body, 0, 99, pool=pool))
-        assert pool.worker.ops[-1].get("trim_last", False) is trim
-        assert metadata.shot_recipe(metadata.action_meta(rolled))["trim_last"] is trim
+        assert pool.worker.ops[-1]["trim_last"] is made
+        assert metadata.shot_recipe(metadata.action_meta(rolled))["trim_last"] is made
+        if trim is None:  # the same shot as recorded before the option existed
+            recipe = json.loads(shot["salad_shot"])
+            del recipe["trim_last"]
+            shot["salad_shot"] = json.dumps(recipe)
+            rolled = run(shot_jobs.start_reroll_segment(CONFIG, body, 0, 98, action=shot, pool=pool))
+            assert pool.worker.ops[-1]["trim_last"] is False
+            assert metadata.shot_recipe(metadata.action_meta(rolled))["trim_last"] is False
         bpy.data.objects.remove(body)
 
 

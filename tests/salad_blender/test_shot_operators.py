@@ -1,6 +1,7 @@
 """The Shot panel's operators and panels in the registered add-on: the segment list, presets, recipes,
 every job button (``blocking=True``; the worker is the scripted shot_fakes.ShotWorker), errors reported."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -262,22 +263,27 @@ def test_a_segment_with_its_own_seed_still_shows_its_duration(addon):
 
 
 def test_end_on_last_segment_is_on_the_panel_sent_and_restored_from_a_recipe(addon):
-    """The Shot panel's 'End on Last Segment' (off by default: appending keeps every earlier frame) reaches the
-    compose request, and 'Use This Shot's Segments' sets it back as the shot was made."""
+    """The Shot panel's 'End on Last Segment' (on by default; its tooltip says the cost and how to keep every
+    frame when appending) reaches the compose request either way, and 'Use This Shot's Segments' sets it back as
+    the shot was made — off for a shot whose recipe predates the option."""
     s = bpy.context.scene.salad_shot
-    assert s.trim_last is False and ("prop", "trim_last") in draw(shot_panels.SALAD_PT_shot)
-    assert "a segment added after it later changes" in type(s).bl_rna.properties["trim_last"].description
+    assert s.trim_last is True and ("prop", "trim_last") in draw(shot_panels.SALAD_PT_shot)
+    tip = type(s).bl_rna.properties["trim_last"].description
+    assert "a segment added after it later re-makes" in tip and "Untick to keep every frame" in tip
     for prompt in ("a person walks forward", "a person waves"):
         assert bpy.ops.salad.shot_segment_add() == {"FINISHED"}
         s.segments[s.active_segment].prompt = prompt
-    s.trim_last = True
     assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
     assert addon.worker.ops[-1]["trim_last"] is True
     body = bpy.data.objects["SALAD Body"]
     trimmed = body.animation_data.action
     s.trim_last = False
     assert bpy.ops.salad.generate_shot(blocking=True) == {"FINISHED"}
-    assert "trim_last" not in addon.worker.ops[-1]
+    assert addon.worker.ops[-1]["trim_last"] is False
     assert body.animation_data.action == trimmed  # the second shot went onto a new body
     bpy.context.view_layer.objects.active = body
     assert bpy.ops.salad.shot_use_recipe() == {"FINISHED"} and s.trim_last is True
+    recipe = json.loads(trimmed["salad_shot"])
+    del recipe["trim_last"]  # as recorded before the option existed: made untrimmed
+    trimmed["salad_shot"] = json.dumps(recipe)
+    assert bpy.ops.salad.shot_use_recipe() == {"FINISHED"} and s.trim_last is False

@@ -44,22 +44,25 @@ def test_compose_continue_inbetween_and_part_edit(tiny_model_dir, tmp_path):
 
 
 def test_compose_trim_last(tiny_model_dir, tmp_path):
-    """``compose --trim-last``: the last segment's window ends with the shot (recorded in the saved recipe); the
-    frames before the last segment are the default's, the last segment's differ; its help says what it costs."""
+    """``compose`` trims the last segment's window by default (``--trim-last`` says so explicitly, recorded in the
+    saved recipe); ``--no-trim-last`` makes the old untrimmed shot: the frames before the last segment the same,
+    the last segment's not; the help says what the default costs."""
     args = ["compose", "--segment", "a person walks forward:3", "--segment", "a person waves:2.4", "--seed", "2",
             "--model", str(tiny_model_dir), "--steps", "3"]
-    for out, extra in (("plain.npz", []), ("trim.npz", ["--trim-last"])):
+    for out, extra in (("default.npz", []), ("trim.npz", ["--trim-last"]), ("plain.npz", ["--no-trim-last"])):
         r = run([*args, "--out", out, *extra], tmp_path)
         assert r.returncode == 0, r.stderr
-    plain, trim = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "trim.npz")
+    default, trim, plain = (np.load(tmp_path / f) for f in ("default.npz", "trim.npz", "plain.npz"))
     meta = json.loads(str(trim["meta"]))
     assert meta["shot"]["options"]["trim_last"] is True
+    assert json.loads(str(default["meta"]))["shot"]["options"]["trim_last"] is True
+    assert np.array_equal(default["features"], trim["features"])
     assert json.loads(str(plain["meta"]))["shot"]["options"]["trim_last"] is False
     assert trim["joints"].shape == plain["joints"].shape and meta["shot"]["segments"][1]["start"] == 60
     assert np.abs(trim["features"][:60] - plain["features"][:60]).max() <= 1e-5
     assert np.abs(trim["features"][60:] - plain["features"][60:]).max() > 1e-3
-    r = run(["compose", "--help"], tmp_path)
-    assert "--trim-last" in r.stdout and "appended later changes" in " ".join(r.stdout.split())
+    help_text = " ".join(run(["compose", "--help"], tmp_path).stdout.split())
+    assert "--trim-last, --no-trim-last" in help_text and "appended later changes" in help_text
 
 
 def test_shot_commands_refuse_bad_input(tiny_model_dir, tmp_path):

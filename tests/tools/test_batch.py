@@ -165,6 +165,7 @@ def test_batch_shot_with_picture_strip(tmp_path, tiny_model_dir):
         assert [s["prompt"] for s in recipe["segments"]] == ["a person walks forward", "a person waves",
                                                               "a person bows"]
         assert recipe["segments"][1]["seed"] == 5 and act["salad_frames"] == 120 and act["salad_source"] == "shot"
+        assert recipe["trim_last"] is True  # End on Last Segment, on by default as in the add-on
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)
 
@@ -180,17 +181,20 @@ def test_batch_bad_segments_exit_2(tmp_path, tiny_model_dir):
 
 
 def test_batch_shot_trim_last(tmp_path, tiny_model_dir):
-    """``--trim-last`` reaches the shot job (the recipe records it, as the add-on's End on Last Segment does); it
-    is an option of a shot only."""
-    p = run("--prompt", "a person jumps", "--trim-last", "--out", tmp_path)
-    assert p.returncode == 2 and "--trim-last is an option of a shot (--segment)" in p.stderr
+    """``--no-trim-last`` reaches the shot job (the recipe records it, as the add-on's End on Last Segment does;
+    on by default, ``--trim-last`` still says so); both are options of a shot only."""
+    for flag in ("--trim-last", "--no-trim-last"):
+        p = run("--prompt", "a person jumps", flag, "--out", tmp_path)
+        assert p.returncode == 2 and f"{flag} is an option of a shot (--segment)" in p.stderr
+    parse = _batch_module().parse_args
+    assert parse(["--segment", "walk:2", "--trim-last", "--out", "x"]).trim_last is True
     out = tmp_path / "t"
-    p = run("--segment", "a person walks forward:2", "--segment", "a person waves:2", "--trim-last", "--out", out,
+    p = run("--segment", "a person walks forward:2", "--segment", "a person waves:2", "--no-trim-last", "--out", out,
             "--model", tiny_model_dir, "--steps", 2, "--threads", 1)
     assert p.returncode == 0, p.stderr
     bpy.ops.wm.open_mainfile(filepath=str(out / "shot_a_person_walks_forward.blend"))
     try:
         act = bpy.data.objects["SALAD Body"].animation_data.action
-        assert json.loads(act["salad_shot"])["trim_last"] is True and act["salad_frames"] == 80
+        assert json.loads(act["salad_shot"])["trim_last"] is False and act["salad_frames"] == 80
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)

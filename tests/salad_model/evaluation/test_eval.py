@@ -1,5 +1,6 @@
 """Evaluation: classifier shapes and invariances, metric functions with known answers, CLI end to end."""
 
+import argparse
 import json
 import math
 
@@ -12,6 +13,7 @@ from salad_model.evaluation import eval as ev
 from salad_model.evaluation import generated as gen
 from salad_model.evaluation import metrics as met
 from salad_model.evaluation import report_plots as plots
+from salad_model.evaluation import shots as shots_eval
 from salad_model.evaluation.classifier import (
     ClassifierConfig,
     MotionClassifier,
@@ -371,6 +373,10 @@ def test_eval_shots_cli_end_to_end(tiny_model_dir, mini_dataset, mini_classifier
     assert rep["model"]["name"] == "random-tiny" and rep["command"].startswith("python -m salad_model.evaluation.eval")
     s = rep["shots"]
     assert s["settings"]["timelines"] == 1 and s["settings"]["seed"] == 3
+    assert s["settings"]["trim_last"] is True  # the director's default, as it ran; --no-trim-last: the old rows
+    parser = argparse.ArgumentParser()
+    shots_eval.add_arguments(parser)
+    assert parser.parse_args([]).trim_last is None and parser.parse_args(["--no-trim-last"]).trim_last is False
     assert s["timelines"]["segments"] == 3 and s["timelines"]["seams"] == 2  # three segments, two hand-overs
     assert s["continuation"]["seams"] == 1 and s["inbetween"]["seams"] == 2  # in-between: both ends
     t = s["timelines"]  # the content measure's spread: by position (mean = the whole rate), another seed's singles

@@ -100,7 +100,9 @@ def test_compose_is_deterministic_and_covers_the_segments(director):
     assert director.spill == director.reach + director.blend
 
 
-def test_changing_a_segment_keeps_the_motion_before_it(director):
+@pytest.mark.parametrize("trim_last", [None, False])  # the issue's stability rule holds with trimming on or off
+def test_changing_a_segment_keeps_the_motion_before_it(tiny_pipeline, trim_last):
+    director = ShotDirector(tiny_pipeline, steps=STEPS, trim_last=trim_last)
     base = director.compose(SEGS, seed=7)
     other_prompt = director.compose([SEGS[0], SEGS[1], Segment("a person jumps", 3.2)], seed=7)
     assert np.abs(other_prompt.joints[:108] - base.joints[:108]).max() <= 1e-5
@@ -108,8 +110,22 @@ def test_changing_a_segment_keeps_the_motion_before_it(director):
     reroll = director.compose([SEGS[0], Segment(SEGS[1].prompt, SEGS[1].seconds, seed=99), SEGS[2]], seed=7)
     assert np.abs(reroll.joints[:60] - base.joints[:60]).max() <= 1e-5
     assert np.abs(reroll.joints[60:] - base.joints[60:]).max() > 1e-3
-    longer_last = director.compose(SEGS[:2] + [Segment("a person runs", 6.0)], seed=7)  # appending / growing
+    longer_last = director.compose(SEGS[:2] + [Segment("a person runs", 6.0)], seed=7)  # growing the last one
     assert np.abs(longer_last.joints[:108] - base.joints[:108]).max() <= 1e-5
+
+
+def test_appending_a_segment_remakes_only_the_formerly_last_one_by_default(tiny_pipeline):
+    """The cost of the default trim_last (issue 13): appending re-makes the formerly last segment (its window now
+    runs its spill, the new segment's context) and nothing before it; with trim_last=False appending keeps every
+    earlier frame."""
+    default, untrimmed = ShotDirector(tiny_pipeline, steps=STEPS), ShotDirector(tiny_pipeline, steps=STEPS,
+                                                                                   trim_last=False)
+    assert default.trim_last is True
+    two, three = default.compose(SEGS[:2], seed=7), default.compose(SEGS, seed=7)
+    assert np.abs(three.joints[:60] - two.joints[:60]).max() <= 1e-5  # the segments before the formerly last one
+    assert np.abs(three.joints[60:108] - two.joints[60:108]).max() > 1e-3  # the formerly last one, re-made
+    two, three = untrimmed.compose(SEGS[:2], seed=7), untrimmed.compose(SEGS, seed=7)
+    assert np.abs(three.joints[:108] - two.joints).max() <= 1e-5
 
 
 def test_a_minute_long_timeline_in_bounded_windows(tiny_pipeline):
@@ -438,7 +454,7 @@ def test_a_shots_recorded_options_make_it_again(tiny_pipeline):
     shot = m.meta["shot"]
     assert shot["options"] == {"blend": 1, "overhang": 1, "guidance_ramp": 2, "seam_smoothing": 0.5,
                                "foot_lock_seconds": 0.5, "handover": "spill", "text_blend": [-1, 2],
-                               "trim_last": False}
+                               "trim_last": True}  # the default, recorded resolved
     opts = dict(shot["options"], text_blend=TextBlend(*shot["options"]["text_blend"]))
     again = ShotDirector(tiny_pipeline, context_seconds=shot["context_seconds"], resample=shot["resample"],
                          steps=m.meta["steps"], **opts).compose(segs, seed=3)
@@ -453,7 +469,8 @@ def test_a_shots_recorded_options_make_it_again(tiny_pipeline):
 def test_trim_last_ends_the_last_window_with_the_shot(tiny_pipeline):
     """trim_last: the last segment's window generates no spill the shot would cut — a one-segment shot is the single
     clip of its length and window seed, bit for bit — and every frame before the last segment is unchanged."""
-    d, trimmed = ShotDirector(tiny_pipeline, steps=STEPS), ShotDirector(tiny_pipeline, steps=STEPS, trim_last=True)
+    d, trimmed = ShotDirector(tiny_pipeline, steps=STEPS, trim_last=False), ShotDirector(tiny_pipeline, steps=STEPS)
+    assert d.options()["trim_last"] is False
     base, m = d.compose(SEGS, seed=7), trimmed.compose(SEGS, seed=7)
     assert m.joints.shape == base.joints.shape and m.meta["shot"]["options"]["trim_last"] is True
     last = m.meta["shot"]["windows"][-1]
@@ -465,5 +482,17 @@ def test_trim_last_ends_the_last_window_with_the_shot(tiny_pipeline):
     w = one.meta["shot"]["windows"][0]
     clip = tiny_pipeline.generate(SEGS[0].prompt, frames=60, seed=w["seed"], steps=STEPS)
     assert w["new_frames"] == 60 and torch.equal(one.latent, clip.latent)
-    with pytest.raises(InputError, match="trim_last"):
+    with pytest.raises(InputError, match="trim_last must be True, False or None"):
         ShotDirector(tiny_pipeline, steps=STEPS, trim_last=1)
+
+
+def test_trim_last_defaults_to_on_where_it_applies(tiny_pipeline):
+    """trim_last=None (the default) is on with the spill hand-over and off with the nominal one, which plans its own
+    windows: a user asking for handover="nominal" without naming trim_last gets no error; asking for both does."""
+    assert ShotDirector(tiny_pipeline, steps=STEPS).trim_last is True
+    assert ShotDirector(tiny_pipeline, steps=STEPS, trim_last=None).trim_last is True
+    nominal = ShotDirector(tiny_pipeline, steps=STEPS, handover="nominal")
+    assert nominal.trim_last is False and nominal.options()["trim_last"] is False
+    assert ShotDirector(tiny_pipeline, steps=STEPS, handover="nominal", trim_last=False).trim_last is False
+    with pytest.raises(InputError, match="trim_last takes the spill hand-over"):
+        ShotDirector(tiny_pipeline, steps=STEPS, handover="nominal", trim_last=True)

@@ -34,15 +34,18 @@ def test_compose_reports_every_step_of_every_window(worker):
 
 
 def test_compose_trim_last(worker):
-    """``trim_last`` reaches the director: the last window ends with the shot (recorded in meta.shot.options), the
-    frames before the last segment stay the default's, the last segment's are made differently."""
+    """``trim_last`` reaches the director, on when the field is absent (the default, recorded in meta.shot.options);
+    ``trim_last: false`` gives the old untrimmed shot: the frames before the last segment the same, its own not."""
     base = worker.result("compose", segments=SEGMENTS, seed=1, steps=3)
     m = worker.result("compose", segments=SEGMENTS, seed=1, steps=3, trim_last=True)
-    assert m["meta"]["shot"]["options"]["trim_last"] is True and base["meta"]["shot"]["options"]["trim_last"] is False
+    assert m["meta"]["shot"]["options"]["trim_last"] is True and base["meta"]["shot"]["options"]["trim_last"] is True
+    assert np.array_equal(m["joints"], base["joints"])
+    off = worker.result("compose", segments=SEGMENTS, seed=1, steps=3, trim_last=False)
+    assert off["meta"]["shot"]["options"]["trim_last"] is False
     start = m["meta"]["shot"]["segments"][1]["start"]
-    assert m["joints"].shape == base["joints"].shape and start == 60
-    assert np.abs(m["joints"][:start] - base["joints"][:start]).max() <= 1e-5
-    assert np.abs(m["joints"][start:] - base["joints"][start:]).max() > 1e-3
+    assert m["joints"].shape == off["joints"].shape and start == 60
+    assert np.abs(m["joints"][:start] - off["joints"][:start]).max() <= 1e-5
+    assert np.abs(m["joints"][start:] - off["joints"][start:]).max() > 1e-3
 
 
 def test_compose_cancel(worker):
