@@ -204,18 +204,11 @@ def test_a_version_of_a_trimmed_clip_keeps_its_manual_frame_range(kind, cyclic):
     Animation: the part the animator plays or loops) lands on the same frames but came out untrimmed: every version
     had to be trimmed again (Blender's own copy of an action keeps the range). A continuation is longer: untouched."""
     from test_manual_frame_range import CONFIG as EDIT_CONFIG
-    from test_manual_frame_range import clip, shot, trimmed_parent
-
-    from salad_blender import jobs
+    from test_manual_frame_range import clip, shot, start_version, trimmed_parent
 
     body, parent, fake_pool = trimmed_parent(shot if kind == "reroll" else clip)
     parent.use_cyclic = cyclic
-    if kind == "reroll":
-        job = shot_jobs.start_reroll_segment(EDIT_CONFIG, body, 1, 99, pool=fake_pool)
-    elif kind == "parts":
-        job = shot_jobs.start_regenerate_parts(EDIT_CONFIG, body, "a person waves", ["arms"], pool=fake_pool)
-    else:
-        job = jobs.start_edit(EDIT_CONFIG, body, new_prompt="a person runs", pool=fake_pool)
+    job = start_version(kind, body, fake_pool)
     new = run(job)
     assert new is not parent and new.use_frame_range
     assert (new.frame_start, new.frame_end, new.use_cyclic) == (40.0, 70.0, cyclic)
@@ -228,21 +221,13 @@ def test_a_version_of_a_trimmed_clip_keeps_its_manual_frame_range(kind, cyclic):
 def test_a_version_keeps_its_parents_other_channels_whatever_the_rig_plays(kind):
     """audit9b: the other channels of an edit / re-roll / part regeneration came from whatever the rig played when
     the result landed (the animator looked at another action meanwhile): now from the parent it was made from."""
-    from test_manual_frame_range import CONFIG as EDIT_CONFIG
-    from test_manual_frame_range import clip, shot, trimmed_parent
-
-    from salad_blender import jobs
+    from test_manual_frame_range import clip, shot, start_version, trimmed_parent
 
     body, parent, fake_pool = trimmed_parent(shot if kind == "reroll" else clip)
     other = bpy.data.actions.new("Other")
     _key_mood(body, other, [(1, -1.0)])
     _key_mood(body, parent, [(11, 0.25), (60, 0.75)])  # plays the parent again: the job starts from it
-    if kind == "reroll":
-        job = shot_jobs.start_reroll_segment(EDIT_CONFIG, body, 1, 99, pool=fake_pool)
-    elif kind == "parts":
-        job = shot_jobs.start_regenerate_parts(EDIT_CONFIG, body, "a person waves", ["arms"], pool=fake_pool)
-    else:
-        job = jobs.start_edit(EDIT_CONFIG, body, new_prompt="a person runs", pool=fake_pool)
+    job = start_version(kind, body, fake_pool)
     _play(body, other)
     new = run(job)
     assert _mood(new).evaluate(60.0) == pytest.approx(0.75, abs=1e-5)

@@ -61,17 +61,20 @@ def clip(pool):  # noqa: ANN001, ANN201
     return jobs.start_generate(CONFIG, "a person walks", FAST, jobs.Target(kind="new", pin_feet=False), pool=pool)
 
 
+def start_version(kind, body, pool):  # noqa: ANN001, ANN201
+    """A new version of the rig's action: a re-roll of segment 2, arms regenerated, or an edit."""
+    if kind == "reroll":
+        return shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool)
+    if kind == "parts":
+        return shot_jobs.start_regenerate_parts(CONFIG, body, "a person waves", ["arms"], pool=pool)
+    return jobs.start_edit(CONFIG, body, new_prompt="a person runs", pool=pool)
+
+
 @pytest.mark.parametrize("how", ["range", "hand key"])
 @pytest.mark.parametrize("kind", ["reroll", "parts", "edit"])
 def test_a_result_of_a_trimmed_parent_keeps_its_frames(kind, how):
     body, parent, pool = trimmed_parent(shot if kind == "reroll" else clip, how)
-    if kind == "reroll":
-        job = shot_jobs.start_reroll_segment(CONFIG, body, 1, 99, pool=pool)
-    elif kind == "parts":
-        job = shot_jobs.start_regenerate_parts(CONFIG, body, "a person waves", ["arms"], pool=pool)
-    else:
-        job = jobs.start_edit(CONFIG, body, new_prompt="a person runs", pool=pool)
-    new = run(job)
+    new = run(start_version(kind, body, pool))
     assert new is not parent and first_key(new) == 11
     if how == "range":
         assert np.isclose(parent.frame_start, 40) and parent.use_frame_range  # the parent is left as it was
