@@ -148,8 +148,6 @@ MODULES: dict[str, Module] = {
             "test_a_kept_root_keeps_the_sources_path_in_world_space",
             "test_regenerate_parts_holds_the_other_parts"))),
     "halves": Module("salad_model/runtime/halves.py", ("tests/salad_model/runtime/test_halves.py",)),
-    "timestep_table": Module("salad_model/runtime/denoiser.py", ("tests/salad_model/runtime/test_timestep_table.py",),
-                             functions=("timestep_table",)),
 }
 
 KILLED = {1, 3}  # mutmut exit codes: a test failed, pytest error
