@@ -140,6 +140,14 @@ MODULES: dict[str, Module] = {
                            functions=("_check_alive", "_dispatch", "_forget", "_closed_event", "close",
                                       "unanswered_cancel")),
     "kept_channels": Module("salad_blender/kept_channels.py", ("tests/salad_blender/test_keep_channels.py",)),
+    # session 12: part regeneration's kept joints (test_shots.py's part tests only: its timeline tests take minutes
+    # per mutant) and the CFG halves on two threads
+    "kept_parts": Module("salad_model/runtime/kept_parts.py", tuple(
+        f"tests/salad_model/runtime/test_shots.py::{t}" for t in (
+            "test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them",
+            "test_a_kept_root_keeps_the_sources_path_in_world_space",
+            "test_regenerate_parts_holds_the_other_parts"))),
+    "halves": Module("salad_model/runtime/halves.py", ("tests/salad_model/runtime/test_halves.py",)),
 }
 
 KILLED = {1, 3}  # mutmut exit codes: a test failed, pytest error

@@ -125,3 +125,33 @@ def test_a_small_step_stays_one_batched_forward(monkeypatch) -> None:
         halves.MIN_WORK -= 1
         den(z, torch.tensor(300), ctx, frames)
     assert calls == [4, 2, 2]
+
+
+@pytest.mark.parametrize("batch,rows", [(2, 2), (4, 1)])
+def test_one_cfg_pair_a_shared_text_context_and_no_frame_mask(monkeypatch, batch, rows) -> None:
+    """The usual step (one sample: an unconditional and a conditional row), a text context shared by every row,
+    no frame mask: each half gets its own rows (mutants that kept the whole context for a batch of 2, split a
+    shared one, or sliced a missing mask survived the batch-of-4 test above)."""
+    den, z, _, _ = _setup(batch)
+    with torch.inference_mode():
+        ctx = den.encode_text(torch.randn(rows, 5, 16), None)
+        halves.ENABLED = False
+        batched = den(z, torch.tensor(300), ctx, None)
+        halves.ENABLED = True
+        calls = []
+        real = den._forward
+        monkeypatch.setattr(den, "_forward", lambda x, *a: calls.append(x.shape[0]) or real(x, *a))
+        split = den(z, torch.tensor(300), ctx, None)
+    assert calls == [batch // 2] * 2
+    assert (split - batched).abs().max().item() <= TOL
+
+
+def test_each_half_gets_half_the_threads(monkeypatch) -> None:
+    den, z, ctx, frames = _setup()
+    torch.set_num_threads(4)
+    seen = []
+    real = den._forward
+    monkeypatch.setattr(den, "_forward", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    with torch.inference_mode():
+        den(z, torch.tensor(300), ctx, frames)
+    assert seen == [2, 2] and torch.get_num_threads() == 4

@@ -223,8 +223,8 @@ def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(directo
     feet slid 0.28 m/s in contact against the clips' 0.14. A real source's kept parts' joints are now its own in
     world space, the regenerated chains hang from them with their decoded bones, the kept feet's contacts are its own.
     """
-    from salad_model.motion.motion_process import qrot
-    from salad_model.runtime.kept_parts import _heading, _local, joint_parts
+    from salad_model.motion.motion_process import qrot, yaw_quat
+    from salad_model.runtime.kept_parts import _local, follow_source, joint_parts
 
     sk = tiny_pipeline.vae.skeleton
     owner = joint_parts(sk)
@@ -250,11 +250,18 @@ def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(directo
         moved = (out.joints[:, ~kept] - out.joints[:, :1]) - (canonical[:, ~kept] - canonical[:, :1])
         assert np.abs(moved).max() > 1e-2  # the regenerated parts keep their new content
         # the features carry the new joints: a regenerated joint's velocity channels are its path's steps
-        q = _heading(out.features)[:-1, None]
+        # frame t's heading as recover_from_ric integrates it (written out here: _heading's own mutants survived a
+        # check through _heading)
+        q = yaw_quat(2 * np.concatenate([[0.0], np.cumsum(out.features[:-2, 0].astype(np.float64))]))[:, None]
         vel = out.features[:-1, lay.vel].reshape(-1, sk.num_joints, 3)
         np.testing.assert_allclose(vel[:, ~kept], qrot(q, np.diff(out.joints, axis=0))[:, ~kept], atol=1e-4)
         feet = [i for i, j in enumerate(sk.contact_joints) if kept[j]]
         assert np.array_equal(out.features[:, -4:][:, feet], real_feats[:, -4:][:, feet])  # the kept feet's contacts
+    # follow_source holds the kept joints unless told otherwise (joints=False: only a kept root's channels)
+    dec, regen = director._decode(out.latent)[:80], parse_parts("left_arm,head")
+    assert np.array_equal(follow_source(dec, real_feats, regen, lay), follow_source(dec, real_feats, regen, lay, True))
+    assert not np.array_equal(follow_source(dec, real_feats, regen, lay), follow_source(dec, real_feats, regen, lay,
+                                                                                        False))
     # the root regenerated: the kept upper body keeps the source's shape about the new pelvis
     lower = director.regenerate_parts(real, "a person jumps", "lower", seed=0)
     new, old = _local(lower.features, lay), _local(real_feats, lay)

@@ -42,3 +42,13 @@ def test_sample_computes_the_film_parameters_once_for_all_steps(monkeypatch) -> 
         sample(den, z[:1], cond, uncond, guidance=2.0, steps=5)
     assert calls == [5]
     assert den._film_table is None
+
+
+def test_no_table_with_gradients_on() -> None:
+    """CPU inference only: with gradients on (training, a guidance gradient) each step computes its own FiLM
+    parameters, so no table holds a graph for the whole schedule."""
+    den, _, _ = _setup()
+    with torch.enable_grad(), den.timestep_table(torch.tensor([700, 300])):
+        assert den._film_table is None
+    with torch.no_grad(), den.timestep_table(torch.tensor([700, 300])):
+        assert set(den._film_table) == {700, 300}
