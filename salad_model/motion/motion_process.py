@@ -296,11 +296,17 @@ def mirror_features(features: np.ndarray, skeleton: Skeleton = T2M, which: str =
     return features[..., idx] * sign.astype(features.dtype)
 
 
+def root_heading(features: np.ndarray) -> np.ndarray:
+    """The root's heading quaternions [..., T, 4], integrated from the features' rotation velocity channel."""
+    f = np.asarray(features, dtype=np.float64)
+    angle = np.concatenate([np.zeros(f.shape[:-2] + (1,)), np.cumsum(f[..., :-1, 0], axis=-1)], axis=-1)
+    return yaw_quat(2 * angle)
+
+
 def recover_from_ric_np(features: np.ndarray, joints_num: int = 22) -> np.ndarray:
     """Numpy twin of ``salad_model.motion.features.recover_from_ric`` (SALAD_SPEC §1.4), for torch-free use."""
     f = np.asarray(features, dtype=np.float64)
-    angle = np.concatenate([np.zeros(f.shape[:-2] + (1,)), np.cumsum(f[..., :-1, 0], axis=-1)], axis=-1)
-    q = yaw_quat(2 * angle)
+    q = root_heading(f)
     d = np.zeros(f.shape[:-1] + (3,))
     d[..., 1:, 0] = f[..., :-1, 1]
     d[..., 1:, 2] = f[..., :-1, 2]

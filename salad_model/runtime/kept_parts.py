@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..motion.features import FeatureLayout
-from ..motion.motion_process import qrot, recover_from_ric_np, yaw_quat
+from ..motion.motion_process import qrot, recover_from_ric_np, root_heading
 from ..motion.skeleton import PART7_JOINTS
 
 
@@ -38,12 +38,6 @@ def _local(feats: np.ndarray, layout: FeatureLayout) -> np.ndarray:
     root = np.zeros((n, 1, 3))
     root[:, 0, 1] = feats[:, 3]
     return np.concatenate([root, feats[:, layout.ric].reshape(n, j - 1, 3)], axis=1)
-
-
-def _heading(feats: np.ndarray) -> np.ndarray:
-    """The root's heading quaternions [T, 4] as ``recover_from_ric`` integrates them."""
-    angle = np.concatenate([[0.0], np.cumsum(np.asarray(feats[:-1, 0], np.float64))])
-    return yaw_quat(2 * angle)
 
 
 def follow_source(decoded: np.ndarray, source: np.ndarray, regenerated: Sequence[int],
@@ -82,6 +76,6 @@ def follow_source(decoded: np.ndarray, source: np.ndarray, regenerated: Sequence
         step = np.diff(world[:, moved], axis=0)
         step = np.concatenate([step, step[-1:]])
         vel = out[:, layout.vel].reshape(n, layout.num_joints, 3)
-        vel[:, moved] = qrot(_heading(out)[:, None], step)
+        vel[:, moved] = qrot(root_heading(out)[:, None], step)
         out[:, layout.vel] = vel.reshape(n, -1)
     return out.astype(np.float32)

@@ -250,8 +250,8 @@ def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(directo
         moved = (out.joints[:, ~kept] - out.joints[:, :1]) - (canonical[:, ~kept] - canonical[:, :1])
         assert np.abs(moved).max() > 1e-2  # the regenerated parts keep their new content
         # the features carry the new joints: a regenerated joint's velocity channels are its path's steps
-        # frame t's heading as recover_from_ric integrates it (written out here: _heading's own mutants survived a
-        # check through _heading)
+        # frame t's heading as recover_from_ric integrates it (written out here: root_heading's own mutants survived a
+        # check through root_heading)
         q = yaw_quat(2 * np.concatenate([[0.0], np.cumsum(out.features[:-2, 0].astype(np.float64))]))[:, None]
         vel = out.features[:-1, lay.vel].reshape(-1, sk.num_joints, 3)
         np.testing.assert_allclose(vel[:, ~kept], qrot(q, np.diff(out.joints, axis=0))[:, ~kept], atol=1e-4)
