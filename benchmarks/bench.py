@@ -129,7 +129,19 @@ def bench_generation(pipe, frames: int, steps: int, repeat: int, baseline: bool 
     ceilings, step_times = [], []
     ctx = TextContext.cat([pipe._null(1), pipe.text_context([prompt])])
     z = torch.randn(2, frames // 4, 7, den.config.vae_dim)
+    from salad_model.runtime import traced
+
     pipe.generate(prompt, frames=frames, seed=0, steps=2)  # warm-up (and the samplers imported)
+    trace_s = 0.0
+    if traced.ENABLED:  # first use of a shape traces the halves' graph (runtime/traced.py): its cost
+        one = []
+        for fresh in (True, False):
+            if fresh:
+                traced.forward_of(den).graphs.clear()
+            t0 = time.perf_counter()
+            pipe.generate(prompt, frames=frames, seed=0, steps=1)
+            one.append(time.perf_counter() - t0)
+        trace_s = one[0] - one[1]
     pipe.generate(prompt, frames=frames, seed=0, steps=2, scheduler="dpm++")
 
     def ours() -> None:
@@ -168,7 +180,7 @@ def bench_generation(pipe, frames: int, steps: int, repeat: int, baseline: bool 
            "ratio": statistics.median(floor_ratios), "floor_ratios": floor_ratios,
            "step_ratio": step / (flops / (ceiling * 1e9)), "fast_s": statistics.median(times["fast"]),
            "fast_vs_ours": statistics.median(f / o for f, o in zip(times["fast"], times["ours"], strict=True)),
-           "rounds": times, "cpu_rounds": cpu}
+           "rounds": times, "cpu_rounds": cpu, "trace_s": trace_s}
     if baseline:
         b = statistics.median(times["baseline"])
         ref = base.generate(pipe, prompt, frames, seed=0, steps=steps, guidance=pipe.default_guidance)
@@ -262,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
               + "  (process CPU time: steadier than wall time when other processes share the cores)")
         if g["parity_m"] > PARITY_M:
             raise SystemExit(f"ours and the baseline disagree by {g['parity_m']:.3g} m > {PARITY_M} m")
+    if g["trace_s"]:
+        print(f"tracing the step (first use of a shape; runtime/traced.py)  {g['trace_s']:.2f} s")
     fast = ", ".join(f"{k} {v}" for k, v in FAST_PRESET.items())
     print(f"fast mode ({fast})  {g['fast_s']:.2f} s ({g['fast_vs_ours']:.2f}x ours DDIM-{a.steps})")
     if "edit" not in a.skip:

@@ -285,6 +285,7 @@ def write_action(
     keep_others: bool = True,
     held: Collection[str] = (),
     keep_from: bpy.types.Action | None = None,
+    handover: kept_channels.Handover | None = None,
 ) -> bpy.types.Action:
     """Create a new Action with ``result``'s channels keyed from ``start_frame``, one key per frame.
 
@@ -297,12 +298,14 @@ def write_action(
     Offset, so the travel goes on). ``keep_others`` (with ``assign``): the Action it replaces keeps
     playing on the channels ``result`` does not drive (:mod:`kept_channels`; no rest key over them) except
     the transforms of the ``held`` bones (:func:`held_bones`). ``keep_from``: keep those channels of this Action
-    instead (the one a shot was made from, e.g. an in-between's A), whatever the rig plays when the result lands.
+    instead (the one a shot was made from, e.g. an in-between's A), whatever the rig plays when the result lands;
+    ``handover``: from its frame on, those of another Action (an in-between's B, :func:`kept_channels.copy_joined`).
     On failure nothing is left behind.
     """
     old, old_curves = replaced_curves(obj) if assign else (None, [])
     if assign and keep_from is not None:
         old, old_curves = keep_from, source_curves(obj, keep_from)
+    then = handover if assign and handover is not None and handover.action is not None else None
     action = bpy.data.actions.new(name)
     try:
         action.use_fake_user = True
@@ -341,16 +344,27 @@ def write_action(
                 _write_curve(sink.new(path, 0, bone), frames[:1], np.array([value]))
         driven = {kept_channels.channel(*c) for c in sink.written}
         kept, transforms, held_keyed = kept_channels.split(old_curves, driven, held)
-        kept = kept if keep_others else []
-        user_keyed = {(fc.data_path, fc.array_index) for fc in kept}
+        kept_b, transforms_b, held_b = kept_channels.split(source_curves(obj, then.action), driven, held) \
+            if then is not None else ([], [], [])
+        kept, kept_b = (kept, kept_b) if keep_others else ([], [])
+        user_keyed = {(fc.data_path, fc.array_index) for fc in kept + kept_b}
         for bone, prop, rest in rest_keys:
             for i, v in enumerate(rest):
                 path = f'pose.bones["{esc(bone)}"].{prop}'
                 if (path, i) not in user_keyed:  # the user's own keys there play on instead
                     _write_curve(sink.new(path, i, bone), frames[:1], np.array([v]))
+        b_curves = {(fc.data_path, fc.array_index): fc for fc in kept_b}
         for fc in kept:
             group = fc.group.name if fc.group is not None else ""
-            kept_channels.copy_trimmed(fc, sink.new(fc.data_path, fc.array_index, group), frames[0], frames[-1])
+            dst, b = sink.new(fc.data_path, fc.array_index, group), b_curves.pop((fc.data_path, fc.array_index), None)
+            if b is None:  # A's alone: it plays on as A's curve goes on (held, cycled...)
+                kept_channels.copy_trimmed(fc, dst, frames[0], frames[-1])
+            else:
+                kept_channels.copy_joined(fc, b, dst, (frames[0], frames[-1]), then.a_end, then.b_start, then.offset)
+        for fc in b_curves.values():  # B's alone: B's curve, as it plays before and from B's part
+            group = fc.group.name if fc.group is not None else ""
+            kept_channels.copy_trimmed(fc, sink.new(fc.data_path, fc.array_index, group), frames[0], frames[-1],
+                                       then.offset)
         for key, value in (metadata or {}).items():
             action[key] = value
         if assign:
@@ -364,6 +378,9 @@ def write_action(
                       "1 (set them again in the NLA editor's sidebar to layer it)", ResultWarning, stacklevel=2)
     if transforms or held_keyed:
         warnings.warn(kept_channels.transform_warning(old.name, transforms, held_keyed), ResultWarning, stacklevel=2)
+    if transforms_b or held_b:
+        warnings.warn(kept_channels.transform_warning(then.action.name, transforms_b, held_b), ResultWarning,
+                      stacklevel=2)
     return action
 
 
@@ -496,6 +513,7 @@ def apply_motion(
     max_frames: int | None = None,
     keep_others: bool | None = None,
     keep_from: bpy.types.Action | None = None,
+    handover: kept_channels.Handover | None = None,
 ) -> bpy.types.Action:
     """Retarget a generated motion (model space, 20 fps, [T, 22, 3]) onto ``arm_obj`` as a new Action.
 
@@ -509,7 +527,7 @@ def apply_motion(
     last pose may lie up to one model frame past the clip's end, which would key one frame too many).
     ``keep_others``: copy the replaced Action's channels the motion does not drive (None: the scene's
     *Keep Other Channels*, on when the add-on's settings are not registered); ``keep_from``: of this Action
-    (the source of a shot) rather than the replaced one.
+    (the source of a shot) rather than the replaced one, and ``handover``'s Action's from its frame on.
     Everything is validated and computed before the first Blender datum is created, so an error
     leaves the scene unchanged.
     """
@@ -529,7 +547,7 @@ def apply_motion(
     action = write_action(arm_obj, result, name=action_name(prompt if name is None else name), start_frame=start,
                           metadata=props, rest_keys=stale_pose_channels(arm_obj, result),
                           cyclic=bool(cyclic_blend), keep_others=keep_other_channels(scene, keep_others),
-                          held=held_bones(arm_obj, result), keep_from=keep_from)
+                          held=held_bones(arm_obj, result), keep_from=keep_from, handover=handover)
     end = start + result.num_frames - 1
     if frame_range == "set":
         scene.frame_start, scene.frame_end = start, end

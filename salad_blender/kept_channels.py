@@ -12,7 +12,9 @@ The replaced Action is only read.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import bpy
 import numpy as np
@@ -26,6 +28,18 @@ _PAIRS = ("co", "handle_left", "handle_right")
 _ENUMS = ("interpolation", "handle_left_type", "handle_right_type", "easing", "type")
 _FLOATS = ("amplitude", "back", "period")
 _EPS = 1e-4  # frames: a key this close to a boundary frame is on it
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Where a result's other channels stop following the Action they are kept from and follow ``action`` instead:
+    an in-between's A up to ``a_end`` (its last frame in the result), B from ``b_start`` (its first), B's keys
+    moved by ``offset`` frames (a whole number: they stay on frames)."""
+
+    action: Any  # bpy.types.Action
+    a_end: float
+    b_start: float
+    offset: float
 
 
 def channel(data_path: str, index: int) -> tuple[str, int]:
@@ -99,8 +113,9 @@ def _read(fc: bpy.types.FCurve) -> dict[str, np.ndarray]:
     return out
 
 
-def copy_trimmed(src: bpy.types.FCurve, dst: bpy.types.FCurve, start: float, end: float) -> None:
-    """Copy ``src``'s keys into the empty ``dst``, keeping only ``start`` .. ``end``.
+def copy_trimmed(src: bpy.types.FCurve, dst: bpy.types.FCurve, start: float, end: float, offset: float = 0.0) -> None:
+    """Copy ``src``'s keys into the empty ``dst``, keeping only ``start`` .. ``end`` (``dst``'s frames: ``src``'s
+    keys are moved by ``offset`` frames, an in-between's B, whose part starts later in the result).
 
     Keys inside are copied as they are (handles, handle types, interpolation, easing, the curve's auto
     smoothing); each boundary frame gets a key on the user's curve. A segment the boundary cuts keeps its shape:
@@ -110,31 +125,73 @@ def copy_trimmed(src: bpy.types.FCurve, dst: bpy.types.FCurve, start: float, end
     them. A curve with modifiers (noise, cycles...) is baked: one linear key per frame with the value the
     modifiers gave.
     """
-    for attr in ("extrapolation", "color_mode", "auto_smoothing", "mute", "hide", "lock"):
-        if hasattr(src, attr):
-            setattr(dst, attr, getattr(src, attr))
+    _curve_settings(src, dst)
     kp = dst.keyframe_points
     if len(src.modifiers):
         frames = np.arange(int(np.floor(start)), int(np.ceil(end)) + 1, dtype=np.float64)
         co = np.empty((len(frames), 2), dtype=np.float32)
         co[:, 0] = frames
-        co[:, 1] = [src.evaluate(float(f)) for f in frames]
+        co[:, 1] = [src.evaluate(float(f) - offset) for f in frames]
         kp.add(len(frames))
         kp.foreach_set("co", co.ravel())
         kp.foreach_set("interpolation", np.ones(len(frames), dtype=np.int32))
         dst.update()
         return
+    _write(dst, _keys(src, start, end, offset))
+
+
+def copy_joined(a: bpy.types.FCurve, b: bpy.types.FCurve, dst: bpy.types.FCurve, span: tuple[float, float],
+                a_end: float, b_start: float, offset: float) -> None:
+    """``a``'s keys from ``span[0]`` to ``a_end``, then ``b``'s, moved by ``offset`` frames, from ``b_start`` to
+    ``span[1]``, into the empty ``dst``: a channel both sides of an in-between key.
+
+    Why: B's part of an in-between is B's motion, so what B keyed there (a prop, the face) plays there too. The
+    gap eases from A's last value to B's first (flat Bézier handles, a third of the gap long: no overshoot);
+    neither side's own keys change. ``b``'s extrapolation is kept (it is what plays after the result)."""
+    _curve_settings(a, dst)
+    dst.extrapolation = b.extrapolation
+    first, second = _keys(a, span[0], a_end), _keys(b, b_start, span[1], offset)
+    last, nxt = first[-1], second[0]
+    third = (nxt["co"][0] - last["co"][0]) / 3
+    last.update(interpolation=_BEZIER, handle_right=last["co"] + (third, 0.0))
+    nxt["handle_left"] = nxt["co"] - (third, 0.0)
+    _freeze(last, "right")
+    _freeze(nxt, "left")
+    _write(dst, first + second)
+
+
+def _curve_settings(src: bpy.types.FCurve, dst: bpy.types.FCurve) -> None:
+    for attr in ("extrapolation", "color_mode", "auto_smoothing", "mute", "hide", "lock"):
+        if hasattr(src, attr):
+            setattr(dst, attr, getattr(src, attr))
+
+
+def _keys(src: bpy.types.FCurve, start: float, end: float, offset: float = 0.0) -> list[dict]:
+    """``src``'s keys (one dict a key) over ``start`` .. ``end`` of the result, its keys moved by ``offset``; a
+    curve with modifiers baked to one linear key a frame."""
+    if len(src.modifiers):
+        frames = np.arange(int(np.floor(start)), int(np.ceil(end)) + 1, dtype=np.float64)
+        return [_new_key(_PLAIN, f, src.evaluate(f - offset), _LINEAR) for f in frames]
     keys = [dict(zip(_KEY_FIELDS, row, strict=True)) for row in zip(*_columns(_read(src)), strict=True)]
-    keys = _trimmed(src, keys, start, end)
-    kp.add(len(keys))
+    keys = _trimmed(src, keys, start - offset, end - offset)
+    if offset:
+        for k in keys:
+            for name in _PAIRS:
+                k[name] = k[name] + (offset, 0.0)
+    return keys
+
+
+def _write(dst: bpy.types.FCurve, keys: list[dict]) -> None:
+    dst.keyframe_points.add(len(keys))
     for name, values in _flat(keys).items():
-        kp.foreach_set(name, values)
+        dst.keyframe_points.foreach_set(name, values)
     dst.update()
 
 
 _KEY_FIELDS = _PAIRS + _ENUMS + _FLOATS
 _CONSTANT, _LINEAR, _BEZIER = 0, 1, 2  # interpolation (easing types follow)
 _FREE, _AUTO, _COMPUTED = 0, (1, 4), (1, 2, 4)  # handle types: Free; Auto, Auto Clamped; and Vector
+_PLAIN = {"easing": 0, "type": 0, "amplitude": 0.8, "back": 1.70158, "period": 4.1}  # a new key's defaults
 
 
 def _columns(keys: dict[str, np.ndarray]) -> list:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import rigs
+from . import model_limits, rigs
 from .client import Job as WorkerJob
 from .client import WorkerClient, WorkerError
 from .inputs import PREFS_HINT, JobError, ResultWarning, check_model
@@ -175,6 +175,8 @@ class MotionJob:
 
     def _next(self, result: dict) -> bool:
         """Go to the next stage; False while a finished result is held back (see ``hold``)."""
+        if self.stage == "load" and self._load is not None:  # the model's clip limits, for the next job's checks
+            model_limits.remember(self._load.get("model"), result)
         if self.stage == "hello" and self._load is not None:
             self.stage, self.status = "load", "Loading the model"
             self._current = self._client.submit(self._load)
@@ -312,6 +314,10 @@ def describe_worker_error(err: WorkerError, stage: str, tail: str = "") -> tuple
             err.event.get("stderr", ""))
 
 
+FRAME_BYTES = 4 * math.ceil(22 * 3 * 4 / 3)  # one float32 SMPL-22 frame of joints in a request (base64)
+FRAMES_PER_REQUEST = (MAX_LINE_BYTES - 8192) // FRAME_BYTES  # joint frames one request holds (8 KiB: the rest)
+
+
 def check_request_size(label: str, op: dict | None) -> EncodedRequest | None:
     """Refuse now a request the worker cannot read (one JSON line of at most ``MAX_LINE_BYTES``); else return it
     encoded (id included), which the client sends as is: a ~1 MiB request is encoded once, not twice.
@@ -336,7 +342,7 @@ def check_request_size(label: str, op: dict | None) -> EncodedRequest | None:
     if size <= MAX_LINE_BYTES:
         return encoded
     frames = sum(len(v) for v in op.values() if isinstance(v, np.ndarray) and v.ndim == 3)
-    per_frame = 4 * math.ceil(22 * 3 * 4 / 3)  # one float32 SMPL-22 frame in base64
+    per_frame = FRAME_BYTES
     most = max(0, (MAX_LINE_BYTES - (size - frames * per_frame)) // per_frame)
     raise JobError(f"{label}: the motion to send is too long ({frames} frames, {frames / 20:.0f} s at the model's "
                    f"20 fps); one request to the model worker holds at most {most} frames ({most / 20:.0f} s). "

@@ -76,12 +76,12 @@ class SALAD_PT_generate(_SaladPanel, bpy.types.Panel):
             if preferences.worker_missing(context):
                 box.label(text="The model is not set up yet", icon="ERROR")
             else:  # a Worker Python is set but cannot run
-                _wrapped(box, context, worker_why, "ERROR", 4)
+                wrapped(box, context, worker_why, "ERROR", 4)
             box.operator("preferences.addon_show", text="Set Up Model…", icon="PREFERENCES").module = \
                 preferences.ADDON_ID
         elif preferences.model_missing(context):  # Generate is greyed out; its tooltip says the same
             box = layout.box()
-            _wrapped(box, context, preferences.model_blocker(context), "ERROR", 4)
+            wrapped(box, context, preferences.model_blocker(context), "ERROR", 4)
             row = box.row(align=True)
             row.operator("salad.choose_model", icon="FILE_FOLDER")
             row.operator("preferences.addon_show", text="", icon="PREFERENCES").module = preferences.ADDON_ID
@@ -285,19 +285,19 @@ def _draw_live_preview(layout: bpy.types.UILayout, context: bpy.types.Context) -
         return
     if session is None or not session.active:
         why = preview_actions.preview_blocker(context)
-        _wrapped(layout, context, why or "Move the weight to preview", "INFO" if why else "HIDE_OFF")
+        wrapped(layout, context, why or "Move the weight to preview", "INFO" if why else "HIDE_OFF")
         return
     busy = session.job is not None or session.pending is not None
     shown = f"Previewing ×{session.shown[1]:g}" if session.shown else "Preview"
     layout.label(text=f"{shown}{' (updating…)' if busy else ''}", icon="HIDE_OFF")
     if session.message:
-        _wrapped(layout, context, session.message, "ERROR")
+        wrapped(layout, context, session.message, "ERROR")
     row = layout.row(align=True)
     row.operator("salad.preview_apply", icon="CHECKMARK")
     row.operator("salad.preview_discard", icon="X")
 
 
-def _wrapped(layout: bpy.types.UILayout, context: bpy.types.Context, text: str, icon: str, lines: int = 3) -> None:
+def wrapped(layout: bpy.types.UILayout, context: bpy.types.Context, text: str, icon: str, lines: int = 3) -> None:
     """A message over up to ``lines`` labels (one label is cut with "…" in the default sidebar)."""
     for i, line in enumerate(ui_state.fit_lines(text, text_width(context) - 4, lines)):
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")

@@ -69,6 +69,13 @@ def joint_bones(mapping: Mapping[str, str]) -> list[str]:
     return bones
 
 
+def resampled_count(n: int, fps_in: float, fps_out: float) -> int:
+    """How many samples :func:`resample_positions` makes of ``n`` (known before sampling: a length check)."""
+    if n < 2 or abs(fps_in - fps_out) < 1e-9:
+        return n
+    return int(np.ceil((n - 1) / fps_in * fps_out - 1e-6)) + 1
+
+
 def resample_positions(points: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
     """Linear resampling of [F, ...] samples from ``fps_in`` to ``fps_out`` (same start).
 
@@ -81,8 +88,7 @@ def resample_positions(points: np.ndarray, fps_in: float, fps_out: float) -> np.
     n = len(points)
     if n < 2 or abs(fps_in - fps_out) < 1e-9:
         return points.copy()
-    duration = (n - 1) / fps_in
-    m = int(np.ceil(duration * fps_out - 1e-6)) + 1
+    m = resampled_count(n, fps_in, fps_out)
     t = np.minimum(np.arange(m) / fps_out * fps_in, n - 1)  # positions in input frames (the end held)
     i0 = np.clip(np.floor(t).astype(int), 0, n - 1)
     i1 = np.clip(i0 + 1, 0, n - 1)

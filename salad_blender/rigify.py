@@ -106,20 +106,39 @@ def _nearest_keyed(rig: rt.RigRest, bone: str, keyed: set[str]) -> str | None:
     return None if p == -1 else _alias(rig.bone_names[p], keyed)
 
 
+def _above_hips(heads: np.ndarray, rise: float | np.ndarray) -> np.ndarray:
+    """The SMPL pelvis of SMPL-22 joints [..., 22, 3] read at a Rigify rig's ORG heads: ``rise`` above the hips'
+    midpoint towards spine1. Why spine1: the hips and spine1 move with the pelvis bone, so this point does too
+    (the neck, used before, bends with the spine): sampled and retargeted again, the pelvis fit is exact."""
+    i = smpl22.INDEX
+    mid = 0.5 * (heads[..., i["left_hip"], :] + heads[..., i["right_hip"], :])
+    up = heads[..., i["spine1"], :] - mid
+    return mid + up / np.linalg.norm(up, axis=-1, keepdims=True) * np.asarray(rise)[..., None]
+
+
+def smpl_pelvis(world: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Joints [F, 22, 3] sampled at a Rigify rig's ORG heads (``rest``: the same at rest, [22, 3]) with the SMPL
+    pelvis: above the hips as far as the rig's spine starts below them (Rigify's ORG-spine head is below the hip
+    joints, the SMPL pelvis above: a source read at that head came back from a continuation or part regeneration
+    with the upper body shifted 84 mm against the legs)."""
+    i = smpl22.INDEX
+    rise = float(np.linalg.norm(rest[i["pelvis"]] - 0.5 * (rest[i["left_hip"]] + rest[i["right_hip"]])))
+    out = np.array(world, dtype=np.float64)
+    out[:, i["pelvis"]] = _above_hips(out, rise)
+    return out
+
+
 def _pelvis_rest(rig: rt.RigRest, posed: np.ndarray) -> np.ndarray:
     """A rest point for the SMPL pelvis: above the hips' midpoint as far as the motion's pelvis is.
 
     Rigify's spine starts below the hip joints; the SMPL pelvis sits above them. Using the ORG-spine
     head would tilt the pelvis fit (Kabsch over hips and spine1) and put the legs too low.
     """
-    h = rig.heads
-    mid = 0.5 * (h[rig.index[ORG_MAP["left_hip"]]] + h[rig.index[ORG_MAP["right_hip"]]])
-    up = h[rig.index[ORG_MAP["neck"]]] - mid
-    up = up / np.linalg.norm(up)
+    rest = np.array([rig.heads[rig.index[ORG_MAP[j]]] for j in smpl22.JOINT_NAMES])
     i = smpl22.INDEX
     rise = np.median(np.linalg.norm(posed[:, i["pelvis"]] - 0.5 * (posed[:, i["left_hip"]] + posed[:, i["right_hip"]]),
                                     axis=-1))
-    return mid + up * float(rise)
+    return _above_hips(rest, float(rise))
 
 
 def retarget_control_rig(joints_model: np.ndarray, rig: rt.RigRest, *, placement: rt.Placement | None = None,

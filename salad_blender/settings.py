@@ -51,8 +51,8 @@ def _word_search(self, context, edit_text):  # noqa: ANN001, ANN202 - Blender se
 class SALAD_PG_settings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", default="a person walks forward and waves with the right hand",
                            description="What the character does, in plain English")
-    seconds: FloatProperty(name="Duration", default=4.0, min=2.0, max=9.8, step=20, precision=3,
-                           unit="TIME_ABSOLUTE", description="Length of the motion in seconds (the demo model "
+    seconds: FloatProperty(name=ui_state.DURATION, default=4.0, min=2.0, max=9.8, step=20, precision=2,
+                           description="Length of the motion in seconds (the demo model "
                                                              "makes 2 to 9.8 s)")
     seed: IntProperty(name="Seed", default=0, min=0, description="Same prompt and seed give the same motion")
     use_model_guidance: BoolProperty(name="Model Default", default=True,

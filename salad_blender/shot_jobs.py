@@ -22,13 +22,13 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import actions, armature, metadata, real_motion, rigs, smpl22
+from . import actions, armature, kept_channels, metadata, model_limits, real_motion, rigs, smpl22
 from . import retarget as rt
 from . import shot_inputs as si
 from .blender_data import find_again, on_this, place_motion, scene_named
 from .inputs import JobError, Sampling, Target, check_model, clean_prompt
 from .jobs import check_cyclic, check_rig, check_scene_range, check_source_action, check_target, max_model_frames
-from .motion_job import MotionJob, make_job
+from .motion_job import FRAMES_PER_REQUEST, MotionJob, make_job
 from .pose_sampling import sample_motion
 from .worker_pool import WorkerConfig, WorkerPool
 
@@ -235,15 +235,72 @@ def _playing(obj: bpy.types.Object, action: bpy.types.Action) -> Iterator[None]:
                 setattr(pb, c, v)
 
 
+def _source_range(obj: bpy.types.Object, action: bpy.types.Action) -> tuple[int, int]:
+    """The scene frames [start, end] of ``action`` a job samples on ``obj`` (its Manual Frame Range if set)."""
+    ad = obj.animation_data
+    playing = ad is not None and ad.action == action  # else: a slotted action's whole range (a check's estimate)
+    lo, hi = actions.slot_frame_range(action, getattr(ad, "action_slot", None) if playing else None)
+    start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
+    if end <= start:
+        raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
+    return start, end
+
+
+def length_problem(model: str, obj: bpy.types.Object, action: bpy.types.Action, what: str,
+                   scene: bpy.types.Scene, short: bool = False) -> str:
+    """Why ``action`` is longer than the model takes for ``what`` (its longest clip, :mod:`model_limits`), known
+    before anything is sampled; "" when it fits or the model's limits are unknown (the worker then says it).
+    ``short``: for the panel, under the action's name (the sidebar cut the whole sentence)."""
+    limits = model_limits.known(model)
+    if limits is None or action is None:
+        return ""
+    try:
+        start, end = _source_range(obj, action)
+    except JobError:  # a single frame: the job says so when it starts
+        return ""
+    fps = actions.scene_fps(scene)
+    if real_motion.resampled_count(end - start + 1, fps, limits.fps) <= limits.max_frames:
+        return ""
+    if short:
+        return (f"{(end - start + 1) / fps:.1f} s long; this model takes at most {limits.max_seconds:.1f} s. Set the "
+                "action's Manual Frame Range (or trim it).")
+    return (f"The action '{action.name}' is {(end - start + 1) / fps:.1f} s long (frames {start}–{end}); this model "
+            f"takes at most {limits.max_seconds:.1f} s for {what}. Set a Manual Frame Range on the action (or trim "
+            "it) to the part to change.")
+
+
+def check_request_length(obj: bpy.types.Object, sources: Sequence[bpy.types.Action], scene: bpy.types.Scene,
+                         what: str) -> None:
+    """Refuse, before they are sampled, sources whose joints one request to the worker cannot hold (a continuation
+    or in-between sends them whole: ~149 s at 20 fps; :func:`motion_job.check_request_size` said so after)."""
+    fps = actions.scene_fps(scene)
+    for a in sources:
+        check_source_action(obj, a, "use")  # no keys, no bone moved: said as such, not as a length
+    spans = [_source_range(obj, a) for a in sources]
+    if sum(real_motion.resampled_count(e - s + 1, fps, smpl22.FPS) for s, e in spans) <= FRAMES_PER_REQUEST:
+        return
+    long = ", ".join(f"'{a.name}' is {(e - s + 1) / fps:.1f} s (frames {s}–{e})"
+                     for a, (s, e) in zip(sources, spans, strict=True))
+    raise JobError(f"{what}: {long}; one request to the model worker holds at most "
+                   f"{FRAMES_PER_REQUEST / smpl22.FPS:.0f} s of motion. Set a Manual Frame Range on the action (or "
+                   "trim it) to the part to use.")
+
+
+def check_model_length(model: str, obj: bpy.types.Object, action: bpy.types.Action, what: str,
+                       scene: bpy.types.Scene) -> None:
+    """Refuse, before it is sampled, an action longer than the model takes (:func:`length_problem`)."""
+    check_source_action(obj, action, "use")  # no keys, no bone moved: said as such, not as a length
+    why = length_problem(model, obj, action, what, scene)
+    if why:
+        raise JobError(why)
+
+
 def _sample(obj: bpy.types.Object, action: bpy.types.Action, mapping: dict[str, str],
             scene: bpy.types.Scene) -> _Source:
     """Sample ``action`` over its frame range on ``obj`` into model space (20 fps, metres)."""
     check_source_action(obj, action, "use")
     with _playing(obj, action):
-        lo, hi = actions.slot_frame_range(action, getattr(obj.animation_data, "action_slot", None))
-        start, end = int(np.floor(lo + 1e-6)), int(np.ceil(hi - 1e-6))
-        if end <= start:
-            raise JobError(f"The action '{action.name}' has a single frame; there is no motion to use.")
+        start, end = _source_range(obj, action)
         sampled = sample_motion(obj, mapping, start, end, scene)
     if not np.all(np.isfinite(sampled.joints)):
         raise JobError(f"The animation '{action.name}' has invalid (NaN) bone positions.")
@@ -282,11 +339,12 @@ def _sample_sources(config: WorkerConfig, obj: bpy.types.Object, rig: str | dict
 
 def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Source, bone_map: str | dict[str, str], *,
                 prompt: str, name: str, seed: int, model: str, pin_feet: bool, recipe: dict[str, Any],
-                scene_range: str = "set", same_length: bool = False):  # noqa: ANN202
+                scene_range: str = "set", same_length: bool = False, then: _Source | None = None):  # noqa: ANN202
     """The apply step of a shot from sampled motion: a new Action on the armature, placed where ``src`` starts.
 
     ``same_length``: the result keys exactly the source's scene frames (part regeneration). *Keep Other Channels*
-    keeps ``src``'s (an in-between's A), not those of whatever the armature plays when the result lands."""
+    keeps ``src``'s (an in-between's A), not those of whatever the armature plays when the result lands, and from
+    where ``then``'s part starts (an in-between's B) ``then``'s; the recipe records where (``handover``)."""
     obj_name, scene_name = obj_ref.name, scene_ref.name
 
     def apply(result: dict) -> bpy.types.Action:
@@ -297,18 +355,37 @@ def _real_apply(obj_ref: bpy.types.Object, scene_ref: bpy.types.Scene, src: _Sou
         wmeta = result.get("meta") or {}
         contacts = result.get("contacts") if pin_feet else None
         source = find_again(src.action, src.action_name, bpy.data.actions)
+        handover = None if then is None else _handover(src, then, result, actions.scene_fps(scene))
+        shot = recipe if handover is None else {**recipe, "handover": {
+            "a_end": handover.a_end, "b_start": handover.b_start, "b_offset": handover.offset}}
         return actions.apply_motion(
             target, np.asarray(result["joints"], dtype=np.float64), prompt=prompt, name=name, seed=seed,
             model=model, guidance=float(wmeta.get("guidance", 0.0)), steps=int(wmeta.get("steps", 0)),
             bone_map=bone_map, scene=scene, start_frame=src.start, frame_range=scene_range,
             contacts=None if contacts is None else np.asarray(contacts),
             placement=real_motion.real_placement(src.sampled, wmeta),
-            max_frames=len(src.sampled.world) if same_length else None, keep_from=source,
+            max_frames=len(src.sampled.world) if same_length else None, keep_from=source, handover=handover,
             meta={"scheduler": str(wmeta.get("scheduler", "ddim")), "source_action": src.action_name,
                   "source": "shot", "rig": bone_map, "pin_feet": bool(pin_feet),
-                  "to_metres": float(src.sampled.to_metres), "shot": recipe})
+                  "to_metres": float(src.sampled.to_metres), "shot": shot})
 
     return apply
+
+
+def _handover(a: _Source, b: _Source, result: dict, fps: float) -> kept_channels.Handover:
+    """Where an in-between's result stops playing A (its last sampled frame, or the gap's start if earlier) and
+    plays B (the gap's end, on whole scene frames: the worker's ``meta.shot.gap`` in 20 fps frames, else B's poses
+    counted back from the end), and how far B's keys move to get there."""
+    shot = (result.get("meta") or {}).get("shot") or {}
+    gap = shot.get("gap") or shot.get("seams")
+    n = len(result["joints"])
+    if not (isinstance(gap, list) and len(gap) == 2 and all(isinstance(g, (int, float)) for g in gap)):
+        gap = [len(a.sampled.joints), n - len(b.sampled.joints)]
+    b_start = a.start + round(float(gap[1]) * fps / smpl22.FPS)
+    a_end = min(a.start + len(a.sampled.world) - 1, int(np.floor(a.start + float(gap[0]) * fps / smpl22.FPS + 1e-6)),
+                b_start - 1)  # whole frames, as B's: the boundary keys land on frames
+    return kept_channels.Handover(find_again(b.action, b.action_name, bpy.data.actions), float(a_end),
+                                  float(b_start), float(b_start - b.start))
 
 
 def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, seconds: float, *,
@@ -323,6 +400,7 @@ def start_continue(config: WorkerConfig, obj: bpy.types.Object | None, prompt: s
     action = _armature_action(obj, action, "continue")
     prompt = _prompt(prompt, "the continuation")
     seconds = si.check_seconds(seconds, "The continuation", si.MIN_CONTINUE_SECONDS, si.MAX_SHOT_SECONDS)
+    check_request_length(obj, [action], bpy.context.scene, "Continue")
     got = _sample_sources(config, obj, rig, sampling, [(action, "continuing it")])
     src, fields = got.sources[0], got.fields
     op = {"op": "continue", "joints": src.sampled.joints, "prompt": prompt, "seconds": seconds,
@@ -350,6 +428,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
     _armature_action(obj, action_a, "in-between")
     prompt = _prompt(prompt, "the in-between")
     seconds = si.check_seconds(seconds, "The in-between gap", si.MIN_GAP_SECONDS, si.MAX_SHOT_SECONDS)
+    check_request_length(obj, [action_a, action_b], bpy.context.scene, "In-between")
     got = _sample_sources(config, obj, rig, sampling, [(action_a, "in-betweening from it"),
                                                         (action_b, "in-betweening to it")])
     (src_a, src_b), fields = got.sources, got.fields
@@ -359,7 +438,7 @@ def start_inbetween(config: WorkerConfig, obj: bpy.types.Object | None, action_a
               "context_seconds": si.CONTEXT_SECONDS, "sources": [action_a.name, action_b.name]}
     apply = _real_apply(obj, got.scene, src_a, got.bone_map, prompt=prompt,
                         name=_joined(action_a, prompt, action_b, sep=" > "), seed=fields["seed"],
-                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range)
+                        model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range, then=src_b)
     return make_job("inbetween", "In-between", config, op, apply, pool, describe="In-betweening")
 
 
@@ -371,16 +450,17 @@ def is_plain_generation(meta: dict[str, Any]) -> bool:
 def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, prompt: str, parts: Sequence[str], *,
                            sampling: Sampling | None = None, rig: str | dict[str, str] = "auto",
                            action: bpy.types.Action | None = None, pin_feet: bool = True, scene_range: str = "set",
-                           pool: WorkerPool | None = None) -> MotionJob:
+                           keep_path: bool = False, pool: WorkerPool | None = None) -> MotionJob:
     """Regenerate the chosen body parts of the armature's action from ``prompt``; the others follow it: a new Action.
 
     ``parts``: presets (arms, legs, upper, lower) and/or latent part names (root, left_leg, right_leg,
-    torso, left_arm, right_arm, head). A SALAD generation without edits is regenerated from its recipe
-    (the exact latent, with its seed); any other action is sampled like real motion and ``sampling.seed``
-    seeds the new parts.
+    torso, left_arm, right_arm, head). Legs take the root with them unless ``keep_path`` (a kept path under
+    new legs slides: :func:`shot_inputs.legs_carry_root`); the recipe records the parts regenerated. A SALAD
+    generation without edits is regenerated from its recipe (the exact latent, with its seed); any other action is
+    sampled like real motion and ``sampling.seed`` seeds the new parts.
     """
     check_scene_range(scene_range)
-    chosen = si.check_parts(parts)
+    chosen = si.legs_carry_root(si.check_parts(parts), keep_path)
     action = _armature_action(obj, action, "regenerate")
     prompt = _prompt(prompt, "the regenerated parts")
     sampling = sampling or Sampling()
@@ -396,7 +476,7 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
         model = check_model(str(meta.get("salad_model") or "demo"))
         op = {"op": "regenerate_parts", "source_prompt": str(meta["salad_prompt"]), "frames": gen["frames"],
               "seed": gen["seed"], "guidance": gen["guidance"], "steps": gen["steps"],
-              "scheduler": gen["scheduler"], "prompt": prompt, "parts": chosen}
+              "scheduler": gen["scheduler"], "prompt": prompt, "parts": chosen, "keep_path": keep_path}
         recipe.update(source="generation", seed=gen["seed"])
         target = Target(kind="armature", **on_this(obj), rig=src_rig,
                         pin_feet=bool(meta.get("salad_pin_feet", pin_feet)),
@@ -412,10 +492,12 @@ def start_regenerate_parts(config: WorkerConfig, obj: bpy.types.Object | None, p
 
         return make_job("regenerate_parts", "Regenerate parts", config.with_model(model), op, apply, pool,
                         describe=f"Regenerating {label}")
+    check_model_length(check_model(config.model), obj, action, "regenerating parts", bpy.context.scene)
     got = _sample_sources(config, obj, rig, sampling, [(action, "regenerating its parts")], si.MIN_SEGMENT_SECONDS,
                           "the model's shortest clip")
     src = got.sources[0]
-    op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen, **fields}
+    op = {"op": "regenerate_parts", "joints": src.sampled.joints, "prompt": prompt, "parts": chosen,
+          "keep_path": keep_path, **fields}
     recipe.update(source="animation", seed=fields["seed"])
     apply = _real_apply(obj, got.scene, src, got.bone_map, prompt=prompt, name=name, seed=fields["seed"],
                         model=got.model, pin_feet=pin_feet, recipe=recipe, scene_range=scene_range, same_length=True)

@@ -13,6 +13,7 @@ from bpy.props import EnumProperty, IntProperty
 
 from . import jobs, metadata, preferences, shot_jobs, ui_state
 from . import shot_inputs as si
+from .inputs import check_model
 from .operators import _JobOperator, say_no
 from .settings import active_rig, scene_range, settings, target_from
 from .shot_settings import SALAD_PG_shot_segment, segments_from, shot_sampling, shot_settings, sources_sampling
@@ -255,7 +256,24 @@ class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
     @classmethod
     def blocker(cls, context: bpy.types.Context) -> str:
         why = super().blocker(context)
-        return why or ("" if shot_settings(context).parts else "No body part selected: tick the parts to regenerate")
+        if why or not shot_settings(context).parts:
+            return why or "No body part selected: tick the parts to regenerate"
+        return cls.too_long(context)
+
+    @classmethod
+    def too_long(cls, context: bpy.types.Context, short: bool = False) -> str:
+        """Why the sampled action is longer than the chosen model takes ("" when it fits, is regenerated from its
+        recipe, or the limits are unknown): said before a click would sample it for nothing (``short``: the
+        panel's words)."""
+        obj = active_rig(context)
+        if cls.needed(context) == "worker" or obj is None or obj.animation_data is None:
+            return ""
+        try:
+            model = check_model(preferences.worker_config(context).model)
+        except jobs.JobError:  # no usable model: the setup check says so
+            return ""
+        return shot_jobs.length_problem(model, obj, obj.animation_data.action, "regenerating parts", context.scene,
+                                        short)
 
     @classmethod
     def needed(cls, context: bpy.types.Context) -> str:
@@ -270,7 +288,7 @@ class SALAD_OT_regenerate_parts(_AnimationJobOperator, bpy.types.Operator):
     def start(self, context: bpy.types.Context, s: bpy.types.PropertyGroup, config: jobs.WorkerConfig,
               **common: object) -> jobs.MotionJob:
         return shot_jobs.start_regenerate_parts(config, active_rig(context), s.parts_prompt, sorted(s.parts),
-                                                **common)
+                                                keep_path=s.keep_path, **common)
 
 
 classes = (

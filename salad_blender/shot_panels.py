@@ -11,27 +11,29 @@ import bpy
 from . import metadata, smpl22, ui_state
 from . import shot_inputs as si
 from .inputs import JobError
-from .panels import JOB_KINDS, draw_job, prop_with_placeholder
+from .panels import JOB_KINDS, draw_job, prop_with_placeholder, wrapped
 from .runner import RUNNER
 from .settings import active_rig
+from .shot_operators import SALAD_OT_regenerate_parts
 
 EDIT_PANEL = "SALAD_PT_edit"  # the Edit Motion panel (panels.py), parent of Regenerate Parts
 PART_ROWS = (("head", "torso"), ("left_arm", "right_arm"), ("left_leg", "right_leg"), ("root",))  # as a body stands
 
 
 class SALAD_UL_shot_segments(bpy.types.UIList):
-    """One row per segment: number, prompt, duration (and a lock when it has its own seed: the seed is in the box
-    below; as text it took the duration's column, which then showed '#42' and no duration)."""
+    """One row per segment: number, prompt, duration with its unit ("72.6 s") and a lock when it has its own seed
+    (the seed is in the box below; as text it took the duration's column, which then showed '#42')."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):  # noqa: ANN001
-        split = layout.split(factor=0.55, align=True)  # room for "12.6 s" and the lock (a plain row splits evenly)
+        split = layout.split(factor=0.62, align=True)  # room for "172.6 s" and the lock (a plain row splits evenly)
         left = split.row(align=True)
         number = left.row()
         number.ui_units_x = 1.2
         number.label(text=f"{index + 1}.")
         left.prop(item, "prompt", text="", emboss=False, icon="NONE" if item.prompt.strip() else "ERROR")
         right = split.row(align=True)
-        right.prop(item, "seconds", text="", emboss=False)
+        right.label(text=ui_state.seconds_text(item.seconds))  # with its unit (a bare "72.60" read as anything);
+        # the active segment's Duration field is right below the list
         if item.use_seed:
             right.label(text="", icon="LOCKED")
 
@@ -159,7 +161,16 @@ class SALAD_PT_regenerate_parts(bpy.types.Panel):
             row = col.row(align=True)
             for part in pair:
                 row.prop_enum(s, "parts", part)
+        chosen = [p for p in si.PART_NAMES if p in s.parts]
+        if chosen and si.legs_carry_root(chosen, keep_path=True) != si.legs_carry_root(chosen):
+            col = layout.column(align=True)  # the legs take the root: say so, and offer the path
+            col.prop(s, "keep_path")
+            col.label(text="Feet may slide on the kept path" if s.keep_path else "The root (hips) comes "
+                      "with the legs", icon="ERROR" if s.keep_path else "INFO")
         prop_with_placeholder(layout, s, "parts_prompt", "e.g. 'waves with both hands'", text="")
+        too_long = SALAD_OT_regenerate_parts.too_long(context, short=True) if chosen else ""
+        if too_long:  # seen before the click (the button is greyed; its tooltip alone was easy to miss)
+            wrapped(layout, context, too_long, "ERROR", lines=4)
         row = layout.row()
         row.enabled = not RUNNER.busy()
         row.operator("salad.regenerate_parts", icon="MOD_ARMATURE")

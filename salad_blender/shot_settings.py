@@ -17,7 +17,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import actions
+from . import actions, ui_state
 from . import shot_inputs as si
 from .inputs import Sampling
 
@@ -36,14 +36,14 @@ def bone_action(_self: object, action: bpy.types.Action) -> bool:
 class SALAD_PG_shot_segment(bpy.types.PropertyGroup):
     """One row of the timeline.
 
-    Durations have precision 3: Blender's time unit counts it with the whole seconds, so precision 1 showed 2.2 s as
-    "2 s" (and 12.6 s as "13 s"); 3 shows tenths below a minute.
+    Durations are plain seconds (:data:`ui_state.DURATION`) with precision 2: the value held, as typed to the
+    hundredth (Blender's time unit showed 0.5 s as "500 ms" and 72.6 s as "1.21 min").
     """
 
     prompt: StringProperty(name="Prompt", default="",
                            description="What happens in this segment, in plain English")
-    seconds: FloatProperty(name="Duration", default=4.0, min=si.MIN_SEGMENT_SECONDS, max=si.MAX_SHOT_SECONDS,
-                           soft_max=30.0, step=50, precision=3, unit="TIME_ABSOLUTE",
+    seconds: FloatProperty(name=ui_state.DURATION, default=4.0, min=si.MIN_SEGMENT_SECONDS, max=si.MAX_SHOT_SECONDS,
+                           soft_max=30.0, step=50, precision=2,
                            description="Length of this segment in seconds (longer ones are made in several "
                                        "windows)")
     use_seed: BoolProperty(name="Own seed", default=False,
@@ -67,8 +67,8 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
                                 description="The segment of the active shot to re-roll (1 = the first)")
     continue_prompt: StringProperty(name="Then", default="",
                                     description="What happens after the selected action, e.g. 'a person sits down'")
-    continue_seconds: FloatProperty(name="Duration", default=3.0, min=si.MIN_CONTINUE_SECONDS,
-                                    max=si.MAX_SHOT_SECONDS, soft_max=20.0, step=50, precision=3, unit="TIME_ABSOLUTE",
+    continue_seconds: FloatProperty(name=ui_state.DURATION, default=3.0, min=si.MIN_CONTINUE_SECONDS,
+                                    max=si.MAX_SHOT_SECONDS, soft_max=20.0, step=50, precision=2,
                                     description="How long the continuation lasts")
     action_a: PointerProperty(name="A", type=bpy.types.Action, poll=bone_action,
                               description="The action before the gap (played on the active armature)")
@@ -76,13 +76,16 @@ class SALAD_PG_shot(bpy.types.PropertyGroup):
                               description="The action after the gap (played on the active armature)")
     inbetween_prompt: StringProperty(name="Gap", default="",
                                      description="What happens between the end of A and the start of B")
-    inbetween_seconds: FloatProperty(name="Duration", default=2.0, min=si.MIN_GAP_SECONDS, max=si.MAX_SHOT_SECONDS,
-                                     soft_max=7.8, step=50, precision=3, unit="TIME_ABSOLUTE",
+    inbetween_seconds: FloatProperty(name=ui_state.DURATION, default=2.0, min=si.MIN_GAP_SECONDS,
+                                     max=si.MAX_SHOT_SECONDS, soft_max=7.8, step=50, precision=2,
                                      description="Length of the gap (at most what one model window holds beside "
                                                  "2 × the conditioning context; the worker says the exact limit)")
     parts: EnumProperty(name="Parts", options={"ENUM_FLAG"}, default=set(),
                         items=_PART_ITEMS,
                         description="Body parts to regenerate; the others follow the source motion")
+    keep_path: BoolProperty(name="Keep Path", default=False,
+                            description="Keep the source's root path when only legs are regenerated (off: the root "
+                                        "is regenerated with them; a kept path under new legs makes the feet slide)")
     parts_prompt: StringProperty(name="Prompt", default="",
                                  description="What the regenerated parts do, e.g. 'a person waves with both hands'")
 

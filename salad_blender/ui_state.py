@@ -19,6 +19,9 @@ _FILLER = frozenset("""a an the person man woman human someone somebody he she t
 then while with of to in on at by for from into onto up down is are was were be being been as this that
 slowly quickly""".split())
 
+# Every duration field's name: plain seconds, no unit. Why: Blender's TIME_ABSOLUTE unit picks its own scale, so
+# the same kind of field read "500 ms" (a 0.5 s gap), "2.2 s" and "1.21 min" (a 72.6 s segment) in one panel.
+DURATION = "Duration (s)"
 MIRROR_CAPTION = "a person moves"  # the exact mirror of real animation needs no caption; the worker wants text
 
 
@@ -131,7 +134,7 @@ def edit_blocker(obj: Any) -> str:
     if act is None:
         return no_action_why(obj, "edit", ": generate a motion first")
     if not metadata.is_salad_action(act):
-        return f"'{act.name}' was not made by SALAD: use Edit Animation with Text"
+        return "This action was not made by SALAD: use Edit Animation with Text or Regenerate Parts"  # named above
     return metadata.metadata_problem(act) or regenerate_blocker(act)
 
 
@@ -170,9 +173,18 @@ def model_frames_of(seconds: float) -> int:
 
 
 def snap_hint(seconds: float) -> str:
-    """"Makes 2.0 s" when a typed duration is not a whole number of latent frames (the worker snaps it), else ""."""
+    """"Makes 2.0 s" when a typed duration is not a whole number of latent frames (the worker snaps it), else "".
+
+    The tolerance is the field's float32 precision (~4e-6 at 72 s; a whole 0.2 s step is 0.05 s from any snap):
+    at 1e-6 a 72.6 s segment, held as 72.5999985, said "Makes 72.6 s".
+    """
     made = model_frames_of(seconds) / smpl22.FPS
-    return f"Makes {made:.1f} s" if abs(made - typed_seconds(seconds)) > 1e-6 else ""
+    return f"Makes {made:.1f} s" if abs(made - typed_seconds(seconds)) > 1e-4 else ""
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration with its unit, as a list column shows it: "72.6 s", "4 s", "2.25 s" (the field's 2 decimals)."""
+    return f"{typed_seconds(seconds):.2f}".rstrip("0").rstrip(".") + " s"
 
 
 def duration_hint(seconds: float, scene_fps: float) -> str:

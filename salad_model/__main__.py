@@ -133,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--source-out", type=Path, default=None, help="also write the source motion here")
     e.add_argument("--parts", default=None,
                    help="regenerate only these body parts from --to (arms, legs, upper, lower, part names or "
-                        "indices 0–6, comma-separated); the other parts follow the source")
+                        "indices 0–6, comma-separated); the other parts follow the source; legs take the root "
+                        "(hips) with them unless --keep-path")
+    e.add_argument("--keep-path", action="store_true",
+                   help="with --parts: regenerated legs walk the source's kept path (their feet may slide on it)")
     _common(e)
     r = sub.add_parser("edit-real", help="edit real motion (BVH/npz): invert it under a caption, then edit")
     r.add_argument("motion", type=Path, help=".bvh (SMPL-22 or Bandai-Namco names), .npz with 'joints', or a video "

@@ -1,4 +1,4 @@
-"""Small modules (issue #17): no Python module of the model or the add-on is over 600 lines."""
+"""Small modules (issue #17): no Python module of the model, the add-on or tools/ is over 600 lines."""
 
 from pathlib import Path
 
@@ -15,7 +15,8 @@ def module_sizes(package: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("package, known", [("salad_model", "salad_model/serving/worker.py"),
-                                            ("salad_blender", "salad_blender/client.py")])
+                                            ("salad_blender", "salad_blender/client.py"),
+                                            ("tools", "tools/batch.py")])  # audit10: batch.py was 625
 def test_no_module_over_600_lines(package: str, known: str) -> None:
     sizes = module_sizes(package)
     assert known in sizes and sizes[known] > 0  # the walk reaches subpackages and reads the files

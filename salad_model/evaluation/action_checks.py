@@ -283,11 +283,13 @@ def contact_sheet(out: Path, stems: tuple[str, ...] = ("jump", "backflip", "cart
 
 
 def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Path | None,
-                    wording: str = "plain", actions: list[str] | None = None, guidance: float | None = None) -> dict:
+                    wording: str = "plain", actions: list[str] | None = None, guidance: float | None = None,
+                    guider: str | None = None) -> dict:
     """Generate every action's prompts over ``seeds`` seeds and report pass rates per action.
 
     ``wording``: ``plain`` (PROMPTS, the issue's kind) or ``heldout`` (held-out paraphrases). ``guidance``: the
-    classifier-free guidance scale (default: the model's own), to confirm a scale chosen on validation clips.
+    classifier-free guidance scale (default: the model's own), to confirm a scale chosen on validation clips;
+    ``guider`` how its halves combine (:mod:`salad_model.runtime.guiders`; default: the model's own).
     """
     from ..runtime.pipeline import SaladPipeline
 
@@ -303,14 +305,14 @@ def generate_report(model: str, seeds: int, seconds: float, steps: int, out: Pat
         prompts = PROMPTS[action] if wording == "plain" else heldout_prompts(action)
         runs = [(p, seed) for p in prompts for seed in range(seeds)]
         motions = pipe.generate_batch([p for p, _ in runs], seconds=[seconds] * len(runs),
-                                      seeds=[s for _, s in runs], steps=steps, guidance=guidance)
+                                      seeds=[s for _, s in runs], steps=steps, guidance=guidance, guider=guider)
         results = [{"prompt": p, "seed": s, **run_check(action, np.asarray(m.joints))}
                    for (p, s), m in zip(runs, motions, strict=True)]
         rate = float(np.mean([r["passed"] for r in results]))
         per_action[action] = {"rule": CHECKS[action].rule, "pass_rate": rate, "n": len(results), "runs": results}
         print(f"{action:15s} {rate:5.0%} of {len(results)}  ({CHECKS[action].rule})", flush=True)
     report = {"model": model, "wording": wording, "seconds": seconds, "steps": steps, "guidance": guidance,
-              "seeds": seeds,
+              "guider": guider if guider is not None else pipe.default_guider, "seeds": seeds,
               "actions": per_action,
               "unchecked": list(NO_CHECK)}
     if out:
@@ -334,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seconds", type=float, default=4.0)
     g.add_argument("--steps", type=int, default=50)
     g.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    g.add_argument("--guider", default=None,
+                   help="how guided halves combine, e.g. 'apg:eta=0,norm_threshold=2' (default: the model's)")
     g.add_argument("--out", type=Path, default=None, help="write the full report (JSON) here")
     g.add_argument("--wording", choices=["plain", "heldout"], default="plain",
                    help="plain prompts (default) or held-out paraphrases of each action")
@@ -346,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "sheet":
         print(contact_sheet(a.out, data_dir=a.data))
     else:
-        generate_report(a.model, a.seeds, a.seconds, a.steps, a.out, a.wording, a.actions, a.guidance)
+        generate_report(a.model, a.seeds, a.seconds, a.steps, a.out, a.wording, a.actions, a.guidance, a.guider)
     return 0
 
 

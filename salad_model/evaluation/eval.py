@@ -82,7 +82,7 @@ def run_metrics(a: argparse.Namespace) -> dict:
             steps, sampler, guided = (pipe.fast_preset[k] for k in ("steps", "scheduler", "guided_steps"))
         rep["generation"] = generated_metrics(pipe, clf, Path(a.data), a.limit, steps, sampler, a.batch,
                                               a.seed, a.guidance, log=lambda s: print(s, flush=True), split=a.split,
-                                              guided_steps=guided)
+                                              guided_steps=guided, guider=a.guider)
     if a.edits:
         steps, sampler, guided = a.edit_steps or a.steps, a.sampler, a.guided_steps
         if a.fast:  # edits of fast generations: the same preset for source and edit
@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--guidance", type=float, default=None)
     m.add_argument("--guided-steps", type=int, default=None,
                    help="guidance on the first N steps only, the conditional half alone after (fast mode)")
+    m.add_argument("--guider", default=None,
+                   help="how guided halves combine (salad_model.runtime.guiders), e.g. cfg, "
+                        "'apg:eta=0,norm_threshold=2', 'rescale:phi=0.7', 'interval:start_at=0.2,stop_at=0.8,outside=1'"
+                        " (default: the model's info.guider, else plain CFG)")
     m.add_argument("--fast", action="store_true", help="the fast-mode preset (replaces --steps/--sampler)")
     m.add_argument("--bf16", action="store_true", help="generations under CPU bfloat16 autocast (use_cpu_bf16)")
     m.add_argument("--split", default="test", choices=["test", "val"],

@@ -21,8 +21,8 @@ def sample_test_clips(data_dir: Path, limit: int | None, seed: int, split: str =
 
 
 def generate_for_clips(pipe, clips: list, captions: dict, steps: int, sampler: str, batch: int, seed: int,
-                       guidance: float | None = None, log=print, guided_steps: int | None = None
-                       ) -> tuple[list, list[dict]]:
+                       guidance: float | None = None, log=print, guided_steps: int | None = None,
+                       guider: dict | str | None = None) -> tuple[list, list[dict]]:
     """One motion per clip from a held-out caption (seeded choice) at the clip's length; batched by length."""
     rng = random.Random(seed)
     jobs = []
@@ -37,7 +37,7 @@ def generate_for_clips(pipe, clips: list, captions: dict, steps: int, sampler: s
         idx = order[b:b + batch]
         out = pipe.generate_batch([jobs[i]["caption"] for i in idx], frames=[jobs[i]["frames"] for i in idx],
                                   seeds=[jobs[i]["seed"] for i in idx], guidance=guidance, steps=steps,
-                                  scheduler=sampler, guided_steps=guided_steps)
+                                  scheduler=sampler, guided_steps=guided_steps, guider=guider)
         for i, m in zip(idx, out, strict=True):
             motions[i] = m
         log(f"  generated {min(b + batch, len(order))}/{len(order)} ({time.time() - t0:.0f}s)")
@@ -46,7 +46,8 @@ def generate_for_clips(pipe, clips: list, captions: dict, steps: int, sampler: s
 
 def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | None = 150, steps: int = 50,
                       sampler: str = "ddim", batch: int = 16, seed: int = 0, guidance: float | None = None,
-                      log=print, split: str = "test", guided_steps: int | None = None) -> dict:
+                      log=print, split: str = "test", guided_steps: int | None = None,
+                      guider: dict | str | None = None) -> dict:
     """Issue #3 metrics on motions generated from held-out captions of (a sample of) the test clips.
 
     ``split="val"`` measures on validation clips instead: that is where settings such as the guidance
@@ -58,7 +59,7 @@ def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | 
     clips = sample_test_clips(data_dir, limit, seed, split)
     t0 = time.time()
     motions, jobs = generate_for_clips(pipe, clips, captions, steps, sampler, batch, seed, guidance, log,
-                                       guided_steps)
+                                       guided_steps, guider)
     gen_seconds = time.time() - t0
     max_f = pipe.max_frames
     pred_gen = clf.predict([m.features for m in motions])
@@ -95,6 +96,7 @@ def generated_metrics(pipe, clf: MotionClassifier, data_dir: Path, limit: int | 
     return {
         "n": len(clips), "split": split, "steps": steps, "sampler": sampler, "seed": seed,
         "guidance": pipe.default_guidance if guidance is None else guidance,
+        "guider": motions[0].meta.get("guider") if motions else None,
         "generation_seconds": round(gen_seconds, 1),
         "generated": gen, "real_same_clips": real, "real_test_all": real_all, "vae_roundtrip_same_clips": rec,
         "content_ratio_to_ceiling": ratio,

@@ -195,6 +195,7 @@ class TextContext:
     # per layer, built at the first step that uses them (cross_fold: text folded into Wq / Wo)
     folds: dict = field(default_factory=dict, repr=False, compare=False)
     _halves: list = field(default_factory=list, repr=False, compare=False)
+    _padded: dict = field(default_factory=dict, repr=False, compare=False)
 
     def halves(self) -> tuple[TextContext, TextContext]:
         """The first and second half of the batch, kept (each with its own fold cache) for the next steps."""
@@ -224,6 +225,14 @@ class TextContext:
         mask = F.pad(mask, (0, extra), value=MASK_VALUE)
         kv = [(F.pad(k, (0, 0, 0, extra)), F.pad(v, (0, 0, 0, extra))) for k, v in self.kv]
         return TextContext(F.pad(self.memory, (0, 0, 0, extra)), mask, kv)
+
+    def padded_kept(self, length: int) -> TextContext:
+        """:meth:`padded`, kept (with its own fold cache) for the next steps."""
+        if length <= self.length:
+            return self
+        if length not in self._padded:
+            self._padded[length] = self.padded(length)
+        return self._padded[length]
 
     @staticmethod
     def cat(parts: list[TextContext]) -> TextContext:
@@ -317,20 +326,31 @@ class Denoiser(nn.Module):
                 len_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, T', P, C]; timesteps [B], [1] or scalar; len_mask [B, T'] (True = valid frame)."""
         if halves.applies(self, x, text):  # CFG's two halves at once, one per core
-            return halves.run(self._forward, x, timesteps, text, len_mask)
+            from . import traced  # each half as a TorchScript graph: no Python dispatch, no GIL to take turns on
+
+            forward = traced.forward_of(self) if traced.applies(self, x) else self._forward
+            return halves.run(forward, x, timesteps, text, len_mask)
         if packed.applies(x):
             with packed.gemm_threads_only():
                 return self._forward(x, timesteps, text, len_mask)
         return self._forward(x, timesteps, text, len_mask)
 
+    def step_films(self, ts: torch.Tensor) -> list | None:
+        """This step's FiLM pairs from :meth:`timestep_table` (one shared timestep, inference), else None."""
+        if ts.numel() != 1 or torch.is_grad_enabled() or self._film_table is None:
+            return None
+        return self._film_table.get(int(ts))
+
     def _forward(self, x: torch.Tensor, timesteps: torch.Tensor | int, text: TextContext,
-                 len_mask: torch.Tensor | None) -> torch.Tensor:
+                 len_mask: torch.Tensor | None, films: list | None = None) -> torch.Tensor:
+        """``films``: this step's FiLM pairs, already looked up (runtime/traced.py: the traced graph takes
+        them as inputs instead of a Python lookup by timestep)."""
         b, t, p, _ = x.shape
         ts = torch.as_tensor(timesteps, device=x.device)
         shared = ts.numel() == 1  # one timestep for the whole batch (CFG): condition computed once, broadcast
         ts = ts.reshape(1) if shared else ts
-        table = self._film_table if shared and not torch.is_grad_enabled() else None
-        films = None if table is None else table.get(int(ts))
+        if films is None:
+            films = self.step_films(ts)
         c = None
         if films is None:
             c = self.timestep_emb(ts)

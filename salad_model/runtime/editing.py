@@ -19,8 +19,10 @@ network itself knows nothing of this: the controller is installed through
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -28,6 +30,9 @@ from ..motion.skeleton import MIRROR_PART_PAIRS
 from .attention import FUSED, ControlledAttnProcessor
 from .denoiser import Denoiser, TextContext
 from .sampling import DiffusionConfig, StepCallback, make_scheduler
+
+if TYPE_CHECKING:
+    from .guiders import CFG
 
 NUM_PARTS = 7
 
@@ -310,11 +315,15 @@ class EditResult:
     recorded: SourceMaps | None
 
 
-def _guided(v: torch.Tensor, rows: dict[str, int], u: str, c: str, guidance: float) -> torch.Tensor:
+def _guided(v: torch.Tensor, rows: dict[str, int], u: str, c: str, guidance: float, guider: CFG | None = None,
+            z: torch.Tensor | None = None, alpha_bar: torch.Tensor | None = None, i: int = 0, n: int = 1
+            ) -> torch.Tensor:
     vc = v[rows[c]:rows[c] + 1]
     if u not in rows:  # guidance has ended (guided_steps): the conditional prediction alone
         return vc
     vu = v[rows[u]:rows[u] + 1]
+    if guider is not None:  # the model's guider (:mod:`guiders`), as the generation the user saw had it
+        return guider(vu, vc, z, alpha_bar, i, n, None)
     return vu + guidance * (vc - vu)
 
 
@@ -324,7 +333,8 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
                 scheduler: str = "ddim", src_proportion: float = 0.2, inject_temporal: bool = True,
                 source_maps: SourceMaps | None = None, record_key: tuple | None = None,
                 callback: StepCallback | None = None, diffusion: DiffusionConfig | None = None,
-                guided_steps: int | None = None, edit_guided_steps: int | None = None) -> EditResult:
+                guided_steps: int | None = None, edit_guided_steps: int | None = None,
+                guider: CFG | None = None) -> EditResult:
     """Edit the generation of ``src`` (from noise ``z_T`` [1, T', 7, C]) towards ``edit``.
 
     With ``source_maps`` (from an earlier edit of the same source) the source rows are skipped; with
@@ -335,6 +345,8 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
     (default) guides the edit on every step, whatever the source had: an edit sampled without guidance on the
     last steps drifts from its prompt's content (fast mode, 45% against 85% of "raises both hands" kept —
     docs/MODEL_CARD.md, "Edits in fast mode"), and a guided edit row costs one extra row, not a step.
+    ``guider`` (:mod:`guiders`) combines both pairs of rows as :func:`sampling.sample` does with it (one copy
+    each, so a stateful guider keeps one state per trajectory); None: plain CFG at ``guidance``.
     """
     cache_hit = source_maps is not None
     record = None
@@ -349,11 +361,16 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
     z_src = None if cache_hit else z_T.clone()
     z_edit = z_T.clone()
     n = len(s_edit.timesteps)
+    g_src, g_edit = (None, None) if guider is None else (copy.copy(guider), copy.copy(guider))
+    for g in (g_src, g_edit):
+        if g is not None:
+            g.start()
     try:
         for i, t in enumerate(s_edit.timesteps):
             frac = i / n
-            src_guided = guided_steps is None or i < guided_steps
-            edit_guided = edit_guided_steps is None or i < edit_guided_steps
+            step_guided = guider is None or guider.guided(i, n)
+            src_guided = (guided_steps is None or i < guided_steps) and step_guided
+            edit_guided = (edit_guided_steps is None or i < edit_guided_steps) and step_guided
             roles = [] if cache_hit else (["src_u", "src_c"] if src_guided else ["src_c"])
             roles += ["edit_u", "edit_c"] if edit_guided else ["edit_c"]
             if mode.needs_free(frac, ctrl.injecting_self(frac)):
@@ -367,9 +384,12 @@ def sample_edit(denoiser: Denoiser, z_T: torch.Tensor, src: TextContext, edit: T
             ctx = TextContext.cat([txt[r] for r in roles])
             v = denoiser(x, t, ctx, None)
 
+            ab = None if guider is None else s_edit.alphas_cumprod[int(t)].to(z_edit)
             if not cache_hit:
-                z_src = s_src.step(_guided(v, rows, "src_u", "src_c", guidance), t, z_src).prev_sample
-            z_edit = s_edit.step(_guided(v, rows, "edit_u", "edit_c", guidance), t, z_edit).prev_sample
+                z_src = s_src.step(_guided(v, rows, "src_u", "src_c", guidance, g_src, z_src, ab, i, n), t,
+                                   z_src).prev_sample
+            z_edit = s_edit.step(_guided(v, rows, "edit_u", "edit_c", guidance, g_edit, z_edit, ab, i, n), t,
+                                 z_edit).prev_sample
             if callback is not None:
                 callback(i + 1, n)
     finally:

@@ -8,6 +8,7 @@ import torch
 from ..motion.motion_process import mirror_features
 from . import requests as R
 from .editing import CrossAttentionEdit, Mirror, Refine, Reweight, WordSwap, align_tokens, choose_mode, sample_edit
+from .guiders import make_guider
 from .requests import EDIT_MODES, EditSpec, InputError
 from .results import Motion
 from .sampling import StepCallback
@@ -135,17 +136,21 @@ class EditMixin:
         cached = self._maps_cache if self._maps_cache is not None and self._maps_cache.key == key else None
         z_T = plan.z_T
         ctx = self.text_context([source_prompt, edit_text])
+        guider = make_guider(self.default_guider, guidance)
         with torch.inference_mode():
             res = sample_edit(self.denoiser, z_T, ctx.select([0]), ctx.select([1]), self._null(1), edit_obj,
                               guidance, steps, scheduler, src_proportion, inject_temporal,
                               source_maps=cached, record_key=None if cached else key, callback=callback,
-                              diffusion=self.bundle.diffusion, guided_steps=guided_steps)
+                              diffusion=self.bundle.diffusion, guided_steps=guided_steps,
+                              guider=guider)
         if res.recorded is not None:
             self._maps_cache = res.recorded
         feats, joints = self.decode(res.z_edit)
         meta = self._meta(source_prompt, seed, frames, guidance, steps, scheduler)
         if guided_steps is not None:
             meta["guided_steps"] = guided_steps
+        if guider is not None:
+            meta["guider"] = guider.spec()
         src = None
         if res.z_source is not None:
             sf, sj = self.decode(res.z_source)

@@ -13,6 +13,7 @@ import torch
 
 from . import requests as R
 from .editing import AttentionRecorder, MapRecorder, SourceMaps, recording_forward
+from .guiders import make_guider
 from .requests import InputError
 from .results import AttentionMaps, Motion
 from .sampling import StepCallback, initial_noise, latent_mask, sample
@@ -83,6 +84,8 @@ class GenerationMixin:
         if R.check_value("fast", fast):
             steps, scheduler, guided = (self.fast_preset[k] for k in ("steps", "scheduler", "guided_steps"))
             record_maps = False
+        if self.default_guider is not None:  # the recorders expect plain CFG's two rows on every step
+            record_maps = False
         if not record_maps or text_features is not None:
             R.check_length_args(frames, seconds)
             return self.generate_batch([prompt], [frames] if frames is not None else None,
@@ -104,10 +107,12 @@ class GenerationMixin:
                        guidance: float | None = None, steps: int = 50, scheduler: str = "ddim",
                        callback: StepCallback | None = None,
                        text_features: tuple[torch.Tensor, torch.Tensor] | None = None,
-                       guided_steps: int | None = None) -> list[Motion]:
+                       guided_steps: int | None = None, guider: dict | str | None = None) -> list[Motion]:
         """Several clips in one batched sampling run (lengths may differ: padded frames are masked).
 
         ``guided_steps``: guidance on the first N steps only (:func:`sampling.sample`; fast mode).
+        ``guider``: how the guided halves combine (:func:`guiders.make_guider` spec, at scale ``guidance``);
+        None: the model's ``info.guider``, and plain CFG when it has none; ``"cfg"``: plain CFG.
         """
         n = len(prompts)
         guidance = self.default_guidance if guidance is None else guidance
@@ -116,6 +121,10 @@ class GenerationMixin:
             guided_steps = R.check_value("guided_steps", guided_steps)
         if frames and seconds:
             raise InputError("give the lengths as frames or as seconds, not both")
+        try:
+            guide = make_guider(self.default_guider if guider is None else guider, guidance)
+        except ValueError as e:
+            raise InputError(str(e)) from None
         lengths = [self._resolve_length(frames[i] if frames else None, seconds[i] if seconds else None)
                    for i in range(n)]
         seeds = [R.check_seed(s) for s in seeds] if seeds else [0] * n
@@ -130,7 +139,7 @@ class GenerationMixin:
         with torch.inference_mode(), torch.autocast("cpu", dtype=self.cpu_autocast or torch.bfloat16, enabled=bf16):
             net = self.denoiser if self._graphed is None else self._graphed
             z = sample(net, z_T, cond, self._null(n), guidance, steps, scheduler, mask, callback,
-                       diffusion=self.bundle.diffusion, guided_steps=guided_steps)
+                       diffusion=self.bundle.diffusion, guided_steps=guided_steps, guider=guide)
         z = z.float()
         out = []
         for i in range(n):  # decode each clip alone: the VAE's temporal convolutions would read the padding
@@ -139,6 +148,8 @@ class GenerationMixin:
             meta = self._meta(prompts[i], seeds[i], lengths[i], guidance, steps, scheduler)
             if guided_steps is not None and guided_steps < steps:
                 meta["guided_steps"] = int(guided_steps)
+            if guide is not None:
+                meta["guider"] = guide.spec()
             out.append(Motion(joints[0], feats[0], meta, zi))
         return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
@@ -35,7 +36,8 @@ ENABLED = True  # switch for same-run A/B timing (benchmarks) and tests of the b
 # Split only when one half's FFN GEMM has at least this many multiply-adds: below it the step is mostly Python
 # dispatch, which each half repeats under one GIL. Measured (DDIM-50, 196 frames, 2 threads, same-run A/B):
 # official size (343 tokens x 256 x 1024 per half = 9.0e7) 0.73x wall, 1.06x CPU; the demo model (128 x 256:
-# 1.1e7) 0.96x wall for 1.42x CPU -- not worth it.
+# 1.1e7) 0.96x wall for 1.42x CPU -- not worth it. Eager halves only: traced ones (runtime/traced.py) hold no GIL
+# and split at any size (demo model 0.60x wall, 0.88x CPU against its batched forward).
 MIN_WORK = 1 << 25
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
@@ -57,19 +59,47 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+# model → (the module-registration count it was listed at, its Attention modules). Walking model.modules()
+# (~200 at the official size) on every forward cost more than the processor checks themselves; the list is
+# rebuilt whenever any module anywhere is registered (setattr, add_module, ModuleList.append, construction),
+# so a module added after the first forward is always seen (one deleted stays listed until the next registration:
+# at worst it keeps the batched forward, never a wrong split). Processors are checked on every call.
+_attention: weakref.WeakKeyDictionary[nn.Module, tuple[int, tuple[Attention, ...]]] = weakref.WeakKeyDictionary()
+_registrations = 0
+
+
+def _registered(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+    global _registrations
+    _registrations += 1
+
+
+torch.nn.modules.module.register_module_module_registration_hook(_registered)
+
+
+def attention_modules(model: nn.Module) -> tuple[Attention, ...]:
+    """``model``'s :class:`Attention` modules, listed once per module-tree change (see ``_attention``)."""
+    hit = _attention.get(model)
+    if hit is None or hit[0] != _registrations:
+        hit = _attention[model] = (_registrations, tuple(m for m in model.modules() if isinstance(m, Attention)))
+    return hit[1]
+
+
 def default_attention(model: nn.Module) -> bool:
     """Every attention module of ``model`` runs the default processor (no controller watching the calls)."""
-    return all(type(m.processor) is AttnProcessor for m in model.modules() if isinstance(m, Attention))
+    return all(type(m.processor) is AttnProcessor for m in attention_modules(model))
 
 
 def applies(model: nn.Module, x: torch.Tensor, text: TextContext) -> bool:
-    """Split this forward: enough work per half (:data:`MIN_WORK`), CPU float32 inference, ≥ 2 threads, an even
-    batch whose text rows match (or are one context shared by all), not already inside a split, default
-    attention everywhere."""
+    """Split this forward: enough work per half (:data:`MIN_WORK`) or traced halves, CPU float32 inference,
+    ≥ 2 threads, an even batch whose text rows match (or are one context shared by all), not already inside a
+    split, default attention everywhere."""
+    from . import traced
+
     b = x.shape[0]
     cfg = getattr(model, "config", None)
     work = (x.numel() // max(1, x.shape[-1]) // 2) * getattr(cfg, "latent_dim", 0) * getattr(cfg, "ff_dim", 0)
-    return (ENABLED and b >= 2 and b % 2 == 0 and work >= MIN_WORK and torch.get_num_threads() >= 2
+    return (ENABLED and b >= 2 and b % 2 == 0 and (work >= MIN_WORK or traced.applies(model, x))
+            and torch.get_num_threads() >= 2
             and packed.applies(x) and not packed.splitting() and text.memory.shape[0] in (1, b)
             and default_attention(model))
 
@@ -105,4 +135,4 @@ def run(forward: Forward, x: torch.Tensor, timesteps: torch.Tensor | int, text: 
     return torch.cat([job.result(), second])
 
 
-__all__ = ["ENABLED", "MIN_WORK", "applies", "default_attention", "run"]
+__all__ = ["ENABLED", "MIN_WORK", "applies", "attention_modules", "default_attention", "run"]

@@ -68,6 +68,20 @@ def parse_parts(parts: str | Iterable[str | int]) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def legs_carry_root(regen: tuple[int, ...], keep_path: bool = False) -> tuple[int, ...]:
+    """``regen`` (sorted part indices) with the root (0) when a leg is regenerated over it, unless ``keep_path``.
+
+    Why: the legs carry the body. Under a kept root the source's path goes on while the new legs do something
+    else: on the demo model 'legs' slid the feet 1.65 m/s in contact (the path's own speed, 1.71) under three
+    standing / kicking / jumping prompts, 'lower' (the root with them) 0.39 — the sources' own 0.35-0.52.
+    Not when every other part is regenerated already (the root is then all that is kept of the source).
+    The add-on keeps its own copy (it cannot import torch): ``salad_blender.shot_inputs.legs_carry_root``.
+    """
+    if keep_path or 0 in regen or not {1, 2} & set(regen) or len(regen) == len(PART_NAMES) - 1:
+        return tuple(regen)
+    return tuple(sorted({0, *regen}))
+
+
 def _alpha_bar(sched, t: int) -> torch.Tensor:
     return sched.alphas_cumprod[t] if t >= 0 else torch.tensor(1.0)
 

@@ -103,6 +103,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, own
         hit = slots[slot] = (weakref.ref(weight), key, packed)
     attr, algorithm = _ACTIVATIONS[activation]
     bias = None if bias is None else bias.detach()
+    if torch.jit.is_tracing():  # runtime/traced.py passes the packed weight in as a graph input
+        return _script_linear()(x, hit[2], bias, attr, algorithm)
     if not _gemm_threads:
         return torch.ops.mkldnn._linear_pointwise(x, hit[2], bias, attr, [], algorithm)
     torch.set_num_threads(_gemm_threads)
@@ -110,6 +112,34 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, own
         return torch.ops.mkldnn._linear_pointwise(x, hit[2], bias, attr, [], algorithm)
     finally:
         torch.set_num_threads(1)
+
+
+_scripted: list = []
+
+
+def _script_linear():  # noqa: ANN202 - a TorchScript function
+    """The packed call as a TorchScript function: the tracer cannot record its empty ``Scalar?[]`` argument
+    itself, but records a call into a scripted function. Compiled on first use."""
+    if not _scripted:
+        from typing import Optional, Union
+
+        def packed_linear(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], attr: str,  # noqa: UP045
+                          algorithm: str) -> torch.Tensor:
+            scalars = torch.jit.annotate(list[Optional[Union[int, float, complex]]], [])  # noqa: UP007, UP045
+            return torch.ops.mkldnn._linear_pointwise(x, w, b, attr, scalars, algorithm)
+
+        _scripted.append(torch.jit.script(packed_linear))
+    return _scripted[0]
+
+
+def slots(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """The (owner, slot) of every packed weight cached for ``model``'s modules, in a fixed order."""
+    return [(m, s) for m in model.modules() for s in sorted(_cache.get(m, {}))]
+
+
+def cached(where: list[tuple[nn.Module, str]]) -> tuple[torch.Tensor, ...]:
+    """The packed weights at those slots (:func:`slots`), as they are now."""
+    return tuple(_cache[m][s][2] for m, s in where)
 
 
 def module_linear(m: nn.Linear, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
@@ -140,5 +170,5 @@ def activation_name(act: nn.Module) -> str | None:
     return "relu" if isinstance(act, nn.ReLU) else None
 
 
-__all__ = ["ENABLED", "SPLIT_THREADS", "activation_name", "applies", "available", "gemm_threads_only", "linear",
-           "module_linear", "sequential", "splitting"]
+__all__ = ["ENABLED", "SPLIT_THREADS", "activation_name", "applies", "available", "cached", "gemm_threads_only",
+           "linear", "module_linear", "sequential", "slots", "splitting"]

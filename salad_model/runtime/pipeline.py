@@ -135,6 +135,11 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixi
         return float(self.info.get("guidance", 7.5))
 
     @property
+    def default_guider(self) -> dict | None:
+        """The config's ``info.guider`` (:mod:`guiders`: how guided halves combine), None: plain CFG."""
+        return self.info.get("guider")
+
+    @property
     def fast_preset(self) -> dict:
         """Fast mode's sampler for this model: a step-distilled student's own (``info["distilled"]``: its
         steps, unguided — its default guidance is 1), any other model :data:`requests.FAST_PRESET`."""

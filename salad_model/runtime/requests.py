@@ -116,6 +116,7 @@ FIELDS: dict[str, Field] = {
     "context_seconds": Field("num", 0.0, 60.0, positive=True),
     "resample": Field("int", 0, 10),
     "trim_last": Field("bool"),
+    "keep_path": Field("bool"),
     # video (serving/video_ops.py, issue 14): a file the worker reads, the camera's field of view
     "path": Field("str", max_bytes=4096),
     "fov": Field("num", FOV_MIN, FOV_MAX),

@@ -19,6 +19,7 @@ from salad_model.runtime.requests import SCHEDULERS
 from .denoiser import Denoiser, TextContext
 
 if TYPE_CHECKING:
+    from .guiders import CFG
     from .inpainting import Inpainting
 
 SCHEDULER_KINDS = SCHEDULERS  # one name for one thing: salad_model.runtime.requests.SCHEDULERS
@@ -87,7 +88,8 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
            on_step: Callable[[int, int], None] | None = None,
            diffusion: DiffusionConfig | None = None,
            trajectory: dict[int, torch.Tensor] | None = None,
-           inpaint: Inpainting | None = None, guided_steps: int | None = None) -> torch.Tensor:
+           inpaint: Inpainting | None = None, guided_steps: int | None = None,
+           guider: CFG | None = None) -> torch.Tensor:
     """Denoise ``z_T`` [B, T', 7, C] into z_0.
 
     ``cond``/``uncond`` hold B rows each (``uncond`` may be None when guidance is 1, or one context per step
@@ -98,18 +100,25 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     the source noised to the next level, and a step may be repeated from re-noised latents (resampling).
     ``guided_steps`` limits guidance to the first that many steps; later steps run the conditional half alone
     (half the work: the coarse motion is settled early, the last steps only refine it — fast mode).
+    ``guider`` (:mod:`guiders`) combines the two halves instead of plain CFG at ``guidance`` (it carries its
+    own scale) and may leave steps unguided; None is plain CFG. Not with ``inpaint`` (it guides itself).
     """
+    if guider is not None and inpaint is not None:
+        raise ValueError("a guider cannot be combined with inpainting (shots guide through Inpainting.guide)")
     sched = make_scheduler(scheduler, diffusion)
     sched.set_timesteps(steps)
     mask = None if len_mask is None else len_mask[:, :, None, None].to(z_T.dtype)
     z = z_T if mask is None else z_T * mask
-    use_cfg = uncond is not None and guidance != 1.0
+    use_cfg = uncond is not None and (guider is not None or guidance != 1.0)  # a guider decides per step
     per_step = isinstance(uncond, list)
     ctx = TextContext.cat([uncond, cond]) if use_cfg and not per_step else cond
     lm = None if len_mask is None else (torch.cat([len_mask, len_mask]) if use_cfg else len_mask)
     if use_cfg and inpaint is not None:  # the unconditional rows may see fewer frames (shot_free_guidance)
         lm = inpaint.guided_frames(len_mask)
     n = len(sched.timesteps)
+    if guider is not None:
+        guider.start()
+        full = (ctx, lm)  # the guided rows; a guider may run some steps on the conditional half alone
     if inpaint is not None:
         inpaint.check_scheduler(scheduler)
         z = inpaint.apply(z, sched, -1)
@@ -122,14 +131,21 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
                 ctx = TextContext.cat([uncond[i], cond])
             if use_cfg and guided_steps is not None and i == guided_steps:  # guidance ends: conditional half only
                 use_cfg, ctx, lm = False, cond, len_mask
+            step_cfg = use_cfg
+            if guider is not None and use_cfg:
+                step_cfg = guider.guided(i, n)
+                ctx, lm = (ctx if per_step else full[0], full[1]) if step_cfg else (cond, len_mask)
             for r in range(1 + (inpaint.resamples(i, n) if inpaint is not None else 0)):
                 if r:  # resampling: back to this step's noise level, then the step again
                     z = inpaint.renoise(z, sched, i)
-                x_in = torch.cat([z, z]) if use_cfg else z
+                x_in = torch.cat([z, z]) if step_cfg else z
                 v = denoiser(x_in, t, ctx, lm)
-                if use_cfg:
+                if step_cfg:
                     v_u, v_c = v.chunk(2)
-                    v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)
+                    if guider is not None:
+                        v = guider(v_u, v_c, z, sched.alphas_cumprod[int(t)].to(z), i, n, len_mask)
+                    else:
+                        v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)
                 z = sched.step(v, t, z).prev_sample
                 if inpaint is not None:
                     z = inpaint.apply(z, sched, i)

@@ -34,7 +34,7 @@ import torch
 
 from ..motion.foot_lock import lock_feet, trapezoid
 from .attention import processor_installed
-from .inpainting import PART_NAMES, Inpainting, parse_parts
+from .inpainting import PART_NAMES, Inpainting, legs_carry_root, parse_parts
 from .kept_parts import follow_source
 from .pipeline import InputError, Motion, SaladPipeline
 from .pose_count import cut_padding, pad_to_stride, shift_index
@@ -93,7 +93,7 @@ class ShotDirector:
     the shot cuts — its content reads more like its prompt (model card, "The last segment's window"). The
     cost: a segment appended later re-makes the formerly last one (False keeps every frame when appending).
     None (the default) is "on where it applies": on with the spill hand-over, off with the nominal one (which
-    plans its own windows); it is recorded resolved (True / False) in every result's options.
+    plans its own windows); it is recorded resolved (True / False) in a timeline's options, the only kind it shapes.
     """
 
     def __init__(self, pipe: SaladPipeline, context_seconds: float = DEFAULT_CONTEXT_SECONDS, resample: int = 0,
@@ -361,9 +361,15 @@ class ShotDirector:
                 "trim_last": self.trim_last}
 
     def _meta(self, kind: str, prompt: str, seed: int, frames: int, **extra: object) -> dict:
+        """The result's meta; its options record ``trim_last`` only for a timeline, the one kind it shapes (it read
+        True on continuations, in-betweens and part regenerations, where it does nothing; their older metadata
+        with it still makes a director: the option is accepted and unused there)."""
         meta = self.pipe._meta(prompt, seed, frames, self.guidance, self.steps, self.scheduler)
+        options = self.options()
+        if kind != "compose":
+            del options["trim_last"]
         meta["shot"] = {"kind": kind, "context_seconds": self.context * 4 / self.pipe.fps,
-                        "resample": self.resample, "options": self.options(), **extra}
+                        "resample": self.resample, "options": options, **extra}
         return meta
 
     # -- timelines ------------------------------------------------------------------------------------
@@ -514,17 +520,18 @@ class ShotDirector:
 
     def regenerate_parts(self, source: ShotSource | Motion | np.ndarray, prompt: str,
                          parts: str | Sequence[str | int], seed: int = 0,
-                         callback: StepCallback | None = None) -> Motion:
+                         callback: StepCallback | None = None, keep_path: bool = False) -> Motion:
         """Regenerate the chosen latent parts from ``prompt``; the other parts follow the source exactly in latent.
 
         A kept root part keeps the source's path, heading and height in world space; a real source's kept parts
         are its own joints, and the regenerated chains hang from them (:mod:`kept_parts`).
 
         ``parts``: presets ``arms``, ``legs``, ``upper``, ``lower`` (… see :data:`inpainting.PART_PRESETS`),
-        part names, or indices 0–6 (root, left leg, right leg, torso, left arm, right arm, head).
+        part names, or indices 0–6 (root, left leg, right leg, torso, left arm, right arm, head). Legs take the
+        root with them unless ``keep_path`` (:func:`inpainting.legs_carry_root`: new legs under a kept path slide).
         """
         try:
-            regen = parse_parts(parts)
+            regen = legs_carry_root(parse_parts(parts), keep_path)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         prompt = self.pipe.check_prompt(prompt)

@@ -20,7 +20,8 @@ SHOT_FIELDS: dict[str, tuple[str, ...]] = {
     "compose": ("segments", "trim_last", *_SHOT),
     "continue": ("joints", "prompt", "seconds", *_SHOT),
     "inbetween": ("joints_a", "joints_b", "prompt", "seconds", *_SHOT),
-    "regenerate_parts": ("joints", "source_prompt", "frames", "source_seconds", "prompt", "parts", *_SHOT),
+    "regenerate_parts": ("joints", "source_prompt", "frames", "source_seconds", "prompt", "parts", "keep_path",
+                         *_SHOT),
 }
 SHOT_OPS = tuple(SHOT_FIELDS)
 
@@ -101,7 +102,8 @@ class ShotOps:
         cb = self._step_callback(rid)
         if "joints" in params:
             src = _joints(params, "joints")
-            m = d.regenerate_parts(src, params["prompt"], params["parts"], seed=params.get("seed", 0), callback=cb)
+            m = d.regenerate_parts(src, params["prompt"], params["parts"], seed=params.get("seed", 0), callback=cb,
+                                   keep_path=params.get("keep_path", False))
             return self._warned(self._motion(m), params["prompt"])
         # a generation as the source: its steps are the first half of the progress, the regeneration's the second
         src = self._pipeline().generate(
@@ -109,5 +111,5 @@ class ShotOps:
             seconds=params.get("source_seconds", None if "frames" in params else 4.0), seed=params.get("seed", 0),
             guidance=d.guidance, steps=d.steps, scheduler=d.scheduler, callback=lambda i, n: cb(i, 2 * n))
         m = d.regenerate_parts(src, params["prompt"], params["parts"], seed=params.get("seed", 0),
-                               callback=lambda i, n: cb(n + i, 2 * n))
+                               callback=lambda i, n: cb(n + i, 2 * n), keep_path=params.get("keep_path", False))
         return self._warned(self._motion(m), params["prompt"], params["source_prompt"])

@@ -116,7 +116,7 @@ def run_shot_command(pipe, args, progress, save_motion) -> list[Path]:
         src = pipe.generate(args.source_prompt, frames=args.frames, seconds=args.seconds, seed=args.seed,
                             guidance=d.guidance, steps=args.steps, scheduler=args.sampler, callback=progress("source"))
         motion = d.regenerate_parts(src, args.edit_prompt, args.parts, seed=args.seed,
-                                    callback=progress("regenerating " + args.parts))
+                                    callback=progress("regenerating " + args.parts), keep_path=args.keep_path)
         if args.source_out:
             save_motion(src, args.source_out, args.bvh, args.preview)
     return save_motion(motion, args.out, args.bvh, args.preview)

@@ -27,6 +27,17 @@ def scene():
     return bpy.context.scene
 
 
+@pytest.fixture
+def addon(scene, tiny_model_dir, monkeypatch):
+    """The add-on registered with a scripted shot worker (:func:`shot_fakes.shot_addon`); yields its fake pool.
+
+    test_operators.py and test_ui_conventions.py define their own ``addon`` (a real worker; more fakes)."""
+    from shot_fakes import shot_addon
+
+    with shot_addon(tiny_model_dir, monkeypatch) as pool:
+        yield pool
+
+
 @pytest.fixture(scope="module")
 def config(tiny_model_dir):
     """A worker on the tiny random model, one thread (the job tests' worker settings)."""

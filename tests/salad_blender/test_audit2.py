@@ -11,7 +11,7 @@ from needs import require_module
 
 bpy = require_module("bpy")
 
-from test_shot_audit import activate, addon, make_shot  # noqa: E402, F401 - addon is a fixture
+from test_shot_audit import activate, make_shot  # noqa: E402 - the addon fixture: conftest.py
 
 from salad_blender import actions, armature, jobs, metadata, shot_jobs  # noqa: E402
 

@@ -9,7 +9,6 @@ from needs import require_module
 bpy = require_module("bpy")
 
 from test_live_preview_blender import config, drive, fast_rig  # noqa: E402, F401 - fixtures
-from test_shot_audit import addon  # noqa: E402, F401 - the fixture
 
 from salad_blender import metadata, preview_actions  # noqa: E402
 from salad_blender.live_preview import DEBOUNCE  # noqa: E402

@@ -11,17 +11,10 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_state import snapshot  # noqa: E402
-from shot_fakes import shot_addon  # noqa: E402
 from test_shot_operators import ListLayout  # noqa: E402
 
 from benchmarks.bench_retarget import synthetic_walk  # noqa: E402
 from salad_blender import metadata, motion_job, shot_panels  # noqa: E402
-
-
-@pytest.fixture
-def addon(scene, tiny_model_dir, monkeypatch):
-    with shot_addon(tiny_model_dir, monkeypatch) as pool:
-        yield pool
 
 
 def make_shot() -> bpy.types.Object:

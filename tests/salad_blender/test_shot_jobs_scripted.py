@@ -186,7 +186,7 @@ def test_regenerate_parts_of_a_generation_and_of_mocap(pool):
     new = run(shot_jobs.start_regenerate_parts(CONFIG, obj, "a person waves", ["legs", "head"], sampling=FAST,
                                                pool=pool))
     req = pool.worker.ops[-1]
-    assert np.abs(req["joints"] - walk).max() < 1e-3 and req["parts"] == ["left_leg", "right_leg", "head"]
+    assert np.abs(req["joints"] - walk).max() < 1e-3 and req["parts"] == ["root", "left_leg", "right_leg", "head"]
     assert metadata.shot_recipe(metadata.action_meta(new))["source"] == "animation"
     assert len(bpy.data.actions) == 4  # mocap, generation, two results
 
@@ -368,7 +368,7 @@ def test_regenerate_parts_sends_the_whole_recipe_and_records_its_parent():
     sent = {k: v for k, v in pool.worker.ops[-1].items() if k != "id"}  # the job id travels in the request line
     assert sent == {"op": "regenerate_parts", "source_prompt": "a person walks", "frames": 80,
                     "seed": 3, "guidance": 2.5, "steps": 10, "scheduler": "dpm++",
-                    "prompt": "a person waves", "parts": ["head"]}
+                    "prompt": "a person waves", "parts": ["head"], "keep_path": False}
     meta = metadata.action_meta(new)
     assert (meta["salad_prompt"], meta["salad_parent"], meta["salad_source_action"], meta["salad_source"],
             meta["salad_model"]) == ("a person waves", gen.name, gen.name, "shot", "demo")

@@ -13,7 +13,6 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_state import snapshot  # noqa: E402
-from shot_fakes import shot_addon  # noqa: E402
 from test_shot_audit import activate  # noqa: E402
 from test_shot_audit import make_shot as make_body  # noqa: E402
 from test_shot_operators import draw  # noqa: E402
@@ -21,12 +20,6 @@ from test_shot_operators import draw  # noqa: E402
 from salad_blender import shot_inputs as si  # noqa: E402
 from salad_blender import shot_panels  # noqa: E402
 from salad_blender.inputs import JobError  # noqa: E402
-
-
-@pytest.fixture
-def addon(scene, tiny_model_dir, monkeypatch):
-    with shot_addon(tiny_model_dir, monkeypatch) as pool:
-        yield pool
 
 
 def make_shot() -> bpy.types.Action:

@@ -41,6 +41,12 @@ def test_compose_continue_inbetween_and_part_edit(tiny_model_dir, tmp_path):
     assert x["joints"].shape == src["joints"].shape == (60, 22, 3)
     assert np.array_equal(x["latent"][:, :, [0, 1, 2, 3, 6]], src["latent"][:, :, [0, 1, 2, 3, 6]])
     assert json.loads(str(x["meta"]))["shot"]["parts"] == ["left_arm", "right_arm"]
+    for flags, parts in (([], ["root", "left_leg", "right_leg"]), (["--keep-path"], ["left_leg", "right_leg"])):
+        out = f"legs{len(flags)}.npz"
+        r = run(["edit", "a person walks forward", "--seconds", "3", "--parts", "legs", "--to", "a person kicks",
+                 "--out", out, *flags, *m], tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(str(np.load(tmp_path / out)["meta"]))["shot"]["parts"] == parts
 
 
 def test_compose_trim_last(tiny_model_dir, tmp_path):

@@ -95,13 +95,14 @@ def test_generate_report_counts_passes_per_action(clip, monkeypatch, tmp_path):
 
     class FakePipe:
         default_guidance = 4.0
+        default_guider = None
 
         @classmethod
         def from_pretrained(cls, model, device="cpu"):
             return cls()
 
-        def generate_batch(self, prompts, seconds, seeds, steps, guidance=None):
-            calls.append((list(prompts), list(seeds), steps, guidance))
+        def generate_batch(self, prompts, seconds, seeds, steps, guidance=None, guider=None):
+            calls.append((list(prompts), list(seeds), steps, guidance, guider))
             return [SimpleNamespace(joints=(jump if "jump" in p else walk)[: int(s * 20)])
                     for p, s in zip(prompts, seconds, strict=True)]
 
@@ -112,14 +113,15 @@ def test_generate_report_counts_passes_per_action(clip, monkeypatch, tmp_path):
     rep = A.generate_report("fake", seeds=3, seconds=8.0, steps=7, out=out)
     assert rep["actions"]["jump"]["pass_rate"] == 1.0 and rep["actions"]["jump"]["n"] == 6
     assert all(v["pass_rate"] == 0.0 for k, v in rep["actions"].items() if k != "jump")
-    assert calls[0] == (["a person jumps"] * 3 + ["someone jumps forward"] * 3, [0, 1, 2] * 2, 7, 4.0)
-    assert rep["guidance"] == 4.0
+    assert calls[0] == (["a person jumps"] * 3 + ["someone jumps forward"] * 3, [0, 1, 2] * 2, 7, 4.0, None)
+    assert rep["guidance"] == 4.0 and rep["guider"] is None
     assert json.loads(out.read_text())["actions"]["crawl"]["runs"][0]["prompt"] == "a person crawls forward"
     only = A.main(["generate", "--model", "fake", "--seeds", "1", "--steps", "7", "--actions", "crawl",
-                   "--guidance", "5.5", "--out", str(tmp_path / "g.json")])
+                   "--guidance", "5.5", "--guider", "apg:eta=0", "--out", str(tmp_path / "g.json")])
     only = json.loads((tmp_path / "g.json").read_text())
     assert list(only["actions"]) == ["crawl"] and only["actions"]["crawl"]["pass_rate"] == 0.0
     assert only["guidance"] == 5.5 and calls[-1][3] == 5.5
+    assert only["guider"] == "apg:eta=0" and calls[-1][4] == "apg:eta=0"
 
 
 def test_heldout_wording_is_never_a_training_caption(tmp_path):

@@ -409,3 +409,9 @@ def test_generated_metrics_on_validation_clips(tiny_pipeline, mini_dataset, mini
                               log=lambda s: None)
     val = {c["name"] for c in json.loads((mini_dataset / "clips.json").read_text()) if c["split"] == "val"}
     assert g["split"] == "val" and g["n"] == min(2, len(val)) and {s["name"] for s in g["samples"]} <= val
+    assert g["guider"] is None  # plain CFG: the tiny model's config names no guider
+    r = gen.generated_metrics(tiny_pipeline, clf, mini_dataset, limit=2, steps=2, batch=2, split="val",
+                              log=lambda s: None, guider="rescale:phi=0.7")  # what eval --guider passes
+    assert r["guider"] == {"kind": "rescale", "phi": 0.7}
+    job = ("name", "caption", "seed", "frames")  # same clips, captions and seeds: only the guidance differs
+    assert [[s[k] for k in job] for s in r["samples"]] == [[s[k] for k in job] for s in g["samples"]]

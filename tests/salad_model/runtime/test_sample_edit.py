@@ -14,6 +14,7 @@ import torch
 from salad_model.runtime import attention
 from salad_model.runtime.denoiser import Denoiser, DenoiserConfig
 from salad_model.runtime.editing import CrossAttentionEdit, Mirror, Refine, Reweight, WordSwap, sample_edit
+from salad_model.runtime.guiders import APG, IntervalCFG
 from salad_model.runtime.sampling import Cancelled, DiffusionConfig, sample
 
 TOL = dict(rtol=0, atol=1e-5)
@@ -56,6 +57,23 @@ def test_source_half_is_the_plain_generation_and_the_edit_differs(den, texts, z_
     torch.testing.assert_close(res.z_source, plain, **TOL)
     assert (res.z_edit - res.z_source).abs().max() > 1e-3 and res.recorded is None
     assert _fused(den)
+
+
+@pytest.mark.parametrize("guider", [APG(3.0, eta=0.0, norm_threshold=1.0, momentum=-0.5),
+                                    IntervalCFG(3.0, start_at=0.25, stop_at=0.75)], ids=["apg", "interval"])
+def test_with_a_guider_the_source_half_is_that_guiders_generation(den, texts, z_T, guider):
+    """A model whose config names a guider: the edit's source rows are sampled as its generation was (same
+    guider, its own state — APG's momentum — per trajectory; the interval's unguided steps), not plain CFG."""
+    res = sample_edit(den, z_T, texts["src"], texts["edit"], texts["null"], Mirror("all"), guidance=3.0,
+                      steps=STEPS, guider=guider)
+    guided = sample(den, z_T, texts["src"], texts["null"], guidance=3.0, steps=STEPS, guider=guider)
+    torch.testing.assert_close(res.z_source, guided, **TOL)
+    plain = sample(den, z_T, texts["src"], texts["null"], guidance=3.0, steps=STEPS)
+    assert (guided - plain).abs().max() > 1e-3  # the guider matters here
+    edit_alone = sample_edit(den, z_T, texts["src"], texts["edit"], texts["null"], WordSwap(0.0), guidance=3.0,
+                             steps=STEPS, src_proportion=0.0, guider=guider)  # nothing injected: the edit row alone
+    torch.testing.assert_close(edit_alone.z_edit, sample(den, z_T, texts["edit"], texts["null"], guidance=3.0,
+                                                         steps=STEPS, guider=guider), **TOL)
 
 
 def test_nothing_injected_is_the_plain_generation_of_the_edit_prompt(den, texts, z_T):

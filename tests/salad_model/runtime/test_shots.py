@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from salad_model.runtime.inpainting import PART_PRESETS, Inpainting, parse_parts
+from salad_model.runtime.inpainting import PART_PRESETS, Inpainting, legs_carry_root, parse_parts
 from salad_model.runtime.pipeline import InputError
 from salad_model.runtime.sampling import Cancelled, initial_noise, sample
 from salad_model.runtime.shots import MAX_SHOT_SECONDS, Segment, ShotDirector, decoder_reach, smooth_seams
@@ -217,6 +217,22 @@ def test_a_kept_root_keeps_the_sources_path_in_world_space(director, tiny_pipeli
     assert np.abs(lower.joints[:, 0] - src.joints[:, 0]).max() > 1e-2
 
 
+def test_regenerated_legs_take_the_root_unless_the_path_is_kept(director, tiny_pipeline):
+    """audit10 (demo model): new legs under a kept root slid the feet 1.65 m/s in contact (the kept path's own
+    speed); the add-on made legs take the root, the API and CLI did not. One rule now (inpainting.legs_carry_root),
+    and ``keep_path`` keeps the old behaviour."""
+    assert legs_carry_root((1, 2)) == (0, 1, 2) and legs_carry_root((2, 6)) == (0, 2, 6)
+    assert legs_carry_root((1, 2), keep_path=True) == (1, 2) and legs_carry_root((4, 5)) == (4, 5)
+    assert legs_carry_root((1, 2, 3, 4, 5, 6)) == (1, 2, 3, 4, 5, 6)  # the root is all that is kept: it stays
+    src = tiny_pipeline.generate("a person walks forward", frames=80, seed=2)
+    free = director.regenerate_parts(src, "a person jumps", "legs", seed=0)
+    assert free.meta["shot"]["part_indices"] == [0, 1, 2]
+    assert np.abs(free.joints[:, 0] - src.joints[:, 0]).max() > 1e-2
+    kept = director.regenerate_parts(src, "a person jumps", "legs", seed=0, keep_path=True)
+    assert kept.meta["shot"]["part_indices"] == [1, 2]
+    np.testing.assert_allclose(kept.joints[:, 0], src.joints[:, 0], atol=1e-5)  # metres
+
+
 def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(director, tiny_pipeline):
     """Regression (issue 13 item 4, session 12): held latent parts were decoded, not kept — on captured clips the
     kept joints came back 2.7 cm off root-aligned on average (7.4 cm worst, demo model, 8 walks and runs) and their
@@ -239,7 +255,7 @@ def test_kept_parts_are_the_sources_joints_and_new_chains_hang_from_them(directo
         gen = director.regenerate_parts(src, "a person waves both hands", parts, seed=0)
         rest = [c for c in range(lay.dim) if c not in lay.token_channels[0]]
         assert np.array_equal(gen.features[:, rest], director._decode(gen.latent)[:80, rest])
-        out = director.regenerate_parts(real, "a person waves both hands", parts, seed=0)
+        out = director.regenerate_parts(real, "a person waves both hands", parts, seed=0, keep_path=True)  # legs
         kept = ~np.isin(owner, parse_parts(parts))
         np.testing.assert_allclose(out.joints[:, kept], canonical[:, kept], atol=1e-4)  # metres, world space
         # a regenerated chain hangs from its kept parent with the decoded bones (root frame): no gap, no stretch
@@ -469,8 +485,24 @@ def test_a_shots_recorded_options_make_it_again(tiny_pipeline):
     plain = ShotDirector(tiny_pipeline, steps=2).compose(segs, seed=3)  # the options matter
     assert np.abs(plain.joints - m.joints).max() > 1e-3
     assert plain.meta["shot"]["options"]["text_blend"] is None
-    assert ShotDirector(tiny_pipeline, steps=2).continue_motion(m, "a person runs", 1.0).meta["shot"]["options"] \
-        == plain.meta["shot"]["options"]
+    cont = ShotDirector(tiny_pipeline, steps=2).continue_motion(m, "a person runs", 1.0)
+    assert cont.meta["shot"]["options"] == {k: v for k, v in plain.meta["shot"]["options"].items() if k != "trim_last"}
+
+
+def test_trim_last_is_recorded_only_where_it_applies(tiny_pipeline):
+    """audit10: meta.shot.options.trim_last read True on continuations, in-betweens and part regenerations, where it
+    does nothing: only a timeline records it. Older metadata that has it still makes a director (same motion)."""
+    d = ShotDirector(tiny_pipeline, steps=STEPS)
+    m = d.compose(SEGS[:1], seed=1)
+    assert m.meta["shot"]["options"]["trim_last"] is True
+    made = [d.continue_motion(m, "a person runs", 1.0), d.inbetween(m, m, "a person jumps", 1.0),
+            d.regenerate_parts(m, "a person waves", "arms", seed=2)]
+    for r in made:
+        assert "trim_last" not in r.meta["shot"]["options"], r.meta["shot"]["kind"]
+    opts = made[0].meta["shot"]["options"]
+    old = ShotDirector(tiny_pipeline, steps=STEPS, **dict(opts, trim_last=True)).continue_motion(m, "runs", 1.0)
+    new = ShotDirector(tiny_pipeline, steps=STEPS, **opts).continue_motion(m, "runs", 1.0)
+    np.testing.assert_array_equal(old.joints, new.joints)
 
 
 def test_trim_last_ends_the_last_window_with_the_shot(tiny_pipeline):

@@ -69,6 +69,9 @@ def test_continue_inbetween_and_parts(worker):
     assert err["code"] == "invalid_input" and "at least the 1.0 s conditioning window" in err["message"]
     p = worker.result("regenerate_parts", joints=arr, prompt="a person waves", parts=["arms"], steps=2)
     assert p["meta"]["shot"]["parts"] == ["left_arm", "right_arm"] and p["joints"].shape == (60, 22, 3)
+    legs = [worker.result("regenerate_parts", joints=arr, prompt="a person kicks", parts="legs", steps=2, **kw)
+            for kw in ({}, {"keep_path": True})]
+    assert [m["meta"]["shot"]["parts"] for m in legs] == [["root", "left_leg", "right_leg"], ["left_leg", "right_leg"]]
     rid = worker.next_id()
     worker.send({"id": rid, "op": "regenerate_parts", "source_prompt": "a person walks", "frames": 48, "seed": 1,
                  "prompt": "a person waves", "parts": "upper", "steps": 2})

@@ -1,0 +1,167 @@
+"""Guiders (salad_model.runtime.guiders): the published formulas on the denoised x0, padding left out, interval
+steps unguided, and plain CFG unchanged unless a config names a guider."""
+
+import pytest
+import torch
+from test_sampling import TextScaledDenoiser, _context, alphas_cumprod
+
+from salad_model.runtime.guiders import APG, CFG, IntervalCFG, RescaledCFG, make_guider
+from salad_model.runtime.requests import InputError
+from salad_model.runtime.sampling import sample
+
+
+def _pair(seed: int = 0, shape=(2, 5, 7, 4)):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(*shape, generator=g, dtype=torch.float64) for _ in range(3))
+
+
+def _x0(v, z, a):
+    return a.sqrt() * z - (1 - a).sqrt() * v
+
+
+def _v(x0, z, a):
+    return (a.sqrt() * z - x0) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("eta, threshold", [(0.0, 0.0), (0.3, 0.0), (0.0, 2.0)])
+def test_apg_is_the_papers_update_on_the_denoised_prediction(eta, threshold) -> None:
+    """x0_c + (w − 1)·(Δ⊥ + η·Δ∥), Δ = x0_c − x0_u (capped at the norm threshold), ∥ = along x0_c, per sample,
+    turned back into v (tolerance 1e-9 in float64). Applied on v instead, or as x0_u + w·update, it differs."""
+    v_u, v_c, z = _pair()
+    a, w = alphas_cumprod()[600], 5.0
+    got = APG(w, eta=eta, norm_threshold=threshold)
+    got.start()
+    got = got(v_u, v_c, z, a, 10, 50, None)
+    xu, xc = _x0(v_u, z, a), _x0(v_c, z, a)
+    want = []
+    for b in range(2):
+        d = xc[b] - xu[b]
+        if threshold:
+            d = d * min(1.0, threshold / float(d.norm()))
+        unit = xc[b] / xc[b].norm()
+        par = (d * unit).sum() * unit
+        want.append(_v(xc[b] + (w - 1) * (d - par + eta * par), z[b], a))
+    torch.testing.assert_close(got, torch.stack(want), rtol=1e-9, atol=1e-9)
+    assert (got - (v_u + w * (v_c - v_u))).abs().max() > 0.1  # not plain CFG
+
+
+def test_rescale_matches_lin_et_al_on_the_denoised_prediction() -> None:
+    """CFG on x0, rescaled by φ·std(x0_c)/std(x0_cfg) + (1 − φ) (Lin et al. 2024 §3.4), back to v; 1e-9."""
+    v_u, v_c, z = _pair(1)
+    a, w, phi = alphas_cumprod()[300], 5.0, 0.7
+    got = RescaledCFG(w, phi=phi)(v_u, v_c, z, a, 0, 50, None)
+    xu, xc = _x0(v_u, z, a), _x0(v_c, z, a)
+    x = xu + w * (xc - xu)
+    f = xc.flatten(1).std(1) / x.flatten(1).std(1)
+    want = _v(x * (phi * f + 1 - phi)[:, None, None, None], z, a)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("guider", [APG(5.0, eta=0.0, norm_threshold=3.0), RescaledCFG(5.0, phi=0.7)],
+                         ids=["apg", "rescale"])
+def test_a_clips_guidance_does_not_depend_on_the_padding_it_is_batched_with(guider) -> None:
+    """Row 0 is 3 latent frames long in a batch padded to 5: garbage in its padding must not change its
+    guided prediction (norms, projections and standard deviations over its own frames only)."""
+    v_u, v_c, z = _pair(2)
+    a = alphas_cumprod()[500]
+    valid = torch.tensor([[True] * 3 + [False] * 2, [True] * 5])
+    guider.start()
+    alone = guider(v_u[:1, :3], v_c[:1, :3], z[:1, :3], a, 5, 50, None)
+    v_u2, v_c2 = v_u.clone(), v_c.clone()
+    v_u2[0, 3:], v_c2[0, 3:] = 100.0, -100.0  # what a padded frame might hold
+    guider.start()
+    batched = guider(v_u2, v_c2, z, a, 5, 50, valid)
+    torch.testing.assert_close(batched[:1, :3], alone, rtol=1e-9, atol=1e-9)
+
+
+def test_interval_guidance_runs_the_unconditional_half_only_inside_its_interval() -> None:
+    """start_at 0.25, stop_at 0.75 of 8 steps: steps 2–5 guided at the full scale (two rows), the others on the
+    conditional half alone (one row, outside = 1) or at ``outside``."""
+    den = TextScaledDenoiser()
+    z_T = torch.zeros(1, 2, 7, 4)
+    sample(den, z_T, _context(1.0), _context(0.25), guidance=4.0, steps=8,
+           guider=IntervalCFG(4.0, start_at=0.25, stop_at=0.75))
+    assert den.batch_sizes == [1, 1, 2, 2, 2, 2, 1, 1]
+    den2 = TextScaledDenoiser()
+    sample(den2, z_T, _context(1.0), _context(0.25), guidance=4.0, steps=8,
+           guider=IntervalCFG(4.0, start_at=0.25, stop_at=0.75, outside=2.0))
+    assert den2.batch_sizes == [2] * 8
+    g = IntervalCFG(4.0, start_at=0.25, stop_at=0.75, outside=2.0)
+    one, zero = torch.ones(1), torch.zeros(1)
+    assert [float(g(zero, one, zero, None, i, 8, None)) for i in range(8)] == [2, 2, 4, 4, 4, 4, 2, 2]
+
+
+def test_interval_over_the_whole_run_is_plain_cfg_bit_for_bit() -> None:
+    den = TextScaledDenoiser()
+    z_T = torch.randn(2, 3, 7, 4, generator=torch.Generator().manual_seed(3))
+    lens = torch.tensor([[True, True, False], [True, True, True]])
+    plain = sample(den, z_T, _context(1.0, 2), _context(0.25, 2), guidance=3.0, steps=6, len_mask=lens)
+    whole = sample(den, z_T, _context(1.0, 2), _context(0.25, 2), guidance=3.0, steps=6, len_mask=lens,
+                   guider=IntervalCFG(3.0, start_at=0.0, stop_at=1.0))
+    assert torch.equal(plain, whole)
+
+
+def test_the_default_stays_plain_cfg_unless_the_config_names_a_guider(tiny_pipeline) -> None:
+    """No ``info.guider``: generate_batch is bit-identical to plain CFG asked for by name and records no guider;
+    a config's guider changes the motion and is recorded in its metadata."""
+    kw = dict(frames=[40, 48], seeds=[1, 2], guidance=4.0, steps=6)
+    assert tiny_pipeline.default_guider is None
+    default = tiny_pipeline.generate_batch(["a person walks", "a person jumps"], **kw)
+    plain = tiny_pipeline.generate_batch(["a person walks", "a person jumps"], guider="cfg", **kw)
+    for d, p in zip(default, plain, strict=True):
+        assert torch.equal(torch.as_tensor(d.latent), torch.as_tensor(p.latent))
+        assert "guider" not in d.meta
+    tiny_pipeline.info["guider"] = {"kind": "apg", "eta": 0.0}
+    try:
+        guided = tiny_pipeline.generate_batch(["a person walks", "a person jumps"], **kw)
+    finally:
+        del tiny_pipeline.info["guider"]
+    assert guided[0].meta["guider"] == {"kind": "apg", "eta": 0.0, "norm_threshold": 0.0, "momentum": None}
+    assert not torch.equal(torch.as_tensor(guided[0].latent), torch.as_tensor(default[0].latent))
+
+
+def test_guider_specs_parse_and_bad_ones_are_refused_clearly(tiny_pipeline) -> None:
+    assert make_guider(None, 5.0) is None and make_guider("cfg", 5.0) is None
+    assert make_guider("apg:eta=0.5,norm_threshold=2", 7.0) == APG(7.0, eta=0.5, norm_threshold=2.0)
+    assert make_guider({"kind": "interval", "start_at": 0.1, "stop_at": 0.6}, 5.0) == IntervalCFG(5.0, 0.1, 0.6)
+    assert isinstance(make_guider("rescale", 5.0), CFG)
+    for bad, words in [("sag", "unknown guider"), ("apg:phi=1", "unknown setting"), ("apg:eta", "key=value"),
+                       ({"kind": "rescale", "phi": "high"}, "finite number"), ("cfg:eta=1", "unknown setting")]:
+        with pytest.raises(ValueError, match=words):
+            make_guider(bad, 5.0)
+    with pytest.raises(InputError, match="unknown guider"):
+        tiny_pipeline.generate_batch(["a person walks"], frames=[40], guider="sag", steps=2)
+
+
+def test_an_edit_starts_from_the_motion_the_models_guider_generated(tiny_pipeline) -> None:
+    """With ``info.guider`` the edit's source is what generate() gave (not a plain-CFG regeneration); 1e-4."""
+    tiny_pipeline.info["guider"] = {"kind": "rescale", "phi": 0.7}
+    try:
+        shown = tiny_pipeline.generate("a person waves the left hand", frames=40, seed=3, steps=4)
+        edited, src = tiny_pipeline.edit("a person waves the left hand", frames=40, seed=3, steps=4,
+                                         edit_prompt="a person waves the right hand", return_source=True)
+    finally:
+        del tiny_pipeline.info["guider"]
+        tiny_pipeline.clear_cache()
+    plain = tiny_pipeline.generate("a person waves the left hand", frames=40, seed=3, steps=4)
+    torch.testing.assert_close(torch.as_tensor(src.latent), torch.as_tensor(shown.latent), rtol=0, atol=1e-4)
+    assert (torch.as_tensor(plain.latent) - torch.as_tensor(shown.latent)).abs().max() > 1e-3
+    assert edited.meta["guider"] == shown.meta["guider"] == {"kind": "rescale", "phi": 0.7}
+
+
+def test_an_edit_leaves_out_the_unconditional_rows_where_the_guider_does_not_guide(tiny_pipeline) -> None:
+    """Interval guidance on the second half of 4 steps (outside = 1): the edit's first two steps run without the
+    unconditional source / edit rows, as generate() runs without its unconditional half there."""
+    sizes = []
+    hook = tiny_pipeline.denoiser.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]))
+    tiny_pipeline.info["guider"] = {"kind": "interval", "start_at": 0.5, "stop_at": 1.0}
+    try:
+        tiny_pipeline.edit("a person waves the left hand", frames=40, seed=3, steps=4,
+                           edit_prompt="a person waves the right hand")
+    finally:
+        hook.remove()
+        del tiny_pipeline.info["guider"]
+        tiny_pipeline.clear_cache()
+    edit_calls = sizes[-4:]  # the edit's own 4 steps (a generation of the source may come first)
+    assert edit_calls[0] == edit_calls[1] and edit_calls[2] == edit_calls[3]
+    assert edit_calls[2] - edit_calls[0] == 2  # src_u and edit_u, on the guided steps only
