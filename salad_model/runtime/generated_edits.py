@@ -8,7 +8,7 @@ import torch
 from ..motion.motion_process import mirror_features
 from . import requests as R
 from .editing import CrossAttentionEdit, Mirror, Refine, Reweight, WordSwap, align_tokens, choose_mode, sample_edit
-from .guiders import make_guider
+from .guiders import guider_meta
 from .requests import EDIT_MODES, EditSpec, InputError
 from .results import Motion
 from .sampling import StepCallback
@@ -136,7 +136,7 @@ class EditMixin:
         cached = self._maps_cache if self._maps_cache is not None and self._maps_cache.key == key else None
         z_T = plan.z_T
         ctx = self.text_context([source_prompt, edit_text])
-        guider = make_guider(self.default_guider, guidance)
+        guider, routes = self.guider_for([source_prompt], guidance)  # the source's: the edit starts from it
         with torch.inference_mode():
             res = sample_edit(self.denoiser, z_T, ctx.select([0]), ctx.select([1]), self._null(1), edit_obj,
                               guidance, steps, scheduler, src_proportion, inject_temporal,
@@ -150,7 +150,7 @@ class EditMixin:
         if guided_steps is not None:
             meta["guided_steps"] = guided_steps
         if guider is not None:
-            meta["guider"] = guider.spec()
+            meta["guider"] = guider_meta(guider, 0, routes)
         src = None
         if res.z_source is not None:
             sf, sj = self.decode(res.z_source)

@@ -13,7 +13,7 @@ import torch
 
 from . import requests as R
 from .editing import AttentionRecorder, MapRecorder, SourceMaps, recording_forward
-from .guiders import make_guider
+from .guiders import guider_meta
 from .requests import InputError
 from .results import AttentionMaps, Motion
 from .sampling import StepCallback, initial_noise, latent_mask, sample
@@ -121,15 +121,12 @@ class GenerationMixin:
             guided_steps = R.check_value("guided_steps", guided_steps)
         if frames and seconds:
             raise InputError("give the lengths as frames or as seconds, not both")
-        try:
-            guide = make_guider(self.default_guider if guider is None else guider, guidance)
-        except ValueError as e:
-            raise InputError(str(e)) from None
         lengths = [self._resolve_length(frames[i] if frames else None, seconds[i] if seconds else None)
                    for i in range(n)]
         seeds = [R.check_seed(s) for s in seeds] if seeds else [0] * n
         if text_features is None:
             prompts = [self.check_prompt(p) for p in prompts]
+        guide, routes = self.guider_for(prompts if text_features is None else [None] * n, guidance, guider)
         t_lat = max(lengths) // 4
         z_T = torch.cat([initial_noise(s, max(lengths)) for s in seeds])
         z_T = z_T.reshape(n, t_lat, 7, -1)[..., : self.denoiser.config.vae_dim].to(self.device)
@@ -149,7 +146,7 @@ class GenerationMixin:
             if guided_steps is not None and guided_steps < steps:
                 meta["guided_steps"] = int(guided_steps)
             if guide is not None:
-                meta["guider"] = guide.spec()
+                meta["guider"] = guider_meta(guide, i, routes)
             out.append(Motion(joints[0], feats[0], meta, zi))
         return out
 

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 GUIDER_KINDS = ("cfg", "apg", "rescale", "interval")
+ROUTED = "by_prompt"  # a config-only kind: a guider per prompt, chosen by the prompt's nearest training captions
 
 
 @dataclass
@@ -177,3 +178,89 @@ def make_guider(spec: dict[str, Any] | str | None, scale: float) -> CFG | None:
     if kind == "cfg":  # plain CFG has no settings: the sampler's own path
         return None
     return cls(scale=float(scale), **spec)
+
+
+@dataclass
+class RowGuiders:
+    """One guider per batch row (prompts of a batch routed to different guiders, :func:`routed_guider`).
+
+    A step is guided when any row's guider guides it; a row whose own guider leaves that step unguided gets its
+    conditional half alone, as it would alone.
+    """
+
+    rows: list[CFG]
+
+    kind = ROUTED
+
+    def start(self) -> None:
+        for g in self.rows:
+            g.start()
+
+    def guided(self, i: int, n: int) -> bool:
+        return any(g.guided(i, n) for g in self.rows)
+
+    def __call__(self, v_u, v_c, z, alpha_bar, i, n, valid):
+        return torch.cat([g(v_u[b:b + 1], v_c[b:b + 1], z[b:b + 1], alpha_bar, i, n,
+                            None if valid is None else valid[b:b + 1]) if g.guided(i, n) else v_c[b:b + 1]
+                          for b, g in enumerate(self.rows)])
+
+    def row(self, b: int) -> CFG:
+        return self.rows[b]
+
+
+def is_routed(spec: dict[str, Any] | str | None) -> bool:
+    return isinstance(spec, dict) and spec.get("kind") == ROUTED
+
+
+def check_routed(spec: dict[str, Any]) -> None:
+    """Every entry of a ``by_prompt`` spec is a valid guider with its own scale (ValueError: which is not)."""
+    routes = spec.get("routes")
+    unknown = sorted(set(spec) - {"kind", "default", "routes", "about"})
+    if unknown or not isinstance(routes, dict) or not isinstance(spec.get("default"), dict):
+        raise ValueError(f"a {ROUTED!r} guider needs a 'default' guider and a 'routes' mapping (got keys "
+                         f"{sorted(spec)})")
+    for name, sub in [("default", spec["default"]), *routes.items()]:
+        sub = dict(sub) if isinstance(sub, dict) else {"kind": sub}
+        scale = sub.pop("scale", None)
+        if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"{ROUTED!r} entry {name!r} needs its own finite positive 'scale' (got {scale!r})")
+        if sub.get("kind") == ROUTED:
+            raise ValueError(f"{ROUTED!r} guiders do not nest (entry {name!r})")
+        make_guider(sub, scale)
+
+
+def route_guider(spec: dict[str, Any], route: str | None, factor: float = 1.0) -> CFG:
+    """The guider of one prompt under a ``by_prompt`` spec::
+
+        {"kind": "by_prompt", "default": {"kind": "cfg", "scale": 2.5},
+         "routes": {"deepmimic": {"kind": "interval", "scale": 7, "start_at": 0, "stop_at": 0.2, "outside": 2.5}}}
+
+    ``route`` (the dataset of the prompt's nearest training caption, :mod:`novelty`) picks an entry of
+    ``routes``, anything else ``default``. Each entry's scales are absolute at the model's default guidance;
+    ``factor`` (the guidance asked for / that default) multiplies them, so a guidance slider still means
+    "stronger / weaker" for every prompt. Always a guider object (plain CFG too): the rows of a batch may differ.
+    """
+    check_routed(spec)
+    sub = dict(spec["routes"][route]) if route in spec["routes"] else dict(spec["default"])
+    scale = sub.pop("scale")
+    if isinstance(sub.get("outside"), (int, float)):
+        sub["outside"] = sub["outside"] * factor
+    return make_guider(sub, scale * factor) or CFG(scale * factor)
+
+
+def routed_guider(spec: dict[str, Any], routes: list[str | None], factor: float = 1.0) -> CFG | RowGuiders:
+    """One prompt's guider, or :class:`RowGuiders` when a batch's prompts take different routes."""
+    rows = [route_guider(spec, r, factor) for r in routes]
+    if all(r == rows[0] for r in rows):  # dataclass equality: the same kind and settings
+        return rows[0]
+    return RowGuiders(rows)
+
+
+def guider_meta(guide: CFG | RowGuiders, b: int, routes: list[str | None] | None = None) -> dict[str, Any]:
+    """What a clip's metadata says of the guider that made row ``b``; routed (``routes``: each row's route):
+    also its own scale and the route that chose it (its ``kind`` stays the row guider's)."""
+    g = guide.row(b) if isinstance(guide, RowGuiders) else guide
+    out = g.spec()
+    if routes is not None:
+        out.update(scale=g.scale, route=routes[b])
+    return out

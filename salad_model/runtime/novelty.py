@@ -75,10 +75,13 @@ class Vocabulary:
     """Training captions of one model and the threshold below which a prompt is called unknown."""
 
     def __init__(self, captions: list[str], labels: list[str], embeddings, anchor, threshold: float,  # noqa: ANN001
-                 info: dict | None = None) -> None:
+                 info: dict | None = None, datasets: list[str] | None = None) -> None:
         if len(captions) != len(embeddings) or len(labels) != len(captions):
             raise ValueError(f"vocabulary: {len(captions)} captions, {len(labels)} labels, "
                              f"{len(embeddings)} embeddings")
+        if datasets is not None and len(datasets) != len(captions):
+            raise ValueError(f"vocabulary: {len(datasets)} dataset names for {len(captions)} captions")
+        self.datasets = datasets  # each caption's training dataset (models trained on several), else None
         if tuple(anchor.shape) != (embeddings.shape[1],):
             raise ValueError(f"vocabulary: anchor of shape {tuple(anchor.shape)} for {embeddings.shape[1]}-wide "
                              "embeddings")
@@ -100,7 +103,8 @@ class Vocabulary:
         # copies, not views of the file's memory map (checkpoints.load_model says why)
         return cls(list(meta["captions"]), list(meta["labels"]), tensors["embeddings"].to(torch.float32, copy=True),
                    tensors["anchor"].to(torch.float32, copy=True), float(meta["threshold"]),
-                   {k: v for k, v in meta.items() if k not in ("captions", "labels")})
+                   {k: v for k, v in meta.items() if k not in ("captions", "labels", "datasets")},
+                   list(meta["datasets"]) if "datasets" in meta else None)
 
     def save(self, folder: str | Path) -> None:
         import torch
@@ -111,6 +115,8 @@ class Vocabulary:
                    "anchor": self.anchor.float().contiguous()}, str(folder / VOCAB_TENSORS))
         (folder / VOCAB_TENSORS).chmod(0o644)
         meta = {**self.info, "threshold": self.threshold, "captions": self.captions, "labels": self.labels}
+        if self.datasets is not None:
+            meta["datasets"] = self.datasets
         (folder / VOCAB_JSON).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
 
     def scores(self, queries):  # noqa: ANN001, ANN201
@@ -129,6 +135,15 @@ class Vocabulary:
             if len(out) == n:
                 break
         return out
+
+    def dataset_of(self, query) -> str | None:  # noqa: ANN001
+        """The training dataset of the caption nearest to a unit-vector query [D] (None: one dataset only).
+
+        What a ``by_prompt`` guider routes on (:mod:`guiders`): the datasets of a model trained on several were
+        learnt to different degrees and want different guidance."""
+        if self.datasets is None:
+            return None
+        return self.datasets[int((self.embeddings @ query).argmax())]
 
     def check(self, prompt: str, encoder) -> PromptWarning | None:  # noqa: ANN001
         q = sentence_embeddings(encoder, [prompt])

@@ -196,6 +196,43 @@ class SaladPipeline(GenerationMixin, EditMixin, RealMotionMixin, MotionPriorMixi
         found = (self._vocabulary.check(p, self.text_encoder) for p in dict.fromkeys(p for p in prompts if _valid(p)))
         return [w for w in found if w is not None]
 
+    def prompt_routes(self, prompts: list[str | None]) -> list[str | None]:
+        """Each prompt's route for a ``by_prompt`` guider: the dataset of its nearest training caption
+        (:meth:`novelty.Vocabulary.dataset_of`); None for raw text features and models without one."""
+        from .novelty import sentence_embeddings
+
+        self.prompt_warnings()  # loads the vocabulary once (or None)
+        vocab = self._vocabulary
+        if vocab is None or vocab.datasets is None:
+            return [None] * len(prompts)
+        known = list(dict.fromkeys(p for p in prompts if _valid(p)))
+        cache = self.__dict__.setdefault("_route_cache", {})
+        if len(cache) > 4096:  # a long session's prompts: start over rather than grow without end
+            cache.clear()
+        todo = [p for p in known if p not in cache]
+        if todo:
+            for p, q in zip(todo, sentence_embeddings(self.text_encoder, todo), strict=True):
+                cache[p] = vocab.dataset_of(q)
+        return [cache.get(p) if _valid(p) else None for p in prompts]
+
+    def guider_for(self, prompts: list[str | None], guidance: float, spec: dict | str | None = None):  # noqa: ANN201
+        """The guider that combines the CFG halves of ``prompts`` at nominal ``guidance`` (``spec``: a
+        :func:`guiders.make_guider` spec; None: the model's ``info.guider``) and each row's route (None when
+        not routed). None: plain CFG at ``guidance``. A ``by_prompt`` spec picks each prompt's guider from its
+        route, its scales multiplied by ``guidance`` / the model's default (guidance 1: unguided)."""
+        from .guiders import is_routed, make_guider, routed_guider
+
+        spec = self.default_guider if spec is None else spec
+        try:
+            if not is_routed(spec):
+                return make_guider(spec, guidance), None
+            if guidance == 1.0:
+                return None, None
+            routes = self.prompt_routes(prompts)
+            return routed_guider(spec, routes, guidance / self.default_guidance), routes
+        except ValueError as e:
+            raise InputError(str(e)) from None
+
     @staticmethod
     def check_sampling(guidance: float, steps: int, scheduler: str) -> None:
         R.check_sampling(guidance, steps, scheduler)

@@ -5,7 +5,16 @@ import pytest
 import torch
 from test_sampling import TextScaledDenoiser, _context, alphas_cumprod
 
-from salad_model.runtime.guiders import APG, CFG, IntervalCFG, RescaledCFG, make_guider
+from salad_model.runtime.guiders import (
+    APG,
+    CFG,
+    IntervalCFG,
+    RescaledCFG,
+    RowGuiders,
+    make_guider,
+    route_guider,
+    routed_guider,
+)
 from salad_model.runtime.requests import InputError
 from salad_model.runtime.sampling import sample
 
@@ -165,3 +174,106 @@ def test_an_edit_leaves_out_the_unconditional_rows_where_the_guider_does_not_gui
     edit_calls = sizes[-4:]  # the edit's own 4 steps (a generation of the source may come first)
     assert edit_calls[0] == edit_calls[1] and edit_calls[2] == edit_calls[3]
     assert edit_calls[2] - edit_calls[0] == 2  # src_u and edit_u, on the guided steps only
+
+
+ROUTED = {"kind": "by_prompt", "default": {"kind": "cfg", "scale": 2.5},
+          "routes": {"new": {"kind": "interval", "scale": 7.0, "start_at": 0.0, "stop_at": 0.5, "outside": 2.5}}}
+
+
+def test_a_routed_spec_gives_each_route_its_own_absolute_scales_times_the_guidance_factor() -> None:
+    assert route_guider(ROUTED, None) == CFG(2.5) and route_guider(ROUTED, "other") == CFG(2.5)
+    assert route_guider(ROUTED, "new") == IntervalCFG(7.0, start_at=0.0, stop_at=0.5, outside=2.5)
+    assert route_guider(ROUTED, "new", 2.0) == IntervalCFG(14.0, start_at=0.0, stop_at=0.5, outside=5.0)
+    assert routed_guider(ROUTED, ["a", None]) == CFG(2.5)  # one guider when every row takes the same one
+    rows = routed_guider(ROUTED, ["new", None])
+    assert isinstance(rows, RowGuiders) and rows.rows == [route_guider(ROUTED, "new"), CFG(2.5)]
+    for bad, words in [({**ROUTED, "default": {"kind": "cfg"}}, "needs its own finite positive 'scale'"),
+                       ({"kind": "by_prompt", "routes": {}}, "needs a 'default'"),
+                       ({**ROUTED, "extra": 1}, "needs a 'default'"),
+                       ({**ROUTED, "routes": {"new": {"kind": "by_prompt", "scale": 2.0}}}, "do not nest")]:
+        with pytest.raises(ValueError, match=words):
+            route_guider(bad, "new")
+
+
+def test_row_guiders_give_each_row_what_its_own_guider_gives_it_alone() -> None:
+    """Row b of a mixed batch = its guider on that row alone (exact), on guided and unguided steps of the
+    interval; a step is guided when any row's guider guides it."""
+    v_u, v_c, z = _pair(3, (2, 5, 7, 4))
+    a = alphas_cumprod()[500]
+    inner = IntervalCFG(7.0, start_at=0.0, stop_at=0.5, outside=1.0)
+    rows = RowGuiders([inner, CFG(2.5)])
+    valid = torch.ones(2, 5, dtype=torch.bool)
+    got = rows(v_u, v_c, z, a, 0, 4, valid)  # inside the interval
+    assert torch.equal(got[0:1], inner(v_u[0:1], v_c[0:1], z[0:1], a, 0, 4, valid[0:1]))
+    assert torch.equal(got[1:2], CFG(2.5)(v_u[1:2], v_c[1:2], z[1:2], a, 0, 4, None))
+    got = rows(v_u, v_c, z, a, 3, 4, None)  # outside (1): the conditional half alone, as the sampler gives it
+    assert torch.equal(got[0], v_c[0]) and torch.equal(got[1:2], CFG(2.5)(v_u[1:2], v_c[1:2], z[1:2], a, 3, 4, None))
+    assert rows.guided(3, 4) and not RowGuiders([inner, CFG(1.0)]).guided(3, 4)
+
+
+@pytest.fixture()
+def routed_pipeline(tiny_pipeline):
+    """The tiny pipeline with a two-dataset vocabulary and the routed guider as its model's default."""
+    from salad_model.runtime.novelty import Vocabulary, anchor_embedding, sentence_embeddings
+
+    caps = ["a person walks forward", "a person does a backflip"]
+    enc = tiny_pipeline.text_encoder
+    tiny_pipeline.prompt_warnings()  # the attribute exists from here on
+    saved = tiny_pipeline._vocabulary
+    tiny_pipeline._vocabulary = Vocabulary(caps, ["walk", "backflip"], sentence_embeddings(enc, caps),
+                                           anchor_embedding(enc), -9.0, datasets=["old", "new"])
+    tiny_pipeline.__dict__.pop("_route_cache", None)
+    tiny_pipeline.info["guider"] = ROUTED
+    try:
+        yield tiny_pipeline
+    finally:
+        tiny_pipeline._vocabulary = saved
+        tiny_pipeline.__dict__.pop("_route_cache", None)
+        del tiny_pipeline.info["guider"]
+        tiny_pipeline.clear_cache()
+
+
+def test_a_mixed_batch_gives_each_prompt_the_motion_its_route_gives_it_alone(routed_pipeline) -> None:
+    """Prompts routed by their nearest training caption's dataset; in one batch each clip equals the clip
+    generated alone with its route's guider named explicitly (1e-5: batched GEMMs may round differently), the
+    two routes differ, and each clip's metadata names its route and scale."""
+    pipe = routed_pipeline
+    prompts = ["a person does a backflip", "a person walks forward"]
+    assert pipe.prompt_routes(prompts + [None]) == ["new", "old", None]
+    kw = dict(frames=[40, 40], seeds=[5, 5], steps=4)
+    both = pipe.generate_batch(prompts, **kw)
+    alone = [pipe.generate_batch([p], frames=[40], seeds=[5], steps=4, guidance=g, guider=spec)[0]
+             for p, g, spec in [(prompts[0], 7.0, {"kind": "interval", "start_at": 0.0, "stop_at": 0.5,
+                                                    "outside": 2.5}),
+                                (prompts[1], 2.5, "cfg")]]
+    for b, a in zip(both, alone, strict=True):
+        torch.testing.assert_close(torch.as_tensor(b.latent), torch.as_tensor(a.latent), rtol=0, atol=1e-5)
+    same_noise_other_route = pipe.generate_batch([prompts[0]], frames=[40], seeds=[5], steps=4, guidance=2.5,
+                                                 guider="cfg")[0]
+    assert (torch.as_tensor(both[0].latent) - torch.as_tensor(same_noise_other_route.latent)).abs().max() > 1e-3
+    assert both[0].meta["guider"]["route"] == "new" and both[0].meta["guider"]["scale"] == 7.0
+    assert both[1].meta["guider"] == {"kind": "cfg", "scale": 2.5, "route": "old"}
+    assert both[0].meta["guidance"] == pipe.default_guidance  # the nominal guidance the user asked for
+
+
+def test_guidance_scales_every_route_and_guidance_one_is_unguided(routed_pipeline) -> None:
+    pipe = routed_pipeline
+    double = pipe.generate_batch(["a person walks forward"], frames=[40], seeds=[2], steps=4,
+                                 guidance=2 * pipe.default_guidance)[0]
+    assert double.meta["guider"]["scale"] == 5.0
+    named = pipe.generate_batch(["a person walks forward"], frames=[40], seeds=[2], steps=4, guidance=5.0,
+                                guider="cfg")[0]
+    torch.testing.assert_close(torch.as_tensor(double.latent), torch.as_tensor(named.latent), rtol=0, atol=0)
+    one = pipe.generate_batch(["a person does a backflip"], frames=[40], seeds=[2], steps=4, guidance=1.0)[0]
+    assert "guider" not in one.meta
+
+
+def test_an_edit_uses_its_source_prompts_route(routed_pipeline) -> None:
+    """The edit starts from what generate() showed for a routed prompt (1e-4) and records that route, though
+    its edited prompt alone would take the other one."""
+    pipe = routed_pipeline
+    shown = pipe.generate("a person does a backflip", frames=40, seed=3, steps=4)
+    edited, src = pipe.edit("a person does a backflip", frames=40, seed=3, steps=4,
+                            edit_prompt="a person walks forward", return_source=True)
+    torch.testing.assert_close(torch.as_tensor(src.latent), torch.as_tensor(shown.latent), rtol=0, atol=1e-4)
+    assert edited.meta["guider"]["route"] == shown.meta["guider"]["route"] == "new"
