@@ -45,6 +45,7 @@ class CFG:
     scale: float
 
     kind = "cfg"
+    per_step_scale = True  # its combination is CFG at a scale per step: it also guides inpainting (shots)
 
     def start(self) -> None:
         """Called before the first step (guiders with state reset it here)."""
@@ -56,6 +57,10 @@ class CFG:
     def __call__(self, v_u: torch.Tensor, v_c: torch.Tensor, z: torch.Tensor, alpha_bar: torch.Tensor,
                  i: int, n: int, valid: torch.Tensor | None) -> torch.Tensor:
         return v_u + self.scale * (v_c - v_u)
+
+    def scale_at(self, i: int, n: int) -> float:
+        """The CFG scale of step ``i`` of ``n`` (guiders with ``per_step_scale`` only)."""
+        return self.scale
 
     def spec(self) -> dict[str, Any]:
         """The settings as a config's ``info.guider`` holds them (``scale`` comes from the guidance)."""
@@ -84,6 +89,7 @@ class APG(CFG):
     momentum: float | None = None
 
     kind = "apg"
+    per_step_scale = False
 
     def start(self) -> None:
         from diffusers.guiders.adaptive_projected_guidance import MomentumBuffer
@@ -110,6 +116,7 @@ class RescaledCFG(CFG):
     phi: float = 0.7
 
     kind = "rescale"
+    per_step_scale = False
 
     def __call__(self, v_u, v_c, z, alpha_bar, i, n, valid):
         from diffusers.guiders.guider_utils import rescale_noise_cfg
@@ -142,9 +149,11 @@ class IntervalCFG(CFG):
     def guided(self, i, n):
         return (self.scale if self._inside(i, n) else self.outside) != 1.0
 
+    def scale_at(self, i, n):
+        return self.scale if self._inside(i, n) else self.outside
+
     def __call__(self, v_u, v_c, z, alpha_bar, i, n, valid):
-        w = self.scale if self._inside(i, n) else self.outside
-        return v_u + w * (v_c - v_u)
+        return v_u + self.scale_at(i, n) * (v_c - v_u)
 
 
 _CLASSES: dict[str, type[CFG]] = {c.kind: c for c in (CFG, APG, RescaledCFG, IntervalCFG)}
@@ -191,6 +200,7 @@ class RowGuiders:
     rows: list[CFG]
 
     kind = ROUTED
+    per_step_scale = False  # a batch of prompts: inpainting samples one prompt at a time
 
     def start(self) -> None:
         for g in self.rows:

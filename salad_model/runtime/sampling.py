@@ -101,10 +101,12 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
     ``guided_steps`` limits guidance to the first that many steps; later steps run the conditional half alone
     (half the work: the coarse motion is settled early, the last steps only refine it — fast mode).
     ``guider`` (:mod:`guiders`) combines the two halves instead of plain CFG at ``guidance`` (it carries its
-    own scale) and may leave steps unguided; None is plain CFG. Not with ``inpaint`` (it guides itself).
+    own scale) and may leave steps unguided; None is plain CFG. With ``inpaint`` only a guider that is CFG at a
+    scale per step (``per_step_scale``: cfg, interval), applied through ``inpaint.guide``.
     """
-    if guider is not None and inpaint is not None:
-        raise ValueError("a guider cannot be combined with inpainting (shots guide through Inpainting.guide)")
+    if guider is not None and inpaint is not None and not guider.per_step_scale:
+        raise ValueError(f"a {guider.kind!r} guider cannot be combined with inpainting (shots guide through "
+                         "Inpainting.guide: only guiders that are CFG at a scale per step, cfg and interval)")
     sched = make_scheduler(scheduler, diffusion)
     sched.set_timesteps(steps)
     mask = None if len_mask is None else len_mask[:, :, None, None].to(z_T.dtype)
@@ -142,7 +144,9 @@ def sample(denoiser: Denoiser, z_T: torch.Tensor, cond: TextContext, uncond: Tex
                 v = denoiser(x_in, t, ctx, lm)
                 if step_cfg:
                     v_u, v_c = v.chunk(2)
-                    if guider is not None:
+                    if guider is not None and inpaint is not None:  # the guider's scale, inpainting's weights
+                        v = inpaint.guide(v_u, v_c, guider.scale_at(i, n))
+                    elif guider is not None:
                         v = guider(v_u, v_c, z, sched.alphas_cumprod[int(t)].to(z), i, n, len_mask)
                     else:
                         v = v_u + guidance * (v_c - v_u) if inpaint is None else inpaint.guide(v_u, v_c, guidance)

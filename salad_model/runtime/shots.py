@@ -276,9 +276,12 @@ class ShotDirector:
             cond, null, proc = blended_window(self, prev, prompt, t_lat)
         elif prev is not None and self.reweight is not None:
             proc = reweight_processor(self, prev[1], prompt, t_lat)
+        guide, _ = pipe.guider_for([prompt], self.guidance)  # the model's guider, as generate() has it
+        if guide is not None and not guide.per_step_scale:  # (APG, rescale: plain CFG at the guidance, as before)
+            guide = None
         with torch.inference_mode(), processor_installed(pipe.denoiser, proc) if proc else nullcontext():
             return sample(pipe.denoiser, z_T, cond, null, self.guidance, self.steps, self.scheduler, None, callback,
-                          diffusion=pipe.bundle.diffusion, inpaint=inp)
+                          diffusion=pipe.bundle.diffusion, inpaint=inp, guider=guide)
 
     def _extend(self, latent: torch.Tensor | None, prompt: str, new_total: int, seg_seed: int, segment: int,
                 progress: _Progress, windows: list[dict], prev_prompt: str | None = None) -> torch.Tensor:
@@ -365,6 +368,8 @@ class ShotDirector:
         True on continuations, in-betweens and part regenerations, where it does nothing; their older metadata
         with it still makes a director: the option is accepted and unused there)."""
         meta = self.pipe._meta(prompt, seed, frames, self.guidance, self.steps, self.scheduler)
+        if self.pipe.default_guider is not None:  # each window's prompt took its guider from it (_sample)
+            meta["guider"] = self.pipe.default_guider
         options = self.options()
         if kind != "compose":
             del options["trim_last"]
